@@ -1,0 +1,275 @@
+"""The declarative layer catalog: one YAML file per layer in ``layers/``, read once into a registry.
+
+The catalog is the single source of truth for the pipelines (what a file must contain), the database
+(which table and columns exist), the API (what a collection offers and who may see it) and the map
+(titles, style, grouping). Layers differ by declaration, not by code.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: columns every layer table has besides its declared fields
+SYSTEM_COLUMNS = ("id", "feature_key", "geom", "geom_3857", "outside_district", "batch_id", "updated_at")
+LAYER_SCHEMA = "cim"
+
+
+class FieldType(str, Enum):
+    """Attribute types a layer field may declare, with their PostgreSQL column types."""
+
+    text = "text"
+    integer = "integer"
+    bigint = "bigint"
+    float = "float"
+    boolean = "boolean"
+    date = "date"
+    timestamp = "timestamp"
+    json = "json"
+
+    @property
+    def sql(self) -> str:
+        """PostgreSQL column type."""
+        return {
+            "text": "text",
+            "integer": "integer",
+            "bigint": "bigint",
+            "float": "double precision",
+            "boolean": "boolean",
+            "date": "date",
+            "timestamp": "timestamptz",
+            "json": "jsonb",
+        }[self.value]
+
+
+class Access(str, Enum):
+    """Who may read a layer: everybody, any authenticated user, or roles granted restricted data."""
+
+    public = "public"
+    internal = "internal"
+    restricted = "restricted"
+
+
+class GeometryType(str, Enum):
+    """Geometry type of a layer's ``geom`` column (always EPSG:4326 in the database)."""
+
+    Point = "Point"
+    LineString = "LineString"
+    Polygon = "Polygon"
+    MultiPoint = "MultiPoint"
+    MultiLineString = "MultiLineString"
+    MultiPolygon = "MultiPolygon"
+
+    @property
+    def is_point(self) -> bool:
+        """Tell whether features are points."""
+        return self in (GeometryType.Point, GeometryType.MultiPoint)
+
+
+class FieldSpec(BaseModel):
+    """One attribute of a layer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: FieldType = FieldType.text
+    required: bool = False
+    personal: bool = Field(default=False, description="Personal data: never served without the `personal_data` scope.")
+    title_zh: str
+    title_en: str
+    description: str | None = None
+    enum: list[Any] | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    aliases: list[str] = Field(default_factory=list, description="Other column names accepted on ingest.")
+
+    @field_validator("name")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        if not IDENT.match(v) or v in SYSTEM_COLUMNS:
+            raise ValueError(f"field name {v!r} must match {IDENT.pattern} and not be a system column")
+        return v
+
+    @field_validator("pattern")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            re.compile(v)
+        return v
+
+
+class Style(BaseModel):
+    """Default map style of a layer (deck.gl conventions: RGBA 0-255, radius in pixels)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fill: list[int] = Field(default_factory=lambda: [30, 120, 200, 180])
+    line: list[int] = Field(default_factory=lambda: [255, 255, 255, 200])
+    line_width: float = 1.0
+    radius: float = 3.0
+    min_zoom: int = 0
+    visible: bool = True
+    group: str = "基础"
+
+
+class Target(BaseModel):
+    """The plan indicator(s) a layer feeds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    indicators: list[str] = Field(default_factory=list)
+
+
+class LayerSpec(BaseModel):
+    """Declaration of one layer: the file ``layers/<id>.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    table: str
+    title_zh: str
+    title_en: str
+    description_zh: str | None = None
+    description_en: str | None = None
+    geometry: GeometryType
+    access: Access = Access.public
+    kind: Literal["source", "derived"] = Field(
+        default="source", description="`derived` layers are written by the indicator engine, not ingested."
+    )
+    key: list[str] = Field(
+        default_factory=list,
+        description="Natural key fields; empty means features are keyed by a hash of geometry and attributes.",
+    )
+    time_field: str | None = None
+    label_field: str | None = None
+    fields: list[FieldSpec]
+    style: Style = Field(default_factory=Style)
+    plan: Target = Field(default_factory=Target)
+    default_crs: str = Field(default="wgs84", description="Source CRS assumed by `cim ingest` when --crs is not given.")
+    check_district: bool = Field(default=True, description="Flag features outside the Minhang outline.")
+
+    @field_validator("id", "table")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        if not IDENT.match(v):
+            raise ValueError(f"{v!r} must match {IDENT.pattern}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LayerSpec:
+        names = [f.name for f in self.fields]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"layer {self.id}: duplicate fields {sorted(dupes)}")
+        for ref in [*self.key, self.time_field, self.label_field]:
+            if ref is not None and ref not in names:
+                raise ValueError(f"layer {self.id}: {ref!r} is not a declared field")
+        return self
+
+    # -- conveniences ----------------------------------------------------------------------------
+    @property
+    def qualified_table(self) -> str:
+        """Schema-qualified, quoted table name (identifiers are validated, so quoting is safe)."""
+        return f'"{LAYER_SCHEMA}"."{self.table}"'
+
+    def field(self, name: str) -> FieldSpec:
+        """Return the declared field ``name`` or raise KeyError."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def field_names(self) -> list[str]:
+        """Names of the declared fields in declaration order."""
+        return [f.name for f in self.fields]
+
+    @property
+    def personal_fields(self) -> list[str]:
+        """Names of the personal-data fields."""
+        return [f.name for f in self.fields if f.personal]
+
+    def public_fields(self, *, personal_data: bool) -> list[FieldSpec]:
+        """Fields a caller may see: personal ones only with the personal-data scope."""
+        return [f for f in self.fields if personal_data or not f.personal]
+
+
+class Catalog:
+    """The registry of layers, keyed by id."""
+
+    def __init__(self, layers: list[LayerSpec]):
+        self._layers = {layer.id: layer for layer in layers}
+        tables = [layer.table for layer in layers]
+        dupes = {t for t in tables if tables.count(t) > 1}
+        if dupes:
+            raise ValueError(f"layers share tables: {sorted(dupes)}")
+
+    def __iter__(self):
+        return iter(self._layers.values())
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __contains__(self, layer_id: object) -> bool:
+        return layer_id in self._layers
+
+    def get(self, layer_id: str) -> LayerSpec:
+        """Return the layer ``layer_id`` or raise UnknownLayerError."""
+        try:
+            return self._layers[layer_id]
+        except KeyError:
+            raise UnknownLayerError(layer_id, sorted(self._layers)) from None
+
+    @property
+    def ids(self) -> list[str]:
+        """Layer ids in catalog order."""
+        return list(self._layers)
+
+
+class UnknownLayerError(KeyError):
+    """A layer id that the catalog does not declare."""
+
+    def __init__(self, layer_id: str, known: list[str]):
+        super().__init__(layer_id)
+        self.layer_id = layer_id
+        self.known = known
+
+    def __str__(self) -> str:
+        return f"unknown layer {self.layer_id!r}; known layers: {', '.join(self.known)}"
+
+
+def load_catalog(folder: Path | None = None) -> Catalog:
+    """Read every ``*.yaml`` in the catalog folder, validated; errors name the file."""
+    if folder is None:
+        import layers
+
+        folder = Path(layers.__file__).resolve().parent
+    specs: list[LayerSpec] = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            spec = LayerSpec.model_validate(data)
+        except Exception as exc:  # report which declaration is wrong
+            raise ValueError(f"{path}: invalid layer declaration: {exc}") from exc
+        if spec.id != path.stem:
+            raise ValueError(f"{path}: layer id {spec.id!r} must equal the file name")
+        specs.append(spec)
+    order = {name: i for i, name in enumerate(LAYER_ORDER)}
+    specs.sort(key=lambda s: (order.get(s.id, len(order)), s.id))
+    return Catalog(specs)
+
+
+#: display / listing order: base first, then the address base, then devices, then derived layers
+LAYER_ORDER = [
+    "district", "towns", "planning_zones", "key_areas", "main_roads",
+    "addresses", "houses", "organisations", "people",
+    "cameras", "base_stations", "iot_nodes", "waterlogging_sensors", "charging_stations", "smart_poles",
+    "smart_lockers", "metro_stations", "metro_entrances", "bus_stops", "underground_spaces",
+]

@@ -1,0 +1,88 @@
+"""Service settings, read from the environment (prefix ``CIM_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Environment(str, Enum):
+    """Where the service runs; production refuses development defaults."""
+
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class Settings(BaseSettings):
+    """All configuration of one service process.
+
+    Nothing reads the environment at import time: build ``Settings()`` where it is needed and pass it
+    down (``create_app(settings)``, ``cim`` commands), so tests can run against their own database.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CIM_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.development
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL + PostGIS URL; unset means the project-local cluster (`cim db start`).",
+    )
+    home: Path = Field(default=PROJECT_ROOT / ".cim", description="Project-local state: database cluster, caches.")
+    local_db_port: int = Field(default=54329, ge=1024, le=65535)
+    layers_dir: Path | None = Field(default=None, description="Layer catalog folder; default: the `layers` package.")
+
+    # API behaviour
+    default_limit: int = Field(default=100, ge=1)
+    max_limit: int = Field(default=10_000, ge=1)
+    statement_timeout_ms: int = Field(default=15_000, ge=100)
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    tile_cache: bool = Field(default=True, description="CIM_TILE_CACHE=off disables the server-side tile cache.")
+    tile_cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    max_features_per_tile: int = Field(default=20_000, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)
+    log_json: bool = True
+
+    # Indicator defaults
+    g5_macro_radius_m: float = Field(default=250.0, gt=0)
+    g5_small_radius_m: float = Field(default=100.0, gt=0)
+    sensor_site_radius_m: float = Field(default=50.0, gt=0)
+
+    @field_validator("tile_cache", mode="before")
+    @classmethod
+    def _on_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in {"on", "off"}:
+            return value.strip().lower() == "on"
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.default_limit > self.max_limit:
+            raise ValueError("CIM_DEFAULT_LIMIT must not exceed CIM_MAX_LIMIT")
+        if self.environment is Environment.production and not self.database_url:
+            raise ValueError("production needs CIM_DATABASE_URL; the project-local cluster is for development")
+        return self
+
+    @cached_property
+    def catalog_dir(self) -> Path:
+        """Folder of the declarative layer catalog."""
+        if self.layers_dir is not None:
+            return self.layers_dir
+        import layers
+
+        return Path(layers.__file__).resolve().parent
+
+    def resolved_database_url(self) -> str:
+        """Database URL: the configured one or the project-local cluster's."""
+        if self.database_url:
+            return self.database_url
+        from cim_service.localdb import LocalCluster
+
+        return LocalCluster.from_settings(self).url()
