@@ -1,0 +1,74 @@
+"""FastAPI application factory: ``create_app(settings)``.
+
+Nothing is built at import time. The lifespan opens one asyncpg pool per process (kept on ``app.state.pool``),
+reads the layer catalog once (``app.state.catalog``) and closes the pool on shutdown. Routers are discovered
+from ``ROUTER_MODULES``: each module exposes ``router: APIRouter`` and, optionally, ``async def startup(app)`` /
+``async def shutdown(app)`` hooks run in the lifespan (tile cache listeners, indicator engine).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cim_service import __version__
+from cim_service.catalog import load_catalog
+from cim_service.db import create_pool
+from cim_service.settings import Settings
+
+#: router modules, in the order their routes are matched
+ROUTER_MODULES = (
+    "cim_service.routes.ops",
+    "cim_service.routes.features",
+    "cim_service.routes.tiles",
+    "cim_service.routes.indicators",
+    "cim_service.routes.map",
+)
+
+
+def _router_modules() -> list:
+    modules = []
+    for name in ROUTER_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            modules.append(importlib.import_module(name))
+    return modules
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service application for ``settings`` (default: from the environment)."""
+    settings = settings or Settings()
+    modules = _router_modules()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool = await create_pool(settings)
+        try:
+            for module in modules:
+                hook = getattr(module, "startup", None)
+                if hook is not None:
+                    await hook(app)
+            yield
+        finally:
+            for module in reversed(modules):
+                hook = getattr(module, "shutdown", None)
+                if hook is not None:
+                    await hook(app)
+            await app.state.pool.close()
+
+    app = FastAPI(
+        title="Minhang CIM 闵行区CIM一张图",
+        version=__version__,
+        description="OGC API Features and Tiles, plan indicators and the CIM一张图 web map for Minhang District.",
+        lifespan=lifespan,
+        openapi_url="/api",
+        docs_url="/api.html",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.catalog = load_catalog(settings.catalog_dir)
+    for module in modules:
+        app.include_router(module.router)
+    return app

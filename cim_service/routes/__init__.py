@@ -1,0 +1,1 @@
+"""HTTP routers; each module exposes `router: APIRouter`."""
