@@ -1,0 +1,56 @@
+"""The embedded default database: a project-local cluster created, started, stopped from the CLI."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import sqlalchemy as sa
+
+from cim_service.db import make_engine
+from cim_service.localdb import LocalCluster
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cim(args, env):
+    return subprocess.run([sys.executable, "-m", "cim_service", *args], capture_output=True, text=True, env=env,
+                          timeout=180)
+
+
+def test_cli_creates_starts_and_stops_a_local_postgis_cluster(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "CIM_HOME": str(tmp_path / "home"), "CIM_LOCAL_DB_PORT": str(port)}
+    env.pop("CIM_DATABASE_URL", None)
+    try:
+        started = _cim(["db", "start"], env)
+        assert started.returncode == 0, started.stderr
+        url = started.stdout.strip().splitlines()[-1]
+        assert url == f"postgresql://cim@127.0.0.1:{port}/cim"
+        eng = make_engine(url)
+        with eng.connect() as conn:
+            assert conn.execute(sa.text("SELECT postgis_lib_version()")).scalar_one().startswith("3.")
+            assert conn.execute(sa.text("SHOW listen_addresses")).scalar_one() == "127.0.0.1"
+            datadir = conn.execute(sa.text("SHOW data_directory")).scalar_one()
+        eng.dispose()
+        assert datadir == str(tmp_path / "home" / "pgdata")
+        # starting again is a no-op that prints the same URL
+        again = _cim(["db", "start"], env)
+        assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == url
+        status = _cim(["db", "status"], env)
+        assert "running: True" in status.stdout
+    finally:
+        stopped = _cim(["db", "stop"], env)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert not LocalCluster(home=tmp_path / "home", port=port).is_running()
+
+
+def test_db_start_refuses_when_a_database_url_is_configured(tmp_path):
+    env = {**os.environ, "CIM_HOME": str(tmp_path), "CIM_DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}
+    res = _cim(["db", "start"], env)
+    assert res.returncode == 1
+    assert "CIM_DATABASE_URL is set" in res.stderr
