@@ -2,8 +2,9 @@
 
 Nothing is built at import time. The lifespan opens one asyncpg pool per process (kept on ``app.state.pool``),
 reads the layer catalog once (``app.state.catalog``) and closes the pool on shutdown. Routers are discovered
-from ``ROUTER_MODULES``: each module exposes ``router: APIRouter`` and, optionally, ``async def startup(app)`` /
-``async def shutdown(app)`` hooks run in the lifespan (tile cache listeners, indicator engine).
+from ``ROUTER_MODULES``: each module exposes ``router: APIRouter`` and, optionally,
+``async def startup(app)`` / ``async def shutdown(app)`` hooks run in the lifespan (tile cache listeners,
+indicator engine).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from fastapi import FastAPI
 from cim_service import __version__
 from cim_service.catalog import load_catalog
 from cim_service.db import create_pool
+from cim_service.errors import install_error_handlers
+from cim_service.metrics import RequestObserver
 from cim_service.settings import Settings
 
 #: router modules, in the order their routes are matched
@@ -61,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Minhang CIM 闵行区CIM一张图",
         version=__version__,
-        description="OGC API Features and Tiles, plan indicators and the CIM一张图 web map for Minhang District.",
+        description=("OGC API Features and Tiles, plan indicators and the CIM一张图 web map "
+                     "for Minhang District."),
         lifespan=lifespan,
         openapi_url="/api",
         docs_url="/api.html",
@@ -69,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.catalog = load_catalog(settings.catalog_dir)
+    install_error_handlers(app)
+    app.add_middleware(RequestObserver, log_json=settings.log_json)
     for module in modules:
         app.include_router(module.router)
     return app

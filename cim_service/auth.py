@@ -1,0 +1,218 @@
+"""Access control: API keys, principals, roles and scopes, layer/field visibility, the access log.
+
+Callers send ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``. Keys are stored as sha256 hex in
+``cim_meta.api_key`` (with a short prefix to recognise them); lookups are cached in-process for
+:data:`KEY_CACHE_SECONDS`, so a revoked key is refused at the latest that many seconds later.
+
+Decisions (documented in docs/ARCHITECTURE.md):
+
+- No credentials → the anonymous principal (public layers only).
+- Credentials that are unknown or revoked → **401** (a wrong key is not silently downgraded to anonymous).
+- A layer the principal may not read → **404**, exactly like an unknown id, so that its existence is not
+  revealed; it is also absent from ``/collections`` listings.
+- Personal fields without the ``personal_data`` scope behave like unknown fields everywhere
+  (schema, queryables, ``properties``, ``filter``, ``sortby``: 400 "unknown property").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import asyncpg
+import sqlalchemy as sa
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+
+from cim_service.catalog import Access, FieldSpec, LayerSpec, UnknownLayerError
+from cim_service.db import run_with_retry
+from cim_service.errors import InvalidParameter, NotAuthenticated, NotFound
+
+#: scopes granted to each role
+ROLES: dict[str, frozenset[str]] = {
+    "analyst": frozenset({"internal"}),
+    "officer": frozenset({"internal", "restricted", "personal_data"}),
+    "admin": frozenset({"internal", "restricted", "personal_data", "admin"}),
+}
+KEY_PREFIX = "cim_"
+KEY_CACHE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a named API key with a role, or the anonymous caller."""
+
+    name: str
+    role: str
+    scopes: frozenset[str]
+
+    @property
+    def is_anonymous(self) -> bool:
+        """Tell whether no credentials were sent."""
+        return self.role == "anonymous"
+
+    def has(self, scope: str) -> bool:
+        """Tell whether the principal holds ``scope``."""
+        return scope in self.scopes
+
+
+ANONYMOUS = Principal(name="anonymous", role="anonymous", scopes=frozenset())
+
+# sha256 hex -> (principal or None for unknown/revoked, expiry monotonic time)
+_cache: dict[str, tuple[Principal | None, float]] = {}
+
+
+def hash_key(key: str) -> str:
+    """Return the sha256 hex digest of a clear API key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def clear_key_cache() -> None:
+    """Forget cached key lookups (after a revocation in the same process, and in tests)."""
+    _cache.clear()
+
+
+def _key_from_request(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        raise NotAuthenticated("Authorization header must be 'Bearer <api key>'",
+                               headers={"WWW-Authenticate": "Bearer"})
+    return None
+
+
+async def _lookup(pool: asyncpg.Pool, digest: str) -> Principal | None:
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit is not None and hit[1] > now:
+        return hit[0]
+
+    async def fetch(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        return await conn.fetchrow(
+            "SELECT name, role FROM cim_meta.api_key WHERE key_hash = $1 AND revoked_at IS NULL", digest
+        )
+
+    row = await run_with_retry(pool, fetch)
+    principal = None
+    if row is not None and row["role"] in ROLES:
+        principal = Principal(name=row["name"], role=row["role"], scopes=ROLES[row["role"]])
+    if len(_cache) > 10_000:
+        _cache.clear()
+    _cache[digest] = (principal, now + KEY_CACHE_SECONDS)
+    return principal
+
+
+async def get_principal(request: Request) -> Principal:
+    """Resolve the caller from ``X-API-Key`` or ``Authorization: Bearer``; anonymous without credentials."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    key = _key_from_request(request)
+    if key is None:
+        principal = ANONYMOUS
+    else:
+        principal = await _lookup(request.app.state.pool, hash_key(key))
+        if principal is None:
+            raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = principal
+    return principal
+
+
+def can_read_layer(spec: LayerSpec, principal: Principal) -> bool:
+    """Tell whether ``principal`` may read layer ``spec``."""
+    if spec.access is Access.public:
+        return True
+    if spec.access is Access.internal:
+        return principal.has("internal")
+    return principal.has("restricted")
+
+
+def visible_fields(spec: LayerSpec, principal: Principal) -> list[FieldSpec]:
+    """Fields of ``spec`` the principal may see: personal ones only with the ``personal_data`` scope."""
+    return spec.public_fields(personal_data=principal.has("personal_data"))
+
+
+def needs_audit(spec: LayerSpec, fields: Iterable[str]) -> bool:
+    """Tell whether reading ``fields`` of ``spec`` must be written to the access log."""
+    if spec.access is Access.restricted:
+        return True
+    personal = set(spec.personal_fields)
+    return any(f in personal for f in fields)
+
+
+async def resolve_layer(collectionId: str, request: Request,  # noqa: N803 - OGC path parameter name
+                        principal: Principal = Depends(get_principal)) -> LayerSpec:
+    """Resolve the path's collection id to a readable layer; 404 when unknown or not readable."""
+    try:
+        spec = request.app.state.catalog.get(collectionId)
+    except UnknownLayerError:
+        raise NotFound(f"collection {collectionId!r} not found") from None
+    if not can_read_layer(spec, principal):
+        raise NotFound(f"collection {collectionId!r} not found")
+    return spec
+
+
+async def log_access(pool: asyncpg.Pool, principal: Principal, spec: LayerSpec, action: str,
+                     fields: list[str], detail: dict, client: str | None) -> None:
+    """Write one row to ``cim_meta.access_log`` (who read what, when, from where)."""
+
+    async def insert(conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            "INSERT INTO cim_meta.access_log (principal, role, layer_id, action, fields, detail, client) "
+            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
+            principal.name, principal.role, spec.id, action, list(fields),
+            json.dumps(detail, ensure_ascii=False, default=str), client,
+        )
+
+    await run_with_retry(pool, insert)
+
+
+# -- key administration (synchronous: used by `cim keys`) ---------------------------------------
+
+def create_api_key(engine: Engine, name: str, role: str) -> str:
+    """Create a key for ``name`` with ``role``; return the clear key (shown once, stored only hashed)."""
+    if role not in ROLES:
+        raise InvalidParameter(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    if not name.strip():
+        raise InvalidParameter("key name must not be empty")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM cim_meta.api_key WHERE name = :n"), {"n": name}).first()
+        if exists:
+            raise InvalidParameter(f"a key named {name!r} already exists; revoke it or choose another name")
+        conn.execute(
+            sa.text("INSERT INTO cim_meta.api_key (name, key_prefix, key_hash, role) "
+                    "VALUES (:n, :p, :h, :r)"),
+            {"n": name, "p": key[: len(KEY_PREFIX) + 6], "h": hash_key(key), "r": role},
+        )
+    return key
+
+
+def list_api_keys(engine: Engine) -> list[dict]:
+    """Return every key's name, prefix, role, creation and revocation time (never the hash)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT name, key_prefix, role, created_at, revoked_at FROM cim_meta.api_key "
+            "ORDER BY created_at, name"
+        )).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def revoke_api_key(engine: Engine, name: str) -> bool:
+    """Revoke the key ``name``; return False when there is no active key of that name."""
+    with engine.begin() as conn:
+        row = conn.execute(sa.text(
+            "UPDATE cim_meta.api_key SET revoked_at = now() "
+            "WHERE name = :n AND revoked_at IS NULL RETURNING id"
+        ), {"n": name}).first()
+    clear_key_cache()
+    return row is not None

@@ -1,0 +1,138 @@
+"""Domain exceptions and their HTTP mapping, in one place.
+
+Every error a client sees is JSON ``{"code": ..., "description": ...}`` (the OGC API exception shape) with a
+status chosen here. Clients never see SQL text or tracebacks: unexpected exceptions are logged server-side
+and answered with a generic 500; database outages with 503; statement timeouts with 504.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cim_service.db import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class CimError(Exception):
+    """Base of the service's domain errors; ``status`` and ``code`` give the HTTP answer."""
+
+    status: int = 500
+    code: str = "ServerError"
+
+    def __init__(self, description: str, *, headers: dict[str, str] | None = None):
+        super().__init__(description)
+        self.description = description
+        self.headers = headers
+
+
+class InvalidParameter(CimError):
+    """A query parameter has an invalid value (the message names the parameter)."""
+
+    status = 400
+    code = "InvalidParameterValue"
+
+
+class NotFound(CimError):
+    """The requested collection or feature does not exist (or is not visible to the caller)."""
+
+    status = 404
+    code = "NotFound"
+
+
+class NotAuthenticated(CimError):
+    """The credentials sent are unknown or revoked."""
+
+    status = 401
+    code = "NotAuthenticated"
+
+
+class Forbidden(CimError):
+    """The caller is known but lacks the scope for this operation."""
+
+    status = 403
+    code = "Forbidden"
+
+
+class NotAcceptable(CimError):
+    """No representation matches the requested format."""
+
+    status = 406
+    code = "NotAcceptable"
+
+
+class ServiceUnavailable(CimError):
+    """The database is unreachable."""
+
+    status = 503
+    code = "ServiceUnavailable"
+
+
+class QueryTimeout(CimError):
+    """A query ran longer than the statement timeout."""
+
+    status = 504
+    code = "QueryTimeout"
+
+
+def error_response(status: int, code: str, description: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """Build the JSON error body."""
+    return JSONResponse({"code": code, "description": description}, status_code=status, headers=headers)
+
+
+async def _cim_error(request: Request, exc: CimError) -> JSONResponse:
+    return error_response(exc.status, exc.code, exc.description, exc.headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("query", "path", "header", "body")]
+        name = ".".join(loc) or "request"
+        parts.append(f"parameter {name!r}: {err.get('msg', 'invalid value')}")
+    return error_response(400, "InvalidParameterValue", "; ".join(parts) or "invalid request")
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {400: "InvalidParameterValue", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
+            405: "MethodNotAllowed", 406: "NotAcceptable"}.get(exc.status_code, "Error")
+    detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+    return error_response(exc.status_code, code, detail, getattr(exc, "headers", None))
+
+
+async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return error_response(503, "ServiceUnavailable", "the database is temporarily unavailable; retry shortly",
+                          {"Retry-After": "5"})
+
+
+async def _timeout(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(504, "QueryTimeout",
+                          "the query took longer than the statement timeout; narrow it (bbox, filter, limit)")
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "ServerError", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the exception handlers of the service on ``app``."""
+    app.add_exception_handler(CimError, _cim_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DatabaseUnavailable, _db_unavailable)
+    app.add_exception_handler(asyncpg.exceptions.QueryCanceledError, _timeout)
+    app.add_exception_handler(TimeoutError, _timeout)
+    app.add_exception_handler(asyncpg.exceptions.PostgresConnectionError, _db_unavailable)
+    app.add_exception_handler(asyncpg.exceptions.CannotConnectNowError, _db_unavailable)
+    app.add_exception_handler(asyncpg.exceptions.TooManyConnectionsError, _db_unavailable)
+    app.add_exception_handler(asyncpg.exceptions.PostgresError, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
