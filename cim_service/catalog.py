@@ -272,4 +272,5 @@ LAYER_ORDER = [
     "addresses", "houses", "organisations", "people",
     "cameras", "base_stations", "iot_nodes", "waterlogging_sensors", "charging_stations", "smart_poles",
     "smart_lockers", "metro_stations", "metro_entrances", "bus_stops", "underground_spaces",
+    "gap_camera_hex", "gap_charging", "gap_5g", "gap_unsensored_sites", "suggested_sites",
 ]
