@@ -1,0 +1,421 @@
+"""Load validated features into a layer table: COPY into a staging table, then one upsert, in one transaction.
+
+The contract (see ``docs/ARCHITECTURE.md``):
+
+- input frames are already in EPSG:4326 and validated; their columns are declared field names (missing ones
+  load as NULL) plus ``geometry``;
+- ``feature_key`` is the layer's natural key (its ``key`` fields joined with ``|``) or, for layers without
+  a key, a sha1 of the rounded geometry and the sorted attributes; in-file duplicates keep the first row;
+- rows upsert on ``feature_key``; rows whose content is identical are not rewritten (counted ``unchanged``);
+- the batch row, the rejects, the upsert and :func:`cim_service.migrate.bump_layer_state` share one
+  transaction, so a killed process leaves nothing behind;
+- a file whose sha256 was the layer's last committed load, with the same source CRS and nothing written
+  to the layer since, is not loaded again (status ``unchanged``, no new version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas
+import numpy as np
+import pandas as pd
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from cim_service.catalog import FieldType, LayerSpec
+from cim_service.migrate import bump_layer_state
+from cim_service.models import META_SCHEMA
+
+log = logging.getLogger(__name__)
+
+STAGE = "_cim_stage"
+SRC = "_cim_src"
+#: grid of the geometry hash used as feature key of layers without a natural key (~1 cm)
+KEY_PRECISION = 1e-7
+_MULTI = {"Point": "MultiPoint", "LineString": "MultiLineString", "Polygon": "MultiPolygon"}
+
+
+@dataclass
+class Reject:
+    """One row that could not be loaded, and why."""
+
+    row_number: int | None
+    field: str | None
+    reason: str
+    raw: dict | None = None
+
+
+@dataclass
+class LoadResult:
+    """What one load did."""
+
+    batch_id: int
+    layer_id: str
+    status: str  # 'committed' | 'unchanged' | 'failed'
+    rows_read: int
+    inserted: int
+    updated: int
+    unchanged: int
+    rejected: int
+    duplicates: int
+    outside: int
+    version: int | None
+
+    @property
+    def loaded(self) -> int:
+        """Rows written or confirmed (inserted + updated + unchanged)."""
+        return self.inserted + self.updated + self.unchanged
+
+
+class LoadError(RuntimeError):
+    """The database refused the load; nothing was written."""
+
+
+def load_geodataframe(
+    engine: Engine,
+    spec: LayerSpec,
+    gdf: geopandas.GeoDataFrame,
+    *,
+    source_name: str,
+    source_sha256: str,
+    source_crs: str,
+    rejects: Sequence[Reject] = (),
+    rows_read: int | None = None,
+    options: dict | None = None,
+    check_district: bool | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LoadResult:
+    """Load one validated GeoDataFrame into the layer table of ``spec``.
+
+    Parameters
+    ----------
+    engine : Engine
+        Synchronous SQLAlchemy engine (psycopg 3).
+    spec : LayerSpec
+        The target layer.
+    gdf : geopandas.GeoDataFrame
+        Features in EPSG:4326, columns a subset of the declared fields plus ``geometry``.
+    source_name, source_sha256, source_crs : str
+        File name, content hash and source CRS, recorded in ``cim_meta.ingest_batch``.
+    rejects : sequence of Reject
+        Rows refused by validation, recorded with the batch.
+    rows_read : int, optional
+        Rows in the source file (default: ``len(gdf) + len(rejects)``).
+    options : dict, optional
+        Ingest options to record with the batch.
+    check_district : bool, optional
+        Flag features outside the district outline (default: ``spec.check_district``).
+    progress : callable, optional
+        Called with the number of rows staged after each chunk.
+
+    Returns
+    -------
+    LoadResult
+    """
+    if rows_read is None:
+        rows_read = len(gdf) + len(rejects)
+    return load_chunks(
+        engine, spec, [gdf], source_name=source_name, source_sha256=source_sha256, source_crs=source_crs,
+        rejects=rejects, rows_read=rows_read, options=options, check_district=check_district,
+        progress=progress,
+    )
+
+
+def load_chunks(
+    engine: Engine,
+    spec: LayerSpec,
+    chunks: Iterable[geopandas.GeoDataFrame],
+    *,
+    source_name: str,
+    source_sha256: str,
+    source_crs: str,
+    rejects: Sequence[Reject] | Callable[[], Sequence[Reject]] = (),
+    rows_read: int | Callable[[], int] | None = None,
+    options: dict | None = None,
+    check_district: bool | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LoadResult:
+    """Load an iterator of validated GeoDataFrame chunks in one transaction (memory bounded by a chunk).
+
+    ``rejects`` and ``rows_read`` may be callables, evaluated after the last chunk was staged, so a
+    streaming reader can report what it refused while the chunks were consumed. Other parameters as
+    :func:`load_geodataframe`.
+    """
+    if spec.kind == "derived":
+        raise ValueError(f"layer {spec.id!r} is derived (written by the indicator engine), not ingested")
+    check = spec.check_district if check_district is None else check_district
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"cim_ingest:{spec.id}"})
+        previous = _previous_identical(conn, spec, source_sha256, source_crs)
+        if previous is not None:
+            return _unchanged_result(conn, spec, previous, rows_read)
+        batch_id = _start_batch(conn, spec, source_name, source_sha256, source_crs, options)
+        _create_stage(conn, spec)
+        staged = 0
+        for chunk in chunks:
+            staged = _copy_chunk(conn, spec, chunk, first_seq=staged)
+            if progress is not None:
+                progress(staged)
+        final_rejects = list(rejects() if callable(rejects) else rejects)
+        read = rows_read() if callable(rows_read) else rows_read
+        read = staged + len(final_rejects) if read is None else int(read)
+        counts = _merge(conn, spec, batch_id, check)
+        _write_rejects(conn, batch_id, final_rejects)
+        changed = counts["inserted"] + counts["updated"] > 0
+        version = bump_layer_state(conn, spec.id, spec.qualified_table) if changed else _version(conn, spec)
+        result = LoadResult(
+            batch_id=batch_id, layer_id=spec.id, status="committed", rows_read=read,
+            inserted=counts["inserted"], updated=counts["updated"], unchanged=counts["unchanged"],
+            rejected=len(final_rejects), duplicates=staged - counts["distinct"], outside=counts["outside"],
+            version=version,
+        )
+        _finish_batch(conn, result, _feature_count(conn, spec))
+    return result
+
+
+# -- batches ------------------------------------------------------------------------------------------
+
+
+def _previous_identical(conn: Connection, spec: LayerSpec, sha256: str, crs: str) -> dict | None:
+    """Return the last committed batch when it loaded this very file and the layer is as it left it."""
+    row = conn.execute(
+        sa.text(
+            f"""
+            SELECT b.id, b.file_sha256, b.source_crs, b.options, ls.version
+              FROM {META_SCHEMA}.ingest_batch b JOIN {META_SCHEMA}.layer_state ls ON ls.layer_id = b.layer_id
+             WHERE b.layer_id = :layer AND b.status = 'committed'
+             ORDER BY b.id DESC LIMIT 1
+            """
+        ),
+        {"layer": spec.id},
+    ).mappings().first()
+    if row is None or row["file_sha256"] != sha256 or row["source_crs"] != crs:
+        return None
+    state = row["options"].get("_result", {})
+    if state.get("version") != row["version"]:
+        return None  # another writer changed the layer since
+    if state.get("feature_count") != _feature_count(conn, spec):
+        return None  # rows were removed behind the catalog's back (e.g. a manual TRUNCATE)
+    return dict(row)
+
+
+def _unchanged_result(conn: Connection, spec: LayerSpec, previous: dict, rows_read: Any) -> LoadResult:
+    count = _feature_count(conn, spec)
+    read = rows_read if isinstance(rows_read, int) else 0
+    return LoadResult(
+        batch_id=int(previous["id"]), layer_id=spec.id, status="unchanged", rows_read=read, inserted=0,
+        updated=0, unchanged=count, rejected=0, duplicates=0, outside=0, version=int(previous["version"]),
+    )
+
+
+def _start_batch(
+    conn: Connection, spec: LayerSpec, name: str, sha256: str, crs: str, options: dict | None
+) -> int:
+    return int(conn.execute(
+        sa.text(
+            f"""
+            INSERT INTO {META_SCHEMA}.ingest_batch
+                   (layer_id, file_name, file_sha256, source_crs, status, options)
+            VALUES (:layer, :name, :sha, :crs, 'running', CAST(:options AS jsonb)) RETURNING id
+            """
+        ),
+        {"layer": spec.id, "name": name, "sha": sha256, "crs": crs,
+         "options": json.dumps(options or {}, default=str, ensure_ascii=False)},
+    ).scalar_one())
+
+
+def _finish_batch(conn: Connection, result: LoadResult, feature_count: int) -> None:
+    conn.execute(
+        sa.text(
+            f"""
+            UPDATE {META_SCHEMA}.ingest_batch
+               SET status = :status, rows_read = :read, rows_loaded = :loaded, rows_inserted = :ins,
+                   rows_updated = :upd, rows_unchanged = :unch, rows_rejected = :rej, rows_duplicate = :dup,
+                   rows_outside = :out, finished_at = clock_timestamp(),
+                   options = options || jsonb_build_object('_result',
+                             jsonb_build_object('version', CAST(:version AS bigint), 'feature_count', :count))
+             WHERE id = :id
+            """
+        ),
+        {"status": result.status, "read": result.rows_read, "loaded": result.loaded, "ins": result.inserted,
+         "upd": result.updated, "unch": result.unchanged, "rej": result.rejected, "dup": result.duplicates,
+         "out": result.outside, "version": result.version, "count": feature_count, "id": result.batch_id},
+    )
+
+
+def _write_rejects(conn: Connection, batch_id: int, rejects: Sequence[Reject]) -> None:
+    if not rejects:
+        return
+    cur = conn.connection.driver_connection.cursor()
+    sql = f"COPY {META_SCHEMA}.ingest_reject (batch_id, row_number, field, reason, raw) FROM STDIN"
+    with cur.copy(sql) as cp:
+        for r in rejects:
+            raw = None if r.raw is None else json.dumps(r.raw, default=str, ensure_ascii=False)
+            cp.write_row((batch_id, r.row_number, r.field, r.reason, raw))
+
+
+def _feature_count(conn: Connection, spec: LayerSpec) -> int:
+    return int(conn.execute(sa.text(f"SELECT count(*) FROM {spec.qualified_table}")).scalar_one())
+
+
+def _version(conn: Connection, spec: LayerSpec) -> int | None:
+    return conn.execute(
+        sa.text(f"SELECT version FROM {META_SCHEMA}.layer_state WHERE layer_id = :id"), {"id": spec.id}
+    ).scalar()
+
+
+# -- staging ------------------------------------------------------------------------------------------
+
+
+def _create_stage(conn: Connection, spec: LayerSpec) -> None:
+    cols = ", ".join(f'"{f.name}" {f.type.sql}' for f in spec.fields)
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {STAGE}"))
+    conn.execute(sa.text(
+        f"CREATE TEMP TABLE {STAGE} (seq bigint, feature_key text, {cols}, geom geometry) ON COMMIT DROP"
+    ))
+
+
+def _copy_chunk(conn: Connection, spec: LayerSpec, gdf: geopandas.GeoDataFrame, *, first_seq: int) -> int:
+    """COPY one chunk into the staging table; return the number of rows staged so far."""
+    if len(gdf) == 0:
+        return first_seq
+    frame = copy_frame(spec, gdf)
+    frame.insert(0, "seq", np.arange(first_seq, first_seq + len(frame), dtype=np.int64))
+    payload = frame.to_csv(header=False, index=False, na_rep="", lineterminator="\n").encode("utf-8")
+    columns = ", ".join(f'"{c}"' for c in frame.columns)
+    cur = conn.connection.driver_connection.cursor()
+    with cur.copy(f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT csv)") as cp:
+        cp.write(payload)
+    return first_seq + len(frame)
+
+
+def copy_frame(spec: LayerSpec, gdf: geopandas.GeoDataFrame) -> pd.DataFrame:
+    """Return the staging columns of ``gdf``: feature_key, the present declared fields, geom as EWKB hex."""
+    geoms = _promote(spec, np.asarray(gdf.geometry.array, dtype=object))
+    present = [f for f in spec.fields if f.name in gdf.columns]
+    out = pd.DataFrame(index=range(len(gdf)))
+    out["feature_key"] = feature_keys(spec, gdf, geoms)
+    for f in present:
+        out[f.name] = _copy_values(gdf[f.name].reset_index(drop=True), f.type)
+    out["geom"] = shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True)
+    return out
+
+
+def _promote(spec: LayerSpec, geoms: np.ndarray) -> np.ndarray:
+    """Promote single geometries to the catalog's multi-type; refuse any other type mismatch."""
+    if shapely.is_missing(geoms).any():
+        raise ValueError(f"layer {spec.id}: missing geometries must be rejected before loading")
+    want = spec.geometry.value
+    kinds = shapely.get_type_id(geoms)
+    names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint", "MultiLineString",
+                      "MultiPolygon", "GeometryCollection"])[kinds]
+    single = names == {v: k for k, v in _MULTI.items()}.get(want, "")
+    if single.any():
+        geoms = geoms.copy()
+        maker = {"MultiPoint": shapely.multipoints, "MultiLineString": shapely.multilinestrings,
+                 "MultiPolygon": shapely.multipolygons}[want]
+        geoms[single] = [maker([g]) for g in geoms[single]]
+        names = names.copy()
+        names[single] = want
+    wrong = names != want
+    if wrong.any():
+        raise ValueError(f"layer {spec.id}: geometry must be {want}, got {sorted(set(names[wrong]))}")
+    return geoms
+
+
+def _copy_values(values: pd.Series, ftype: FieldType) -> pd.Series:
+    """Return ``values`` as text COPY understands for a column of type ``ftype`` (NaN/None -> NULL)."""
+    if ftype in (FieldType.integer, FieldType.bigint):
+        return pd.to_numeric(values, errors="raise").astype("Int64")
+    if ftype is FieldType.json:
+        return values.map(lambda v: None if _is_null(v) else json.dumps(v, ensure_ascii=False, default=str))
+    if ftype is FieldType.boolean:
+        return values.map(lambda v: None if _is_null(v) else ("t" if bool(v) else "f"))
+    return values
+
+
+def _is_null(value: Any) -> bool:
+    if isinstance(value, float):
+        return bool(np.isnan(value))
+    return value is None or value is pd.NA or value is pd.NaT
+
+
+def feature_keys(spec: LayerSpec, gdf: geopandas.GeoDataFrame, geoms: np.ndarray | None = None) -> pd.Series:
+    """Return the feature key of every row: key fields joined with '|', else a content hash."""
+    if spec.key:
+        missing = [k for k in spec.key if k not in gdf.columns]
+        if missing:
+            raise ValueError(f"layer {spec.id}: key fields {missing} are missing")
+        parts = [gdf[k].reset_index(drop=True) for k in spec.key]
+        if any(p.isna().any() for p in parts):
+            raise ValueError(f"layer {spec.id}: empty key values must be rejected before loading")
+        key = parts[0].astype(str)
+        for p in parts[1:]:
+            key = key + "|" + p.astype(str)
+        return key
+    geoms = np.asarray(gdf.geometry.array, dtype=object) if geoms is None else geoms
+    wkb = shapely.to_wkb(shapely.set_precision(geoms, KEY_PRECISION), hex=False)
+    attrs = [c for c in sorted(gdf.columns) if c != gdf.geometry.name]
+    records = gdf[attrs].reset_index(drop=True).to_dict("records") if attrs else [{}] * len(gdf)
+    return pd.Series([
+        hashlib.sha1(w + json.dumps(r, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
+        for w, r in zip(wkb, records, strict=True)
+    ])
+
+
+# -- merge --------------------------------------------------------------------------------------------
+
+
+def _merge(conn: Connection, spec: LayerSpec, batch_id: int, check_district: bool) -> dict[str, int]:
+    """Deduplicate the staged rows, flag those outside the district and upsert them; return the counts."""
+    district_sql = _district_sql(conn, spec) if check_district else None
+    outside = (f"NOT ST_Intersects(s.geom, ({district_sql}))" if district_sql else "false")
+    names = [f'"{f.name}"' for f in spec.fields]
+    cols = ", ".join(names)
+    conn.execute(sa.text(f"DROP TABLE IF EXISTS {SRC}"))
+    conn.execute(sa.text(
+        f"""
+        CREATE TEMP TABLE {SRC} ON COMMIT DROP AS
+        SELECT DISTINCT ON (s.feature_key) s.feature_key, {", ".join(f's.{n}' for n in names)},
+               s.geom, COALESCE({outside}, false) AS outside_district
+          FROM {STAGE} s ORDER BY s.feature_key, s.seq
+        """
+    ))
+    distinct, n_out = conn.execute(
+        sa.text(f"SELECT count(*), count(*) FILTER (WHERE outside_district) FROM {SRC}")
+    ).one()
+    t = spec.qualified_table
+    sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in [*names, '"geom"', '"outside_district"'])
+    differs = " OR ".join(
+        [f"{t}.{n} IS DISTINCT FROM EXCLUDED.{n}" for n in [*names, '"outside_district"']]
+        + [f"NOT ST_OrderingEquals({t}.geom, EXCLUDED.geom)"]
+    )
+    inserted, updated = conn.execute(sa.text(
+        f"""
+        WITH up AS (
+          INSERT INTO {t} (feature_key, {cols}, geom, outside_district, batch_id, updated_at)
+          SELECT feature_key, {cols}, geom, outside_district, :batch, now() FROM {SRC}
+          ON CONFLICT (feature_key) DO UPDATE SET {sets}, batch_id = EXCLUDED.batch_id, updated_at = now()
+          WHERE {differs}
+          RETURNING (xmax = 0) AS fresh
+        )
+        SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM up
+        """
+    ), {"batch": batch_id}).one()
+    return {"distinct": int(distinct), "outside": int(n_out), "inserted": int(inserted),
+            "updated": int(updated), "unchanged": int(distinct) - int(inserted) - int(updated)}
+
+
+def _district_sql(conn: Connection, spec: LayerSpec) -> str | None:
+    """Return a scalar subquery of the district outline, or None when the district layer is empty."""
+    has = conn.execute(sa.text('SELECT EXISTS (SELECT 1 FROM "cim"."district")')).scalar()
+    if not has or spec.id == "district":
+        return None
+    return 'SELECT ST_Union(geom) FROM "cim"."district"'
