@@ -1,0 +1,53 @@
+"""The CIM一张图 web map: the ``/map`` page, its static assets and the address search it uses."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from cim_service.webmap.assets import OWN_ASSETS, deck_bundle_etag, deck_bundle_path, own_asset_path
+from cim_service.webmap.page import build_page_config, render_page
+from cim_service.webmap.search import search_addresses
+
+router = APIRouter(prefix="/map", tags=["map"])
+ADDRESS_LAYER = "addresses"
+
+
+@router.get("", response_class=HTMLResponse, summary="The CIM一张图 planners' web map")
+def map_page(request: Request) -> HTMLResponse:
+    """Serve the map page (deck.gl, offline: every asset comes from this service)."""
+    config = build_page_config(request.app.state.catalog)
+    return HTMLResponse(render_page(config), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/static/{name}", summary="Map assets: the deck.gl bundle and the panels' JS/CSS")
+def map_static(name: str, request: Request) -> Response:
+    """Serve the deck.gl bundle from the pydeck wheel, or one of our panel assets."""
+    if name == "deck.js":
+        etag = f'"{deck_bundle_etag()}"'
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        return FileResponse(deck_bundle_path(), media_type="text/javascript",
+                            headers={"ETag": etag, "Cache-Control": "public, max-age=86400"})
+    if name not in OWN_ASSETS:
+        raise HTTPException(status_code=404, detail="no such map asset")
+    return FileResponse(own_asset_path(name), media_type=OWN_ASSETS[name],
+                        headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/search", summary="Find standard addresses by typed Chinese address text")
+async def map_search(
+    request: Request,
+    q: Annotated[str, Query(min_length=1, max_length=100, description="Address text, e.g. 莲花南路1500弄")],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> dict:
+    """Return matching standard addresses with WGS84 coordinates, best first."""
+    catalog = request.app.state.catalog
+    if ADDRESS_LAYER not in catalog:
+        raise HTTPException(status_code=404, detail="no address layer in the catalog")
+    spec = catalog.get(ADDRESS_LAYER)
+    async with request.app.state.pool.acquire() as conn:
+        results = await search_addresses(conn, spec, q, limit)
+    return {"query": q, "results": results}

@@ -1,0 +1,535 @@
+/* CIM一张图 web map: renders the pydeck spec in window.CIM_CONFIG with the bundled deck.gl (createDeck /
+ * updateDeck) and drives the panels. Every request goes to the serving origin; the static export passes
+ * its data inline (CIM_CONFIG.inline) and makes no request at all. */
+(function () {
+  'use strict';
+  const C = window.CIM_CONFIG;
+  const INLINE = C.inline || null;
+  const METRICS = (window.__cimMetrics = {
+    firstRenderMs: null, firstMeaningfulPaintMs: null, tileRequests: 0, tileErrors: 0, tilesLoaded: {},
+  });
+  const T = {
+    zh: {
+      layers: '图层', indicators: '规划指标', search: '搜索', placeholder: '输入地址,如 莲花南路1500弄',
+      district: '全区', target: '目标', value: '现状', gap: '缺口', town: '街镇', status: '达标',
+      met: '达标', not_met: '未达标', unknown: '无数据', noResult: '未找到匹配的地址', locked: '需授权',
+      legendTitle: '街镇指标', tileError: '部分瓦片加载失败', apiKey: 'API 密钥', lang: 'EN',
+      noIndicators: '暂无指标数据', searching: '搜索中…', loading: '加载中…',
+    },
+    en: {
+      layers: 'Layers', indicators: 'Plan indicators', search: 'Search', placeholder: 'Address, e.g. 莲花南路1500弄',
+      district: 'District', target: 'Target', value: 'Value', gap: 'Gap', town: 'Town', status: 'Status',
+      met: 'met', not_met: 'not met', unknown: 'no data', noResult: 'No matching address', locked: 'key needed',
+      legendTitle: 'Town indicator', tileError: 'Some tiles failed to load', apiKey: 'API key', lang: '中文',
+      noIndicators: 'No indicator data', searching: 'Searching…', loading: 'Loading…',
+    },
+  };
+  const RAMP = {
+    met: [[199, 233, 192], [116, 196, 118], [35, 139, 69]],
+    not_met: [[254, 224, 210], [252, 146, 114], [203, 24, 29]],
+  };
+  const NODATA = [200, 200, 200, 90];
+  const layerMeta = Object.fromEntries(C.layers.map((l) => [l.id, l]));
+  layerMeta[C.raster.id] = Object.assign({ access: 'public', style: { fill: [250, 160, 40, 200] } }, C.raster);
+  const state = {
+    lang: 'zh', apiKey: '', visible: {}, opacity: {}, indicators: [], indicatorId: null,
+    towns: null, district: null, selectedTown: null, bitmapClass: null,
+  };
+  const $ = (id) => document.getElementById(id);
+  const t = (key) => T[state.lang][key] || key;
+  const title = (obj) => (obj ? (state.lang === 'zh' ? obj.title_zh || obj.name_zh : obj.title_en || obj.name_en) : '');
+
+  for (const spec of C.deck.layers) {
+    state.visible[spec.id] = spec.visible !== false;
+    state.opacity[spec.id] = typeof spec.opacity === 'number' ? spec.opacity : 1;
+  }
+
+  // ---- data access -----------------------------------------------------------------------------
+  function headers() {
+    return state.apiKey ? { 'X-API-Key': state.apiKey } : {};
+  }
+  async function getJSON(url) {
+    const response = await fetch(url, { headers: headers() });
+    if (!response.ok) throw new Error(`${response.status} ${url}`);
+    return response.json();
+  }
+  function allowed(id) {
+    const meta = layerMeta[id];
+    return !meta || meta.access === 'public' || Boolean(state.apiKey);
+  }
+
+  // ---- colours ---------------------------------------------------------------------------------
+  function indicator() {
+    return state.indicators.find((i) => i.id === state.indicatorId) || null;
+  }
+  function townValues(ind) {
+    const out = {};
+    for (const row of (ind && ind.towns) || []) out[row.town] = row;
+    return out;
+  }
+  function lookupTown(rows, name) {
+    if (!name) return null;
+    if (rows[name]) return rows[name];
+    const stem = name.replace(/(街道|镇|工业区)$/, '');
+    const key = Object.keys(rows).find((k) => k.startsWith(stem) || stem.startsWith(k.replace(/(街道|镇|工业区)$/, '')));
+    return key ? rows[key] : null;
+  }
+  function valueRange(ind) {
+    const values = ((ind && ind.towns) || []).map((r) => r.value).filter((v) => typeof v === 'number');
+    if (!values.length) return [0, 1];
+    return [Math.min(...values), Math.max(...values)];
+  }
+  function rampColor(status, value, range) {
+    const ramp = RAMP[status === 'met' ? 'met' : 'not_met'];
+    const span = range[1] - range[0];
+    const f = span > 0 ? (value - range[0]) / span : 0.5;
+    const idx = Math.max(0, Math.min(ramp.length - 1, Math.round(f * (ramp.length - 1))));
+    return [...ramp[idx], 190];
+  }
+  function choroplethAccessor() {
+    const ind = indicator();
+    const rows = townValues(ind);
+    const range = valueRange(ind);
+    return (feature) => {
+      const row = lookupTown(rows, feature.properties && feature.properties.name);
+      if (!row || typeof row.value !== 'number') return NODATA;
+      const color = rampColor(row.status, row.value, range);
+      if (state.selectedTown && row.town === state.selectedTown) color[3] = 240;
+      return color;
+    };
+  }
+
+  // ---- layers ----------------------------------------------------------------------------------
+  function tileHooks(id) {
+    return {
+      onViewportLoad: () => {
+        METRICS.tilesLoaded[id] = performance.now();
+      },
+      onTileError: (error) => {
+        METRICS.tileErrors += 1;
+        showStatus(t('tileError'));
+        console.warn('tile error', id, error && error.message);
+      },
+    };
+  }
+  function rasterLayer(spec) {
+    const Bitmap = state.bitmapClass;
+    return Object.assign({}, spec, tileHooks(spec.id), {
+      loadOptions: { core: { worker: false, fetch: { headers: headers() } } },
+      renderSubLayers: (props) => {
+        const { west, south, east, north } = props.tile.bbox;
+        return new Bitmap(props, { data: null, image: props.data, bounds: [west, south, east, north] });
+      },
+    });
+  }
+  function mvtLayer(spec) {
+    return Object.assign({}, spec, tileHooks(spec.id), {
+      loadOptions: { core: { worker: false, fetch: { headers: headers() } } },
+      updateTriggers: { all: state.apiKey },
+    });
+  }
+  function inlineLayer(spec) {
+    const drop = ['minZoom', 'maxZoom', 'uniqueIdProperty', 'loadOptions', 'tileSize'];
+    const out = { '@@type': 'GeoJsonLayer', pointType: 'circle', data: INLINE.layers[spec.id] };
+    for (const [k, v] of Object.entries(spec)) if (!drop.includes(k) && k !== '@@type' && k !== 'data') out[k] = v;
+    return out;
+  }
+  function layerJson(spec) {
+    const id = spec.id;
+    const common = { visible: state.visible[id] && allowed(id), opacity: state.opacity[id] };
+    if (id === 'towns') {
+      return Object.assign({}, spec, common, {
+        data: state.towns || [], getFillColor: choroplethAccessor(),
+        updateTriggers: { getFillColor: [state.indicatorId, state.selectedTown] },
+      });
+    }
+    if (id === 'district') return Object.assign({}, spec, common, { data: state.district || [] });
+    if (INLINE) return INLINE.layers && INLINE.layers[id] ? Object.assign(inlineLayer(spec), common) : null;
+    if (spec['@@type'] === 'TileLayer') return state.bitmapClass ? Object.assign(rasterLayer(spec), common) : null;
+    return Object.assign(mvtLayer(spec), common);
+  }
+  function render() {
+    const layers = C.deck.layers.map(layerJson).filter(Boolean);
+    window.updateDeck({ layers }, deck);
+    renderLegend();
+  }
+
+  // ---- deck --------------------------------------------------------------------------------------
+  function fitView() {
+    const el = $('deck-container');
+    const [w, s, e, n] = C.district_bbox;
+    const merc = (lat) => Math.log(Math.tan(Math.PI / 4 + (lat * Math.PI) / 360));
+    const zx = Math.log2((0.92 * el.clientWidth * 360) / ((e - w) * 512));
+    const zy = Math.log2((0.92 * el.clientHeight * 2 * Math.PI) / ((merc(n) - merc(s)) * 512));
+    return { longitude: (w + e) / 2, latitude: (s + n) / 2, zoom: Math.min(zx, zy), pitch: 0, bearing: 0 };
+  }
+  const probe = { '@@type': 'BitmapLayer', id: '__bitmap_probe', visible: false, image: null, bounds: [0, 0, 1, 1] };
+  const initialView = fitView();
+  const deck = window.createDeck({
+    container: $('deck-container'),
+    jsonInput: { initialViewState: initialView, views: C.deck.views, layers: [probe] },
+    tooltip: false,
+  });
+  const probeLayer = (deck.props.layers || []).find((l) => l && l.id === '__bitmap_probe');
+  state.bitmapClass = probeLayer ? probeLayer.constructor : null;
+  window.__cimMap = {
+    deck, state,
+    viewState: () => {
+      const vp = deck.getViewports()[0];
+      return vp ? { longitude: vp.longitude, latitude: vp.latitude, zoom: vp.zoom } : null;
+    },
+    render,
+  };
+  deck.setProps({
+    getTooltip: tooltip,
+    onClick: onClick,
+    onAfterRender: afterRender,
+    onError: (error) => console.error('deck.gl', error),
+  });
+
+  function pendingTiles() {
+    return C.deck.layers.filter((s) => (s['@@type'] === 'MVTLayer' || s['@@type'] === 'TileLayer')
+      && !INLINE && state.visible[s.id] && allowed(s.id) && !METRICS.tilesLoaded[s.id]
+      && (s['@@type'] !== 'TileLayer' || state.bitmapClass));
+  }
+  function afterRender() {
+    const now = performance.now();
+    if (METRICS.firstRenderMs === null) METRICS.firstRenderMs = now;
+    if (METRICS.firstMeaningfulPaintMs === null && state.district && state.towns && pendingTiles().length === 0) {
+      METRICS.firstMeaningfulPaintMs = now;
+    }
+  }
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) if (entry.name.includes('/tiles/')) METRICS.tileRequests += 1;
+  }).observe({ type: 'resource', buffered: true });
+
+  function flyTo(view, duration) {
+    const target = Object.assign({}, view, {
+      pitch: 0, bearing: 0, transitionDuration: duration === undefined ? 1200 : duration,
+      transitionInterpolator: { '@@type': 'FlyToInterpolator' },
+    });
+    window.updateDeck({ initialViewState: target }, deck);
+  }
+
+  // ---- tooltip and click panel -------------------------------------------------------------------
+  function featureTitle(layerId, props) {
+    const meta = layerMeta[layerId];
+    const label = meta && meta.label_field && props ? props[meta.label_field] : null;
+    return `${title(meta)}${label ? ' · ' + label : ''}`;
+  }
+  function tooltip(info) {
+    if (!info || !info.object || !info.layer) return null;
+    const layerId = rootId(info);
+    const props = info.object.properties || {};
+    let text = featureTitle(layerId, props);
+    if (layerId === 'towns') {
+      const row = lookupTown(townValues(indicator()), props.name);
+      if (row) text += `\n${title(indicator())}: ${fmt(row.value)} (${t(row.status || 'unknown')})`;
+    }
+    return { text, style: { fontSize: '12px' } };
+  }
+  function rootId(info) {
+    let layer = info.layer;
+    while (layer && layer.parent) layer = layer.parent;
+    return layer ? layer.id : null;
+  }
+  function fieldRows(layerId, props) {
+    const meta = layerMeta[layerId];
+    const named = meta && meta.fields ? meta.fields : [];
+    const rows = [];
+    for (const field of named) if (field.name in props) rows.push([title(field), props[field.name]]);
+    for (const [k, v] of Object.entries(props)) if (!named.some((f) => f.name === k)) rows.push([k, v]);
+    return rows;
+  }
+  function showClickPanel(layerId, props) {
+    $('click-title').textContent = featureTitle(layerId, props);
+    const table = $('click-table');
+    table.replaceChildren();
+    for (const [k, v] of fieldRows(layerId, props)) {
+      const tr = table.insertRow();
+      tr.insertCell().textContent = k;
+      tr.insertCell().textContent = v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    }
+    $('click-panel').hidden = false;
+  }
+  async function onClick(info) {
+    if (!info || !info.object) return;
+    const layerId = rootId(info);
+    const props = Object.assign({}, info.object.properties || {});
+    showClickPanel(layerId, props);
+    const fid = info.object.id !== undefined ? info.object.id : props.id;
+    if (INLINE || fid === undefined || fid === null || !layerMeta[layerId]) return;
+    try {
+      const url = C.endpoints.item.replace('{id}', layerId).replace('{fid}', encodeURIComponent(fid));
+      const full = await getJSON(url);
+      showClickPanel(layerId, Object.assign(props, full.properties || {}));
+    } catch (error) {
+      console.warn('feature details unavailable', error.message);
+    }
+  }
+  $('click-close').addEventListener('click', () => { $('click-panel').hidden = true; });
+
+  // ---- panels ------------------------------------------------------------------------------------
+  function swatchColor(meta) {
+    const c = (meta && meta.style && (meta.is_point || !meta.style.fill[3] ? (meta.style.fill[3] ? meta.style.fill : meta.style.line) : meta.style.fill)) || [128, 128, 128];
+    return `rgb(${c[0]},${c[1]},${c[2]})`;
+  }
+  function renderLayerList() {
+    const list = $('layer-list');
+    list.replaceChildren();
+    const groups = {};
+    for (const spec of [...C.deck.layers].reverse()) {
+      if (INLINE && !['towns', 'district'].includes(spec.id) && !(INLINE.layers && INLINE.layers[spec.id])) continue;
+      const meta = layerMeta[spec.id];
+      if (!meta) continue;
+      (groups[meta.group] = groups[meta.group] || []).push(meta);
+    }
+    for (const [group, metas] of Object.entries(groups)) {
+      const head = document.createElement('div');
+      head.className = 'group-title';
+      head.textContent = group;
+      list.appendChild(head);
+      for (const meta of metas) list.appendChild(layerRow(meta));
+    }
+  }
+  function layerRow(meta) {
+    const row = document.createElement('div');
+    row.className = 'layer-row' + (allowed(meta.id) ? '' : ' locked');
+    row.dataset.layer = meta.id;
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.id = `toggle-${meta.id}`;
+    box.checked = state.visible[meta.id];
+    box.disabled = !allowed(meta.id);
+    box.addEventListener('change', () => { state.visible[meta.id] = box.checked; render(); });
+    const swatch = document.createElement('span');
+    swatch.className = 'swatch';
+    swatch.style.background = swatchColor(meta);
+    const label = document.createElement('label');
+    label.htmlFor = box.id;
+    label.textContent = title(meta) + (allowed(meta.id) ? '' : ` (${t('locked')})`);
+    const range = document.createElement('input');
+    range.type = 'range';
+    range.min = '0'; range.max = '1'; range.step = '0.05';
+    range.value = String(state.opacity[meta.id]);
+    range.id = `opacity-${meta.id}`;
+    range.setAttribute('aria-label', 'opacity');
+    range.addEventListener('input', () => { state.opacity[meta.id] = Number(range.value); render(); });
+    row.append(box, swatch, label, range);
+    return row;
+  }
+  function fmt(v) {
+    if (typeof v !== 'number') return v === null || v === undefined ? '—' : String(v);
+    return Math.abs(v) >= 100 ? v.toLocaleString('zh-CN', { maximumFractionDigits: 0 }) : String(Math.round(v * 100) / 100);
+  }
+  function statusCell(cell, status) {
+    cell.textContent = t(status || 'unknown');
+    cell.className = `status-${status === 'met' || status === 'not_met' ? status : 'unknown'}`;
+  }
+  function renderIndicators() {
+    const select = $('indicator-select');
+    select.replaceChildren();
+    for (const ind of state.indicators) select.add(new Option(title(ind), ind.id, false, ind.id === state.indicatorId));
+    const ind = indicator();
+    const summary = $('indicator-summary');
+    summary.replaceChildren();
+    const table = $('indicator-towns');
+    table.replaceChildren();
+    if (!ind) { summary.textContent = t('noIndicators'); return; }
+    const big = document.createElement('div');
+    big.className = 'big';
+    big.textContent = `${fmt(ind.value)} ${ind.unit || ''}`;
+    const line = document.createElement('div');
+    line.innerHTML = '';
+    line.append(`${t('district')} · ${t('target')} ${fmt(ind.target)} · `);
+    const st = document.createElement('span');
+    statusCell(st, ind.status);
+    line.append(st);
+    if (ind.gap !== null && ind.gap !== undefined) line.append(` · ${t('gap')} ${fmt(ind.gap)}`);
+    summary.append(big, line);
+    const head = table.createTHead().insertRow();
+    for (const key of ['town', 'value', 'status', 'gap']) {
+      const th = document.createElement('th');
+      th.textContent = t(key);
+      head.appendChild(th);
+    }
+    const body = table.createTBody();
+    for (const row of ind.towns || []) {
+      const tr = body.insertRow();
+      tr.dataset.town = row.town;
+      if (row.town === state.selectedTown) tr.className = 'sel';
+      tr.insertCell().textContent = row.town;
+      tr.insertCell().textContent = fmt(row.value);
+      statusCell(tr.insertCell(), row.status);
+      tr.insertCell().textContent = fmt(row.gap);
+      tr.addEventListener('click', () => selectTown(row.town));
+    }
+  }
+  function selectTown(name) {
+    state.selectedTown = name;
+    renderIndicators();
+    render();
+    const feature = state.towns && state.towns.features.find((f) => lookupTown({ [name]: 1 }, f.properties.name));
+    if (feature) flyTo(boundsView(feature.geometry), 800);
+  }
+  function boundsView(geometry) {
+    let w = 180, s = 90, e = -180, n = -90;
+    const walk = (c) => {
+      if (typeof c[0] === 'number') { w = Math.min(w, c[0]); e = Math.max(e, c[0]); s = Math.min(s, c[1]); n = Math.max(n, c[1]); } else c.forEach(walk);
+    };
+    walk(geometry.coordinates);
+    const el = $('deck-container');
+    const zoom = Math.min(16, Math.log2((0.8 * el.clientWidth * 360) / (Math.max(e - w, 1e-4) * 512)));
+    return { longitude: (w + e) / 2, latitude: (s + n) / 2, zoom };
+  }
+  function renderLegend() {
+    const legend = $('legend');
+    legend.replaceChildren();
+    const ind = indicator();
+    const head = document.createElement('div');
+    head.textContent = ind ? `${t('legendTitle')}: ${title(ind)}${ind.unit ? ' (' + ind.unit + ')' : ''}` : t('legendTitle');
+    legend.appendChild(head);
+    const range = valueRange(ind);
+    for (const status of ['met', 'not_met']) {
+      const ramp = document.createElement('div');
+      ramp.className = 'ramp';
+      for (const c of RAMP[status]) {
+        const span = document.createElement('span');
+        span.style.background = `rgb(${c.join(',')})`;
+        ramp.appendChild(span);
+      }
+      const label = document.createElement('div');
+      label.className = 'ticks';
+      label.innerHTML = '';
+      const lo = document.createElement('span'); lo.textContent = fmt(range[0]);
+      const mid = document.createElement('span'); mid.textContent = t(status);
+      const hi = document.createElement('span'); hi.textContent = fmt(range[1]);
+      label.append(lo, mid, hi);
+      legend.append(ramp, label);
+    }
+    for (const spec of C.deck.layers) {
+      const meta = layerMeta[spec.id];
+      if (!meta || spec.id === 'towns' || !state.visible[spec.id] || !allowed(spec.id)) continue;
+      if (INLINE && spec.id !== 'district' && !(INLINE.layers && INLINE.layers[spec.id])) continue;
+      const row = document.createElement('div');
+      row.className = 'row';
+      const chip = document.createElement('span');
+      chip.className = 'chip';
+      chip.style.background = swatchColor(meta);
+      row.append(chip, title(meta));
+      legend.appendChild(row);
+    }
+  }
+  function applyLanguage() {
+    document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
+    $('title').textContent = state.lang === 'zh' ? C.title_zh : C.title_en;
+    document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
+    $('search-input').placeholder = t('placeholder');
+    $('search-go').textContent = t('search');
+    $('api-key').placeholder = t('apiKey');
+    $('lang').textContent = t('lang');
+    renderLayerList();
+    renderIndicators();
+    render();
+  }
+  function showStatus(text) {
+    const el = $('status');
+    el.textContent = text;
+    el.hidden = false;
+    clearTimeout(showStatus.timer);
+    showStatus.timer = setTimeout(() => { el.hidden = true; }, 4000);
+  }
+
+  // ---- search ------------------------------------------------------------------------------------
+  async function search(q) {
+    if (INLINE) {
+      const hits = [];
+      for (const fc of Object.values(INLINE.layers || {})) {
+        for (const f of fc.features) {
+          const text = Object.values(f.properties || {}).join(' ');
+          if (text.includes(q) && f.geometry && f.geometry.type === 'Point') {
+            hits.push({ label: f.properties.full_address || text, longitude: f.geometry.coordinates[0], latitude: f.geometry.coordinates[1] });
+          }
+        }
+      }
+      return hits.slice(0, 10);
+    }
+    const data = await getJSON(`${C.endpoints.search}?q=${encodeURIComponent(q)}`);
+    return data.results || [];
+  }
+  function showResults(results) {
+    const list = $('search-results');
+    list.replaceChildren();
+    if (!results.length) {
+      const li = document.createElement('li');
+      li.textContent = t('noResult');
+      list.appendChild(li);
+    }
+    for (const r of results) {
+      const li = document.createElement('li');
+      li.textContent = r.label;
+      li.addEventListener('click', () => { goTo(r); list.hidden = true; });
+      list.appendChild(li);
+    }
+    list.hidden = false;
+  }
+  function goTo(result) {
+    flyTo({ longitude: result.longitude, latitude: result.latitude, zoom: 16.5 }, 1000);
+    window.__cimSearch = result;
+  }
+  $('search').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const q = $('search-input').value.trim();
+    if (!q) return;
+    try {
+      const results = await search(q);
+      showResults(results);
+      if (results.length) goTo(results[0]);
+    } catch (error) {
+      console.warn('search failed', error.message);
+      showResults([]);
+    }
+  });
+
+  // ---- controls and start-up ----------------------------------------------------------------------
+  $('lang').addEventListener('click', () => { state.lang = state.lang === 'zh' ? 'en' : 'zh'; applyLanguage(); });
+  $('api-key').addEventListener('change', () => {
+    state.apiKey = $('api-key').value.trim();
+    renderLayerList();
+    render();
+    loadIndicators();
+  });
+  $('indicator-select').addEventListener('change', (event) => {
+    state.indicatorId = event.target.value;
+    renderIndicators();
+    render();
+  });
+  async function loadIndicators() {
+    try {
+      const data = INLINE ? INLINE.indicators : await getJSON(C.endpoints.indicators);
+      state.indicators = Array.isArray(data) ? data : data.indicators || [];
+      const withTowns = state.indicators.find((i) => (i.towns || []).length);
+      if (!state.indicators.some((i) => i.id === state.indicatorId)) {
+        state.indicatorId = (withTowns || state.indicators[0] || {}).id || null;
+      }
+    } catch (error) {
+      console.warn('indicators unavailable', error.message);
+      state.indicators = [];
+    }
+    renderIndicators();
+    render();
+  }
+  async function loadBase() {
+    const items = (id) => `${C.endpoints.items.replace('{id}', id)}?limit=1000`;
+    const [district, towns] = INLINE
+      ? [INLINE.district, INLINE.towns]
+      : await Promise.all([getJSON(items('district')), getJSON(items('towns'))]);
+    state.district = district;
+    state.towns = towns;
+    render();
+  }
+  renderLayerList();
+  applyLanguage();
+  loadBase().catch((error) => console.error('base layers failed', error.message));
+  loadIndicators();
+})();

@@ -1,0 +1,188 @@
+"""Build the CIM一张图 map page: layer metadata from the catalog, the deck.gl spec (pydeck), the HTML.
+
+The deck spec is built with pydeck (``pydeck.Deck(...).to_json()``) and handed to the browser, where
+``static/map.js`` renders it with the deck.gl bundle's ``createDeck`` / ``updateDeck`` and adds what JSON
+cannot say (choropleth colours, API-key headers, raster sub-layers). The same page serves the live
+service (layers from our tile and feature endpoints) and the static export (data inlined, see
+:mod:`cim_service.webmap.export`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pydeck as pdk
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from cim_service.catalog import Access, Catalog, LayerSpec
+from cim_service.webmap.assets import TEMPLATES_DIR, deck_bundle_path, read_text_asset
+
+#: Minhang District, centred; the page fits the district outline once it is loaded
+DEFAULT_VIEW = {"longitude": 121.41, "latitude": 31.09, "zoom": 10.4, "pitch": 0, "bearing": 0}
+#: the district bounding box (WGS84), used to fit the first view to the window
+DISTRICT_BBOX = (121.25, 30.97, 121.58, 31.24)
+#: layers drawn as GeoJSON from the features API rather than as vector tiles
+BASE_LAYERS = ("district", "towns")
+#: the camera-density raster (PNG tiles of the density COG)
+DENSITY_RASTER = {
+    "id": "camera_density_raster",
+    "title_zh": "视频监控密度(栅格)",
+    "title_en": "Camera density (raster)",
+    "group": "指标缺口",
+    "tiles": "/rasters/camera_density/tiles/WebMercatorQuad/{z}/{x}/{y}.png",
+    "visible": False,
+    "opacity": 0.6,
+}
+MAX_TILE_ZOOM = 16
+
+
+def tile_url(layer_id: str) -> str:
+    """Return the MVT tile URL template of one collection."""
+    return f"/collections/{layer_id}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
+
+
+def layer_entry(spec: LayerSpec) -> dict[str, Any]:
+    """Describe one catalog layer for the map's panels (titles, style, access, fields)."""
+    return {
+        "id": spec.id,
+        "title_zh": spec.title_zh,
+        "title_en": spec.title_en,
+        "group": spec.style.group,
+        "access": spec.access.value,
+        "kind": spec.kind,
+        "geometry": spec.geometry.value,
+        "is_point": spec.geometry.is_point,
+        "label_field": spec.label_field,
+        "visible": spec.style.visible,
+        "min_zoom": spec.style.min_zoom,
+        "style": {
+            "fill": spec.style.fill,
+            "line": spec.style.line,
+            "line_width": spec.style.line_width,
+            "radius": spec.style.radius,
+        },
+        "fields": [
+            {"name": f.name, "title_zh": f.title_zh, "title_en": f.title_en, "personal": f.personal}
+            for f in spec.fields
+        ],
+        "tiles": tile_url(spec.id),
+    }
+
+
+def _geometry_rank(spec: LayerSpec) -> int:
+    if spec.geometry.is_point:
+        return 3
+    return 2 if "LineString" in spec.geometry.value else 1
+
+
+def _mvt_layer(spec: LayerSpec) -> pdk.Layer:
+    style = spec.style
+    return pdk.Layer(
+        "MVTLayer",
+        id=spec.id,
+        data=tile_url(spec.id),
+        visible=style.visible,
+        pickable=True,
+        auto_highlight=True,
+        highlight_color=[255, 200, 0, 220],
+        min_zoom=style.min_zoom,
+        max_zoom=MAX_TILE_ZOOM,
+        get_fill_color=style.fill,
+        get_line_color=style.line,
+        get_line_width=style.line_width,
+        line_width_units="pixels",
+        get_point_radius=style.radius,
+        point_radius_units="pixels",
+        point_radius_min_pixels=1,
+        stroked=not spec.geometry.is_point,
+        unique_id_property="feature_key",
+    )
+
+
+def _geojson_layer(spec: LayerSpec, *, filled: bool) -> pdk.Layer:
+    style = spec.style
+    return pdk.Layer(
+        "GeoJsonLayer",
+        id=spec.id,
+        data=[],
+        visible=True,
+        pickable=filled,
+        filled=filled,
+        stroked=True,
+        get_fill_color=style.fill,
+        get_line_color=style.line,
+        get_line_width=style.line_width,
+        line_width_units="pixels",
+        line_width_min_pixels=style.line_width,
+    )
+
+
+def build_deck_spec(catalog: Catalog) -> dict[str, Any]:
+    """Build the deck.gl JSON spec (pydeck) of the map: base boundaries, choropleth, MVT layers, raster."""
+    layers: list[pdk.Layer] = []
+    if "towns" in catalog:
+        layers.append(_geojson_layer(catalog.get("towns"), filled=True))
+    raster = DENSITY_RASTER
+    layers.append(pdk.Layer("TileLayer", id=raster["id"], data=raster["tiles"], visible=raster["visible"],
+                            opacity=raster["opacity"], min_zoom=8, max_zoom=MAX_TILE_ZOOM, tile_size=256))
+    tiled = [s for s in catalog if s.id not in BASE_LAYERS]
+    for spec in sorted(tiled, key=_geometry_rank):
+        layers.append(_mvt_layer(spec))
+    if "district" in catalog:
+        layers.append(_geojson_layer(catalog.get("district"), filled=False))
+    deck = pdk.Deck(
+        layers=layers,
+        initial_view_state=pdk.ViewState(**DEFAULT_VIEW),
+        views=[pdk.View("MapView", controller=True)],
+        map_provider=None,
+    )
+    spec = json.loads(deck.to_json())
+    for key in ("mapStyle", "mapProvider"):
+        spec.pop(key, None)
+    return spec
+
+
+def build_page_config(catalog: Catalog, *, inline: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the page configuration: layer metadata, deck spec, endpoints, and optionally inlined data."""
+    return {
+        "title_zh": "闵行区CIM一张图",
+        "title_en": "Minhang CIM One Map",
+        "view": DEFAULT_VIEW,
+        "district_bbox": DISTRICT_BBOX,
+        "layers": [layer_entry(spec) for spec in catalog],
+        "public_layers": [spec.id for spec in catalog if spec.access is Access.public],
+        "raster": DENSITY_RASTER,
+        "deck": build_deck_spec(catalog),
+        "endpoints": {
+            "items": "/collections/{id}/items",
+            "item": "/collections/{id}/items/{fid}",
+            "indicators": "/indicators",
+            "search": "/map/search",
+        },
+        "inline": inline,
+    }
+
+
+def _script_json(value: Any) -> str:
+    """Serialise ``value`` for a ``<script>`` element (no ``</script>`` or HTML comment can break out)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _inline_script(text: str) -> str:
+    return text.replace("</script", "<\\/script").replace("<!--", "<\\!--")
+
+
+def render_page(config: dict[str, Any], *, inline_assets: bool = False) -> str:
+    """Render the map page; ``inline_assets`` inlines the deck.gl bundle, JS and CSS (static export)."""
+    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html"]))
+    template = env.get_template("map.html")
+    assets = None
+    if inline_assets:
+        assets = {
+            "deck": _inline_script(deck_bundle_path().read_text(encoding="utf-8")),
+            "js": _inline_script(read_text_asset("map.js")),
+            "css": read_text_asset("map.css").replace("</style", "<\\/style"),
+        }
+    return template.render(config=config, config_json=_script_json(config), assets=assets)

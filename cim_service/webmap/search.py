@@ -1,0 +1,66 @@
+"""Address search for the map: typed Chinese address → standard addresses (一标) with coordinates.
+
+The text is parsed with :func:`pipelines.address.parse_address`; when it names a road, addresses on that
+road (and lane / number when given) are matched on the parsed columns, best matches first. Otherwise,
+or when nothing matches, the text (and its standard form) is matched as a substring of
+``full_address``. Values are bound parameters; identifiers come from the catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from cim_service.catalog import LayerSpec
+from pipelines.address import parse_address
+
+MAX_QUERY_CHARS = 100
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _select(spec: LayerSpec) -> str:
+    town = ', "town"' if "town" in spec.field_names else ", NULL::text"
+    return (
+        f'SELECT "full_address" AS label{town} AS town, ST_X("geom") AS longitude, ST_Y("geom") AS latitude '
+        f"FROM {spec.qualified_table} WHERE \"geom\" IS NOT NULL AND "
+    )
+
+
+def _structured_sql(spec: LayerSpec) -> str:
+    return _select(spec) + (
+        '"road" = $1 AND ($2::text IS NULL OR "lane" = $2 OR "full_address" LIKE $4 ESCAPE \'\\\') '
+        'AND ($3::text IS NULL OR "number" = $3) '
+        'ORDER BY ("lane" IS NOT DISTINCT FROM $2) DESC, length("full_address"), "full_address" LIMIT $5'
+    )
+
+
+def _substring_sql(spec: LayerSpec) -> str:
+    return _select(spec) + (
+        "(\"full_address\" LIKE $1 ESCAPE '\\' OR \"full_address\" LIKE $2 ESCAPE '\\') "
+        'ORDER BY length("full_address"), "full_address" LIMIT $3'
+    )
+
+
+async def search_addresses(conn: asyncpg.Connection, spec: LayerSpec, text: str,
+                           limit: int = 10) -> list[dict[str, Any]]:
+    """Return up to ``limit`` addresses matching ``text``: ``{label, town, longitude, latitude}``."""
+    text = text.strip()[:MAX_QUERY_CHARS]
+    if not text:
+        return []
+    parsed = parse_address(text)
+    rows: list[Any] = []
+    structured = {"road", "lane", "number"} <= set(spec.field_names)
+    if parsed.road and structured:
+        lane_pattern = _like_pattern(f"{parsed.lane}弄") if parsed.lane else None
+        rows = await conn.fetch(_structured_sql(spec), parsed.road, parsed.lane, parsed.number,
+                                lane_pattern, limit)
+    if not rows:
+        standard = parsed.standard_address().removeprefix("上海市").removeprefix("闵行区")
+        rows = await conn.fetch(_substring_sql(spec), _like_pattern(text), _like_pattern(standard or text),
+                                limit)
+    return [dict(row) for row in rows]
