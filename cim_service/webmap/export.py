@@ -1,0 +1,99 @@
+"""Static export of the map: one self-contained HTML file (deck.gl bundle, JS, CSS and data inlined).
+
+The data is read through the service's own HTTP contracts (features API, indicators), in process, as an
+anonymous user: only public layers are exported. Base boundaries, the town choropleth, the indicator
+table and the derived gap layers are exported whole; point layers as a sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cim_service.catalog import Access, Catalog
+from cim_service.settings import Settings
+from cim_service.webmap.page import BASE_LAYERS, build_page_config, render_page
+
+#: features per point layer in the export
+DEFAULT_SAMPLE = 300
+#: features per derived (gap) polygon layer in the export
+MAX_GAP_FEATURES = 5000
+
+
+@dataclass
+class ExportReport:
+    """What went into an export: features per layer and the layers that could not be read."""
+
+    features: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    indicators: int = 0
+
+
+def _export_plan(catalog: Catalog, sample: int) -> dict[str, int]:
+    """Return ``{layer_id: limit}``: base layers and public derived layers whole, public point layers sampled."""
+    plan: dict[str, int] = {}
+    for spec in catalog:
+        if spec.access is not Access.public:
+            continue
+        if spec.id in BASE_LAYERS:
+            plan[spec.id] = 1000
+        elif spec.kind == "derived":
+            plan[spec.id] = MAX_GAP_FEATURES
+        elif spec.geometry.is_point and sample > 0:
+            plan[spec.id] = sample
+    return plan
+
+
+def collect_inline_data(client: Any, catalog: Catalog, *, sample: int = DEFAULT_SAMPLE
+                        ) -> tuple[dict[str, Any], ExportReport]:
+    """Read the exported data through ``client`` (an HTTP client on the service) into the inline block."""
+    report = ExportReport()
+    collected: dict[str, Any] = {}
+    for layer_id, limit in _export_plan(catalog, sample).items():
+        response = client.get(f"/collections/{layer_id}/items", params={"limit": limit})
+        if response.status_code != 200:
+            report.skipped[layer_id] = f"HTTP {response.status_code}"
+            continue
+        fc = response.json()
+        fc.pop("links", None)
+        collected[layer_id] = {"type": "FeatureCollection", "features": fc.get("features", [])}
+        report.features[layer_id] = len(collected[layer_id]["features"])
+    response = client.get("/indicators")
+    indicators = response.json() if response.status_code == 200 else []
+    if isinstance(indicators, dict):
+        indicators = indicators.get("indicators", [])
+    report.indicators = len(indicators)
+    empty = {"type": "FeatureCollection", "features": []}
+    inline = {
+        "district": collected.pop("district", empty),
+        "towns": collected.pop("towns", empty),
+        "indicators": indicators,
+        "layers": {k: v for k, v in collected.items() if v["features"]},
+    }
+    return inline, report
+
+
+def export_html(settings: Settings, *, sample: int = DEFAULT_SAMPLE) -> tuple[str, ExportReport]:
+    """Build the self-contained map HTML from the database of ``settings``.
+
+    Parameters
+    ----------
+    settings : Settings
+        Service settings (database, catalog).
+    sample : int
+        Features exported per public point layer.
+
+    Returns
+    -------
+    tuple of (str, ExportReport)
+        The HTML text and what it contains.
+    """
+    from fastapi.testclient import TestClient
+
+    from cim_service.app import create_app
+
+    app = create_app(settings)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        inline, report = collect_inline_data(client, app.state.catalog, sample=sample)
+    config = build_page_config(app.state.catalog, inline=inline)
+    return render_page(config, inline_assets=True), report
