@@ -8,7 +8,7 @@ The catalog is the single source of truth for the pipelines (what a file must co
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +21,7 @@ SYSTEM_COLUMNS = ("id", "feature_key", "geom", "geom_3857", "outside_district", 
 LAYER_SCHEMA = "cim"
 
 
-class FieldType(str, Enum):
+class FieldType(StrEnum):
     """Attribute types a layer field may declare, with their PostgreSQL column types."""
 
     text = "text"
@@ -48,7 +48,7 @@ class FieldType(str, Enum):
         }[self.value]
 
 
-class Access(str, Enum):
+class Access(StrEnum):
     """Who may read a layer: everybody, any authenticated user, or roles granted restricted data."""
 
     public = "public"
@@ -56,7 +56,7 @@ class Access(str, Enum):
     restricted = "restricted"
 
 
-class GeometryType(str, Enum):
+class GeometryType(StrEnum):
     """Geometry type of a layer's ``geom`` column (always EPSG:4326 in the database)."""
 
     Point = "Point"

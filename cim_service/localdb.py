@@ -12,6 +12,7 @@ import fcntl
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -105,7 +106,9 @@ class LocalCluster:
         try:
             entry = pwd.getpwnam("postgres")
         except KeyError as exc:  # pragma: no cover - depends on the machine
-            raise LocalDatabaseError("running as root needs the `postgres` system user (apt package postgresql)") from exc
+            raise LocalDatabaseError(
+                "running as root needs the `postgres` system user (apt package postgresql)"
+            ) from exc
         return entry.pw_uid, entry.pw_gid
 
     @contextmanager
@@ -181,6 +184,7 @@ class LocalCluster:
             if not (self.datadir / "PG_VERSION").exists():
                 self._initdb(bindir)
             if not self.is_running():
+                self._check_port_free()
                 logfile = self.logfile
                 owner = self._owner()
                 logfile.touch(exist_ok=True)
@@ -196,6 +200,16 @@ class LocalCluster:
             self._wait_ready(bindir, timeout)
             self._ensure_database(bindir)
         return self.url()
+
+    def _check_port_free(self) -> None:
+        """Refuse to start when another server already listens on our port."""
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise LocalDatabaseError(
+                    f"port {self.port} on 127.0.0.1 is taken by another server (not this project's cluster in "
+                    f"{self.datadir}); stop it or choose another port with CIM_LOCAL_DB_PORT"
+                )
 
     def _wait_ready(self, bindir: Path, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -1,1 +1,1 @@
-"""Ingest pipelines: read real Chinese geodata files, normalise CRS to WGS84, validate and load into PostGIS."""
+"""Ingest pipelines: read real Chinese geodata files, normalise their CRS to WGS84, validate, load into PostGIS."""

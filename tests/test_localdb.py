@@ -54,3 +54,15 @@ def test_db_start_refuses_when_a_database_url_is_configured(tmp_path):
     res = _cim(["db", "start"], env)
     assert res.returncode == 1
     assert "CIM_DATABASE_URL is set" in res.stderr
+
+
+def test_start_refuses_a_port_taken_by_another_server(tmp_path):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        env = {**os.environ, "CIM_HOME": str(tmp_path / "home"), "CIM_LOCAL_DB_PORT": str(port)}
+        env.pop("CIM_DATABASE_URL", None)
+        res = _cim(["db", "start"], env)
+    assert res.returncode == 1
+    assert f"port {port} on 127.0.0.1 is taken by another server" in res.stderr

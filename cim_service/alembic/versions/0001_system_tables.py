@@ -61,7 +61,10 @@ def upgrade() -> None:
         sa.Column("layer_id", sa.Text, primary_key=True),
         sa.Column("version", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("feature_count", sa.BigInteger, nullable=False, server_default="0"),
-        sa.Column("minx", sa.Float), sa.Column("miny", sa.Float), sa.Column("maxx", sa.Float), sa.Column("maxy", sa.Float),
+        sa.Column("minx", sa.Float),
+        sa.Column("miny", sa.Float),
+        sa.Column("maxx", sa.Float),
+        sa.Column("maxy", sa.Float),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         schema=S,
     )
