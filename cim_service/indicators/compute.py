@@ -1,0 +1,136 @@
+"""SQL measures per indicator kind: numerator and denominator for the district and every town.
+
+Each ``measure_<kind>`` returns ``{area: (numerator, denominator)}`` where ``area`` is a town name or
+``None`` for the district; :mod:`cim_service.indicators.results` turns them into values, targets, status
+and gap texts. District rows count the features the loader did not flag ``outside_district``; town rows
+join the features to the (subdivided) town polygons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cim_service.indicators import coverage as cov
+from cim_service.indicators.catalog import IndicatorSpec, Kind
+from cim_service.indicators.context import METRIC_SRID, Context
+
+Measure = dict[str | None, tuple[float, float | None]]
+#: degrees of longitude per metre at Minhang's latitude, rounded up (a bounding-box prefilter only)
+DEG_PER_M = 1 / 90_000
+
+
+def _per_point(ctx: Context, layer_id: str, ok_expr: str, cond: str = "TRUE", **params: Any) -> Measure:
+    """Count features and those satisfying ``ok_expr`` per town and for the district."""
+    ctx.prepare_areas()
+    rows = ctx.rows(
+        f"""
+        WITH p AS MATERIALIZED (
+          SELECT s.outside_district AS outside, ({ok_expr}) AS ok,
+                 (SELECT t.name FROM _ind_town_sub t WHERE ST_Intersects(t.geom, s.geom) LIMIT 1) AS town
+            FROM {ctx.table(layer_id)} s WHERE {cond}
+        )
+        SELECT town, count(*), count(*) FILTER (WHERE ok) FROM p WHERE town IS NOT NULL GROUP BY town
+        UNION ALL
+        SELECT NULL, count(*), count(*) FILTER (WHERE ok) FROM p WHERE NOT outside
+        """,
+        **params,
+    )
+    return {town: (float(ok), float(n)) for town, n, ok in rows}
+
+
+def measure_count(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Features (optionally filtered by field values or a date) per area; no denominator."""
+    layer = spec.inputs[0]
+    cond, params = cov._where(ctx, layer, spec.params.get("where", {}))
+    since = spec.params.get("since")
+    if since:
+        date_field = spec.params.get("date_field", "installed_at")
+        ctx.spec(layer).field(date_field)
+        cond += f' AND s."{date_field}" >= CAST(:since AS date)'
+        params["since"] = since
+    m = _per_point(ctx, layer, "TRUE", cond, **params)
+    return {area: (num, None) for area, (num, _) in m.items()}
+
+
+def measure_density(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Features per km² of town / district area."""
+    counts = measure_count(ctx, spec)
+    areas: dict[str | None, float | None] = {t: a for t, _, a in ctx.towns}
+    areas[None] = ctx.district_area_km2
+    return {area: (counts.get(area, (0.0, None))[0], areas[area]) for area in areas}
+
+
+def measure_area_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Covered km² and area km² per area (service-radius discs; see ``coverage``)."""
+    table = cov.coverage(ctx, spec.inputs[0], spec.params["radius"], spec.params.get("where", {}))
+    covered = cov.covered_area_by_town(ctx, table)
+    out: Measure = {t: (covered.get(t, 0.0), a) for t, _, a in ctx.towns}
+    out[None] = (covered[None], ctx.district_area_km2)
+    return out
+
+
+def measure_address_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Addresses inside the coverage polygons, of all (or residential, i.e. not flagged non-residential) ones."""
+    table = cov.coverage(ctx, spec.inputs[0], spec.params["radius"], spec.params.get("where", {}))
+    cond = "s.residential IS NOT FALSE" if spec.params.get("residential_only") else "TRUE"
+    ok = (f"EXISTS (SELECT 1 FROM {table} c "
+          f"WHERE ST_Intersects(c.geom, ST_Transform(s.geom, {METRIC_SRID})))")
+    return _per_point(ctx, "addresses", ok, cond)
+
+
+def measure_site_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Sites with a waterlogging sensor within ``sensor_site_radius_m`` (on the spheroid)."""
+    r = ctx.settings.sensor_site_radius_m
+    ok = (f"EXISTS (SELECT 1 FROM {ctx.table('waterlogging_sensors')} w "
+          f"WHERE w.geom && ST_Expand(s.geom, :deg) AND ST_DWithin(w.geom::geography, s.geom::geography, :r))")
+    return _per_point(ctx, spec.params["sites"], ok, deg=r * DEG_PER_M, r=r)
+
+
+def measure_flag_share(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Features whose boolean field is true, of all features."""
+    field = spec.params["field"]
+    ctx.spec(spec.inputs[0]).field(field)
+    return _per_point(ctx, spec.inputs[0], f's."{field}" IS TRUE')
+
+
+def measure_line_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Main-road km within ``radius_m`` of a smart pole, of all main-road km, per area."""
+    ctx.prepare_areas()
+    poles = cov.pole_coverage(ctx, float(spec.params.get("radius_m", 50)))
+    roads = ctx.table("main_roads")
+    out: Measure = {}
+    for label, areas in (("town", "_ind_town_sub"), ("district", "_ind_district_sub")):
+        name = "a.name" if label == "town" else "NULL::text"
+        rows = ctx.rows(
+            f"""
+            WITH r AS (
+              SELECT {name} AS area, ST_Intersection(ST_Transform(m.geom, {METRIC_SRID}), a.geom_m) AS geom
+                FROM {roads} m JOIN {areas} a ON ST_Intersects(ST_Transform(m.geom, {METRIC_SRID}), a.geom_m)
+            )
+            SELECT r.area, sum(ST_Length(r.geom)) / 1e3,
+                   sum((SELECT COALESCE(sum(ST_Length(ST_Intersection(r.geom, c.geom))), 0)
+                          FROM {poles} c WHERE ST_Intersects(c.geom, r.geom))) / 1e3
+              FROM r GROUP BY r.area
+            """
+        )
+        for area, total, covered in rows:
+            out[area] = (float(covered or 0.0), float(total or 0.0))
+    out.setdefault(None, (0.0, 0.0))
+    return out
+
+
+MEASURES: dict[Kind, Callable[[Context, IndicatorSpec], Measure]] = {
+    Kind.count: measure_count,
+    Kind.density: measure_density,
+    Kind.area_coverage: measure_area_coverage,
+    Kind.address_coverage: measure_address_coverage,
+    Kind.site_coverage: measure_site_coverage,
+    Kind.flag_share: measure_flag_share,
+    Kind.line_coverage: measure_line_coverage,
+}
+
+
+def measure(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Numerators and denominators of one indicator."""
+    return MEASURES[spec.kind](ctx, spec)

@@ -1,0 +1,125 @@
+"""One computation run: a connection, the catalogs, settings, and the shared temporary tables.
+
+All areas and distances are measured in EPSG:4549 (CGCS2000 / 3-degree Gauss-Kruger CM 120E, metres;
+Minhang lies 1.3-1.6 degrees from the central meridian, so the scale error is below 0.03 %) or on the
+spheroid (geography). Temporary tables live for the run's transaction:
+
+- ``_ind_town``: town polygons (name, area_km2, geom in 4549), and ``_ind_town_sub`` the same subdivided,
+  in 4326 (for point-in-town joins on the layers' GIST index) and in 4549 (for overlays);
+- ``_ind_district``: the district outline in 4549 (the ``district`` layer, else the union of the towns).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from cim_service.catalog import Catalog, LayerSpec
+from cim_service.settings import Settings
+
+METRIC_SRID = 4549
+#: the name used for district-wide rows
+DISTRICT = "闵行区"
+#: vertices per subdivided piece (ST_Subdivide): small pieces make index joins and overlays fast
+SUBDIVIDE = 128
+
+
+@dataclass
+class Context:
+    """A connection in an open transaction plus what every indicator needs."""
+
+    conn: Connection
+    layers: Catalog
+    settings: Settings
+    _prepared: set[str] = field(default_factory=set)
+
+    def table(self, layer_id: str) -> str:
+        """Quoted table of a layer (identifiers come from the catalog only)."""
+        return self.layers.get(layer_id).qualified_table
+
+    def spec(self, layer_id: str) -> LayerSpec:
+        """Declaration of a layer."""
+        return self.layers.get(layer_id)
+
+    def scalar(self, sql: str, **params: object) -> object:
+        """Run a query returning one value."""
+        return self.conn.execute(sa.text(sql), params).scalar()
+
+    def rows(self, sql: str, **params: object) -> list[sa.Row]:
+        """Run a query returning rows."""
+        return list(self.conn.execute(sa.text(sql), params))
+
+    def execute(self, sql: str, **params: object) -> None:
+        """Run one statement or a script of statements separated by ``;`` at line ends."""
+        for statement in (s.strip() for s in sql.split(";\n")):
+            statement = statement.rstrip(";").strip()
+            if statement:
+                self.conn.execute(sa.text(statement), params)
+
+    def count(self, layer_id: str) -> int:
+        """Number of features of a layer."""
+        return int(self.scalar(f"SELECT count(*) FROM {self.table(layer_id)}") or 0)
+
+    @cached_property
+    def empty_layers(self) -> set[str]:
+        """Layers that have no feature at all."""
+        empty = set()
+        for spec in self.layers:
+            has = self.scalar(f"SELECT EXISTS (SELECT 1 FROM {spec.qualified_table})")
+            if not has:
+                empty.add(spec.id)
+        return empty
+
+    # -- areas ------------------------------------------------------------------------------------
+    def prepare_areas(self) -> None:
+        """Create the town and district temporary tables once per run."""
+        if "areas" in self._prepared:
+            return
+        towns, district = self.table("towns"), self.table("district")
+        self.execute(
+            f"""
+            CREATE TEMP TABLE _ind_town ON COMMIT DROP AS
+            SELECT name, max(name_en) AS name_en,
+                   ST_Multi(ST_Union(ST_MakeValid(ST_Transform(geom, {METRIC_SRID}))))::geometry AS geom
+              FROM {towns} WHERE name IS NOT NULL GROUP BY name;
+            ALTER TABLE _ind_town ADD COLUMN area_km2 double precision;
+            UPDATE _ind_town SET area_km2 = ST_Area(geom) / 1e6;
+            CREATE TEMP TABLE _ind_town_sub ON COMMIT DROP AS
+            SELECT name, g AS geom_m, ST_Transform(g, 4326) AS geom
+              FROM (SELECT name, ST_Subdivide(geom, {SUBDIVIDE}) AS g FROM _ind_town) s;
+            CREATE INDEX ON _ind_town_sub USING gist (geom);
+            CREATE INDEX ON _ind_town_sub USING gist (geom_m);
+            CREATE TEMP TABLE _ind_district ON COMMIT DROP AS
+            SELECT ST_Multi(ST_Union(ST_MakeValid(ST_Transform(geom, {METRIC_SRID}))))::geometry AS geom
+              FROM {district};
+            UPDATE _ind_district SET geom = (SELECT ST_Multi(ST_Union(geom)) FROM _ind_town)
+             WHERE geom IS NULL;
+            CREATE TEMP TABLE _ind_district_sub ON COMMIT DROP AS
+            SELECT g AS geom_m, ST_Transform(g, 4326) AS geom
+              FROM (SELECT ST_Subdivide(geom, {SUBDIVIDE}) AS g FROM _ind_district) s;
+            CREATE INDEX ON _ind_district_sub USING gist (geom_m);
+            ANALYZE _ind_town_sub; ANALYZE _ind_district_sub;
+            """
+        )
+        self._prepared.add("areas")
+
+    @cached_property
+    def district_area_km2(self) -> float | None:
+        """Area of the district outline (or of the union of towns), km²; None when neither is loaded."""
+        self.prepare_areas()
+        value = self.scalar("SELECT ST_Area(geom) / 1e6 FROM _ind_district")
+        return float(value) if value else None
+
+    @cached_property
+    def towns(self) -> list[tuple[str, str | None, float]]:
+        """Towns as (name, name_en, area_km2), by name."""
+        self.prepare_areas()
+        return [(r[0], r[1], float(r[2])) for r in self.rows(
+            "SELECT name, name_en, area_km2 FROM _ind_town ORDER BY name")]
+
+    def town_names(self) -> set[str]:
+        """Names of the loaded towns."""
+        return {t[0] for t in self.towns}

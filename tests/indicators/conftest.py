@@ -1,0 +1,85 @@
+"""Fixtures of the indicator tests: a SEPARATE throwaway database for hand-computable cases.
+
+Hand cases are drawn in EPSG:4549 metres (so a 1000 m square is exactly 1 km²) and stored in WGS84 like
+every layer. The database is created and migrated once per session; each test empties the layers first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from cim_service.catalog import Catalog
+from cim_service.db import make_engine
+from cim_service.migrate import bump_layer_state, migrate
+
+#: origin of the hand-drawn cases in EPSG:4549 (about 121.52E, 31.08N, in Minhang)
+X0, Y0 = 550_000.0, 3_440_000.0
+
+
+@pytest.fixture(scope="session")
+def hand_url(database_url: str, catalog: Catalog) -> Iterator[str]:
+    """URL of a migrated database only the hand-case tests write to."""
+    server = make_url(database_url)
+    name = f"cim_ind_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
+                        isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    eng = make_engine(url)
+    migrate(eng, catalog)
+    eng.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture
+def hand(hand_url: str, catalog: Catalog) -> Iterator[Engine]:
+    """Engine on the hand-case database with every layer and stored result emptied."""
+    eng = make_engine(hand_url)
+    with eng.begin() as conn:
+        for spec in catalog:
+            conn.execute(sa.text(f"TRUNCATE {spec.qualified_table}"))
+            bump_layer_state(conn, spec.id, spec.qualified_table)
+        conn.execute(sa.text("TRUNCATE cim_meta.indicator_result"))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def put(hand: Engine, catalog: Catalog) -> Callable[..., None]:
+    """Insert features given in 4549 metres relative to (X0, Y0): ``put(layer, wkt, **fields)``."""
+
+    def _put(layer_id: str, wkt: str, outside: bool = False, **fields: object) -> None:
+        spec = catalog.get(layer_id)
+        names = list(fields)
+        cols = "".join(f', "{n}"' for n in names)
+        vals = "".join(f", :{n}" for n in names)
+        with hand.begin() as conn:
+            conn.execute(sa.text(
+                f"INSERT INTO {spec.qualified_table} (feature_key, geom, outside_district{cols}) VALUES "
+                f"(:fk, ST_Transform(ST_Translate(ST_GeomFromText(:wkt, 4549), :x0, :y0), 4326), :out{vals})"
+            ), {"fk": uuid.uuid4().hex, "wkt": wkt, "x0": X0, "y0": Y0, "out": outside, **fields})
+            bump_layer_state(conn, spec.id, spec.qualified_table)
+
+    return _put
+
+
+def square(x: float, y: float, size: float) -> str:
+    """WKT of an axis-aligned square MultiPolygon (metres)."""
+    return (f"MULTIPOLYGON((({x} {y}, {x + size} {y}, {x + size} {y + size}, {x} {y + size}, {x} {y})))")
+
+
+@pytest.fixture
+def sq() -> Callable[[float, float, float], str]:
+    """The ``square`` helper as a fixture."""
+    return square
