@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +15,7 @@ from cim_service.catalog import IDENT, Catalog
 CATALOG_FILE = Path(__file__).resolve().parent / "indicators.yaml"
 
 
-class Binding(str, Enum):
+class Binding(StrEnum):
     """Indicator type of the plan: 约束性 (binding) or 预期性 (expected)."""
 
     binding = "binding"
@@ -27,7 +27,7 @@ class Binding(str, Enum):
         return "约束性" if self is Binding.binding else "预期性"
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """How an indicator value is computed (one SQL builder per kind in ``compute.py``)."""
 
     count = "count"

@@ -121,9 +121,9 @@ def pole_coverage(ctx: Context, radius_m: float) -> str:
     return name
 
 
-def covered_area_by_town(ctx: Context, cov: str) -> dict[str, float]:
+def covered_area_by_town(ctx: Context, cov: str) -> dict[str | None, float]:
     """Covered km² per town name and for the district (key ``None``)."""
-    overlay = f"""
+    overlay = """
         sum(ST_Area(CASE WHEN ST_CoveredBy(c.geom, a.geom_m) THEN c.geom
                          ELSE ST_Intersection(c.geom, a.geom_m) END)) / 1e6"""
     out: dict[str | None, float] = {}
