@@ -1,0 +1,228 @@
+"""OGC API Tiles: tile matrix sets, vector tiles (MVT) per collection and multi-layer, raster tiles (PNG).
+
+Conventions (documented for clients):
+
+- tile paths are ``.../{tileMatrixSetId}/{z}/{x}/{y}`` (z = tileMatrix, x = tileCol, y = tileRow);
+- a zoom, column or row outside the tile matrix set → **404** naming the valid range; an unknown tile matrix
+  set → 404 listing the supported ones; malformed parameters → 400 naming the parameter;
+- a tile without features → **204 No Content** (MapLibre, deck.gl and OpenLayers treat it as empty);
+- every tile has a strong ``ETag``; ``If-None-Match`` → 304; ``Cache-Control: public, max-age=60`` for public
+  layers, ``private, no-store`` for internal/restricted layers or personal fields;
+- collections the caller may not read → 404, as for unknown ones; personal fields only with ``personal_data``;
+- raster tiles of the indicator COGs: ``/rasters`` and ``/rasters/{name}/tiles/{tileMatrixSetId}/{z}/{x}/{y}.png``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+
+from cim_service.auth import Principal, get_principal, log_access, needs_audit, resolve_layer, visible_fields
+from cim_service.catalog import LayerSpec
+from cim_service.errors import InvalidParameter
+from cim_service.tiles import raster
+from cim_service.tiles.params import (
+    MVT,
+    check_format,
+    check_properties_known,
+    is_public,
+    select_fields,
+    select_layers,
+    tile_response,
+)
+from cim_service.tiles.service import LayerRequest, TileState
+from cim_service.tiles.tilejson import tilejson, tileset_list, tileset_metadata, union_bbox
+from cim_service.tiles.tms import SUPPORTED, get_tms, tile_ref, tms_definition, tms_summary
+
+router = APIRouter(tags=["Tiles"])
+
+TmsId = Annotated[str, "tileMatrixSetId"]
+Properties = Annotated[str | None, Query(description="Comma-separated property names to include in tiles.")]
+Format = Annotated[str | None, Query(description="Tile format: mvt (the only one; default).")]
+Filter = Annotated[str | None, Query(description="CQL2 filter applied to the features of the tile.")]
+FilterLang = Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")]
+Collections = Annotated[str | None, Query(description="Comma-separated collection ids (default: all readable).")]
+TILE_RESPONSES = {200: {"content": {MVT: {}}, "description": "Mapbox vector tile"},
+                  204: {"description": "Empty tile"}, 304: {"description": "Not modified"}}
+
+
+async def startup(app: FastAPI) -> None:
+    """Open the tile cache and its LISTEN connection (when the cache is on)."""
+    app.state.tiles = await TileState.start(app.state.pool, app.state.settings)
+
+
+async def shutdown(app: FastAPI) -> None:
+    """Stop the tile cache listener."""
+    state = getattr(app.state, "tiles", None)
+    if state is not None:
+        await state.stop()
+
+
+def _root(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+async def _bboxes(request: Request, specs: list[LayerSpec]) -> list:
+    rows = await request.app.state.pool.fetch(
+        "SELECT layer_id, minx, miny, maxx, maxy FROM cim_meta.layer_state WHERE layer_id = ANY($1::text[])",
+        [s.id for s in specs],
+    )
+    return [(r["minx"], r["miny"], r["maxx"], r["maxy"]) if r["minx"] is not None else None for r in rows]
+
+
+async def _audit(request: Request, principal: Principal, reqs: list[LayerRequest], detail: dict) -> None:
+    client = request.client.host if request.client else None
+    for r in reqs:
+        if needs_audit(r.spec, r.fields):
+            await log_access(request.app.state.pool, principal, r.spec, "tile", list(r.fields), detail, client)
+
+
+def _compile_filter(spec: LayerSpec, principal: Principal, text: str, lang: str | None,
+                    fields: tuple[str, ...]) -> LayerRequest:
+    raise InvalidParameter("parameter 'filter': CQL2 filters on tiles are not available yet")
+
+
+# -- tile matrix sets ------------------------------------------------------------------------------
+
+@router.get("/tileMatrixSets", summary="Tile matrix sets offered")
+async def tile_matrix_sets(request: Request) -> dict:
+    """List the supported tile matrix sets."""
+    return {"tileMatrixSets": [tms_summary(t, _root(request)) for t in SUPPORTED]}
+
+
+@router.get("/tileMatrixSets/{tileMatrixSetId}", summary="Tile matrix set definition")
+async def tile_matrix_set(tileMatrixSetId: TmsId) -> dict:  # noqa: N803 - OGC parameter name
+    """Return the OGC TileMatrixSet 2.0 definition."""
+    return tms_definition(tileMatrixSetId)
+
+
+# -- collection tiles ------------------------------------------------------------------------------
+
+@router.get("/collections/{collectionId}/tiles", summary="Tilesets of a collection")
+async def collection_tilesets(request: Request, spec: LayerSpec = Depends(resolve_layer)) -> dict:
+    """List the vector tilesets of a collection (one per tile matrix set)."""
+    root = _root(request)
+    return tileset_list(spec.title_en, f"{root}/collections/{spec.id}/tiles", root)
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="Tileset metadata of a collection")
+async def collection_tileset(request: Request, tileMatrixSetId: TmsId,  # noqa: N803
+                             spec: LayerSpec = Depends(resolve_layer),
+                             principal: Principal = Depends(get_principal)) -> dict:
+    """Return OGC API Tiles tileset metadata for a collection."""
+    get_tms(tileMatrixSetId)
+    root = _root(request)
+    layers = [(spec, visible_fields(spec, principal))]
+    return tileset_metadata(spec.title_en, f"{root}/collections/{spec.id}/tiles", root, tileMatrixSetId, layers,
+                            union_bbox(await _bboxes(request, [spec])))
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json", summary="TileJSON of a collection")
+async def collection_tilejson(request: Request, tileMatrixSetId: TmsId,  # noqa: N803
+                              spec: LayerSpec = Depends(resolve_layer),
+                              principal: Principal = Depends(get_principal)) -> dict:
+    """Return a TileJSON 3.0 document with the collection's vector layer and fields."""
+    get_tms(tileMatrixSetId)
+    layers = [(spec, visible_fields(spec, principal))]
+    return tilejson(spec.id, f"{_root(request)}/collections/{spec.id}/tiles", tileMatrixSetId, layers,
+                    union_bbox(await _bboxes(request, [spec])))
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}", summary="Vector tile of a collection",
+            response_class=Response, responses=TILE_RESPONSES)
+async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
+                          properties: Properties = None, f: Format = None, filter: Filter = None,
+                          filter_lang: FilterLang = None,
+                          spec: LayerSpec = Depends(resolve_layer),
+                          principal: Principal = Depends(get_principal)) -> Response:
+    """Return the MVT of one collection (layer named after the collection)."""
+    check_format(f)
+    tile = tile_ref(tileMatrixSetId, z, x, y)
+    fields = select_fields(spec, principal, properties)
+    req = LayerRequest(spec, fields)
+    if filter is not None:
+        req = _compile_filter(spec, principal, filter, filter_lang, fields)
+    content = await request.app.state.tiles.tile([req], tile)
+    await _audit(request, principal, [req], {"tms": tile.tms_id, "z": z, "x": x, "y": y})
+    return tile_response(request, content, is_public([spec], [fields]))
+
+
+# -- dataset (multi-layer) tiles -------------------------------------------------------------------
+
+@router.get("/tiles", summary="Dataset tilesets (multi-layer)")
+async def dataset_tilesets(request: Request) -> dict:
+    """List the multi-layer tilesets (one per tile matrix set)."""
+    root = _root(request)
+    return tileset_list("Minhang CIM", f"{root}/tiles", root)
+
+
+def _dataset_layers(request: Request, principal: Principal, collections: str | None) -> list:
+    specs = select_layers(request, principal, collections)
+    return [(s, visible_fields(s, principal)) for s in specs]
+
+
+@router.get("/tiles/{tileMatrixSetId}", summary="Dataset tileset metadata (multi-layer)")
+async def dataset_tileset(request: Request, tileMatrixSetId: TmsId, collections: Collections = None,  # noqa: N803
+                          principal: Principal = Depends(get_principal)) -> dict:
+    """Return tileset metadata of the multi-layer tiles (the selected or all readable collections)."""
+    get_tms(tileMatrixSetId)
+    layers = _dataset_layers(request, principal, collections)
+    root = _root(request)
+    query = {"collections": collections} if collections else None
+    return tileset_metadata("Minhang CIM", f"{root}/tiles", root, tileMatrixSetId, layers,
+                            union_bbox(await _bboxes(request, [s for s, _ in layers])), query)
+
+
+@router.get("/tiles/{tileMatrixSetId}/tilejson.json", summary="TileJSON of the multi-layer tiles")
+async def dataset_tilejson(request: Request, tileMatrixSetId: TmsId, collections: Collections = None,  # noqa: N803
+                           principal: Principal = Depends(get_principal)) -> dict:
+    """Return TileJSON 3.0 for the multi-layer tiles, one vector layer per collection."""
+    get_tms(tileMatrixSetId)
+    layers = _dataset_layers(request, principal, collections)
+    query = {"collections": collections} if collections else None
+    return tilejson("minhang-cim", f"{_root(request)}/tiles", tileMatrixSetId, layers,
+                    union_bbox(await _bboxes(request, [s for s, _ in layers])), query)
+
+
+@router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}", summary="Multi-layer vector tile",
+            response_class=Response, responses=TILE_RESPONSES)
+async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
+                       collections: Collections = None, properties: Properties = None, f: Format = None,
+                       principal: Principal = Depends(get_principal)) -> Response:
+    """Return one MVT with one layer per selected collection."""
+    check_format(f)
+    tile = tile_ref(tileMatrixSetId, z, x, y)
+    specs = select_layers(request, principal, collections)
+    check_properties_known(specs, principal, properties)
+    reqs = [LayerRequest(s, select_fields(s, principal, properties, strict=False)) for s in specs]
+    content = await request.app.state.tiles.tile(reqs, tile)
+    await _audit(request, principal, reqs, {"tms": tile.tms_id, "z": z, "x": x, "y": y})
+    return tile_response(request, content, is_public(specs, [r.fields for r in reqs]))
+
+
+# -- raster tiles ----------------------------------------------------------------------------------
+
+@router.get("/rasters", summary="Rasters served as PNG tiles")
+def rasters(request: Request) -> dict:
+    """List the rasters (indicator COGs) with their tile URL templates."""
+    root = _root(request)
+    names = raster.list_rasters(request.app.state.settings.home)
+    return {"rasters": [{"id": n, "links": [{
+        "rel": "item", "type": "image/png", "templated": True,
+        "href": f"{root}/rasters/{n}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png"}]} for n in names]}
+
+
+@router.get("/rasters/{name}/tiles/{tileMatrixSetId}/{z}/{x}/{y}.png", summary="Raster tile (PNG)",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}, 204: {"description": "Empty"}})
+def raster_tile(request: Request, name: str, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
+                colormap: Annotated[str, Query(description="rio-tiler colormap name.")] = raster.DEFAULT_COLORMAP,
+                rescale: Annotated[str | None, Query(description="min,max of the colour ramp.")] = None) -> Response:
+    """Render a colour-mapped PNG tile of a raster (blocking rasterio work, run in the threadpool)."""
+    tile_ref(tileMatrixSetId, z, x, y)
+    path = raster.raster_path(request.app.state.settings.home, name)
+    png = raster.render_png(path, tileMatrixSetId, z, x, y, colormap.lower(), raster.parse_rescale(rescale))
+    if png is None:
+        return Response(status_code=204)
+    return Response(content=png, media_type="image/png", headers={"Cache-Control": "public, max-age=60"})
+

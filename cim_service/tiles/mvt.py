@@ -1,0 +1,108 @@
+"""SQL of vector tiles (Mapbox Vector Tile, one layer per collection) rendered by PostGIS.
+
+What a client sees in a tile of layer ``L``:
+
+- one MVT layer named ``L`` (the collection id), extent 4096, buffer 64; the MVT feature id is the ``id`` column;
+- properties: the selected declared fields the caller may see (dates/timestamps/json as text);
+- point layers always carry ``count``: at zoom >= :data:`THIN_BELOW_ZOOM` it is 1 and every point is present;
+  below that zoom the tile is divided into a grid of :data:`THIN_GRID` x :data:`THIN_GRID` cells (aligned on
+  the tile matrix, so neighbouring tiles agree) and each non-empty cell yields ONE feature: the point with the
+  smallest ``id`` in the cell, with its own attributes and geometry, and ``count`` = the points in the cell.
+  ``sum(count)`` over a tile therefore equals the number of points in it (deterministic, no sampling);
+- lines and polygons are simplified (``ST_Simplify`` with a tolerance of one tile pixel, 1/4096 of the tile) and
+  clipped to the tile plus buffer;
+- at most ``max_features_per_tile`` features per layer (``LIMIT``; which ones is then unspecified).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cim_service.catalog import FieldType, LayerSpec
+from cim_service.tiles.tms import TileRef
+
+EXTENT = 4096
+BUFFER = 64
+#: point layers are thinned to one feature per grid cell below this zoom
+THIN_BELOW_ZOOM = 14
+#: grid cells per tile side when thinning (a cell is 32 MVT units: 4 px on a 512 px tile)
+THIN_GRID = 128
+_TEXT_TYPES = {FieldType.date, FieldType.timestamp, FieldType.json}
+
+
+@dataclass(frozen=True)
+class TileSQL:
+    """One tile query: SQL text with ``$n`` placeholders and its arguments."""
+
+    sql: str
+    args: tuple
+
+
+def _columns(spec: LayerSpec, fields: tuple[str, ...]) -> str:
+    cols = []
+    for name in fields:
+        ftype = spec.field(name).type  # KeyError for an undeclared field: callers validate first
+        cast = "::text" if ftype in _TEXT_TYPES else ""
+        cols.append(f't."{name}"{cast} AS "{name}"')
+    return "".join(f", {c}" for c in cols)
+
+
+def build_tile_sql(spec: LayerSpec, tile: TileRef, fields: tuple[str, ...], limit: int,
+                   where: str | None = None, where_args: tuple = ()) -> TileSQL:
+    """Build the MVT query of one layer and tile.
+
+    ``where`` is an optional SQL boolean expression over the layer's quoted columns using placeholders
+    ``$1..$k`` for ``where_args`` (e.g. a CQL2 filter); the tile's own parameters are numbered after them.
+    Identifiers come from the catalog only; every value is a bound parameter.
+    """
+    n = len(where_args)
+    p = [f"${n + i}" for i in range(1, 8)]  # xmin, ymin, xmax, ymax, margin, layer name, tolerance/cell
+    env = f"ST_MakeEnvelope({p[0]}::float8, {p[1]}::float8, {p[2]}::float8, {p[3]}::float8, {tile.srid})"
+    col = f't."{tile.column}"'
+    cond = f"{col} && ST_Expand(env.e, {p[4]}::float8)" + (f" AND ({where})" if where else "")
+    props = _columns(spec, fields)
+    if spec.geometry.is_point and tile.z < THIN_BELOW_ZOOM:
+        sql = _thinned_sql(spec, env, col, cond, props, p, limit)
+        extra: float | None = tile.width / THIN_GRID
+    elif spec.geometry.is_point:
+        sql = _plain_sql(spec, env, col, cond, props + ", 1 AS count", p, limit)
+        extra = None
+    else:
+        geom = f"ST_Simplify({col}, {p[6]}::float8, true)"
+        sql = _plain_sql(spec, env, geom, cond, props, p, limit)
+        extra = tile.width / EXTENT
+    margin = tile.width * BUFFER / EXTENT
+    args = (*where_args, *tile.bounds, margin, spec.id)
+    return TileSQL(sql, args if extra is None else (*args, extra))
+
+
+def _plain_sql(spec: LayerSpec, env: str, geom: str, cond: str, props: str, p: list[str], limit: int) -> str:
+    return f"""
+WITH env AS (SELECT {env} AS e),
+q AS (
+  SELECT t."id"{props}, ST_AsMVTGeom({geom}, env.e, {EXTENT}, {BUFFER}, true) AS mvtgeom
+  FROM {spec.qualified_table} t, env
+  WHERE {cond}
+  LIMIT {int(limit)}
+)
+SELECT ST_AsMVT(q.*, {p[5]}::text, {EXTENT}, 'mvtgeom', 'id') FROM q WHERE q.mvtgeom IS NOT NULL"""
+
+
+def _thinned_sql(spec: LayerSpec, env: str, col: str, cond: str, props: str, p: list[str], limit: int) -> str:
+    x, y = (f"ST_X({col})", f"ST_Y({col})")
+    if spec.geometry.value == "MultiPoint":
+        x, y = (f"ST_X(ST_GeometryN({col}, 1))", f"ST_Y(ST_GeometryN({col}, 1))")
+    return f"""
+WITH env AS (SELECT {env} AS e),
+cells AS (
+  SELECT min(t."id") AS id, count(*)::int AS count
+  FROM {spec.qualified_table} t, env
+  WHERE {cond}
+  GROUP BY floor(({x} - {p[0]}::float8) / {p[6]}::float8), floor(({y} - {p[1]}::float8) / {p[6]}::float8)
+  LIMIT {int(limit)}
+),
+q AS (
+  SELECT t."id"{props}, cells.count, ST_AsMVTGeom({col}, env.e, {EXTENT}, {BUFFER}, true) AS mvtgeom
+  FROM cells JOIN {spec.qualified_table} t ON t."id" = cells.id, env
+)
+SELECT ST_AsMVT(q.*, {p[5]}::text, {EXTENT}, 'mvtgeom', 'id') FROM q WHERE q.mvtgeom IS NOT NULL"""

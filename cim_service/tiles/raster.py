@@ -1,0 +1,81 @@
+"""Raster tiles (PNG) of the Cloud-Optimized GeoTIFFs in ``<home>/rasters/<name>.tif`` through rio-tiler.
+
+The indicator engine writes its rasters there (e.g. camera density). Rendering is blocking (rasterio), so
+callers run it in a thread (plain ``def`` routes run in Starlette's threadpool).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from rio_tiler.colormap import cmap
+from rio_tiler.errors import TileOutsideBounds
+from rio_tiler.io import Reader
+
+from cim_service.catalog import IDENT
+from cim_service.errors import InvalidParameter, NotFound
+from cim_service.tiles.tms import get_tms
+
+DEFAULT_COLORMAP = "viridis"
+
+
+def raster_dir(home: Path) -> Path:
+    """Folder of the served rasters."""
+    return Path(home) / "rasters"
+
+
+def list_rasters(home: Path) -> list[str]:
+    """Names of the rasters available (``<name>.tif`` files with a valid name)."""
+    folder = raster_dir(home)
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.tif") if IDENT.match(p.stem))
+
+
+def raster_path(home: Path, name: str) -> Path:
+    """Path of raster ``name``; NotFound when the name is invalid or the file is absent (no path traversal)."""
+    if not IDENT.match(name):
+        raise NotFound(f"raster {name!r} not found")
+    path = raster_dir(home) / f"{name}.tif"
+    if not path.is_file():
+        raise NotFound(f"raster {name!r} not found; available: {', '.join(list_rasters(home)) or 'none'}")
+    return path
+
+
+def parse_rescale(text: str | None) -> tuple[float, float] | None:
+    """Parse ``rescale=min,max`` (None when absent); InvalidParameter when malformed."""
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidParameter("parameter 'rescale' must be two numbers 'min,max'") from None
+    if not lo < hi:
+        raise InvalidParameter("parameter 'rescale': min must be smaller than max")
+    return lo, hi
+
+
+def render_png(path: Path, tms_id: str, z: int, x: int, y: int, colormap: str = DEFAULT_COLORMAP,
+               rescale: tuple[float, float] | None = None) -> bytes | None:
+    """Render band 1 of ``path`` for tile z/x/y as a colour-mapped PNG; None when the tile misses the raster."""
+    if colormap not in cmap.list():
+        raise InvalidParameter(f"parameter 'colormap': unknown colormap {colormap!r} (e.g. viridis, magma, reds)")
+    with Reader(str(path), tms=get_tms(tms_id)) as src:
+        try:
+            img = src.tile(x, y, z, indexes=1)
+        except TileOutsideBounds:
+            return None
+    stats = rescale or _band_range(str(path), path.stat().st_mtime_ns)
+    img.rescale(in_range=(stats,))
+    return img.render(img_format="PNG", colormap=cmap.get(colormap))
+
+
+@lru_cache(maxsize=64)
+def _band_range(path: str, _mtime_ns: int) -> tuple[float, float]:
+    """Min/max of band 1 (from a 512 px overview), cached per file version."""
+    with Reader(path) as src:
+        stats = src.statistics(indexes=1, max_size=512)
+    band = next(iter(stats.values()))
+    lo, hi = float(band.min), float(band.max)
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)

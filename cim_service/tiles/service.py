@@ -1,0 +1,93 @@
+"""Render vector tiles through the cache: per-layer MVT bytes, concatenated for multi-layer tiles.
+
+An MVT is a protobuf message whose layers are a repeated field, so the concatenation of single-layer tiles is
+a valid multi-layer tile: each layer is rendered (and cached) once and shared by every combination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from cim_service.catalog import LayerSpec
+from cim_service.db import libpq_url, run_with_retry
+from cim_service.metrics import TILE_CACHE_HITS, TILE_CACHE_MISSES
+from cim_service.settings import Settings
+from cim_service.tiles.cache import CachedTile, TileCache
+from cim_service.tiles.mvt import build_tile_sql
+from cim_service.tiles.tms import TileRef
+from cim_service.tiles.versions import LayerVersions, VersionListener
+
+
+@dataclass(frozen=True)
+class LayerRequest:
+    """What to render of one layer: the fields, an optional compiled filter and its cache identity."""
+
+    spec: LayerSpec
+    fields: tuple[str, ...]
+    where: str | None = None
+    where_args: tuple = ()
+    filter_key: tuple | None = None
+
+
+@dataclass
+class TileState:
+    """Per-process tile machinery kept on ``app.state.tiles``."""
+
+    pool: asyncpg.Pool
+    max_features: int
+    cache: TileCache | None = None
+    versions: LayerVersions = field(default_factory=LayerVersions)
+    listener: VersionListener | None = None
+
+    @classmethod
+    async def start(cls, pool: asyncpg.Pool, settings: Settings) -> TileState:
+        """Create the state; with the cache on, start the version listener (LISTEN + initial load)."""
+        state = cls(pool=pool, max_features=settings.max_features_per_tile)
+        if settings.tile_cache and settings.tile_cache_max_bytes > 0:
+            state.cache = TileCache(settings.tile_cache_max_bytes)
+            state.listener = VersionListener(libpq_url(settings.resolved_database_url()), state.versions)
+            await state.listener.start()
+        return state
+
+    async def stop(self) -> None:
+        """Stop the listener."""
+        if self.listener is not None:
+            await self.listener.stop()
+
+    def _key(self, req: LayerRequest, tile: TileRef) -> tuple | None:
+        if self.cache is None or not self.versions.live:
+            return None
+        version = self.versions.get(req.spec.id)
+        if version is None:
+            return None
+        return (req.spec.id, version, tile.tms_id, tile.z, tile.x, tile.y, req.fields, req.filter_key,
+                self.max_features)
+
+    async def layer_tile(self, req: LayerRequest, tile: TileRef) -> CachedTile:
+        """MVT of one layer for ``tile``, from the cache when possible."""
+        key = self._key(req, tile)
+        if key is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                TILE_CACHE_HITS.inc()
+                return hit
+        TILE_CACHE_MISSES.inc()
+        q = build_tile_sql(req.spec, tile, req.fields, self.max_features, req.where, req.where_args)
+
+        async def fetch(conn: asyncpg.Connection) -> bytes | None:
+            return await conn.fetchval(q.sql, *q.args)
+
+        rendered = CachedTile.of(bytes(await run_with_retry(self.pool, fetch) or b""))
+        if key is not None:
+            self.cache.put(key, rendered)
+        return rendered
+
+    async def tile(self, reqs: list[LayerRequest], tile: TileRef) -> CachedTile:
+        """MVT with one layer per request, in request order."""
+        if len(reqs) == 1:
+            return await self.layer_tile(reqs[0], tile)
+        parts = await asyncio.gather(*(self.layer_tile(r, tile) for r in reqs))
+        return CachedTile.of(b"".join(p.content for p in parts))

@@ -1,0 +1,125 @@
+"""Tileset documents: OGC API Tiles tileset lists and metadata, and TileJSON 3.0 with ``vector_layers``."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from cim_service.catalog import FieldSpec, FieldType, LayerSpec
+from cim_service.tiles.mvt import THIN_BELOW_ZOOM
+from cim_service.tiles.tms import SUPPORTED, get_tms, tile_matrix_limits
+
+MVT = "application/vnd.mapbox-vector-tile"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+REL_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
+#: Minhang District, used when a layer has no extent yet
+DEFAULT_BBOX = (121.25, 30.95, 121.60, 31.25)
+_JSON_TYPES = {
+    FieldType.text: {"type": "string"}, FieldType.integer: {"type": "integer"},
+    FieldType.bigint: {"type": "integer"}, FieldType.float: {"type": "number"},
+    FieldType.boolean: {"type": "boolean"}, FieldType.date: {"type": "string", "format": "date"},
+    FieldType.timestamp: {"type": "string", "format": "date-time"}, FieldType.json: {"type": "string"},
+}
+_TILEJSON_TYPES = {FieldType.integer: "Number", FieldType.bigint: "Number", FieldType.float: "Number",
+                   FieldType.boolean: "Boolean"}
+Bbox = tuple[float, float, float, float]
+
+
+def tile_template(base: str, tms_id: str, query: dict[str, str] | None = None) -> str:
+    """URL template of the tiles under ``base`` (a collection's or the dataset's ``/tiles``)."""
+    qs = f"?{urlencode(query)}" if query else ""
+    return f"{base}/{tms_id}/{{z}}/{{x}}/{{y}}{qs}"
+
+
+def _dimension(spec: LayerSpec) -> int:
+    if spec.geometry.is_point:
+        return 0
+    return 1 if "Line" in spec.geometry.value else 2
+
+
+def properties_schema(spec: LayerSpec, fields: list[FieldSpec]) -> dict:
+    """JSON schema of the properties a tile of ``spec`` carries (``count`` for point layers)."""
+    props = {f.name: {**_JSON_TYPES[f.type], "title": f.title_en, "x-title-zh": f.title_zh} for f in fields}
+    if spec.geometry.is_point:
+        props["count"] = {"type": "integer", "title": "Points represented by this feature "
+                          f"(> 1 only below zoom {THIN_BELOW_ZOOM}, where points are thinned per grid cell)"}
+    return {"type": "object", "properties": props}
+
+
+def union_bbox(boxes: list[Bbox | None]) -> Bbox:
+    """Union of the known boxes, or Minhang's when none is known."""
+    known = [b for b in boxes if b is not None]
+    if not known:
+        return DEFAULT_BBOX
+    return (min(b[0] for b in known), min(b[1] for b in known), max(b[2] for b in known), max(b[3] for b in known))
+
+
+def _layer_entry(spec: LayerSpec, fields: list[FieldSpec], maxzoom: int) -> dict:
+    return {
+        "id": spec.id, "title": spec.title_en, "description": spec.description_en or spec.title_zh,
+        "dataType": "vector", "geometryDimension": _dimension(spec),
+        "minTileMatrix": "0", "maxTileMatrix": str(maxzoom),
+        "propertiesSchema": properties_schema(spec, fields),
+    }
+
+
+def tileset_metadata(title: str, base: str, root: str, tms_id: str,
+                     layers: list[tuple[LayerSpec, list[FieldSpec]]], bbox: Bbox,
+                     query: dict[str, str] | None = None) -> dict:
+    """OGC API Tiles tileset metadata (vector) of ``layers``; ``base`` is the ``.../tiles`` URL, ``root`` the API's."""
+    tms = get_tms(tms_id)
+    return {
+        "title": title,
+        "dataType": "vector",
+        "crs": str(tms.crs.root),
+        "tileMatrixSetURI": str(tms.uri),
+        "boundingBox": {"lowerLeft": [bbox[0], bbox[1]], "upperRight": [bbox[2], bbox[3]], "crs": CRS84},
+        "centerPoint": {"coordinates": [(bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2], "crs": CRS84,
+                        "tileMatrix": "12"},
+        "tileMatrixSetLimits": tile_matrix_limits(tms_id, bbox, tms.minzoom, tms.maxzoom),
+        "layers": [_layer_entry(spec, fields, tms.maxzoom) for spec, fields in layers],
+        "links": [
+            {"rel": "self", "type": "application/json", "href": f"{base}/{tms_id}"},
+            {"rel": REL_SCHEME, "type": "application/json", "href": f"{root}/tileMatrixSets/{tms_id}"},
+            {"rel": "item", "type": MVT, "templated": True, "title": "Mapbox vector tiles ({z}/{x}/{y})",
+             "href": tile_template(base, tms_id, query).replace("{z}", "{tileMatrix}")
+             .replace("{x}", "{tileCol}").replace("{y}", "{tileRow}")},
+            {"rel": "alternate", "type": "application/json", "title": "TileJSON 3.0",
+             "href": f"{base}/{tms_id}/tilejson.json"},
+        ],
+    }
+
+
+def tileset_list(title: str, base: str, root: str, data_type: str = "vector") -> dict:
+    """``.../tiles``: one tileset per supported tile matrix set."""
+    sets = []
+    for tms_id in SUPPORTED:
+        tms = get_tms(tms_id)
+        sets.append({
+            "title": f"{title} ({tms_id})", "dataType": data_type, "crs": str(tms.crs.root),
+            "tileMatrixSetURI": str(tms.uri),
+            "links": [
+                {"rel": "self", "type": "application/json", "href": f"{base}/{tms_id}"},
+                {"rel": REL_SCHEME, "type": "application/json", "href": f"{root}/tileMatrixSets/{tms_id}"},
+            ],
+        })
+    return {"links": [{"rel": "self", "type": "application/json", "href": base}], "tilesets": sets}
+
+
+def tilejson(name: str, base: str, tms_id: str, layers: list[tuple[LayerSpec, list[FieldSpec]]],
+             bbox: Bbox, query: dict[str, str] | None = None) -> dict:
+    """TileJSON 3.0 document for ``layers`` (xyz scheme) with their ``vector_layers`` and fields."""
+    tms = get_tms(tms_id)
+    vector_layers = []
+    for spec, fields in layers:
+        described = {f.name: _TILEJSON_TYPES.get(f.type, "String") for f in fields}
+        if spec.geometry.is_point:
+            described["count"] = "Number"
+        vector_layers.append({"id": spec.id, "description": spec.title_en, "fields": described,
+                              "minzoom": tms.minzoom, "maxzoom": tms.maxzoom})
+    return {
+        "tilejson": "3.0.0", "name": name, "version": "1.0.0", "scheme": "xyz",
+        "tiles": [tile_template(base, tms_id, query)],
+        "minzoom": tms.minzoom, "maxzoom": tms.maxzoom,
+        "bounds": list(bbox), "center": [(bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2, 12],
+        "vector_layers": vector_layers,
+    }
