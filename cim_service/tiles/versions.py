@@ -60,6 +60,7 @@ class VersionListener:
         self._task: asyncio.Task | None = None
         self._conn: asyncpg.Connection | None = None
         self.connected = asyncio.Event()
+        self.server_pid: int | None = None
 
     async def start(self, *, wait_seconds: float = 5.0) -> None:
         """Start listening; wait (bounded) for the first connection so start-up serves cached tiles at once."""
@@ -95,11 +96,13 @@ class VersionListener:
             await asyncio.sleep(self.retry_seconds)
 
     async def _listen_once(self) -> None:
-        conn = self._conn = await asyncpg.connect(self.dsn, server_settings={"application_name": "minhang-cim-listen"})
+        conn = self._conn = await asyncpg.connect(self.dsn,
+                                                  server_settings={"application_name": "minhang-cim-listen"})
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _c: lost.set())
         await conn.add_listener(CHANNEL, self._on_notify)
         await self.versions.reload(conn)  # after LISTEN: nothing committed in between is missed
+        self.server_pid = conn.get_server_pid()
         self.versions.live = True
         self.connected.set()
         while not lost.is_set():

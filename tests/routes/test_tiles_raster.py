@@ -1,0 +1,66 @@
+"""Raster tiles: a small COG written in the test is served as colour-mapped PNG tiles."""
+
+from __future__ import annotations
+
+import morecantile
+import numpy as np
+import pytest
+import rasterio
+from fastapi.testclient import TestClient
+from rasterio.io import MemoryFile
+from rasterio.transform import from_bounds
+from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.profiles import cog_profiles
+
+from cim_service.app import create_app
+
+BOUNDS = (121.38, 31.10, 121.42, 31.13)
+WMQ = morecantile.tms.get("WebMercatorQuad")
+
+
+@pytest.fixture(scope="module")
+def client(settings, tmp_path_factory):
+    src = tmp_path_factory.mktemp("raster") / "plain.tif"
+    data = np.add.outer(np.arange(64), np.arange(64)).astype("float32")  # a diagonal ramp 0..126
+    profile = {"driver": "GTiff", "width": 64, "height": 64, "count": 1, "dtype": "float32",
+               "crs": "EPSG:4326", "transform": from_bounds(*BOUNDS, 64, 64), "nodata": -1}
+    with rasterio.open(src, "w", **profile) as dst:
+        dst.write(data, 1)
+    target = settings.home / "rasters" / "camera_density_test.tif"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    cog_translate(src, target, cog_profiles.get("deflate"), quiet=True)
+    assert cog_validate(target)[0]
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _png(content: bytes) -> np.ndarray:
+    with MemoryFile(content) as mem, mem.open() as ds:
+        assert ds.driver == "PNG"
+        return ds.read()
+
+
+def test_raster_listing_and_tile(client):
+    listing = client.get("/rasters").json()["rasters"]
+    assert "camera_density_test" in [r["id"] for r in listing]
+    t = WMQ.tile(121.40, 31.115, 13)
+    r = client.get(f"/rasters/camera_density_test/tiles/WebMercatorQuad/13/{t.x}/{t.y}.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    rgba = _png(r.content)
+    assert rgba.shape[1:] == (256, 256) and rgba.shape[0] in (3, 4)
+    colours = {tuple(px) for px in rgba[:3].reshape(3, -1).T}
+    assert len(colours) > 10  # a colour ramp, not a flat image
+    reds = client.get(f"/rasters/camera_density_test/tiles/WebMercatorQuad/13/{t.x}/{t.y}.png?colormap=reds")
+    assert reds.status_code == 200 and reds.content != r.content
+
+
+def test_raster_errors(client):
+    assert client.get("/rasters/camera_density_test/tiles/WebMercatorQuad/13/0/0.png").status_code == 204
+    assert client.get("/rasters/nope/tiles/WebMercatorQuad/13/0/0.png").status_code == 404
+    assert client.get("/rasters/..%2Fx/tiles/WebMercatorQuad/13/0/0.png").status_code == 404
+    assert client.get("/rasters/camera_density_test/tiles/WebMercatorQuad/40/0/0.png").status_code == 404
+    t = WMQ.tile(121.40, 31.115, 13)
+    base = f"/rasters/camera_density_test/tiles/WebMercatorQuad/13/{t.x}/{t.y}.png"
+    bad = client.get(base + "?colormap=nope")
+    assert bad.status_code == 400 and "colormap" in bad.json()["description"]
+    assert client.get(base + "?rescale=5,1").status_code == 400
