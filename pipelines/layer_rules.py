@@ -1,0 +1,87 @@
+"""Layer-specific ingest rules the catalog cannot declare: address parsing and metro line aggregation.
+
+- ``addresses``: a file with only an address text column gets its GA/T 2000.32 levels, a standard address
+  text and an ``address_code`` from :mod:`pipelines.address` before validation;
+- ``metro_stations``: files with one row per line and station are aggregated so a transfer station is
+  one feature whose ``lines`` lists every line (e.g. ``1号线,5号线``).
+"""
+
+from __future__ import annotations
+
+import re
+
+import geopandas
+import pandas as pd
+
+from cim_service.catalog import LayerSpec
+
+ADDRESS_LEVELS = ("community", "road", "lane", "sub_lane", "number", "building", "unit", "room", "poi")
+_PREFIX = "__derived_"
+
+
+def prepare(spec: LayerSpec, raw: pd.DataFrame, mapping: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Return ``raw`` and ``mapping`` completed with the layer's derived columns (before validation)."""
+    if spec.id == "addresses" and "address_code" not in mapping and "full_address" in mapping:
+        return _parse_addresses(raw, mapping)
+    return raw, mapping
+
+
+def aggregate(spec: LayerSpec, gdf: geopandas.GeoDataFrame) -> geopandas.GeoDataFrame:
+    """Return validated features merged per feature where the layer needs it (after validation)."""
+    if spec.id == "metro_stations" and "lines" in gdf.columns and len(gdf):
+        return _merge_metro_lines(gdf)
+    return gdf
+
+
+def needs_whole_file(spec: LayerSpec) -> bool:
+    """Tell whether :func:`aggregate` needs all rows at once (no streaming)."""
+    return spec.id == "metro_stations"
+
+
+def _parse_addresses(raw: pd.DataFrame, mapping: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    from pipelines.address import address_code, canonical_town, parse_address
+
+    texts = raw[mapping["full_address"]]
+    hints = raw[mapping["town"]] if "town" in mapping else pd.Series([None] * len(raw), index=raw.index)
+    rows = []
+    for text, hint in zip(texts, hints, strict=True):
+        hint = hint if isinstance(hint, str) and hint.strip() else None
+        if not isinstance(text, str) or not text.strip():
+            rows.append({})
+            continue
+        p = parse_address(text, town_hint=hint)
+        town = (canonical_town(hint) if hint else None) or p.town
+        row = {name: getattr(p, name) for name in ADDRESS_LEVELS}
+        row |= {"address_code": address_code(p), "full_address": p.standard_address(),
+                "district": p.district, "town": town, "parse_level": p.level()}
+        rows.append(row)
+    derived = pd.DataFrame(rows, index=raw.index)
+    out = raw.copy()
+    new_mapping = dict(mapping)
+    for name in derived.columns:
+        if name in mapping and name not in ("full_address", "town", "district"):
+            continue  # the file's own value wins
+        column = _PREFIX + name
+        out[column] = derived[name].where(derived[name].notna(), None)
+        if name in ("town", "district") and name in mapping:
+            out[column] = out[column].where(out[column].notna(), raw[mapping[name]])
+        new_mapping[name] = column
+    return out, new_mapping
+
+
+def _line_order(line: str) -> tuple[int, str]:
+    match = re.search(r"\d+", line)
+    return (int(match.group()) if match else 10_000, line)
+
+
+def _merge_metro_lines(gdf: geopandas.GeoDataFrame) -> geopandas.GeoDataFrame:
+    def join(values: pd.Series) -> str | None:
+        lines = sorted({str(v) for v in values.dropna() if str(v).strip()}, key=_line_order)
+        return ",".join(lines) or None
+
+    first = gdf.groupby("name", sort=False, as_index=False).first()
+    lines = gdf.groupby("name", sort=False)["lines"].agg(join)
+    first["lines"] = first["name"].map(lines)
+    out = geopandas.GeoDataFrame(first, geometry=gdf.geometry.name, crs=gdf.crs)
+    out.index = gdf.drop_duplicates("name").index
+    return out
