@@ -1,10 +1,14 @@
 """The embedded default database: a project-local cluster created, started, stopped from the CLI."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from cim_service.db import make_engine
@@ -17,12 +21,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def cluster_home():
+    """A folder the `postgres` user can reach (pytest's own tmp root is private to root)."""
+    home = tempfile.mkdtemp(prefix="cim-localdb-", dir="/tmp")
+    os.chmod(home, 0o755)
+    yield Path(home)
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def _cim(args, env):
     return subprocess.run([sys.executable, "-m", "cim_service", *args], capture_output=True, text=True, env=env,
                           timeout=180)
 
 
-def test_cli_creates_starts_and_stops_a_local_postgis_cluster(tmp_path):
+def test_cli_creates_starts_and_stops_a_local_postgis_cluster(cluster_home):
+    tmp_path = cluster_home
     port = _free_port()
     env = {**os.environ, "CIM_HOME": str(tmp_path / "home"), "CIM_LOCAL_DB_PORT": str(port)}
     env.pop("CIM_DATABASE_URL", None)
@@ -56,7 +70,8 @@ def test_db_start_refuses_when_a_database_url_is_configured(tmp_path):
     assert "CIM_DATABASE_URL is set" in res.stderr
 
 
-def test_start_refuses_a_port_taken_by_another_server(tmp_path):
+def test_start_refuses_a_port_taken_by_another_server(cluster_home):
+    tmp_path = cluster_home
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
