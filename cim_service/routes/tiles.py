@@ -20,8 +20,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from cim_service.auth import Principal, get_principal, log_access, needs_audit, resolve_layer, visible_fields
 from cim_service.catalog import LayerSpec
-from cim_service.errors import InvalidParameter
 from cim_service.tiles import raster
+from cim_service.tiles.filters import filtered_request
 from cim_service.tiles.params import (
     MVT,
     check_format,
@@ -41,6 +41,7 @@ TmsId = Annotated[str, "tileMatrixSetId"]
 Properties = Annotated[str | None, Query(description="Comma-separated property names to include in tiles.")]
 Format = Annotated[str | None, Query(description="Tile format: mvt (the only one; default).")]
 Filter = Annotated[str | None, Query(description="CQL2 filter applied to the features of the tile.")]
+FilterCrs = Annotated[str | None, Query(alias="filter-crs", description="CRS of geometry literals (CRS84).")]
 FilterLang = Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")]
 Collections = Annotated[str | None, Query(description="Comma-separated collection ids (default: all readable).")]
 TILE_RESPONSES = {200: {"content": {MVT: {}}, "description": "Mapbox vector tile"},
@@ -76,11 +77,6 @@ async def _audit(request: Request, principal: Principal, reqs: list[LayerRequest
     for r in reqs:
         if needs_audit(r.spec, r.fields):
             await log_access(request.app.state.pool, principal, r.spec, "tile", list(r.fields), detail, client)
-
-
-def _compile_filter(spec: LayerSpec, principal: Principal, text: str, lang: str | None,
-                    fields: tuple[str, ...]) -> LayerRequest:
-    raise InvalidParameter("parameter 'filter': CQL2 filters on tiles are not available yet")
 
 
 # -- tile matrix sets ------------------------------------------------------------------------------
@@ -133,7 +129,7 @@ async def collection_tilejson(request: Request, tileMatrixSetId: TmsId,  # noqa:
             response_class=Response, responses=TILE_RESPONSES)
 async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                           properties: Properties = None, f: Format = None, filter: Filter = None,
-                          filter_lang: FilterLang = None,
+                          filter_lang: FilterLang = None, filter_crs: FilterCrs = None,
                           spec: LayerSpec = Depends(resolve_layer),
                           principal: Principal = Depends(get_principal)) -> Response:
     """Return the MVT of one collection (layer named after the collection)."""
@@ -142,7 +138,7 @@ async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: i
     fields = select_fields(spec, principal, properties)
     req = LayerRequest(spec, fields)
     if filter is not None:
-        req = _compile_filter(spec, principal, filter, filter_lang, fields)
+        req = filtered_request(spec, principal, fields, filter, filter_lang, filter_crs)
     content = await request.app.state.tiles.tile([req], tile)
     await _audit(request, principal, [req], {"tms": tile.tms_id, "z": z, "x": x, "y": y})
     return tile_response(request, content, is_public([spec], [fields]))

@@ -275,3 +275,37 @@ def test_tilejson_and_tileset_metadata(client, officer_key):
     assert [v["id"] for v in dataset["vector_layers"]] == ["towns", "cameras"] or \
         {v["id"] for v in dataset["vector_layers"]} == {"towns", "cameras"}
     assert client.get("/tiles").status_code == 200
+
+
+def _db_ids_where(engine, tile: morecantile.Tile, where: str, buffer_units: int) -> set[int]:
+    b = WMQ.xy_bounds(tile)
+    margin = (b.right - b.left) * buffer_units / 4096
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text(
+            "SELECT id FROM cim.cameras WHERE ST_Intersects(geom_3857, "
+            f"ST_Expand(ST_MakeEnvelope(:a, :b, :c, :d, 3857), :m)) AND {where}"),
+            {"a": b.left, "b": b.bottom, "c": b.right, "d": b.top, "m": margin}).scalars())
+
+
+def test_filter_on_tiles(client, engine):
+    t = WMQ.tile(121.39, 31.1065, 14)
+    base = f"/collections/cameras/tiles/WebMercatorQuad/14/{t.x}/{t.y}"
+    text = get_tile(client, base, params={"filter": "camera_type = 'ptz' AND direction_deg < 200"})
+    feats = decode(text.content)["cameras"]["features"]
+    assert feats and all(f["properties"]["camera_type"] == "ptz" for f in feats)
+    ids = {f["id"] for f in feats}
+    where = "camera_type = 'ptz' AND direction_deg < 200"
+    assert _db_ids_where(engine, t, where, 0) <= ids <= _db_ids_where(engine, t, where, 64)
+    cql_json = ('{"op": "and", "args": [{"op": "=", "args": [{"property": "camera_type"}, "ptz"]}, '
+                '{"op": "<", "args": [{"property": "direction_deg"}, 200]}]}')
+    as_json = get_tile(client, base, params={"filter": cql_json, "filter-lang": "cql2-json"})
+    assert layer_ids(as_json.content, "cameras") == ids
+    polygon = "POLYGON((121.385 31.1, 121.395 31.1, 121.395 31.11, 121.385 31.11, 121.385 31.1))"
+    spatial = get_tile(client, base, params={"filter": f"S_INTERSECTS(geom, {polygon})"})
+    sp_where = f"ST_Intersects(geom, ST_GeomFromText('{polygon}', 4326))"
+    sp_ids = layer_ids(spatial.content, "cameras")
+    assert sp_ids and _db_ids_where(engine, t, sp_where, 0) <= sp_ids <= _db_ids_where(engine, t, sp_where, 64)
+    assert layer_ids(get_tile(client, base).content, "cameras") > ids  # unfiltered tile is not the cached filtered one
+    for bad, word in (("camera_type = ", "filter"), ("nope = 1", "nope"), ("name = 'x'", "name")):
+        r = client.get(base, params={"filter": bad})
+        assert r.status_code == 400 and word in r.json()["description"]
