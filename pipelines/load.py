@@ -188,7 +188,7 @@ def _previous_identical(conn: Connection, spec: LayerSpec, sha256: str, crs: str
     row = conn.execute(
         sa.text(
             f"""
-            SELECT b.id, b.file_sha256, b.source_crs, b.options, ls.version
+            SELECT b.id, b.file_sha256, b.source_crs, b.options, b.rows_read, b.rows_rejected, ls.version
               FROM {META_SCHEMA}.ingest_batch b JOIN {META_SCHEMA}.layer_state ls ON ls.layer_id = b.layer_id
              WHERE b.layer_id = :layer AND b.status = 'committed'
              ORDER BY b.id DESC LIMIT 1
@@ -208,10 +208,11 @@ def _previous_identical(conn: Connection, spec: LayerSpec, sha256: str, crs: str
 
 def _unchanged_result(conn: Connection, spec: LayerSpec, previous: dict, rows_read: Any) -> LoadResult:
     count = _feature_count(conn, spec)
-    read = rows_read if isinstance(rows_read, int) else 0
+    read = rows_read if isinstance(rows_read, int) else int(previous["rows_read"])
     return LoadResult(
         batch_id=int(previous["id"]), layer_id=spec.id, status="unchanged", rows_read=read, inserted=0,
-        updated=0, unchanged=count, rejected=0, duplicates=0, outside=0, version=int(previous["version"]),
+        updated=0, unchanged=count, rejected=int(previous["rows_rejected"]), duplicates=0, outside=0,
+        version=int(previous["version"]),
     )
 
 

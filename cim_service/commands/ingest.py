@@ -1,0 +1,168 @@
+"""``cim ingest``: load a file into a layer; ``cim ingest-batches`` and ``cim rejects`` show what happened."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cim_service.commands import console, err_console, fail
+from cim_service.models import META_SCHEMA
+
+#: files larger than this get a progress bar
+PROGRESS_BYTES = 2 * 1024 * 1024
+
+
+class OnError(StrEnum):
+    """What to do with faulty rows."""
+
+    reject = "reject"
+    abort = "abort"
+
+
+def _engine_and_catalog():
+    from cim_service.catalog import load_catalog
+    from cim_service.db import engine_from_settings
+    from cim_service.localdb import LocalDatabaseError
+    from cim_service.settings import Settings
+
+    settings = Settings()
+    try:
+        return engine_from_settings(settings), load_catalog(settings.catalog_dir)
+    except LocalDatabaseError as exc:
+        fail(str(exc))
+
+
+def ingest(
+    layer: Annotated[str, typer.Argument(help="Target layer id (see `layers/`).")],
+    file: Annotated[Path, typer.Argument(help="CSV, GeoJSON, Shapefile (.shp) or GeoPackage.")],
+    crs: Annotated[str | None, typer.Option(help="Source CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:<code>.")] = None,
+    lon_col: Annotated[str | None, typer.Option(help="Longitude column of a CSV.")] = None,
+    lat_col: Annotated[str | None, typer.Option(help="Latitude column of a CSV.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding of a CSV (default: detected).")] = None,
+    on_error: Annotated[OnError, typer.Option(help="Faulty rows: reject them, or abort.")] = OnError.reject,
+    swap_axes: Annotated[bool, typer.Option(help="Exchange (lat, lon) rows to (lon, lat).")] = False,
+    gpkg_layer: Annotated[str | None, typer.Option(help="Layer of a GeoPackage.")] = None,
+) -> None:
+    """Ingest FILE into LAYER (one transaction: all or nothing); print a summary."""
+    from pipelines.ingest import IngestError, ingest_file
+    from pipelines.readers import count_lines
+
+    engine, catalog = _engine_and_catalog()
+    large = file.is_file() and file.stat().st_size > PROGRESS_BYTES
+    total = count_lines(file) if large and file.suffix.lower() in (".csv", ".tsv", ".txt") else None
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err_console, transient=True, disable=not large)
+    try:
+        with progress:
+            task = progress.add_task(f"{layer} ← {file.name}", total=total)
+            result = ingest_file(
+                engine, catalog, layer, file, crs=crs, lon_col=lon_col, lat_col=lat_col, encoding=encoding,
+                on_error=on_error.value, swap_axes=swap_axes, gpkg_layer=gpkg_layer,
+                progress=lambda n: progress.update(task, completed=n),
+                warn=lambda msg: err_console.print(f"[yellow]warning:[/] {msg}", highlight=False),
+            )
+    except IngestError as exc:
+        fail(str(exc))
+    except sa.exc.OperationalError as exc:
+        fail(f"database unreachable: {str(exc.orig).strip().splitlines()[0]}")
+    finally:
+        engine.dispose()
+    console.print(_summary(result, file))
+    if result.rejected:
+        console.print(f"{result.rejected} rejected rows: `cim rejects {result.batch_id}`", highlight=False)
+
+
+def _summary(result, file: Path) -> Table:
+    table = Table(title=f"{result.layer_id} ← {file.name}", show_header=False, title_justify="left")
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    for label, value in (
+        ("status", result.status), ("batch", result.batch_id), ("layer version", result.version),
+        ("rows read", result.rows_read), ("inserted", result.inserted), ("updated", result.updated),
+        ("unchanged", result.unchanged), ("rejected", result.rejected), ("in-file duplicates", result.duplicates),
+        ("outside the district (flagged)", result.outside),
+    ):
+        table.add_row(label, str(value))
+    return table
+
+
+def ingest_batches(
+    layer: Annotated[str | None, typer.Argument(help="Only this layer.")] = None,
+    limit: Annotated[int, typer.Option(help="Most recent batches to show.")] = 50,
+) -> None:
+    """List ingest batches, most recent first."""
+    engine, _ = _engine_and_catalog()
+    where = "WHERE layer_id = :layer" if layer else ""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            f"""SELECT id, layer_id, file_name, source_crs, status, rows_read, rows_inserted, rows_updated,
+                       rows_unchanged, rows_rejected, rows_duplicate, rows_outside, finished_at
+                  FROM {META_SCHEMA}.ingest_batch {where} ORDER BY id DESC LIMIT :limit"""
+        ), {"layer": layer, "limit": limit}).all()
+    engine.dispose()
+    table = Table("batch", "layer", "file", "crs", "status", "read", "ins", "upd", "same", "rej", "dup", "outside",
+                  "finished (UTC)")
+    for r in rows:
+        finished = r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else ""
+        table.add_row(*(str(v) for v in r[:12]), finished)
+    console.print(table if rows else "no ingest batches")
+
+
+def rejects(
+    batch_id: Annotated[int, typer.Argument(help="Batch id (see `cim ingest-batches`).")],
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Write all rejects to this CSV ('-' = stdout).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show on screen.")] = 100,
+) -> None:
+    """Show the rows a batch rejected and why, or export them with --csv."""
+    engine, _ = _engine_and_catalog()
+    with engine.connect() as conn:
+        exists = conn.execute(sa.text(f"SELECT 1 FROM {META_SCHEMA}.ingest_batch WHERE id = :id"),
+                              {"id": batch_id}).first()
+        rows = conn.execute(sa.text(
+            f"""SELECT row_number, field, reason, raw FROM {META_SCHEMA}.ingest_reject
+                 WHERE batch_id = :id ORDER BY row_number NULLS LAST, id"""
+        ), {"id": batch_id}).all()
+    engine.dispose()
+    if exists is None:
+        fail(f"no ingest batch {batch_id}")
+    if csv_path is not None:
+        _write_csv(rows, csv_path)
+        return
+    table = Table("row", "field", "reason", "raw", title=f"batch {batch_id}: {len(rows)} rejected rows")
+    for r in rows[:limit]:
+        table.add_row(str(r.row_number or ""), r.field or "", r.reason,
+                      json.dumps(r.raw, ensure_ascii=False)[:120] if r.raw else "")
+    console.print(table)
+
+
+def _write_csv(rows, csv_path: Path) -> None:
+    fh = sys.stdout if str(csv_path) == "-" else open(csv_path, "w", encoding="utf-8-sig", newline="")
+    try:
+        writer = csv.writer(fh)
+        writer.writerow(["row_number", "field", "reason", "raw"])
+        for r in rows:
+            writer.writerow([r.row_number, r.field, r.reason,
+                             json.dumps(r.raw, ensure_ascii=False) if r.raw is not None else ""])
+    finally:
+        if fh is not sys.stdout:
+            fh.close()
+    if fh is not sys.stdout:
+        console.print(f"{len(rows)} rejects written to {csv_path}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ingest``, ``ingest-batches`` and ``rejects`` to the CLI."""
+    app.command("ingest")(ingest)
+    app.command("ingest-batches")(ingest_batches)
+    app.command("rejects")(rejects)
