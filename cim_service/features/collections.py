@@ -1,0 +1,127 @@
+"""Collection metadata documents: ``/collections``, ``/collections/{id}`` and ``/queryables`` bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from cim_service.catalog import FieldSpec, FieldType, LayerSpec
+from cim_service.features.crs import CRS84, CRS_LIST
+from cim_service.features.formats import CSV, GEOJSON, HTML, JSON
+from cim_service.features.sql import quote_ident
+
+_JSON_TYPES = {
+    FieldType.text: {"type": "string"}, FieldType.integer: {"type": "integer"},
+    FieldType.bigint: {"type": "integer"}, FieldType.float: {"type": "number"},
+    FieldType.boolean: {"type": "boolean"}, FieldType.date: {"type": "string", "format": "date"},
+    FieldType.timestamp: {"type": "string", "format": "date-time"}, FieldType.json: {"type": "object"},
+}
+_GEOMETRY_SCHEMA = {
+    "Point": "https://geojson.org/schema/Point.json", "MultiPoint": "https://geojson.org/schema/MultiPoint.json",
+    "LineString": "https://geojson.org/schema/LineString.json",
+    "MultiLineString": "https://geojson.org/schema/MultiLineString.json",
+    "Polygon": "https://geojson.org/schema/Polygon.json",
+    "MultiPolygon": "https://geojson.org/schema/MultiPolygon.json",
+}
+REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+REL_ITEMS = "items"
+REL_TILESETS = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+
+
+def link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str, str]:
+    """One OGC link object."""
+    out = {"href": href, "rel": rel, "type": type_}
+    if title:
+        out["title"] = title
+    return out
+
+
+async def layer_states(conn: asyncpg.Connection) -> dict[str, asyncpg.Record]:
+    """``cim_meta.layer_state`` rows by layer id."""
+    rows = await conn.fetch("SELECT layer_id, version, feature_count, minx, miny, maxx, maxy, updated_at "
+                            "FROM cim_meta.layer_state")
+    return {r["layer_id"]: r for r in rows}
+
+
+async def temporal_extent(conn: asyncpg.Connection, spec: LayerSpec) -> list[str | None] | None:
+    """``[min, max]`` of the layer's time field as ISO strings (index-assisted), None without a time field."""
+    if not spec.time_field:
+        return None
+    col = quote_ident(spec.time_field)
+    row = await conn.fetchrow(f"SELECT min({col}) AS lo, max({col}) AS hi FROM {spec.qualified_table}")
+    return [_iso(row["lo"]), _iso(row["hi"])]
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def collection_doc(spec: LayerSpec, state: asyncpg.Record | None, base: str,
+                   interval: list[str | None] | None) -> dict[str, Any]:
+    """The ``/collections/{id}`` document of one layer."""
+    url = f"{base}/collections/{spec.id}"
+    extent: dict[str, Any] = {}
+    if state is not None and state["minx"] is not None:
+        extent["spatial"] = {"bbox": [[state["minx"], state["miny"], state["maxx"], state["maxy"]]], "crs": CRS84}
+    if interval is not None:
+        extent["temporal"] = {"interval": [interval], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+    return {
+        "id": spec.id,
+        "title": spec.title_en,
+        "title_zh": spec.title_zh,
+        "description": spec.description_en or spec.title_en,
+        "description_zh": spec.description_zh or spec.title_zh,
+        "itemType": "feature",
+        "geometryType": spec.geometry.value,
+        "access": spec.access.value,
+        "featureCount": int(state["feature_count"]) if state is not None else 0,
+        "version": int(state["version"]) if state is not None else 0,
+        "extent": extent,
+        "crs": CRS_LIST,
+        "storageCrs": CRS84,
+        "links": [
+            link(url, "self", JSON, "this collection"),
+            link(f"{url}?f=html", "alternate", HTML, "this collection as HTML"),
+            link(f"{url}/items", REL_ITEMS, GEOJSON, "features as GeoJSON"),
+            link(f"{url}/items?f=html", REL_ITEMS, HTML, "features as HTML"),
+            link(f"{url}/items?f=csv", REL_ITEMS, CSV, "features as CSV"),
+            link(f"{url}/queryables", REL_QUERYABLES, "application/schema+json", "queryables"),
+            link(f"{url}/tiles", REL_TILESETS, JSON, "vector tilesets"),
+        ],
+    }
+
+
+def queryables_doc(spec: LayerSpec, visible: list[FieldSpec], base: str) -> dict[str, Any]:
+    """JSON Schema of the queryable properties (visible fields, ``id`` and the geometry)."""
+    props: dict[str, Any] = {
+        "id": {"title": "Feature id", "type": "integer"},
+        "geometry": {"title": "Geometry", "format": f"geometry-{spec.geometry.value.lower()}",
+                     "$ref": _GEOMETRY_SCHEMA[spec.geometry.value]},
+    }
+    for f in visible:
+        schema = dict(_JSON_TYPES[f.type])
+        schema["title"] = f.title_en
+        schema["x-title-zh"] = f.title_zh
+        if f.description:
+            schema["description"] = f.description
+        if f.enum:
+            schema["enum"] = f.enum
+        if f.pattern:
+            schema["pattern"] = f.pattern
+        if f.minimum is not None:
+            schema["minimum"] = f.minimum
+        if f.maximum is not None:
+            schema["maximum"] = f.maximum
+        props[f.name] = schema
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{base}/collections/{spec.id}/queryables",
+        "type": "object",
+        "title": spec.title_en,
+        "properties": props,
+        "additionalProperties": False,
+    }

@@ -1,0 +1,97 @@
+"""Output formats: negotiation (``f`` or ``Accept``), GCJ-02/BD-09 conversion, CSV and HTML rendering."""
+
+from __future__ import annotations
+
+import csv
+import io
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+import shapely
+from fastapi import Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from cim_service.errors import InvalidParameter
+
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+HTML = "text/html"
+CSV = "text/csv"
+_F = {"json": "json", "geojson": "json", "application/geo+json": "json", "application/json": "json",
+      "html": "html", "text/html": "html", "csv": "csv", "text/csv": "csv"}
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def negotiate(request: Request, f: str | None, allowed: tuple[str, ...] = ("json", "html")) -> str:
+    """Pick the output format: ``f`` wins, then ``Accept`` (HTML for browsers, CSV when asked); default JSON."""
+    if f is not None:
+        fmt = _F.get(f.strip().lower())
+        if fmt is None or fmt not in allowed:
+            raise InvalidParameter(f"parameter 'f': unsupported format {f!r}; use one of {', '.join(allowed)}")
+        return fmt
+    accept = request.headers.get("accept", "").lower()
+    best, best_q = "json", -1.0
+    for position, part in enumerate(accept.split(",")):
+        media, _, rest = part.strip().partition(";")
+        q = 1.0
+        if "q=" in rest:
+            try:
+                q = float(rest.split("q=", 1)[1].split(";")[0])
+            except ValueError:
+                q = 0.0
+        fmt = _F.get(media.strip())
+        if fmt in allowed and q - position * 1e-6 > best_q:
+            best, best_q = fmt, q - position * 1e-6
+    return best
+
+
+def to_python_crs(features_text: str, python_crs: str) -> str:
+    """Convert the geometries of a JSON array of WGS84 features (text) to GCJ-02 or BD-09."""
+    from pipelines.crs import transform_geometry
+
+    features = orjson.loads(f"[{features_text}]")
+    with_geom = [f for f in features if f.get("geometry")]
+    if with_geom:
+        geoms = shapely.from_geojson([orjson.dumps(f["geometry"]).decode() for f in with_geom])
+        converted = shapely.to_geojson(transform_geometry(geoms, "EPSG:4326", python_crs))
+        for feature, text in zip(with_geom, converted, strict=True):
+            feature["geometry"] = orjson.loads(text)
+    return orjson.dumps(features).decode()[1:-1]
+
+
+def features_to_csv(features: list[dict[str, Any]], columns: list[str]) -> str:
+    """Render features as CSV: ``id``, the properties, then the geometry as WKT."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", *columns, "geometry"])
+    geoms = shapely.from_geojson([orjson.dumps(f["geometry"]).decode() if f.get("geometry") else None
+                                  for f in features]) if features else []
+    wkts = shapely.to_wkt(geoms, rounding_precision=-1) if len(geoms) else []
+    for feature, wkt in zip(features, wkts, strict=True):
+        props = feature.get("properties") or {}
+        writer.writerow([feature.get("id"), *(_cell(props.get(c)) for c in columns), wkt or ""])
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return "" if value is None else value
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+
+
+def html(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render ``templates/<template>`` (autoescaped) into an HTML response."""
+    return HTMLResponse(_env().get_template(template).render(**context), status_code=status_code)
+
+
+def json_response(body: Any, media_type: str = JSON, headers: dict[str, str] | None = None) -> Response:
+    """Serialise ``body`` with orjson."""
+    return Response(orjson.dumps(body), media_type=media_type, headers=headers)

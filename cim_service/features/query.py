@@ -1,0 +1,93 @@
+"""Build the items SQL: one statement returns the whole GeoJSON ``features`` array as text, built in PostgreSQL.
+
+No per-feature Python objects: PostgreSQL renders each feature with ``ST_AsGeoJSON`` and ``json_build_object``
+and ``string_agg`` joins them; the route wraps the text in the FeatureCollection envelope and returns it as-is.
+
+``numberMatched`` comes from ``cim_meta.layer_state.feature_count`` when nothing narrows the query, else
+from a count capped at :data:`COUNT_CAP` (omitted when the cap is exceeded, as OGC allows), in the same statement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cim_service.catalog import FieldSpec, LayerSpec
+from cim_service.features.crs import OutputCrs, geometry_sql
+from cim_service.features.sql import Params, quote_ident
+
+COUNT_CAP = 100_000
+
+
+@dataclass
+class ItemsQuery:
+    """A validated items request, ready to render as SQL."""
+
+    spec: LayerSpec
+    properties: list[FieldSpec]
+    crs: OutputCrs
+    order: list[tuple[str, bool]]
+    limit: int
+    offset: int
+    params: Params = field(default_factory=Params)
+    where: list[str] = field(default_factory=list)
+
+
+def _digits(crs: OutputCrs) -> int:
+    return 15 if crs.python_crs else crs.digits
+
+
+def feature_text_sql(properties: list[FieldSpec], crs: OutputCrs, id_col: str = '"id"', geom: str = '"__g"') -> str:
+    """SQL expression rendering one row as a GeoJSON Feature (text)."""
+    return ("'{\"type\":\"Feature\",\"id\":' || " + id_col + " || ',\"geometry\":' || "
+            f"coalesce(ST_AsGeoJSON({geom}, {_digits(crs)}), 'null') || ',\"properties\":' || "
+            f"{properties_sql(properties)} || '}}'")
+
+
+def properties_sql(properties: list[FieldSpec]) -> str:
+    """SQL expression rendering the selected columns as a JSON object (text), in declaration order."""
+    if not properties:
+        return "'{}'"
+    chunks = [properties[i:i + 50] for i in range(0, len(properties), 50)]  # json_build_object: <= 100 args
+    parts = ["json_build_object(" + ", ".join(f"'{f.name}', {quote_ident(f.name)}" for f in chunk) + ")"
+             for chunk in chunks]
+    if len(parts) == 1:
+        return parts[0] + "::text"
+    return "(" + " || ".join(p + "::jsonb" for p in parts) + ")::text"
+
+
+def items_sql(q: ItemsQuery) -> str:
+    """The statement returning ``(returned, matched, features_text)`` for an items page."""
+    p = q.params
+    where = " AND ".join(q.where) if q.where else "TRUE"
+    sort_cols = [f'{col} AS "__s{i}"' for i, (col, _) in enumerate(q.order)]
+    order_page = ", ".join(f"{col} {'ASC' if asc else 'DESC'}" for col, asc in q.order)
+    order_agg = ", ".join(f'"__s{i}" {"ASC" if asc else "DESC"}' for i, (_, asc) in enumerate(q.order))
+    cols = ", ".join(['"id"', *(quote_ident(f.name) for f in q.properties), *sort_cols,
+                      f'{geometry_sql(q.crs)} AS "__g"'])
+    limit, offset = p.bind(q.limit, "bigint"), p.bind(q.offset, "bigint")
+    if q.where:
+        matched = (f"(SELECT count(*) FROM (SELECT 1 FROM {q.spec.qualified_table} WHERE {where} "
+                   f"LIMIT {COUNT_CAP + 1}) AS c)")
+    else:
+        matched = f"(SELECT feature_count FROM cim_meta.layer_state WHERE layer_id = {p.bind(q.spec.id, 'text')})"
+    return (
+        f"WITH page AS (SELECT {cols} FROM {q.spec.qualified_table} WHERE {where} "
+        f"ORDER BY {order_page} LIMIT {limit} OFFSET {offset}) "
+        f"SELECT count(*) AS returned, {matched} AS matched, "
+        f"coalesce(string_agg({feature_text_sql(q.properties, q.crs)}, ',' ORDER BY {order_agg}), '') AS features "
+        f"FROM page"
+    )
+
+
+def item_sql(spec: LayerSpec, properties: list[FieldSpec], crs: OutputCrs, params: Params, fid: int) -> str:
+    """The statement returning one feature's GeoJSON text (no row when absent)."""
+    geom = geometry_sql(crs)
+    return (f"SELECT {feature_text_sql(properties, crs, geom=geom)} AS feature "
+            f"FROM {spec.qualified_table} WHERE \"id\" = {params.bind(fid, 'bigint')}")
+
+
+def matched_value(matched: int | None, filtered: bool) -> int | None:
+    """``numberMatched`` to report: None when the capped count overflowed."""
+    if matched is None or (filtered and matched > COUNT_CAP):
+        return None
+    return int(matched)

@@ -1,0 +1,270 @@
+"""OGC API Features Parts 1-3: ``/collections``, ``/collections/{id}``, ``/queryables``, ``/items``, ``/items/{fid}``.
+
+Access: a layer the caller may not read is 404 (as if absent) and missing from ``/collections``; personal fields
+without the ``personal_data`` scope are unknown properties. ``limit`` above ``CIM_MAX_LIMIT`` is clamped to it
+(OGC allows this); non-integers and values below 1 are a 400. Reads of restricted layers or personal fields
+are written to ``cim_meta.access_log``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+
+from cim_service.auth import (
+    Principal,
+    can_read_layer,
+    get_principal,
+    log_access,
+    needs_audit,
+    resolve_layer,
+    visible_fields,
+)
+from cim_service.catalog import LayerSpec
+from cim_service.db import run_with_retry
+from cim_service.errors import InvalidParameter, NotFound
+from cim_service.features import formats
+from cim_service.features.collections import collection_doc, layer_states, link, queryables_doc, temporal_extent
+from cim_service.features.cql2 import FilterContext, coerce, parse_filter, to_sql
+from cim_service.features.crs import content_crs_header, resolve_crs
+from cim_service.features.params import bbox_condition, parse_properties, parse_sortby
+from cim_service.features.query import ItemsQuery, item_sql, items_sql, matched_value
+from cim_service.features.sql import Params, field_cast, quote_ident
+from cim_service.features.temporal import datetime_condition
+from cim_service.metrics import FEATURES_RETURNED
+
+router = APIRouter(tags=["OGC API Features"])
+
+#: query parameters of /items that are not property filters
+ITEMS_PARAMS = {"bbox", "bbox-crs", "datetime", "limit", "offset", "properties", "sortby", "filter", "filter-lang",
+                "filter-crs", "crs", "f"}
+F = Annotated[str | None, Query(description="Output format: json, html (or csv for items).")]
+CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. `cameras`.")]
+
+
+def base_url(request: Request) -> str:
+    """Service root URL, without trailing slash."""
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/collections", summary="List the collections the caller may read")
+async def collections(request: Request, principal: Annotated[Principal, Depends(get_principal)],
+                      f: F = None) -> Response:
+    """List every readable layer with extent, CRS list and links."""
+    fmt = formats.negotiate(request, f)
+    base = base_url(request)
+    specs = [s for s in request.app.state.catalog if can_read_layer(s, principal)]
+
+    async def fetch(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        states = await layer_states(conn)
+        return [collection_doc(s, states.get(s.id), base, await temporal_extent(conn, s)) for s in specs]
+
+    docs = await run_with_retry(request.app.state.pool, fetch)
+    body = {"collections": docs, "links": [
+        formats_link(base, "/collections", "self", formats.JSON),
+        formats_link(base, "/collections?f=html", "alternate", formats.HTML)]}
+    if fmt == "html":
+        return formats.html("collections.html", doc=body, base=base, links=body["links"])
+    return formats.json_response(body)
+
+
+def formats_link(base: str, path: str, rel: str, type_: str) -> dict[str, str]:
+    """A link relative to the service root."""
+    return link(f"{base}{path}", rel, type_)
+
+
+@router.get("/collections/{collectionId}", summary="Describe one collection")
+async def collection(request: Request, collectionId: CollectionId,  # noqa: N803
+                     spec: Annotated[LayerSpec, Depends(resolve_layer)], f: F = None) -> Response:
+    """Return the layer's metadata: titles, extent (spatial and temporal), CRS list and links."""
+    fmt = formats.negotiate(request, f)
+    base = base_url(request)
+
+    async def fetch(conn: asyncpg.Connection) -> dict[str, Any]:
+        states = await layer_states(conn)
+        return collection_doc(spec, states.get(spec.id), base, await temporal_extent(conn, spec))
+
+    doc = await run_with_retry(request.app.state.pool, fetch)
+    if fmt == "html":
+        return formats.html("collection.html", doc=doc, base=base, links=doc["links"])
+    return formats.json_response(doc)
+
+
+@router.get("/collections/{collectionId}/queryables", summary="Queryable properties (JSON Schema)")
+async def queryables(request: Request, collectionId: CollectionId,  # noqa: N803
+                     spec: Annotated[LayerSpec, Depends(resolve_layer)],
+                     principal: Annotated[Principal, Depends(get_principal)], f: F = None) -> Response:
+    """Return the JSON Schema of the properties usable in ``filter`` (personal ones only with the scope)."""
+    fmt = formats.negotiate(request, f)
+    doc = queryables_doc(spec, visible_fields(spec, principal), base_url(request))
+    if fmt == "html":
+        text = orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
+        return formats.html("json.html", title=f"{spec.title_zh} queryables", text=text, base=base_url(request),
+                            links=[])
+    return formats.json_response(doc, media_type="application/schema+json")
+
+
+@router.get("/collections/{collectionId}/items", summary="Features of a collection (GeoJSON, HTML, CSV)")
+async def items(
+    request: Request,
+    collectionId: CollectionId,  # noqa: N803
+    spec: Annotated[LayerSpec, Depends(resolve_layer)],
+    principal: Annotated[Principal, Depends(get_principal)],
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in `bbox-crs` axis order.")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of `bbox` (default CRS84).")] = None,
+    datetime_: Annotated[str | None, Query(alias="datetime",
+                                           description="Instant or interval `start/end` (`..` open).")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="Page size; values above the maximum are clamped.")] = None,
+    offset: Annotated[int, Query(ge=0, le=2**53, description="Number of features to skip.")] = 0,
+    properties: Annotated[str | None, Query(description="Comma-separated properties to return.")] = None,
+    sortby: Annotated[str | None, Query(description="Comma-separated properties, `-` for descending.")] = None,
+    filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter expression.")] = None,
+    filter_lang: Annotated[str | None, Query(alias="filter-lang", description="cql2-text or cql2-json.")] = None,
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", description="CRS of geometries in `filter`.")] = None,
+    crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
+    f: Annotated[str | None, Query(description="Output format: json, html or csv.")] = None,
+) -> Response:
+    """Return a page of features, filtered by bbox, datetime, CQL2 and property values."""
+    settings = request.app.state.settings
+    fmt = formats.negotiate(request, f, ("json", "html", "csv"))
+    visible = visible_fields(spec, principal)
+    out_crs = resolve_crs(crs, "crs")
+    q = ItemsQuery(spec=spec, properties=parse_properties(properties, visible), crs=out_crs,
+                   order=parse_sortby(sortby, visible), limit=min(limit or settings.default_limit, settings.max_limit),
+                   offset=offset)
+    q.where = _conditions(request, spec, visible, q.params, bbox, bbox_crs, datetime_, filter_, filter_lang,
+                          filter_crs)
+    sql = items_sql(q)
+
+    async def fetch(conn: asyncpg.Connection) -> asyncpg.Record:
+        return await conn.fetchrow(sql, *q.params.values)
+
+    row = await run_with_retry(request.app.state.pool, fetch)
+    returned, matched = int(row["returned"]), matched_value(row["matched"], bool(q.where))
+    features = row["features"]
+    if out_crs.python_crs and features:
+        features = formats.to_python_crs(features, out_crs.python_crs)
+    FEATURES_RETURNED.labels(collection=spec.id).inc(returned)
+    names = [p.name for p in q.properties]
+    if needs_audit(spec, names):
+        await log_access(request.app.state.pool, principal, spec, "items", names,
+                         {"query": request.url.query, "returned": returned}, _client(request))
+    links = _page_links(request, q.offset, q.limit, returned, matched)
+    headers = {"Content-Crs": content_crs_header(out_crs)}
+    envelope = (f'{{"type":"FeatureCollection","features":[{features}],"numberReturned":{returned},'
+                + (f'"numberMatched":{matched},' if matched is not None else "")
+                + f'"timeStamp":"{_now()}","links":{orjson.dumps(links).decode()}}}')
+    if fmt == "json":
+        return Response(envelope, media_type=formats.GEOJSON, headers=headers)
+    doc = orjson.loads(envelope)
+    if fmt == "csv":
+        csv_text = formats.features_to_csv(doc["features"], names)
+        headers["Content-Disposition"] = f'attachment; filename="{spec.id}.csv"'
+        return Response(csv_text, media_type="text/csv; charset=utf-8", headers=headers)
+    response = formats.html("items.html", doc=doc, columns=names, collection=spec.id, base=base_url(request),
+                            title=f"{spec.title_zh} {spec.title_en}", links=[])
+    response.headers.update(headers)
+    return response
+
+
+def _conditions(request: Request, spec: LayerSpec, visible: list, params: Params, bbox: str | None,
+                bbox_crs: str | None, datetime_: str | None, filter_: str | None, filter_lang: str | None,
+                filter_crs: str | None) -> list[str]:
+    """WHERE clauses of the request (bbox, datetime, CQL2 filter, property equality parameters)."""
+    where: list[str] = []
+    if bbox is not None:
+        where.append(bbox_condition(bbox, resolve_crs(bbox_crs, "bbox-crs"), spec, params))
+    elif bbox_crs is not None:
+        resolve_crs(bbox_crs, "bbox-crs")
+    if datetime_ is not None:
+        if not spec.time_field or spec.time_field not in {f.name for f in visible}:
+            raise InvalidParameter(f"parameter 'datetime': collection {spec.id!r} has no temporal property")
+        where.append(datetime_condition(datetime_, spec.field(spec.time_field), params))
+    ctx = FilterContext(fields={f.name: f for f in visible}, filter_crs=resolve_crs(filter_crs, "filter-crs"),
+                        params=params)
+    if filter_ is not None and filter_.strip():
+        where.append(to_sql(parse_filter(filter_, filter_lang), ctx))
+    elif filter_lang is not None and filter_lang.strip().lower() not in ("cql2-text", "cql2-json"):
+        raise InvalidParameter(f"parameter 'filter-lang': unsupported {filter_lang!r}; use cql2-text or cql2-json")
+    for name, value in request.query_params.items():
+        if name in ITEMS_PARAMS:
+            continue
+        field = ctx.fields.get(name)
+        if field is not None:
+            where.append(f"{quote_ident(name)} = {params.bind(coerce(value, field), field_cast(field))}")
+    return where
+
+
+def _page_links(request: Request, offset: int, limit: int, returned: int, matched: int | None) -> list[dict]:
+    """self/alternate and next/prev links of an items page."""
+    url = request.url
+    links = [
+        link(str(url), "self", formats.GEOJSON, "this page"),
+        link(str(url.include_query_params(f="html")), "alternate", formats.HTML, "this page as HTML"),
+        link(str(url.include_query_params(f="csv")), "alternate", formats.CSV, "this page as CSV"),
+    ]
+    more = (offset + returned < matched) if matched is not None else returned >= limit
+    if more and returned > 0:
+        links.append(link(str(url.include_query_params(offset=offset + returned, limit=limit)), "next",
+                          formats.GEOJSON, "next page"))
+    if offset > 0:
+        links.append(link(str(url.include_query_params(offset=max(0, offset - limit), limit=limit)), "prev",
+                          formats.GEOJSON, "previous page"))
+    return links
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@router.get("/collections/{collectionId}/items/{featureId}", summary="One feature")
+async def item(
+    request: Request,
+    collectionId: CollectionId,  # noqa: N803
+    featureId: Annotated[str, Path(description="Feature id (integer).")],  # noqa: N803
+    spec: Annotated[LayerSpec, Depends(resolve_layer)],
+    principal: Annotated[Principal, Depends(get_principal)],
+    properties: Annotated[str | None, Query(description="Comma-separated properties to return.")] = None,
+    crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
+    f: F = None,
+) -> Response:
+    """Return one feature by id; 404 when absent."""
+    fmt = formats.negotiate(request, f)
+    out_crs = resolve_crs(crs, "crs")
+    props = parse_properties(properties, visible_fields(spec, principal))
+    try:
+        fid = int(featureId)
+        if not -2**63 <= fid < 2**63:
+            raise ValueError
+    except ValueError:
+        raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}") from None
+    params = Params()
+    sql = item_sql(spec, props, out_crs, params, fid)
+    text = await run_with_retry(request.app.state.pool, lambda conn: conn.fetchval(sql, *params.values))
+    if text is None:
+        raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}")
+    if out_crs.python_crs:
+        text = formats.to_python_crs(text, out_crs.python_crs)
+    names = [p.name for p in props]
+    if needs_audit(spec, names):
+        await log_access(request.app.state.pool, principal, spec, "item", names, {"id": fid}, _client(request))
+    base = base_url(request)
+    links = [link(str(request.url), "self", formats.GEOJSON, "this feature"),
+             link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]
+    headers = {"Content-Crs": content_crs_header(out_crs)}
+    if fmt == "html":
+        response = formats.html("item.html", doc=orjson.loads(text), base=base, links=links,
+                                title=f"{spec.title_zh} {spec.title_en}")
+        response.headers.update(headers)
+        return response
+    body = text[:-1] + ',"links":' + orjson.dumps(links).decode() + "}"
+    return Response(body, media_type=formats.GEOJSON, headers=headers)

@@ -1,0 +1,128 @@
+"""Operations and discovery: landing page ``/``, ``/conformance``, ``/healthz``, ``/metrics``.
+
+Other router modules may declare the conformance classes they implement in a module-level ``CONFORMANCE``
+list (e.g. the tiles router); ``/conformance`` lists them together with the Features classes declared here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from cim_service.errors import error_response
+from cim_service.features import formats
+from cim_service.features.collections import link
+from cim_service.metrics import CONTENT_TYPE, render
+
+router = APIRouter(tags=["Service"])
+
+_FEAT = "http://www.opengis.net/spec/ogcapi-features-"
+_CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landing-page",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/json",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+    _FEAT + "1/1.0/conf/core",
+    _FEAT + "1/1.0/conf/geojson",
+    _FEAT + "1/1.0/conf/html",
+    _FEAT + "1/1.0/conf/oas30",
+    _FEAT + "2/1.0/conf/crs",
+    _FEAT + "3/1.0/conf/filter",
+    _FEAT + "3/1.0/conf/features-filter",
+    _FEAT + "3/1.0/conf/queryables",
+    _FEAT + "3/1.0/conf/queryables-query-parameters",
+    _CQL2 + "cql2-text",
+    _CQL2 + "cql2-json",
+    _CQL2 + "basic-cql2",
+    _CQL2 + "advanced-comparison-operators",
+    _CQL2 + "case-insensitive-comparison",
+    _CQL2 + "basic-spatial-functions",
+    _CQL2 + "basic-spatial-functions-plus",
+    _CQL2 + "spatial-functions",
+    _CQL2 + "temporal-functions",
+    _CQL2 + "arithmetic",
+    _CQL2 + "property-property",
+    "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/sorting",
+    _FEAT + "5/1.0/conf/queryables",
+    _FEAT + "6/1.0/conf/properties-query-parameter",
+]
+F = Annotated[str | None, Query(description="Output format: json or html.")]
+
+
+def _all_conformance(request: Request) -> list[str]:
+    from cim_service.app import ROUTER_MODULES
+
+    classes = list(CONFORMANCE)
+    for name in ROUTER_MODULES:
+        if name == __name__ or importlib.util.find_spec(name) is None:
+            continue
+        for uri in getattr(importlib.import_module(name), "CONFORMANCE", []):
+            if uri not in classes:
+                classes.append(uri)
+    return classes
+
+
+@router.get("/", summary="Landing page")
+async def landing(request: Request, f: F = None) -> Response:
+    """Return the landing page: title, description and links to the API, conformance, collections and map."""
+    fmt = formats.negotiate(request, f)
+    base = str(request.base_url).rstrip("/")
+    doc = {
+        "title": request.app.title,
+        "description": request.app.description,
+        "links": [
+            link(f"{base}/", "self", formats.JSON, "this document"),
+            link(f"{base}/?f=html", "alternate", formats.HTML, "this document as HTML"),
+            link(f"{base}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "OpenAPI"),
+            link(f"{base}/api.html", "service-doc", formats.HTML, "API documentation"),
+            link(f"{base}/conformance", "conformance", formats.JSON, "conformance classes"),
+            link(f"{base}/collections", "data", formats.JSON, "collections"),
+            link(f"{base}/map", "alternate", formats.HTML, "CIM一张图 web map"),
+        ],
+    }
+    if fmt == "html":
+        return formats.html("landing.html", doc=doc, base=base, links=doc["links"])
+    return formats.json_response(doc)
+
+
+@router.get("/conformance", summary="Conformance classes")
+async def conformance(request: Request, f: F = None) -> Response:
+    """List the conformance classes the service implements."""
+    fmt = formats.negotiate(request, f)
+    doc = {"conformsTo": _all_conformance(request)}
+    if fmt == "html":
+        return formats.html("conformance.html", doc=doc, base=str(request.base_url).rstrip("/"), links=[])
+    return formats.json_response(doc)
+
+
+@router.get("/healthz", summary="Liveness and database health")
+async def healthz(request: Request) -> Response:
+    """Check the database (``SELECT 1`` and PostGIS); 503 when it is unreachable."""
+    pool = request.app.state.pool
+
+    async def check() -> str:
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+            return await conn.fetchval("SELECT postgis_lib_version()")
+
+    try:
+        postgis = await asyncio.wait_for(check(), timeout=5)
+    except Exception:  # noqa: BLE001 - any failure means unhealthy; details stay in the server log
+        try:
+            postgis = await asyncio.wait_for(check(), timeout=5)  # one retry: a stale pooled connection
+        except Exception:  # noqa: BLE001
+            return error_response(503, "ServiceUnavailable", "database unreachable")
+    return formats.json_response({"status": "ok", "database": "ok", "postgis": postgis})
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Expose the Prometheus metrics (request latency by route, tile cache hits/misses, ...)."""
+    return Response(render(), media_type=CONTENT_TYPE)
