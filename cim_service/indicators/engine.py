@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +23,10 @@ from cim_service.catalog import Catalog
 from cim_service.indicators.catalog import IndicatorCatalog, IndicatorSpec, load_indicators
 from cim_service.indicators.compute import measure
 from cim_service.indicators.context import Context
+from cim_service.indicators.gaps import GAP_LAYERS
+from cim_service.indicators.raster import write_camera_density
 from cim_service.indicators.results import OPTIONAL_INPUTS, assemble
+from cim_service.indicators.suggest import MAX_SITES, write_suggestions
 from cim_service.settings import Settings
 
 #: advisory lock serialising indicator computations
@@ -30,6 +34,26 @@ ENGINE_LOCK = 7_310_113
 #: layers every per-town result depends on
 AREA_LAYERS = ("district", "towns")
 RESULT_TABLE = "cim_meta.indicator_result"
+#: derived outputs: name -> (writer, input layers); gap layers come before the suggestions that read them
+DERIVED: dict[str, tuple[Callable[[Context], Any], tuple[str, ...]]] = {
+    **GAP_LAYERS,
+    "suggested_sites": (write_suggestions, ("charging_stations", "planning_zones", "base_stations", "cameras",
+                                            "addresses", "district", "towns")),
+    "camera_density_raster": (write_camera_density, ("cameras", "district", "towns")),
+}
+
+
+def _order(key: str) -> tuple[int, int]:
+    """Indicators first, then derived outputs in declaration order."""
+    kind, name = key.split(":", 1)
+    return (0, 0) if kind == "indicator" else (1, list(DERIVED).index(name))
+
+
+def derived_params(name: str, settings: Settings) -> dict[str, Any]:
+    """Parameters that shape a derived output."""
+    return {"g5_macro_radius_m": settings.g5_macro_radius_m, "g5_small_radius_m": settings.g5_small_radius_m,
+            "sensor_site_radius_m": settings.sensor_site_radius_m, "max_sites": MAX_SITES,
+            "home": str(settings.home) if name == "camera_density_raster" else None}
 
 
 def indicator_inputs(spec: IndicatorSpec) -> list[str]:
@@ -98,46 +122,96 @@ class IndicatorEngine:
         self.indicators = indicators or load_indicators()
         self.indicators.check_layers(layers)
 
-    def stale(self, conn: Connection, ids: list[str]) -> list[str]:
-        """Ids among ``ids`` whose stored result is missing or out of date."""
+    def _wanted(self, keys: list[str]) -> dict[str, tuple[list[str], dict[str, Any]]]:
+        """Inputs and parameters of result keys ('indicator:<id>' or 'derived:<name>')."""
+        out = {}
+        for key in keys:
+            kind, name = key.split(":", 1)
+            if kind == "indicator":
+                spec = self.indicators.get(name)
+                out[key] = (indicator_inputs(spec), indicator_params(spec, self.settings))
+            else:
+                out[key] = (sorted(DERIVED[name][1]), derived_params(name, self.settings))
+        return out
+
+    def stale_keys(self, conn: Connection, keys: list[str]) -> list[str]:
+        """Keys whose stored result is missing or out of date."""
         versions = layer_versions(conn)
-        stored = stored_rows(conn, [f"indicator:{i}" for i in ids])
-        return [i for i in ids if not is_fresh(
-            stored.get(f"indicator:{i}"), versions, indicator_inputs(self.indicators.get(i)),
-            indicator_params(self.indicators.get(i), self.settings))]
+        stored = stored_rows(conn, keys)
+        wanted = self._wanted(keys)
+        stale = [k for k in keys if not is_fresh(stored.get(k), versions, *wanted[k])]
+        raster = "derived:camera_density_raster"
+        if raster in keys and raster not in stale:
+            path = (stored[raster]["result"] or {}).get("path")
+            if path and not Path(path).exists():
+                stale.append(raster)
+        return stale
+
+    def stale(self, conn: Connection, ids: list[str]) -> list[str]:
+        """Indicator ids among ``ids`` whose stored result is missing or out of date."""
+        return [k.split(":", 1)[1] for k in self.stale_keys(conn, [f"indicator:{i}" for i in ids])]
 
     def results(self, ids: list[str] | None = None, *, refresh: bool = False) -> list[dict[str, Any]]:
         """Results of ``ids`` (default all) in catalog order, recomputing stale ones (all with ``refresh``)."""
         ids = ids or self.indicators.ids
         for i in ids:
             self.indicators.get(i)
+        keys = [f"indicator:{i}" for i in ids]
+        self.ensure(keys, refresh=refresh)
         with self.engine.connect() as conn:
-            todo = ids if refresh else self.stale(conn, ids)
-        if todo:
-            self.compute(todo, force=refresh)
+            stored = stored_rows(conn, keys)
+        return [with_meta(stored[k]) for k in keys]
+
+    def derived(self, names: list[str] | None = None, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
+        """Write stale gap layers / suggestions / the density raster; return each one's stored summary."""
+        names = list(names or DERIVED)
+        if "suggested_sites" in names and "gap_camera_hex" not in names:
+            names.insert(0, "gap_camera_hex")  # camera suggestions read the fresh hex grid
+        for name in names:
+            if name not in DERIVED:
+                raise KeyError(f"unknown derived output {name!r}; known: {', '.join(DERIVED)}")
+        keys = [f"derived:{n}" for n in names]
+        self.ensure(keys, refresh=refresh)
         with self.engine.connect() as conn:
-            stored = stored_rows(conn, [f"indicator:{i}" for i in ids])
-        return [with_meta(stored[f"indicator:{i}"]) for i in ids]
+            stored = stored_rows(conn, keys)
+        return {k.split(":", 1)[1]: with_meta(stored[k]) for k in keys}
+
+    def ensure(self, keys: list[str], *, refresh: bool = False) -> dict[str, float]:
+        """Recompute the stale ones among ``keys`` (all with ``refresh``); return milliseconds per key."""
+        if not refresh:
+            with self.engine.connect() as conn:
+                keys = self.stale_keys(conn, keys)
+        return self.compute_keys(keys, force=refresh) if keys else {}
 
     def compute(self, ids: list[str], *, force: bool = False) -> dict[str, float]:
-        """Recompute ``ids`` (those still stale once the lock is held, or all with ``force``); return ms each."""
+        """Recompute indicators ``ids``; return milliseconds per indicator id."""
+        ms = self.compute_keys([f"indicator:{i}" for i in ids], force=force)
+        return {k.split(":", 1)[1]: v for k, v in ms.items()}
+
+    def compute_keys(self, keys: list[str], *, force: bool = False) -> dict[str, float]:
+        """Recompute ``keys`` (those still stale once the lock is held, or all with ``force``) in one transaction."""
         timings: dict[str, float] = {}
         with self.engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ENGINE_LOCK})
-            todo = ids if force else self.stale(conn, ids)
+            todo = keys if force else self.stale_keys(conn, keys)
             if not todo:
                 return timings
             versions = layer_versions(conn)
+            wanted = self._wanted(todo)
             ctx = Context(conn, self.layers, self.settings)
-            for i in todo:
-                spec = self.indicators.get(i)
+            for key in sorted(todo, key=_order):
+                kind, name = key.split(":", 1)
                 start = time.perf_counter()
-                result = self._compute_one(ctx, spec)
+                if kind == "indicator":
+                    result = self._compute_one(ctx, self.indicators.get(name))
+                else:
+                    result = DERIVED[name][0](ctx)
+                    result = result if isinstance(result, dict) else {"features": result}
                 ms = (time.perf_counter() - start) * 1000
-                inputs = {layer: int(versions.get(layer, 0)) for layer in indicator_inputs(spec)}
+                inputs = {layer: int(versions.get(layer, 0)) for layer in wanted[key][0]}
                 result["inputs"] = inputs
-                store(conn, f"indicator:{i}", "indicator", inputs, indicator_params(spec, self.settings), result, ms)
-                timings[i] = ms
+                store(conn, key, kind, inputs, wanted[key][1], result, ms)
+                timings[key] = ms
         return timings
 
     def _compute_one(self, ctx: Context, spec: IndicatorSpec) -> dict[str, Any]:

@@ -1,0 +1,232 @@
+"""Site suggestions: greedy maximal coverage over candidate sites, until the gap is closed.
+
+- ``charging``: demand = residential addresses (not flagged non-residential) outside the charging coverage,
+  or, with no addresses, a 100 m grid over the uncovered area; candidates = those demand points; a demand
+  point is covered by a candidate within its own zone's radius (0.9 km inside the S20, 1.5 km elsewhere).
+- ``g5``: demand = a 100 m grid (each point stands for 0.01 km²) over the district outside 5G coverage;
+  candidates = every second grid point (200 m spacing); radius = ``g5_macro_radius_m``.
+- ``camera``: not a coverage problem: each H3 cell of ``gap_camera_hex`` with a deficit gets that many
+  cameras at its centre, largest deficits first.
+
+Greedy: repeatedly take the candidate covering the most still-uncovered demand (the classic (1-1/e)
+approximation of maximal coverage), recording what each adds, until nothing is left or ``max_sites``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pyproj import Transformer
+from scipy import sparse
+from scipy.spatial import cKDTree
+
+from cim_service.indicators import coverage as cov
+from cim_service.indicators.context import METRIC_SRID, Context
+
+GRID_M = 100.0
+MAX_SITES = 3000
+KINDS = ("charging", "g5", "camera")
+
+
+@dataclass
+class Suggestion:
+    """The ranked sites of one kind and whether they close the gap."""
+
+    kind: str
+    radius_m: float | None
+    unit: str
+    base_value: float
+    total: float
+    sites: list[dict[str, Any]] = field(default_factory=list)
+    closes_gap: bool = True
+    method: str = ""
+
+
+def greedy(cand: np.ndarray, demand: np.ndarray, radius: np.ndarray | float, weight: np.ndarray,
+           max_sites: int) -> tuple[list[int], list[float]]:
+    """Greedy maximal coverage: candidate indices in pick order and the demand weight each newly covers."""
+    if len(demand) == 0 or len(cand) == 0:
+        return [], []
+    hits = cKDTree(cand).query_ball_point(demand, r=radius)
+    rows = np.repeat(np.arange(len(demand)), [len(h) for h in hits])
+    cols = np.fromiter((c for h in hits for c in h), dtype=np.int64, count=len(rows))
+    d2c = sparse.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(len(demand), len(cand)))
+    c2d = d2c.tocsc()
+    gain = np.asarray(d2c.T @ weight, dtype=float).ravel()
+    covered = np.zeros(len(demand), dtype=bool)
+    picks: list[int] = []
+    adds: list[float] = []
+    while len(picks) < max_sites:
+        best = int(np.argmax(gain))
+        if gain[best] <= 1e-9:
+            break
+        new = c2d.indices[c2d.indptr[best]:c2d.indptr[best + 1]]
+        new = new[~covered[new]]
+        covered[new] = True
+        for j in new:
+            gain[d2c.indices[d2c.indptr[j]:d2c.indptr[j + 1]]] -= weight[j]
+        picks.append(best)
+        adds.append(float(weight[new].sum()))
+    return picks, adds
+
+
+def snap(xy: np.ndarray, step: float, weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Aggregate points to ``step`` cells: (weighted mean location, total weight, cell index of each point)."""
+    weight = np.ones(len(xy)) if weight is None else weight
+    cells = np.floor(xy / step).astype(np.int64)
+    _, inverse = np.unique(cells, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    w = np.bincount(inverse, weights=weight)
+    x = np.bincount(inverse, weights=xy[:, 0] * weight) / w
+    y = np.bincount(inverse, weights=xy[:, 1] * weight) / w
+    return np.column_stack([x, y]), w, inverse
+
+
+def to_lonlat(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """EPSG:4549 metres to WGS84 lon/lat."""
+    inv = Transformer.from_crs(METRIC_SRID, 4326, always_xy=True)
+    lon, lat = inv.transform(xy[:, 0], xy[:, 1])
+    return np.asarray(lon), np.asarray(lat)
+
+
+def _grid(ctx: Context, step: float, cov_table: str, zones_table: str | None) -> np.ndarray:
+    """Rows (x, y, radius, covered) of a ``step`` grid over the district (4549)."""
+    radius = (f"(SELECT z.radius_m FROM {zones_table} z WHERE ST_Intersects(z.geom, p.pt) LIMIT 1)"
+              if zones_table else "NULL::float8")
+    rows = ctx.rows(
+        f"""
+        WITH g AS (SELECT (ST_SquareGrid(:step, d.geom)).geom AS cell FROM _ind_district d),
+        p AS (SELECT DISTINCT ON (ST_AsBinary(c)) c AS pt FROM (SELECT ST_Centroid(cell) AS c FROM g) q)
+        SELECT ST_X(pt), ST_Y(pt), {radius},
+               EXISTS (SELECT 1 FROM {cov_table} c WHERE ST_Intersects(c.geom, p.pt))
+          FROM p WHERE EXISTS (SELECT 1 FROM _ind_district_sub d WHERE ST_Intersects(d.geom_m, p.pt))
+        """,
+        step=step,
+    )
+    return np.array([(x, y, r if r is not None else np.nan, bool(c)) for x, y, r, c in rows],
+                    dtype=float).reshape(-1, 4)
+
+
+def _addresses(ctx: Context, cov_table: str, zones_table: str) -> np.ndarray:
+    """Rows (x, y, radius, covered) of the residential addresses inside the district (4549)."""
+    rows = ctx.rows(
+        f"""
+        WITH a AS (SELECT ST_Transform(geom, {METRIC_SRID}) AS g FROM {ctx.table('addresses')}
+                    WHERE residential IS NOT FALSE AND NOT outside_district)
+        SELECT ST_X(g), ST_Y(g),
+               (SELECT z.radius_m FROM {zones_table} z WHERE ST_Intersects(z.geom, a.g) LIMIT 1),
+               EXISTS (SELECT 1 FROM {cov_table} c WHERE ST_Intersects(c.geom, a.g))
+          FROM a
+        """
+    )
+    return np.array([(x, y, r if r is not None else cov.DEFAULT_CHARGING_RADIUS_M, bool(c))
+                     for x, y, r, c in rows], dtype=float).reshape(-1, 4)
+
+
+def _coverage_sites(kind: str, pts: np.ndarray, cell_w: float, cand_step: float, unit: str,
+                    max_sites: int) -> Suggestion:
+    """Greedy over ``pts`` rows (x, y, radius, covered), each weighing ``cell_w``; candidates snapped."""
+    total = len(pts) * cell_w
+    base = float(pts[:, 3].sum()) * cell_w if len(pts) else 0.0
+    todo = pts[pts[:, 3] == 0] if len(pts) else pts
+    demand, weight, inverse = snap(todo[:, :2], GRID_M) if len(todo) else (np.empty((0, 2)), np.empty(0), None)
+    radius = (np.bincount(inverse, weights=todo[:, 2]) / np.bincount(inverse)) if len(todo) else np.empty(0)
+    cand = snap(demand, cand_step, weight)[0] if len(demand) else np.empty((0, 2))
+    picks, adds = greedy(cand, demand, radius, weight * cell_w, max_sites)
+    sug = Suggestion(kind, float(np.nanmax(pts[:, 2])) if len(pts) else None, unit, base, total,
+                     closes_gap=bool(np.isclose(base + sum(adds), total)) if total else True)
+    if picks:
+        lon, lat = to_lonlat(cand[picks])
+        cum = base
+        for rank, (i, add) in enumerate(zip(picks, adds, strict=True), start=1):
+            cum += add
+            near = np.hypot(*(demand - cand[i]).T).argmin()
+            sug.sites.append({"kind": kind, "rank": rank, "lon": float(lon[rank - 1]), "lat": float(lat[rank - 1]),
+                              "radius_m": float(radius[near]), "added": round(add, 4), "added_unit": unit,
+                              "cumulative_value": round(100 * cum / total, 4), "devices": 1})
+    return sug
+
+
+def suggest_charging(ctx: Context, max_sites: int = MAX_SITES) -> Suggestion:
+    """Charging stations that close the residential-address (or, without addresses, the area) gap."""
+    table = cov.coverage(ctx, "charging_stations", "charging", {})
+    zones = cov.zones(ctx, "charging")
+    pts = _addresses(ctx, table, zones)
+    if len(pts):
+        sug = _coverage_sites("charging", pts, 1.0, 250.0, "addresses", max_sites)
+        sug.method = "demand: residential addresses beyond the zone radius; candidates: 250 m cells of that demand"
+    else:
+        sug = _coverage_sites("charging", _grid(ctx, GRID_M, table, zones), 0.01, 250.0, "km²", max_sites)
+        sug.method = "demand: 100 m grid beyond the zone radius (no addresses loaded); candidates: 250 m cells"
+    return sug
+
+
+def suggest_g5(ctx: Context, max_sites: int = MAX_SITES) -> Suggestion:
+    """5G macro stations that close the area gap (100 m demand grid, 200 m candidate cells)."""
+    table = cov.coverage(ctx, "base_stations", "g5", {"technology": "5G"})
+    pts = _grid(ctx, GRID_M, table, None)
+    if len(pts):
+        pts[:, 2] = ctx.settings.g5_macro_radius_m
+    sug = _coverage_sites("g5", pts, 0.01, 200.0, "km²", max_sites)
+    sug.radius_m = ctx.settings.g5_macro_radius_m
+    sug.method = "demand: 100 m grid without 5G coverage; candidates: 200 m cells of it; radius: macro cell"
+    return sug
+
+
+def suggest_cameras(ctx: Context) -> Suggestion:
+    """Cameras per H3 cell with a deficit (read from ``gap_camera_hex``, written earlier in the run)."""
+    rows = ctx.rows(
+        f"SELECT ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)), deficit FROM {ctx.table('gap_camera_hex')} "
+        f"WHERE deficit > 0 ORDER BY deficit DESC, h3_index"
+    )
+    area = ctx.district_area_km2 or 0.0
+    base = float(ctx.scalar(f"SELECT count(*) FROM {ctx.table('cameras')} WHERE NOT outside_district") or 0)
+    sug = Suggestion("camera", None, "cameras", base, 180.0 * area,
+                     method="each H3 cell below 180/km² gets its deficit of cameras at its centre")
+    cum = base
+    for rank, (lon, lat, deficit) in enumerate(rows, start=1):
+        cum += deficit
+        sug.sites.append({"kind": "camera", "rank": rank, "lon": lon, "lat": lat, "radius_m": None,
+                          "added": float(deficit), "added_unit": "cameras",
+                          "cumulative_value": round(cum / area, 4) if area else None, "devices": int(deficit)})
+    return sug
+
+
+def write_suggestions(ctx: Context, max_sites: int = MAX_SITES) -> dict[str, Any]:
+    """Compute every kind, replace ``suggested_sites`` and return a summary per kind."""
+    from cim_service.indicators.gaps import _replace
+
+    empty = ctx.empty_layers
+    sugs = []
+    if "charging_stations" not in empty or "addresses" not in empty:
+        sugs.append(suggest_charging(ctx, max_sites))
+    sugs.append(suggest_g5(ctx, max_sites))
+    if "cameras" not in empty:
+        sugs.append(suggest_cameras(ctx))
+    sites = [s for sug in sugs for s in sug.sites]
+    keys = [f"{s['kind']}:{s['rank']}" for s in sites]
+    _replace(
+        ctx, "suggested_sites",
+        """
+        INSERT INTO {table} (feature_key, site_key, kind, rank, radius_m, added, added_unit, cumulative_value,
+                             devices, geom)
+        SELECT k, k, kind, rank, radius, added, unit, cum, devices, ST_SetSRID(ST_MakePoint(lon, lat), 4326)
+          FROM unnest(CAST(:k AS text[]), CAST(:kind AS text[]), CAST(:rank AS int[]), CAST(:radius AS float8[]),
+                      CAST(:added AS float8[]), CAST(:unit AS text[]), CAST(:cum AS float8[]),
+                      CAST(:devices AS int[]), CAST(:lon AS float8[]), CAST(:lat AS float8[]))
+               AS u(k, kind, rank, radius, added, unit, cum, devices, lon, lat)
+        """,
+        k=keys, kind=[s["kind"] for s in sites], rank=[s["rank"] for s in sites],
+        radius=[s["radius_m"] for s in sites], added=[s["added"] for s in sites],
+        unit=[s["added_unit"] for s in sites], cum=[s["cumulative_value"] for s in sites],
+        devices=[s["devices"] for s in sites], lon=[s["lon"] for s in sites], lat=[s["lat"] for s in sites],
+    )
+    ctx.execute(
+        f"UPDATE {ctx.table('suggested_sites')} s SET town = (SELECT t.name FROM _ind_town_sub t "
+        f"WHERE ST_Intersects(t.geom, s.geom) LIMIT 1)"
+    )
+    return {s.kind: {"sites": len(s.sites), "devices": sum(x["devices"] for x in s.sites),
+                     "closes_gap": s.closes_gap, "unit": s.unit, "base": round(s.base_value, 4),
+                     "total": round(s.total, 4), "radius_m": s.radius_m, "method": s.method} for s in sugs}
