@@ -103,6 +103,8 @@ def coerce_fields(spec: LayerSpec, raw: pd.DataFrame, mapping: dict[str, str], f
 def coerce_field(f: FieldSpec, values: pd.Series, faults: Faults) -> pd.Series:
     """Return one column converted to its declared type, recording faulty values."""
     text = values.map(_text)
+    if f.enum is not None and "unknown" in f.enum:
+        text = text.where(text.notna(), "unknown")  # an enum with 'unknown' says so for absent values
     empty = text.isna()
     if f.required and empty.any():
         faults.add(values.index[empty], f.name, f"field {f.name!r} is required but empty")
