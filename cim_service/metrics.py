@@ -16,7 +16,7 @@ import logging
 import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,10 +40,6 @@ TILE_CACHE_MISSES = Counter(
 )
 FEATURES_RETURNED = Counter(
     "cim_features_returned", "Features returned by the items endpoints.", ("collection",), registry=REGISTRY
-)
-DB_POOL_SIZE = Gauge(
-    "cim_db_pool_connections", "Open connections of this process's asyncpg pool.", registry=REGISTRY,
-    multiprocess_mode="livesum",
 )
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
