@@ -1,0 +1,118 @@
+"""The standard-address base (一标): compounds of buildings with rooms, plus street-front door plates.
+
+Addresses are written as Shanghai door plates from each town's real road names (``路 + 弄 + 号``,
+with ``幢/单元/室`` or ``室`` for rooms in residential buildings, ``路 + 号`` for street fronts) and
+passed through :func:`pipelines.address.parse_address`, so ``address_code``, the level fields and
+``parse_level`` are the parser's own. Building addresses come first; room addresses share their
+building's point. ``residential`` marks homes.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from pipelines.address import address_code, parse_address
+from pipelines.demo.geo import offset, rng_for
+from pipelines.demo.outline import district_outline
+from pipelines.demo.sampling import context, sample_points
+from pipelines.demo.scales import Scale
+
+#: real road names of each town (a selection), used to write door plates
+TOWN_ROADS: dict[str, tuple[str, ...]] = {
+    "江川路街道": ("江川路", "沪闵路", "华坪路", "鹤庆路", "东川路", "兰坪路", "昆阳路", "碧江路", "石化路", "永德路"),
+    "古美街道": ("古美路", "平阳路", "万源路", "古龙路", "顾戴路", "平吉路", "平南路", "梅陇西路"),
+    "新虹街道": ("申长路", "申虹路", "天山西路", "甬虹路", "申贵路", "润虹路", "扬虹路", "华翔路"),
+    "浦锦街道": ("浦锦路", "浦星公路", "浦申路", "丰南路", "林展路", "芦恒路", "新骏环路", "浦秀路"),
+    "莘庄镇": ("莘松路", "莘建路", "莘东路", "都市路", "沁春路", "莘朱路", "春申路", "报春路", "西环路", "庙泾路"),
+    "七宝镇": ("漕宝路", "七莘路", "新镇路", "富强街", "青年路", "航东路", "七宝南路", "沪星路", "中春路", "新龙路"),
+    "颛桥镇": ("沪闵路", "颛兴路", "银都路", "向阳路", "颛盛路", "光华路", "中沟路", "都会路", "北松公路"),
+    "华漕镇": ("北翟路", "纪翟路", "华翔路", "华漕路", "诸光路", "金丰路", "许泾路", "繁兴路"),
+    "虹桥镇": ("虹梅路", "吴中路", "红松路", "虹井路", "虹泉路", "虹莘路", "伊犁南路", "金汇路", "龙柏路"),
+    "梅陇镇": ("莲花南路", "虹梅南路", "梅陇路", "春申路", "朱梅路", "景联路", "曙建路", "华西路", "罗锦路"),
+    "吴泾镇": ("龙吴路", "剑川路", "永德路", "元江路", "虹梅南路", "通海路", "紫龙路", "尚义路"),
+    "马桥镇": ("元江路", "北松公路", "银春路", "同心路", "俞塘路", "金都路", "彭渡路", "华银路", "旗忠路"),
+    "浦江镇": ("浦星公路", "陈行公路", "沈杜公路", "三鲁公路", "江月路", "联航路", "召楼路", "恒南路", "汇臻路"),
+    "莘庄工业区": ("春东路", "申富路", "元江路", "中春路", "光华路", "瓶北路", "申南路", "春光路", "金都路"),
+}
+_ESTATE_A = ("锦绣", "金色", "阳光", "绿地", "万科", "春申", "东方", "华府", "明珠", "水岸", "景城", "紫藤",
+             "银杏", "康城", "星河", "翠湖", "湾畔", "世纪", "梅园", "名都")
+_ESTATE_B = ("花园", "苑", "新村", "家园", "公寓", "名邸", "佳苑", "小区")
+COLUMNS = ["address_code", "full_address", "district", "town", "community", "road", "lane", "sub_lane", "number",
+           "building", "unit", "room", "poi", "parse_level", "residential"]
+
+
+def _door_plates(rng: np.random.Generator, scale: Scale) -> pd.DataFrame:
+    """Generate building addresses: compounds (路+弄+号, residential) and street fronts (路+号)."""
+    n_buildings = max(10, int(scale.addresses * 0.3))
+    lon, lat, town = sample_points(rng, n_buildings, road_share=0.15, centre_share=0.3, centre_sd_m=800.0)
+    names = np.asarray(context().names, dtype=object)
+    rows = []
+    used: dict[tuple[str, str], int] = {}
+    residential = rng.random(n_buildings) < 0.25
+    per_compound = rng.integers(4, 16, n_buildings)
+    i = 0
+    while i < n_buildings:
+        t = names[town[i]]
+        road = TOWN_ROADS[t][rng.integers(0, len(TOWN_ROADS[t]))]
+        k = used.get((t, road), 0)
+        used[(t, road)] = k + 1
+        if residential[i]:
+            size = int(min(per_compound[i], n_buildings - i))
+            lane = 100 + 20 * k + int(rng.integers(0, 20))
+            poi = _ESTATE_A[rng.integers(0, len(_ESTATE_A))] + _ESTATE_B[rng.integers(0, len(_ESTATE_B))]
+            dx, dy = rng.normal(0, 70, size), rng.normal(0, 70, size)
+            bx, by = offset(np.full(size, lon[i]), np.full(size, lat[i]), dx, dy)
+            inside = shapely.contains_xy(district_outline(), bx, by)
+            bx, by = np.where(inside, bx, lon[i]), np.where(inside, by, lat[i])
+            for j in range(size):
+                rows.append((t, f"{road}{lane}弄{j + 1}号", bx[j], by[j], True, poi))
+            i += size
+        else:
+            rows.append((t, f"{road}{1 + 2 * k + 400 * (k % 3)}号", lon[i], lat[i], False, None))
+            i += 1
+    return pd.DataFrame(rows, columns=["town", "plate", "lon", "lat", "residential", "poi"])
+
+
+def _rooms(rng: np.random.Generator, buildings: pd.DataFrame, n_rooms: int) -> pd.DataFrame:
+    """Generate room addresses in residential buildings (室, or 幢/单元/室 for newer estates)."""
+    res = buildings.index[buildings["residential"]].to_numpy()
+    host = np.sort(rng.choice(res, size=n_rooms, replace=True))
+    floors = rng.integers(1, 19, n_rooms)
+    flat = rng.integers(1, 5, n_rooms)
+    styled = rng.random(n_rooms) < 0.25
+    unit = rng.integers(1, 4, n_rooms)
+    b = buildings.loc[host].reset_index(drop=True)
+    plate = [
+        f"{p}{u}单元{f}{r:02d}室" if s else f"{p}{f}{r:02d}室"
+        for p, u, f, r, s in zip(b["plate"], unit, floors, flat, styled, strict=True)
+    ]
+    return b.assign(plate=plate)
+
+
+def _parsed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parse every door plate with the project's address parser; fill codes and levels."""
+    records = []
+    for town, plate in zip(frame["town"], frame["plate"], strict=True):
+        p = parse_address(f"上海市闵行区{town}{plate}")
+        records.append((address_code(p), p.standard_address(), p.district, p.town, p.community, p.road, p.lane,
+                        p.sub_lane, p.number, p.building, p.unit, p.room, p.level()))
+    cols = ["address_code", "full_address", "district", "town", "community", "road", "lane", "sub_lane", "number",
+            "building", "unit", "room", "parse_level"]
+    return pd.DataFrame(records, columns=cols, index=frame.index)
+
+
+def addresses(scale: Scale, seed: int) -> gpd.GeoDataFrame:
+    """Return the ``addresses`` layer (building addresses first, then rooms)."""
+    rng = rng_for(seed, "addresses")
+    buildings = _door_plates(rng, scale)
+    wanted = max(0, scale.addresses - len(buildings))
+    rooms = _rooms(rng, buildings, int(wanted * 1.05) + 10)
+    rooms = rooms[~rooms.duplicated(["town", "plate"])].iloc[:wanted]
+    frame = pd.concat([buildings, rooms], ignore_index=True).iloc[: scale.addresses]
+    parsed = _parsed(frame)
+    parsed["poi"] = frame["poi"]
+    parsed["residential"] = frame["residential"].astype(bool)
+    return gpd.GeoDataFrame(parsed[COLUMNS], geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs=4326)

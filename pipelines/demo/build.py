@@ -1,0 +1,157 @@
+"""Build the whole demo dataset (:func:`build_demo`) and load it into the database (:func:`load_demo`)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import geopandas as gpd
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from cim_service.catalog import Catalog, LayerSpec
+from cim_service.migrate import bump_layer_state
+from pipelines.demo import addresses as addr
+from pipelines.demo import devices, houses, metro, people, roads, sites, towns
+from pipelines.demo.outline import district_frame
+from pipelines.demo.scales import get_scale
+from pipelines.load import LoadResult, feature_keys, load_geodataframe
+
+DEFAULT_SEED = 20210101
+#: load order: the district first (other layers are checked against it), then base layers, then the rest
+LAYER_ORDER = (
+    "district", "towns", "planning_zones", "key_areas", "main_roads",
+    "addresses", "houses", "organisations", "people",
+    "cameras", "base_stations", "iot_nodes", "charging_stations", "smart_poles", "smart_lockers",
+    "metro_stations", "metro_entrances", "bus_stops", "underground_spaces", "waterlogging_sensors",
+)
+
+
+def build_demo(scale: str = "baseline", seed: int = DEFAULT_SEED) -> dict[str, gpd.GeoDataFrame]:
+    """Generate the demo dataset: one WGS84 GeoDataFrame per source layer.
+
+    Parameters
+    ----------
+    scale : {'small', 'baseline', 'plan'}
+        Feature counts (see :mod:`pipelines.demo.scales`).
+    seed : int
+        Random seed; the same scale and seed always give identical frames.
+
+    Returns
+    -------
+    dict of str to geopandas.GeoDataFrame
+        Frames keyed by layer id, in load order, with the catalog's field names as columns.
+    """
+    sc = get_scale(scale)
+    out: dict[str, gpd.GeoDataFrame] = {
+        "district": district_frame(),
+        "towns": towns.towns_frame(),
+        "planning_zones": roads.zones_frame(),
+        "key_areas": roads.key_areas_frame(),
+        "main_roads": roads.roads_frame(),
+    }
+    out["addresses"] = addr.addresses(sc, seed)
+    out["houses"] = houses.houses(out["addresses"], seed)
+    out["organisations"] = houses.organisations(sc, out["addresses"], seed)
+    out["people"] = people.people(sc, out["addresses"], seed)
+    out["cameras"] = devices.cameras(sc, seed)
+    out["base_stations"] = devices.base_stations(sc, seed)
+    out["iot_nodes"] = devices.iot_nodes(sc, seed)
+    out["charging_stations"] = devices.charging_stations(sc, seed)
+    out["smart_poles"] = devices.smart_poles(sc, seed)
+    out["smart_lockers"] = devices.smart_lockers(sc, seed)
+    out["metro_stations"] = metro.stations_frame()
+    out["metro_entrances"] = metro.entrances_frame(out["metro_stations"], seed)
+    out["bus_stops"] = sites.bus_stops(sc, seed)
+    out["underground_spaces"] = sites.underground_spaces(sc, seed)
+    homes = out["addresses"][out["addresses"]["residential"] & (out["addresses"]["parse_level"] == "number")]
+    out["waterlogging_sensors"] = sites.waterlogging_sensors(sc, seed, {
+        "地铁出入口": out["metro_entrances"], "公交站点": out["bus_stops"],
+        "地下空间": out["underground_spaces"], "小区道路": homes,
+    })
+    return {layer: out[layer] for layer in LAYER_ORDER}
+
+
+def frame_sha256(gdf: gpd.GeoDataFrame) -> str:
+    """Content hash of a frame (attributes as CSV + geometry WKB): equal frames, equal hashes."""
+    h = hashlib.sha256()
+    h.update(",".join(map(str, gdf.columns)).encode("utf-8"))
+    h.update(gdf.drop(columns=gdf.geometry.name).to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    for wkb in shapely.to_wkb(np.asarray(gdf.geometry.array, dtype=object)):
+        h.update(wkb)
+    return h.hexdigest()
+
+
+def _layer_frame(spec: LayerSpec, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Keep the declared fields (in catalog order) and the geometry."""
+    cols = [f for f in spec.field_names if f in gdf.columns]
+    return gdf[[*cols, gdf.geometry.name]]
+
+
+def remove_stale(engine: Engine, spec: LayerSpec, gdf: gpd.GeoDataFrame) -> int:
+    """Delete the layer's rows whose feature key is not in ``gdf`` (one transaction); return how many."""
+    keys = list(feature_keys(spec, gdf))
+    table = spec.qualified_table
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"cim_ingest:{spec.id}"})
+        deleted = conn.execute(
+            sa.text(f"DELETE FROM {table} WHERE feature_key NOT IN (SELECT unnest(CAST(:keys AS text[])))"),
+            {"keys": keys},
+        ).rowcount
+        if deleted:
+            bump_layer_state(conn, spec.id, table)
+    return int(deleted)
+
+
+def load_demo(
+    engine: Engine,
+    catalog: Catalog,
+    scale: str = "baseline",
+    seed: int = DEFAULT_SEED,
+    progress: Callable[[str, LoadResult], None] | None = None,
+    *,
+    replace: bool = True,
+) -> dict[str, LoadResult]:
+    """Build the demo and load it into every source layer of the catalog.
+
+    Parameters
+    ----------
+    engine : Engine
+        Engine on a migrated database.
+    catalog : Catalog
+        The layer catalog; every ``kind: source`` layer must have a demo frame.
+    scale, seed
+        As :func:`build_demo`.
+    progress : callable, optional
+        Called with ``(layer_id, result)`` after each layer is loaded.
+    replace : bool
+        Remove rows that are not part of this demo (another scale or seed, earlier ingests), so each
+        layer holds exactly the demo. Re-running with the same scale and seed changes nothing.
+
+    Returns
+    -------
+    dict of str to LoadResult
+        One result per layer ('committed', or 'unchanged' when the layer already held this demo).
+    """
+    frames = build_demo(scale, seed)
+    missing = [s.id for s in catalog if s.kind == "source" and s.id not in frames]
+    if missing:
+        raise ValueError(f"the demo generates no data for source layers {missing}")
+    results: dict[str, LoadResult] = {}
+    for layer_id, gdf in frames.items():
+        if layer_id not in catalog:
+            continue
+        spec = catalog.get(layer_id)
+        frame = _layer_frame(spec, gdf)
+        if replace:
+            remove_stale(engine, spec, frame)
+        results[layer_id] = load_geodataframe(
+            engine, spec, frame, source_name=f"demo-{scale}-seed{seed}-{layer_id}",
+            source_sha256=frame_sha256(frame), source_crs="EPSG:4326",
+            options={"demo": {"scale": scale, "seed": seed}},
+        )
+        if progress is not None:
+            progress(layer_id, results[layer_id])
+    return results
