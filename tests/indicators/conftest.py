@@ -46,11 +46,9 @@ def hand_url(database_url: str, catalog: Catalog) -> Iterator[str]:
 def hand(hand_url: str, catalog: Catalog) -> Iterator[Engine]:
     """Engine on the hand-case database with every layer and stored result emptied."""
     eng = make_engine(hand_url)
-    with eng.begin() as conn:
-        for spec in catalog:
-            conn.execute(sa.text(f"TRUNCATE {spec.qualified_table}"))
-            bump_layer_state(conn, spec.id, spec.qualified_table)
-        conn.execute(sa.text("TRUNCATE cim_meta.indicator_result"))
+    with eng.begin() as conn:  # stored results go too, so nothing computed before can be served
+        tables = ", ".join(spec.qualified_table for spec in catalog)
+        conn.execute(sa.text(f"TRUNCATE {tables}, cim_meta.indicator_result"))
     yield eng
     eng.dispose()
 

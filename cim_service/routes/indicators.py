@@ -1,0 +1,152 @@
+"""Plan indicators: ``/indicators``, ``/indicators/{id}`` and ``/indicators/{id}/suggestions``.
+
+Reads go through the asyncpg pool: stored results are served when their input layer versions are still
+current; stale ones are recomputed first, in a threadpool on the synchronous engine (the indicator engine's
+advisory lock makes concurrent requests compute once). Indicators are aggregates: public like the layers
+they summarise.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from cim_service.db import make_engine, run_with_retry
+from cim_service.errors import InvalidParameter, NotFound
+from cim_service.indicators.catalog import UnknownIndicatorError
+from cim_service.indicators.engine import IndicatorEngine, is_fresh, with_meta
+from cim_service.indicators.tables import UnknownTownError, flat_rows, select_town, to_csv
+
+router = APIRouter(prefix="/indicators", tags=["Plan indicators"])
+
+#: indicator id -> suggestion kind in ``suggested_sites``
+SUGGESTION_KIND = {
+    "charging_area_coverage": "charging", "charging_address_coverage": "charging",
+    "g5_area_coverage": "g5", "g5_address_coverage": "g5", "g5_stations": "g5",
+    "camera_density": "camera", "cameras_total": "camera",
+}
+Town = Annotated[str | None, Query(description="Town (街镇) name, e.g. `七宝镇`: that town's value, target, gap.")]
+IndicatorId = Annotated[str, Path(description="Indicator id, e.g. `camera_density`.")]
+
+
+async def startup(app: FastAPI) -> None:
+    """Create the indicator engine (synchronous engine for computations in a threadpool)."""
+    settings = app.state.settings
+    engine = make_engine(settings.resolved_database_url())
+    app.state.indicator_engine = IndicatorEngine(engine, app.state.catalog, settings)
+
+
+async def shutdown(app: FastAPI) -> None:
+    """Dispose of the indicator engine's connections."""
+    ind = getattr(app.state, "indicator_engine", None)
+    if ind is not None:
+        ind.engine.dispose()
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def _read(pool: asyncpg.Pool, keys: list[str]) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    async def fetch(conn: asyncpg.Connection) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+        versions = {r["layer_id"]: int(r["version"]) for r in
+                    await conn.fetch("SELECT layer_id, version FROM cim_meta.layer_state")}
+        rows = await conn.fetch(
+            "SELECT key, inputs::text, params::text, result::text, computed_at, duration_ms "
+            "FROM cim_meta.indicator_result WHERE key = ANY($1::text[])", keys)
+        stored = {r["key"]: {"inputs": orjson.loads(r["inputs"]), "params": orjson.loads(r["params"]),
+                             "result": orjson.loads(r["result"]), "computed_at": r["computed_at"],
+                             "duration_ms": r["duration_ms"]} for r in rows}
+        return versions, stored
+
+    return await run_with_retry(pool, fetch)
+
+
+async def fresh_results(request: Request, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Stored results of ``keys``, recomputing (in a threadpool) those whose inputs changed."""
+    ind: IndicatorEngine = request.app.state.indicator_engine
+    versions, stored = await _read(request.app.state.pool, keys)
+    wanted = ind._wanted(keys)
+    stale = [k for k in keys if not is_fresh(stored.get(k), versions, *wanted[k])]
+    if stale:
+        await run_in_threadpool(ind.ensure, stale)
+        versions, stored = await _read(request.app.state.pool, keys)
+    return {k: with_meta(stored[k]) for k in keys if k in stored}
+
+
+def _spec_or_404(request: Request, indicator_id: str) -> None:
+    try:
+        request.app.state.indicator_engine.indicators.get(indicator_id)
+    except UnknownIndicatorError as exc:
+        raise NotFound(str(exc)) from None
+
+
+@router.get("", summary="All plan indicators with their values, targets, status and gaps")
+async def list_indicators(request: Request, town: Town = None,
+                          f: Annotated[str | None, Query(description="json (default) or csv")] = None) -> Response:
+    """List every indicator for the district and every town (JSON) or as flat rows (``f=csv``)."""
+    fmt = (f or "json").lower()
+    if fmt not in ("json", "csv"):
+        raise InvalidParameter(f"parameter 'f': unsupported format {f!r}; use json or csv")
+    ids = request.app.state.indicator_engine.indicators.ids
+    got = await fresh_results(request, [f"indicator:{i}" for i in ids])
+    results = [got[f"indicator:{i}"] for i in ids]
+    try:
+        if fmt == "csv":
+            return Response(to_csv(flat_rows(results, town)), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": 'attachment; filename="indicators.csv"'})
+        if town is not None:
+            results = [select_town(r, town) for r in results]
+    except UnknownTownError as exc:
+        raise NotFound(str(exc)) from None
+    return _json({"indicators": results, "town": town})
+
+
+@router.get("/{indicator_id}", summary="One plan indicator (district and towns, or one town)")
+async def get_indicator(request: Request, indicator_id: IndicatorId, town: Town = None) -> Response:
+    """One indicator: district value with every town's, or with ``town`` that town's value at the top level."""
+    _spec_or_404(request, indicator_id)
+    key = f"indicator:{indicator_id}"
+    result = (await fresh_results(request, [key]))[key]
+    if town is not None:
+        try:
+            result = select_town(result, town)
+        except UnknownTownError as exc:
+            raise NotFound(str(exc)) from None
+    return _json(result)
+
+
+@router.get("/{indicator_id}/suggestions", summary="Suggested new sites that close the indicator's gap")
+async def suggestions(request: Request, indicator_id: IndicatorId,
+                      n: Annotated[int, Query(ge=1, le=5000, description="How many sites to return")] = 50
+                      ) -> Response:
+    """Greedy maximal-coverage sites (GeoJSON), best first, with the coverage each adds."""
+    _spec_or_404(request, indicator_id)
+    kind = SUGGESTION_KIND.get(indicator_id)
+    if kind is None:
+        raise NotFound(f"indicator {indicator_id!r} has no site suggestions; "
+                       f"suggestions exist for: {', '.join(SUGGESTION_KIND)}")
+    summary = (await fresh_results(request, ["derived:gap_camera_hex", "derived:suggested_sites"])
+               )["derived:suggested_sites"]
+
+    async def fetch(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            "SELECT rank, town, radius_m, added, added_unit, cumulative_value, devices, "
+            "ST_X(geom) AS lon, ST_Y(geom) AS lat FROM cim.suggested_sites WHERE kind = $1 ORDER BY rank LIMIT $2",
+            kind, n)
+
+    rows = await run_with_retry(request.app.state.pool, fetch)
+    features = [{"type": "Feature", "id": r["rank"],
+                 "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+                 "properties": {k: r[k] for k in ("rank", "town", "radius_m", "added", "added_unit",
+                                                  "cumulative_value", "devices")}} for r in rows]
+    info = summary.get(kind) or {"sites": 0, "closes_gap": None, "method": "no input data"}
+    return _json({"type": "FeatureCollection", "indicator": indicator_id, "kind": kind,
+                  "sites_to_close_gap": info.get("sites") if info.get("closes_gap") else None,
+                  "summary": info, "computed_at": summary.get("computed_at"),
+                  "numberReturned": len(features), "features": features})
