@@ -90,6 +90,21 @@ def _layer_frame(spec: LayerSpec, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf[[*cols, gdf.geometry.name]]
 
 
+def layer_frames(catalog: Catalog, frames: dict[str, gpd.GeoDataFrame]) -> dict[str, gpd.GeoDataFrame]:
+    """Select the catalog's source layers from the demo frames, columns in catalog order.
+
+    Raises ValueError when a source layer of the catalog has no demo frame.
+    """
+    missing = [s.id for s in catalog if s.kind == "source" and s.id not in frames]
+    if missing:
+        raise ValueError(f"the demo generates no data for source layers {missing}")
+    return {
+        layer_id: _layer_frame(catalog.get(layer_id), gdf)
+        for layer_id, gdf in frames.items()
+        if layer_id in catalog and catalog.get(layer_id).kind == "source"
+    }
+
+
 def remove_stale(engine: Engine, spec: LayerSpec, gdf: gpd.GeoDataFrame) -> int:
     """Delete the layer's rows whose feature key is not in ``gdf`` (one transaction); return how many."""
     keys = list(feature_keys(spec, gdf))
@@ -113,6 +128,7 @@ def load_demo(
     progress: Callable[[str, LoadResult], None] | None = None,
     *,
     replace: bool = True,
+    frames: dict[str, gpd.GeoDataFrame] | None = None,
 ) -> dict[str, LoadResult]:
     """Build the demo and load it into every source layer of the catalog.
 
@@ -129,22 +145,18 @@ def load_demo(
     replace : bool
         Remove rows that are not part of this demo (another scale or seed, earlier ingests), so each
         layer holds exactly the demo. Re-running with the same scale and seed changes nothing.
+    frames : dict, optional
+        Frames already built by ``build_demo(scale, seed)`` (built here when omitted).
 
     Returns
     -------
     dict of str to LoadResult
         One result per layer ('committed', or 'unchanged' when the layer already held this demo).
     """
-    frames = build_demo(scale, seed)
-    missing = [s.id for s in catalog if s.kind == "source" and s.id not in frames]
-    if missing:
-        raise ValueError(f"the demo generates no data for source layers {missing}")
+    frames = build_demo(scale, seed) if frames is None else frames
     results: dict[str, LoadResult] = {}
-    for layer_id, gdf in frames.items():
-        if layer_id not in catalog:
-            continue
+    for layer_id, frame in layer_frames(catalog, frames).items():
         spec = catalog.get(layer_id)
-        frame = _layer_frame(spec, gdf)
         if replace:
             remove_stale(engine, spec, frame)
         results[layer_id] = load_geodataframe(
