@@ -8,8 +8,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from cim_service.auth import ANONYMOUS, ROLES, Principal, can_read_layer, create_api_key, revoke_api_key, \
-    visible_fields
+from cim_service.auth import ANONYMOUS, ROLES, Principal, can_read_layer, create_api_key, revoke_api_key, visible_fields
 from cim_service.errors import InvalidParameter
 from tests.routes.conftest import db_count
 
