@@ -82,3 +82,21 @@ def engine(database_url: str) -> Iterator[Engine]:
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings pointing at the session database."""
     return Settings(database_url=database_url, environment="test", home=tmp_path_factory.mktemp("cim-home"))
+
+
+@pytest.fixture(scope="session")
+def demo_database_url(database_url: str, catalog: Catalog) -> str:
+    """The session database with the small demo dataset (default seed) loaded once (see pipelines/demo).
+
+    Every source layer then holds exactly the small demo; tests that write to a layer must not rely
+    on it afterwards unless they reload it (``load_demo(engine, catalog, scale="small")`` is a no-op
+    when nothing changed).
+    """
+    from pipelines.demo import load_demo
+
+    eng = make_engine(database_url)
+    try:
+        load_demo(eng, catalog, scale="small")
+    finally:
+        eng.dispose()
+    return database_url
