@@ -1,0 +1,135 @@
+"""``cim indicators``: plan indicators (value vs target, met / not met, gap), gap layers and site suggestions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cim_service.commands import console, fail
+
+indicators_app = typer.Typer(help="Plan indicators measured on the map: values, targets, gaps, site suggestions.")
+STATUS_STYLE = {"met": "[green]met[/]", "not_met": "[red]not met[/]", "no_data": "[yellow]no data[/]"}
+KIND_ALIASES = {"charging": "charging", "g5": "g5", "5g": "g5", "camera": "camera", "cameras": "camera"}
+
+
+def _engine():
+    """The indicator engine on the configured (or project-local) database, schema migrated."""
+    from cim_service.catalog import load_catalog
+    from cim_service.db import make_engine
+    from cim_service.indicators.engine import IndicatorEngine
+    from cim_service.localdb import LocalDatabaseError
+    from cim_service.migrate import PostGISMissingError, migrate
+    from cim_service.settings import Settings
+
+    settings = Settings()
+    try:
+        engine = make_engine(settings.resolved_database_url())
+        catalog = load_catalog(settings.catalog_dir)
+        migrate(engine, catalog)
+    except (LocalDatabaseError, PostGISMissingError) as exc:
+        fail(str(exc))
+    return IndicatorEngine(engine, catalog, settings)
+
+
+def _fmt(value: object, unit: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.2f}{unit}"
+    return f"{value:,.0f}{unit}"
+
+
+@indicators_app.callback(invoke_without_command=True)
+def indicators(
+    ctx: typer.Context,
+    town: Annotated[str | None, typer.Option(help="Show one town (街镇), e.g. 七宝镇.")] = None,
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the rows to this CSV file.")] = None,
+    xlsx: Annotated[Path | None, typer.Option("--xlsx", help="Also write the rows to this Excel file.")] = None,
+    refresh: Annotated[bool, typer.Option(help="Recompute everything, even results still current.")] = False,
+) -> None:
+    """Print every plan indicator: value vs target, met / not met and the gap (district, or --town)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from cim_service.indicators.context import DISTRICT
+    from cim_service.indicators.tables import UnknownTownError, flat_rows, to_csv, to_xlsx
+
+    ind = _engine()
+    with console.status("computing indicators (only those whose input layers changed)…"):
+        results = ind.results(refresh=refresh)
+    try:
+        rows = flat_rows(results, town)
+    except UnknownTownError as exc:
+        fail(str(exc))
+    rows_shown = rows if town is not None else [r for r in rows if r["area"] == DISTRICT]
+    table = Table(title=f"闵行区数字化转型规划指标 — {town or '闵行区'}")
+    for name, justify in (("indicator", "left"), ("unit", "left"), ("value", "right"), ("target", "right"),
+                          ("status", "left"), ("gap", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for r in rows_shown:
+        table.add_row(f"{r['name_zh']}\n[dim]{r['id']}[/]", r["unit"], _fmt(r["value"]), _fmt(r["target"]),
+                      STATUS_STYLE.get(r["status"], r["status"]), r["gap"])
+    console.print(table)
+    if csv is not None:
+        csv.write_text(to_csv(rows), encoding="utf-8")
+        console.print(f"wrote {len(rows)} rows to {csv}")
+    if xlsx is not None:
+        to_xlsx(rows, str(xlsx))
+        console.print(f"wrote {len(rows)} rows to {xlsx}")
+
+
+@indicators_app.command("suggest")
+def suggest(
+    kind: Annotated[str, typer.Argument(help="charging, g5 (5g) or camera")],
+    n: Annotated[int, typer.Option("--n", min=1, help="How many sites to list.")] = 20,
+) -> None:
+    """List suggested new sites (greedy maximal coverage) and how many close the gap."""
+    import sqlalchemy as sa
+
+    key = KIND_ALIASES.get(kind.strip().lower())
+    if key is None:
+        fail(f"unknown suggestion kind {kind!r}; use charging, g5 or camera")
+    ind = _engine()
+    with console.status("computing suggestions (only if their input layers changed)…"):
+        summary = ind.derived(["suggested_sites"])["suggested_sites"]
+    info = summary.get(key)
+    if info is None:
+        fail(f"no {key} suggestions: the input layers are empty")
+    with ind.engine.connect() as conn:
+        sites = conn.execute(sa.text(
+            "SELECT rank, town, ST_X(geom), ST_Y(geom), added, added_unit, cumulative_value, devices "
+            "FROM cim.suggested_sites WHERE kind = :k ORDER BY rank LIMIT :n"), {"k": key, "n": n}).all()
+    closes = "closes the gap" if info["closes_gap"] else "does NOT close the gap (site limit reached)"
+    console.print(f"[bold]{key}[/]: {info['sites']:,} sites ({info['devices']:,} devices) {closes}. "
+                  f"{info['method']}")
+    table = Table(title=f"suggested {key} sites (top {n})")
+    for name in ("rank", "town", "lon", "lat", "adds", "cumulative", "devices"):
+        table.add_column(name, justify="left" if name == "town" else "right")
+    for rank, town, lon, lat, added, unit, cum, devices in sites:
+        table.add_row(str(rank), town or "–", f"{lon:.5f}", f"{lat:.5f}", f"{_fmt(added)} {unit}",
+                      _fmt(cum), str(devices))
+    console.print(table)
+
+
+@indicators_app.command("gaps")
+def gaps(refresh: Annotated[bool, typer.Option(help="Rewrite even if current.")] = False) -> None:
+    """Write the gap layers, suggestions and the camera-density raster (when their inputs changed)."""
+    ind = _engine()
+    with console.status("writing gap layers…"):
+        out = ind.derived(refresh=refresh)
+    table = Table(title="derived outputs")
+    for name in ("output", "result", "computed at", "ms"):
+        table.add_column(name)
+    for name, r in out.items():
+        detail = r.get("path") or (f"{r['features']:,} features" if "features" in r else
+                                   ", ".join(f"{k}: {v['sites']:,} sites" for k, v in r.items()
+                                             if isinstance(v, dict) and "sites" in v))
+        table.add_row(name, str(detail), str(r["computed_at"])[:19], f"{r['duration_ms']:.0f}")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``indicators`` group to the CLI."""
+    app.add_typer(indicators_app, name="indicators")
