@@ -148,7 +148,9 @@ def ingest_file(
             chunks = _csv_chunks(run, encoding=encoding, lon_col=lon_col, lat_col=lat_col,
                                  swap_axes=swap_axes, chunk_rows=chunk_rows)
         else:
-            chunks = _vector_chunks(run, kind, user_crs=user_crs, swap_axes=swap_axes, gpkg_layer=gpkg_layer)
+            src = readers.read_vector(path, kind, layer=gpkg_layer)  # whole file: the CRS is known before loading
+            run.crs = _vector_crs(run, kind, src, user_crs)
+            chunks = _vector_chunks(run, src, swap_axes=swap_axes)
         if layer_rules.needs_whole_file(spec):
             chunks = _whole(run, chunks)
         return load_chunks(
@@ -221,11 +223,7 @@ def _csv_chunks(
         yield to_frame(attrs, geoms, faults.rows)
 
 
-def _vector_chunks(
-    run: _Run, kind: str, *, user_crs: str | None, swap_axes: bool, gpkg_layer: str | None
-) -> Iterator[geopandas.GeoDataFrame]:
-    src = readers.read_vector(run.path, kind, layer=gpkg_layer)
-    run.crs = _vector_crs(run, kind, src, user_crs)
+def _vector_chunks(run: _Run, src: readers.VectorSource, *, swap_axes: bool) -> Iterator[geopandas.GeoDataFrame]:
     frame = src.frame
     frame.index = pd.RangeIndex(1, len(frame) + 1)
     run.rows_read = len(frame)

@@ -176,7 +176,7 @@ def load_chunks(
             rejected=len(final_rejects), duplicates=staged - counts["distinct"], outside=counts["outside"],
             version=version,
         )
-        _finish_batch(conn, result, _feature_count(conn, spec))
+        _finish_batch(conn, result, _feature_count(conn, spec), options)
     return result
 
 
@@ -232,7 +232,8 @@ def _start_batch(
     ).scalar_one())
 
 
-def _finish_batch(conn: Connection, result: LoadResult, feature_count: int) -> None:
+def _finish_batch(conn: Connection, result: LoadResult, feature_count: int, options: dict | None) -> None:
+    """Record the outcome, and the options as they stand after reading (readers add what they detected)."""
     conn.execute(
         sa.text(
             f"""
@@ -240,14 +241,15 @@ def _finish_batch(conn: Connection, result: LoadResult, feature_count: int) -> N
                SET status = :status, rows_read = :read, rows_loaded = :loaded, rows_inserted = :ins,
                    rows_updated = :upd, rows_unchanged = :unch, rows_rejected = :rej, rows_duplicate = :dup,
                    rows_outside = :out, finished_at = clock_timestamp(),
-                   options = options || jsonb_build_object('_result',
+                   options = CAST(:options AS jsonb) || jsonb_build_object('_result',
                              jsonb_build_object('version', CAST(:version AS bigint), 'feature_count', :count))
              WHERE id = :id
             """
         ),
         {"status": result.status, "read": result.rows_read, "loaded": result.loaded, "ins": result.inserted,
          "upd": result.updated, "unch": result.unchanged, "rej": result.rejected, "dup": result.duplicates,
-         "out": result.outside, "version": result.version, "count": feature_count, "id": result.batch_id},
+         "out": result.outside, "version": result.version, "count": feature_count, "id": result.batch_id,
+         "options": json.dumps(options or {}, default=str, ensure_ascii=False)},
     )
 
 
