@@ -85,7 +85,8 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         init=init,
         max_inactive_connection_lifetime=300,
         command_timeout=timeout / 1000 + 5,
-        server_settings={"application_name": "minhang-cim-api"},
+        # startup parameters survive the RESET ALL asyncpg runs when a connection returns to the pool
+        server_settings={"application_name": "minhang-cim-api", "statement_timeout": str(int(timeout)), "jit": "off"},
     )
 
 
@@ -99,6 +100,8 @@ async def run_with_retry(
             async with pool.acquire() as conn:
                 return await fn(conn)
         except RETRYABLE as exc:
+            if isinstance(exc, TimeoutError):  # a slow query (command_timeout), not a lost connection
+                raise
             last = exc
             log.warning("database connection lost (%s); retrying (%d/%d)", type(exc).__name__, attempt + 1, attempts)
             await asyncio.sleep(0.2 * (attempt + 1))
