@@ -1,0 +1,354 @@
+"""Side-by-side API benchmark: Minhang CIM vs tipg on the same PostGIS database (run on demand, not in tests).
+
+    python benchmarks/bench_api.py                      # plan-scale data in the local cluster's `cim` database,
+                                                        # or 70,000 synthetic cameras in `cim_bench` when absent
+    python benchmarks/bench_api.py --database-url postgresql://...  --out benchmarks/RESULTS.md
+
+Both services run under uvicorn with one worker on 127.0.0.1; tipg runs from its own virtualenv
+(``.cim/bench-venv``, ``pip install tipg uvicorn``) so its pins never touch ours. Each scenario sends the same
+request list to each service with ``--concurrency`` client tasks (httpx, keep-alive, ``Accept-Encoding:
+identity`` so neither server spends time compressing), after an unmeasured warm-up pass. See README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import morecantile
+import sqlalchemy as sa
+
+PROJECT = Path(__file__).resolve().parent.parent
+VENV = PROJECT / ".cim" / "bench-venv"
+WMQ = morecantile.tms.get("WebMercatorQuad")
+MINHANG = (121.33, 30.98, 121.55, 31.23)
+SYNTHETIC_CAMERAS = 70_000
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+def _count(url: str) -> int:
+    from cim_service.db import make_engine
+
+    eng = make_engine(url)
+    try:
+        with eng.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM cim.cameras")).scalar_one()
+    except sa.exc.SQLAlchemyError:
+        return 0
+    finally:
+        eng.dispose()
+
+
+def prepare_database(url: str | None, min_cameras: int) -> tuple[str, str]:
+    """Return (database URL, data description): the given/`cim` database, or a synthetic `cim_bench` one."""
+    from cim_service.settings import Settings
+
+    if url:
+        return url, f"{_count(url):,} cameras (given database)"
+    base = Settings().resolved_database_url()
+    n = _count(base)
+    if n >= min_cameras:
+        return base, f"{n:,} cameras (local `cim` database, plan-scale demo)"
+    bench = base.rsplit("/", 1)[0] + "/cim_bench"
+    n = _count(bench)
+    if n < SYNTHETIC_CAMERAS:
+        _make_synthetic(base, bench)
+        n = _count(bench)
+    return bench, f"{n:,} synthetic cameras in `cim_bench` (plan-scale demo not loaded in `cim`)"
+
+
+def _make_synthetic(base: str, bench: str) -> None:
+    """Create `cim_bench` with 70,000 cameras clustered around Minhang's town centres (seeded)."""
+    from cim_service.catalog import load_catalog
+    from cim_service.db import make_engine
+    from cim_service.migrate import bump_layer_state, migrate
+
+    admin = make_engine(base.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = 'cim_bench'")).first():
+            conn.execute(sa.text('CREATE DATABASE "cim_bench"'))
+    admin.dispose()
+    catalog = load_catalog()
+    eng = make_engine(bench)
+    migrate(eng, catalog)
+    rng = random.Random(20251)
+    centres = [(rng.uniform(121.36, 121.52), rng.uniform(31.00, 31.20)) for _ in range(14)]
+    types = ["bullet", "dome", "ptz", "checkpoint", "panoramic"]
+    rows = []
+    for i in range(SYNTHETIC_CAMERAS):
+        if i % 3 == 0:  # a third spread evenly, two thirds around centres
+            lon, lat = rng.uniform(121.33, 121.55), rng.uniform(30.98, 31.23)
+        else:
+            cx, cy = centres[i % len(centres)]
+            lon, lat = rng.gauss(cx, 0.02), rng.gauss(cy, 0.02)
+        rows.append({"k": f"bench-{i}", "d": f"{31011200001310000000 + i}", "t": types[i % 5],
+                     "dir": float(i % 360), "x": lon, "y": lat})
+    with eng.begin() as conn:
+        conn.execute(sa.text("TRUNCATE cim.cameras"))
+        conn.execute(sa.text(
+            "INSERT INTO cim.cameras (feature_key, device_id, camera_type, direction_deg, installed_at, geom) "
+            "VALUES (:k, :d, :t, :dir, DATE '2023-06-01', ST_SetSRID(ST_MakePoint(:x, :y), 4326))"), rows)
+        bump_layer_state(conn, "cameras", catalog.get("cameras").qualified_table)
+    with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE cim.cameras"))
+    eng.dispose()
+
+
+def camera_points(url: str, n: int, seed: int) -> list[tuple[float, float]]:
+    """`n` camera locations drawn reproducibly from the database (tiles and bboxes where the data is)."""
+    from cim_service.db import make_engine
+
+    eng = make_engine(url)
+    with eng.connect() as conn:
+        conn.execute(sa.text("SELECT setseed(:s)"), {"s": (seed % 1000) / 1000})
+        rows = conn.execute(sa.text(
+            "SELECT ST_X(geom), ST_Y(geom) FROM cim.cameras ORDER BY random() LIMIT :n"), {"n": n}).all()
+    eng.dispose()
+    return [(float(x), float(y)) for x, y in rows]
+
+
+# -- servers ---------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    base: str
+    proc: subprocess.Popen
+    collection: str
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _wait(base: str, path: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(base + path, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+
+
+def start_ours(url: str, cache: bool, workdir: Path) -> Server:
+    port = free_port()
+    env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_TILE_CACHE": "on" if cache else "off",
+           "CIM_ENVIRONMENT": "production", "CIM_LOG_JSON": "false"}
+    log = workdir / f"ours-{port}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "cim_service.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
+        env=env, cwd=workdir, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    _wait(base, "/tileMatrixSets", proc, log)
+    return Server("cim" + (" (cache on)" if cache else ""), base, proc, "cameras")
+
+
+def start_tipg(url: str, workdir: Path) -> Server:
+    uvicorn = VENV / "bin" / "uvicorn"
+    if not uvicorn.exists():
+        raise SystemExit(f"tipg is not installed: python3 -m venv {VENV} && {VENV}/bin/pip install tipg uvicorn")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "TIPG_NAME": "tipg-bench", "TIPG_DB_SCHEMAS": '["cim"]',
+           "TIPG_DB_TABLES": '["cim.cameras"]'}
+    log = workdir / f"tipg-{port}.log"
+    proc = subprocess.Popen(
+        [str(uvicorn), "tipg.main:app", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--no-access-log", "--log-level", "warning"],
+        env=env, cwd=workdir, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    _wait(base, "/collections", proc, log)
+    return Server("tipg", base, proc, "cim.cameras")
+
+
+# -- load ------------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    latencies: list[float] = field(default_factory=list)
+    wall: float = 0.0
+    errors: int = 0
+    bytes: int = 0
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+    def pct(self, q: float) -> float:
+        data = sorted(self.latencies)
+        return data[min(len(data) - 1, int(round(q * (len(data) - 1))))] * 1000 if data else float("nan")
+
+
+async def run_load(base: str, paths: list[str], concurrency: int) -> Result:
+    result = Result()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for p in paths:
+        queue.put_nowait(p)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits,
+                                 headers={"Accept-Encoding": "identity"}) as client:
+        async def worker() -> None:
+            while not queue.empty():
+                path = queue.get_nowait()
+                t0 = time.perf_counter()
+                r = await client.get(path)
+                body = r.content
+                result.latencies.append(time.perf_counter() - t0)
+                result.bytes += len(body)
+                if r.status_code not in (200, 204):
+                    result.errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        result.wall = time.perf_counter() - t0
+    return result
+
+
+# -- scenarios -------------------------------------------------------------------------------------
+
+@dataclass
+class Scenario:
+    name: str
+    make: object  # callable(collection) -> list[str]
+    target: str
+    warm: bool = True  # an unmeasured pass over the same requests first
+
+
+def tile_paths(points: list[tuple[float, float]], z: int, n: int) -> list[tuple[int, int, int]]:
+    tiles = list(dict.fromkeys((z, t.x, t.y) for t in (WMQ.tile(x, y, z) for x, y in points)))
+    return tiles[:n]
+
+
+def build_scenarios(points: list[tuple[float, float]], quick: bool) -> list[Scenario]:
+    k = 3 if quick else 1
+    z12 = tile_paths(points, 12, 40) * (3 // k or 1)
+    z14 = tile_paths(points, 14, 160 // k)
+    z16 = tile_paths(points, 16, 300 // k)
+    rng = random.Random(7)
+    boxes = []
+    for x, y in rng.sample(points, min(len(points), 300 // k)):
+        d = 0.0025  # ~250 m half-size: a street block or two
+        boxes.append(f"{x - d:.6f},{y - d:.6f},{x + d:.6f},{y + d:.6f}")
+
+    def tiles(ts):
+        return lambda c: [f"/collections/{c}/tiles/WebMercatorQuad/{z}/{x}/{y}" for z, x, y in ts]
+
+    return [
+        Scenario("tiles z12, uncached", tiles(z12), ">= 1.5x"),
+        Scenario("tiles z14, uncached", tiles(z14), ">= 1.5x"),
+        Scenario("tiles z16, uncached", tiles(z16), ">= 1.5x"),
+        Scenario("tiles z14, cached (2nd pass)", tiles(z14), ">= 10x"),
+        Scenario("items small bbox, limit 100", lambda c: [f"/collections/{c}/items?bbox={b}&limit=100"
+                                                           for b in boxes], ">= 1.5x, p95 < 50 ms"),
+        Scenario("items page of 10,000", lambda c: [f"/collections/{c}/items?limit=10000"] * (12 // k),
+                 ">= 3x faster"),
+    ]
+
+
+def measure(server: Server, sc: Scenario, concurrency: int) -> Result:
+    paths = sc.make(server.collection)
+    if sc.warm:
+        asyncio.run(run_load(server.base, paths[: max(4, len(paths) // 2)] if "cached" not in sc.name else paths,
+                             concurrency))
+    return asyncio.run(run_load(server.base, paths, concurrency))
+
+
+def _row(name: str, target: str, ours: Result, tipg: Result) -> str:
+    ratio = ours.rps / tipg.rps if tipg.rps else float("nan")
+    speed = tipg.pct(0.5) / ours.pct(0.5) if ours.latencies else float("nan")
+    return (f"| {name} | {len(ours.latencies)} | {ours.rps:.1f} | {ours.pct(.5):.1f} | {ours.pct(.95):.1f} | "
+            f"{ours.errors} | {tipg.rps:.1f} | {tipg.pct(.5):.1f} | {tipg.pct(.95):.1f} | {tipg.errors} | "
+            f"**{ratio:.2f}x** | {speed:.2f}x | {target} |")
+
+
+HEADER = ("| scenario | requests | ours req/s | ours p50 ms | ours p95 ms | ours errors | tipg req/s | tipg p50 ms | "
+          "tipg p95 ms | tipg errors | throughput ours/tipg | p50 speed-up | target |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--min-cameras", type=int, default=50_000)
+    ap.add_argument("--quick", action="store_true", help="a third of the requests")
+    ap.add_argument("--only", default=None, help="run scenarios whose name contains this text")
+    ap.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "RESULTS.md")
+    args = ap.parse_args()
+
+    url, data = prepare_database(args.database_url, args.min_cameras)
+    print(f"database: {url.rsplit('@', 1)[-1]} — {data}", flush=True)
+    scenarios = build_scenarios(camera_points(url, 2000, 42), args.quick)
+    if args.only:
+        scenarios = [s for s in scenarios if args.only in s.name]
+    workdir = Path(tempfile.mkdtemp(prefix="cim-bench-"))
+    rows = []
+    tipg = start_tipg(url, workdir)
+    try:
+        tipg_results = {sc.name: measure(tipg, sc, args.concurrency) for sc in scenarios}
+    finally:
+        tipg.stop()
+    for cache in (False, True):
+        ours = start_ours(url, cache, workdir)
+        try:
+            for sc in scenarios:
+                if ("cached" in sc.name and "uncached" not in sc.name) != cache:
+                    continue
+                res = measure(ours, sc, args.concurrency)
+                rows.append(_row(sc.name, sc.target, res, tipg_results[sc.name]))
+                print(rows[-1], flush=True)
+        finally:
+            ours.stop()
+    report(args.out, data, args.concurrency, rows)
+
+
+def report(out: Path, data: str, concurrency: int, rows: list[str]) -> None:
+    cpu = os.cpu_count()
+    text = (f"# API benchmark: Minhang CIM vs tipg\n\nGenerated by `python benchmarks/bench_api.py` on "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu} CPU cores shared by PostgreSQL, both "
+            f"servers (one uvicorn worker each, run one at a time) and the load client.\n\n"
+            f"Data: {data}. Concurrency: {concurrency} clients, keep-alive, no compression.\n"
+            f"Uncached rows: our service with `CIM_TILE_CACHE=off`; the cached row: our service with the cache on "
+            f"after one warm pass over the same tiles (tipg has no tile cache: its figure is a second pass too).\n\n"
+            f"{HEADER}\n" + "\n".join(rows) + "\n")
+    out.write_text(text + _notes(out), encoding="utf-8")
+    print(f"written {out}")
+
+
+def _notes(out: Path) -> str:
+    """Keep a hand-written `## Notes` section of an existing RESULTS.md."""
+    if out.exists():
+        old = out.read_text(encoding="utf-8")
+        if "\n## Notes" in old:
+            return "\n" + old[old.index("\n## Notes") + 1:]
+    return ""
+
+
+if __name__ == "__main__":
+    main()
