@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import morecantile
 from morecantile import TileMatrixSet
@@ -43,6 +43,7 @@ def get_tms(tms_id: str) -> TileMatrixSet:
     return morecantile.tms.get(tms_id)
 
 
+@lru_cache(maxsize=65_536)
 def tile_ref(tms_id: str, z: int, x: int, y: int) -> TileRef:
     """Validate ``z/x/y`` against the tile matrix set and return the tile; NotFound (404) when out of range."""
     tms = get_tms(tms_id)

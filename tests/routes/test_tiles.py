@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterator
 
 import mapbox_vector_tile
 import morecantile
@@ -37,8 +38,8 @@ def _insert_cameras(conn: sa.Connection, n: int, bbox: tuple, seed: int) -> None
 
 
 @pytest.fixture(scope="module")
-def tile_data(engine, catalog) -> dict:
-    """Cameras, a town polygon, a road and residents in the test area (each layer's version bumped)."""
+def tile_data(demo_database_url, engine, catalog) -> Iterator[None]:
+    """Cameras, a town polygon, a road and residents in the test area, on top of the small demo; removed after."""
     with engine.begin() as conn:
         _insert_cameras(conn, N_CAMERAS, AREA, seed=1)
         conn.execute(sa.text(
@@ -53,7 +54,12 @@ def tile_data(engine, catalog) -> dict:
             "ST_SetSRID(ST_MakePoint(121.385 + g * 0.0005, 31.105), 4326) FROM generate_series(1, 5) g"))
         for layer in ("cameras", "towns", "main_roads", "people"):
             bump_layer_state(conn, layer, catalog.get(layer).qualified_table)
-    return {}
+    yield
+    with engine.begin() as conn:  # leave the demo as it was for the other test modules
+        for layer in ("cameras", "towns", "main_roads", "people"):
+            spec = catalog.get(layer)
+            conn.execute(sa.text(f"DELETE FROM {spec.qualified_table} WHERE feature_key LIKE 'tiletest-%'"))
+            bump_layer_state(conn, layer, spec.qualified_table)
 
 
 @pytest.fixture(scope="module")

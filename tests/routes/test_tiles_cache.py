@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import geopandas as gpd
 import mapbox_vector_tile
@@ -24,6 +25,8 @@ WMQ = morecantile.tms.get("WebMercatorQuad")
 CENTER = (121.455, 31.055)
 TILE = WMQ.tile(*CENTER, 15)
 PATH = f"/collections/cameras/tiles/WebMercatorQuad/15/{TILE.x}/{TILE.y}"
+#: device ids ingested by the tests, removed at the end
+INGESTED: list[str] = []
 
 
 def _counter(name: str) -> float:
@@ -37,7 +40,8 @@ def _ids(content: bytes) -> dict[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def cameras(engine, catalog) -> list[int]:
+def cameras(demo_database_url, engine, catalog) -> Iterator[list[int]]:
+    """Twenty cameras of our own in a corner of the demo; they and anything ingested here are removed after."""
     spec = catalog.get("cameras")
     with engine.begin() as conn:
         ids = conn.execute(sa.text(
@@ -46,7 +50,12 @@ def cameras(engine, catalog) -> list[int]:
             "ST_SetSRID(ST_MakePoint(:x + g * 0.0001, :y), 4326) FROM generate_series(1, 20) g RETURNING id"),
             {"x": CENTER[0] - 0.001, "y": CENTER[1]}).scalars().all()
         bump_layer_state(conn, "cameras", spec.qualified_table)
-    return ids
+    yield ids
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM cim.cameras WHERE feature_key LIKE 'cachetest-%' OR device_id = ANY(:d)"),
+                     {"d": INGESTED})
+        conn.execute(sa.text("DELETE FROM cim_meta.ingest_batch WHERE file_name = 'cache-test.csv'"))
+        bump_layer_state(conn, "cameras", spec.qualified_table)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +101,7 @@ def test_no_stale_tile_after_ingest(client, engine, catalog):
     before = _ids(client.get(PATH).content)
     assert _ids(client.get(PATH).content) == before  # cached now
     device = f"{31011200001399000000 + int(uuid.uuid4().int % 1000)}"
+    INGESTED.append(device)
     gdf = gpd.GeoDataFrame({"device_id": [device], "camera_type": ["ptz"]},
                            geometry=[Point(CENTER[0] + 0.0005, CENTER[1] + 0.0003)], crs="EPSG:4326")
     result = load_geodataframe(engine, catalog.get("cameras"), gdf, source_name="cache-test.csv",

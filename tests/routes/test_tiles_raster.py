@@ -32,6 +32,7 @@ def client(settings, tmp_path_factory):
     assert cog_validate(target)[0]
     with TestClient(create_app(settings)) as c:
         yield c
+    target.unlink()
 
 
 def _png(content: bytes) -> np.ndarray:
