@@ -73,7 +73,7 @@ def demo(
 def _summary(results: dict, timings: dict[str, float]) -> None:
     table = Table(title="Minhang demo dataset")
     for name, justify in (("layer", "left"), ("features", "right"), ("status", "left"), ("inserted", "right"),
-                          ("unchanged", "right"), ("time (s)", "right")):
+                          ("unchanged", "right"), ("s", "right")):
         table.add_column(name, justify=justify, no_wrap=True)
     for layer_id, r in results.items():
         table.add_row(layer_id, f"{r.loaded:,}", r.status, f"{r.inserted:,}", f"{r.unchanged:,}",

@@ -71,7 +71,7 @@ def _door_plates(rng: np.random.Generator, scale: Scale) -> pd.DataFrame:
                 rows.append((t, f"{road}{lane}弄{j + 1}号", bx[j], by[j], True, poi))
             i += size
         else:
-            rows.append((t, f"{road}{1 + 2 * k + 400 * (k % 3)}号", lon[i], lat[i], False, None))
+            rows.append((t, f"{road}{1 + 2 * k}号", lon[i], lat[i], False, None))
             i += 1
     return pd.DataFrame(rows, columns=["town", "plate", "lon", "lat", "residential", "poi"])
 
@@ -109,8 +109,12 @@ def addresses(scale: Scale, seed: int) -> gpd.GeoDataFrame:
     rng = rng_for(seed, "addresses")
     buildings = _door_plates(rng, scale)
     wanted = max(0, scale.addresses - len(buildings))
-    rooms = _rooms(rng, buildings, int(wanted * 1.05) + 10)
-    rooms = rooms[~rooms.duplicated(["town", "plate"])].iloc[:wanted]
+    rooms = _rooms(rng, buildings, 0)
+    while len(rooms) < wanted:  # distinct rooms; a few draws hit the same room twice
+        more = _rooms(rng, buildings, int((wanted - len(rooms)) * 1.2) + 10)
+        rooms = pd.concat([rooms, more], ignore_index=True)
+        rooms = rooms[~rooms.duplicated(["town", "plate"])]
+    rooms = rooms.iloc[:wanted]
     frame = pd.concat([buildings, rooms], ignore_index=True).iloc[: scale.addresses]
     parsed = _parsed(frame)
     parsed["poi"] = frame["poi"]

@@ -74,6 +74,10 @@ def waterlogging_sensors(
     rng = rng_for(seed, "waterlogging_sensors")
     counts = np.floor(np.array(SITE_SHARES) * scale.waterlogging).astype(int)
     counts[-1] += scale.waterlogging - counts.sum()
+    for i, kind in enumerate(SITE_KINDS[:-1]):  # fewer sites than sensors: the rest go to residential roads
+        spare = max(0, counts[i] - len(sites[kind]))
+        counts[i] -= spare
+        counts[-1] += spare
     parts = []
     for kind, k in zip(SITE_KINDS, counts, strict=True):
         cand = sites[kind]

@@ -92,6 +92,8 @@ def test_baseline_matches_the_plan_figures(baseline):
     assert int(baseline["bus_stops"]["has_esign"].sum()) == 463
     assert len(baseline["iot_nodes"]) == 20_000
     assert len(baseline["addresses"]) == 60_000
+    for layer, key in (("addresses", "address_code"), ("people", "id_number"), ("cameras", "device_id")):
+        assert baseline[layer][key].is_unique, layer
     assert len(baseline["people"]) == 40_000
     assert baseline["cameras"]["installed_at"].max() <= np.datetime64("2020-12-31")
 
@@ -100,6 +102,8 @@ def test_small_and_plan_scales(small):
     s = SCALES["small"]
     assert len(small["cameras"]) == s.cameras and len(small["people"]) == s.people
     assert len(small["addresses"]) == s.addresses and len(small["waterlogging_sensors"]) == s.waterlogging
+    kinds = small["waterlogging_sensors"]["site_kind"].value_counts()
+    assert set(kinds.index) == {"地铁出入口", "公交站点", "地下空间", "小区道路"}
     assert int(small["bus_stops"]["has_esign"].sum()) == s.bus_esign
     assert SCALES["baseline"].cameras / s.cameras == pytest.approx(20, rel=0.01)
     p = SCALES["plan"]
