@@ -74,7 +74,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.catalog = load_catalog(settings.catalog_dir)
     install_error_handlers(app)
+    _document_400_not_422(app)
     app.add_middleware(RequestObserver, log_json=settings.log_json)
     for module in modules:
         app.include_router(module.router)
     return app
+
+
+def _document_400_not_422(app: FastAPI) -> None:
+    """Drop FastAPI's generated 422 responses from the OpenAPI document: validation errors are 400 here."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    if isinstance(operation, dict):
+                        operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi

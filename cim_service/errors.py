@@ -13,11 +13,26 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cim_service.db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """The JSON body of every error response."""
+
+    code: str
+    description: str
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI ``responses`` entries documenting the error body for ``statuses``."""
+    text = {400: "Invalid parameter value", 401: "Unknown or revoked API key", 404: "Not found (or not visible)",
+            500: "Internal error", 503: "Database unavailable", 504: "Query timeout"}
+    return {s: {"model": ErrorBody, "description": text.get(s, "Error")} for s in statuses}
 
 
 class CimError(Exception):

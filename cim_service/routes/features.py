@@ -27,7 +27,7 @@ from cim_service.auth import (
 )
 from cim_service.catalog import LayerSpec
 from cim_service.db import run_with_retry
-from cim_service.errors import InvalidParameter, NotFound
+from cim_service.errors import InvalidParameter, NotFound, error_responses
 from cim_service.features import formats
 from cim_service.features.collections import collection_doc, layer_states, link, queryables_doc, temporal_extent
 from cim_service.features.cql2 import FilterContext, coerce, parse_filter, to_sql
@@ -38,7 +38,10 @@ from cim_service.features.sql import Params, field_cast, quote_ident
 from cim_service.features.temporal import datetime_condition
 from cim_service.metrics import FEATURES_RETURNED
 
-router = APIRouter(tags=["OGC API Features"])
+router = APIRouter(tags=["OGC API Features"], responses=error_responses(400, 401, 404, 503, 504))
+_GEO = {200: {"description": "GeoJSON (default), HTML or CSV",
+              "content": {"application/geo+json": {}, "text/html": {}, "text/csv": {}}}}
+_DOC = {200: {"description": "JSON (default) or HTML", "content": {"application/json": {}, "text/html": {}}}}
 
 #: query parameters of /items that are not property filters
 ITEMS_PARAMS = {"bbox", "bbox-crs", "datetime", "limit", "offset", "properties", "sortby", "filter", "filter-lang",
@@ -52,7 +55,7 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.get("/collections", summary="List the collections the caller may read")
+@router.get("/collections", summary="List the collections the caller may read", responses=_DOC)
 async def collections(request: Request, principal: Annotated[Principal, Depends(get_principal)],
                       f: F = None) -> Response:
     """List every readable layer with extent, CRS list and links."""
@@ -78,7 +81,7 @@ def formats_link(base: str, path: str, rel: str, type_: str) -> dict[str, str]:
     return link(f"{base}{path}", rel, type_)
 
 
-@router.get("/collections/{collectionId}", summary="Describe one collection")
+@router.get("/collections/{collectionId}", summary="Describe one collection", responses=_DOC)
 async def collection(request: Request, collectionId: CollectionId,  # noqa: N803
                      spec: Annotated[LayerSpec, Depends(resolve_layer)], f: F = None) -> Response:
     """Return the layer's metadata: titles, extent (spatial and temporal), CRS list and links."""
@@ -95,7 +98,8 @@ async def collection(request: Request, collectionId: CollectionId,  # noqa: N803
     return formats.json_response(doc)
 
 
-@router.get("/collections/{collectionId}/queryables", summary="Queryable properties (JSON Schema)")
+@router.get("/collections/{collectionId}/queryables", summary="Queryable properties (JSON Schema)",
+            responses={200: {"content": {"application/schema+json": {}, "text/html": {}}}})
 async def queryables(request: Request, collectionId: CollectionId,  # noqa: N803
                      spec: Annotated[LayerSpec, Depends(resolve_layer)],
                      principal: Annotated[Principal, Depends(get_principal)], f: F = None) -> Response:
@@ -109,7 +113,8 @@ async def queryables(request: Request, collectionId: CollectionId,  # noqa: N803
     return formats.json_response(doc, media_type="application/schema+json")
 
 
-@router.get("/collections/{collectionId}/items", summary="Features of a collection (GeoJSON, HTML, CSV)")
+@router.get("/collections/{collectionId}/items", summary="Features of a collection (GeoJSON, HTML, CSV)",
+            responses=_GEO)
 async def items(
     request: Request,
     collectionId: CollectionId,  # noqa: N803
@@ -226,7 +231,8 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@router.get("/collections/{collectionId}/items/{featureId}", summary="One feature")
+@router.get("/collections/{collectionId}/items/{featureId}", summary="One feature",
+            responses={200: {"content": {"application/geo+json": {}, "text/html": {}}}})
 async def item(
     request: Request,
     collectionId: CollectionId,  # noqa: N803

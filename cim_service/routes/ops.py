@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from cim_service.errors import error_response
+from cim_service.errors import error_response, error_responses
 from cim_service.features import formats
 from cim_service.features.collections import link
 from cim_service.metrics import CONTENT_TYPE, render
@@ -69,7 +69,10 @@ def _all_conformance(request: Request) -> list[str]:
     return classes
 
 
-@router.get("/", summary="Landing page")
+_DOC = {200: {"description": "JSON (default) or HTML", "content": {"application/json": {}, "text/html": {}}}}
+
+
+@router.get("/", summary="Landing page", responses={**_DOC, **error_responses(400)})
 async def landing(request: Request, f: F = None) -> Response:
     """Return the landing page: title, description and links to the API, conformance, collections and map."""
     fmt = formats.negotiate(request, f)
@@ -92,7 +95,7 @@ async def landing(request: Request, f: F = None) -> Response:
     return formats.json_response(doc)
 
 
-@router.get("/conformance", summary="Conformance classes")
+@router.get("/conformance", summary="Conformance classes", responses={**_DOC, **error_responses(400)})
 async def conformance(request: Request, f: F = None) -> Response:
     """List the conformance classes the service implements."""
     fmt = formats.negotiate(request, f)
@@ -102,7 +105,7 @@ async def conformance(request: Request, f: F = None) -> Response:
     return formats.json_response(doc)
 
 
-@router.get("/healthz", summary="Liveness and database health")
+@router.get("/healthz", summary="Liveness and database health", responses=error_responses(503))
 async def healthz(request: Request) -> Response:
     """Check the database (``SELECT 1`` and PostGIS); 503 when it is unreachable."""
     pool = request.app.state.pool

@@ -153,7 +153,12 @@ def test_schemathesis_get_operations(server):
 
 def _fuzz(op, server: str, failures: list[str], statuses: list[int]) -> None:
     """Run 30 generated GET requests against one operation; collect check failures."""
-    from schemathesis.checks import not_a_server_error, response_schema_conformance
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
     pinned = {"collectionId": "cameras"} if "{collectionId}" in op.path else None
     strategy = op.as_strategy(path_parameters=pinned) if pinned else op.as_strategy()
@@ -164,7 +169,8 @@ def _fuzz(op, server: str, failures: list[str], statuses: list[int]) -> None:
         response = case.call(base_url=server)
         statuses.append(response.status_code)
         try:
-            case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+            case.validate_response(response, checks=[not_a_server_error, response_schema_conformance,
+                                                        status_code_conformance, content_type_conformance])
         except Exception as exc:  # noqa: BLE001 - collected and reported by the caller
             failures.append(f"{op.method} {op.path} {case.query} -> {response.status_code}: {exc}"[:500])
 
