@@ -29,7 +29,7 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cim_service.catalog import FieldType, LayerSpec
+from cim_service.catalog import LAYER_SCHEMA, FieldType, LayerSpec
 from cim_service.migrate import bump_layer_state
 from cim_service.models import META_SCHEMA
 
@@ -39,6 +39,8 @@ STAGE = "_cim_stage"
 SRC = "_cim_src"
 #: grid of the geometry hash used as feature key of layers without a natural key (~1 cm)
 KEY_PRECISION = 1e-7
+#: first loads of at least this many rows into an empty layer rebuild its spatial indexes afterwards
+BULK_REBUILD_ROWS = 10_000
 _MULTI = {"Point": "MultiPoint", "LineString": "MultiLineString", "Polygon": "MultiPolygon"}
 
 
@@ -391,29 +393,64 @@ def _merge(conn: Connection, spec: LayerSpec, batch_id: int, check_district: boo
           FROM {STAGE} s ORDER BY s.feature_key, s.seq
         """
     ))
+    conn.execute(sa.text(f"ANALYZE {SRC}"))
     distinct, n_out = conn.execute(
         sa.text(f"SELECT count(*), count(*) FILTER (WHERE outside_district) FROM {SRC}")
     ).one()
     t = spec.qualified_table
-    sets = ", ".join(f"{n} = EXCLUDED.{n}" for n in [*names, '"geom"', '"outside_district"'])
-    differs = " OR ".join(
-        [f"{t}.{n} IS DISTINCT FROM EXCLUDED.{n}" for n in [*names, '"outside_district"']]
-        + [f"NOT ST_OrderingEquals({t}.geom, EXCLUDED.geom)"]
-    )
-    inserted, updated = conn.execute(sa.text(
+    rebuild = _drop_spatial_indexes(conn, spec, int(distinct))
+    updated = _update_changed(conn, spec, batch_id, names)
+    inserted = conn.execute(sa.text(
         f"""
-        WITH up AS (
-          INSERT INTO {t} (feature_key, {cols}, geom, outside_district, batch_id, updated_at)
-          SELECT feature_key, {cols}, geom, outside_district, :batch, now() FROM {SRC}
-          ON CONFLICT (feature_key) DO UPDATE SET {sets}, batch_id = EXCLUDED.batch_id, updated_at = now()
-          WHERE {differs}
-          RETURNING (xmax = 0) AS fresh
-        )
-        SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM up
+        INSERT INTO {t} (feature_key, {cols}, geom, outside_district, batch_id, updated_at)
+        SELECT s.feature_key, {", ".join(f's.{n}' for n in names)}, s.geom, s.outside_district, :batch, now()
+          FROM {SRC} s WHERE NOT EXISTS (SELECT 1 FROM {t} x WHERE x.feature_key = s.feature_key)
+         ORDER BY s.geom
         """
-    ), {"batch": batch_id}).one()
+    ), {"batch": batch_id}).rowcount
+    for ddl in rebuild:
+        conn.execute(sa.text(ddl))
     return {"distinct": int(distinct), "outside": int(n_out), "inserted": int(inserted),
             "updated": int(updated), "unchanged": int(distinct) - int(inserted) - int(updated)}
+
+
+def _update_changed(conn: Connection, spec: LayerSpec, batch_id: int, names: list[str]) -> int:
+    """Rewrite the layer rows whose staged version differs; return how many (identical rows stay untouched).
+
+    An UPDATE join plus an anti-join INSERT is several times faster than ``INSERT ... ON CONFLICT`` for bulk
+    loads; concurrent ingests of a layer are serialised by the advisory lock taken in :func:`load_chunks`.
+    """
+    t = spec.qualified_table
+    sets = ", ".join(f"{n} = s.{n}" for n in [*names, '"geom"', '"outside_district"'])
+    differs = " OR ".join(
+        [f"t.{n} IS DISTINCT FROM s.{n}" for n in [*names, '"outside_district"']]
+        + ["NOT ST_OrderingEquals(t.geom, s.geom)"]
+    )
+    return conn.execute(sa.text(
+        f"""
+        UPDATE {t} AS t SET {sets}, batch_id = :batch, updated_at = now()
+          FROM {SRC} s WHERE t.feature_key = s.feature_key AND ({differs})
+        """
+    ), {"batch": batch_id}).rowcount
+
+
+def _drop_spatial_indexes(conn: Connection, spec: LayerSpec, rows: int) -> list[str]:
+    """Drop the GIST indexes of an empty layer before a big first load; return the DDL that recreates them.
+
+    Building a GIST index once over sorted rows is several times faster than growing it row by row. The
+    lock this takes only blocks readers of a layer that is empty until the load commits.
+    """
+    if rows < BULK_REBUILD_ROWS:
+        return []
+    if conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {spec.qualified_table})")).scalar():
+        return []
+    indexes = conn.execute(sa.text(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :schema AND tablename = :table "
+        "AND indexdef LIKE '% USING gist %'"
+    ), {"schema": LAYER_SCHEMA, "table": spec.table}).all()
+    for name, _ in indexes:
+        conn.execute(sa.text(f'DROP INDEX "{LAYER_SCHEMA}"."{name}"'))
+    return [ddl for _, ddl in indexes]
 
 
 def _district_sql(conn: Connection, spec: LayerSpec) -> str | None:

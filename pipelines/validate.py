@@ -102,7 +102,7 @@ def coerce_fields(spec: LayerSpec, raw: pd.DataFrame, mapping: dict[str, str], f
 
 def coerce_field(f: FieldSpec, values: pd.Series, faults: Faults) -> pd.Series:
     """Return one column converted to its declared type, recording faulty values."""
-    text = values.map(_text)
+    text = texts(values)
     if f.enum is not None and "unknown" in f.enum:
         text = text.where(text.notna(), "unknown")  # an enum with 'unknown' says so for absent values
     empty = text.isna()
@@ -129,6 +129,14 @@ def _text(value: Any) -> str | None:
         return json.dumps(value, ensure_ascii=False)
     text = str(value).strip()
     return text or None
+
+
+def texts(values: pd.Series) -> pd.Series:
+    """Return cells as stripped text, None for empty ones (vectorised for all-string columns)."""
+    if pd.api.types.infer_dtype(values, skipna=True) == "string":
+        stripped = values.str.strip()
+        return stripped.where(stripped.notna() & (stripped != ""), None).astype(object)
+    return values.map(_text).astype(object)
 
 
 def _to_text(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -297,7 +305,7 @@ class PointColumns:
         return out
 
     def _numbers(self, values: pd.Series, column: str, faults: Faults) -> np.ndarray:
-        text = values.map(_text)
+        text = texts(values)
         empty = text.isna()
         num = pd.to_numeric(text, errors="coerce").astype(float)
         bad = ~empty & ~np.isfinite(num.fillna(np.nan))
