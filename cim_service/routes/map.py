@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from cim_service.webmap.assets import OWN_ASSETS, deck_bundle_etag, deck_bundle_path, own_asset_path
+from cim_service.webmap.assets import (
+    OWN_ASSETS,
+    deck_bundle_etag,
+    deck_bundle_path,
+    own_asset_path,
+    own_asset_type,
+)
 from cim_service.webmap.page import build_page_config, render_page
 from cim_service.webmap.search import search_addresses
 
@@ -15,10 +21,24 @@ router = APIRouter(prefix="/map", tags=["map"])
 ADDRESS_LAYER = "addresses"
 
 
+DISTRICT_LAYER = "district"
+_BBOX_SQL = "SELECT minx, miny, maxx, maxy FROM cim_meta.layer_state WHERE layer_id = $1"
+
+
+async def district_bbox(pool) -> tuple[float, float, float, float] | None:
+    """Return the district outline's bbox from the layer state, or None when it is not loaded."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(_BBOX_SQL, DISTRICT_LAYER)
+    if row is None or any(v is None for v in row.values()):
+        return None
+    return (row["minx"], row["miny"], row["maxx"], row["maxy"])
+
+
 @router.get("", response_class=HTMLResponse, summary="The CIM一张图 planners' web map")
-def map_page(request: Request) -> HTMLResponse:
+async def map_page(request: Request) -> HTMLResponse:
     """Serve the map page (deck.gl, offline: every asset comes from this service)."""
-    config = build_page_config(request.app.state.catalog)
+    bbox = await district_bbox(request.app.state.pool)
+    config = build_page_config(request.app.state.catalog, district_bbox=bbox)
     return HTMLResponse(render_page(config), headers={"Cache-Control": "no-cache"})
 
 
@@ -33,7 +53,7 @@ def map_static(name: str, request: Request) -> Response:
                             headers={"ETag": etag, "Cache-Control": "public, max-age=86400"})
     if name not in OWN_ASSETS:
         raise HTTPException(status_code=404, detail="no such map asset")
-    return FileResponse(own_asset_path(name), media_type=OWN_ASSETS[name],
+    return FileResponse(own_asset_path(name), media_type=own_asset_type(name),
                         headers={"Cache-Control": "no-cache"})
 
 

@@ -12,14 +12,14 @@
     zh: {
       layers: '图层', indicators: '规划指标', search: '搜索', placeholder: '输入地址,如 莲花南路1500弄',
       district: '全区', target: '目标', value: '现状', gap: '缺口', town: '街镇', status: '达标',
-      met: '达标', not_met: '未达标', unknown: '无数据', noResult: '未找到匹配的地址', locked: '需授权',
+      met: '达标', not_met: '未达标', unknown: '无数据', no_data: '无数据', noResult: '未找到匹配的地址', locked: '需授权',
       legendTitle: '街镇指标', tileError: '部分瓦片加载失败', apiKey: 'API 密钥', lang: 'EN',
       noIndicators: '暂无指标数据', searching: '搜索中…', loading: '加载中…',
     },
     en: {
       layers: 'Layers', indicators: 'Plan indicators', search: 'Search', placeholder: 'Address, e.g. 莲花南路1500弄',
       district: 'District', target: 'Target', value: 'Value', gap: 'Gap', town: 'Town', status: 'Status',
-      met: 'met', not_met: 'not met', unknown: 'no data', noResult: 'No matching address', locked: 'key needed',
+      met: 'met', not_met: 'not met', unknown: 'no data', no_data: 'no data', noResult: 'No matching address', locked: 'key needed',
       legendTitle: 'Town indicator', tileError: 'Some tiles failed to load', apiKey: 'API key', lang: '中文',
       noIndicators: 'No indicator data', searching: 'Searching…', loading: 'Loading…',
     },
@@ -33,7 +33,7 @@
   layerMeta[C.raster.id] = Object.assign({ access: 'public', style: { fill: [250, 160, 40, 200] } }, C.raster);
   const state = {
     lang: 'zh', apiKey: '', visible: {}, opacity: {}, indicators: [], indicatorId: null,
-    towns: null, district: null, selectedTown: null, bitmapClass: null,
+    towns: null, district: null, selectedTown: null, rasterUrl: null,
   };
   const $ = (id) => document.getElementById(id);
   const t = (key) => T[state.lang][key] || key;
@@ -113,28 +113,35 @@
     };
   }
   function rasterLayer(spec) {
-    const Bitmap = state.bitmapClass;
     return Object.assign({}, spec, tileHooks(spec.id), {
-      loadOptions: { core: { worker: false, fetch: { headers: headers() } } },
+      data: state.rasterUrl,
+      getTileData: async ({ url, signal }) => {
+        const response = await fetch(url, { headers: headers(), signal });
+        if (response.status === 204) return null;
+        if (!response.ok) throw new Error(`${response.status} ${url}`);
+        return createImageBitmap(await response.blob());
+      },
       renderSubLayers: (props) => {
+        if (!props.data) return null;
         const { west, south, east, north } = props.tile.bbox;
-        return new Bitmap(props, { data: null, image: props.data, bounds: [west, south, east, north] });
+        return new CLS.BitmapLayer(props, { data: null, image: props.data, bounds: [west, south, east, north] });
       },
     });
   }
   function mvtLayer(spec) {
     return Object.assign({}, spec, tileHooks(spec.id), {
+      loaders: MVT_LOADERS,
       loadOptions: { core: { worker: false, fetch: { headers: headers() } } },
-      updateTriggers: { all: state.apiKey },
+      updateTriggers: { getTileData: state.apiKey },
     });
   }
   function inlineLayer(spec) {
-    const drop = ['minZoom', 'maxZoom', 'uniqueIdProperty', 'loadOptions', 'tileSize'];
+    const drop = ['minZoom', 'maxZoom', 'uniqueIdProperty', 'loadOptions', 'tileSize', 'data'];
     const out = { '@@type': 'GeoJsonLayer', pointType: 'circle', data: INLINE.layers[spec.id] };
-    for (const [k, v] of Object.entries(spec)) if (!drop.includes(k) && k !== '@@type' && k !== 'data') out[k] = v;
+    for (const [k, v] of Object.entries(spec)) if (!drop.includes(k) && k !== '@@type') out[k] = v;
     return out;
   }
-  function layerJson(spec) {
+  function layerProps(spec) {
     const id = spec.id;
     const common = { visible: state.visible[id] && allowed(id), opacity: state.opacity[id] };
     if (id === 'towns') {
@@ -145,12 +152,16 @@
     }
     if (id === 'district') return Object.assign({}, spec, common, { data: state.district || [] });
     if (INLINE) return INLINE.layers && INLINE.layers[id] ? Object.assign(inlineLayer(spec), common) : null;
-    if (spec['@@type'] === 'TileLayer') return state.bitmapClass ? Object.assign(rasterLayer(spec), common) : null;
+    if (!common.visible) return null; // hidden tile layers would still fetch tiles: leave them out
+    if (spec['@@type'] === 'TileLayer') return state.rasterUrl ? Object.assign(rasterLayer(spec), common) : null;
     return Object.assign(mvtLayer(spec), common);
   }
+  function makeLayer(props) {
+    const { '@@type': type, ...rest } = props;
+    return new CLS[type](rest);
+  }
   function render() {
-    const layers = C.deck.layers.map(layerJson).filter(Boolean);
-    window.updateDeck({ layers }, deck);
+    deck.setProps({ layers: C.deck.layers.map(layerProps).filter(Boolean).map(makeLayer) });
     renderLegend();
   }
 
@@ -163,15 +174,18 @@
     const zy = Math.log2((0.92 * el.clientHeight * 2 * Math.PI) / ((merc(n) - merc(s)) * 512));
     return { longitude: (w + e) / 2, latitude: (s + n) / 2, zoom: Math.min(zx, zy), pitch: 0, bearing: 0 };
   }
-  const probe = { '@@type': 'BitmapLayer', id: '__bitmap_probe', visible: false, image: null, bounds: [0, 0, 1, 1] };
-  const initialView = fitView();
+  // the bundle exports createDeck/updateDeck only: take the layer classes from converted probe layers
+  const PROBES = ['GeoJsonLayer', 'MVTLayer', 'TileLayer', 'BitmapLayer']
+    .map((type) => ({ '@@type': type, id: `__probe_${type}`, visible: false }));
   const deck = window.createDeck({
     container: $('deck-container'),
-    jsonInput: { initialViewState: initialView, views: C.deck.views, layers: [probe] },
+    jsonInput: { initialViewState: fitView(), views: C.deck.views, layers: PROBES },
     tooltip: false,
   });
-  const probeLayer = (deck.props.layers || []).find((l) => l && l.id === '__bitmap_probe');
-  state.bitmapClass = probeLayer ? probeLayer.constructor : null;
+  const CLS = {};
+  for (const layer of deck.props.layers || []) if (layer) CLS[layer.id.replace('__probe_', '')] = layer.constructor;
+  deck.setProps({ layers: [] });
+  const MVT_LOADERS = window.loaders && window.loaders.MVTLoader ? [window.loaders.MVTLoader] : undefined;
   window.__cimMap = {
     deck, state,
     viewState: () => {
@@ -190,7 +204,7 @@
   function pendingTiles() {
     return C.deck.layers.filter((s) => (s['@@type'] === 'MVTLayer' || s['@@type'] === 'TileLayer')
       && !INLINE && state.visible[s.id] && allowed(s.id) && !METRICS.tilesLoaded[s.id]
-      && (s['@@type'] !== 'TileLayer' || state.bitmapClass));
+      && (s['@@type'] !== 'TileLayer' || state.rasterUrl));
   }
   function afterRender() {
     const now = performance.now();
@@ -281,7 +295,7 @@
     for (const spec of [...C.deck.layers].reverse()) {
       if (INLINE && !['towns', 'district'].includes(spec.id) && !(INLINE.layers && INLINE.layers[spec.id])) continue;
       const meta = layerMeta[spec.id];
-      if (!meta) continue;
+      if (!meta || (spec.id === C.raster.id && !state.rasterUrl)) continue;
       (groups[meta.group] = groups[meta.group] || []).push(meta);
     }
     for (const [group, metas] of Object.entries(groups)) {
@@ -345,10 +359,15 @@
     const st = document.createElement('span');
     statusCell(st, ind.status);
     line.append(st);
-    if (ind.gap !== null && ind.gap !== undefined) line.append(` · ${t('gap')} ${fmt(ind.gap)}`);
     summary.append(big, line);
+    if (ind.gap) {
+      const gap = document.createElement('div');
+      gap.className = 'gap';
+      gap.textContent = ind.gap;
+      summary.append(gap);
+    }
     const head = table.createTHead().insertRow();
-    for (const key of ['town', 'value', 'status', 'gap']) {
+    for (const key of ['town', 'value', 'target', 'status']) {
       const th = document.createElement('th');
       th.textContent = t(key);
       head.appendChild(th);
@@ -358,10 +377,11 @@
       const tr = body.insertRow();
       tr.dataset.town = row.town;
       if (row.town === state.selectedTown) tr.className = 'sel';
-      tr.insertCell().textContent = row.town;
+      tr.title = row.gap || '';
+      tr.insertCell().textContent = state.lang === 'en' && row.name_en ? row.name_en : row.town;
       tr.insertCell().textContent = fmt(row.value);
+      tr.insertCell().textContent = fmt(row.target);
       statusCell(tr.insertCell(), row.status);
-      tr.insertCell().textContent = fmt(row.gap);
       tr.addEventListener('click', () => selectTown(row.town));
     }
   }
@@ -519,6 +539,20 @@
     renderIndicators();
     render();
   }
+  async function loadRasters() {
+    if (INLINE) return;
+    try {
+      const data = await getJSON(C.endpoints.rasters);
+      const wanted = C.raster.id.replace(/_raster$/, '');
+      const entry = (data.rasters || []).find((r) => r.id === wanted);
+      const link = entry && (entry.links || []).find((l) => l.type === 'image/png');
+      state.rasterUrl = link ? link.href.replace(/^https?:\/\/[^/]+/, '') : null;
+    } catch (error) {
+      console.warn('rasters unavailable', error.message);
+    }
+    renderLayerList();
+    render();
+  }
   async function loadBase() {
     const items = (id) => `${C.endpoints.items.replace('{id}', id)}?limit=1000`;
     const [district, towns] = INLINE
@@ -532,4 +566,5 @@
   applyLanguage();
   loadBase().catch((error) => console.error('base layers failed', error.message));
   loadIndicators();
+  loadRasters();
 })();

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import shapely.geometry
+
 from cim_service.catalog import Access, Catalog
 from cim_service.settings import Settings
 from cim_service.webmap.page import BASE_LAYERS, build_page_config, render_page
@@ -73,6 +75,14 @@ def collect_inline_data(client: Any, catalog: Catalog, *, sample: int = DEFAULT_
     return inline, report
 
 
+def feature_bbox(fc: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """Return the bbox of a GeoJSON FeatureCollection, or None when it has no geometry."""
+    bounds = [shapely.geometry.shape(f["geometry"]).bounds for f in fc.get("features", []) if f.get("geometry")]
+    if not bounds:
+        return None
+    return (min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds))
+
+
 def export_html(settings: Settings, *, sample: int = DEFAULT_SAMPLE) -> tuple[str, ExportReport]:
     """Build the self-contained map HTML from the database of ``settings``.
 
@@ -95,5 +105,5 @@ def export_html(settings: Settings, *, sample: int = DEFAULT_SAMPLE) -> tuple[st
     app = create_app(settings)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         inline, report = collect_inline_data(client, app.state.catalog, sample=sample)
-    config = build_page_config(app.state.catalog, inline=inline)
+    config = build_page_config(app.state.catalog, inline=inline, district_bbox=feature_bbox(inline["district"]))
     return render_page(config, inline_assets=True), report

@@ -21,7 +21,7 @@ from cim_service.webmap.assets import TEMPLATES_DIR, deck_bundle_path, read_text
 #: Minhang District, centred; the page fits the district outline once it is loaded
 DEFAULT_VIEW = {"longitude": 121.41, "latitude": 31.09, "zoom": 10.4, "pitch": 0, "bearing": 0}
 #: the district bounding box (WGS84), used to fit the first view to the window
-DISTRICT_BBOX = (121.25, 30.97, 121.58, 31.24)
+DISTRICT_BBOX = (121.235, 30.977, 121.572, 31.262)
 #: layers drawn as GeoJSON from the features API rather than as vector tiles
 BASE_LAYERS = ("district", "towns")
 #: the camera-density raster (PNG tiles of the density COG)
@@ -35,6 +35,8 @@ DENSITY_RASTER = {
     "opacity": 0.6,
 }
 MAX_TILE_ZOOM = 16
+#: a literal string prop (pydeck turns bare strings into ``@@=`` accessor expressions)
+PIXELS = pdk.types.String("pixels")
 
 
 def tile_url(layer_id: str) -> str:
@@ -91,12 +93,11 @@ def _mvt_layer(spec: LayerSpec) -> pdk.Layer:
         get_fill_color=style.fill,
         get_line_color=style.line,
         get_line_width=style.line_width,
-        line_width_units="pixels",
+        line_width_units=PIXELS,
         get_point_radius=style.radius,
-        point_radius_units="pixels",
+        point_radius_units=PIXELS,
         point_radius_min_pixels=1,
         stroked=not spec.geometry.is_point,
-        unique_id_property="feature_key",
     )
 
 
@@ -113,7 +114,7 @@ def _geojson_layer(spec: LayerSpec, *, filled: bool) -> pdk.Layer:
         get_fill_color=style.fill,
         get_line_color=style.line,
         get_line_width=style.line_width,
-        line_width_units="pixels",
+        line_width_units=PIXELS,
         line_width_min_pixels=style.line_width,
     )
 
@@ -143,13 +144,14 @@ def build_deck_spec(catalog: Catalog) -> dict[str, Any]:
     return spec
 
 
-def build_page_config(catalog: Catalog, *, inline: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_page_config(catalog: Catalog, *, inline: dict[str, Any] | None = None,
+                      district_bbox: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
     """Build the page configuration: layer metadata, deck spec, endpoints, and optionally inlined data."""
     return {
         "title_zh": "闵行区CIM一张图",
         "title_en": "Minhang CIM One Map",
         "view": DEFAULT_VIEW,
-        "district_bbox": DISTRICT_BBOX,
+        "district_bbox": district_bbox or DISTRICT_BBOX,
         "layers": [layer_entry(spec) for spec in catalog],
         "public_layers": [spec.id for spec in catalog if spec.access is Access.public],
         "raster": DENSITY_RASTER,
@@ -159,6 +161,8 @@ def build_page_config(catalog: Catalog, *, inline: dict[str, Any] | None = None)
             "item": "/collections/{id}/items/{fid}",
             "indicators": "/indicators",
             "search": "/map/search",
+            "rasters": "/rasters",
+            "mvt_worker": "/map/static/mvt-worker.js",
         },
         "inline": inline,
     }
