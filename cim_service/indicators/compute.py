@@ -22,15 +22,13 @@ DEG_PER_M = 1 / 90_000
 
 def _per_point(ctx: Context, layer_id: str, ok_expr: str, cond: str = "TRUE", **params: Any) -> Measure:
     """Count features and those satisfying ``ok_expr`` per town and for the district."""
-    ctx.prepare_areas()
+    towns = ctx.point_towns(layer_id)
     rows = ctx.rows(
         f"""
         WITH p AS MATERIALIZED (
-          SELECT s.outside_district AS outside, ({ok_expr}) AS ok,
-                 (SELECT t.name FROM _ind_town_sub t WHERE ST_Intersects(t.geom, s.geom) LIMIT 1) AS town
-            FROM {ctx.table(layer_id)} s WHERE {cond}
+          SELECT s.id, s.outside_district AS outside, ({ok_expr}) AS ok FROM {ctx.table(layer_id)} s WHERE {cond}
         )
-        SELECT town, count(*), count(*) FILTER (WHERE ok) FROM p WHERE town IS NOT NULL GROUP BY town
+        SELECT t.town, count(*), count(*) FILTER (WHERE ok) FROM p JOIN {towns} t USING (id) GROUP BY t.town
         UNION ALL
         SELECT NULL, count(*), count(*) FILTER (WHERE ok) FROM p WHERE NOT outside
         """,
@@ -74,9 +72,8 @@ def measure_address_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
     """Addresses inside the coverage polygons, of all (or residential, i.e. not flagged non-residential) ones."""
     table = cov.coverage(ctx, spec.inputs[0], spec.params["radius"], spec.params.get("where", {}))
     cond = "s.residential IS NOT FALSE" if spec.params.get("residential_only") else "TRUE"
-    ok = (f"EXISTS (SELECT 1 FROM {table} c "
-          f"WHERE ST_Intersects(c.geom, ST_Transform(s.geom, {METRIC_SRID})))")
-    return _per_point(ctx, "addresses", ok, cond)
+    covered = cov.covered_points(ctx, table, "addresses")
+    return _per_point(ctx, "addresses", f"s.id IN (SELECT id FROM {covered})", cond)
 
 
 def measure_site_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:

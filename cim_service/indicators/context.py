@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -51,6 +52,14 @@ class Context:
     def rows(self, sql: str, **params: object) -> list[sa.Row]:
         """Run a query returning rows."""
         return list(self.conn.execute(sa.text(sql), params))
+
+    def array(self, sql: str, columns: int, **params: object) -> np.ndarray:
+        """Run a query of numeric (or boolean) columns into a float array of shape (rows, columns)."""
+        result = self.conn.execute(sa.text(sql), params)
+        cols = list(zip(*result.tuples(), strict=True)) if columns else []
+        if not cols:
+            return np.empty((0, columns))
+        return np.column_stack([np.asarray(c, dtype=float) for c in cols])
 
     def execute(self, sql: str, **params: object) -> None:
         """Run one statement or a script of statements separated by ``;`` at line ends."""
@@ -105,6 +114,29 @@ class Context:
             """
         )
         self._prepared.add("areas")
+
+    def point_towns(self, layer_id: str) -> str:
+        """Create ``_ind_pt_<layer>`` (id, town) for the layer's features inside a town; return its name.
+
+        One join of the subdivided towns against the layer's GIST index (each piece is prepared once),
+        instead of a town lookup per feature.
+        """
+        name = f"_ind_pt_{self.spec(layer_id).table}"
+        if name in self._prepared:
+            return name
+        self.prepare_areas()
+        self.execute(
+            f"""
+            CREATE TEMP TABLE {name} ON COMMIT DROP AS
+            SELECT DISTINCT ON (s.id) s.id, t.name AS town
+              FROM _ind_town_sub t JOIN {self.table(layer_id)} s ON ST_Intersects(t.geom, s.geom)
+             ORDER BY s.id, t.name;
+            ALTER TABLE {name} ADD PRIMARY KEY (id);
+            ANALYZE {name}
+            """
+        )
+        self._prepared.add(name)
+        return name
 
     @cached_property
     def district_area_km2(self) -> float | None:

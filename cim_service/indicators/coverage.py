@@ -92,10 +92,34 @@ def coverage(ctx: Context, layer_id: str, radius: str, where: dict[str, object])
         )
         SELECT u.zone, ST_Subdivide(ST_CollectionExtract(ST_Intersection(u.geom, z.geom), 3), {SUBDIVIDE}) AS geom
           FROM u JOIN {zt} z USING (zone);
+        ALTER TABLE {name} ADD COLUMN geom4326 geometry;
+        UPDATE {name} SET geom4326 = ST_Transform(geom, 4326);
         CREATE INDEX ON {name} USING gist (geom);
+        CREATE INDEX ON {name} USING gist (geom4326);
         ANALYZE {name};
         """,
         **params, **r_params,
+    )
+    ctx._prepared.add(name)
+    return name
+
+
+def covered_points(ctx: Context, cov_table: str, layer_id: str) -> str:
+    """Create ``<cov_table>_<layer>`` with the ids of the layer's features inside the coverage; return its name.
+
+    Pieces are joined in WGS84 against the layer's GIST index: the pieces' edges are at most a few tens of
+    metres long, so transforming them moves their boundary by far less than a millimetre.
+    """
+    name = f"{cov_table}_{ctx.spec(layer_id).table}"
+    if name in ctx._prepared:
+        return name
+    ctx.execute(
+        f"""
+        CREATE TEMP TABLE {name} ON COMMIT DROP AS
+        SELECT DISTINCT s.id FROM {cov_table} c JOIN {ctx.table(layer_id)} s ON ST_Intersects(c.geom4326, s.geom);
+        ALTER TABLE {name} ADD PRIMARY KEY (id);
+        ANALYZE {name}
+        """
     )
     ctx._prepared.add(name)
     return name

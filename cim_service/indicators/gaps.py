@@ -49,8 +49,8 @@ def _district_cells(ctx: Context) -> list[str]:
 def write_camera_hex(ctx: Context) -> int:
     """Fill ``gap_camera_hex``; return the number of cells."""
     cells = _district_cells(ctx)
-    pts = ctx.rows(f"SELECT ST_Y(geom), ST_X(geom) FROM {ctx.table('cameras')} WHERE NOT outside_district")
-    counts = Counter(h3.latlng_to_cell(lat, lon, H3_RESOLUTION) for lat, lon in pts)
+    pts = ctx.array(f"SELECT ST_Y(geom), ST_X(geom) FROM {ctx.table('cameras')} WHERE NOT outside_district", 2)
+    counts = Counter(h3.latlng_to_cell(lat, lon, H3_RESOLUTION) for lat, lon in pts.tolist())
     wkts = []
     for c in cells:
         ring = [(lon, lat) for lat, lon in h3.cell_to_boundary(c)]

@@ -60,9 +60,8 @@ def write_camera_density(ctx: Context) -> dict[str, object]:
     if not row:
         return {"path": None, "reason": "no district outline or towns loaded"}
     outline = from_wkb(bytes(row[0][0]))
-    pts = ctx.rows(f"SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_Transform(geom, {METRIC_SRID}) AS g "
-                   f"FROM {ctx.table('cameras')} WHERE NOT outside_district) s")
-    xy = np.array(pts, dtype=float).reshape(-1, 2)
+    xy = ctx.array(f"SELECT ST_X(g), ST_Y(g) FROM (SELECT ST_Transform(geom, {METRIC_SRID}) AS g "
+                   f"FROM {ctx.table('cameras')} WHERE NOT outside_district) s", 2)
     grid, transform = density_grid(xy, outline.bounds)
     outside = geometry_mask([outline], out_shape=grid.shape, transform=transform, invert=False)
     grid = np.where(outside, NODATA, grid).astype(np.float32)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import shapely
 from pyproj import Transformer
 from scipy import sparse
 from scipy.spatial import cKDTree
@@ -91,38 +92,59 @@ def to_lonlat(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lon), np.asarray(lat)
 
 
-def _grid(ctx: Context, step: float, cov_table: str, zones_table: str | None) -> np.ndarray:
-    """Rows (x, y, radius, covered) of a ``step`` grid over the district (4549)."""
-    radius = (f"(SELECT z.radius_m FROM {zones_table} z WHERE ST_Intersects(z.geom, p.pt) LIMIT 1)"
-              if zones_table else "NULL::float8")
-    rows = ctx.rows(
-        f"""
-        WITH g AS (SELECT (ST_SquareGrid(:step, d.geom)).geom AS cell FROM _ind_district d),
-        p AS (SELECT DISTINCT ON (ST_AsBinary(c)) c AS pt FROM (SELECT ST_Centroid(cell) AS c FROM g) q)
-        SELECT ST_X(pt), ST_Y(pt), {radius},
-               EXISTS (SELECT 1 FROM {cov_table} c WHERE ST_Intersects(c.geom, p.pt))
-          FROM p WHERE EXISTS (SELECT 1 FROM _ind_district_sub d WHERE ST_Intersects(d.geom_m, p.pt))
-        """,
-        step=step,
-    )
-    return np.array([(x, y, r if r is not None else np.nan, bool(c)) for x, y, r, c in rows],
-                    dtype=float).reshape(-1, 4)
+def _polygons(ctx: Context, sql: str) -> list[tuple[object, shapely.Geometry]]:
+    """(label, shapely geometry) rows of a query returning (label, WKB in 4549)."""
+    return [(label, shapely.from_wkb(bytes(wkb))) for label, wkb in ctx.rows(sql) if wkb is not None]
+
+
+def _radius_at(ctx: Context, zones_table: str | None, xy: np.ndarray, default: float) -> np.ndarray:
+    """Service radius at each point: its planning zone's (charging), else ``default``."""
+    radius = np.full(len(xy), default, dtype=float)
+    if zones_table is None or not len(xy):
+        return radius
+    for r, geom in _polygons(ctx, f"SELECT radius_m, ST_AsBinary(geom) FROM {zones_table}"):
+        shapely.prepare(geom)
+        radius[shapely.contains_xy(geom, xy[:, 0], xy[:, 1])] = float(r)
+    return radius
+
+
+def _grid(ctx: Context, step: float, cov_table: str, zones_table: str | None, default: float) -> np.ndarray:
+    """Rows (x, y, radius, covered) of the ``step`` grid centres inside the district (4549), in numpy/shapely."""
+    outline = _polygons(ctx, "SELECT 1, ST_AsBinary(geom) FROM _ind_district WHERE geom IS NOT NULL")
+    if not outline:
+        return np.empty((0, 4))
+    district = outline[0][1]
+    shapely.prepare(district)
+    minx, miny, maxx, maxy = district.bounds
+    xs = np.arange(np.floor(minx / step) * step + step / 2, maxx, step)
+    ys = np.arange(np.floor(miny / step) * step + step / 2, maxy, step)
+    gx, gy = np.meshgrid(xs, ys)
+    xy = np.column_stack([gx.ravel(), gy.ravel()])
+    xy = xy[shapely.contains_xy(district, xy[:, 0], xy[:, 1])]
+    pieces = [g for _, g in _polygons(ctx, f"SELECT 1, ST_AsBinary(geom) FROM {cov_table}")]
+    covered = np.zeros(len(xy), dtype=bool)
+    if pieces:
+        hit = shapely.STRtree(pieces).query(shapely.points(xy), predicate="intersects")[0]
+        covered[np.unique(hit)] = True
+    return np.column_stack([xy, _radius_at(ctx, zones_table, xy, default), covered])
 
 
 def _addresses(ctx: Context, cov_table: str, zones_table: str) -> np.ndarray:
     """Rows (x, y, radius, covered) of the residential addresses inside the district (4549)."""
-    rows = ctx.rows(
+    covered = cov.covered_points(ctx, cov_table, "addresses")
+    arr = ctx.array(
         f"""
-        WITH a AS (SELECT ST_Transform(geom, {METRIC_SRID}) AS g FROM {ctx.table('addresses')}
-                    WHERE residential IS NOT FALSE AND NOT outside_district)
-        SELECT ST_X(g), ST_Y(g),
-               (SELECT z.radius_m FROM {zones_table} z WHERE ST_Intersects(z.geom, a.g) LIMIT 1),
-               EXISTS (SELECT 1 FROM {cov_table} c WHERE ST_Intersects(c.geom, a.g))
-          FROM a
-        """
+        SELECT ST_X(s.geom), ST_Y(s.geom), c.id IS NOT NULL
+          FROM {ctx.table('addresses')} s LEFT JOIN {covered} c ON c.id = s.id
+         WHERE s.residential IS NOT FALSE AND NOT s.outside_district
+        """, 3,
     )
-    return np.array([(x, y, r if r is not None else cov.DEFAULT_CHARGING_RADIUS_M, bool(c))
-                     for x, y, r, c in rows], dtype=float).reshape(-1, 4)
+    if not len(arr):
+        return np.empty((0, 4))
+    x, y = Transformer.from_crs(4326, METRIC_SRID, always_xy=True).transform(arr[:, 0], arr[:, 1])
+    xy = np.column_stack([x, y])
+    radius = _radius_at(ctx, zones_table, xy, cov.DEFAULT_CHARGING_RADIUS_M)
+    return np.column_stack([xy, radius, arr[:, 2]])
 
 
 def _coverage_sites(kind: str, pts: np.ndarray, cell_w: float, cand_step: float, unit: str,
@@ -158,7 +180,8 @@ def suggest_charging(ctx: Context, max_sites: int = MAX_SITES) -> Suggestion:
         sug = _coverage_sites("charging", pts, 1.0, 250.0, "addresses", max_sites)
         sug.method = "demand: residential addresses beyond the zone radius; candidates: 250 m cells of that demand"
     else:
-        sug = _coverage_sites("charging", _grid(ctx, GRID_M, table, zones), 0.01, 250.0, "km²", max_sites)
+        grid = _grid(ctx, GRID_M, table, zones, cov.DEFAULT_CHARGING_RADIUS_M)
+        sug = _coverage_sites("charging", grid, 0.01, 250.0, "km²", max_sites)
         sug.method = "demand: 100 m grid beyond the zone radius (no addresses loaded); candidates: 250 m cells"
     return sug
 
@@ -166,9 +189,7 @@ def suggest_charging(ctx: Context, max_sites: int = MAX_SITES) -> Suggestion:
 def suggest_g5(ctx: Context, max_sites: int = MAX_SITES) -> Suggestion:
     """5G macro stations that close the area gap (100 m demand grid, 200 m candidate cells)."""
     table = cov.coverage(ctx, "base_stations", "g5", {"technology": "5G"})
-    pts = _grid(ctx, GRID_M, table, None)
-    if len(pts):
-        pts[:, 2] = ctx.settings.g5_macro_radius_m
+    pts = _grid(ctx, GRID_M, table, None, ctx.settings.g5_macro_radius_m)
     sug = _coverage_sites("g5", pts, 0.01, 200.0, "km²", max_sites)
     sug.radius_m = ctx.settings.g5_macro_radius_m
     sug.method = "demand: 100 m grid without 5G coverage; candidates: 200 m cells of it; radius: macro cell"
