@@ -6,6 +6,7 @@ import time
 from enum import StrEnum
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -44,6 +45,9 @@ def demo(
         migrate(engine, catalog)
     except (LocalDatabaseError, PostGISMissingError) as exc:
         fail(str(exc))
+    except sa.exc.OperationalError:
+        fail("cannot connect to the database: start the project-local one with `cim db start` "
+             "or set CIM_DATABASE_URL")
     with console.status(f"generating the {scale.value} demo (seed {seed})…"):
         started = time.perf_counter()
         frames = build_demo(scale.value, seed)

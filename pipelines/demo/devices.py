@@ -8,6 +8,7 @@ import pandas as pd
 
 from pipelines.demo.common import pick, points_frame, random_dates
 from pipelines.demo.geo import rng_for
+from pipelines.demo.roads import road_lines
 from pipelines.demo.sampling import along_roads, context, sample_points
 from pipelines.demo.scales import Scale
 
@@ -101,7 +102,7 @@ def smart_poles(scale: Scale, seed: int) -> gpd.GeoDataFrame:
     rng = rng_for(seed, "smart_poles")
     n = scale.smart_poles
     lon, lat, road = along_roads(rng, n, POLE_ROADS)
-    names = np.array([context_road_name(r) for r in road], dtype=object)
+    names = np.array([road_lines()[r][0] for r in road], dtype=object)
     k = rng.integers(2, 5, n)
     funcs = [",".join(sorted(rng.choice(POLE_FUNCTIONS, size=j, replace=False), key=POLE_FUNCTIONS.index))
              for j in k]
@@ -110,13 +111,6 @@ def smart_poles(scale: Scale, seed: int) -> gpd.GeoDataFrame:
         "road_name": names,
         "functions": funcs,
     }, lon, lat)
-
-
-def context_road_name(road_id: str) -> str:
-    """Chinese name of a main road."""
-    from pipelines.demo.roads import road_lines
-
-    return road_lines()[road_id][0]
 
 
 def smart_lockers(scale: Scale, seed: int) -> gpd.GeoDataFrame:

@@ -62,9 +62,10 @@ def context() -> Context:
     mid_x, mid_y = (segments[:, 0] + segments[:, 2]) / 2, (segments[:, 1] + segments[:, 3]) / 2
     length = np.hypot((segments[:, 2] - segments[:, 0]) * 0.857, segments[:, 3] - segments[:, 1])
     seg_density = density[town_index(mid_x, mid_y, polygons=tuple(polys.values()))]
-    centres = np.vstack([[(t.lon, t.lat) for t in TOWNS], [(s[3], s[4]) for s in STATIONS]])
-    centre_w = np.concatenate([density * 2.0, density[town_index(centres[len(TOWNS):, 0], centres[len(TOWNS):, 1],
-                                                                 polygons=tuple(polys.values()))]])
+    stations = np.array([(s[3], s[4]) for s in STATIONS])
+    centres = np.vstack([[(t.lon, t.lat) for t in TOWNS], stations])
+    station_town = town_index(stations[:, 0], stations[:, 1], polygons=tuple(polys.values()))
+    centre_w = np.concatenate([density * 2.0, np.where(station_town >= 0, density[station_town], 0.0)])
     return Context(
         names=names, polygons=tuple(polys.values()), areas_km2=np.array([area_km2(g) for g in polys.values()]),
         density=density, segments=segments, segment_weight=length * seg_density, segment_road=np.array(road),

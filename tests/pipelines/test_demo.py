@@ -280,3 +280,12 @@ def test_cim_demo_command_reports_an_unchanged_rerun(demo_database_url, monkeypa
     assert result.output.count("unchanged") >= 20
     bad = CliRunner().invoke(app, ["demo", "--scale", "huge"])
     assert bad.exit_code != 0
+
+
+def test_cim_demo_without_a_database_fails_with_one_line(monkeypatch):
+    from cim_service.cli import app
+
+    monkeypatch.setenv("CIM_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
+    result = CliRunner().invoke(app, ["demo", "--scale", "small"])
+    assert result.exit_code == 1
+    assert "cannot connect to the database" in result.output and "Traceback" not in result.output
