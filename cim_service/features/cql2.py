@@ -39,6 +39,9 @@ from cim_service.features.temporal import TemporalOperand, parse_instant, tempor
 
 GEOMETRY_NAMES = ("geometry", "geom")
 _FUNCTIONAL = re.compile(r"\b(T_[A-Za-z]+|S_DWITHIN|S_BEYOND)\s*\(", re.IGNORECASE)
+#: pygeofilter's infix temporal form ``prop T_X literal`` (its T_INTERSECTS would become T_OVERLAPS): made functional
+_INFIX = re.compile(r"""([A-Za-z_][\w.:]*|"[^"]*")\s+(T_[A-Za-z]+)\s+((?:DATE|TIMESTAMP|INTERVAL)\s*\([^)]*\)"""
+                    r"""|[A-Za-z_][\w.:]*|"[^"]*")""", re.IGNORECASE)
 _SPATIAL = {
     ast.GeometryIntersects: "ST_Intersects", ast.GeometryDisjoint: "ST_Disjoint",
     ast.GeometryContains: "ST_Contains", ast.GeometryWithin: "ST_Within", ast.GeometryTouches: "ST_Touches",
@@ -87,7 +90,16 @@ def _short(exc: BaseException) -> str:
 
 def _normalise_text(text: str) -> str:
     """Rewrite standard functional predicates pygeofilter cannot parse into ``F(...) = true`` calls."""
+    literals: list[str] = []
+
+    def mask(m: re.Match) -> str:
+        literals.append(m.group(0))
+        return f"'\x00{len(literals) - 1}\x00'"
+
+    text = re.sub(r"'(?:[^']|'')*'", mask, text)  # keep string literals out of the rewrites
+    text = _INFIX.sub(r"\2(\1, \3)", text)
     text = re.sub(r"\bINTERVAL\s*\(", "cim_interval(", text, flags=re.IGNORECASE)
+    text = re.sub("'\x00(\\d+)\x00'", lambda m: literals[int(m.group(1))], text)
     out: list[str] = []
     closers: list[int] = []  # depths at which a rewritten call closes
     depth, i, quote = 0, 0, None

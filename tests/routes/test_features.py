@@ -233,6 +233,9 @@ def test_datetime_on_a_layer_without_time_is_400(api):
     ("T_DURING(installed_at, INTERVAL('2022-01-01', '2022-06-30'))",
      "installed_at > DATE '2022-01-01' AND installed_at < DATE '2022-06-30'"),
     ("T_INTERSECTS(installed_at, INTERVAL('..', '2021-02-01'))", "installed_at <= DATE '2021-02-01'"),
+    ("installed_at T_INTERSECTS INTERVAL('2022-01-01', '2022-03-31')",
+     "installed_at BETWEEN DATE '2022-01-01' AND DATE '2022-03-31'"),
+    ("owner = 'a T_AFTER b INTERVAL(' OR camera_type = 'ptz'", "camera_type = 'ptz'"),
     ("S_INTERSECTS(geometry, POLYGON((121.33 31.0, 121.34 31.0, 121.34 31.01, 121.33 31.01, 121.33 31.0)))",
      "ST_Intersects(geom, ST_MakeEnvelope(121.33, 31.0, 121.34, 31.01, 4326))"),
     ("S_WITHIN(geometry, BBOX(121.34, 31.01, 121.35, 31.02))",
@@ -272,6 +275,14 @@ def test_filter_crs_lat_lon_literal(api):
     plain = items(api, bbox=BBOX, limit=1000,
                   filter="S_INTERSECTS(geometry, BBOX(121.33, 31.0, 121.34, 31.01))")
     assert ids(flipped) == ids(plain) and ids(plain)
+
+
+def test_filter_crs_gcj02_literal(api):
+    (x1, x2), (y1, y2) = wgs84_to_gcj02([121.335, 121.35], [31.005, 31.02])
+    shifted = items(api, bbox=BBOX, filter=f"S_INTERSECTS(geometry, BBOX({x1}, {y1}, {x2}, {y2}))", limit=1000,
+                    **{"filter-crs": "urn:cim:crs:gcj02"})
+    plain = items(api, bbox=BBOX, limit=1000, filter="S_INTERSECTS(geometry, BBOX(121.335, 31.005, 121.35, 31.02))")
+    assert ids(plain) and len(ids(shifted) ^ ids(plain)) <= 2
 
 
 def test_property_equality_query_parameter(api, engine):
