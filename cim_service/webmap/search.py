@@ -1,9 +1,10 @@
 """Address search for the map: typed Chinese address → standard addresses (一标) with coordinates.
 
 The text is parsed with :func:`pipelines.address.parse_address`; when it names a road, addresses on that
-road (and lane / number when given) are matched on the parsed columns, best matches first. Otherwise,
-or when nothing matches, the text (and its standard form) is matched as a substring of
-``full_address``. Values are bound parameters; identifiers come from the catalog.
+road (and lane / number when given) are matched on the parsed columns (``match: "address"``). Otherwise,
+or when nothing matches, the text (and its standard form) is matched as a substring of ``full_address``
+(``match: "text"``); as a last resort, any address on the parsed road (``match: "road"``). Values are bound
+parameters; identifiers come from the catalog.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def _structured_sql(spec: LayerSpec) -> str:
     )
 
 
+def _road_sql(spec: LayerSpec) -> str:
+    return _select(spec) + '"road" = $1 ORDER BY "full_address" LIMIT $2'
+
+
 def _substring_sql(spec: LayerSpec) -> str:
     return _select(spec) + (
         "(\"full_address\" LIKE $1 ESCAPE '\\' OR \"full_address\" LIKE $2 ESCAPE '\\') "
@@ -53,14 +58,16 @@ async def search_addresses(conn: asyncpg.Connection, spec: LayerSpec, text: str,
     if not text:
         return []
     parsed = parse_address(text)
-    rows: list[Any] = []
-    structured = {"road", "lane", "number"} <= set(spec.field_names)
-    if parsed.road and structured:
+    structured = {"road", "lane", "number"} <= set(spec.field_names) and parsed.road is not None
+    if structured:
         lane_pattern = _like_pattern(f"{parsed.lane}弄") if parsed.lane else None
         rows = await conn.fetch(_structured_sql(spec), parsed.road, parsed.lane, parsed.number,
                                 lane_pattern, limit)
-    if not rows:
-        standard = parsed.standard_address().removeprefix("上海市").removeprefix("闵行区")
-        rows = await conn.fetch(_substring_sql(spec), _like_pattern(text), _like_pattern(standard or text),
-                                limit)
-    return [dict(row) for row in rows]
+        if rows:
+            return [dict(row, match="address") for row in rows]
+    standard = parsed.standard_address().removeprefix("上海市").removeprefix("闵行区")
+    rows = await conn.fetch(_substring_sql(spec), _like_pattern(text), _like_pattern(standard or text), limit)
+    if rows or not structured:
+        return [dict(row, match="text") for row in rows]
+    rows = await conn.fetch(_road_sql(spec), parsed.road, limit)
+    return [dict(row, match="road") for row in rows]
