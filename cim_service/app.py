@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from cim_service import __version__
 from cim_service.catalog import load_catalog
@@ -75,6 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = load_catalog(settings.catalog_dir)
     install_error_handlers(app)
     _document_400_not_422(app)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
+                           allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match"],
+                           expose_headers=["Content-Crs", "ETag", "Link"])
     app.add_middleware(RequestObserver, log_json=settings.log_json)
     for module in modules:
         app.include_router(module.router)

@@ -321,6 +321,15 @@ def test_csv_output(api, engine):
     assert rows[0]["owner"] == owner
 
 
+def test_accept_header_negotiation(api):
+    r = api.get("/collections/cameras/items", params={"bbox": BBOX, "limit": 3}, headers={"Accept": "text/csv"})
+    assert r.headers["content-type"].startswith("text/csv") and len(r.text.strip().splitlines()) == 4
+    r = api.get("/collections/cameras/items", params={"limit": 1, "f": "json"}, headers={"Accept": "text/html"})
+    assert r.headers["content-type"] == "application/geo+json"
+    r = api.get("/collections", headers={"Accept": "application/json;q=0.5, text/html;q=0.9"})
+    assert r.headers["content-type"].startswith("text/html")
+
+
 def test_html_output(api):
     r = api.get("/collections/cameras/items", params={"bbox": BBOX, "limit": 5},
                 headers={"Accept": "text/html"})

@@ -103,3 +103,13 @@ def test_unexpected_errors_are_generic_500(settings, features_data):
         r = client.get("/collections")
     assert r.status_code == 500
     assert r.json() == {"code": "ServerError", "description": "internal server error"}
+
+
+def test_cors_only_for_configured_origins(settings, features_data):
+    allowed = settings.model_copy(update={"cors_origins": ["http://planner.example"]})
+    with TestClient(create_app(allowed)) as client:
+        r = client.get("/collections", headers={"Origin": "http://planner.example"})
+        assert r.headers["access-control-allow-origin"] == "http://planner.example"
+        assert "content-crs" in r.headers["access-control-expose-headers"].lower()
+        other = client.get("/collections", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
