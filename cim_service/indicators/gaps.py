@@ -81,6 +81,8 @@ def write_uncovered(ctx: Context, layer_id: str, radius: str, stations: str, whe
     table = cov.coverage(ctx, stations, radius, where)
     zones = cov.zones(ctx, radius)
     with_zone = layer_id == "gap_charging"
+    # towns when loaded, else the district outline (town left empty)
+    pieces = "_ind_town_sub" if ctx.towns else "(SELECT NULL::text AS name, geom_m FROM _ind_district_sub)"
     cols = ", zone, radius_m" if with_zone else ""
     vals = ", zone, radius_m" if with_zone else ""
     return _replace(
@@ -92,12 +94,13 @@ def write_uncovered(ctx: Context, layer_id: str, radius: str, stations: str, whe
                  ST_Difference(ST_Intersection(t.geom_m, z.geom),
                    COALESCE((SELECT ST_Union(c.geom) FROM {table} c WHERE c.zone = z.zone AND c.geom && t.geom_m),
                             ST_SetSRID('POLYGON EMPTY'::geometry, {METRIC_SRID}))) AS geom
-            FROM _ind_town_sub t JOIN {zones} z ON ST_Intersects(t.geom_m, z.geom)
+            FROM {pieces} t JOIN {zones} z ON ST_Intersects(t.geom_m, z.geom)
         ), g AS (
           SELECT town, zone, radius_m, ST_Multi(ST_CollectionExtract(ST_Union(geom), 3)) AS geom
             FROM piece WHERE NOT ST_IsEmpty(geom) GROUP BY town, zone, radius_m
         )
-        SELECT concat_ws(':', town, zone), concat_ws(':', town, zone), town{vals}, ST_Area(geom) / 1e6,
+        SELECT concat_ws(':', COALESCE(town, '闵行区'), zone), concat_ws(':', COALESCE(town, '闵行区'), zone),
+               town{vals}, ST_Area(geom) / 1e6,
                ST_Transform(geom, 4326)
           FROM g WHERE ST_Area(geom) >= 1
         """,

@@ -109,3 +109,15 @@ def test_density_raster_is_a_cog(ind, put, sq, settings):
         val = next(src.sample([(x, y)]))[0]
     assert val == pytest.approx(50 / (np.pi * 0.5642**2), rel=0.1)  # all 50 in the 1 km² disc
     assert info["max_density"] == pytest.approx(val, rel=0.1)
+
+
+def test_gaps_without_towns_use_the_district(ind, put, sq, hand):
+    put("district", sq(0, 0, 4000), adcode="310112", name="闵行区")
+    put("base_stations", "POINT(2000 2000)", station_id="g1", technology="5G", cell_type="macro")
+    put("base_stations", "POINT(500 500)", station_id="g2", technology="4G", cell_type="macro")
+    ind.derived(["gap_5g"])
+    (town, km2), = rows(hand, "SELECT town, area_km2 FROM cim.gap_5g")
+    assert town is None and km2 == pytest.approx(16 - math.pi * 0.25**2, rel=1e-3)  # the 4G one does not count
+    r = ind.results(["g5_area_coverage", "g5_stations"])
+    assert r[0]["value"] == pytest.approx(100 * math.pi * 0.0625 / 16, rel=2e-3) and r[0]["towns"] == []
+    assert r[1]["value"] == 1
