@@ -84,3 +84,65 @@ def test_empty_input_is_no_data(ind, put, sq):
     r = one(ind, "waterlogging_bus")
     assert r["status"] == "no_data" and r["value"] is None
     assert all(t["status"] == "no_data" for t in r["towns"])
+
+
+def test_smart_pole_road_coverage(ind, put, sq):
+    put("towns", sq(0, 0, 2000), name="甲镇")
+    put("towns", sq(2000, 0, 2000), name="乙镇")
+    put("main_roads", "MULTILINESTRING((100 1000, 3900 1000))", road_id="r1", name="路")  # 1.9 km in each town
+    put("smart_poles", "POINT(500 1000)", pole_id="p1")  # covers 100 m of road (radius 50 m)
+    put("smart_poles", "POINT(2000 1020)", pole_id="p2")  # straddles the border: 2 x sqrt(50²-20²) m of road
+    r = one(ind, "smart_pole_road_coverage")
+    half = math.sqrt(50**2 - 20**2)
+    assert r["denominator"] == pytest.approx(3.8, rel=1e-6)
+    assert r["numerator"] == pytest.approx((100 + 2 * half) / 1000, rel=2e-3)
+    assert town(r, "乙镇")["numerator"] == pytest.approx(half / 1000, rel=2e-3)
+    assert "km of main roads lack a smart pole" in r["gap"]
+
+
+def test_bus_esign_share_and_target(ind, put, sq):
+    put("towns", sq(0, 0, 1000), name="甲镇")
+    for i in range(10):
+        put("bus_stops", f"POINT({50 + 90 * i} 500)", stop_id=f"b{i}", name=f"站{i}", has_esign=i < 7)
+    r = one(ind, "bus_esign_coverage")
+    assert r["value"] == pytest.approx(70.0) and r["target"] == 90
+    assert r["gap_value"] == 2 and "needs 2 more bus stops with an electronic sign" in r["gap"]
+    put("bus_stops", "POINT(5000 5000)", outside=True, stop_id="x", name="外", has_esign=False)
+    assert one(ind, "bus_esign_coverage")["value"] == pytest.approx(70.0)  # outside the district: not counted
+
+
+def test_g5_radius_per_cell_type_and_address_coverage(ind, put, sq, settings):
+    put("towns", sq(0, 0, 2000), name="甲镇")
+    put("base_stations", "POINT(500 500)", station_id="m", technology="5G", cell_type="macro")
+    put("base_stations", "POINT(1500 1500)", station_id="s", technology="5G", cell_type="small")
+    put("base_stations", "POINT(1500 500)", station_id="old", technology="4G", cell_type="macro")
+    for i, (x, y) in enumerate([(500, 700), (500, 800), (1500, 1580), (1500, 1650), (1500, 520)]):
+        put("addresses", f"POINT({x} {y})", address_code=f"a{i:08d}", full_address=f"a{i}")
+    area = one(ind, "g5_area_coverage")
+    expected = 100 * math.pi * (settings.g5_macro_radius_m**2 + settings.g5_small_radius_m**2) / 4e6
+    assert area["value"] == pytest.approx(expected, rel=2e-3)
+    addr = one(ind, "g5_address_coverage")
+    assert (addr["numerator"], addr["denominator"]) == (2, 5)  # 200 m from the macro, 80 m from the small cell
+
+
+def test_smart_lockers_count_since_2021_with_area_targets(ind, put, sq):
+    put("towns", sq(0, 0, 1000), name="甲镇")
+    put("towns", sq(1000, 0, 3000), name="乙镇")
+    put("smart_lockers", "POINT(500 500)", locker_id="l1", installed_at="2020-06-01")
+    put("smart_lockers", "POINT(600 500)", locker_id="l2", installed_at="2021-03-01")
+    put("smart_lockers", "POINT(1600 500)", locker_id="l3", installed_at="2024-03-01")
+    r = one(ind, "smart_lockers_new")
+    assert r["value"] == 2 and r["binding"] == "binding"
+    assert town(r, "甲镇")["target"] == 200 and town(r, "乙镇")["target"] == 1800  # 2,000 by area: 1 and 9 km²
+    assert town(r, "乙镇")["gap"] == "乙镇 needs 1,799 more smart lockers (target 1,800)"
+
+
+def test_key_areas_have_their_own_targets(ind, put, sq):
+    put("towns", sq(0, 0, 2000), name="甲镇")
+    put("key_areas", sq(0, 0, 500), name="虹桥商务区", g5_target_coverage=0.95)
+    put("base_stations", "POINT(250 250)", station_id="m", technology="5G", cell_type="macro")
+    r = one(ind, "g5_area_coverage")
+    (k,) = r["key_areas"]
+    assert k["name"] == "虹桥商务区" and k["baseline"] == 95 and k["target"] == pytest.approx(95.0)
+    assert k["value"] == pytest.approx(100 * math.pi * 250**2 / 500**2, rel=2e-3)
+    assert k["status"] == "not_met"
