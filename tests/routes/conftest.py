@@ -1,7 +1,7 @@
-"""Fixtures of the Features/ops route tests: a small dataset in its own area of Minhang, an app, API keys.
+"""Fixtures of the Features/ops route tests: the small demo plus a few known rows in AREA, an app, API keys.
 
-Other test modules add data to the same session database (elsewhere in the district), so tests compare
-with counts taken from the database or restrict themselves to :data:`AREA`.
+The demo also has features in AREA, so tests compare with the database (counts, ids, extremes), never with
+the number of rows inserted here.
 """
 
 from __future__ import annotations
@@ -34,9 +34,15 @@ def _cameras(n: int) -> list[dict]:
             for i in range(n)]
 
 
-@pytest.fixture(scope="session")
-def features_data(engine, catalog) -> dict:
-    """Cameras, towns, a road, organisations (internal) and residents (restricted) in AREA."""
+FIXTURE_LAYERS = ("cameras", "towns", "organisations", "people")
+
+
+@pytest.fixture(scope="module")
+def features_data(demo_database_url, engine, catalog) -> Iterator[dict]:
+    """On top of the small demo: cameras, towns, organisations (internal), residents (restricted) in AREA.
+
+    The rows (feature keys ``ftest-*``) are removed again when the module ends, so later tests see the demo.
+    """
     cams = _cameras(N_CAMERAS)
     with engine.begin() as conn:
         conn.execute(sa.text(
@@ -49,17 +55,22 @@ def features_data(engine, catalog) -> dict:
             "ST_Multi(ST_MakeEnvelope(121.345, 31.0, 121.36, 31.03, 4326)))"))
         conn.execute(sa.text(
             "INSERT INTO cim.organisations (feature_key, org_id, address_code, name, category, employees, geom) "
-            "SELECT 'ftest-org-' || g, 'O' || g, 'a00000000' || g, '测试单位' || g, 'enterprise', g * 10, "
+            "SELECT 'ftest-org-' || g, 'FO' || g, 'a00000000' || g, '测试单位' || g, 'enterprise', g * 10, "
             "ST_SetSRID(ST_MakePoint(121.34 + g * 0.001, 31.01), 4326) FROM generate_series(1, 3) g"))
         conn.execute(sa.text(
             "INSERT INTO cim.people (feature_key, person_id, address_code, name, id_number, phone, gender, "
             "birth_year, residence_type, geom) "
-            "SELECT 'ftest-p' || g, 'FP' || g, 'a000000001', '李四' || g, '31011219800101123X', '13900000000', "
+            "SELECT 'ftest-p' || g, 'FP' || g, 'a000000001', '测试居民' || g, '31011219800101123X', '13900000000', "
             "'F', 1980 + g, 'resident', ST_SetSRID(ST_MakePoint(121.335 + g * 0.0005, 31.005), 4326) "
             "FROM generate_series(1, 4) g"))
-        for layer in ("cameras", "towns", "organisations", "people"):
+        for layer in FIXTURE_LAYERS:
             bump_layer_state(conn, layer, catalog.get(layer).qualified_table)
-    return {"cameras": cams}
+    yield {"cameras": cams}
+    with engine.begin() as conn:
+        for layer in FIXTURE_LAYERS:
+            spec = catalog.get(layer)
+            conn.execute(sa.text(f"DELETE FROM {spec.qualified_table} WHERE feature_key LIKE 'ftest-%'"))
+            bump_layer_state(conn, layer, spec.qualified_table)
 
 
 @pytest.fixture(scope="module")

@@ -35,10 +35,10 @@ def test_analyst_reads_internal_not_restricted(api, analyst):
 def test_officer_reads_people_with_personal_fields_and_is_logged(api, officer, engine):
     before = db_count(engine, "SELECT count(*) FROM cim_meta.access_log WHERE layer_id = 'people'")
     r = api.get("/collections/people/items", headers=officer,
-                params={"filter": "name LIKE '李四%'", "sortby": "-name", "limit": 10})
+                params={"filter": "name LIKE '测试居民%'", "sortby": "-name", "limit": 10})
     assert r.status_code == 200, r.text
     feats = r.json()["features"]
-    assert len(feats) == 4 and feats[0]["properties"]["name"] == "李四4"
+    assert len(feats) == 4 and feats[0]["properties"]["name"] == "测试居民4"
     assert feats[0]["properties"]["id_number"] == "31011219800101123X"
     props = api.get("/collections/people/queryables", headers=officer).json()["properties"]
     assert "id_number" in props
@@ -62,7 +62,7 @@ def test_single_item_of_people_is_logged(api, officer, engine):
         fid = conn.execute(sa.text("SELECT id FROM cim.people WHERE person_id = 'FP1'")).scalar_one()
     before = db_count(engine, "SELECT count(*) FROM cim_meta.access_log WHERE action = 'item'")
     r = api.get(f"/collections/people/items/{fid}", headers=officer)
-    assert r.status_code == 200 and r.json()["properties"]["name"] == "李四1"
+    assert r.status_code == 200 and r.json()["properties"]["name"] == "测试居民1"
     assert db_count(engine, "SELECT count(*) FROM cim_meta.access_log WHERE action = 'item'") == before + 1
 
 
@@ -95,7 +95,7 @@ def test_personal_field_is_an_unknown_property_without_scope(settings, features_
                                        for f in doc["features"])
         assert "phone" not in client.get("/collections/people/queryables").json()["properties"]
         for params in ({"filter": "id_number = '31011219800101123X'"}, {"sortby": "name"},
-                       {"properties": "phone"}, {"name": "李四1", "filter": "phone IS NULL"}):
+                       {"properties": "phone"}, {"name": "测试居民1", "filter": "phone IS NULL"}):
             r = client.get("/collections/people/items", params=params)
             assert r.status_code == 400 and "unknown property" in r.json()["description"], params
 
