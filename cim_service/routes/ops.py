@@ -50,8 +50,7 @@ CONFORMANCE = [
     _CQL2 + "arithmetic",
     _CQL2 + "property-property",
     "http://www.opengis.net/spec/ogcapi-records-1/1.0/conf/sorting",
-    _FEAT + "5/1.0/conf/queryables",
-    _FEAT + "6/1.0/conf/properties-query-parameter",
+    _FEAT + "6/1.0/conf/property-selection",
 ]
 F = Annotated[str | None, Query(description="Output format: json or html.")]
 
