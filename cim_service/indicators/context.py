@@ -35,7 +35,7 @@ class Context:
     conn: Connection
     layers: Catalog
     settings: Settings
-    _prepared: set[str] = field(default_factory=set)
+    prepared: set[str] = field(default_factory=set)
 
     def table(self, layer_id: str) -> str:
         """Quoted table of a layer (identifiers come from the catalog only)."""
@@ -85,7 +85,7 @@ class Context:
     # -- areas ------------------------------------------------------------------------------------
     def prepare_areas(self) -> None:
         """Create the town and district temporary tables once per run."""
-        if "areas" in self._prepared:
+        if "areas" in self.prepared:
             return
         towns, district = self.table("towns"), self.table("district")
         self.execute(
@@ -113,7 +113,7 @@ class Context:
             ANALYZE _ind_town_sub; ANALYZE _ind_district_sub;
             """
         )
-        self._prepared.add("areas")
+        self.prepared.add("areas")
 
     def point_towns(self, layer_id: str) -> str:
         """Create ``_ind_pt_<layer>`` (id, town) for the layer's features inside a town; return its name.
@@ -122,7 +122,7 @@ class Context:
         instead of a town lookup per feature.
         """
         name = f"_ind_pt_{self.spec(layer_id).table}"
-        if name in self._prepared:
+        if name in self.prepared:
             return name
         self.prepare_areas()
         self.execute(
@@ -135,7 +135,7 @@ class Context:
             ANALYZE {name}
             """
         )
-        self._prepared.add(name)
+        self.prepared.add(name)
         return name
 
     @cached_property

@@ -33,7 +33,7 @@ def _where(ctx: Context, layer_id: str, where: dict[str, object]) -> tuple[str, 
 def zones(ctx: Context, radius: str) -> str:
     """Create ``_ind_zone_<radius>`` (zone, radius_m, geom in 4549) for 'charging' or 'g5'; return its name."""
     name = f"_ind_zone_{radius}"
-    if name in ctx._prepared:
+    if name in ctx.prepared:
         return name
     ctx.prepare_areas()
     if radius == "charging":
@@ -61,7 +61,7 @@ def zones(ctx: Context, radius: str) -> str:
         )
     else:
         raise ValueError(f"unknown radius rule {radius!r}")
-    ctx._prepared.add(name)
+    ctx.prepared.add(name)
     return name
 
 
@@ -75,7 +75,7 @@ def _station_radius(ctx: Context, radius: str) -> tuple[str, dict[str, object]]:
 def coverage(ctx: Context, layer_id: str, radius: str, where: dict[str, object]) -> str:
     """Create ``_ind_cov_<radius>`` (zone, geom pieces in 4549 of the covered area); return its name."""
     name = f"_ind_cov_{radius}"
-    if name in ctx._prepared:
+    if name in ctx.prepared:
         return name
     zt = zones(ctx, radius)
     cond, params = _where(ctx, layer_id, where)
@@ -100,7 +100,7 @@ def coverage(ctx: Context, layer_id: str, radius: str, where: dict[str, object])
         """,
         **params, **r_params,
     )
-    ctx._prepared.add(name)
+    ctx.prepared.add(name)
     return name
 
 
@@ -111,7 +111,7 @@ def covered_points(ctx: Context, cov_table: str, layer_id: str) -> str:
     metres long, so transforming them moves their boundary by far less than a millimetre.
     """
     name = f"{cov_table}_{ctx.spec(layer_id).table}"
-    if name in ctx._prepared:
+    if name in ctx.prepared:
         return name
     ctx.execute(
         f"""
@@ -121,14 +121,14 @@ def covered_points(ctx: Context, cov_table: str, layer_id: str) -> str:
         ANALYZE {name}
         """
     )
-    ctx._prepared.add(name)
+    ctx.prepared.add(name)
     return name
 
 
 def pole_coverage(ctx: Context, radius_m: float) -> str:
     """Create ``_ind_cov_poles``: pieces of the union of smart-pole discs (4549); return its name."""
     name = "_ind_cov_poles"
-    if name in ctx._prepared:
+    if name in ctx.prepared:
         return name
     ctx.execute(
         f"""
@@ -141,7 +141,7 @@ def pole_coverage(ctx: Context, radius_m: float) -> str:
         """,
         r=radius_m,
     )
-    ctx._prepared.add(name)
+    ctx.prepared.add(name)
     return name
 
 

@@ -122,7 +122,7 @@ class IndicatorEngine:
         self.indicators = indicators or load_indicators()
         self.indicators.check_layers(layers)
 
-    def _wanted(self, keys: list[str]) -> dict[str, tuple[list[str], dict[str, Any]]]:
+    def wanted(self, keys: list[str]) -> dict[str, tuple[list[str], dict[str, Any]]]:
         """Inputs and parameters of result keys ('indicator:<id>' or 'derived:<name>')."""
         out = {}
         for key in keys:
@@ -138,7 +138,7 @@ class IndicatorEngine:
         """Keys whose stored result is missing or out of date."""
         versions = layer_versions(conn)
         stored = stored_rows(conn, keys)
-        wanted = self._wanted(keys)
+        wanted = self.wanted(keys)
         stale = [k for k in keys if not is_fresh(stored.get(k), versions, *wanted[k])]
         raster = "derived:camera_density_raster"
         if raster in keys and raster not in stale:
@@ -197,7 +197,7 @@ class IndicatorEngine:
             if not todo:
                 return timings
             versions = layer_versions(conn)
-            wanted = self._wanted(todo)
+            wanted = self.wanted(todo)
             ctx = Context(conn, self.layers, self.settings)
             for key in sorted(todo, key=_order):
                 kind, name = key.split(":", 1)

@@ -71,7 +71,7 @@ async def fresh_results(request: Request, keys: list[str]) -> dict[str, dict[str
     """Stored results of ``keys``, recomputing (in a threadpool) those whose inputs changed."""
     ind: IndicatorEngine = request.app.state.indicator_engine
     versions, stored = await _read(request.app.state.pool, keys)
-    wanted = ind._wanted(keys)
+    wanted = ind.wanted(keys)
     stale = [k for k in keys if not is_fresh(stored.get(k), versions, *wanted[k])]
     if stale:
         await run_in_threadpool(ind.ensure, stale)
@@ -105,6 +105,17 @@ async def list_indicators(request: Request, town: Town = None,
     except UnknownTownError as exc:
         raise NotFound(str(exc)) from None
     return _json({"indicators": results, "town": town})
+
+
+@router.get("/gaps", summary="Gap layers, site suggestions and the density raster, refreshed if stale")
+async def gap_outputs(request: Request) -> Response:
+    """Summary of every derived output (features, input versions, computed_at), rewritten first if stale."""
+    from cim_service.indicators.engine import DERIVED
+
+    keys = [f"derived:{name}" for name in DERIVED]
+    got = await fresh_results(request, keys)
+    return _json({"outputs": {k.split(":", 1)[1]: v for k, v in got.items()},
+                  "layers": [n for n in DERIVED if n in request.app.state.catalog]})
 
 
 @router.get("/{indicator_id}", summary="One plan indicator (district and towns, or one town)")

@@ -81,3 +81,17 @@ def test_suggestions(client):
     assert len(feats) == 3 and feats[0]["properties"]["rank"] == 1
     assert feats[0]["properties"]["devices"] >= feats[1]["properties"]["devices"]
     assert client.get("/indicators/bus_esign_coverage/suggestions").status_code == 404
+
+
+def test_gap_outputs_refresh_after_new_data(client, put):
+    body = client.get("/indicators/gaps").json()
+    assert set(body["layers"]) == {"gap_camera_hex", "gap_charging", "gap_5g", "gap_unsensored_sites",
+                                   "suggested_sites"}
+    hexes = body["outputs"]["gap_camera_hex"]
+    assert hexes["features"] >= 2 and body["outputs"]["camera_density_raster"]["path"].endswith("camera_density.tif")
+    again = client.get("/indicators/gaps").json()["outputs"]["gap_camera_hex"]
+    assert again["computed_at"] == hexes["computed_at"]
+    put("cameras", "POINT(700 700)", device_id="8" * 20, camera_type="dome")
+    after = client.get("/indicators/gaps").json()["outputs"]["gap_camera_hex"]
+    assert after["computed_at"] != hexes["computed_at"]
+    assert after["inputs"]["cameras"] == hexes["inputs"]["cameras"] + 1
