@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
+import httpx  # readiness probes only; the load client is a minimal asyncio HTTP/1.1 client
 import morecantile
 import sqlalchemy as sa
 
@@ -50,8 +50,13 @@ def _count(url: str) -> int:
         eng.dispose()
 
 
-def prepare_database(url: str | None, min_cameras: int) -> tuple[str, str]:
-    """Return (database URL, data description): the given/`cim` database, or a synthetic `cim_bench` one."""
+def prepare_database(url: str | None, min_cameras: int, data: str) -> tuple[str, str]:
+    """Return (database URL, data description).
+
+    With ``--database-url``: that database as it is. Otherwise the local cluster's `cim` database when it holds
+    the plan-scale demo (``cim demo --scale plan``); else a `cim_bench` database on the same cluster, loaded once
+    with the plan-scale demo (``pipelines.demo.load_demo``) or, with ``--data synthetic``, 70,000 seeded cameras.
+    """
     from cim_service.settings import Settings
 
     if url:
@@ -59,29 +64,53 @@ def prepare_database(url: str | None, min_cameras: int) -> tuple[str, str]:
     base = Settings().resolved_database_url()
     n = _count(base)
     if n >= min_cameras:
-        return base, f"{n:,} cameras (local `cim` database, plan-scale demo)"
+        return base, f"{n:,} cameras (local `cim` database)"
     bench = base.rsplit("/", 1)[0] + "/cim_bench"
+    _create_migrated(base, bench)
     n = _count(bench)
-    if n < SYNTHETIC_CAMERAS:
-        _make_synthetic(base, bench)
+    if n < min_cameras:
+        print(f"loading {data} data into cim_bench (once)...", flush=True)
+        _load_plan_demo(bench) if data == "demo" else _make_synthetic(bench)
         n = _count(bench)
-    return bench, f"{n:,} synthetic cameras in `cim_bench` (plan-scale demo not loaded in `cim`)"
+    kind = "plan-scale demo (pipelines.demo, seed default)" if data == "demo" else "synthetic cameras"
+    return bench, f"{n:,} cameras, {kind}, in `cim_bench`"
 
 
-def _make_synthetic(base: str, bench: str) -> None:
-    """Create `cim_bench` with 70,000 cameras clustered around Minhang's town centres (seeded)."""
+def _create_migrated(base: str, bench: str) -> None:
     from cim_service.catalog import load_catalog
     from cim_service.db import make_engine
-    from cim_service.migrate import bump_layer_state, migrate
+    from cim_service.migrate import migrate
 
     admin = make_engine(base.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = 'cim_bench'")).first():
             conn.execute(sa.text('CREATE DATABASE "cim_bench"'))
     admin.dispose()
+    eng = make_engine(bench)
+    migrate(eng, load_catalog())
+    eng.dispose()
+
+
+def _load_plan_demo(bench: str) -> None:
+    from cim_service.catalog import load_catalog
+    from cim_service.db import make_engine
+    from pipelines.demo import load_demo
+
+    eng = make_engine(bench)
+    load_demo(eng, load_catalog(), scale="plan")
+    with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+    eng.dispose()
+
+
+def _make_synthetic(bench: str) -> None:
+    """Fill `cim_bench` with 70,000 cameras clustered around 14 seeded centres in Minhang."""
+    from cim_service.catalog import load_catalog
+    from cim_service.db import make_engine
+    from cim_service.migrate import bump_layer_state
+
     catalog = load_catalog()
     eng = make_engine(bench)
-    migrate(eng, catalog)
     rng = random.Random(20251)
     centres = [(rng.uniform(121.36, 121.52), rng.uniform(31.00, 31.20)) for _ in range(14)]
     types = ["bullet", "dome", "ptz", "checkpoint", "panoramic"]
@@ -204,30 +233,57 @@ class Result:
         return data[min(len(data) - 1, int(round(q * (len(data) - 1))))] * 1000 if data else float("nan")
 
 
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str) -> tuple[int, int]:
+    """One keep-alive HTTP/1.1 GET with a minimal client (cheap, so the servers are what is measured)."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: identity\r\n\r\n".encode())
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+    status = int(head[9:12])
+    length = 0
+    if "content-length:" in head:
+        length = int(head.split("content-length:", 1)[1].split("\r\n", 1)[0])
+        await reader.readexactly(length)
+    elif "transfer-encoding: chunked" in head:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            length += size
+            if size == 0:
+                break
+    return status, length
+
+
 async def run_load(base: str, paths: list[str], concurrency: int) -> Result:
     result = Result()
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for p in paths:
-        queue.put_nowait(p)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    host, port = base.removeprefix("http://").split(":")
+    queue = list(reversed(paths))
 
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits,
-                                 headers={"Accept-Encoding": "identity"}) as client:
-        async def worker() -> None:
-            while not queue.empty():
-                path = queue.get_nowait()
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while queue:
+                path = queue.pop()
                 t0 = time.perf_counter()
-                r = await client.get(path)
-                body = r.content
+                status, size = await _get(reader, writer, f"{host}:{port}", path)
                 result.latencies.append(time.perf_counter() - t0)
-                result.bytes += len(body)
-                if r.status_code not in (200, 204):
-                    result.errors += 1
+                result.bytes += size
+                result.errors += status not in (200, 204)
+        finally:
+            writer.close()
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        result.wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.wall = time.perf_counter() - t0
     return result
+
+
+def merge(results: list[Result]) -> Result:
+    out = Result()
+    for r in results:
+        out.latencies += r.latencies
+        out.wall += r.wall
+        out.errors += r.errors
+        out.bytes += r.bytes
+    return out
 
 
 # -- scenarios -------------------------------------------------------------------------------------
@@ -237,7 +293,7 @@ class Scenario:
     name: str
     make: object  # callable(collection) -> list[str]
     target: str
-    warm: bool = True  # an unmeasured pass over the same requests first
+    cached: bool = False  # measured against our service with the tile cache on
 
 
 def tile_paths(points: list[tuple[float, float]], z: int, n: int) -> list[tuple[int, int, int]]:
@@ -263,7 +319,7 @@ def build_scenarios(points: list[tuple[float, float]], quick: bool) -> list[Scen
         Scenario("tiles z12, uncached", tiles(z12), ">= 1.5x"),
         Scenario("tiles z14, uncached", tiles(z14), ">= 1.5x"),
         Scenario("tiles z16, uncached", tiles(z16), ">= 1.5x"),
-        Scenario("tiles z14, cached (2nd pass)", tiles(z14), ">= 10x"),
+        Scenario("tiles z14, cached (after a warm pass)", tiles(z14), ">= 10x", cached=True),
         Scenario("items small bbox, limit 100", lambda c: [f"/collections/{c}/items?bbox={b}&limit=100"
                                                            for b in boxes], ">= 1.5x, p95 < 50 ms"),
         Scenario("items page of 10,000", lambda c: [f"/collections/{c}/items?limit=10000"] * (12 // k),
@@ -271,12 +327,18 @@ def build_scenarios(points: list[tuple[float, float]], quick: bool) -> list[Scen
     ]
 
 
-def measure(server: Server, sc: Scenario, concurrency: int) -> Result:
-    paths = sc.make(server.collection)
-    if sc.warm:
-        asyncio.run(run_load(server.base, paths[: max(4, len(paths) // 2)] if "cached" not in sc.name else paths,
-                             concurrency))
-    return asyncio.run(run_load(server.base, paths, concurrency))
+def warm(server: Server, sc: Scenario, concurrency: int) -> None:
+    """Unmeasured pass: connection pools, prepared statements, PostgreSQL buffers; fills the tile cache."""
+    asyncio.run(run_load(server.base, sc.make(server.collection), concurrency))
+
+
+def measure(servers: tuple[Server, Server], sc: Scenario, concurrency: int, rounds: int) -> tuple[Result, Result]:
+    """Alternate the two servers over ``rounds`` passes so background load hits both alike."""
+    runs: dict[str, list[Result]] = {s.name: [] for s in servers}
+    for i in range(rounds):
+        for server in servers if i % 2 == 0 else servers[::-1]:
+            runs[server.name].append(asyncio.run(run_load(server.base, sc.make(server.collection), concurrency)))
+    return merge(runs[servers[0].name]), merge(runs[servers[1].name])
 
 
 def _row(name: str, target: str, ours: Result, tipg: Result) -> str:
@@ -296,46 +358,47 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating passes per scenario and server")
     ap.add_argument("--min-cameras", type=int, default=50_000)
+    ap.add_argument("--data", choices=["demo", "synthetic"], default="demo",
+                    help="what to load into `cim_bench` when no plan-scale database exists")
     ap.add_argument("--quick", action="store_true", help="a third of the requests")
     ap.add_argument("--only", default=None, help="run scenarios whose name contains this text")
     ap.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "RESULTS.md")
     args = ap.parse_args()
 
-    url, data = prepare_database(args.database_url, args.min_cameras)
+    url, data = prepare_database(args.database_url, args.min_cameras, args.data)
     print(f"database: {url.rsplit('@', 1)[-1]} — {data}", flush=True)
     scenarios = build_scenarios(camera_points(url, 2000, 42), args.quick)
     if args.only:
         scenarios = [s for s in scenarios if args.only in s.name]
     workdir = Path(tempfile.mkdtemp(prefix="cim-bench-"))
+    servers = [start_tipg(url, workdir), start_ours(url, False, workdir), start_ours(url, True, workdir)]
+    tipg, uncached, cached = servers
     rows = []
-    tipg = start_tipg(url, workdir)
     try:
-        tipg_results = {sc.name: measure(tipg, sc, args.concurrency) for sc in scenarios}
+        for sc in scenarios:
+            ours = cached if sc.cached else uncached
+            warm(tipg, sc, args.concurrency)
+            warm(ours, sc, args.concurrency)
+            mine, theirs = measure((ours, tipg), sc, args.concurrency, args.rounds)
+            rows.append(_row(sc.name, sc.target, mine, theirs))
+            print(rows[-1], flush=True)
     finally:
-        tipg.stop()
-    for cache in (False, True):
-        ours = start_ours(url, cache, workdir)
-        try:
-            for sc in scenarios:
-                if ("cached" in sc.name and "uncached" not in sc.name) != cache:
-                    continue
-                res = measure(ours, sc, args.concurrency)
-                rows.append(_row(sc.name, sc.target, res, tipg_results[sc.name]))
-                print(rows[-1], flush=True)
-        finally:
-            ours.stop()
-    report(args.out, data, args.concurrency, rows)
+        for server in servers:
+            server.stop()
+    report(args.out, data, args.concurrency, args.rounds, rows)
 
 
-def report(out: Path, data: str, concurrency: int, rows: list[str]) -> None:
+def report(out: Path, data: str, concurrency: int, rounds: int, rows: list[str]) -> None:
     cpu = os.cpu_count()
     text = (f"# API benchmark: Minhang CIM vs tipg\n\nGenerated by `python benchmarks/bench_api.py` on "
-            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu} CPU cores shared by PostgreSQL, both "
-            f"servers (one uvicorn worker each, run one at a time) and the load client.\n\n"
-            f"Data: {data}. Concurrency: {concurrency} clients, keep-alive, no compression.\n"
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu} CPU cores shared by PostgreSQL, the "
+            f"servers (one uvicorn worker each) and the load client.\n\n"
+            f"Data: {data}. Concurrency: {concurrency} clients, keep-alive, no compression. Each scenario: one "
+            f"unmeasured warm-up pass per server, then {rounds} measured passes alternating between the servers.\n"
             f"Uncached rows: our service with `CIM_TILE_CACHE=off`; the cached row: our service with the cache on "
-            f"after one warm pass over the same tiles (tipg has no tile cache: its figure is a second pass too).\n\n"
+            f"(warmed by the warm-up pass; tipg has no tile cache).\n\n"
             f"{HEADER}\n" + "\n".join(rows) + "\n")
     out.write_text(text + _notes(out), encoding="utf-8")
     print(f"written {out}")
