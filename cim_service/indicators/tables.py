@@ -34,8 +34,9 @@ def select_town(result: dict[str, Any], town: str) -> dict[str, Any]:
     """The indicator with the town's value, target, status and gap at the top level (``area`` = the town)."""
     for t in result.get("towns", []):
         if t["town"] == town:
-            out = {k: v for k, v in result.items() if k not in ("towns", "key_areas")}
-            out.update({k: t.get(k) for k in AREA_FIELDS}, area=town, district_value=result.get("value"))
+            out = {k: v for k, v in result.items() if k != "key_areas"}
+            out.update({k: t.get(k) for k in AREA_FIELDS}, area=town, district_value=result.get("value"),
+                       towns=[t])
             return out
     raise UnknownTownError(town, [t["town"] for t in result.get("towns", [])])
 

@@ -43,6 +43,7 @@ def test_list_json_and_one_indicator(client):
 def test_town_selection_and_404s(client):
     r = client.get("/indicators/camera_density", params={"town": "乙镇"})
     assert r.status_code == 200 and r.json()["area"] == "乙镇" and r.json()["value"] == pytest.approx(1.0)
+    assert [t["town"] for t in r.json()["towns"]] == ["乙镇"] and r.json()["district_value"] == pytest.approx(2.5)
     assert "乙镇 needs 179 more cameras" in r.json()["gap"]
     r = client.get("/indicators/nope")
     assert r.status_code == 404 and "unknown indicator 'nope'" in r.json()["description"]
