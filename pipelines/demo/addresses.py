@@ -1,7 +1,7 @@
 """The standard-address base (一标): compounds of buildings with rooms, plus street-front door plates.
 
-Addresses are written as Shanghai door plates from each town's real road names (``路 + 弄 + 号``,
-with ``幢/单元/室`` or ``室`` for rooms in residential buildings, ``路 + 号`` for street fronts) and
+Addresses are written as Shanghai door plates from each town's real road names (``路 + 弄 + 号`` or
+``路 + 弄 + 幢`` in residential compounds, with ``室`` or ``单元 + 室`` for rooms, ``路 + 号`` for street fronts) and
 passed through :func:`pipelines.address.parse_address`, so ``address_code``, the level fields and
 ``parse_level`` are the parser's own. Building addresses come first; room addresses share their
 building's point. ``residential`` marks homes.
@@ -63,12 +63,13 @@ def _door_plates(rng: np.random.Generator, scale: Scale) -> pd.DataFrame:
             size = int(min(per_compound[i], n_buildings - i))
             lane = 100 + 20 * k + int(rng.integers(0, 20))
             poi = _ESTATE_A[rng.integers(0, len(_ESTATE_A))] + _ESTATE_B[rng.integers(0, len(_ESTATE_B))]
+            word = "幢" if rng.random() < 0.2 else "号"  # newer estates number 幢 (with 单元), older ones 号
             dx, dy = rng.normal(0, 70, size), rng.normal(0, 70, size)
             bx, by = offset(np.full(size, lon[i]), np.full(size, lat[i]), dx, dy)
             inside = shapely.contains_xy(district_outline(), bx, by)
             bx, by = np.where(inside, bx, lon[i]), np.where(inside, by, lat[i])
             for j in range(size):
-                rows.append((t, f"{road}{lane}弄{j + 1}号", bx[j], by[j], True, poi))
+                rows.append((t, f"{road}{lane}弄{j + 1}{word}", bx[j], by[j], True, poi))
             i += size
         else:
             rows.append((t, f"{road}{1 + 2 * k}号", lon[i], lat[i], False, None))
@@ -77,17 +78,16 @@ def _door_plates(rng: np.random.Generator, scale: Scale) -> pd.DataFrame:
 
 
 def _rooms(rng: np.random.Generator, buildings: pd.DataFrame, n_rooms: int) -> pd.DataFrame:
-    """Generate room addresses in residential buildings (室, or 幢/单元/室 for newer estates)."""
+    """Generate room addresses in residential buildings: ``号 + 室``, or ``幢 + 单元 + 室`` in newer estates."""
     res = buildings.index[buildings["residential"]].to_numpy()
     host = np.sort(rng.choice(res, size=n_rooms, replace=True))
     floors = rng.integers(1, 19, n_rooms)
     flat = rng.integers(1, 5, n_rooms)
-    styled = rng.random(n_rooms) < 0.25
     unit = rng.integers(1, 4, n_rooms)
     b = buildings.loc[host].reset_index(drop=True)
     plate = [
-        f"{p}{u}单元{f}{r:02d}室" if s else f"{p}{f}{r:02d}室"
-        for p, u, f, r, s in zip(b["plate"], unit, floors, flat, styled, strict=True)
+        f"{p}{u}单元{f}{r:02d}室" if p.endswith("幢") else f"{p}{f}{r:02d}室"
+        for p, u, f, r in zip(b["plate"], unit, floors, flat, strict=True)
     ]
     return b.assign(plate=plate)
 
@@ -102,6 +102,15 @@ def _parsed(frame: pd.DataFrame) -> pd.DataFrame:
     cols = ["address_code", "full_address", "district", "town", "community", "road", "lane", "sub_lane", "number",
             "building", "unit", "room", "parse_level"]
     return pd.DataFrame(records, columns=cols, index=frame.index)
+
+
+#: parse levels of building (door-plate) addresses, as opposed to rooms
+BUILDING_LEVELS = ("number", "building")
+
+
+def building_addresses(addresses: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return the building-level addresses (号 or 幢), one per house."""
+    return addresses[addresses["parse_level"].isin(BUILDING_LEVELS)]
 
 
 def addresses(scale: Scale, seed: int) -> gpd.GeoDataFrame:

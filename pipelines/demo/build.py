@@ -66,7 +66,8 @@ def build_demo(scale: str = "baseline", seed: int = DEFAULT_SEED) -> dict[str, g
     out["metro_entrances"] = metro.entrances_frame(out["metro_stations"], seed)
     out["bus_stops"] = sites.bus_stops(sc, seed)
     out["underground_spaces"] = sites.underground_spaces(sc, seed)
-    homes = out["addresses"][out["addresses"]["residential"] & (out["addresses"]["parse_level"] == "number")]
+    buildings = addr.building_addresses(out["addresses"])
+    homes = buildings[buildings["residential"]]
     out["waterlogging_sensors"] = sites.waterlogging_sensors(sc, seed, {
         "地铁出入口": out["metro_entrances"], "公交站点": out["bus_stops"],
         "地下空间": out["underground_spaces"], "小区道路": homes,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 
+from pipelines.demo.addresses import building_addresses
 from pipelines.demo.common import pick, points_frame
 from pipelines.demo.geo import rng_for
 from pipelines.demo.identifiers import credit_code
@@ -20,14 +21,10 @@ CATEGORIES = {"enterprise": ("91", 0.55), "shop": ("92", 0.28), "government": ("
               "school": ("12", 0.04), "hospital": ("12", 0.02), "other": ("52", 0.09)}
 
 
-def _buildings(addresses: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    return addresses[addresses["parse_level"] == "number"]
-
-
 def houses(addresses: gpd.GeoDataFrame, seed: int) -> gpd.GeoDataFrame:
-    """Return the ``houses`` layer: one house per building (号-level) address."""
+    """Return the ``houses`` layer: one house per building (号 or 幢) address."""
     rng = rng_for(seed, "houses")
-    b = _buildings(addresses)
+    b = building_addresses(addresses)
     n = len(b)
     res = b["residential"].to_numpy()
     use = np.where(res, pick(rng, ["residential", "mixed"], [0.93, 0.07], n),
@@ -63,7 +60,7 @@ def _name(rng: np.random.Generator, category: str, town: str, i: int) -> str:
 def organisations(scale: Scale, addresses: gpd.GeoDataFrame, seed: int) -> gpd.GeoDataFrame:
     """Return the ``organisations`` layer: mostly at street-front addresses, with valid credit codes."""
     rng = rng_for(seed, "organisations")
-    b = _buildings(addresses)
+    b = building_addresses(addresses)
     weights = np.where(b["residential"].to_numpy(), 0.05, 1.0)
     host = np.sort(rng.choice(len(b), size=scale.organisations, p=weights / weights.sum()))
     at = b.iloc[host]

@@ -200,19 +200,22 @@ def test_people_houses_and_organisations_link_to_existing_addresses(small):
         at = a.loc[linked["address_code"]]
         assert np.allclose(at.geometry.x.to_numpy(), linked.geometry.x.to_numpy()), layer
     assert a.loc[small["people"]["address_code"], "residential"].all()
-    buildings = a[a["parse_level"] == "number"]
+    buildings = a[a["parse_level"].isin(["number", "building"])]
     assert sorted(small["houses"]["address_code"]) == sorted(buildings.index)
 
 
 def test_addresses_are_the_parsers_own(small):
     a = small["addresses"]
-    assert set(a["parse_level"]) == {"number", "room"}
+    assert set(a["parse_level"]) == {"number", "building", "room"}
+    assert a["full_address"].str.contains("幢").any() and a["full_address"].str.contains("单元").any()
+    assert not a["full_address"].str.contains("号.*幢").any()
     assert a["address_code"].is_unique
     for row in a.sample(200, random_state=1).itertuples():
         p = parse_address(row.full_address)
         assert address_code(p) == row.address_code
-        got = [p.road, p.lane, p.number, p.unit, p.room, p.level()]
-        want = [None if pd.isna(v) else v for v in (row.road, row.lane, row.number, row.unit, row.room)]
+        got = [p.road, p.lane, p.number, p.building, p.unit, p.room, p.level()]
+        fields = (row.road, row.lane, row.number, row.building, row.unit, row.room)
+        want = [None if pd.isna(v) else v for v in fields]
         assert got == [*want, row.parse_level]
         assert row.full_address.startswith(f"上海市闵行区{row.town}")
 
