@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from pipelines.demo.common import points_frame
 from pipelines.demo.geo import rng_for
@@ -38,7 +39,7 @@ def _unique_ids(rng: np.random.Generator, region: np.ndarray, birth: np.ndarray,
     seq = rng.integers(0, 500, len(region)) * 2 + male.astype(int)
     ids = id_numbers(region, birth, seq)
     for _ in range(20):
-        dup = np.flatnonzero(np.asarray(gpd.pd.Series(ids).duplicated()))
+        dup = np.flatnonzero(pd.Series(ids).duplicated().to_numpy())
         if not len(dup):
             break
         seq[dup] = rng.integers(0, 500, len(dup)) * 2 + male[dup].astype(int)
