@@ -13,8 +13,9 @@ import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse
 
 from cim_service import __version__
 from cim_service.catalog import load_catalog
@@ -69,13 +70,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                      "for Minhang District."),
         lifespan=lifespan,
         openapi_url="/api",
-        docs_url="/api.html",
+        docs_url=None,  # served from local files by _offline_docs (no CDN at run time)
         redoc_url=None,
     )
     app.state.settings = settings
     app.state.catalog = load_catalog(settings.catalog_dir)
     install_error_handlers(app)
     _document_400_not_422(app)
+    _offline_docs(app)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match"],
@@ -103,3 +105,22 @@ def _document_400_not_422(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Serve Swagger UI at ``/api.html`` from the ``swagger-ui-bundle-v2`` wheel, not from a CDN."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/api-static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="api-static")
+
+    @app.get("/api.html", include_in_schema=False)
+    async def api_html(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/api", title=f"{app.title} — API",
+            swagger_js_url=f"{root}/api-static/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/api-static/swagger-ui.css",
+            swagger_favicon_url=f"{root}/api-static/favicon-32x32.png",
+        )

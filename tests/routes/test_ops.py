@@ -113,3 +113,16 @@ def test_cors_only_for_configured_origins(settings, features_data):
         assert "content-crs" in r.headers["access-control-expose-headers"].lower()
         other = client.get("/collections", headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_api_docs_are_served_without_a_cdn(api):
+    import re
+
+    r = api.get("/api.html")
+    assert r.status_code == 200 and "SwaggerUIBundle" in r.text
+    assert not re.findall(r"https?://", r.text)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+    assert len(assets) == 3
+    for asset in assets:
+        got = api.get(asset)
+        assert got.status_code == 200 and len(got.content) > 500
