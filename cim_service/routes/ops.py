@@ -86,6 +86,10 @@ async def landing(request: Request, f: F = None) -> Response:
             link(f"{base}/api.html", "service-doc", formats.HTML, "API documentation"),
             link(f"{base}/conformance", "conformance", formats.JSON, "conformance classes"),
             link(f"{base}/collections", "data", formats.JSON, "collections"),
+            link(f"{base}/tileMatrixSets", "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", formats.JSON,
+                 "tile matrix sets"),
+            link(f"{base}/tiles", "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", formats.JSON,
+                 "vector tilesets (multi-layer)"),
             link(f"{base}/map", "alternate", formats.HTML, "CIM一张图 web map"),
         ],
     }

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from cim_service.auth import Principal, get_principal, log_access, needs_audit, resolve_layer, visible_fields
 from cim_service.catalog import LayerSpec
-from cim_service.tiles import raster
+from cim_service.tiles import mvt, raster
 from cim_service.tiles.filters import filtered_request
 from cim_service.tiles.params import (
     MVT,
@@ -37,6 +37,15 @@ from cim_service.tiles.tms import SUPPORTED, get_tms, tile_ref, tms_definition, 
 
 router = APIRouter(tags=["Tiles"])
 
+_TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/"
+_TMS = "http://www.opengis.net/spec/tms/2.0/conf/"
+#: OGC API Tiles conformance classes implemented here (listed by ``/conformance``)
+CONFORMANCE = [
+    _TILES + "core", _TILES + "tileset", _TILES + "tilesets-list", _TILES + "geodata-tilesets",
+    _TILES + "dataset-tilesets", _TILES + "geodata-selection", _TILES + "mvt", _TILES + "oas30",
+    _TMS + "tilematrixset", _TMS + "json-tilematrixset",
+]
+
 TmsId = Annotated[str, "tileMatrixSetId"]
 Properties = Annotated[str | None, Query(description="Comma-separated property names to include in tiles.")]
 Format = Annotated[str | None, Query(description="Tile format: mvt (the only one; default).")]
@@ -44,6 +53,10 @@ Filter = Annotated[str | None, Query(description="CQL2 filter applied to the fea
 FilterCrs = Annotated[str | None, Query(alias="filter-crs", description="CRS of geometry literals (CRS84).")]
 FilterLang = Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")]
 Collections = Annotated[str | None, Query(description="Comma-separated collection ids (default: all readable).")]
+TILE_DESCRIPTION = (
+    "Mapbox vector tile (`application/vnd.mapbox-vector-tile`). Empty tile → 204; `ETag` + `If-None-Match` → "
+    "304; zoom/column/row outside the tile matrix set → 404 naming the valid range.\n\n" + (mvt.__doc__ or "")
+)
 TILE_RESPONSES = {200: {"content": {MVT: {}}, "description": "Mapbox vector tile"},
                   204: {"description": "Empty tile"}, 304: {"description": "Not modified"}}
 
@@ -126,7 +139,7 @@ async def collection_tilejson(request: Request, tileMatrixSetId: TmsId,  # noqa:
 
 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}", summary="Vector tile of a collection",
-            response_class=Response, responses=TILE_RESPONSES)
+            description=TILE_DESCRIPTION, response_class=Response, responses=TILE_RESPONSES)
 async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                           properties: Properties = None, f: Format = None, filter: Filter = None,
                           filter_lang: FilterLang = None, filter_crs: FilterCrs = None,
@@ -182,6 +195,7 @@ async def dataset_tilejson(request: Request, tileMatrixSetId: TmsId, collections
 
 
 @router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}", summary="Multi-layer vector tile",
+            description="One MVT layer per collection (named by its id). " + TILE_DESCRIPTION,
             response_class=Response, responses=TILE_RESPONSES)
 async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                        collections: Collections = None, properties: Properties = None, f: Format = None,

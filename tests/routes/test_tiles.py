@@ -323,3 +323,18 @@ def test_filter_on_tiles(client, engine):
     for bad, word in (("camera_type = ", "filter"), ("nope = 1", "nope"), ("name = 'x'", "name")):
         r = client.get(base, params={"filter": bad})
         assert r.status_code == 400 and word in r.json()["description"]
+
+
+def test_discovery_links_and_conformance(client):
+    landing = client.get("/").json()
+    rels = {link["rel"]: link["href"] for link in landing["links"]}
+    assert rels["http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"].endswith("/tileMatrixSets")
+    assert rels["http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"].endswith("/tiles")
+    classes = client.get("/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in classes
+    assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets" in classes
+    collection = client.get("/collections/cameras").json()
+    tiles = next(link["href"] for link in collection["links"] if link["rel"].endswith("tilesets-vector"))
+    assert client.get(tiles.replace("http://testserver", "")).status_code == 200
+    described = client.get("/api").json()["paths"]
+    assert "/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}" in described
