@@ -6,7 +6,7 @@
   const C = window.CIM_CONFIG;
   const INLINE = C.inline || null;
   const METRICS = (window.__cimMetrics = {
-    firstRenderMs: null, firstMeaningfulPaintMs: null, tileRequests: 0, tileErrors: 0, tilesLoaded: {},
+    firstRenderMs: null, firstMeaningfulPaintMs: null, tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [],
   });
   const T = {
     zh: {
@@ -29,6 +29,10 @@
     not_met: [[254, 224, 210], [252, 146, 114], [203, 24, 29]],
   };
   const NODATA = [200, 200, 200, 90];
+  const GROUPS_EN = {
+    基础: 'Base', 指标缺口: 'Plan gaps', 交通: 'Transport', 生活: 'Daily life', 感知设施: 'Sensing',
+    一标多实: 'Addresses & residents', 通信: 'Telecom', 规划: 'Planning',
+  };
   const layerMeta = Object.fromEntries(C.layers.map((l) => [l.id, l]));
   layerMeta[C.raster.id] = Object.assign({ access: 'public', style: { fill: [250, 160, 40, 200] } }, C.raster);
   const state = {
@@ -160,8 +164,18 @@
     const { '@@type': type, ...rest } = props;
     return new CLS[type](rest);
   }
+  function searchMarker() {
+    if (!state.marker) return null;
+    return {
+      '@@type': 'GeoJsonLayer', id: '__search_marker', data: state.marker, pointType: 'circle',
+      getFillColor: [255, 193, 7, 230], getLineColor: [13, 43, 78, 255], getPointRadius: 9,
+      pointRadiusUnits: 'pixels', lineWidthUnits: 'pixels', getLineWidth: 3, stroked: true,
+    };
+  }
   function render() {
-    deck.setProps({ layers: C.deck.layers.map(layerProps).filter(Boolean).map(makeLayer) });
+    const layers = C.deck.layers.map(layerProps);
+    layers.push(searchMarker());
+    deck.setProps({ layers: layers.filter(Boolean).map(makeLayer) });
     renderLegend();
   }
 
@@ -208,6 +222,7 @@
   }
   function afterRender() {
     const now = performance.now();
+    if (METRICS.frames.length < 200) METRICS.frames.push(Math.round(now));
     if (METRICS.firstRenderMs === null) METRICS.firstRenderMs = now;
     if (METRICS.firstMeaningfulPaintMs === null && state.district && state.towns && pendingTiles().length === 0) {
       METRICS.firstMeaningfulPaintMs = now;
@@ -285,7 +300,10 @@
 
   // ---- panels ------------------------------------------------------------------------------------
   function swatchColor(meta) {
-    const c = (meta && meta.style && (meta.is_point || !meta.style.fill[3] ? (meta.style.fill[3] ? meta.style.fill : meta.style.line) : meta.style.fill)) || [128, 128, 128];
+    const style = meta && meta.style;
+    if (!style) return 'rgb(128,128,128)';
+    const lines = (meta.geometry || '').includes('LineString');
+    const c = lines || (!meta.is_point && !style.fill[3]) ? style.line : style.fill;
     return `rgb(${c[0]},${c[1]},${c[2]})`;
   }
   function renderLayerList() {
@@ -301,7 +319,7 @@
     for (const [group, metas] of Object.entries(groups)) {
       const head = document.createElement('div');
       head.className = 'group-title';
-      head.textContent = group;
+      head.textContent = state.lang === 'en' ? GROUPS_EN[group] || group : group;
       list.appendChild(head);
       for (const meta of metas) list.appendChild(layerRow(meta));
     }
@@ -494,8 +512,13 @@
     list.hidden = false;
   }
   function goTo(result) {
+    state.marker = {
+      type: 'FeatureCollection',
+      features: [{ type: 'Feature', properties: { label: result.label },
+        geometry: { type: 'Point', coordinates: [result.longitude, result.latitude] } }],
+    };
+    render();
     flyTo({ longitude: result.longitude, latitude: result.latitude, zoom: 16.5 }, 1000);
-    window.__cimSearch = result;
   }
   $('search').addEventListener('submit', async (event) => {
     event.preventDefault();

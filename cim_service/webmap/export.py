@@ -18,7 +18,7 @@ from cim_service.webmap.page import BASE_LAYERS, build_page_config, render_page
 
 #: features per point layer in the export
 DEFAULT_SAMPLE = 300
-#: features per derived (gap) polygon layer in the export
+#: features per polygon/line layer (derived gap layers, roads, zones) in the export
 MAX_GAP_FEATURES = 5000
 
 
@@ -32,7 +32,7 @@ class ExportReport:
 
 
 def _export_plan(catalog: Catalog, sample: int) -> dict[str, int]:
-    """Return ``{layer_id: limit}``: base layers and public derived layers whole, public point layers sampled."""
+    """Return ``{layer_id: limit}``: public polygon/line layers whole (up to a cap), point layers sampled."""
     plan: dict[str, int] = {}
     for spec in catalog:
         if spec.access is not Access.public:
@@ -41,8 +41,11 @@ def _export_plan(catalog: Catalog, sample: int) -> dict[str, int]:
             plan[spec.id] = 1000
         elif spec.kind == "derived":
             plan[spec.id] = MAX_GAP_FEATURES
-        elif spec.geometry.is_point and sample > 0:
-            plan[spec.id] = sample
+        elif spec.geometry.is_point:
+            if sample > 0:
+                plan[spec.id] = sample
+        else:  # roads, planning zones, key areas: few and large, exported whole
+            plan[spec.id] = MAX_GAP_FEATURES
     return plan
 
 

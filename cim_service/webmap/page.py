@@ -35,6 +35,8 @@ DENSITY_RASTER = {
     "opacity": 0.6,
 }
 MAX_TILE_ZOOM = 16
+#: concurrent tile requests per layer (deck.gl's default of 6 splits a district view into two rounds)
+MAX_REQUESTS = 16
 #: a literal string prop (pydeck turns bare strings into ``@@=`` accessor expressions)
 PIXELS = pdk.types.String("pixels")
 
@@ -90,6 +92,7 @@ def _mvt_layer(spec: LayerSpec) -> pdk.Layer:
         highlight_color=[255, 200, 0, 220],
         min_zoom=style.min_zoom,
         max_zoom=MAX_TILE_ZOOM,
+        max_requests=MAX_REQUESTS,
         get_fill_color=style.fill,
         get_line_color=style.line,
         get_line_width=style.line_width,
