@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from cim_service.auth import Principal, get_principal, log_access, needs_audit, resolve_layer, visible_fields
 from cim_service.catalog import LayerSpec
+from cim_service.errors import InvalidParameter
 from cim_service.tiles import mvt, raster
 from cim_service.tiles.filters import filtered_request
 from cim_service.tiles.params import (
@@ -199,9 +200,13 @@ async def dataset_tilejson(request: Request, tileMatrixSetId: TmsId, collections
             response_class=Response, responses=TILE_RESPONSES)
 async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                        collections: Collections = None, properties: Properties = None, f: Format = None,
-                       principal: Principal = Depends(get_principal)) -> Response:
+                       filter: Annotated[str | None, Query(description="Not supported here: use collection tiles.")]
+                       = None, principal: Principal = Depends(get_principal)) -> Response:
     """Return one MVT with one layer per selected collection."""
     check_format(f)
+    if filter is not None:
+        raise InvalidParameter("parameter 'filter' is supported on collection tiles "
+                               "(/collections/{collectionId}/tiles/...), not on multi-layer tiles")
     tile = tile_ref(tileMatrixSetId, z, x, y)
     specs = select_layers(request, principal, collections)
     check_properties_known(specs, principal, properties)
@@ -221,6 +226,13 @@ def rasters(request: Request) -> dict:
     return {"rasters": [{"id": n, "links": [{
         "rel": "item", "type": "image/png", "templated": True,
         "href": f"{root}/rasters/{n}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png"}]} for n in names]}
+
+
+@router.get("/rasters/{name}/tilejson.json", summary="TileJSON of a raster")
+def raster_tilejson(request: Request, name: str) -> dict:
+    """Return a TileJSON 3.0 document for a raster's PNG tiles (WebMercatorQuad)."""
+    path = raster.raster_path(request.app.state.settings.home, name)
+    return raster.raster_tilejson(path, name, _root(request))
 
 
 @router.get("/rasters/{name}/tiles/{tileMatrixSetId}/{z}/{x}/{y}.png", summary="Raster tile (PNG)",

@@ -79,3 +79,16 @@ def _band_range(path: str, _mtime_ns: int) -> tuple[float, float]:
     band = next(iter(stats.values()))
     lo, hi = float(band.min), float(band.max)
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def raster_tilejson(path: Path, name: str, base: str) -> dict:
+    """TileJSON 3.0 of raster ``name`` (PNG tiles in WebMercatorQuad), bounds and zooms from the COG."""
+    with Reader(str(path), tms=get_tms("WebMercatorQuad")) as src:
+        bounds = [float(v) for v in src.get_geographic_bounds(src.tms.rasterio_geographic_crs)]
+        minzoom, maxzoom = int(src.minzoom), int(src.maxzoom)
+    return {
+        "tilejson": "3.0.0", "name": name, "scheme": "xyz", "format": "png",
+        "tiles": [f"{base}/rasters/{name}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png"],
+        "bounds": bounds, "minzoom": minzoom, "maxzoom": maxzoom,
+        "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, maxzoom],
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from cim_service.catalog import FieldSpec, FieldType, LayerSpec
+from cim_service.errors import NotFound
 from cim_service.tiles.mvt import THIN_BELOW_ZOOM
 from cim_service.tiles.tms import SUPPORTED, get_tms, tile_matrix_limits
 
@@ -22,6 +23,13 @@ _JSON_TYPES = {
 _TILEJSON_TYPES = {FieldType.integer: "Number", FieldType.bigint: "Number", FieldType.float: "Number",
                    FieldType.boolean: "Boolean"}
 Bbox = tuple[float, float, float, float]
+
+
+def check_tilejson_tms(tms_id: str) -> None:
+    """TileJSON describes Web Mercator xyz tiles: other tile matrix sets have no TileJSON (404)."""
+    get_tms(tms_id)
+    if tms_id != "WebMercatorQuad":
+        raise NotFound(f"TileJSON is offered for WebMercatorQuad only (TileJSON tiles are Web Mercator), not {tms_id}")
 
 
 def tile_template(base: str, tms_id: str, query: dict[str, str] | None = None) -> str:
@@ -108,6 +116,7 @@ def tileset_list(title: str, base: str, root: str, data_type: str = "vector") ->
 def tilejson(name: str, base: str, tms_id: str, layers: list[tuple[LayerSpec, list[FieldSpec]]],
              bbox: Bbox, query: dict[str, str] | None = None) -> dict:
     """TileJSON 3.0 document for ``layers`` (xyz scheme) with their ``vector_layers`` and fields."""
+    check_tilejson_tms(tms_id)
     tms = get_tms(tms_id)
     vector_layers = []
     for spec, fields in layers:

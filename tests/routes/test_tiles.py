@@ -201,6 +201,8 @@ def test_multi_layer_tile(client):
     default = decode(client.get(f"/tiles/WebMercatorQuad/14/{t.x}/{t.y}").content)
     assert "cameras" in default and "people" not in default  # anonymous: public layers only
     assert client.get(f"/tiles/WebMercatorQuad/14/{t.x}/{t.y}?collections=cameras,nope").status_code == 404
+    no_filter = client.get(f"/tiles/WebMercatorQuad/14/{t.x}/{t.y}?collections=cameras&filter=camera_type='ptz'")
+    assert no_filter.status_code == 400 and "filter" in no_filter.json()["description"]
 
 
 def test_properties_selection(client):
@@ -289,6 +291,9 @@ def test_tilejson_and_tileset_metadata(client, officer_key):
     assert [v["id"] for v in dataset["vector_layers"]] == ["towns", "cameras"] or \
         {v["id"] for v in dataset["vector_layers"]} == {"towns", "cameras"}
     assert client.get("/tiles").status_code == 200
+    crs84 = client.get("/collections/cameras/tiles/WorldCRS84Quad/tilejson.json")
+    assert crs84.status_code == 404 and "WebMercatorQuad" in crs84.json()["description"]
+    assert client.get("/collections/cameras/tiles/WorldCRS84Quad").json()["crs"].endswith("CRS84")
 
 
 def _db_ids_where(engine, tile: morecantile.Tile, where: str, buffer_units: int) -> set[int]:

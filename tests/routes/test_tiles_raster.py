@@ -55,6 +55,15 @@ def test_raster_listing_and_tile(client):
     assert reds.status_code == 200 and reds.content != r.content
 
 
+def test_raster_tilejson(client):
+    tj = client.get("/rasters/camera_density_test/tilejson.json").json()
+    assert tj["tilejson"] == "3.0.0" and tj["tiles"][0].endswith(
+        "/rasters/camera_density_test/tiles/WebMercatorQuad/{z}/{x}/{y}.png")
+    assert tj["bounds"] == pytest.approx(list(BOUNDS), abs=1e-3)
+    assert 0 <= tj["minzoom"] <= tj["maxzoom"] <= 24
+    assert client.get("/rasters/nope/tilejson.json").status_code == 404
+
+
 def test_raster_errors(client):
     assert client.get("/rasters/camera_density_test/tiles/WebMercatorQuad/13/0/0.png").status_code == 204
     assert client.get("/rasters/nope/tiles/WebMercatorQuad/13/0/0.png").status_code == 404
