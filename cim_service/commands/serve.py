@@ -47,14 +47,14 @@ def log_config(level: str) -> dict:
     }
 
 
-def serve(host: str, port: int, workers: int, log_level: str = "info") -> None:
+def serve(host: str, port: int, workers: int, log_level: str = "info", loop: str = "auto") -> None:
     """Run the API with uvicorn (the app factory in every worker) on a TCP_NODELAY-safe listener."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cim-metrics-")
-    config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port, workers=workers,
+    config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port, workers=workers, loop=loop,
                             log_config=log_config(log_level), log_level=log_level, access_log=False,
                             proxy_headers=True, timeout_graceful_shutdown=10)
     sock = tcp_listener(host, port)
@@ -73,11 +73,12 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
         workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (one pool each).")] = 1,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+        loop: Annotated[str, typer.Option(help="Event loop: auto (uvloop when installed), asyncio, uvloop.")] = "auto",
     ) -> None:
         """Serve OGC API Features/Tiles, indicators and the web map."""
         Settings()  # fail early on invalid configuration, before forking workers
         try:
-            serve(host, port, workers, log_level)
+            serve(host, port, workers, log_level, loop)
         except OSError as exc:
             fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 

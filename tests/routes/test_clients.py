@@ -31,13 +31,17 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(settings, features_data) -> Iterator[str]:
-    """`cim serve` on a free loopback port (two workers), against the session database."""
+    """`cim serve` on a free loopback port (two workers, plain asyncio loop), against the session database.
+
+    uvloop sets TCP_NODELAY on every accepted socket by itself; the asyncio loop does so only when the listener
+    has ``proto=IPPROTO_TCP``, so running on asyncio is what lets the Nagle test below fail without our listener.
+    """
     port = _free_port()
     env = {**os.environ, "CIM_DATABASE_URL": settings.database_url, "CIM_ENVIRONMENT": "test",
            "CIM_HOME": str(settings.home)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     proc = subprocess.Popen([shutil.which("cim"), "serve", "--port", str(port), "--workers", "2",
-                             "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--loop", "asyncio", "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -175,3 +179,17 @@ def _fuzz(op, server: str, failures: list[str], statuses: list[int]) -> None:
             failures.append(f"{op.method} {op.path} {case.query} -> {response.status_code}: {exc}"[:500])
 
     run()
+
+
+def test_keep_alive_requests_are_not_delayed_by_nagle(server):
+    """With two workers, keep-alive responses must not wait ~40 ms for delayed ACKs (TCP_NODELAY kept)."""
+    import statistics
+
+    with httpx.Client(base_url=server, headers={"Accept-Encoding": "identity"}) as client:
+        client.get("/conformance")
+        times = []
+        for _ in range(25):
+            started = time.perf_counter()
+            assert client.get("/collections/cameras/items", params={"limit": 50}).status_code == 200
+            times.append(time.perf_counter() - started)
+    assert statistics.median(times) < 0.030, times  # ~44 ms each with uvicorn's own listener on asyncio
