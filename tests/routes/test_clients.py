@@ -29,8 +29,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVER_LOGS: dict = {}
+
+
 @pytest.fixture(scope="module")
-def server(settings, features_data) -> Iterator[str]:
+def server(settings, features_data, tmp_path_factory) -> Iterator[str]:
     """`cim serve` on a free loopback port (two workers, plain asyncio loop), against the session database.
 
     uvloop sets TCP_NODELAY on every accepted socket by itself; the asyncio loop does so only when the listener
@@ -40,8 +43,10 @@ def server(settings, features_data) -> Iterator[str]:
     env = {**os.environ, "CIM_DATABASE_URL": settings.database_url, "CIM_ENVIRONMENT": "test",
            "CIM_HOME": str(settings.home)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    logs = tmp_path_factory.mktemp("serve")
+    stdout, stderr = (logs / "stdout.log").open("wb"), (logs / "stderr.log").open("wb")
     proc = subprocess.Popen([shutil.which("cim"), "serve", "--port", str(port), "--workers", "2",
-                             "--loop", "asyncio", "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--loop", "asyncio", "--log-level", "warning"], env=env, stdout=stdout, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -52,9 +57,9 @@ def server(settings, features_data) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                out, err = proc.communicate(timeout=5)
-                pytest.fail(f"cim serve did not start: {err.decode()[-2000:]}")
+                pytest.fail(f"cim serve did not start: {(logs / 'stderr.log').read_text()[-2000:]}")
             time.sleep(0.2)
+        SERVER_LOGS["stdout"] = logs / "stdout.log"
         yield url
     finally:
         proc.terminate()
@@ -62,6 +67,8 @@ def server(settings, features_data) -> Iterator[str]:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        stdout.close()
+        stderr.close()
 
 
 def public_counts(engine, catalog) -> dict[str, int]:
@@ -128,9 +135,16 @@ def test_listener_keeps_tcp_nodelay():
     assert seen and seen[0] != 0
 
 
-def test_multi_worker_metrics_are_merged(server):
+def test_multi_worker_metrics_are_merged_and_requests_logged_as_json(server):
+    import json
+
     for _ in range(4):
-        assert httpx.get(f"{server}/collections/cameras/items", params={"limit": 1}).status_code == 200
+        assert httpx.get(f"{server}/collections/cameras/items", params={"limit": 1, "f": "json"}).status_code == 200
+    time.sleep(0.2)
+    lines = [json.loads(ln) for ln in SERVER_LOGS["stdout"].read_text().splitlines() if ln.startswith("{")]
+    items = [ln for ln in lines if ln["route"] == "/collections/{collectionId}/items"]
+    assert len(items) >= 4 and items[-1]["path"] == "/collections/cameras/items" and items[-1]["status"] == 200
+    assert all({"method", "route", "status", "ms"} <= set(ln) for ln in lines)
     text = httpx.get(f"{server}/metrics").text
     counts = [float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
               if ln.startswith("cim_http_request_duration_seconds_count{")
