@@ -34,6 +34,8 @@ _LAT_PREFIX = re.compile(r"^(lat|latitude)[_\- ]", re.IGNORECASE)
 _MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"%PDF": "a PDF document",
           b"PK\x03\x04": "a ZIP archive", b"GIF8": "a GIF image", b"\x1f\x8b": "a gzip archive"}
 SAMPLE_BYTES = 1 << 20
+GEOJSON_TYPES = ("FeatureCollection", "Feature", "Point", "MultiPoint", "LineString", "MultiLineString",
+                 "Polygon", "MultiPolygon", "GeometryCollection")
 
 
 class ReadError(ValueError):
@@ -289,8 +291,8 @@ def _geojson_declared_crs(path: Path) -> str | None:
     except json.JSONDecodeError as exc:
         where = "the file is truncated" if exc.pos >= len(text.rstrip()) else "invalid JSON"
         raise ReadError(f"{path.name}: {where} (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    if not isinstance(doc, dict) or doc.get("type") not in ("FeatureCollection", "Feature"):
-        raise ReadError(f"{path.name}: not a GeoJSON FeatureCollection or Feature")
+    if not isinstance(doc, dict) or doc.get("type") not in GEOJSON_TYPES:
+        raise ReadError(f"{path.name}: not GeoJSON (no FeatureCollection, Feature or geometry object)")
     crs = doc.get("crs")
     if isinstance(crs, dict):
         name = (crs.get("properties") or {}).get("name")
