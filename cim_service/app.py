@@ -78,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     _document_400_not_422(app)
     _offline_docs(app)
+    for module in modules:  # optional ``MIDDLEWARE`` of router modules (e.g. the cached-tile fast path), added
+        for middleware in getattr(module, "MIDDLEWARE", ()):  # first so CORS and RequestObserver wrap them
+            app.add_middleware(middleware)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match"],

@@ -22,6 +22,7 @@ from cim_service.auth import Principal, get_principal, log_access, needs_audit, 
 from cim_service.catalog import LayerSpec
 from cim_service.errors import InvalidParameter
 from cim_service.tiles import mvt, raster
+from cim_service.tiles.fastpath import CachedTileFastPath
 from cim_service.tiles.filters import filtered_request
 from cim_service.tiles.params import (
     MVT,
@@ -37,6 +38,8 @@ from cim_service.tiles.tilejson import tilejson, tileset_list, tileset_metadata,
 from cim_service.tiles.tms import SUPPORTED, get_tms, tile_ref, tms_definition, tms_summary
 
 router = APIRouter(tags=["Tiles"])
+#: ASGI middleware installed by the app factory: anonymous cache hits of public tiles skip routing
+MIDDLEWARE = [CachedTileFastPath]
 
 _TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/"
 _TMS = "http://www.opengis.net/spec/tms/2.0/conf/"

@@ -57,7 +57,8 @@ class TileState:
         if self.listener is not None:
             await self.listener.stop()
 
-    def _key(self, req: LayerRequest, tile: TileRef) -> tuple | None:
+    def cache_key(self, req: LayerRequest, tile: TileRef) -> tuple | None:
+        """Cache key of a layer tile, or None when the cache is off or the layer version is not known live."""
         if self.cache is None or not self.versions.live:
             return None
         version = self.versions.get(req.spec.id)
@@ -68,7 +69,7 @@ class TileState:
 
     async def layer_tile(self, req: LayerRequest, tile: TileRef) -> CachedTile:
         """MVT of one layer for ``tile``, from the cache when possible."""
-        key = self._key(req, tile)
+        key = self.cache_key(req, tile)
         if key is not None:
             hit = self.cache.get(key)
             if hit is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from cim_service.app import create_app
 from cim_service.metrics import REGISTRY
 from cim_service.migrate import bump_layer_state
 from cim_service.tiles.cache import CachedTile, TileCache
+from cim_service.tiles.fastpath import CachedTileFastPath
 from pipelines.load import load_geodataframe
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
@@ -165,3 +167,57 @@ def test_lru_is_bounded_by_bytes():
     assert cache.get(2) is not None and cache.get(3) is None  # 2 was used recently, 3 was the oldest
     cache.put("huge", CachedTile.of(bytes(10_000)))
     assert cache.get("huge") is None and len(cache) == 3
+
+
+def _through_fast_path(app, path: str, query: bytes = b"", headers: list | None = None) -> tuple[bool, int]:
+    """Send one request through the fast path alone; tell whether it passed the request on, and the status."""
+    passed, status = [], []
+
+    async def inner(scope, receive, send):
+        passed.append(scope["path"])
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": query,
+             "headers": headers or [], "app": app, "scheme": "http", "server": ("testserver", 80),
+             "root_path": "", "http_version": "1.1"}
+    asyncio.run(CachedTileFastPath(inner)(scope, receive, send))
+    return bool(passed), (status or [0])[0]
+
+
+def test_fast_path_serves_only_anonymous_public_cache_hits(client, engine):
+    via_route = client.get(PATH)  # fills the cache (or hits it)
+    hits = _counter("cim_tile_cache_hits")
+    again = client.get(PATH)
+    assert again.content == via_route.content and again.headers["etag"] == via_route.headers["etag"]
+    assert again.headers["cache-control"] == "public, max-age=60"
+    assert again.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    assert _counter("cim_tile_cache_hits") == hits + 1
+    label = {"method": "GET", "route": "/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}",
+             "status": "304"}
+    before = REGISTRY.get_sample_value("cim_http_request_duration_seconds_count", label) or 0
+    assert client.get(PATH, headers={"If-None-Match": again.headers["etag"]}).status_code == 304
+    assert REGISTRY.get_sample_value("cim_http_request_duration_seconds_count", label) == before + 1
+
+    app = client.app
+    assert _through_fast_path(app, PATH) == (False, 200)  # answered from the cache, the app not called
+    assert _through_fast_path(app, PATH, headers=[(b"if-none-match", again.headers["etag"].encode())]) == (False, 304)
+    assert _through_fast_path(app, PATH, b"properties=camera_type")[0]  # parameters: the route decides
+    assert _through_fast_path(app, PATH, headers=[(b"x-api-key", b"whatever")])[0]  # credentials: the route
+    assert _through_fast_path(app, PATH.replace("cameras", "people"))[0]  # restricted layer: never here
+    assert _through_fast_path(app, PATH.replace("/15/", "/40/"))[0]  # invalid tile: the route answers 404
+    assert _through_fast_path(app, f"/collections/cameras/tiles/WebMercatorQuad/15/{TILE.x + 1}/{TILE.y}")[0]
+
+
+def test_fast_path_responses_carry_cors_headers(settings, cameras):
+    with TestClient(create_app(settings.model_copy(update={"cors_origins": ["http://map.example"]}))) as c:
+        c.get(PATH)
+        hit = c.get(PATH, headers={"Origin": "http://map.example"})
+        assert hit.status_code == 200
+        assert hit.headers["access-control-allow-origin"] == "http://map.example"
+        assert "ETag" in hit.headers["access-control-expose-headers"]

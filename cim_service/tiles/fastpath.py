@@ -1,0 +1,79 @@
+"""ASGI fast path for the most frequent tile request: an anonymous cache hit of a public collection tile.
+
+A web map asks for hundreds of tiles per minute, nearly all of them cached; routing, parameter validation and
+dependency injection then cost more than the answer. This middleware answers exactly those requests before
+routing — ``GET /collections/{id}/tiles/{tms}/{z}/{x}/{y}`` with no query string and no credentials, for a public
+layer whose tile is in the cache — with the same bytes, ``ETag``/304 and headers as the route, and the same
+cache key, counters and route label. Everything else (misses, credentials, parameters, errors) goes on to the
+route unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cim_service.catalog import Access, UnknownLayerError
+from cim_service.errors import NotFound
+from cim_service.metrics import TILE_CACHE_HITS
+from cim_service.tiles.params import tile_response
+from cim_service.tiles.service import LayerRequest
+from cim_service.tiles.tms import tile_ref
+
+_PATH = re.compile(r"^/collections/([a-z][a-z0-9_]{0,62})/tiles/([A-Za-z0-9]{1,40})/(\d{1,2})/(\d{1,9})/(\d{1,9})$")
+_CREDENTIALS = (b"x-api-key", b"authorization")
+
+
+@dataclass(frozen=True)
+class _RouteLabel:
+    """Stands in for the matched route in ``scope["route"]`` (request metrics are labelled by its path)."""
+
+    path: str = "/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}"
+
+
+ROUTE_LABEL = _RouteLabel()
+
+
+class CachedTileFastPath:
+    """Serve anonymous cache hits of public collection tiles without routing; pass everything else on."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer from the tile cache when the request qualifies, else call the application."""
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("query_string"):
+            response = self._cached(scope)
+            if response is not None:
+                scope["route"] = ROUTE_LABEL
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _cached(self, scope: Scope) -> Response | None:
+        match = _PATH.match(scope["path"])
+        if match is None or any(name in _CREDENTIALS for name, _ in scope["headers"]):
+            return None
+        app = scope.get("app")
+        state = getattr(getattr(app, "state", None), "tiles", None)
+        if state is None or state.cache is None:
+            return None
+        layer_id, tms_id, z, x, y = match.groups()
+        try:
+            spec = app.state.catalog.get(layer_id)
+            tile = tile_ref(tms_id, int(z), int(x), int(y))
+        except (UnknownLayerError, NotFound):
+            return None
+        if spec.access is not Access.public:
+            return None
+        fields = tuple(f.name for f in spec.public_fields(personal_data=False))  # what anonymous callers see
+        key = state.cache_key(LayerRequest(spec, fields), tile)
+        cached = state.cache.get(key) if key is not None else None
+        if cached is None:
+            return None
+        TILE_CACHE_HITS.inc()
+        return tile_response(Request(scope), cached, public=True)
