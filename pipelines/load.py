@@ -76,10 +76,6 @@ class LoadResult:
         return self.inserted + self.updated + self.unchanged
 
 
-class LoadError(RuntimeError):
-    """The database refused the load; nothing was written."""
-
-
 def load_geodataframe(
     engine: Engine,
     spec: LayerSpec,
@@ -388,12 +384,11 @@ def _merge(conn: Connection, spec: LayerSpec, batch_id: int, check_district: boo
     conn.execute(sa.text(
         f"""
         CREATE TEMP TABLE {SRC} ON COMMIT DROP AS
-        SELECT DISTINCT ON (s.feature_key) s.feature_key, {", ".join(f's.{n}' for n in names)},
+        SELECT DISTINCT ON (s.feature_key COLLATE "C") s.feature_key, {", ".join(f's.{n}' for n in names)},
                s.geom, COALESCE({outside}, false) AS outside_district
-          FROM {STAGE} s ORDER BY s.feature_key, s.seq
+          FROM {STAGE} s ORDER BY s.feature_key COLLATE "C", s.seq
         """
     ))
-    conn.execute(sa.text(f"ANALYZE {SRC}"))
     distinct, n_out = conn.execute(
         sa.text(f"SELECT count(*), count(*) FILTER (WHERE outside_district) FROM {SRC}")
     ).one()
