@@ -93,21 +93,22 @@ def _thinned_sql(spec: LayerSpec, env: str, col: str, cond: str, props: str, fie
     x, y = (f"ST_X({col})", f"ST_Y({col})")
     if spec.geometry.value == "MultiPoint":
         x, y = (f"ST_X(ST_GeometryN({col}, 1))", f"ST_Y(ST_GeometryN({col}, 1))")
-    names = "".join(f', cand."{f}"' for f in fields)
-    # cells are grouped on narrow (cx, cy, id) rows (hash aggregate), then joined back to the scanned candidates
+    # cells are grouped on narrow (id, cx, cy) rows; only each cell's representative is read in full
     return f"""
 WITH env AS (SELECT {env} AS e),
-cand AS MATERIALIZED (
-  SELECT t."id"{props}, {col} AS g,
-         floor(({x} - {p[0]}::float8) / {p[6]}::float8) AS cx, floor(({y} - {p[1]}::float8) / {p[6]}::float8) AS cy
-  FROM {spec.qualified_table} t, env
-  WHERE {cond}
-),
 cells AS (
-  SELECT min("id") AS id, count(*)::int AS count FROM cand GROUP BY cx, cy LIMIT {int(limit)}
+  SELECT min(c."id") AS id, count(*)::int AS count
+  FROM (
+    SELECT t."id", floor(({x} - {p[0]}::float8) / {p[6]}::float8) AS cx,
+           floor(({y} - {p[1]}::float8) / {p[6]}::float8) AS cy
+    FROM {spec.qualified_table} t, env
+    WHERE {cond}
+  ) c
+  GROUP BY c.cx, c.cy
+  LIMIT {int(limit)}
 ),
 q AS (
-  SELECT cand."id"{names}, cells.count, ST_AsMVTGeom(cand.g, env.e, {EXTENT}, {BUFFER}, true) AS mvtgeom
-  FROM cells JOIN cand ON cand."id" = cells.id, env
+  SELECT t."id"{props}, cells.count, ST_AsMVTGeom({col}, env.e, {EXTENT}, {BUFFER}, true) AS mvtgeom
+  FROM cells JOIN {spec.qualified_table} t ON t."id" = cells.id, env
 )
 SELECT ST_AsMVT(q.*, {p[5]}::text, {EXTENT}, 'mvtgeom', 'id') FROM q WHERE q.mvtgeom IS NOT NULL"""
