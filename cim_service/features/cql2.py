@@ -391,7 +391,7 @@ def _bound(params: Params, value: Any, infinite: str) -> str:
     raise InvalidParameter("parameter 'filter': invalid temporal literal")
 
 
-def coerce(value: Any, field: FieldSpec) -> Any:
+def coerce(value: Any, field: FieldSpec, parameter: str = "filter") -> Any:
     """Convert a CQL2 literal to the Python type of ``field``; 400 naming the field when impossible."""
     try:
         t = field.type
@@ -418,10 +418,10 @@ def coerce(value: Any, field: FieldSpec) -> Any:
                 return value.date()
             return value if isinstance(value, date) else date.fromisoformat(str(value))
         if t is FieldType.timestamp:
-            return parse_instant(value, "filter") if not isinstance(value, datetime) else value
+            return parse_instant(value, parameter) if not isinstance(value, datetime) else value
     except (ValueError, TypeError, OverflowError):
         pass
-    raise InvalidParameter(f"parameter 'filter': value {value!r} is not a valid {field.type.value} "
+    raise InvalidParameter(f"parameter {parameter!r}: value {value!r} is not a valid {field.type.value} "
                            f"for property {field.name!r}")
 
 

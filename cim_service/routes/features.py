@@ -200,8 +200,10 @@ def _conditions(request: Request, spec: LayerSpec, visible: list, params: Params
         if name in ITEMS_PARAMS:
             continue
         field = ctx.fields.get(name)
-        if field is not None:
-            where.append(f"{quote_ident(name)} = {params.bind(coerce(value, field), field_cast(field))}")
+        if field is None:  # OGC /req/core/query-param-unknown; hidden personal fields are unknown too
+            raise InvalidParameter(f"unknown query parameter {name!r}; besides {', '.join(sorted(ITEMS_PARAMS))}, "
+                                   f"property names filter by equality")
+        where.append(f"{quote_ident(name)} = {params.bind(coerce(value, field, name), field_cast(field))}")
     return where
 
 

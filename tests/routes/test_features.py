@@ -382,6 +382,8 @@ def test_single_item(api, engine):
     ({"datetime": "yesterday"}, "datetime"),
     ({"datetime": "2024-01-01/2023-01-01"}, "datetime"),
     ({"f": "xml"}, "'f'"),
+    ({"colour": "red"}, "unknown query parameter 'colour'"),
+    ({"direction_deg": "north"}, "parameter 'direction_deg': value 'north' is not a valid float"),
 ])
 def test_bad_requests_are_400_with_clear_messages(api, engine, params, needle):
     r = api.get("/collections/cameras/items", params=params)
