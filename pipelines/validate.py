@@ -26,6 +26,8 @@ SHANGHAI_BBOX = (120.85, 30.67, 122.2, 31.88)
 FAR_MARGIN_DEG = 1.0
 _TRUE = {"true", "t", "yes", "y", "1", "是", "有", "√"}
 _FALSE = {"false", "f", "no", "n", "0", "否", "无", "×"}
+SHANGHAI_TZ = "Asia/Shanghai"
+_TZ_SUFFIX = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})$"
 _GEOGRAPHIC = {"EPSG:4326", "EPSG:4490", "GCJ02", "BD09"}
 
 
@@ -164,28 +166,36 @@ def _to_boolean(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series
 
 
 def _to_date(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]:
-    parsed = _parse_datetime(text)
+    parsed = _parse_datetime(text).dt.tz_convert(SHANGHAI_TZ)
     return parsed.dt.date.astype(object).where(parsed.notna(), None), ~empty & parsed.isna()
 
 
 def _to_timestamp(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]:
-    parsed = _parse_datetime(text, utc=True)
+    parsed = _parse_datetime(text)
     return parsed, ~empty & parsed.isna()
 
 
-def _parse_datetime(text: pd.Series, *, utc: bool = False) -> pd.Series:
-    """Parse ISO dates fast, then 2021/3/5, 2021年3月5日 and other forms; naive times are Shanghai time."""
+def _parse_datetime(text: pd.Series) -> pd.Series:
+    """Parse to UTC: ISO fast, then 2021/3/5, 2021年3月5日 and other forms; naive times are Shanghai time."""
     cleaned = text.str.replace("年", "-", regex=False).str.replace("月", "-", regex=False)
     cleaned = cleaned.str.replace("日", "", regex=False).str.replace("/", "-", regex=False)
-    parsed = pd.to_datetime(cleaned, errors="coerce", format="ISO8601")
-    retry = parsed.isna() & cleaned.notna()
+    aware = cleaned.str.contains(_TZ_SUFFIX, regex=True, na=False)
+    out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns, UTC]")
+    if aware.any():
+        out[aware] = _to_datetime(cleaned[aware], utc=True)
+    naive = ~aware & cleaned.notna()
+    if naive.any():
+        local = _to_datetime(cleaned[naive], utc=False)
+        out[naive] = local.dt.tz_localize(SHANGHAI_TZ, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    return out
+
+
+def _to_datetime(values: pd.Series, *, utc: bool) -> pd.Series:
+    parsed = pd.to_datetime(values, errors="coerce", format="ISO8601", utc=utc)
+    retry = parsed.isna()
     if retry.any():
-        parsed[retry] = pd.to_datetime(cleaned[retry], errors="coerce", format="mixed")
-    if not utc:
-        return parsed
-    if parsed.dt.tz is None:
-        parsed = parsed.dt.tz_localize("Asia/Shanghai", ambiguous="NaT", nonexistent="NaT")
-    return parsed.dt.tz_convert("UTC")
+        parsed[retry] = pd.to_datetime(values[retry], errors="coerce", format="mixed", utc=utc)
+    return parsed
 
 
 def _to_json(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]:
