@@ -124,16 +124,6 @@ def _decodes(sample: bytes, encoding: str) -> bool:
     return True
 
 
-def csv_header(path: Path, encoding: str) -> list[str]:
-    """Return the column names of a CSV (stripped)."""
-    try:
-        frame = pd.read_csv(path, encoding=encoding, nrows=0, dtype=str, sep=None if _is_tsv(path) else ",",
-                            engine="python" if _is_tsv(path) else "c")
-    except (pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ReadError(f"{path.name}: cannot read a CSV header ({_first_line(exc)})") from None
-    return [str(c).strip() for c in frame.columns]
-
-
 def _is_tsv(path: Path) -> bool:
     return path.suffix.lower() == ".tsv"
 

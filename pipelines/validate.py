@@ -323,7 +323,9 @@ class PointColumns:
         faults.add(values.index[bad], column, [f"{v!r} is not a number" for v in text[bad]])
         return num.to_numpy(dtype=float, na_value=np.nan)
 
-    def _fix_axes(self, index: pd.Index, lon: np.ndarray, lat: np.ndarray, faults: Faults):
+    def _fix_axes(
+        self, index: pd.Index, lon: np.ndarray, lat: np.ndarray, faults: Faults
+    ) -> tuple[np.ndarray, np.ndarray]:
         swapped = looks_swapped(lon, lat)
         finite = np.isfinite(lon) & np.isfinite(lat)
         if not swapped.any():
@@ -384,7 +386,10 @@ def check_geometries(
     return pd.Series(out, index=geoms.index), report
 
 
-def _fix_geometry_axes(index, arr, usable, faults, swap_axes, file_name) -> tuple[np.ndarray, int]:
+def _fix_geometry_axes(
+    index: pd.Index, arr: np.ndarray, usable: np.ndarray, faults: Faults, swap_axes: bool, file_name: str
+) -> tuple[np.ndarray, int]:
+    """Refuse, reject or swap features whose coordinates look like (lat, lon); ``usable`` is updated in place."""
     centres = np.full((len(arr), 2), np.nan)
     if usable.any():
         b = shapely.bounds(arr[usable].astype(object))
@@ -404,7 +409,9 @@ def _fix_geometry_axes(index, arr, usable, faults, swap_axes, file_name) -> tupl
     return arr, int(swapped.sum())
 
 
-def _repair(spec: LayerSpec, index: pd.Index, out: np.ndarray, usable: np.ndarray, faults: Faults):
+def _repair(
+    spec: LayerSpec, index: pd.Index, out: np.ndarray, usable: np.ndarray, faults: Faults
+) -> tuple[np.ndarray, int]:
     """Make invalid geometries valid and keep the parts of the layer's dimension; return (geoms, repaired)."""
     want = _PARTS[spec.geometry.value]
     repaired = 0
