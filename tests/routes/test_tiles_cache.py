@@ -18,6 +18,7 @@ from shapely.geometry import Point
 from cim_service.app import create_app
 from cim_service.metrics import REGISTRY
 from cim_service.migrate import bump_layer_state
+from cim_service.settings import Settings
 from cim_service.tiles.cache import CachedTile, TileCache
 from cim_service.tiles.fastpath import CachedTileFastPath
 from pipelines.load import load_geodataframe
@@ -144,8 +145,10 @@ def test_listener_reconnects_after_drop(client, engine, catalog, cameras):
     assert _ids(r.content)[cameras[1]]["camera_type"] == "bullet"
 
 
-def test_cache_off(settings, engine, cameras):
-    off = settings.model_copy(update={"tile_cache": False})
+def test_cache_off(settings, engine, cameras, monkeypatch):
+    monkeypatch.setenv("CIM_TILE_CACHE", "off")
+    off = Settings(database_url=settings.database_url, environment="test", home=settings.home)
+    assert off.tile_cache is False
     with TestClient(create_app(off)) as c:
         assert c.app.state.tiles.cache is None and c.app.state.tiles.listener is None
         hits = _counter("cim_tile_cache_hits")
