@@ -48,7 +48,8 @@ class TileState:
         state = cls(pool=pool, max_features=settings.max_features_per_tile)
         if settings.tile_cache and settings.tile_cache_max_bytes > 0:
             state.cache = TileCache(settings.tile_cache_max_bytes)
-            state.listener = VersionListener(libpq_url(settings.resolved_database_url()), state.versions)
+            state.listener = VersionListener(libpq_url(settings.resolved_database_url()), state.versions,
+                                             on_connect=state.cache.clear)
             await state.listener.start()
         return state
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import asyncpg
 
@@ -23,6 +24,7 @@ class LayerVersions:
 
     def __init__(self) -> None:
         self._versions: dict[str, int] = {}
+        self._during_reload: list[tuple[str, int]] | None = None
         self.live = False
 
     def get(self, layer_id: str) -> int | None:
@@ -30,7 +32,9 @@ class LayerVersions:
         return self._versions.get(layer_id)
 
     def update(self, layer_id: str, version: int) -> None:
-        """Record a version; versions only move forward."""
+        """Record a notified version; versions only move forward (except through :meth:`reload`)."""
+        if self._during_reload is not None:
+            self._during_reload.append((layer_id, version))
         if version > self._versions.get(layer_id, -1):
             self._versions[layer_id] = version
 
@@ -43,18 +47,26 @@ class LayerVersions:
             log.warning("ignoring malformed %s payload %r", CHANNEL, payload)
 
     async def reload(self, conn: asyncpg.Connection) -> None:
-        """Read every layer's version from ``cim_meta.layer_state``."""
-        for row in await conn.fetch("SELECT layer_id, version FROM cim_meta.layer_state"):
-            self.update(row["layer_id"], int(row["version"]))
+        """Replace the known versions by ``cim_meta.layer_state``'s (also when they went down: a restored database)."""
+        self._during_reload = []
+        try:
+            rows = await conn.fetch("SELECT layer_id, version FROM cim_meta.layer_state")
+            versions = {row["layer_id"]: int(row["version"]) for row in rows}
+            for layer_id, version in self._during_reload:  # notified while the query ran: keep the newer
+                versions[layer_id] = max(version, versions.get(layer_id, -1))
+            self._versions = versions
+        finally:
+            self._during_reload = None
 
 
 class VersionListener:
     """Background task: LISTEN on a dedicated connection, re-opened when it drops."""
 
     def __init__(self, dsn: str, versions: LayerVersions, *, retry_seconds: float = 1.0,
-                 ping_seconds: float = 15.0):
+                 ping_seconds: float = 15.0, on_connect: Callable[[], None] | None = None):
         self.dsn = dsn
         self.versions = versions
+        self.on_connect = on_connect  # e.g. clear the cache: what happened while disconnected is unknown
         self.retry_seconds = retry_seconds
         self.ping_seconds = ping_seconds
         self._task: asyncio.Task | None = None
@@ -102,6 +114,8 @@ class VersionListener:
         conn.add_termination_listener(lambda _c: lost.set())
         await conn.add_listener(CHANNEL, self._on_notify)
         await self.versions.reload(conn)  # after LISTEN: nothing committed in between is missed
+        if self.on_connect is not None:
+            self.on_connect()
         self.server_pid = conn.get_server_pid()
         self.versions.live = True
         self.connected.set()

@@ -131,12 +131,15 @@ def test_listener_reconnects_after_drop(client, engine, catalog, cameras):
     state = client.app.state.tiles
     old_pid = state.listener.server_pid
     assert state.versions.live and old_pid
+    client.get(PATH)
+    assert len(state.cache) > 0
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": old_pid}).scalar_one()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not (state.versions.live and state.listener.server_pid != old_pid):
         time.sleep(0.05)
     assert state.versions.live and state.listener.server_pid != old_pid
+    assert len(state.cache) == 0  # cleared on reconnect: changes while disconnected are unknown
     client.get(PATH)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE cim.cameras SET camera_type = 'bullet' WHERE id = :i"), {"i": cameras[1]})
@@ -224,3 +227,28 @@ def test_fast_path_responses_carry_cors_headers(settings, cameras):
         assert hit.status_code == 200
         assert hit.headers["access-control-allow-origin"] == "http://map.example"
         assert "ETag" in hit.headers["access-control-expose-headers"]
+
+
+def test_versions_reload_replaces_and_keeps_newer_notifications():
+    from cim_service.tiles.versions import LayerVersions
+
+    class FakeConn:
+        def __init__(self, versions):
+            self.rows, self.during = [{"layer_id": k, "version": v} for k, v in versions.items()], None
+
+        async def fetch(self, _sql):
+            if self.during:
+                self.during()  # a notification delivered while the query runs
+            return self.rows
+
+    v = LayerVersions()
+    v.apply_notification("cameras:9")
+    v.apply_notification("cameras:3")  # out of order: ignored
+    v.apply_notification("garbage")  # malformed: ignored
+    assert v.get("cameras") == 9
+    asyncio.run(v.reload(FakeConn({"cameras": 2, "towns": 1})))  # restored database: versions went down
+    assert v.get("cameras") == 2 and v.get("towns") == 1
+    conn = FakeConn({"cameras": 2, "towns": 1})
+    conn.during = lambda: v.apply_notification("towns:5")
+    asyncio.run(v.reload(conn))
+    assert v.get("towns") == 5 and v.get("cameras") == 2
