@@ -6,7 +6,7 @@
   const C = window.CIM_CONFIG;
   const INLINE = C.inline || null;
   const METRICS = (window.__cimMetrics = {
-    firstRenderMs: null, firstMeaningfulPaintMs: null, tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [],
+    firstRenderMs: null, firstMeaningfulPaintMs: null, tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
   });
   const T = {
     zh: {
@@ -222,6 +222,7 @@
   }
   function afterRender() {
     const now = performance.now();
+    METRICS.renders += 1;
     if (METRICS.frames.length < 200) METRICS.frames.push(Math.round(now));
     if (METRICS.firstRenderMs === null) METRICS.firstRenderMs = now;
     if (METRICS.firstMeaningfulPaintMs === null && state.district && state.towns && pendingTiles().length === 0) {
