@@ -96,3 +96,27 @@ def db_count(engine, sql: str, **params) -> int:
     """Run a count query on the session database."""
     with engine.connect() as conn:
         return int(conn.execute(sa.text(sql), params).scalar_one())
+
+
+def run_async(make_coro):
+    """Run ``make_coro()`` on a fresh plain-asyncio loop in its own thread (other tests may leave a loop running)."""
+    import asyncio
+    import threading
+
+    result: dict = {}
+
+    def target() -> None:
+        loop = asyncio.SelectorEventLoop()
+        try:
+            result["value"] = loop.run_until_complete(make_coro())
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            result["error"] = exc
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")

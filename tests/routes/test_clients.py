@@ -20,7 +20,7 @@ from hypothesis import settings as hsettings
 from owslib.ogcapi.features import Features
 
 from cim_service.commands.serve import tcp_listener
-from tests.routes.conftest import AREA, db_count
+from tests.routes.conftest import AREA, db_count, run_async
 
 
 def _free_port() -> int:
@@ -131,7 +131,7 @@ def test_listener_keeps_tcp_nodelay():
         writer.close()
         srv.close()
 
-    asyncio.run(main())
+    run_async(main)
     assert seen and seen[0] != 0
 
 

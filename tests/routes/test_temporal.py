@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 
 import asyncpg
@@ -13,6 +12,7 @@ from cim_service.db import libpq_url
 from cim_service.errors import InvalidParameter
 from cim_service.features.sql import Params
 from cim_service.features.temporal import TEMPORAL_OPERATORS, TemporalOperand, datetime_condition, temporal_sql
+from tests.routes.conftest import run_async
 
 A = (date(2020, 1, 1), date(2020, 6, 1))
 #: b intervals and the relations of A to each that must hold (all other operators must be false)
@@ -41,7 +41,7 @@ def _fetch(database_url: str, sql: str, args: list):
         finally:
             await conn.close()
 
-    return asyncio.run(run())
+    return run_async(run)
 
 
 @pytest.mark.parametrize("b,holds", CASES)
