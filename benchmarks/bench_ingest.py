@@ -78,10 +78,18 @@ def _child(url: str, layer: str, path: str, crs: str, chunk_rows: int, queue: mp
         seconds = time.perf_counter() - start
         cpu = time.process_time() - cpu0 + _backend_cpu(backend) - server0
         engine.dispose()
-        queue.put((result, seconds, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        queue.put((result, seconds, cpu, _peak_rss_mb()))
     except BaseException as exc:  # report to the parent instead of leaving it waiting
         queue.put(exc)
         raise
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; ru_maxrss would include the parent's peak before exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _backend_cpu(pid: int) -> float:
