@@ -17,8 +17,8 @@ from cim_service.catalog import Catalog
 from cim_service.db import make_engine
 from cim_service.migrate import bump_layer_state, migrate
 
-#: origin of the hand-drawn cases in EPSG:4549 (about 121.52E, 31.08N, in Minhang)
-X0, Y0 = 550_000.0, 3_440_000.0
+#: origin of the hand-drawn cases in EPSG:4549 (about 121.40E, 31.09N, in Minhang)
+X0, Y0 = 633_000.0, 3_442_000.0
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +81,9 @@ def square(x: float, y: float, size: float) -> str:
 def sq() -> Callable[[float, float, float], str]:
     """The ``square`` helper as a fixture."""
     return square
+
+
+@pytest.fixture
+def origin() -> tuple[float, float]:
+    """(X0, Y0): where the hand-drawn cases sit in EPSG:4549."""
+    return X0, Y0

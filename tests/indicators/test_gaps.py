@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 import sqlalchemy as sa
+from pyproj import Transformer
 from rio_cogeo.cogeo import cog_validate
 
 from cim_service.indicators.engine import IndicatorEngine
@@ -94,7 +95,8 @@ def test_charging_suggestions_close_the_address_gap(ind, put, sq, hand):
     assert after["value"] == pytest.approx(10.0)  # only the address next to the station
 
 
-def test_density_raster_is_a_cog(ind, put, sq, settings):
+def test_density_raster_is_a_cog(ind, put, sq, settings, origin):
+    X0, Y0 = origin
     put("towns", sq(0, 0, 3000), name="己镇")
     for i in range(50):
         put("cameras", f"POINT({1500 + (i % 5) * 10} {1500 + (i // 5) * 10})", device_id=f"{i:020d}",
@@ -105,10 +107,19 @@ def test_density_raster_is_a_cog(ind, put, sq, settings):
     assert cog_validate(str(path))[0]
     with rasterio.open(path) as src:
         assert src.crs.to_epsg() == 4549
-        x, y = src.xy(*src.index(550_000 + 1520, 3_440_000 + 1545))
+        x, y = src.xy(*src.index(X0 + 1520, Y0 + 1545))
         val = next(src.sample([(x, y)]))[0]
     assert val == pytest.approx(50 / (np.pi * 0.5642**2), rel=0.1)  # all 50 in the 1 km² disc
     assert info["max_density"] == pytest.approx(val, rel=0.1)
+    # served as web tiles by rio-tiler (the tiles engineer reads <home>/rasters/*.tif)
+    import morecantile
+    from rio_tiler.io import Reader
+
+    lon, lat = Transformer.from_crs(4549, 4326, always_xy=True).transform(X0 + 1520, Y0 + 1545)
+    tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 13)
+    with Reader(str(path)) as cog:
+        img = cog.tile(tile.x, tile.y, tile.z)
+    assert img.data.max() > 0
 
 
 def test_gaps_without_towns_use_the_district(ind, put, sq, hand):
