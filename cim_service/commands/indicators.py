@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cim_service.commands import console, fail
+from cim_service.indicators.engine import IndicatorComputationError
 
 indicators_app = typer.Typer(help="Plan indicators measured on the map: values, targets, gaps, site suggestions.")
 STATUS_STYLE = {"met": "[green]met[/]", "not_met": "[red]not met[/]", "no_data": "[yellow]no data[/]"}
@@ -57,8 +58,11 @@ def indicators(
     from cim_service.indicators.tables import UnknownTownError, flat_rows, to_csv, to_xlsx
 
     ind = _engine()
-    with console.status("computing indicators (only those whose input layers changed)…"):
-        results = ind.results(refresh=refresh)
+    try:
+        with console.status("computing indicators (only those whose input layers changed)…"):
+            results = ind.results(refresh=refresh)
+    except IndicatorComputationError as exc:
+        fail(str(exc))
     try:
         rows = flat_rows(results, town)
     except UnknownTownError as exc:
@@ -92,8 +96,11 @@ def suggest(
     if key is None:
         fail(f"unknown suggestion kind {kind!r}; use charging, g5 or camera")
     ind = _engine()
-    with console.status("computing suggestions (only if their input layers changed)…"):
-        summary = ind.derived(["suggested_sites"])["suggested_sites"]
+    try:
+        with console.status("computing suggestions (only if their input layers changed)…"):
+            summary = ind.derived(["suggested_sites"])["suggested_sites"]
+    except IndicatorComputationError as exc:
+        fail(str(exc))
     info = summary.get(key)
     if info is None:
         fail(f"no {key} suggestions: the input layers are empty")
@@ -117,8 +124,11 @@ def suggest(
 def gaps(refresh: Annotated[bool, typer.Option(help="Rewrite even if current.")] = False) -> None:
     """Write the gap layers, suggestions and the camera-density raster (when their inputs changed)."""
     ind = _engine()
-    with console.status("writing gap layers…"):
-        out = ind.derived(refresh=refresh)
+    try:
+        with console.status("writing gap layers…"):
+            out = ind.derived(refresh=refresh)
+    except IndicatorComputationError as exc:
+        fail(str(exc))
     table = Table(title="derived outputs")
     for name in ("output", "result", "computed at", "ms"):
         table.add_column(name)

@@ -10,6 +10,7 @@ once and never publish a half-written gap layer.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cim_service.catalog import Catalog
+from cim_service.errors import CimError
 from cim_service.indicators.catalog import IndicatorCatalog, IndicatorSpec, load_indicators
 from cim_service.indicators.compute import measure
 from cim_service.indicators.context import Context
@@ -28,6 +30,21 @@ from cim_service.indicators.raster import write_camera_density
 from cim_service.indicators.results import OPTIONAL_INPUTS, assemble
 from cim_service.indicators.suggest import MAX_SITES, write_suggestions
 from cim_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class IndicatorComputationError(CimError):
+    """Some results could not be computed (the others were stored); details are in the server log."""
+
+    status = 500
+    code = "IndicatorComputationFailed"
+
+    def __init__(self, keys: list[str]):
+        super().__init__(f"could not compute {', '.join(keys)}; the other results are up to date "
+                         f"(details in the server log)")
+        self.keys = keys
+
 
 #: advisory lock serialising indicator computations
 ENGINE_LOCK = 7_310_113
@@ -191,6 +208,7 @@ class IndicatorEngine:
     def compute_keys(self, keys: list[str], *, force: bool = False) -> dict[str, float]:
         """Recompute ``keys`` (those still stale once the lock is held, or all with ``force``) in one transaction."""
         timings: dict[str, float] = {}
+        failed: list[str] = []
         with self.engine.begin() as conn:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ENGINE_LOCK})
             todo = keys if force else self.stale_keys(conn, keys)
@@ -200,19 +218,31 @@ class IndicatorEngine:
             wanted = self.wanted(todo)
             ctx = Context(conn, self.layers, self.settings)
             for key in sorted(todo, key=_order):
-                kind, name = key.split(":", 1)
+                snapshot = set(ctx.prepared)
                 start = time.perf_counter()
-                if kind == "indicator":
-                    result = self._compute_one(ctx, self.indicators.get(name))
-                else:
-                    result = DERIVED[name][0](ctx)
-                    result = result if isinstance(result, dict) else {"features": result}
+                try:
+                    with conn.begin_nested():  # one broken computation must not take the others down
+                        result = self._run(ctx, key)
+                except Exception:
+                    log.exception("indicator engine: computing %s failed", key)
+                    ctx.prepared = snapshot  # temporary tables made in the savepoint are gone
+                    failed.append(key)
+                    continue
                 ms = (time.perf_counter() - start) * 1000
                 inputs = {layer: int(versions.get(layer, 0)) for layer in wanted[key][0]}
                 result["inputs"] = inputs
-                store(conn, key, kind, inputs, wanted[key][1], result, ms)
+                store(conn, key, key.split(":", 1)[0], inputs, wanted[key][1], result, ms)
                 timings[key] = ms
+        if failed:
+            raise IndicatorComputationError(failed)
         return timings
+
+    def _run(self, ctx: Context, key: str) -> dict[str, Any]:
+        kind, name = key.split(":", 1)
+        if kind == "indicator":
+            return self._compute_one(ctx, self.indicators.get(name))
+        result = DERIVED[name][0](ctx)
+        return result if isinstance(result, dict) else {"features": result}
 
     def _compute_one(self, ctx: Context, spec: IndicatorSpec) -> dict[str, Any]:
         empty = [layer for layer in spec.inputs if layer in ctx.empty_layers and layer not in OPTIONAL_INPUTS]

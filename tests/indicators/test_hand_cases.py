@@ -146,3 +146,27 @@ def test_key_areas_have_their_own_targets(ind, put, sq):
     assert k["name"] == "虹桥商务区" and k["baseline"] == 95 and k["target"] == pytest.approx(95.0)
     assert k["value"] == pytest.approx(100 * math.pi * 250**2 / 500**2, rel=2e-3)
     assert k["status"] == "not_met"
+
+
+def test_one_failing_indicator_does_not_stop_the_others(ind, put, sq, monkeypatch):
+    from cim_service.indicators import compute
+    from cim_service.indicators.catalog import Kind
+    from cim_service.indicators.engine import IndicatorComputationError
+
+    put("towns", sq(0, 0, 1000), name="甲镇")
+    put("bus_stops", "POINT(10 10)", stop_id="b", name="站", has_esign=True)
+    put("cameras", "POINT(20 20)", device_id="1" * 20, camera_type="dome")
+
+    def broken(ctx, spec):
+        ctx.execute("CREATE TEMP TABLE _ind_broken ON COMMIT DROP AS SELECT 1 AS x")
+        ctx.prepared.add("_ind_broken")
+        ctx.execute("SELECT 1 / 0")
+
+    monkeypatch.setitem(compute.MEASURES, Kind.flag_share, broken)
+    with pytest.raises(IndicatorComputationError) as err:
+        ind.results(["bus_esign_coverage", "cameras_total", "camera_density"])
+    assert err.value.keys == ["indicator:bus_esign_coverage"] and "division" not in str(err.value)
+    with ind.engine.connect() as conn:
+        assert ind.stale(conn, ["bus_esign_coverage", "cameras_total", "camera_density"]) == ["bus_esign_coverage"]
+    monkeypatch.undo()
+    assert one(ind, "bus_esign_coverage")["value"] == pytest.approx(100.0)
