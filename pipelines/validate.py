@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ _TRUE = {"true", "t", "yes", "y", "1", "是", "有", "√"}
 _FALSE = {"false", "f", "no", "n", "0", "否", "无", "×"}
 SHANGHAI_TZ = "Asia/Shanghai"
 _TZ_SUFFIX = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})$"
+_EDGE_SPACE = re.compile(r"(?:^|\x00)\s|\s(?:\x00|$)")
 _GEOGRAPHIC = {"EPSG:4326", "EPSG:4490", "GCJ02", "BD09"}
 
 
@@ -136,7 +138,11 @@ def _text(value: Any) -> str | None:
 def texts(values: pd.Series) -> pd.Series:
     """Return cells as stripped text, None for empty ones (vectorised for all-string columns)."""
     if pd.api.types.infer_dtype(values, skipna=True) == "string":
-        stripped = values.str.strip()
+        present = values.notna()
+        if present.all() and not _EDGE_SPACE.search("\x00".join(values.tolist())):
+            stripped = values.astype(object)  # nothing to strip: skip the per-cell call (the common case)
+        else:
+            stripped = values.str.strip()
         return stripped.where(stripped.notna() & (stripped != ""), None).astype(object)
     return values.map(_text).astype(object)
 
@@ -176,7 +182,22 @@ def _to_timestamp(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Seri
 
 
 def _parse_datetime(text: pd.Series) -> pd.Series:
-    """Parse to UTC: ISO fast, then 2021/3/5, 2021年3月5日 and other forms; naive times are Shanghai time."""
+    """Parse to UTC: plain ISO values at once, the rest one by one; naive times are Shanghai time."""
+    try:
+        fast = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    except (ValueError, TypeError):  # e.g. offsets mixed with naive values
+        return _parse_datetime_slow(text)
+    if fast.dt.tz is not None:
+        return _parse_datetime_slow(text)
+    out = fast.dt.tz_localize(SHANGHAI_TZ, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    retry = out.isna() & text.notna()
+    if retry.any():
+        out[retry] = _parse_datetime_slow(text[retry])
+    return out
+
+
+def _parse_datetime_slow(text: pd.Series) -> pd.Series:
+    """Parse 2021/3/5, 2021年3月5日, values with offsets and other forms to UTC."""
     cleaned = text.str.replace("年", "-", regex=False).str.replace("月", "-", regex=False)
     cleaned = cleaned.str.replace("日", "", regex=False).str.replace("/", "-", regex=False)
     aware = cleaned.str.contains(_TZ_SUFFIX, regex=True, na=False)
