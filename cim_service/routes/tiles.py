@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from cim_service.auth import Principal, get_principal, log_access, needs_audit, resolve_layer, visible_fields
 from cim_service.catalog import LayerSpec
+from cim_service.db import run_with_retry
 from cim_service.errors import InvalidParameter
 from cim_service.tiles import mvt, raster
 from cim_service.tiles.fastpath import CachedTileFastPath
@@ -82,10 +84,13 @@ def _root(request: Request) -> str:
 
 
 async def _bboxes(request: Request, specs: list[LayerSpec]) -> list:
-    rows = await request.app.state.pool.fetch(
-        "SELECT layer_id, minx, miny, maxx, maxy FROM cim_meta.layer_state WHERE layer_id = ANY($1::text[])",
-        [s.id for s in specs],
-    )
+    async def fetch(conn: asyncpg.Connection) -> list:
+        return await conn.fetch(
+            "SELECT layer_id, minx, miny, maxx, maxy FROM cim_meta.layer_state WHERE layer_id = ANY($1::text[])",
+            [s.id for s in specs],
+        )
+
+    rows = await run_with_retry(request.app.state.pool, fetch)
     return [(r["minx"], r["miny"], r["maxx"], r["maxy"]) if r["minx"] is not None else None for r in rows]
 
 
