@@ -11,6 +11,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -44,7 +45,10 @@ def _engine_and_catalog():
 def ingest(
     layer: Annotated[str, typer.Argument(help="Target layer id (see `layers/`).")],
     file: Annotated[Path, typer.Argument(help="CSV, GeoJSON, Shapefile (.shp) or GeoPackage.")],
-    crs: Annotated[str | None, typer.Option(help="Source CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:<code>.")] = None,
+    crs: Annotated[str | None, typer.Option(
+        help="Source CRS: wgs84, cgcs2000, gcj02, bd09 or EPSG:<code>. Default: the file's own (.prj, GeoPackage), "
+             "else the layer's default_crs."
+    )] = None,
     lon_col: Annotated[str | None, typer.Option(help="Longitude column of a CSV.")] = None,
     lat_col: Annotated[str | None, typer.Option(help="Latitude column of a CSV.")] = None,
     encoding: Annotated[str | None, typer.Option(help="Text encoding of a CSV (default: detected).")] = None,
@@ -109,12 +113,17 @@ def ingest_batches(
                   FROM {META_SCHEMA}.ingest_batch {where} ORDER BY id DESC LIMIT :limit"""
         ), {"layer": layer, "limit": limit}).all()
     engine.dispose()
-    table = Table("batch", "layer", "file", "crs", "status", "read", "ins", "upd", "same", "rej", "dup", "outside",
-                  "finished (UTC)")
     for r in rows:
-        finished = r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else ""
-        table.add_row(*(str(v) for v in r[:12]), finished)
-    console.print(table if rows else "no ingest batches")
+        finished = r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else "-"
+        console.print(
+            f"[bold]#{r.id}[/] {r.layer_id} ← {escape(r.file_name)} {escape(f'[{r.source_crs}]')} {r.status}: "
+            f"read {r.rows_read}, "
+            f"new {r.rows_inserted}, updated {r.rows_updated}, same {r.rows_unchanged}, rejected {r.rows_rejected}, "
+            f"duplicates {r.rows_duplicate}, outside {r.rows_outside}; {finished} UTC",
+            highlight=False, markup=True,
+        )
+    if not rows:
+        console.print("no ingest batches")
 
 
 def rejects(
