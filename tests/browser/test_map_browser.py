@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 
+import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -285,3 +286,40 @@ def test_laptop_viewport_layout(browser, service_url, artifacts):
         assert log.errors() == []
     finally:
         context.close()
+
+
+def test_gap_layer_and_density_raster(map_page, service_url, artifacts):
+    page, log = map_page
+    outputs = httpx.get(f"{service_url}/indicators/gaps", timeout=120).json()["outputs"]
+    assert outputs["gap_camera_hex"]["features"] > 0
+    open_map(page, f"{service_url}/map")
+    page.locator("#toggle-camera_density_raster").wait_for(timeout=10_000)
+    count = renders(page)
+    page.locator("#toggle-towns").uncheck()
+    frame_after(page, count)
+    plain = map_pixels(page, artifacts / "raster-before.png")
+
+    page.locator("#toggle-camera_density_raster").check()
+    page.wait_for_function("window.__cimMetrics.tilesLoaded.camera_density_raster !== undefined", timeout=30_000)
+    count = renders(page)
+    page.locator("#opacity-camera_density_raster").fill("1")
+    frame_after(page, count)
+    raster = map_pixels(page, artifacts / "raster-camera-density.png")
+    rasters = {u: s for u, s in log.tile_statuses().items() if "/rasters/camera_density/" in u}
+    assert rasters and all(s in (200, 204) for s in rasters.values()) and 200 in rasters.values()
+    viridis_low = (raster[..., 0] < 90) & (raster[..., 1] < 80) & (raster[..., 2] > 60)  # dark purple
+    assert viridis_low.mean() > 0.05, "the density raster (viridis) is not drawn"
+    assert changed_share(plain, raster) > 0.1
+
+    page.locator("#toggle-camera_density_raster").uncheck()
+    page.locator("#toggle-gap_camera_hex").check()
+    page.wait_for_function("window.__cimMetrics.tilesLoaded.gap_camera_hex !== undefined", timeout=30_000)
+    page.wait_for_timeout(300)
+    hexes = map_pixels(page, artifacts / "gap-camera-hex.png")
+    assert changed_share(plain, hexes) > 0.1, "the H3 camera-gap layer is not drawn"
+    pinkish = (hexes[..., 0] > 200) & (hexes[..., 1] > 120) & (hexes[..., 1] < 215) & (hexes[..., 2] < 215)
+    assert pinkish.mean() > 0.05
+    hex_tiles = {u: s for u, s in log.tile_statuses().items() if "/collections/gap_camera_hex/" in u}
+    assert hex_tiles and 200 in hex_tiles.values()
+    assert log.errors() == []
+    assert log.foreign_hosts() == set()

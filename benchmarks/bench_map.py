@@ -1,0 +1,172 @@
+"""Web map benchmark: first meaningful paint and tile requests per view in headless Chromium (run on demand).
+
+    python benchmarks/bench_map.py                       # small demo in `cim_bench_map` on the local cluster
+    python benchmarks/bench_map.py --database-url postgresql://...  --runs 7 --json benchmarks/results/map.json
+
+The service runs under uvicorn (one worker, 127.0.0.1) in its own process and is warmed by one unmeasured page
+load. Each measured run opens the map in a fresh browser context (empty HTTP cache: the 4.3 MB deck.gl bundle
+is fetched again) and reads ``window.__cimMetrics``: ``firstMeaningfulPaintMs`` is the first deck.gl
+``onAfterRender`` after the district, the towns and every visible tile layer's viewport have loaded, on the
+page's Performance clock (0 = navigation start). From the Resource Timing entries it also reports when the
+last tile response ended (what the service and network contribute) and how many tiles one view needs.
+A second scenario zooms into a town (zoom 14) and counts the extra tile requests of that view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT))
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
+BENCH_DB = "cim_bench_map"
+FMP = "window.__cimMetrics && window.__cimMetrics.firstMeaningfulPaintMs !== null"
+RESOURCES = """() => performance.getEntriesByType('resource').map(e => ({
+    name: e.name, start: e.startTime, end: e.responseEnd, bytes: e.transferSize}))"""
+
+
+def prepare_database(url: str | None) -> str:
+    """Return the URL of a database holding the small demo (created once on the local cluster)."""
+    if url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    from cim_service.catalog import load_catalog
+    from cim_service.db import make_engine
+    from cim_service.localdb import LocalCluster
+    from cim_service.migrate import migrate
+    from cim_service.settings import Settings
+    from pipelines.demo import load_demo
+
+    server = make_url(LocalCluster.from_settings(Settings(database_url=None)).start())
+    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
+                        isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": BENCH_DB}).first():
+            conn.execute(sa.text(f'CREATE DATABASE "{BENCH_DB}"'))
+    admin.dispose()
+    url = server.set(database=BENCH_DB).render_as_string(hide_password=False)
+    catalog = load_catalog()
+    engine = make_engine(url)
+    migrate(engine, catalog)
+    load_demo(engine, catalog, scale="small")
+    engine.dispose()
+    return url
+
+
+def start_service(database_url: str) -> tuple[subprocess.Popen, str]:
+    """Run the service with uvicorn on a free loopback port; return the process and its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "CIM_DATABASE_URL": database_url, "CIM_LOG_JSON": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "cim_service.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"], env=env, cwd=PROJECT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/map", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit("the service did not start")
+
+
+def measure(browser, base: str, width: int, height: int) -> dict:
+    """Open the map once in a fresh context; return its paint metrics and tile requests."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/map")
+        page.wait_for_function(FMP, timeout=60_000)
+        metrics = page.evaluate("window.__cimMetrics")
+        resources = page.evaluate(RESOURCES)
+        tiles = [r for r in resources if "/tiles/" in r["name"]]
+        result = {
+            "fmp_ms": metrics["firstMeaningfulPaintMs"],
+            "first_render_ms": metrics["firstRenderMs"],
+            "tiles_done_ms": max((r["end"] for r in tiles), default=None),
+            "bundle_done_ms": max((r["end"] for r in resources if r["name"].endswith("/deck.js")), default=None),
+            "tile_requests": len(tiles),
+            "tile_kb": sum(r["bytes"] for r in tiles) / 1024,
+        }
+        zoomed = zoom_in(page)
+        result["zoom14_tile_requests"] = zoomed
+        return result
+    finally:
+        context.close()
+
+
+def zoom_in(page) -> int:
+    """Jump to zoom 14 over the district's centre; return the tile requests that view adds."""
+    before = page.evaluate("performance.getEntriesByType('resource').length")
+    page.evaluate("""() => { const c = window.CIM_CONFIG.district_bbox;
+        window.__cimMetrics.tilesLoaded = {};
+        window.updateDeck({initialViewState: {longitude: (c[0] + c[2]) / 2, latitude: (c[1] + c[3]) / 2,
+                                              zoom: 14}}, window.__cimMap.deck); }""")
+    page.wait_for_function("() => { const m = window.__cimMetrics, s = window.__cimMap.state;"
+                           " return Object.keys(m.tilesLoaded).length > 0; }", timeout=60_000)
+    page.wait_for_timeout(1500)
+    entries = page.evaluate(RESOURCES)[before:]
+    return sum(1 for e in entries if "/tiles/" in e["name"])
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Median of every metric over the runs."""
+    keys = runs[0].keys()
+    return {k: statistics.median(r[k] for r in runs if r[k] is not None) for k in keys}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="write the raw runs and medians here")
+    args = parser.parse_args(argv)
+    url = prepare_database(args.database_url)
+    proc, base = start_service(url)
+    from playwright.sync_api import sync_playwright
+
+    report: dict[str, object] = {"target_fmp_ms": 2000, "cpus": os.cpu_count(), "views": {}}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            measure(browser, base, 1600, 900)  # warm the service (tile cache, pool, shader cache)
+            for width, height in ((1920, 1080), (1600, 900), (1366, 768)):
+                runs = [measure(browser, base, width, height) for _ in range(args.runs)]
+                report["views"][f"{width}x{height}"] = {"median": summarise(runs), "runs": runs}
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    print(f"{'view':>10} {'FMP ms':>8} {'1st frame':>9} {'bundle':>7} {'tiles done':>10} {'tiles':>6} "
+          f"{'tile KB':>8} {'z14 tiles':>9}")
+    for view, data in report["views"].items():
+        m = data["median"]
+        print(f"{view:>10} {m['fmp_ms']:8.0f} {m['first_render_ms']:9.0f} {m['bundle_done_ms']:7.0f} "
+              f"{m['tiles_done_ms']:10.0f} {m['tile_requests']:6.0f} {m['tile_kb']:8.1f} "
+              f"{m['zoom14_tile_requests']:9.0f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
