@@ -63,8 +63,13 @@ def to_python_crs(features_text: str, python_crs: str) -> str:
 
 
 def features_to_csv(features: list[dict[str, Any]], columns: list[str]) -> str:
-    """Render features as CSV: ``id``, the properties, then the geometry as WKT."""
+    """Render features as CSV: ``id``, the properties, then the geometry as WKT.
+
+    The text starts with a UTF-8 byte-order mark so that Excel (what most planners open CSV with) reads
+    the Chinese text correctly; ``csv``/pandas read it with ``encoding="utf-8-sig"``.
+    """
     buf = io.StringIO()
+    buf.write("\ufeff")
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["id", *columns, "geometry"])
     geoms = shapely.from_geojson([orjson.dumps(f["geometry"]).decode() if f.get("geometry") else None

@@ -318,7 +318,8 @@ def test_properties_selection(api):
 def test_csv_output(api, engine):
     r = api.get("/collections/cameras/items", params={"bbox": BBOX, "limit": 1000, "f": "csv"})
     assert r.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert r.content.startswith("\ufeff".encode())  # BOM: Excel reads the Chinese text as UTF-8
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert len(rows) == db_count(engine, f"SELECT count(*) FROM cim.cameras WHERE {IN_AREA}")
     assert rows[0]["geometry"].startswith("POINT (121.3") and "camera_type" in rows[0]
     with engine.connect() as conn:
