@@ -151,6 +151,8 @@ async def items(
 
     row = await run_with_retry(request.app.state.pool, fetch)
     returned, matched = int(row["returned"]), matched_value(row["matched"], bool(q.where))
+    if matched is not None and matched < q.offset + returned:  # layer_state behind the table: don't report it
+        matched = None
     features = row["features"]
     if out_crs.python_crs and features:
         features = formats.to_python_crs(features, out_crs.python_crs)

@@ -132,6 +132,20 @@ def test_unfiltered_number_matched_is_the_table_count(api, engine):
     assert doc["numberReturned"] == 1
 
 
+def test_stale_layer_state_count_is_not_reported(api, engine):
+    with engine.begin() as conn:
+        real = conn.execute(sa.text("SELECT feature_count FROM cim_meta.layer_state WHERE layer_id = 'cameras'")).scalar()
+        conn.execute(sa.text("UPDATE cim_meta.layer_state SET feature_count = 3 WHERE layer_id = 'cameras'"))
+    try:
+        doc = items(api, limit=10)
+        assert "numberMatched" not in doc and doc["numberReturned"] == 10
+        assert any(link["rel"] == "next" for link in doc["links"])
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE cim_meta.layer_state SET feature_count = :n WHERE layer_id = 'cameras'"),
+                         {"n": real})
+
+
 def test_limit_is_clamped_to_the_maximum(api, settings, engine):
     total = db_count(engine, "SELECT count(*) FROM cim.cameras")
     assert total > settings.default_limit
