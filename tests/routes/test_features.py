@@ -134,7 +134,8 @@ def test_unfiltered_number_matched_is_the_table_count(api, engine):
 
 def test_stale_layer_state_count_is_not_reported(api, engine):
     with engine.begin() as conn:
-        real = conn.execute(sa.text("SELECT feature_count FROM cim_meta.layer_state WHERE layer_id = 'cameras'")).scalar()
+        real = conn.execute(sa.text(
+            "SELECT feature_count FROM cim_meta.layer_state WHERE layer_id = 'cameras'")).scalar()
         conn.execute(sa.text("UPDATE cim_meta.layer_state SET feature_count = 3 WHERE layer_id = 'cameras'"))
     try:
         doc = items(api, limit=10)
