@@ -209,6 +209,7 @@
     render,
   };
   deck.setProps({
+    pickingRadius: 5,
     getTooltip: tooltip,
     onClick: onClick,
     onAfterRender: afterRender,
@@ -268,7 +269,10 @@
     const named = meta && meta.fields ? meta.fields : [];
     const rows = [];
     for (const field of named) if (field.name in props) rows.push([title(field), props[field.name]]);
-    for (const [k, v] of Object.entries(props)) if (!named.some((f) => f.name === k)) rows.push([k, v]);
+    const internal = ['layerName', 'count', 'id'];
+    for (const [k, v] of Object.entries(props)) {
+      if (!named.some((f) => f.name === k) && !internal.includes(k)) rows.push([k, v]);
+    }
     return rows;
   }
   function showClickPanel(layerId, props) {
@@ -429,7 +433,7 @@
     head.textContent = ind ? `${t('legendTitle')}: ${title(ind)}${ind.unit ? ' (' + ind.unit + ')' : ''}` : t('legendTitle');
     legend.appendChild(head);
     const range = valueRange(ind);
-    for (const status of ['met', 'not_met']) {
+    for (const status of state.visible.towns && ind ? ['met', 'not_met'] : []) {
       const ramp = document.createElement('div');
       ramp.className = 'ramp';
       for (const c of RAMP[status]) {

@@ -323,3 +323,42 @@ def test_gap_layer_and_density_raster(map_page, service_url, artifacts):
     assert hex_tiles and 200 in hex_tiles.values()
     assert log.errors() == []
     assert log.foreign_hosts() == set()
+
+
+def test_resident_attributes_need_an_authorised_key(map_page, service_url, engine, artifacts):
+    page, log = map_page
+    key = create_api_key(engine, "map-click-officer", "officer")
+    with engine.connect() as conn:
+        person = conn.execute(sa.text(
+            "SELECT id, name, ST_X(geom) AS x, ST_Y(geom) AS y FROM cim.people "
+            "WHERE feature_key NOT LIKE 'ftest-%' AND feature_key NOT LIKE 'tiletest-%' ORDER BY id LIMIT 1")).one()
+    open_map(page, f"{service_url}/map")
+    anonymous = page.evaluate("id => fetch(`/collections/people/items/${id}`).then(r => r.status)", person.id)
+    assert anonymous in (401, 403, 404), "an anonymous caller must not read a restricted layer"
+    page.locator("#api-key").fill(key)
+    page.locator("#api-key").dispatch_event("change")
+    page.wait_for_function("!document.querySelector('#toggle-people').disabled")
+    page.evaluate("""([x, y]) => { const s = window.__cimMap.state;
+        for (const id of Object.keys(s.visible)) s.visible[id] = ['people', 'district'].includes(id);
+        window.__cimMetrics.tilesLoaded = {};
+        window.__cimMap.render();
+        window.updateDeck({initialViewState: {longitude: x, latitude: y, zoom: 17}}, window.__cimMap.deck); }""",
+                  [person.x, person.y])
+    page.wait_for_function("window.__cimMetrics.tilesLoaded.people !== undefined", timeout=30_000)
+    count = renders(page)
+    page.wait_for_function("n => window.__cimMetrics.renders > n", arg=count - 1)
+    x, y = project(page, person.x, person.y)
+    map_box = box(page, "#map")
+    page.mouse.click(map_box["x"] + x, map_box["y"] + y)
+    page.locator("#click-panel").wait_for(state="visible", timeout=10_000)
+    assert page.locator("#click-title").inner_text().startswith("实有人口")
+    page.wait_for_function("name => document.querySelector('#click-table').innerText.includes(name)",
+                           arg=person.name, timeout=10_000)
+    assert f"姓名\t{person.name}" in page.locator("#click-table").inner_text()
+    item_requests = [u for u in log.requests if f"/collections/people/items/{person.id}" in u]
+    assert item_requests and all(log.request_headers[u].get("x-api-key") == key for u in item_requests
+                                 if log.responses.get(u) == 200)
+    page.screenshot(path=str(artifacts / "map-click-resident.png"))
+    refused = "the server responded with a status of 40"  # the anonymous probe above, nothing else
+    assert [e for e in log.errors() if refused not in e] == []
+    assert sum(refused in e for e in log.errors()) == 1
