@@ -63,8 +63,20 @@ _UNITS = {"m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
 
 # -- parsing -----------------------------------------------------------------------------------
 
+MAX_FILTER_CHARS = 20_000
+
+
 def parse_filter(text: str, lang: str | None) -> ast.Node:
     """Parse a ``filter`` parameter in ``filter-lang`` (cql2-text by default) into a pygeofilter AST."""
+    if len(text) > MAX_FILTER_CHARS:
+        raise InvalidParameter(f"parameter 'filter': longer than {MAX_FILTER_CHARS} characters")
+    try:
+        return _parse(text, lang)
+    except RecursionError:
+        raise InvalidParameter("parameter 'filter': nested too deeply") from None
+
+
+def _parse(text: str, lang: str | None) -> ast.Node:
     lang = (lang or "cql2-text").strip().lower()
     if lang == "cql2-text":
         try:
@@ -168,7 +180,10 @@ class FilterContext:
 
 def to_sql(node: Any, ctx: FilterContext) -> str:
     """Translate a CQL2 AST into a SQL boolean expression over the layer table."""
-    return _Translator(ctx).predicate(node)
+    try:
+        return _Translator(ctx).predicate(node)
+    except RecursionError:
+        raise InvalidParameter("parameter 'filter': nested too deeply (use IN for long lists)") from None
 
 
 class _Translator:

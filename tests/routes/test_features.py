@@ -399,6 +399,8 @@ def test_single_item(api, engine):
     ({"datetime": "2024-01-01/2023-01-01"}, "datetime"),
     ({"f": "xml"}, "'f'"),
     ({"colour": "red"}, "unknown query parameter 'colour'"),
+    ({"filter": " OR ".join(["owner = 'a'"] * 1000)}, "nested too deeply"),
+    ({"filter": "owner = '" + "x" * 20_001 + "'"}, "longer than"),
     ({"direction_deg": "north"}, "parameter 'direction_deg': value 'north' is not a valid float"),
 ])
 def test_bad_requests_are_400_with_clear_messages(api, engine, params, needle):
