@@ -63,8 +63,10 @@ class VersionListener:
     """Background task: LISTEN on a dedicated connection, re-opened when it drops."""
 
     def __init__(self, dsn: str, versions: LayerVersions, *, retry_seconds: float = 1.0,
-                 ping_seconds: float = 15.0, on_connect: Callable[[], None] | None = None):
+                 ping_seconds: float = 15.0, on_connect: Callable[[], None] | None = None,
+                 name: str = "tile version listener"):
         self.dsn = dsn
+        self.name = name  # in the task name and log lines (the indicator gap refresher listens too)
         self.versions = versions
         self.on_connect = on_connect  # e.g. clear the cache: what happened while disconnected is unknown
         self.retry_seconds = retry_seconds
@@ -76,7 +78,7 @@ class VersionListener:
 
     async def start(self, *, wait_seconds: float = 5.0) -> None:
         """Start listening; wait (bounded) for the first connection so start-up serves cached tiles at once."""
-        self._task = asyncio.create_task(self._run(), name="cim-tile-version-listener")
+        self._task = asyncio.create_task(self._run(), name=f"cim-{self.name.replace(' ', '-')}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.connected.wait(), wait_seconds)
 
@@ -98,7 +100,7 @@ class VersionListener:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection refused, dropped, server restart...
-                log.warning("tile version listener disconnected (%s); retrying", type(exc).__name__)
+                log.warning("%s disconnected (%s); retrying", self.name, type(exc).__name__)
             finally:
                 self.versions.live = False
                 self.connected.clear()
