@@ -89,6 +89,7 @@ def ingest_file(
     on_error: str = "reject",
     swap_axes: bool = False,
     gpkg_layer: str | None = None,
+    replace: bool = False,
     chunk_rows: int = 50_000,
     progress: Callable[[int], None] | None = None,
     warn: Callable[[str], None] | None = None,
@@ -118,6 +119,9 @@ def ingest_file(
         Exchange longitude and latitude where rows hold (latitude, longitude).
     gpkg_layer : str, optional
         Layer of a GeoPackage with several layers.
+    replace : bool
+        The file is a full snapshot of the layer: its features missing from the file are deleted in the
+        same transaction.
     chunk_rows : int
         Rows per CSV chunk (memory bound of the streaming load).
     progress : callable, optional
@@ -156,7 +160,7 @@ def ingest_file(
         return load_chunks(
             engine, spec, _checked(run, chunks), source_name=path.name,
             source_sha256=readers.sha256_file(path), source_crs=run.crs, rejects=lambda: run.rejects,
-            rows_read=lambda: run.rows_read, options=run.options, progress=progress,
+            rows_read=lambda: run.rows_read, options=run.options, progress=progress, replace=replace,
         )
     except (readers.ReadError, ValidationError, UnknownCRSError) as exc:
         raise IngestError(str(exc).splitlines()[0]) from exc

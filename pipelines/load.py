@@ -69,6 +69,7 @@ class LoadResult:
     duplicates: int
     outside: int
     version: int | None
+    deleted: int = 0
 
     @property
     def loaded(self) -> int:
@@ -89,6 +90,7 @@ def load_geodataframe(
     options: dict | None = None,
     check_district: bool | None = None,
     progress: Callable[[int], None] | None = None,
+    replace: bool = False,
 ) -> LoadResult:
     """Load one validated GeoDataFrame into the layer table of ``spec``.
 
@@ -112,6 +114,9 @@ def load_geodataframe(
         Flag features outside the district outline (default: ``spec.check_district``).
     progress : callable, optional
         Called with the number of rows staged after each chunk.
+    replace : bool
+        The file is a full snapshot of the layer: features absent from it are deleted, in the same
+        transaction as the upsert (a killed load deletes nothing).
 
     Returns
     -------
@@ -122,7 +127,7 @@ def load_geodataframe(
     return load_chunks(
         engine, spec, [gdf], source_name=source_name, source_sha256=source_sha256, source_crs=source_crs,
         rejects=rejects, rows_read=rows_read, options=options, check_district=check_district,
-        progress=progress,
+        progress=progress, replace=replace,
     )
 
 
@@ -139,6 +144,7 @@ def load_chunks(
     options: dict | None = None,
     check_district: bool | None = None,
     progress: Callable[[int], None] | None = None,
+    replace: bool = False,
 ) -> LoadResult:
     """Load an iterator of validated GeoDataFrame chunks in one transaction (memory bounded by a chunk).
 
@@ -149,9 +155,10 @@ def load_chunks(
     if spec.kind == "derived":
         raise ValueError(f"layer {spec.id!r} is derived (written by the indicator engine), not ingested")
     check = spec.check_district if check_district is None else check_district
+    options = {**(options or {}), "replace": replace}
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"cim_ingest:{spec.id}"})
-        previous = _previous_identical(conn, spec, source_sha256, source_crs)
+        previous = _previous_identical(conn, spec, source_sha256, source_crs, replace)
         if previous is not None:
             return _unchanged_result(conn, spec, previous, rows_read)
         batch_id = _start_batch(conn, spec, source_name, source_sha256, source_crs, options)
@@ -165,14 +172,15 @@ def load_chunks(
         read = rows_read() if callable(rows_read) else rows_read
         read = staged + len(final_rejects) if read is None else int(read)
         counts = _merge(conn, spec, batch_id, check)
+        deleted = _delete_absent(conn, spec) if replace else 0
         _write_rejects(conn, batch_id, final_rejects)
-        changed = counts["inserted"] + counts["updated"] > 0
+        changed = counts["inserted"] + counts["updated"] + deleted > 0
         version = bump_layer_state(conn, spec.id, spec.qualified_table) if changed else _version(conn, spec)
         result = LoadResult(
             batch_id=batch_id, layer_id=spec.id, status="committed", rows_read=read,
             inserted=counts["inserted"], updated=counts["updated"], unchanged=counts["unchanged"],
             rejected=len(final_rejects), duplicates=staged - counts["distinct"], outside=counts["outside"],
-            version=version,
+            version=version, deleted=deleted,
         )
         _finish_batch(conn, result, _feature_count(conn, spec), options)
     return result
@@ -181,8 +189,14 @@ def load_chunks(
 # -- batches ------------------------------------------------------------------------------------------
 
 
-def _previous_identical(conn: Connection, spec: LayerSpec, sha256: str, crs: str) -> dict | None:
-    """Return the last committed batch when it loaded this very file and the layer is as it left it."""
+def _previous_identical(
+    conn: Connection, spec: LayerSpec, sha256: str, crs: str, replace: bool = False
+) -> dict | None:
+    """Return the last committed batch when it loaded this very file and the layer is as it left it.
+
+    A snapshot load (``replace``) may only be skipped when that batch was a snapshot load too: otherwise
+    the layer can still hold features the snapshot would delete.
+    """
     row = conn.execute(
         sa.text(
             f"""
@@ -195,6 +209,8 @@ def _previous_identical(conn: Connection, spec: LayerSpec, sha256: str, crs: str
         {"layer": spec.id},
     ).mappings().first()
     if row is None or row["file_sha256"] != sha256 or row["source_crs"] != crs:
+        return None
+    if replace and not row["options"].get("replace", False):
         return None
     state = row["options"].get("_result", {})
     if state.get("version") != row["version"]:
@@ -240,13 +256,15 @@ def _finish_batch(conn: Connection, result: LoadResult, feature_count: int, opti
                    rows_updated = :upd, rows_unchanged = :unch, rows_rejected = :rej, rows_duplicate = :dup,
                    rows_outside = :out, finished_at = clock_timestamp(),
                    options = CAST(:options AS jsonb) || jsonb_build_object('_result',
-                             jsonb_build_object('version', CAST(:version AS bigint), 'feature_count', :count))
+                             jsonb_build_object('version', CAST(:version AS bigint), 'feature_count', :count,
+                                                'deleted', :deleted))
              WHERE id = :id
             """
         ),
         {"status": result.status, "read": result.rows_read, "loaded": result.loaded, "ins": result.inserted,
          "upd": result.updated, "unch": result.unchanged, "rej": result.rejected, "dup": result.duplicates,
          "out": result.outside, "version": result.version, "count": feature_count, "id": result.batch_id,
+         "deleted": result.deleted,
          "options": json.dumps(options or {}, default=str, ensure_ascii=False)},
     )
 
@@ -407,6 +425,14 @@ def _merge(conn: Connection, spec: LayerSpec, batch_id: int, check_district: boo
         conn.execute(sa.text(ddl))
     return {"distinct": int(distinct), "outside": int(n_out), "inserted": int(inserted),
             "updated": int(updated), "unchanged": int(distinct) - int(inserted) - int(updated)}
+
+
+def _delete_absent(conn: Connection, spec: LayerSpec) -> int:
+    """Delete the layer's features that the staged snapshot does not contain; return how many."""
+    t = spec.qualified_table
+    return int(conn.execute(sa.text(
+        f"DELETE FROM {t} t WHERE NOT EXISTS (SELECT 1 FROM {SRC} s WHERE s.feature_key = t.feature_key)"
+    )).rowcount)
 
 
 def _update_changed(conn: Connection, spec: LayerSpec, batch_id: int, names: list[str]) -> int:

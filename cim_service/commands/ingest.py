@@ -55,6 +55,9 @@ def ingest(
     on_error: Annotated[OnError, typer.Option(help="Faulty rows: reject them, or abort.")] = OnError.reject,
     swap_axes: Annotated[bool, typer.Option(help="Exchange (lat, lon) rows to (lon, lat).")] = False,
     gpkg_layer: Annotated[str | None, typer.Option(help="Layer of a GeoPackage.")] = None,
+    replace: Annotated[bool, typer.Option(
+        help="The file is a full snapshot: delete the layer's features it does not contain (same transaction)."
+    )] = False,
 ) -> None:
     """Ingest FILE into LAYER (one transaction: all or nothing); print a summary."""
     from pipelines.ingest import IngestError, ingest_file
@@ -70,7 +73,7 @@ def ingest(
             task = progress.add_task(f"{layer} ← {file.name}", total=total)
             result = ingest_file(
                 engine, catalog, layer, file, crs=crs, lon_col=lon_col, lat_col=lat_col, encoding=encoding,
-                on_error=on_error.value, swap_axes=swap_axes, gpkg_layer=gpkg_layer,
+                on_error=on_error.value, swap_axes=swap_axes, gpkg_layer=gpkg_layer, replace=replace,
                 progress=lambda n: progress.update(task, completed=n),
                 warn=lambda msg: err_console.print(f"[yellow]warning:[/] {msg}", highlight=False),
             )
@@ -92,6 +95,7 @@ def _summary(result, file: Path) -> Table:
     for label, value in (
         ("status", result.status), ("batch", result.batch_id), ("layer version", result.version),
         ("rows read", result.rows_read), ("inserted", result.inserted), ("updated", result.updated),
+        ("deleted", result.deleted),
         ("unchanged", result.unchanged), ("rejected", result.rejected), ("in-file duplicates", result.duplicates),
         ("outside the district (flagged)", result.outside),
     ):

@@ -8,16 +8,14 @@ from collections.abc import Callable
 import geopandas as gpd
 import numpy as np
 import shapely
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cim_service.catalog import Catalog, LayerSpec
-from cim_service.migrate import bump_layer_state
 from pipelines.demo import addresses as addr
 from pipelines.demo import devices, houses, metro, people, roads, sites, towns
 from pipelines.demo.outline import district_frame
 from pipelines.demo.scales import get_scale
-from pipelines.load import LoadResult, feature_keys, load_geodataframe
+from pipelines.load import LoadResult, load_geodataframe
 
 DEFAULT_SEED = 20210101
 #: load order: the district first (other layers are checked against it), then base layers, then the rest
@@ -106,21 +104,6 @@ def layer_frames(catalog: Catalog, frames: dict[str, gpd.GeoDataFrame]) -> dict[
     }
 
 
-def remove_stale(engine: Engine, spec: LayerSpec, gdf: gpd.GeoDataFrame) -> int:
-    """Delete the layer's rows whose feature key is not in ``gdf`` (one transaction); return how many."""
-    keys = list(feature_keys(spec, gdf))
-    table = spec.qualified_table
-    with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"cim_ingest:{spec.id}"})
-        deleted = conn.execute(
-            sa.text(f"DELETE FROM {table} WHERE feature_key NOT IN (SELECT unnest(CAST(:keys AS text[])))"),
-            {"keys": keys},
-        ).rowcount
-        if deleted:
-            bump_layer_state(conn, spec.id, table)
-    return int(deleted)
-
-
 def load_demo(
     engine: Engine,
     catalog: Catalog,
@@ -144,8 +127,9 @@ def load_demo(
     progress : callable, optional
         Called with ``(layer_id, result)`` after each layer is loaded.
     replace : bool
-        Remove rows that are not part of this demo (another scale or seed, earlier ingests), so each
-        layer holds exactly the demo. Re-running with the same scale and seed changes nothing.
+        Load each layer as a snapshot: rows that are not part of this demo (another scale or seed, earlier
+        ingests) are deleted in the same transaction as the load, so each layer holds exactly the demo and a
+        killed load changes nothing. Re-running with the same scale and seed changes nothing.
     frames : dict, optional
         Frames already built by ``build_demo(scale, seed)`` (built here when omitted).
 
@@ -158,12 +142,10 @@ def load_demo(
     results: dict[str, LoadResult] = {}
     for layer_id, frame in layer_frames(catalog, frames).items():
         spec = catalog.get(layer_id)
-        if replace:
-            remove_stale(engine, spec, frame)
         results[layer_id] = load_geodataframe(
             engine, spec, frame, source_name=f"demo-{scale}-seed{seed}-{layer_id}",
             source_sha256=frame_sha256(frame), source_crs="EPSG:4326",
-            options={"demo": {"scale": scale, "seed": seed}},
+            options={"demo": {"scale": scale, "seed": seed}}, replace=replace,
         )
         if progress is not None:
             progress(layer_id, results[layer_id])

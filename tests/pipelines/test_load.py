@@ -196,3 +196,40 @@ def test_feature_keys_natural_and_hashed(catalog):
 def _rows(engine, sql, **params):
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text(sql), params).all()]
+
+
+def test_snapshot_load_deletes_absent_features_in_the_same_transaction(db, catalog):
+    spec = catalog.get("iot_nodes")
+    _empty(db, "iot_nodes")
+    first = _load(db, spec, _nodes(5), "snap-a")
+    assert first.inserted == 5
+    # a plain (non-snapshot) load of 3 of them leaves the other 2
+    partial = _nodes(3)
+    assert _load(db, spec, partial, "snap-b").deleted == 0
+    with db.connect() as conn:
+        assert conn.execute(sa.text('SELECT count(*) FROM "cim"."iot_nodes"')).scalar_one() == 5
+    # the same 3 as a snapshot: the 2 absent features go, nothing else changes
+    snap = _load(db, spec, partial, "snap-b", replace=True)
+    assert (snap.status, snap.deleted, snap.inserted, snap.updated) == ("committed", 2, 0, 0)
+    with db.connect() as conn:
+        keys = conn.execute(sa.text('SELECT node_id FROM "cim"."iot_nodes" ORDER BY node_id')).scalars().all()
+    assert keys == ["N000000", "N000001", "N000002"]
+    # re-running the identical snapshot is a no-op, without a new version
+    again = _load(db, spec, partial, "snap-b", replace=True)
+    assert again.status == "unchanged" and again.version == snap.version
+
+
+def test_failed_snapshot_load_deletes_nothing(db, catalog):
+    spec = catalog.get("iot_nodes")
+    _empty(db, "iot_nodes")
+    _load(db, spec, _nodes(4), "fail-a")
+
+    def chunks():
+        yield _nodes(1)
+        raise RuntimeError("reader died mid-file")
+
+    with pytest.raises(RuntimeError, match="reader died"):
+        load_chunks(db, spec, chunks(), source_name="nodes.csv", source_sha256="fail-b",
+                    source_crs="EPSG:4326", replace=True)
+    with db.connect() as conn:
+        assert conn.execute(sa.text('SELECT count(*) FROM "cim"."iot_nodes"')).scalar_one() == 4
