@@ -268,7 +268,7 @@ def load_catalog(folder: Path | None = None) -> Catalog:
 
 #: display / listing order: base first, then the address base, then devices, then derived layers
 LAYER_ORDER = [
-    "district", "towns", "planning_zones", "key_areas", "main_roads",
+    "district", "towns", "shanghai_townships", "planning_zones", "key_areas", "main_roads",
     "addresses", "houses", "organisations", "people",
     "cameras", "base_stations", "iot_nodes", "waterlogging_sensors", "charging_stations", "smart_poles",
     "smart_lockers", "metro_stations", "metro_entrances", "bus_stops", "underground_spaces",

@@ -20,7 +20,7 @@ from pipelines.load import LoadResult, load_geodataframe
 DEFAULT_SEED = 20210101
 #: load order: the district first (other layers are checked against it), then base layers, then the rest
 LAYER_ORDER = (
-    "district", "towns", "planning_zones", "key_areas", "main_roads",
+    "district", "towns", "shanghai_townships", "planning_zones", "key_areas", "main_roads",
     "addresses", "houses", "organisations", "people",
     "cameras", "base_stations", "iot_nodes", "charging_stations", "smart_poles", "smart_lockers",
     "metro_stations", "metro_entrances", "bus_stops", "underground_spaces", "waterlogging_sensors",
@@ -60,6 +60,8 @@ def build_demo(scale: str = "baseline", seed: int = DEFAULT_SEED) -> dict[str, g
     out["charging_stations"] = devices.charging_stations(sc, seed)
     out["smart_poles"] = devices.smart_poles(sc, seed)
     out["smart_lockers"] = devices.smart_lockers(sc, seed)
+    # the context layer of all Shanghai townships holds, in the demo, Minhang's own towns
+    out["shanghai_townships"] = out["towns"][["name", out["towns"].geometry.name]].assign(district="闵行区")
     out["metro_stations"] = metro.stations_frame()
     out["metro_entrances"] = metro.entrances_frame(out["metro_stations"], seed)
     out["bus_stops"] = sites.bus_stops(sc, seed)

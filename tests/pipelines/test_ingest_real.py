@@ -95,18 +95,34 @@ def test_towns_load_and_a_rerun_changes_nothing(db, catalog, shared_data):
     assert _q(db, "SELECT count(*) FROM cim_meta.ingest_batch")[0][0] == batches
 
 
-def test_shapefile_without_prj_and_dbf_reads_but_needs_a_crs(db, catalog, shared_data):
-    """No layer takes attribute-less polygons (towns need a name), so the 251 polygons are read, not loaded."""
+def test_shapefile_without_prj_and_dbf_needs_a_crs_then_loads(db, catalog, district, shared_data):
+    """251 attribute-less polygons: refused without --crs, loaded with it into `shanghai_townships`."""
     path = shared_data / "boundaries/shanghai_townships_noattrs.shp"
     src = read_vector(path, "shapefile")
     assert len(src.frame) == 251 and not src.has_prj and src.declared_crs is None
     assert list(src.frame.columns) == ["geometry"]
     before = _q(db, "SELECT count(*) FROM cim_meta.ingest_batch")[0][0]
     with pytest.raises(IngestError, match=r"shanghai_townships_noattrs\.shp: .*no \.prj.*--crs"):
-        ingest_file(db, catalog, "towns", path)
+        ingest_file(db, catalog, "shanghai_townships", path)
     with pytest.raises(IngestError, match="required field.*name"):
         ingest_file(db, catalog, "towns", path, crs="wgs84")
     assert _q(db, "SELECT count(*) FROM cim_meta.ingest_batch")[0][0] == before
+
+    result = ingest_file(db, catalog, "shanghai_townships", path, crs="wgs84")
+    assert result.status == "committed" and result.rejected == 0
+    assert result.inserted == 251 - result.duplicates
+    (n, valid, area_km2), = _q(db, """SELECT count(*), bool_and(ST_IsValid(geom)),
+                                    sum(ST_Area(geom::geography)) / 1e6 FROM cim.shanghai_townships""")
+    assert n == result.inserted and valid
+    assert 6000 < area_km2 < 7000  # Shanghai's land area is about 6,340 km²
+    # the townships lying mostly inside the converted Minhang outline cover it to within a few per cent
+    (covered,) = _q(db, """
+        WITH d AS (SELECT ST_Union(geom) g FROM cim.district),
+             t AS (SELECT ST_Union(s.geom) g FROM cim.shanghai_townships s, d
+                    WHERE ST_Area(ST_Intersection(s.geom, d.g)) > 0.5 * ST_Area(s.geom))
+        SELECT ST_Area(ST_Intersection(t.g, d.g)::geography) / ST_Area(d.g::geography) FROM t, d""")[0]
+    assert covered > 0.95
+    assert ingest_file(db, catalog, "shanghai_townships", path, crs="wgs84").status == "unchanged"
 
 
 def test_addresses_are_parsed_deduplicated_and_flagged(db, catalog, district, shared_data):
