@@ -10,6 +10,7 @@ service (layers from our tile and feature endpoints) and the static export (data
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 import pydeck as pdk
@@ -181,10 +182,14 @@ def _inline_script(text: str) -> str:
     return text.replace("</script", "<\\/script").replace("<!--", "<\\!--")
 
 
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html"]))
+
+
 def render_page(config: dict[str, Any], *, inline_assets: bool = False) -> str:
     """Render the map page; ``inline_assets`` inlines the deck.gl bundle, JS and CSS (static export)."""
-    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html"]))
-    template = env.get_template("map.html")
+    template = _environment().get_template("map.html")
     assets = None
     if inline_assets:
         assets = {
