@@ -52,7 +52,7 @@ TOWNS: tuple[Town, ...] = (
     Town("吴泾镇", "310112110", "Wujing Town", 121.452, 31.055, 34.7, 0.2),
     Town("马桥镇", "310112112", "Maqiao Town", 121.355, 31.025, 38.8, 0.12),
     Town("浦江镇", "310112114", "Pujiang Town", 121.522, 31.050, 86.2, 0.15, east_bank=True),
-    Town("莘庄工业区", None, "Xinzhuang Industrial Zone", 121.365, 31.068, 15.1, 0.3),
+    Town("莘庄工业区", "310112501", "Xinzhuang Industrial Zone", 121.365, 31.068, 15.1, 0.3),
 )
 
 #: the Huangpu river between the west bank and 浦江/浦锦, extended beyond the outline on both ends
