@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     g5_macro_radius_m: float = Field(default=250.0, gt=0)
     g5_small_radius_m: float = Field(default=100.0, gt=0)
     sensor_site_radius_m: float = Field(default=50.0, gt=0)
+    gap_refresh: bool = Field(default=True, description="CIM_GAP_REFRESH=off: the service does not refresh gap "
+                                                        "layers in the background (requests still do).")
+    gap_refresh_debounce_s: float = Field(default=2.0, ge=0, description="Quiet time after an input change.")
 
     @field_validator("tile_cache", mode="before")
     @classmethod

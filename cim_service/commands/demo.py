@@ -72,6 +72,9 @@ def demo(
         except Exception as exc:  # noqa: BLE001 - one line for the operator, no traceback
             fail(f"demo load failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     _summary(results, timings)
+    from cim_service.commands.indicators import refresh_gaps
+
+    refresh_gaps([layer_id for layer_id, r in results.items() if r.status == "committed"])
 
 
 def _summary(results: dict, timings: dict[str, float]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
@@ -138,6 +139,36 @@ def gaps(refresh: Annotated[bool, typer.Option(help="Rewrite even if current.")]
                                              if isinstance(v, dict) and "sites" in v))
         table.add_row(name, str(detail), str(r["computed_at"])[:19], f"{r['duration_ms']:.0f}")
     console.print(table)
+
+
+def refresh_gaps(changed: Iterable[str] | None = None, *, wait_seconds: float = 300.0) -> None:
+    """After ``changed`` layers were written (None: any), rewrite the stale gap layers; print one line.
+
+    Never fails the calling command (its data is committed): a refresh error is reported, and the service,
+    a request or ``cim indicators gaps`` refreshes later.
+    """
+    from cim_service.catalog import load_catalog
+    from cim_service.db import make_engine
+    from cim_service.indicators.engine import IndicatorEngine
+    from cim_service.indicators.freshness import input_layers, refresh_stale
+    from cim_service.settings import Settings
+
+    if changed is not None and not set(changed) & input_layers():
+        return
+    settings = Settings()
+    ind = None
+    try:
+        ind = IndicatorEngine(make_engine(settings.resolved_database_url()), load_catalog(settings.catalog_dir),
+                              settings)
+        with console.status("refreshing the gap layers (only those whose inputs changed)…"):
+            out = refresh_stale(ind, wait_seconds=wait_seconds)
+        console.print(out.summary(), highlight=False)
+    except Exception as exc:  # noqa: BLE001 - one line; the data written before is committed
+        console.print(f"[yellow]gap layers not refreshed ({type(exc).__name__}); "
+                      f"run `cim indicators gaps`[/]", highlight=False)
+    finally:
+        if ind is not None:
+            ind.engine.dispose()
 
 
 def register(app: typer.Typer) -> None:

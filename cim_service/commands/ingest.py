@@ -86,6 +86,10 @@ def ingest(
     console.print(_summary(result, file))
     if result.rejected:
         console.print(f"{result.rejected} rejected rows: `cim rejects {result.batch_id}`", highlight=False)
+    if result.status == "committed":  # gap layers computed from this layer are rewritten now
+        from cim_service.commands.indicators import refresh_gaps
+
+        refresh_gaps([result.layer_id])
 
 
 def _summary(result, file: Path) -> Table:

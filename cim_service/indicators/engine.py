@@ -153,8 +153,11 @@ class IndicatorEngine:
 
     def stale_keys(self, conn: Connection, keys: list[str]) -> list[str]:
         """Keys whose stored result is missing or out of date."""
-        versions = layer_versions(conn)
-        stored = stored_rows(conn, keys)
+        return self.stale_among(keys, layer_versions(conn), stored_rows(conn, keys))
+
+    def stale_among(self, keys: list[str], versions: dict[str, int],
+                    stored: dict[str, dict[str, Any]]) -> list[str]:
+        """Keys whose ``stored`` row is missing, keyed by other ``versions`` or parameters, or lost its file."""
         wanted = self.wanted(keys)
         stale = [k for k in keys if not is_fresh(stored.get(k), versions, *wanted[k])]
         raster = "derived:camera_density_raster"

@@ -19,7 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from cim_service.db import make_engine, run_with_retry
 from cim_service.errors import InvalidParameter, NotFound
 from cim_service.indicators.catalog import UnknownIndicatorError
-from cim_service.indicators.engine import IndicatorEngine, is_fresh, with_meta
+from cim_service.indicators.engine import IndicatorEngine, with_meta
+from cim_service.indicators.freshness import output_keys
+from cim_service.indicators.refresher import GapRefresher
 from cim_service.indicators.tables import UnknownTownError, flat_rows, select_town, to_csv
 
 router = APIRouter(prefix="/indicators", tags=["Plan indicators"])
@@ -35,14 +37,22 @@ IndicatorId = Annotated[str, Path(description="Indicator id, e.g. `camera_densit
 
 
 async def startup(app: FastAPI) -> None:
-    """Create the indicator engine (synchronous engine for computations in a threadpool)."""
+    """Create the indicator engine and start the background gap-layer refresher (unless CIM_GAP_REFRESH=off)."""
     settings = app.state.settings
     engine = make_engine(settings.resolved_database_url())
     app.state.indicator_engine = IndicatorEngine(engine, app.state.catalog, settings)
+    app.state.gap_refresher = None
+    if settings.gap_refresh:
+        refresher = GapRefresher(app.state.catalog, settings, debounce_seconds=settings.gap_refresh_debounce_s)
+        await refresher.start()
+        app.state.gap_refresher = refresher
 
 
 async def shutdown(app: FastAPI) -> None:
-    """Dispose of the indicator engine's connections."""
+    """Stop the refresher; dispose of the indicator engine's connections."""
+    refresher = getattr(app.state, "gap_refresher", None)
+    if refresher is not None:
+        await refresher.stop()
     ind = getattr(app.state, "indicator_engine", None)
     if ind is not None:
         ind.engine.dispose()
@@ -71,8 +81,7 @@ async def fresh_results(request: Request, keys: list[str]) -> dict[str, dict[str
     """Stored results of ``keys``, recomputing (in a threadpool) those whose inputs changed."""
     ind: IndicatorEngine = request.app.state.indicator_engine
     versions, stored = await _read(request.app.state.pool, keys)
-    wanted = ind.wanted(keys)
-    stale = [k for k in keys if not is_fresh(stored.get(k), versions, *wanted[k])]
+    stale = ind.stale_among(keys, versions, stored)
     if stale:
         await run_in_threadpool(ind.ensure, stale)
         versions, stored = await _read(request.app.state.pool, keys)
@@ -108,14 +117,27 @@ async def list_indicators(request: Request, town: Town = None,
 
 
 @router.get("/gaps", summary="Gap layers, site suggestions and the density raster, refreshed if stale")
-async def gap_outputs(request: Request) -> Response:
-    """Summary of every derived output (features, input versions, computed_at), rewritten first if stale."""
-    from cim_service.indicators.engine import DERIVED
+async def gap_outputs(
+    request: Request,
+    wait: Annotated[bool, Query(description="false: answer at once with the stored outputs (each with "
+                                            "`stale`) instead of rewriting stale ones first")] = True,
+) -> Response:
+    """Summary of every derived output (features, input versions, computed_at, ``stale``), rewritten first if stale.
 
-    keys = [f"derived:{name}" for name in DERIVED]
-    got = await fresh_results(request, keys)
-    return _json({"outputs": {k.split(":", 1)[1]: v for k, v in got.items()},
-                  "layers": [n for n in DERIVED if n in request.app.state.catalog]})
+    ``stale`` is true when an input layer changed since the output was written (the map then still shows the
+    previous rows until the background refresh, ``refreshing``, commits).
+    """
+    ind: IndicatorEngine = request.app.state.indicator_engine
+    keys = output_keys()
+    if wait:
+        await fresh_results(request, keys)
+    versions, stored = await _read(request.app.state.pool, keys)
+    stale = set(ind.stale_among(keys, versions, stored))
+    outputs = {k.split(":", 1)[1]: {**(with_meta(stored[k]) if k in stored else {}), "stale": k in stale,
+                                    "version": versions.get(k.split(":", 1)[1])} for k in keys}
+    refresher = request.app.state.gap_refresher
+    return _json({"outputs": outputs, "layers": [n for n in outputs if n in request.app.state.catalog],
+                  "refreshing": bool(refresher is not None and refresher.running)})
 
 
 @router.get("/{indicator_id}", summary="One plan indicator (district and towns, or one town)")
