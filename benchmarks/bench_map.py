@@ -6,9 +6,10 @@
 The service runs under uvicorn (one worker, 127.0.0.1) in its own process and is warmed by one unmeasured page
 load. Each measured run opens the map in a fresh browser context (empty HTTP cache: the 4.3 MB deck.gl bundle
 is fetched again) and reads ``window.__cimMetrics``: ``firstMeaningfulPaintMs`` is the first deck.gl
-``onAfterRender`` after the district, the towns and every visible tile layer's viewport have loaded, on the
-page's Performance clock (0 = navigation start). From the Resource Timing entries it also reports when the
-last tile response ended (what the service and network contribute) and how many tiles one view needs.
+``onAfterRender`` after the district, the towns, the indicators (choropleth) and every visible tile layer's
+viewport have loaded, on the page's Performance clock (0 = navigation start). From the Resource Timing entries
+it also reports when the last tile response ended (what the service and network contribute) and how many tiles
+one view needs.
 A second scenario zooms into a town (zoom 14) and counts the extra tile requests of that view.
 """
 

@@ -226,7 +226,8 @@
     METRICS.renders += 1;
     if (METRICS.frames.length < 200) METRICS.frames.push(Math.round(now));
     if (METRICS.firstRenderMs === null) METRICS.firstRenderMs = now;
-    if (METRICS.firstMeaningfulPaintMs === null && state.district && state.towns && pendingTiles().length === 0) {
+    if (METRICS.firstMeaningfulPaintMs === null && state.district && state.towns && state.indicatorsLoaded
+        && pendingTiles().length === 0) {
       METRICS.firstMeaningfulPaintMs = now;
     }
   }
@@ -564,6 +565,7 @@
       console.warn('indicators unavailable', error.message);
       state.indicators = [];
     }
+    state.indicatorsLoaded = true;
     renderIndicators();
     render();
   }

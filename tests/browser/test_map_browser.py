@@ -164,6 +164,12 @@ def test_clicking_a_town_shows_its_attributes(map_page, service_url, engine, art
     frame_after(page, count)
     name, x, y = visible_town_points(page, engine)[0]
     map_box = box(page, "#map")
+    page.mouse.move(map_box["x"] + x, map_box["y"] + y)
+    tooltip = page.locator(".deck-tooltip")
+    page.wait_for_function("name => (document.querySelector('.deck-tooltip') || {}).innerText?.includes(name)",
+                           arg=name, timeout=10_000)
+    indicator = page.locator("#indicator-select option:checked").inner_text()
+    assert tooltip.inner_text().startswith(f"街镇 · {name}\n{indicator}: ")
     page.mouse.click(map_box["x"] + x, map_box["y"] + y)
     panel = page.locator("#click-panel")
     panel.wait_for(state="visible", timeout=10_000)
