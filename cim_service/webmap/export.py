@@ -18,6 +18,8 @@ from cim_service.webmap.page import BASE_LAYERS, build_page_config, render_page
 
 #: features per point layer in the export
 DEFAULT_SAMPLE = 300
+#: a sampled layer is read as this many pages spread over the layer (not only its first features)
+SAMPLE_CHUNKS = 10
 #: features per polygon/line layer (derived gap layers, roads, zones) in the export
 MAX_GAP_FEATURES = 5000
 
@@ -49,20 +51,43 @@ def _export_plan(catalog: Catalog, sample: int) -> dict[str, int]:
     return plan
 
 
+class ExportReadError(RuntimeError):
+    """A layer could not be read through the API."""
+
+
+def _page(client: Any, layer_id: str, limit: int, offset: int = 0) -> dict[str, Any]:
+    response = client.get(f"/collections/{layer_id}/items", params={"limit": limit, "offset": offset})
+    if response.status_code != 200:
+        raise ExportReadError(f"HTTP {response.status_code}")
+    return response.json()
+
+
+def _read_features(client: Any, layer_id: str, limit: int) -> list[dict[str, Any]]:
+    """Return up to ``limit`` features; a larger layer is sampled in SAMPLE_CHUNKS pages spread over it."""
+    first = _page(client, layer_id, limit)
+    matched = first.get("numberMatched")
+    if not isinstance(matched, int) or matched <= limit or limit < SAMPLE_CHUNKS:
+        return first.get("features", [])
+    size = limit // SAMPLE_CHUNKS
+    features: list[dict[str, Any]] = []
+    for i in range(SAMPLE_CHUNKS):
+        features += _page(client, layer_id, size, offset=i * matched // SAMPLE_CHUNKS).get("features", [])
+    return features
+
+
 def collect_inline_data(client: Any, catalog: Catalog, *, sample: int = DEFAULT_SAMPLE
                         ) -> tuple[dict[str, Any], ExportReport]:
     """Read the exported data through ``client`` (an HTTP client on the service) into the inline block."""
     report = ExportReport()
     collected: dict[str, Any] = {}
     for layer_id, limit in _export_plan(catalog, sample).items():
-        response = client.get(f"/collections/{layer_id}/items", params={"limit": limit})
-        if response.status_code != 200:
-            report.skipped[layer_id] = f"HTTP {response.status_code}"
+        try:
+            features = _read_features(client, layer_id, limit)
+        except ExportReadError as exc:
+            report.skipped[layer_id] = str(exc)
             continue
-        fc = response.json()
-        fc.pop("links", None)
-        collected[layer_id] = {"type": "FeatureCollection", "features": fc.get("features", [])}
-        report.features[layer_id] = len(collected[layer_id]["features"])
+        collected[layer_id] = {"type": "FeatureCollection", "features": features}
+        report.features[layer_id] = len(features)
     response = client.get("/indicators")
     indicators = response.json() if response.status_code == 200 else []
     if isinstance(indicators, dict):
