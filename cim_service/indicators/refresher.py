@@ -104,6 +104,8 @@ class GapRefresher:
             if not done:  # ends the thread's transaction: it rolls back, readers keep the previous rows
                 await asyncio.to_thread(self._terminate_own_backends)
                 await asyncio.wait({self._inflight}, timeout=10)
+            if self._inflight.done() and not self._inflight.cancelled():
+                self._inflight.exception()  # retrieved: it was cut off on purpose (and logged)
         self.ind.engine.dispose()
 
     @property
@@ -146,7 +148,11 @@ class GapRefresher:
             outcome = await asyncio.shield(self._inflight)
         except asyncio.CancelledError:
             raise
-        except Exception:  # database down, ...: logged, retried; never fatal
+        except sa.exc.OperationalError as exc:  # database unreachable: retried
+            log.warning("gap refresh: database unavailable (%s); retrying in %.0f s", type(exc.orig).__name__,
+                        self.retry_seconds)
+            return None
+        except Exception:  # anything else: logged, retried; never fatal
             log.exception("gap refresh failed")
             return None
         finally:

@@ -187,3 +187,38 @@ def test_cli_ingest_refreshes_gap_layers(demo, catalog, demo_database_url, tmp_p
     line = next(x for x in r.output.splitlines() if x.startswith("gap layers:"))
     assert "refreshed" in line and "gap_camera_hex" in line and "gap_charging" not in line
     assert cell(demo, target["h3_index"]) == (target["cameras"] + 4, max(0, target["deficit"] - 4))
+
+
+def test_shutdown_cuts_off_a_refresh_that_overruns(demo, catalog, app_settings):
+    from cim_service.indicators.engine import ENGINE_LOCK
+
+    with demo.begin() as conn:
+        bump_layer_state(conn, "cameras", catalog.get("cameras").qualified_table)
+    blocker = demo.connect()
+    try:
+        blocker.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": ENGINE_LOCK})  # the refresh waits on it
+        with TestClient(create_app(app_settings)) as client:
+            refresher = client.app.state.gap_refresher
+            assert poll(lambda: refresher.running, 20)
+            time.sleep(0.5)
+            assert refresher.running  # stuck behind the lock
+            app_name = refresher.app_name
+            stopping = time.monotonic()
+        took = time.monotonic() - stopping
+        assert took < refresher.grace_seconds + 5
+
+        def leftovers() -> tuple[int, int]:
+            with demo.connect() as conn:
+                sessions = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a"),
+                                        {"a": app_name}).scalar()
+                locks = conn.execute(sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k AND granted "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+                    {"k": REFRESH_LOCK}).scalar()
+            return sessions, locks
+
+        assert poll(lambda: leftovers() == (0, 0), 5)  # its sessions ended, the refresh lock is free again
+        assert not refresher.running
+    finally:
+        blocker.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": ENGINE_LOCK})
+        blocker.close()
