@@ -137,12 +137,14 @@ def attach_log(page) -> PageLog:
 
 @pytest.fixture()
 def map_page(browser, service_url: str):
-    """A fresh 1600×900 page with its log, not yet navigated: ``(page, log)``."""
+    """A fresh 1600×900 page with its log, not yet navigated: ``(page, log)``; it must stay on 127.0.0.1."""
     context = browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
     page = context.new_page()
     log = attach_log(page)
     yield page, log
     context.close()
+    assert log.requests, "the page made no request"
+    assert log.foreign_hosts() == set(), f"requests left 127.0.0.1: {sorted(log.foreign_hosts())}"
 
 
 def open_map(page, url: str, timeout_ms: int = 40_000) -> None:
