@@ -14,14 +14,14 @@
       district: '全区', target: '目标', value: '现状', gap: '缺口', town: '街镇', status: '达标',
       met: '达标', not_met: '未达标', unknown: '无数据', no_data: '无数据', noResult: '未找到匹配的地址', locked: '需授权',
       legendTitle: '街镇指标', tileError: '部分瓦片加载失败', apiKey: 'API 密钥', lang: 'EN',
-      noIndicators: '暂无指标数据', searching: '搜索中…', loading: '加载中…',
+      noIndicators: '暂无指标数据',
     },
     en: {
       layers: 'Layers', indicators: 'Plan indicators', search: 'Search', placeholder: 'Address, e.g. 莲花南路1500弄',
       district: 'District', target: 'Target', value: 'Value', gap: 'Gap', town: 'Town', status: 'Status',
       met: 'met', not_met: 'not met', unknown: 'no data', no_data: 'no data', noResult: 'No matching address', locked: 'key needed',
       legendTitle: 'Town indicator', tileError: 'Some tiles failed to load', apiKey: 'API key', lang: '中文',
-      noIndicators: 'No indicator data', searching: 'Searching…', loading: 'Loading…',
+      noIndicators: 'No indicator data',
     },
   };
   const RAMP = {
@@ -74,8 +74,11 @@
   function lookupTown(rows, name) {
     if (!name) return null;
     if (rows[name]) return rows[name];
-    const stem = name.replace(/(街道|镇|工业区)$/, '');
-    const key = Object.keys(rows).find((k) => k.startsWith(stem) || stem.startsWith(k.replace(/(街道|镇|工业区)$/, '')));
+    // official vs. colloquial names (古美街道 / 古美路街道): match on the stem without the level word
+    const stemOf = (n) => n.replace(/(街道|镇|工业区)$/, '');
+    const stem = stemOf(name);
+    if (stem.length < 2) return null;
+    const key = Object.keys(rows).find((k) => stemOf(k).length >= 2 && (k.startsWith(stem) || stem.startsWith(stemOf(k))));
     return key ? rows[key] : null;
   }
   function valueRange(ind) {
