@@ -71,6 +71,7 @@ class GapRefresher:
         self.last: RefreshOutcome | None = None
         self._wake = asyncio.Event()
         self._urgent = False
+        self._scheduled = False  # woken: debouncing, refreshing or waiting to retry
         self._stop = threading.Event()
         self._task: asyncio.Task | None = None
         self._inflight: asyncio.Future | None = None
@@ -111,20 +112,24 @@ class GapRefresher:
     @property
     def idle(self) -> bool:
         """No refresh running or scheduled."""
-        return not self.running and not self._wake.is_set()
+        return not self._scheduled and not self.running and not self._wake.is_set()
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if not self._urgent:
-                await self._settle()
-            self._urgent = False
-            self._wake.clear()
-            outcome = await self._refresh_once()
-            if outcome is None or outcome.busy:  # failed to run, or another process is at it: look again later
-                await asyncio.sleep(self.retry_seconds)
-                self._urgent = True
-                self._wake.set()
+            self._scheduled = True
+            try:
+                if not self._urgent:
+                    await self._settle()
+                self._urgent = False
+                self._wake.clear()
+                outcome = await self._refresh_once()
+                if outcome is None or outcome.busy:  # failed, or another process is at it: look again later
+                    await asyncio.sleep(self.retry_seconds)
+                    self._urgent = True
+                    self._wake.set()
+            finally:
+                self._scheduled = False
 
     async def _settle(self) -> None:
         """Debounce: return once no change arrived for ``debounce_seconds`` (or ``max_delay_seconds`` passed)."""

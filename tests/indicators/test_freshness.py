@@ -1,6 +1,6 @@
 """Gap layers never stale: the service's background refresher, the refresh lock, the CLI after an ingest.
 
-Runs on the session's small demo (real PostGIS); every test restores the demo cameras at the end.
+Runs on a database of its own holding the small demo (real PostGIS); every test restores the demo at the end.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from shapely.geometry import Point
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from cim_service.app import create_app
 from cim_service.db import make_engine
 from cim_service.indicators.engine import IndicatorEngine
 from cim_service.indicators.freshness import REFRESH_LOCK, input_layers, refresh_stale
-from cim_service.migrate import bump_layer_state
+from cim_service.migrate import bump_layer_state, migrate
 from cim_service.settings import Settings
 from pipelines.demo import load_demo
 from pipelines.load import load_geodataframe
@@ -28,18 +29,40 @@ from pipelines.load import load_geodataframe
 DERIVED_LAYERS = ("gap_camera_hex", "gap_charging", "gap_5g", "gap_unsensored_sites", "suggested_sites")
 
 
+@pytest.fixture(scope="module")
+def demo_url(database_url: str, catalog) -> Iterator[str]:
+    """A database of its own with the small demo: no other service (e.g. the browser tests') refreshes it."""
+    server = make_url(database_url)
+    name = f"cim_fresh_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
+                        isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    eng = make_engine(url)
+    migrate(eng, catalog)
+    load_demo(eng, catalog, scale="small")
+    eng.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
 @pytest.fixture
-def demo(demo_database_url, catalog) -> Iterator[sa.Engine]:
+def demo(demo_url, catalog) -> Iterator[sa.Engine]:
     """Engine on the demo database; the small demo is loaded again afterwards (removes added cameras)."""
-    eng = make_engine(demo_database_url)
+    eng = make_engine(demo_url)
     yield eng
     load_demo(eng, catalog, scale="small")
     eng.dispose()
 
 
 @pytest.fixture
-def app_settings(demo_database_url, tmp_path) -> Settings:
-    return Settings(database_url=demo_database_url, environment="test", home=tmp_path)
+def app_settings(demo_url, tmp_path) -> Settings:
+    return Settings(database_url=demo_url, environment="test", home=tmp_path)
 
 
 def versions(eng: sa.Engine) -> dict[str, int]:
@@ -172,10 +195,10 @@ def test_refresh_lock_keeps_other_processes_out(demo, catalog, app_settings):
         ind.engine.dispose()
 
 
-def test_cli_ingest_refreshes_gap_layers(demo, catalog, demo_database_url, tmp_path):
+def test_cli_ingest_refreshes_gap_layers(demo, catalog, demo_url, tmp_path):
     from cim_service.cli import app
 
-    env = {"CIM_DATABASE_URL": demo_database_url, "CIM_HOME": str(tmp_path), "COLUMNS": "200"}
+    env = {"CIM_DATABASE_URL": demo_url, "CIM_HOME": str(tmp_path), "COLUMNS": "200"}
     r = CliRunner().invoke(app, ["indicators", "gaps"], env=env)  # current before the ingest
     assert r.exit_code == 0, r.output
     target = pick_cell(demo)
@@ -222,3 +245,27 @@ def test_shutdown_cuts_off_a_refresh_that_overruns(demo, catalog, app_settings):
     finally:
         blocker.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": ENGINE_LOCK})
         blocker.close()
+
+
+def test_changes_during_a_refresh_get_one_follow_up(demo, catalog, demo_url, tmp_path):
+    from cim_service.indicators.engine import ENGINE_LOCK
+
+    quick = Settings(database_url=demo_url, environment="test", home=tmp_path, gap_refresh_debounce_s=0.3)
+    with TestClient(create_app(quick)) as client:
+        refresher = client.app.state.gap_refresher
+        assert poll(lambda: refresher.last is not None and refresher.idle, 40)
+        target = pick_cell(demo)
+        runs = refresher.runs
+        with demo.connect() as blocker:
+            blocker.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": ENGINE_LOCK})  # hold the refresh
+            add_cameras(demo, catalog, target["lon"], target["lat"], 2)
+            assert poll(lambda: refresher.running, 10)
+            add_cameras(demo, catalog, target["lon"], target["lat"], 1)  # arrives while it runs
+            add_cameras(demo, catalog, target["lon"], target["lat"], 1)
+            time.sleep(0.5)
+            assert refresher.running and refresher.runs == runs + 1  # never two at once
+            blocker.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": ENGINE_LOCK})
+            blocker.commit()
+        assert poll(lambda: refresher.idle and all_fresh(client), 30)
+        assert refresher.runs == runs + 2  # the changes that came meanwhile: one follow-up run
+        assert cell(demo, target["h3_index"])[0] == target["cameras"] + 4
