@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from cim_service.db import run_with_retry
 from cim_service.webmap.assets import (
     OWN_ASSETS,
     deck_bundle_etag,
@@ -19,16 +21,13 @@ from cim_service.webmap.search import search_addresses
 
 router = APIRouter(prefix="/map", tags=["map"])
 ADDRESS_LAYER = "addresses"
-
-
 DISTRICT_LAYER = "district"
 _BBOX_SQL = "SELECT minx, miny, maxx, maxy FROM cim_meta.layer_state WHERE layer_id = $1"
 
 
-async def district_bbox(pool) -> tuple[float, float, float, float] | None:
+async def district_bbox(pool: asyncpg.Pool) -> tuple[float, float, float, float] | None:
     """Return the district outline's bbox from the layer state, or None when it is not loaded."""
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(_BBOX_SQL, DISTRICT_LAYER)
+    row = await run_with_retry(pool, lambda conn: conn.fetchrow(_BBOX_SQL, DISTRICT_LAYER))
     if row is None or any(v is None for v in row.values()):
         return None
     return (row["minx"], row["miny"], row["maxx"], row["maxy"])
@@ -68,6 +67,5 @@ async def map_search(
     if ADDRESS_LAYER not in catalog:
         raise HTTPException(status_code=404, detail="no address layer in the catalog")
     spec = catalog.get(ADDRESS_LAYER)
-    async with request.app.state.pool.acquire() as conn:
-        results = await search_addresses(conn, spec, q, limit)
+    results = await run_with_retry(request.app.state.pool, lambda conn: search_addresses(conn, spec, q, limit))
     return {"query": q, "results": results}
