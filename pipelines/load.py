@@ -155,13 +155,14 @@ def load_chunks(
     if spec.kind == "derived":
         raise ValueError(f"layer {spec.id!r} is derived (written by the indicator engine), not ingested")
     check = spec.check_district if check_district is None else check_district
-    options = {**(options or {}), "replace": replace}
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"cim_ingest:{spec.id}"})
         previous = _previous_identical(conn, spec, source_sha256, source_crs, replace)
         if previous is not None:
             return _unchanged_result(conn, spec, previous, rows_read)
-        batch_id = _start_batch(conn, spec, source_name, source_sha256, source_crs, options)
+        batch_id = _start_batch(
+            conn, spec, source_name, source_sha256, source_crs, {**(options or {}), "replace": replace}
+        )
         _create_stage(conn, spec)
         staged = 0
         for chunk in chunks:
@@ -182,7 +183,7 @@ def load_chunks(
             rejected=len(final_rejects), duplicates=staged - counts["distinct"], outside=counts["outside"],
             version=version, deleted=deleted,
         )
-        _finish_batch(conn, result, _feature_count(conn, spec), options)
+        _finish_batch(conn, result, _feature_count(conn, spec), {**(options or {}), "replace": replace})
     return result
 
 
