@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,28 +47,44 @@ def catalog() -> Catalog:
     return load_catalog()
 
 
-@pytest.fixture(scope="session")
-def database_url(catalog: Catalog) -> Iterator[str]:
-    """URL of a fresh, migrated PostGIS database for this test session."""
-    server = make_url(_server_url())
-    name = f"cim_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def _throwaway_database(server_url: str, catalog: Catalog, tag: str) -> Iterator[str]:
+    """Create a migrated database on the server of ``server_url``; drop it (connections and all) afterwards."""
+    server = make_url(server_url)
+    name = f"cim_{tag}_{uuid.uuid4().hex[:10]}"
     admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
                         isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = server.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
     try:
-        migrate(engine, catalog)  # fails loudly (PostGISMissingError) when PostGIS is not installed
+        engine = make_engine(url)
+        try:
+            migrate(engine, catalog)  # fails loudly (PostGISMissingError) when PostGIS is not installed
+        finally:
+            engine.dispose()
+        yield url
     finally:
-        engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
-        ), {"n": name})
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def throwaway_database(catalog: Catalog) -> Callable[[str], AbstractContextManager[str]]:
+    """Factory of extra migrated databases for tests that must not share the session database.
+
+    ``with throwaway_database("tag") as url: ...`` creates one on the session's server and drops it after.
+    """
+    server_url = _server_url()
+    return lambda tag: _throwaway_database(server_url, catalog, tag)
+
+
+@pytest.fixture(scope="session")
+def database_url(throwaway_database) -> Iterator[str]:
+    """URL of a fresh, migrated PostGIS database for this test session."""
+    with throwaway_database("test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -11,35 +11,21 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from cim_service.catalog import Catalog
 from cim_service.db import make_engine
-from cim_service.migrate import bump_layer_state, migrate
+from cim_service.migrate import bump_layer_state
 
 #: origin of the hand-drawn cases in EPSG:4549 (about 121.40E, 31.09N, in Minhang)
 X0, Y0 = 633_000.0, 3_442_000.0
 
 
 @pytest.fixture(scope="session")
-def hand_url(database_url: str, catalog: Catalog) -> Iterator[str]:
+def hand_url(throwaway_database) -> Iterator[str]:
     """URL of a migrated database only the hand-case tests write to."""
-    server = make_url(database_url)
-    name = f"cim_ind_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    eng = make_engine(url)
-    migrate(eng, catalog)
-    eng.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with throwaway_database("ind") as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,14 +14,13 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from shapely.geometry import Point
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from cim_service.app import create_app
 from cim_service.db import make_engine
 from cim_service.indicators.engine import IndicatorEngine
 from cim_service.indicators.freshness import REFRESH_LOCK, input_layers, refresh_stale
-from cim_service.migrate import bump_layer_state, migrate
+from cim_service.migrate import bump_layer_state
 from cim_service.settings import Settings
 from pipelines.demo import load_demo
 from pipelines.load import load_geodataframe
@@ -30,25 +29,13 @@ DERIVED_LAYERS = ("gap_camera_hex", "gap_charging", "gap_5g", "gap_unsensored_si
 
 
 @pytest.fixture(scope="module")
-def demo_url(database_url: str, catalog) -> Iterator[str]:
+def demo_url(throwaway_database, catalog) -> Iterator[str]:
     """A database of its own with the small demo: no other service (e.g. the browser tests') refreshes it."""
-    server = make_url(database_url)
-    name = f"cim_fresh_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    eng = make_engine(url)
-    migrate(eng, catalog)
-    load_demo(eng, catalog, scale="small")
-    eng.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with throwaway_database("fresh") as url:
+        eng = make_engine(url)
+        load_demo(eng, catalog, scale="small")
+        eng.dispose()
+        yield url
 
 
 @pytest.fixture

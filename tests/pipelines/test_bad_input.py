@@ -7,17 +7,14 @@ state tables and of the layer's rows is compared before and after. Own throwaway
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from cim_service.cli import app
 from cim_service.db import make_engine
-from cim_service.migrate import migrate
 from pipelines.ingest import IngestError, ingest_file
 
 GOOD_ROW = "12345678901234567890,dome,121.40,31.10"
@@ -25,21 +22,9 @@ HEADER = "device_id,camera_type,lon,lat"
 
 
 @pytest.fixture(scope="module")
-def db_url(database_url, catalog):
-    server = make_url(database_url)
-    name = f"{server.database}_bad_{uuid.uuid4().hex[:6]}"
-    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    migrate(engine, catalog)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+def db_url(throwaway_database):
+    with throwaway_database("bad") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import numpy as np
 import pandas as pd
@@ -19,25 +18,12 @@ from typer.testing import CliRunner
 
 from cim_service.cli import app
 from cim_service.db import make_engine
-from cim_service.migrate import migrate
 
 
 @pytest.fixture(scope="module")
-def db_url(database_url, catalog):
-    server = make_url(database_url)
-    name = f"{server.database}_cli_{uuid.uuid4().hex[:6]}"
-    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    migrate(engine, catalog)
-    engine.dispose()
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+def db_url(throwaway_database):
+    with throwaway_database("cli") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import geopandas as gpd
 import numpy as np
@@ -11,30 +10,19 @@ import pyogrio
 import pytest
 import shapely
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from cim_service.db import make_engine
-from cim_service.migrate import migrate
 from pipelines.crs import bd09_to_wgs84, gcj02_to_wgs84
 from pipelines.ingest import IngestError, ingest_file
 from pipelines.readers import column_mapping, find_coordinate_columns
 
 
 @pytest.fixture(scope="module")
-def db(database_url, catalog):
-    server = make_url(database_url)
-    name = f"{server.database}_fmt_{uuid.uuid4().hex[:6]}"
-    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(server.set(database=name).render_as_string(hide_password=False))
-    migrate(engine, catalog)
-    yield engine
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+def db(throwaway_database):
+    with throwaway_database("fmt") as url:
+        engine = make_engine(url)
+        yield engine
+        engine.dispose()
 
 
 def _empty(engine, table):

@@ -6,8 +6,6 @@ decides the ``outside_district`` flags, and no other test may replace it meanwhi
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pandas as pd
 import pyogrio
@@ -15,10 +13,8 @@ import pytest
 import shapely
 import sqlalchemy as sa
 from pyproj import Transformer
-from sqlalchemy.engine import make_url
 
 from cim_service.db import make_engine
-from cim_service.migrate import migrate
 from pipelines.crs import gcj02_to_wgs84, transform_geometry
 from pipelines.ingest import IngestError, ingest_file
 from pipelines.readers import read_vector
@@ -27,20 +23,11 @@ UTM51 = Transformer.from_crs(4326, 32651, always_xy=True)
 
 
 @pytest.fixture(scope="module")
-def db(database_url, catalog):
-    server = make_url(database_url)
-    name = f"{server.database}_real_{uuid.uuid4().hex[:6]}"
-    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(server.set(database=name).render_as_string(hide_password=False))
-    migrate(engine, catalog)
-    yield engine
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+def db(throwaway_database):
+    with throwaway_database("real") as url:
+        engine = make_engine(url)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -6,37 +6,24 @@ cannot disturb other tests sharing the session database.
 
 from __future__ import annotations
 
-import uuid
-
 import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from cim_service.db import make_engine
-from cim_service.migrate import migrate
 from pipelines.load import Reject, feature_keys, load_chunks, load_geodataframe
 
 SQUARE = shapely.box(121.30, 31.00, 121.50, 31.15)  # a stand-in district outline inside Minhang
 
 
 @pytest.fixture(scope="module")
-def db(database_url, catalog):
-    server = make_url(database_url)
-    name = f"{server.database}_load_{uuid.uuid4().hex[:6]}"
-    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(server.set(database=name).render_as_string(hide_password=False))
-    migrate(engine, catalog)
-    yield engine
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+def db(throwaway_database):
+    with throwaway_database("load") as url:
+        engine = make_engine(url)
+        yield engine
+        engine.dispose()
 
 
 def _empty(engine, *tables):
