@@ -75,9 +75,13 @@ def service_url(map_settings: Settings) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Headless Debian Chromium; its absence is a failure."""
+    """Headless Debian Chromium; its absence is a failure.
+
+    Module scope: Playwright's sync API keeps an event loop running in the main thread while it is open,
+    which would break ``asyncio.run`` in every test module collected after the browser tests.
+    """
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium missing at {CHROMIUM} (apt-get install chromium chromium-driver)")
     from playwright.sync_api import sync_playwright
