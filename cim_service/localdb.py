@@ -90,8 +90,9 @@ class LocalCluster:
         return self.home / "postgres.log"
 
     def url(self, dbname: str = DB_NAME) -> str:
-        """Connection URL of the cluster (loopback TCP)."""
-        return f"postgresql://{DB_USER}@127.0.0.1:{self.port}/{dbname}"
+        """Connection URL of the cluster (loopback TCP), on the port its server runs on if it runs."""
+        port = self.running_port() or self.port
+        return f"postgresql://{DB_USER}@127.0.0.1:{port}/{dbname}"
 
     # -- process helpers -------------------------------------------------------------------------
     def _run_as_owner(self, args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
@@ -122,15 +123,29 @@ class LocalCluster:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def running_port(self) -> int | None:
+        """Port of this cluster's running server (from ``postmaster.pid``), or None when it is not running."""
+        pidfile = self.datadir / "postmaster.pid"
+        try:
+            lines = pidfile.read_text().splitlines()
+        except OSError:
+            return None
+        if len(lines) < 4 or not lines[3].strip().isdigit():
+            return None
+        port = int(lines[3])
+        bindir = find_pg_bindir()
+        ready = subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"], check=False)
+        return port if ready.returncode == 0 else None
+
     def is_running(self) -> bool:
         """Tell whether the cluster's server answers."""
-        if not (self.datadir / "PG_VERSION").exists():
-            return False
-        bindir = find_pg_bindir()
-        res = subprocess.run(
-            [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"], check=False
-        )
-        return res.returncode == 0
+        return self.running_port() is not None
+
+    def port_in_use(self) -> bool:
+        """Tell whether something listens on the configured port of 127.0.0.1."""
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def status(self) -> dict[str, object]:
         """Describe the cluster for `cim db status`."""
@@ -183,7 +198,10 @@ class LocalCluster:
         with self._lock():
             if not (self.datadir / "PG_VERSION").exists():
                 self._initdb(bindir)
-            if not self.is_running():
+            running = self.running_port()
+            if running is not None:
+                self.port = running  # started earlier, possibly on another port: use it
+            else:
                 self._check_port_free()
                 logfile = self.logfile
                 owner = self._owner()
@@ -192,7 +210,7 @@ class LocalCluster:
                     os.chown(logfile, *owner)
                 res = self._run_as_owner(
                     [str(bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(logfile), "-w",
-                     "-t", str(int(timeout)), "start"]
+                     "-t", str(int(timeout)), "-o", f"-p {self.port}", "start"]
                 )
                 if res.returncode != 0:
                     tail = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
@@ -203,13 +221,11 @@ class LocalCluster:
 
     def _check_port_free(self) -> None:
         """Refuse to start when another server already listens on our port."""
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                raise LocalDatabaseError(
-                    f"port {self.port} on 127.0.0.1 is taken by another server (not this project's cluster in "
-                    f"{self.datadir}); stop it or choose another port with CIM_LOCAL_DB_PORT"
-                )
+        if self.port_in_use():
+            raise LocalDatabaseError(
+                f"port {self.port} on 127.0.0.1 is taken by another server (not this project's cluster in "
+                f"{self.datadir}); stop it or choose another port with CIM_LOCAL_DB_PORT"
+            )
 
     def _wait_ready(self, bindir: Path, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -8,6 +8,7 @@ which is started if needed. When PostGIS is missing the fixtures fail with what 
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -30,7 +31,13 @@ def _server_url() -> str:
     url = os.environ.get("CIM_TEST_DATABASE_URL")
     if url:
         return url
-    return LocalCluster.from_settings(Settings(database_url=None)).start()
+    cluster = LocalCluster.from_settings(Settings(database_url=None))
+    if not cluster.is_running() and cluster.port_in_use():
+        # another server (e.g. another checkout's cluster) holds the default port: run ours on a free one
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            cluster.port = sock.getsockname()[1]
+    return cluster.start()
 
 
 @pytest.fixture(scope="session")

@@ -81,3 +81,20 @@ def test_start_refuses_a_port_taken_by_another_server(cluster_home):
         res = _cim(["db", "start"], env)
     assert res.returncode == 1
     assert f"port {port} on 127.0.0.1 is taken by another server" in res.stderr
+
+
+def test_a_stopped_cluster_restarts_on_another_port(cluster_home):
+    first, second = _free_port(), _free_port()
+    base = {**os.environ, "CIM_HOME": str(cluster_home / "home")}
+    base.pop("CIM_DATABASE_URL", None)
+    try:
+        assert _cim(["db", "start"], {**base, "CIM_LOCAL_DB_PORT": str(first)}).returncode == 0
+        assert _cim(["db", "stop"], {**base, "CIM_LOCAL_DB_PORT": str(first)}).returncode == 0
+        res = _cim(["db", "start"], {**base, "CIM_LOCAL_DB_PORT": str(second)})
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip().splitlines()[-1] == f"postgresql://cim@127.0.0.1:{second}/cim"
+        cluster = LocalCluster(home=cluster_home / "home", port=first)
+        # the running server is found whatever port the caller assumed
+        assert cluster.running_port() == second and cluster.url().endswith(f":{second}/cim")
+    finally:
+        _cim(["db", "stop"], {**base, "CIM_LOCAL_DB_PORT": str(second)})
