@@ -57,6 +57,7 @@ class IndicatorSpec(BaseModel):
     town_target: Literal["as_is", "by_area"] = "as_is"
     key_area_baselines: dict[str, float] = Field(default_factory=dict)
     noun: str
+    noun_zh: str
     source: str
 
     @model_validator(mode="after")

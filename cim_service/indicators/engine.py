@@ -78,6 +78,11 @@ def indicator_inputs(spec: IndicatorSpec) -> list[str]:
     return sorted({*spec.inputs, *AREA_LAYERS})
 
 
+#: version of the stored result's shape; bumping it recomputes results stored by an earlier release
+#: (2: Chinese gap sentences, ``gap_zh``)
+RESULT_FORMAT = 2
+
+
 def indicator_params(spec: IndicatorSpec, settings: Settings) -> dict[str, Any]:
     """Parameters that shape an indicator's result (a change makes stored results stale)."""
     params = dict(spec.params)
@@ -86,6 +91,7 @@ def indicator_params(spec: IndicatorSpec, settings: Settings) -> dict[str, Any]:
     if spec.kind.value == "site_coverage":
         params["sensor_radius_m"] = settings.sensor_site_radius_m
     params["target"] = spec.target
+    params["result_format"] = RESULT_FORMAT
     return params
 
 

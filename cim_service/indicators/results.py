@@ -45,28 +45,37 @@ def area_target(spec: IndicatorSpec, town_km2: float | None, district_km2: float
     return round(spec.target * town_km2 / district_km2)
 
 
-def _gap(spec: IndicatorSpec, area: str, num: float, den: float | None, target: float) -> tuple[float, str]:
-    """Gap amount (in the natural unit of the kind) and a human sentence."""
+def _gap(spec: IndicatorSpec, area: str, num: float, den: float | None, target: float) -> tuple[float, str, str]:
+    """Gap amount (in the natural unit of the kind) and a human sentence, in English and in Chinese."""
+    den_f = float(den or 0)
+    zh = spec.noun_zh
     if spec.kind is Kind.count:
         n = math.ceil(target - num)
-        return n, f"{area} needs {n:,} more {spec.noun} (target {target:,.0f})"
+        return (n, f"{area} needs {n:,} more {spec.noun} (target {target:,.0f})",
+                f"{area}还需新增{zh}{n:,}{spec.unit}(目标{target:,.0f})")
     if spec.kind is Kind.density:
-        n = math.ceil(target * float(den or 0) - num - 1e-9)
-        return n, f"{area} needs {n:,} more {spec.noun} to reach {target:g}/km²"
+        n = math.ceil(target * den_f - num - 1e-9)
+        return (n, f"{area} needs {n:,} more {spec.noun} to reach {target:g}/km²",
+                f"{area}还需新增{zh}{n:,}个,方可达到每平方公里{target:g}个")
     share = target / 100.0
     if spec.kind is Kind.area_coverage:
-        km2 = float(den or 0) * share - num
-        return round(km2, 3), (f"{area}: {km2:,.2f} km² ({100 * km2 / float(den or 1):.1f} % of its area) "
-                               f"lacks {spec.noun} coverage")
+        km2 = den_f * share - num
+        pct = 100 * km2 / (den_f or 1)
+        return (round(km2, 3), f"{area}: {km2:,.2f} km² ({pct:.1f} % of its area) lacks {spec.noun} coverage",
+                f"{area}有{km2:,.2f}平方公里(占{pct:.1f}%)未被{zh}覆盖")
     if spec.kind is Kind.line_coverage:
-        km = float(den or 0) * share - num
-        return round(km, 3), f"{area}: {km:,.2f} of {float(den or 0):,.2f} km of main roads lack a smart pole nearby"
-    n = math.ceil(float(den or 0) * share - num - 1e-9)
+        km = den_f * share - num
+        return (round(km, 3), f"{area}: {km:,.2f} of {den_f:,.2f} km of main roads lack a smart pole nearby",
+                f"{area}主要道路{den_f:,.2f}公里中有{km:,.2f}公里附近缺少智能综合杆")
+    n = math.ceil(den_f * share - num - 1e-9)
     if spec.kind is Kind.flag_share:
-        return n, f"{area} needs {n:,} more {spec.noun} with an electronic sign (target {target:g} %)"
+        return (n, f"{area} needs {n:,} more {spec.noun} with an electronic sign (target {target:g} %)",
+                f"{area}还需为{n:,}个{zh}安装电子站牌(目标{target:g}%)")
     if spec.kind is Kind.address_coverage:
-        return n, f"{area}: {n:,} of {float(den or 0):,.0f} addresses lack {spec.noun} coverage"
-    return n, f"{area}: {n:,} of {float(den or 0):,.0f} {spec.noun} lack a waterlogging sensor nearby"
+        return (n, f"{area}: {n:,} of {den_f:,.0f} addresses lack {spec.noun} coverage",
+                f"{area}{den_f:,.0f}个地址中有{n:,}个未被{zh}覆盖")
+    return (n, f"{area}: {n:,} of {den_f:,.0f} {spec.noun} lack a waterlogging sensor nearby",
+            f"{area}{den_f:,.0f}个{zh}中有{n:,}个附近未布设积水监测设备")
 
 
 def area_result(spec: IndicatorSpec, area: str, num: float | None, den: float | None,
@@ -77,12 +86,12 @@ def area_result(spec: IndicatorSpec, area: str, num: float | None, den: float | 
                            "numerator": num, "denominator": den}
     if value is None or target is None:
         reason = missing or f"no {spec.noun} to measure in {area}"
-        out.update(status="no_data", gap=f"no data: {reason}", gap_value=None)
+        out.update(status="no_data", gap=f"no data: {reason}", gap_zh=f"{area}暂无数据", gap_value=None)
     elif value >= target - TOLERANCE * max(1.0, abs(target)):
-        out.update(status="met", gap=f"{area} meets the target", gap_value=0)
+        out.update(status="met", gap=f"{area} meets the target", gap_zh=f"{area}已达标", gap_value=0)
     else:
-        gap_value, text = _gap(spec, area, float(num or 0), den, target)
-        out.update(status="not_met", gap=text, gap_value=gap_value)
+        gap_value, text, text_zh = _gap(spec, area, float(num or 0), den, target)
+        out.update(status="not_met", gap=text, gap_zh=text_zh, gap_value=gap_value)
     return out
 
 

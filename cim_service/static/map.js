@@ -390,7 +390,7 @@
     if (ind.gap) {
       const gap = document.createElement('div');
       gap.className = 'gap';
-      gap.textContent = ind.gap;
+      gap.textContent = (state.lang !== 'en' && ind.gap_zh) || ind.gap;
       summary.append(gap);
     }
     const head = table.createTHead().insertRow();
@@ -404,7 +404,7 @@
       const tr = body.insertRow();
       tr.dataset.town = row.town;
       if (row.town === state.selectedTown) tr.className = 'sel';
-      tr.title = row.gap || '';
+      tr.title = (state.lang !== 'en' && row.gap_zh) || row.gap || '';
       tr.insertCell().textContent = state.lang === 'en' && row.name_en ? row.name_en : row.town;
       tr.insertCell().textContent = fmt(row.value);
       tr.insertCell().textContent = fmt(row.target);

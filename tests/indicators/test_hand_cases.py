@@ -170,3 +170,16 @@ def test_one_failing_indicator_does_not_stop_the_others(ind, put, sq, monkeypatc
         assert ind.stale(conn, ["bus_esign_coverage", "cameras_total", "camera_density"]) == ["bus_esign_coverage"]
     monkeypatch.undo()
     assert one(ind, "bus_esign_coverage")["value"] == pytest.approx(100.0)
+
+
+def test_gap_sentences_in_english_and_chinese():
+    from cim_service.indicators.catalog import load_indicators
+    from cim_service.indicators.results import area_result
+
+    spec = {s.id: s for s in load_indicators()}["camera_density"]
+    res = area_result(spec, "七宝镇", 1_000.0, 10.0, 180.0, None)
+    assert res["status"] == "not_met" and res["gap_value"] == 800
+    assert res["gap"] == "七宝镇 needs 800 more cameras to reach 180/km²"
+    assert res["gap_zh"] == "七宝镇还需新增视频监控设备800个,方可达到每平方公里180个"
+    met = area_result(spec, "七宝镇", 2_000.0, 10.0, 180.0, None)
+    assert (met["status"], met["gap_zh"]) == ("met", "七宝镇已达标")
