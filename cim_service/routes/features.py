@@ -25,7 +25,7 @@ from cim_service.auth import (
     resolve_layer,
     visible_fields,
 )
-from cim_service.catalog import LayerSpec
+from cim_service.catalog import Access, LayerSpec
 from cim_service.db import run_with_retry
 from cim_service.errors import InvalidParameter, NotFound, error_responses
 from cim_service.features import formats
@@ -156,7 +156,10 @@ async def items(
     features = row["features"]
     if out_crs.python_crs and features:
         features = formats.to_python_crs(features, out_crs.python_crs)
-    FEATURES_RETURNED.labels(collection=spec.id).inc(returned)
+    # /metrics is anonymous: a non-public layer is counted under its access level, never named (its existence
+    # is not revealed to callers who may not read it)
+    label = spec.id if spec.access is Access.public else f"({spec.access.value})"
+    FEATURES_RETURNED.labels(collection=label).inc(returned)
     names = [p.name for p in q.properties]
     if needs_audit(spec, names):
         await log_access(request.app.state.pool, principal, spec, "items", names,
