@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -171,11 +171,16 @@ def _json_temporal_arg(arg: Any) -> Any:
 
 @dataclass
 class FilterContext:
-    """What a translation needs: visible fields by name, the literal CRS and the parameter list."""
+    """What a translation needs: visible fields by name, the literal CRS and the parameter list.
+
+    ``used`` collects the names of the properties the filter reads (for the access log: a filter on a personal
+    field reads it, even when the field is not returned).
+    """
 
     fields: dict[str, FieldSpec]
     filter_crs: OutputCrs
     params: Params
+    used: set[str] = field(default_factory=set)
 
 
 def to_sql(node: Any, ctx: FilterContext) -> str:
@@ -302,6 +307,7 @@ class _Translator:
         if field is None:
             known = ", ".join(sorted(self.ctx.fields))
             raise InvalidParameter(f"parameter 'filter': unknown property {name!r}; queryables: {known}, geometry")
+        self.ctx.used.add(name)
         return field
 
     # spatial

@@ -142,8 +142,8 @@ async def items(
     q = ItemsQuery(spec=spec, properties=parse_properties(properties, visible), crs=out_crs,
                    order=parse_sortby(sortby, visible), limit=min(limit or settings.default_limit, settings.max_limit),
                    offset=offset)
-    q.where = _conditions(request, spec, visible, q.params, bbox, bbox_crs, datetime_, filter_, filter_lang,
-                          filter_crs)
+    q.where, filtered_on = _conditions(request, spec, visible, q.params, bbox, bbox_crs, datetime_, filter_,
+                                       filter_lang, filter_crs)
     sql = items_sql(q)
 
     async def fetch(conn: asyncpg.Connection) -> asyncpg.Record:
@@ -161,8 +161,9 @@ async def items(
     label = spec.id if spec.access is Access.public else f"({spec.access.value})"
     FEATURES_RETURNED.labels(collection=label).inc(returned)
     names = [p.name for p in q.properties]
-    if needs_audit(spec, names):
-        await log_access(request.app.state.pool, principal, spec, "items", names,
+    read = list(dict.fromkeys([*names, *sorted(filtered_on), *(c.strip('"') for c, _ in q.order if c != '"id"')]))
+    if needs_audit(spec, read):  # filtering or sorting on a field reads it too
+        await log_access(request.app.state.pool, principal, spec, "items", read,
                          {"query": request.url.query, "returned": returned}, _client(request))
     links = _page_links(request, q.offset, q.limit, returned, matched)
     headers = {"Content-Crs": content_crs_header(out_crs)}
@@ -184,8 +185,8 @@ async def items(
 
 def _conditions(request: Request, spec: LayerSpec, visible: list, params: Params, bbox: str | None,
                 bbox_crs: str | None, datetime_: str | None, filter_: str | None, filter_lang: str | None,
-                filter_crs: str | None) -> list[str]:
-    """WHERE clauses of the request (bbox, datetime, CQL2 filter, property equality parameters)."""
+                filter_crs: str | None) -> tuple[list[str], set[str]]:
+    """WHERE clauses of the request (bbox, datetime, CQL2 filter, property equality parameters), fields used."""
     where: list[str] = []
     if bbox is not None:
         where.append(bbox_condition(bbox, resolve_crs(bbox_crs, "bbox-crs"), spec, params))
@@ -209,7 +210,8 @@ def _conditions(request: Request, spec: LayerSpec, visible: list, params: Params
             raise InvalidParameter(f"unknown query parameter {name!r}; besides {', '.join(sorted(ITEMS_PARAMS))}, "
                                    f"property names filter by equality")
         where.append(f"{quote_ident(name)} = {params.bind(coerce(value, field, name), field_cast(field))}")
-    return where
+        ctx.used.add(name)
+    return where, ctx.used
 
 
 def _page_links(request: Request, offset: int, limit: int, returned: int, matched: int | None) -> list[dict]:

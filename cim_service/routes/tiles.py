@@ -97,8 +97,9 @@ async def _bboxes(request: Request, specs: list[LayerSpec]) -> list:
 async def _audit(request: Request, principal: Principal, reqs: list[LayerRequest], detail: dict) -> None:
     client = request.client.host if request.client else None
     for r in reqs:
-        if needs_audit(r.spec, r.fields):
-            await log_access(request.app.state.pool, principal, r.spec, "tile", list(r.fields), detail, client)
+        read = list(dict.fromkeys([*r.fields, *r.filter_fields]))  # a filter on a field reads it too
+        if needs_audit(r.spec, read):
+            await log_access(request.app.state.pool, principal, r.spec, "tile", read, detail, client)
 
 
 # -- tile matrix sets ------------------------------------------------------------------------------

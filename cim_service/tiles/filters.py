@@ -23,4 +23,4 @@ def filtered_request(spec: LayerSpec, principal: Principal, fields: tuple[str, .
                         filter_crs=resolve_crs(filter_crs, "filter-crs"), params=params)
     where = to_sql(node, ctx)
     args = tuple(params.values)
-    return LayerRequest(spec, fields, where, args, (where, repr(args)))
+    return LayerRequest(spec, fields, where, args, (where, repr(args)), tuple(sorted(ctx.used)))

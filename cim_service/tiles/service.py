@@ -30,6 +30,8 @@ class LayerRequest:
     where: str | None = None
     where_args: tuple = ()
     filter_key: tuple | None = None
+    #: fields the filter reads (for the access log; not part of the cache identity)
+    filter_fields: tuple[str, ...] = ()
 
 
 @dataclass

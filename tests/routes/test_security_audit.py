@@ -13,6 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import mapbox_vector_tile
 import morecantile
@@ -372,3 +373,49 @@ def test_key_of_unknown_role_is_refused(api, engine):
                              "VALUES (:n, :p, :h, 'superuser')"),
                      {"n": name, "p": key[:10], "h": hashlib.sha256(key.encode()).hexdigest()})
     assert api.get("/collections/people", headers={"X-API-Key": key}).status_code == 401
+
+
+@pytest.fixture(scope="module")
+def internal_people(settings, features_data, tmp_path_factory) -> Iterator[TestClient]:
+    """The service with a catalog where ``people`` is only ``internal``: personal fields alone trigger the log."""
+    from cim_service.settings import Settings
+
+    folder = tmp_path_factory.mktemp("layers-internal-people")
+    for path in Path(catalog_folder()).glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if path.stem == "people":
+            text = text.replace("access: restricted", "access: internal")
+        (folder / path.name).write_text(text, encoding="utf-8")
+    app = create_app(Settings(database_url=settings.database_url, environment="test", home=settings.home,
+                              layers_dir=folder))
+    assert app.state.catalog.get("people").access.value == "internal"
+    with TestClient(app) as client:
+        yield client
+
+
+def catalog_folder() -> Path:
+    import layers
+
+    return Path(layers.__file__).resolve().parent
+
+
+def test_filtering_or_sorting_on_a_personal_field_is_logged(internal_people, officer, engine):
+    """Regression: reads that use a personal field only in filter/sortby/equality were not written to the log."""
+    client = internal_people
+    before = access_log_count(engine)
+    r = client.get("/collections/people/items", headers=officer, params={"properties": "gender", "limit": 3})
+    assert r.status_code == 200 and access_log_count(engine) == before  # no personal field read: not logged
+    for path, params in (
+        ("/collections/people/items", {"properties": "gender", "filter": "id_number LIKE '3101%'"}),
+        ("/collections/people/items", {"properties": "gender", "sortby": "-phone"}),
+        ("/collections/people/items", {"properties": "gender", "name": "测试居民1"}),
+        (tile_path(16), {"properties": "gender", "filter": "name LIKE '测试%'"}),
+    ):
+        before = access_log_count(engine)
+        r = client.get(path, headers=officer, params=params)
+        assert r.status_code == 200, (params, r.text[:200])
+        assert access_log_count(engine) == before + 1, params
+        with engine.connect() as conn:
+            fields = conn.execute(sa.text("SELECT fields FROM cim_meta.access_log WHERE layer_id = 'people' "
+                                          "ORDER BY id DESC LIMIT 1")).scalar_one()
+        assert "gender" in fields and set(fields) & set(PERSONAL), (params, fields)
