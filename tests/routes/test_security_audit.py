@@ -419,3 +419,14 @@ def test_filtering_or_sorting_on_a_personal_field_is_logged(internal_people, off
             fields = conn.execute(sa.text("SELECT fields FROM cim_meta.access_log WHERE layer_id = 'people' "
                                           "ORDER BY id DESC LIMIT 1")).scalar_one()
         assert "gender" in fields and set(fields) & set(PERSONAL), (params, fields)
+
+
+def test_multi_layer_properties_do_not_unlock_a_personal_field_of_the_same_name(auditor, personal_values):
+    """``properties=name`` is valid because organisations has a (non-personal) ``name``; people must not get one."""
+    r = auditor.get(tile_path(12, "/tiles"), params={"collections": "people,organisations", "properties": "name"})
+    assert r.status_code == 200
+    layers = decode(r.content)
+    assert layers["organisations"]["features"]
+    assert all("name" in f["properties"] for f in layers["organisations"]["features"])
+    assert layers["people"]["features"] and all("name" not in f["properties"] for f in layers["people"]["features"])
+    assert_no_personal(r.content.decode("utf-8", "replace"), personal_values, "multi-layer tile")
