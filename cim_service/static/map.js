@@ -53,6 +53,11 @@
     return state.apiKey ? { 'X-API-Key': state.apiKey } : {};
   }
   async function getJSON(url) {
+    const early = window.__cimPrefetch && window.__cimPrefetch[url];
+    if (early && !state.apiKey) { // requested by the page before the bundle loaded, without a key: use once
+      delete window.__cimPrefetch[url];
+      return early;
+    }
     const response = await fetch(url, { headers: headers() });
     if (!response.ok) throw new Error(`${response.status} ${url}`);
     return response.json();
@@ -148,16 +153,41 @@
     for (const [k, v] of Object.entries(spec)) if (!drop.includes(k) && k !== '@@type') out[k] = v;
     return out;
   }
+  // Boundaries are drawn as LineLayer segments, not as the GeoJsonLayer's PathLayer stroke: in software
+  // WebGL (SwiftShader) the first PathLayer frame of the district and town outlines blocked the page for
+  // ~0.7 s and every later frame cost ~50 ms more; 1-2 px segments look the same.
+  const segmentCache = new WeakMap();
+  function ringSegments(collection) {
+    if (!collection || !collection.features) return [];
+    if (!segmentCache.has(collection)) {
+      const out = [];
+      for (const feature of collection.features) {
+        const g = feature.geometry;
+        const polygons = !g ? [] : g.type === 'Polygon' ? [g.coordinates] : g.type === 'MultiPolygon' ? g.coordinates : [];
+        for (const ring of polygons.flat()) for (let i = 1; i < ring.length; i++) out.push([ring[i - 1], ring[i]]);
+      }
+      segmentCache.set(collection, out);
+    }
+    return segmentCache.get(collection);
+  }
+  function outlineLayer(spec, id, common, collection) {
+    return Object.assign({
+      '@@type': 'LineLayer', id, data: ringSegments(collection), pickable: false,
+      getSourcePosition: (s) => s[0], getTargetPosition: (s) => s[1], getColor: spec.getLineColor,
+      getWidth: Math.max(spec.getLineWidth || 1, spec.lineWidthMinPixels || 0), widthUnits: 'pixels',
+    }, common);
+  }
   function layerProps(spec) {
     const id = spec.id;
     const common = { visible: state.visible[id] && allowed(id), opacity: state.opacity[id] };
     if (id === 'towns') {
-      return Object.assign({}, spec, common, {
-        data: state.towns || [], getFillColor: choroplethAccessor(),
+      const fill = Object.assign({}, spec, common, {
+        data: state.towns || [], stroked: false, getFillColor: choroplethAccessor(),
         updateTriggers: { getFillColor: [state.indicatorId, state.selectedTown] },
       });
+      return [fill, outlineLayer(spec, 'towns__outline', common, state.towns)];
     }
-    if (id === 'district') return Object.assign({}, spec, common, { data: state.district || [] });
+    if (id === 'district') return outlineLayer(spec, 'district', common, state.district);
     if (INLINE) return INLINE.layers && INLINE.layers[id] ? Object.assign(inlineLayer(spec), common) : null;
     if (!common.visible) return null; // hidden tile layers would still fetch tiles: leave them out
     if (spec['@@type'] === 'TileLayer') return state.rasterUrl ? Object.assign(rasterLayer(spec), common) : null;
@@ -176,7 +206,7 @@
     };
   }
   function render() {
-    const layers = C.deck.layers.map(layerProps);
+    const layers = C.deck.layers.flatMap(layerProps);
     layers.push(searchMarker());
     deck.setProps({ layers: layers.filter(Boolean).map(makeLayer) });
     renderLegend();
@@ -192,7 +222,7 @@
     return { longitude: (w + e) / 2, latitude: (s + n) / 2, zoom: Math.min(zx, zy), pitch: 0, bearing: 0 };
   }
   // the bundle exports createDeck/updateDeck only: take the layer classes from converted probe layers
-  const PROBES = ['GeoJsonLayer', 'MVTLayer', 'TileLayer', 'BitmapLayer']
+  const PROBES = ['GeoJsonLayer', 'MVTLayer', 'TileLayer', 'BitmapLayer', 'LineLayer']
     .map((type) => ({ '@@type': type, id: `__probe_${type}`, visible: false }));
   const deck = window.createDeck({
     container: $('deck-container'),
@@ -204,7 +234,7 @@
   deck.setProps({ layers: [] });
   const MVT_LOADERS = window.loaders && window.loaders.MVTLoader ? [window.loaders.MVTLoader] : undefined;
   window.__cimMap = {
-    deck, state,
+    deck, state, classes: CLS,
     viewState: () => {
       const vp = deck.getViewports()[0];
       return vp ? { longitude: vp.longitude, latitude: vp.latitude, zoom: vp.zoom } : null;
@@ -224,8 +254,12 @@
       && !INLINE && state.visible[s.id] && allowed(s.id) && !METRICS.tilesLoaded[s.id]
       && (s['@@type'] !== 'TileLayer' || state.rasterUrl));
   }
+  let firstFrameDrawn;
+  const tileRequestsSent = new Promise((resolve) => { firstFrameDrawn = resolve; })
+    .then(() => new Promise((resolve) => setTimeout(resolve, 0))); // deck.gl issues tile requests in a task
   function afterRender() {
     const now = performance.now();
+    firstFrameDrawn();
     METRICS.renders += 1;
     if (METRICS.frames.length < 200) METRICS.frames.push(Math.round(now));
     if (METRICS.firstRenderMs === null) METRICS.firstRenderMs = now;
@@ -591,6 +625,10 @@
     const [district, towns] = INLINE
       ? [INLINE.district, INLINE.towns]
       : await Promise.all([getJSON(items('district')), getJSON(items('towns'))]);
+    // draw the boundaries only once the tile layers have sent their requests: the first draw of the
+    // polygon and path layers blocks the main thread while software WebGL compiles their pipelines, and
+    // the tiles should be on their way meanwhile, not wait behind it
+    if (!INLINE) await tileRequestsSent;
     state.district = district;
     state.towns = towns;
     render();

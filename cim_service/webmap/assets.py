@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 #: classes the map needs from the bundle (checked once, so a pydeck upgrade that drops one fails loudly)
-REQUIRED_SYMBOLS = ("createDeck", "updateDeck", "MVTLayer", "TileLayer", "BitmapLayer", "GeoJsonLayer")
+REQUIRED_SYMBOLS = ("createDeck", "updateDeck", "MVTLayer", "TileLayer", "BitmapLayer", "GeoJsonLayer", "LineLayer")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 #: our assets servable under /map/static/: name -> (path below static/, media type)
