@@ -7,7 +7,10 @@ The service runs under uvicorn (one worker, 127.0.0.1) in its own process and is
 load. Each measured run opens the map in a fresh browser context (empty HTTP cache: the 4.3 MB deck.gl bundle
 is fetched again) and reads ``window.__cimMetrics``: ``firstMeaningfulPaintMs`` is the first deck.gl
 ``onAfterRender`` after the district, the towns, the indicators (choropleth) and every visible tile layer's
-viewport have loaded, on the page's Performance clock (0 = navigation start). From the Resource Timing entries
+viewport have loaded, on the page's Performance clock (0 = navigation start). ``committed`` is the start of the
+next frame, i.e. when that frame's work was committed: in headless Chromium the WebGL canvas is read back for the
+software compositor, so this includes SwiftShader executing the FMP frame's draws (first draws of a layer type
+compile its pipeline: ~0.3-0.7 s). From the Resource Timing entries
 it also reports when the last tile response ended (what the service and network contribute) and how many tiles
 one view needs.
 A second scenario zooms into a town (zoom 14) and counts the extra tile requests of that view.
@@ -33,7 +36,7 @@ sys.path.insert(0, str(PROJECT))
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 BENCH_DB = "cim_bench_map"
-FMP = "window.__cimMetrics && window.__cimMetrics.firstMeaningfulPaintMs !== null"
+FMP = "window.__cimMetrics && window.__cimMetrics.fmpFrameCommittedMs !== null"
 RESOURCES = """() => performance.getEntriesByType('resource').map(e => ({
     name: e.name, start: e.startTime, end: e.responseEnd, bytes: e.transferSize}))"""
 
@@ -100,6 +103,7 @@ def measure(browser, base: str, width: int, height: int) -> dict:
         tiles = [r for r in resources if "/tiles/" in r["name"]]
         result = {
             "fmp_ms": metrics["firstMeaningfulPaintMs"],
+            "fmp_committed_ms": metrics["fmpFrameCommittedMs"],
             "first_render_ms": metrics["firstRenderMs"],
             "tiles_done_ms": max((r["end"] for r in tiles), default=None),
             "bundle_done_ms": max((r["end"] for r in resources if r["name"].endswith("/deck.js")), default=None),
@@ -156,12 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    print(f"{'view':>10} {'FMP ms':>8} {'1st frame':>9} {'bundle':>7} {'tiles done':>10} {'tiles':>6} "
+    print(f"{'view':>10} {'FMP ms':>8} {'committed':>9} {'1st frame':>9} {'bundle':>7} {'tiles done':>10} {'tiles':>6} "
           f"{'tile KB':>8} {'z14 tiles':>9}")
     for view, data in report["views"].items():
         m = data["median"]
-        print(f"{view:>10} {m['fmp_ms']:8.0f} {m['first_render_ms']:9.0f} {m['bundle_done_ms']:7.0f} "
-              f"{m['tiles_done_ms']:10.0f} {m['tile_requests']:6.0f} {m['tile_kb']:8.1f} "
+        print(f"{view:>10} {m['fmp_ms']:8.0f} {m['fmp_committed_ms']:9.0f} {m['first_render_ms']:9.0f} "
+              f"{m['bundle_done_ms']:7.0f} {m['tiles_done_ms']:10.0f} {m['tile_requests']:6.0f} {m['tile_kb']:8.1f} "
               f"{m['zoom14_tile_requests']:9.0f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@
   const C = window.CIM_CONFIG;
   const INLINE = C.inline || null;
   const METRICS = (window.__cimMetrics = {
-    firstRenderMs: null, firstMeaningfulPaintMs: null, tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
+    firstRenderMs: null, firstMeaningfulPaintMs: null, fmpFrameCommittedMs: null, tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
   });
   const T = {
     zh: {
@@ -266,6 +266,8 @@
     if (METRICS.firstMeaningfulPaintMs === null && state.district && state.towns && state.indicatorsLoaded
         && pendingTiles().length === 0) {
       METRICS.firstMeaningfulPaintMs = now;
+      // the next frame begins once this one is committed (in software WebGL: after its GPU work)
+      requestAnimationFrame(() => { METRICS.fmpFrameCommittedMs = performance.now(); });
     }
   }
   new PerformanceObserver((list) => {
