@@ -90,6 +90,10 @@ def test_map_draws_the_district_offline(map_page, service_url, engine, artifacts
     assert any(status == 200 for status in tiles.values())
     metrics = page.evaluate("window.__cimMetrics")
     assert metrics["firstMeaningfulPaintMs"] is not None and metrics["tileErrors"] == 0
+    page.wait_for_function("window.__cimMetrics.fmpFrameCommittedMs !== null", timeout=10_000)
+    assert page.evaluate("window.__cimMetrics.fmpFrameCommittedMs") > metrics["firstMeaningfulPaintMs"]
+    base_requests = [u for u in log.requests if "/collections/towns/items" in u or "/collections/district/items" in u]
+    assert len(base_requests) == 2, f"the page's early requests should be used, not repeated: {base_requests}"
 
     points = visible_town_points(page, engine)
     assert len(points) >= 10, "towns are off screen: the view does not fit the district"
