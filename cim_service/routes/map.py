@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from cim_service.auth import Principal, get_principal
 from cim_service.db import run_with_retry
 from cim_service.webmap.assets import (
     OWN_ASSETS,
@@ -35,10 +36,22 @@ async def district_bbox(pool: asyncpg.Pool) -> tuple[float, float, float, float]
 
 @router.get("", response_class=HTMLResponse, summary="The CIM一张图 planners' web map")
 async def map_page(request: Request) -> HTMLResponse:
-    """Serve the map page (deck.gl, offline: every asset comes from this service)."""
+    """Serve the map page (deck.gl, offline: every asset comes from this service).
+
+    A page load carries no credentials, so the page describes the public layers only; once an API key is
+    entered, the page replaces its configuration with ``/map/config`` for that key.
+    """
     bbox = await district_bbox(request.app.state.pool)
     config = build_page_config(request.app.state.catalog, district_bbox=bbox)
     return HTMLResponse(render_page(config), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/config", summary="The map's configuration for the caller: the layers and fields its key may see")
+async def map_config(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> JSONResponse:
+    """Return the page configuration (layers, fields, deck.gl spec) for the caller's API key."""
+    bbox = await district_bbox(request.app.state.pool)
+    config = build_page_config(request.app.state.catalog, principal=principal, district_bbox=bbox)
+    return JSONResponse(config, headers={"Cache-Control": "private, no-store"})
 
 
 @router.get("/static/{name}", summary="Map assets: the deck.gl bundle and the panels' JS/CSS")

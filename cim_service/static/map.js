@@ -14,6 +14,7 @@
       district: '全区', target: '目标', value: '现状', gap: '缺口', town: '街镇', status: '达标',
       met: '达标', not_met: '未达标', unknown: '无数据', no_data: '无数据', noResult: '未找到匹配的地址', locked: '需授权',
       legendTitle: '街镇指标', tileError: '部分瓦片加载失败', apiKey: 'API 密钥', lang: 'EN',
+      keyRejected: 'API 密钥无效',
       noIndicators: '暂无指标数据',
     },
     en: {
@@ -21,6 +22,7 @@
       district: 'District', target: 'Target', value: 'Value', gap: 'Gap', town: 'Town', status: 'Status',
       met: 'met', not_met: 'not met', unknown: 'no data', no_data: 'no data', noResult: 'No matching address', locked: 'key needed',
       legendTitle: 'Town indicator', tileError: 'Some tiles failed to load', apiKey: 'API key', lang: '中文',
+      keyRejected: 'API key rejected',
       noIndicators: 'No indicator data',
     },
   };
@@ -581,8 +583,35 @@
 
   // ---- controls and start-up ----------------------------------------------------------------------
   $('lang').addEventListener('click', () => { state.lang = state.lang === 'zh' ? 'en' : 'zh'; applyLanguage(); });
-  $('api-key').addEventListener('change', () => {
+  // the page describes the public layers only; a key's own layers and fields come from /map/config
+  async function loadConfig() {
+    const response = await fetch(C.endpoints.config, { headers: headers() });
+    if (!response.ok) throw new Error(`${response.status} ${C.endpoints.config}`);
+    const config = await response.json();
+    C.layers = config.layers;
+    C.deck = config.deck;
+    C.public_layers = config.public_layers;
+    for (const id of Object.keys(layerMeta)) if (id !== C.raster.id) delete layerMeta[id];
+    for (const meta of C.layers) layerMeta[meta.id] = meta;
+    for (const spec of C.deck.layers) {
+      if (!(spec.id in state.visible)) {
+        state.visible[spec.id] = spec.visible !== false;
+        state.opacity[spec.id] = typeof spec.opacity === 'number' ? spec.opacity : 1;
+      }
+    }
+  }
+  $('api-key').addEventListener('change', async () => {
     state.apiKey = $('api-key').value.trim();
+    if (!INLINE) {
+      try {
+        await loadConfig();
+      } catch (error) {
+        console.warn('map configuration unavailable', error.message);
+        showStatus(t('keyRejected'));
+        state.apiKey = '';
+        await loadConfig().catch(() => {});
+      }
+    }
     renderLayerList();
     render();
     loadIndicators();

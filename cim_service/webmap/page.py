@@ -16,6 +16,7 @@ from typing import Any
 import pydeck as pdk
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from cim_service.auth import ANONYMOUS, Principal, can_read_layer, visible_fields
 from cim_service.catalog import Access, Catalog, LayerSpec
 from cim_service.webmap.assets import TEMPLATES_DIR, deck_bundle_path, read_text_asset
 
@@ -47,8 +48,8 @@ def tile_url(layer_id: str) -> str:
     return f"/collections/{layer_id}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
 
 
-def layer_entry(spec: LayerSpec) -> dict[str, Any]:
-    """Describe one catalog layer for the map's panels (titles, style, access, fields)."""
+def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS) -> dict[str, Any]:
+    """Describe one catalog layer for the map's panels (titles, style, access, the fields ``principal`` may see)."""
     return {
         "id": spec.id,
         "title_zh": spec.title_zh,
@@ -69,7 +70,7 @@ def layer_entry(spec: LayerSpec) -> dict[str, Any]:
         },
         "fields": [
             {"name": f.name, "title_zh": f.title_zh, "title_en": f.title_en, "personal": f.personal}
-            for f in spec.fields
+            for f in visible_fields(spec, principal)
         ],
         "tiles": tile_url(spec.id),
     }
@@ -148,15 +149,21 @@ def build_deck_spec(catalog: Catalog) -> dict[str, Any]:
     return spec
 
 
-def build_page_config(catalog: Catalog, *, inline: dict[str, Any] | None = None,
+def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inline: dict[str, Any] | None = None,
                       district_bbox: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
-    """Build the page configuration: layer metadata, deck spec, endpoints, and optionally inlined data."""
+    """Build the page configuration for ``principal``: layer metadata, deck spec, endpoints, inlined data.
+
+    Only the layers ``principal`` may read are described, with only the fields it may see: the page (loaded
+    without credentials) and the static export never name a restricted layer or a personal field; a page
+    given an API key asks ``/map/config`` for the configuration of that key.
+    """
+    catalog = Catalog([spec for spec in catalog if can_read_layer(spec, principal)])
     return {
         "title_zh": "闵行区CIM一张图",
         "title_en": "Minhang CIM One Map",
         "view": DEFAULT_VIEW,
         "district_bbox": district_bbox or DISTRICT_BBOX,
-        "layers": [layer_entry(spec) for spec in catalog],
+        "layers": [layer_entry(spec, principal) for spec in catalog],
         "public_layers": [spec.id for spec in catalog if spec.access is Access.public],
         "raster": DENSITY_RASTER,
         "deck": build_deck_spec(catalog),
@@ -165,6 +172,7 @@ def build_page_config(catalog: Catalog, *, inline: dict[str, Any] | None = None,
             "item": "/collections/{id}/items/{fid}",
             "indicators": "/indicators",
             "search": "/map/search",
+            "config": "/map/config",
             "rasters": "/rasters",
             "mvt_worker": "/map/static/mvt-worker.js",
         },
