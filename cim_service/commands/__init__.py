@@ -14,3 +14,30 @@ def fail(message: str, code: int = 1) -> None:
     """Print a one-line error on stderr and exit non-zero."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def open_database(*, migrate_schema: bool = True):
+    """Return ``(settings, engine, catalog)`` for a command, the schema brought up to date; fail in one line.
+
+    A missing local cluster or PostGIS, and an unreachable server, end the command with what to do.
+    """
+    import sqlalchemy as sa
+
+    from cim_service.catalog import load_catalog
+    from cim_service.db import make_engine
+    from cim_service.localdb import LocalDatabaseError
+    from cim_service.migrate import PostGISMissingError, migrate
+    from cim_service.settings import Settings
+
+    settings = Settings()
+    try:
+        engine = make_engine(settings.resolved_database_url())
+        catalog = load_catalog(settings.catalog_dir)
+        if migrate_schema:
+            migrate(engine, catalog)
+    except (LocalDatabaseError, PostGISMissingError) as exc:
+        fail(str(exc))
+    except sa.exc.OperationalError:
+        fail("cannot connect to the database: start the project-local one with `cim db start` "
+             "or set CIM_DATABASE_URL")
+    return settings, engine, catalog

@@ -6,12 +6,11 @@ import time
 from enum import StrEnum
 from typing import Annotated
 
-import sqlalchemy as sa
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cim_service.commands import console, fail
+from cim_service.commands import console, fail, open_database
 
 
 class DemoScale(StrEnum):
@@ -30,24 +29,10 @@ def demo(
                                                   "(default: each layer ends up holding exactly the demo).")] = False,
 ) -> None:
     """Generate the demo dataset and load it (re-running with the same scale and seed changes nothing)."""
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
-    from cim_service.localdb import LocalDatabaseError
-    from cim_service.migrate import PostGISMissingError, migrate
-    from cim_service.settings import Settings
     from pipelines.demo import build_demo, load_demo
     from pipelines.demo.build import layer_frames
 
-    settings = Settings()
-    try:
-        engine = make_engine(settings.resolved_database_url())
-        catalog = load_catalog(settings.catalog_dir)
-        migrate(engine, catalog)
-    except (LocalDatabaseError, PostGISMissingError) as exc:
-        fail(str(exc))
-    except sa.exc.OperationalError:
-        fail("cannot connect to the database: start the project-local one with `cim db start` "
-             "or set CIM_DATABASE_URL")
+    settings, engine, catalog = open_database()
     with console.status(f"generating the {scale.value} demo (seed {seed})…"):
         started = time.perf_counter()
         frames = build_demo(scale.value, seed)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cim_service.commands import console, fail
+from cim_service.commands import console, fail, open_database
 from cim_service.indicators.engine import IndicatorComputationError
 
 indicators_app = typer.Typer(help="Plan indicators measured on the map: values, targets, gaps, site suggestions.")
@@ -19,20 +19,9 @@ KIND_ALIASES = {"charging": "charging", "g5": "g5", "5g": "g5", "camera": "camer
 
 def _engine():
     """The indicator engine on the configured (or project-local) database, schema migrated."""
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
     from cim_service.indicators.engine import IndicatorEngine
-    from cim_service.localdb import LocalDatabaseError
-    from cim_service.migrate import PostGISMissingError, migrate
-    from cim_service.settings import Settings
 
-    settings = Settings()
-    try:
-        engine = make_engine(settings.resolved_database_url())
-        catalog = load_catalog(settings.catalog_dir)
-        migrate(engine, catalog)
-    except (LocalDatabaseError, PostGISMissingError) as exc:
-        fail(str(exc))
+    settings, engine, catalog = open_database()
     return IndicatorEngine(engine, catalog, settings)
 
 

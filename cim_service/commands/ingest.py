@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cim_service.commands import console, err_console, fail
+from cim_service.commands import console, err_console, fail, open_database
 from cim_service.models import META_SCHEMA
 
 #: files larger than this get a progress bar
@@ -30,16 +30,8 @@ class OnError(StrEnum):
 
 
 def _engine_and_catalog():
-    from cim_service.catalog import load_catalog
-    from cim_service.db import engine_from_settings
-    from cim_service.localdb import LocalDatabaseError
-    from cim_service.settings import Settings
-
-    settings = Settings()
-    try:
-        return engine_from_settings(settings), load_catalog(settings.catalog_dir)
-    except LocalDatabaseError as exc:
-        fail(str(exc))
+    _, engine, catalog = open_database()
+    return engine, catalog
 
 
 def ingest(
