@@ -65,8 +65,9 @@ def prepare_database(url: str | None, min_cameras: int, data: str) -> tuple[str,
     n = _count(base)
     if n >= min_cameras:
         return base, f"{n:,} cameras (local `cim` database)"
-    bench = base.rsplit("/", 1)[0] + "/cim_bench"
-    _create_migrated(base, bench)
+    from _common import named_database
+
+    bench = named_database("cim_bench", base)
     n = _count(bench)
     if n < min_cameras:
         print(f"loading {data} data into cim_bench (once)...", flush=True)
@@ -74,21 +75,6 @@ def prepare_database(url: str | None, min_cameras: int, data: str) -> tuple[str,
         n = _count(bench)
     kind = "plan-scale demo (pipelines.demo, seed default)" if data == "demo" else "synthetic cameras"
     return bench, f"{n:,} cameras, {kind}, in `cim_bench`"
-
-
-def _create_migrated(base: str, bench: str) -> None:
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
-    from cim_service.migrate import migrate
-
-    admin = make_engine(base.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = 'cim_bench'")).first():
-            conn.execute(sa.text('CREATE DATABASE "cim_bench"'))
-    admin.dispose()
-    eng = make_engine(bench)
-    migrate(eng, load_catalog())
-    eng.dispose()
 
 
 def _load_plan_demo(bench: str) -> None:

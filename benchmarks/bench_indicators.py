@@ -12,27 +12,15 @@ import argparse
 import time
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
+from _common import named_database
 
 from cim_service.catalog import load_catalog
 from cim_service.db import make_engine
 from cim_service.indicators.engine import IndicatorEngine
-from cim_service.localdb import LocalCluster
 from cim_service.migrate import migrate
 from cim_service.settings import Settings
 
 BENCH_DB = "cim_bench_indicators"
-
-
-def bench_url() -> str:
-    server = make_url(LocalCluster.from_settings(Settings(database_url=None)).start())
-    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": BENCH_DB}).first():
-            conn.execute(sa.text(f'CREATE DATABASE "{BENCH_DB}"'))
-    admin.dispose()
-    return server.set(database=BENCH_DB).render_as_string(hide_password=False)
 
 
 def main() -> None:
@@ -41,7 +29,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--skip-load", action="store_true", help="use the data already in the database")
     args = parser.parse_args()
-    url = args.database_url or bench_url()
+    url = args.database_url or named_database(BENCH_DB)
     catalog = load_catalog()
     engine = make_engine(url)
     migrate(engine, catalog)

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
@@ -45,26 +44,15 @@ def prepare_database(url: str | None) -> str:
     """Return the URL of a database holding the small demo (created once on the local cluster)."""
     if url:
         return url
-    from sqlalchemy.engine import make_url
+    from _common import named_database
 
     from cim_service.catalog import load_catalog
     from cim_service.db import make_engine
-    from cim_service.localdb import LocalCluster
-    from cim_service.migrate import migrate
-    from cim_service.settings import Settings
     from pipelines.demo import load_demo
 
-    server = make_url(LocalCluster.from_settings(Settings(database_url=None)).start())
-    admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": BENCH_DB}).first():
-            conn.execute(sa.text(f'CREATE DATABASE "{BENCH_DB}"'))
-    admin.dispose()
-    url = server.set(database=BENCH_DB).render_as_string(hide_password=False)
+    url = named_database(BENCH_DB)
     catalog = load_catalog()
     engine = make_engine(url)
-    migrate(engine, catalog)
     load_demo(engine, catalog, scale="small")
     engine.dispose()
     return url
