@@ -127,6 +127,14 @@ class Target(BaseModel):
     indicators: list[str] = Field(default_factory=list)
 
 
+class Role(StrEnum):
+    """A part a layer plays that code relies on; code asks the catalog for the role, never for a layer id."""
+
+    district_outline = "district_outline"
+    town_boundaries = "town_boundaries"
+    standard_addresses = "standard_addresses"
+
+
 class LayerSpec(BaseModel):
     """Declaration of one layer: the file ``layers/<id>.yaml``."""
 
@@ -134,6 +142,8 @@ class LayerSpec(BaseModel):
 
     id: str
     table: str
+    order: int = Field(default=1000, description="Listing and display order (ascending); ties by id.")
+    roles: list[Role] = Field(default_factory=list, description="Parts this layer plays (at most one layer each).")
     title_zh: str
     title_en: str
     description_zh: str | None = None
@@ -210,6 +220,12 @@ class Catalog:
         dupes = {t for t in tables if tables.count(t) > 1}
         if dupes:
             raise ValueError(f"layers share tables: {sorted(dupes)}")
+        self._roles: dict[Role, LayerSpec] = {}
+        for layer in layers:
+            for role in layer.roles:
+                if role in self._roles:
+                    raise ValueError(f"role {role.value!r} declared by both {self._roles[role].id!r} and {layer.id!r}")
+                self._roles[role] = layer
 
     def __iter__(self):
         return iter(self._layers.values())
@@ -231,6 +247,23 @@ class Catalog:
     def ids(self) -> list[str]:
         """Layer ids in catalog order."""
         return list(self._layers)
+
+    def role(self, role: Role | str) -> LayerSpec | None:
+        """Return the layer declaring ``role``, or None when no layer plays it."""
+        return self._roles.get(Role(role))
+
+    def require_role(self, role: Role | str) -> LayerSpec:
+        """Return the layer declaring ``role``; raise LookupError naming the role when none does."""
+        spec = self.role(role)
+        if spec is None:
+            raise LookupError(f"no layer of the catalog declares the role {Role(role).value!r} "
+                              f"(roles are declared in layers/*.yaml)")
+        return spec
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """Role name -> layer id, for every declared role."""
+        return {role.value: spec.id for role, spec in self._roles.items()}
 
 
 class UnknownLayerError(KeyError):
@@ -261,16 +294,5 @@ def load_catalog(folder: Path | None = None) -> Catalog:
         if spec.id != path.stem:
             raise ValueError(f"{path}: layer id {spec.id!r} must equal the file name")
         specs.append(spec)
-    order = {name: i for i, name in enumerate(LAYER_ORDER)}
-    specs.sort(key=lambda s: (order.get(s.id, len(order)), s.id))
+    specs.sort(key=lambda s: (s.order, s.id))
     return Catalog(specs)
-
-
-#: display / listing order: base first, then the address base, then devices, then derived layers
-LAYER_ORDER = [
-    "district", "towns", "shanghai_townships", "planning_zones", "key_areas", "main_roads",
-    "addresses", "houses", "organisations", "people",
-    "cameras", "base_stations", "iot_nodes", "waterlogging_sensors", "charging_stations", "smart_poles",
-    "smart_lockers", "metro_stations", "metro_entrances", "bus_stops", "underground_spaces",
-    "gap_camera_hex", "gap_charging", "gap_5g", "gap_unsensored_sites", "suggested_sites",
-]

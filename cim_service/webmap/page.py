@@ -164,6 +164,7 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
         "view": DEFAULT_VIEW,
         "district_bbox": district_bbox or DISTRICT_BBOX,
         "layers": [layer_entry(spec, principal) for spec in catalog],
+        "roles": catalog.roles,
         "public_layers": [spec.id for spec in catalog if spec.access is Access.public],
         "raster": DENSITY_RASTER,
         "deck": build_deck_spec(catalog),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -45,7 +45,7 @@ def server(settings, features_data, tmp_path_factory) -> Iterator[str]:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     logs = tmp_path_factory.mktemp("serve")
     stdout, stderr = (logs / "stdout.log").open("wb"), (logs / "stderr.log").open("wb")
-    proc = subprocess.Popen([shutil.which("cim"), "serve", "--port", str(port), "--workers", "2",
+    proc = subprocess.Popen([sys.executable, "-m", "cim_service", "serve", "--port", str(port), "--workers", "2",
                              "--loop", "asyncio", "--log-level", "warning"], env=env, stdout=stdout, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
