@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse
 from cim_service import __version__
 from cim_service.catalog import load_catalog
 from cim_service.db import create_pool
+from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
 from cim_service.settings import Settings
@@ -81,10 +82,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in modules:  # optional ``MIDDLEWARE`` of router modules (e.g. the cached-tile fast path), added
         for middleware in getattr(module, "MIDDLEWARE", ()):  # first so CORS and RequestObserver wrap them
             app.add_middleware(middleware)
+    app.add_middleware(Methods)  # HEAD and OPTIONS on every route; inside CORS so preflights reach CORS first
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match"],
                            expose_headers=["Content-Crs", "ETag", "Link"])
+    app.add_middleware(Edge, settings=settings)  # request bounds, link origin, client address, loop-lag probe
     app.add_middleware(RequestObserver, log_json=settings.log_json)
     for module in modules:
         app.include_router(module.router)

@@ -24,15 +24,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: errors after which a call is retried once on a new connection
+#: errors after which a call is retried on a new connection: the connection was lost or the server is restarting
+#: (``InternalClientError``: asyncpg's protocol state broken by a connection dropped mid-statement)
 RETRYABLE = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
     OSError,
 )
+#: client-side errors of a request's own values (asyncpg's ``DataError`` is an ``InterfaceError``): never retried
+NOT_RETRYABLE = (asyncpg.exceptions._base.DataError,)
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -109,7 +115,8 @@ async def run_with_retry(
             async with pool.acquire() as conn:
                 return await fn(conn)
         except RETRYABLE as exc:
-            if isinstance(exc, TimeoutError):  # a slow query (command_timeout), not a lost connection
+            # a slow query (command_timeout) or a bad value, not a lost connection
+            if isinstance(exc, (TimeoutError, *NOT_RETRYABLE)):
                 raise
             last = exc
             log.warning("database connection lost (%s); retrying (%d/%d)", type(exc).__name__, attempt + 1, attempts)

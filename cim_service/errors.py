@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 import asyncpg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -128,6 +129,33 @@ async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
                           {"Retry-After": "5"})
 
 
+#: what a data exception (SQLSTATE class 22) raised by a request's own values means, by SQLSTATE
+_DATA_ERRORS = {
+    "22012": "division by zero", "22003": "a number out of range", "22008": "a date or time out of range",
+    "22021": "a character that is not allowed", "22P05": "a character that is not allowed",
+    "22P02": "a value that is not valid for its type", "2201E": "an invalid argument of a mathematical function",
+    "2201F": "an invalid argument of a mathematical function", "22007": "an invalid date or time",
+}
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A statement failed on a value of the request (division by zero, overflow...): 400 naming the parameter.
+
+    The database's own message (which may quote SQL) is logged, never sent; the description is chosen by
+    SQLSTATE. A filter is the only parameter that computes, so it is named when present.
+    """
+    log.info("data exception on %s: %s", request.url.path, exc)
+    what = _DATA_ERRORS.get(getattr(exc, "sqlstate", None) or "", "a value outside the domain of its operation")
+    names = list(dict.fromkeys(request.query_params.keys()))
+    if "filter" in names:
+        subject = "parameter 'filter'"
+    elif names:
+        subject = "parameter " + " or ".join(repr(n) for n in names[:5])
+    else:
+        subject = "the request"
+    return error_response(400, "InvalidParameterValue", f"{subject}: the query failed on {what}")
+
+
 async def _timeout(request: Request, exc: Exception) -> JSONResponse:
     return error_response(504, "QueryTimeout",
                           "the query took longer than the statement timeout; narrow it (bbox, filter, limit)")
@@ -147,6 +175,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(asyncpg.exceptions.QueryCanceledError, _timeout)
     app.add_exception_handler(TimeoutError, _timeout)
     app.add_exception_handler(asyncpg.exceptions.PostgresConnectionError, _db_unavailable)
+    app.add_exception_handler(asyncpg.exceptions.InterfaceError, _db_unavailable)
+    app.add_exception_handler(asyncpg.exceptions.InternalClientError, _db_unavailable)
+    app.add_exception_handler(asyncpg.exceptions.AdminShutdownError, _db_unavailable)
+    app.add_exception_handler(asyncpg.exceptions.CrashShutdownError, _db_unavailable)
+    app.add_exception_handler(sqlalchemy.exc.OperationalError, _db_unavailable)
+    app.add_exception_handler(asyncpg.exceptions.DataError, _data_error)
+    app.add_exception_handler(asyncpg.exceptions._base.DataError, _data_error)
     app.add_exception_handler(asyncpg.exceptions.CannotConnectNowError, _db_unavailable)
     app.add_exception_handler(asyncpg.exceptions.TooManyConnectionsError, _db_unavailable)
     app.add_exception_handler(asyncpg.exceptions.PostgresError, _unexpected)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +53,20 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     log_json: bool = True
 
+    # Edge: the origin of links, trusted proxies, request bounds (cim_service/edge.py)
+    public_url: str | None = Field(default=None, description="Public base URL of every link, e.g. "
+                                   "https://cim.example.gov.cn/api; unset: trusted proxy headers or the "
+                                   "address the connection arrived at (never the client's Host header).")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated proxy addresses/networks whose Forwarded and "
+                                          "X-Forwarded-* headers are believed (client address, links).")
+    max_query_bytes: int = Field(default=32 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=8 * 1024, ge=256)
+    max_headers_bytes: int = Field(default=32 * 1024, ge=1024)
+    max_header_count: int = Field(default=100, ge=10)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    max_html_limit: int = Field(default=500, ge=1, description="Largest items page rendered as HTML.")
+
     # Indicator defaults
     g5_macro_radius_m: float = Field(default=250.0, gt=0)
     g5_small_radius_m: float = Field(default=100.0, gt=0)
@@ -64,6 +81,25 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in {"on", "off"}:
             return value.strip().lower() == "on"
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        for item in value if isinstance(value, list) else ():
+            ipaddress.ip_network(str(item).strip(), strict=False)  # ValueError names the bad entry
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        u = urlsplit(value.strip())
+        if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
+            raise ValueError("CIM_PUBLIC_URL must be an http(s) URL with a host, e.g. https://cim.example.gov.cn")
+        return value.strip().rstrip("/")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -54,9 +54,13 @@ def serve(host: str, port: int, workers: int, log_level: str = "info", loop: str
 
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cim-metrics-")
+    from cim_service.httpserver import protocol_options
+
+    # proxy headers are read by the application (CIM_TRUSTED_PROXIES), never by uvicorn for any local peer
     config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port, workers=workers, loop=loop,
                             log_config=log_config(log_level), log_level=log_level, access_log=False,
-                            proxy_headers=True, timeout_graceful_shutdown=10)
+                            proxy_headers=False, server_header=False, timeout_graceful_shutdown=10,
+                            **protocol_options())
     sock = tcp_listener(host, port)
     if workers > 1:
         Multiprocess(config, sockets=[sock]).run()

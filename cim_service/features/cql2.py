@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import lark
+import numpy as np
 import shapely
 from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
@@ -33,15 +34,16 @@ from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 
 from cim_service.catalog import FieldSpec, FieldType
 from cim_service.errors import InvalidParameter
-from cim_service.features.crs import OutputCrs, literal_to_wgs84_sql
+from cim_service.features.crs import OutputCrs, literal_to_wgs84
 from cim_service.features.sql import Params, field_cast, quote_ident
 from cim_service.features.temporal import TemporalOperand, parse_instant, temporal_sql
 
 GEOMETRY_NAMES = ("geometry", "geom")
 _FUNCTIONAL = re.compile(r"\b(T_[A-Za-z]+|S_DWITHIN|S_BEYOND)\s*\(", re.IGNORECASE)
 #: pygeofilter's infix temporal form ``prop T_X literal`` (its T_INTERSECTS would become T_OVERLAPS): made functional
-_INFIX = re.compile(r"""([A-Za-z_][\w.:]*|"[^"]*")\s+(T_[A-Za-z]+)\s+((?:DATE|TIMESTAMP|INTERVAL)\s*\([^)]*\)"""
-                    r"""|[A-Za-z_][\w.:]*|"[^"]*")""", re.IGNORECASE)
+#: (a match starts only at a token boundary and never backtracks, so the rewrite is linear in the filter's length)
+_INFIX = re.compile(r"""(?<![\w.:"])([A-Za-z_][\w.:]*+|"[^"]*+")\s++(T_[A-Za-z]++)\s++"""
+                    r"""((?:DATE|TIMESTAMP|INTERVAL)\s*+\([^)]*+\)|[A-Za-z_][\w.:]*+|"[^"]*+")""", re.IGNORECASE)
 _SPATIAL = {
     ast.GeometryIntersects: "ST_Intersects", ast.GeometryDisjoint: "ST_Disjoint",
     ast.GeometryContains: "ST_Contains", ast.GeometryWithin: "ST_Within", ast.GeometryTouches: "ST_Touches",
@@ -57,6 +59,10 @@ _TEMPORAL_CLASSES = {
 _COMPARISON = {ast.Equal: "=", ast.NotEqual: "<>", ast.LessThan: "<", ast.LessEqual: "<=",
                ast.GreaterThan: ">", ast.GreaterEqual: ">="}
 _ARITHMETIC = {ast.Add: "+", ast.Sub: "-", ast.Mul: "*", ast.Div: "/"}
+_FIELD_KINDS = {FieldType.text: "text", FieldType.integer: "number", FieldType.bigint: "number",
+                FieldType.float: "number", FieldType.boolean: "boolean", FieldType.date: "time",
+                FieldType.timestamp: "time", FieldType.json: "json"}
+_GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
 _UNITS = {"m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
           "km": 1000.0, "kilometer": 1000.0, "kilometers": 1000.0, "kilometre": 1000.0, "kilometres": 1000.0}
 
@@ -64,16 +70,39 @@ _UNITS = {"m": 1.0, "meter": 1.0, "meters": 1.0, "metre": 1.0, "metres": 1.0,
 # -- parsing -----------------------------------------------------------------------------------
 
 MAX_FILTER_CHARS = 20_000
+#: deepest nesting of parentheses (text) or of arrays/objects (JSON) in a filter
+MAX_FILTER_DEPTH = 64
+INT32 = (-2**31, 2**31 - 1)
+INT64 = (-2**63, 2**63 - 1)
 
 
 def parse_filter(text: str, lang: str | None) -> ast.Node:
-    """Parse a ``filter`` parameter in ``filter-lang`` (cql2-text by default) into a pygeofilter AST."""
+    """Parse a ``filter`` parameter in ``filter-lang`` (cql2-text by default) into a pygeofilter AST.
+
+    The work is bounded: at most :data:`MAX_FILTER_CHARS` characters and :data:`MAX_FILTER_DEPTH` levels, and the
+    parse is linear in the length (callers on the event loop run it through :func:`cim_service.offloop.off_loop`).
+    """
     if len(text) > MAX_FILTER_CHARS:
         raise InvalidParameter(f"parameter 'filter': longer than {MAX_FILTER_CHARS} characters")
+    if "\x00" in text:
+        raise InvalidParameter("parameter 'filter': contains a NUL character")
+    _check_depth(text)
     try:
         return _parse(text, lang)
     except RecursionError:
         raise InvalidParameter("parameter 'filter': nested too deeply") from None
+
+
+def _check_depth(text: str) -> None:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    if deepest > MAX_FILTER_DEPTH:
+        raise InvalidParameter(f"parameter 'filter': nested more than {MAX_FILTER_DEPTH} levels deep")
 
 
 def _parse(text: str, lang: str | None) -> ast.Node:
@@ -88,7 +117,10 @@ def _parse(text: str, lang: str | None) -> ast.Node:
             raise InvalidParameter(f"parameter 'filter': invalid CQL2 text ({_short(exc)})") from None
     if lang == "cql2-json":
         try:
-            return parse_cql2_json(_normalise_json(json.loads(text)))
+            doc = json.loads(text)
+            if not isinstance(doc, dict):
+                raise InvalidParameter("parameter 'filter': CQL2 JSON must be an object with \"op\" and \"args\"")
+            return parse_cql2_json(_normalise_json(doc))
         except json.JSONDecodeError as exc:
             raise InvalidParameter(f"parameter 'filter': not valid JSON ({exc.msg})") from None
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
@@ -247,15 +279,19 @@ class _Translator:
         if not (isinstance(node.lhs, ast.Attribute) and self.field(node.lhs.name).type is FieldType.text):
             lhs = f"({lhs})::text"
         op = ("NOT " if node.not_ else "") + ("ILIKE" if node.nocase else "LIKE")
-        return f"({lhs} {op} {self.ctx.params.bind(node.pattern, 'text')})"
+        return f"({lhs} {op} {self.ctx.params.bind(scalar_literal(node.pattern), 'text')})"
 
     def in_(self, node: ast.In) -> str:
+        for item in node.sub_nodes:
+            self.check_comparable(node.lhs, item)
         field = self.attribute_field(node.lhs)
         lhs = self.operand(node.lhs)
         items = ", ".join(self.literal(v, field) for v in node.sub_nodes)
         return f"({lhs} {'NOT ' if node.not_ else ''}IN ({items}))"
 
     def between(self, node: ast.Between) -> str:
+        self.check_comparable(node.lhs, node.low)
+        self.check_comparable(node.lhs, node.high)
         field = self.attribute_field(node.lhs)
         lhs = self.operand(node.lhs)
         low, high = self.literal(node.low, field), self.literal(node.high, field)
@@ -263,6 +299,7 @@ class _Translator:
 
     # scalar expressions
     def pair(self, a: Any, b: Any) -> tuple[str, str]:
+        self.check_comparable(a, b)
         fa, fb = self.attribute_field(a), self.attribute_field(b)
         return self.operand(a, fb), self.operand(b, fa)
 
@@ -275,10 +312,43 @@ class _Translator:
         if isinstance(node, ast.Function):
             return self.function(node)
         if type(node) in _ARITHMETIC:
-            return f"({self.operand(node.lhs)} {_ARITHMETIC[type(node)]} {self.operand(node.rhs)})"
+            return self.arithmetic(node)
         if isinstance(node, values.Geometry | values.Envelope):
             raise InvalidParameter("parameter 'filter': geometries can only be used in spatial predicates")
         return self.literal(node, like)
+
+    def arithmetic(self, node: Any) -> str:
+        for side in (node.lhs, node.rhs):
+            if self.kind(side) != "number":
+                raise InvalidParameter(f"parameter 'filter': arithmetic ({_ARITHMETIC[type(node)]}) needs numbers, "
+                                       f"got {_describe(side)}")
+        if isinstance(node, ast.Div) and isinstance(node.rhs, int | float) and node.rhs == 0:
+            raise InvalidParameter("parameter 'filter': division by zero")
+        lhs, rhs = self.operand(node.lhs), self.operand(node.rhs)
+        if isinstance(node, ast.Div):  # CQL2 division is not integer division
+            lhs = f"({lhs})::double precision"
+        return f"({lhs} {_ARITHMETIC[type(node)]} {rhs})"
+
+    def kind(self, node: Any) -> str | None:
+        """Type family of a scalar expression (number, text, boolean, time, json), None when it cannot be told."""
+        if isinstance(node, ast.Attribute):
+            return _FIELD_KINDS.get(self.field(node.name).type)
+        if type(node) in _ARITHMETIC:
+            return "number"
+        if isinstance(node, ast.Function) and node.name.lower() in ("lower", "upper", "casei"):
+            return "text"
+        return _literal_kind(node)
+
+    def check_comparable(self, a: Any, b: Any) -> None:
+        """400 when two operands cannot be compared (a literal next to a property is coerced to its type)."""
+        if isinstance(a, ast.Attribute) and _literal_kind(b) is not None:
+            return
+        if isinstance(b, ast.Attribute) and _literal_kind(a) is not None:
+            return
+        ka, kb = self.kind(a), self.kind(b)
+        if ka is not None and kb is not None and ka != kb:
+            raise InvalidParameter(f"parameter 'filter': cannot compare {ka} ({_describe(a)}) with {kb} "
+                                   f"({_describe(b)})")
 
     def function(self, node: ast.Function) -> str:
         name = node.name.lower()
@@ -292,7 +362,7 @@ class _Translator:
         if isinstance(value, ast.Node | values.Geometry | values.Envelope | values.Interval):
             return self.operand(value, field)
         if field is None:
-            return self.ctx.params.bind(value)
+            return self.ctx.params.bind(scalar_literal(value))
         return self.ctx.params.bind(coerce(value, field), field_cast(field))
 
     def attribute_field(self, node: Any) -> FieldSpec | None:
@@ -329,21 +399,9 @@ class _Translator:
                                f"got {_describe(node)}")
 
     def geometry_literal(self, geojson: dict) -> str:
-        geojson = {k: v for k, v in geojson.items() if k != "crs"}
-        try:
-            geom = shapely.from_geojson(json.dumps(geojson))
-        except (shapely.errors.GEOSException, ValueError, TypeError):
-            raise InvalidParameter("parameter 'filter': invalid geometry literal") from None
-        if geom is None or geom.is_empty:
-            raise InvalidParameter("parameter 'filter': empty geometry literal")
-        crs = self.ctx.filter_crs
-        if crs.python_crs:
-            from pipelines.crs import transform_geometry
-
-            geom = transform_geometry(geom, crs.python_crs, "EPSG:4326")
-            return f"ST_GeomFromWKB({self.ctx.params.bind(shapely.to_wkb(geom), 'bytea')}, 4326)"
-        placeholder = f"ST_GeomFromWKB({self.ctx.params.bind(shapely.to_wkb(geom), 'bytea')})"
-        return literal_to_wgs84_sql(crs, placeholder)
+        geom = geometry_from_literal(geojson)
+        geom = literal_to_wgs84(geom, self.ctx.filter_crs, "filter")
+        return f"ST_GeomFromWKB({self.ctx.params.bind(shapely.to_wkb(geom), 'bytea')}, 4326)"
 
     def envelope(self, minx: Any, miny: Any, maxx: Any, maxy: Any) -> str:
         try:
@@ -404,12 +462,68 @@ def _bound(params: Params, value: Any, infinite: str) -> str:
     if value is None:
         return f"'{infinite}'::timestamptz"
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
+        try:
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidParameter("parameter 'filter': a timestamp is out of the supported range "
+                                   "(years 1-9999 in UTC)") from None
         return params.bind(value, "timestamptz")
     if isinstance(value, date):
         return params.bind(value, "date")
     raise InvalidParameter("parameter 'filter': invalid temporal literal")
+
+
+def _literal_kind(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, datetime | date):
+        return "time"
+    return None
+
+
+def scalar_literal(value: Any, parameter: str = "filter") -> Any:
+    """Check a literal bound without a property to type it: a finite number in int64, text without NUL..."""
+    if isinstance(value, bool) or isinstance(value, datetime | date):
+        return value
+    if isinstance(value, int):
+        if not INT64[0] <= value <= INT64[1]:
+            raise InvalidParameter(f"parameter {parameter!r}: integer {value} is out of range (64 bits)")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidParameter(f"parameter {parameter!r}: numbers must be finite")
+        return value
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidParameter(f"parameter {parameter!r}: text contains a NUL character")
+        return value
+    what = "an array" if isinstance(value, list | tuple) else _describe(value)
+    raise InvalidParameter(f"parameter {parameter!r}: {what} is not a literal here (arrays only as IN lists)")
+
+
+def geometry_from_literal(geojson: Any) -> shapely.Geometry:
+    """A valid, non-empty shapely geometry of a CQL2 geometry literal (GeoJSON dict); 400 naming ``filter``."""
+    if not isinstance(geojson, dict) or geojson.get("type") not in _GEOMETRY_TYPES:
+        kind = geojson.get("type") if isinstance(geojson, dict) else type(geojson).__name__
+        raise InvalidParameter(f"parameter 'filter': unsupported geometry literal {str(kind)[:40]!r}; "
+                               f"use {', '.join(_GEOMETRY_TYPES)} or BBOX")
+    geojson = {k: v for k, v in geojson.items() if k != "crs"}
+    try:
+        geom = shapely.from_geojson(json.dumps(geojson, allow_nan=False))
+    except (shapely.errors.GEOSException, ValueError, TypeError):
+        raise InvalidParameter("parameter 'filter': invalid geometry literal") from None
+    if geom is None or geom.is_empty:
+        raise InvalidParameter("parameter 'filter': empty geometry literal")
+    if not np.isfinite(shapely.get_coordinates(geom)).all():
+        raise InvalidParameter("parameter 'filter': coordinates must be finite numbers")
+    if not shapely.is_valid(geom):
+        reason = shapely.is_valid_reason(geom).split("[")[0].strip()
+        raise InvalidParameter(f"parameter 'filter': invalid geometry literal ({reason[:80]})")
+    return geom
 
 
 def coerce(value: Any, field: FieldSpec, parameter: str = "filter") -> Any:
@@ -419,15 +533,26 @@ def coerce(value: Any, field: FieldSpec, parameter: str = "filter") -> Any:
         if t is FieldType.text:
             if isinstance(value, bool | dict | list):
                 raise ValueError
-            return value if isinstance(value, str) else str(value)
+            text = value if isinstance(value, str) else str(value)
+            if "\x00" in text:
+                raise InvalidParameter(f"parameter {parameter!r}: text contains a NUL character")
+            return text
         if t in (FieldType.integer, FieldType.bigint):
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(value)
+            number = int(value)
+            low, high = INT32 if t is FieldType.integer else INT64
+            if not low <= number <= high:
+                raise InvalidParameter(f"parameter {parameter!r}: value {number} is out of range for property "
+                                       f"{field.name!r} ({t.value}: {low}..{high})")
+            return number
         if t is FieldType.float:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
         if t is FieldType.boolean:
             if isinstance(value, bool):
                 return value
@@ -439,7 +564,10 @@ def coerce(value: Any, field: FieldSpec, parameter: str = "filter") -> Any:
                 return value.date()
             return value if isinstance(value, date) else date.fromisoformat(str(value))
         if t is FieldType.timestamp:
-            return parse_instant(value, parameter) if not isinstance(value, datetime) else value
+            instant = parse_instant(value, parameter) if not isinstance(value, datetime) else value
+            if isinstance(instant, datetime):
+                return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+            return instant
     except (ValueError, TypeError, OverflowError):
         pass
     raise InvalidParameter(f"parameter {parameter!r}: value {value!r} is not a valid {field.type.value} "

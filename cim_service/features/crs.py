@@ -9,7 +9,12 @@ web-map offsets GCJ-02 and BD-09 cannot be expressed by PROJ: they are offered a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import shapely
 
 from cim_service.errors import InvalidParameter
 
@@ -88,13 +93,55 @@ def geometry_sql(crs: OutputCrs, column: str = '"geom"') -> str:
     return f"ST_FlipCoordinates({expr})" if crs.lat_first else expr
 
 
-def literal_to_wgs84_sql(crs: OutputCrs, placeholder: str) -> str:
-    """SQL turning a geometry literal given in ``crs`` (as EWKB/GeoJSON already parsed) into EPSG:4326."""
-    expr = placeholder
+def literal_to_wgs84(geom: shapely.Geometry, crs: OutputCrs, parameter: str) -> shapely.Geometry:
+    """A geometry literal given in ``crs`` (its axis order) as WGS84 lon/lat, computed here, not in SQL.
+
+    Every coordinate must be finite, inside the CRS's valid range and inside its projection's domain; otherwise a
+    400 names ``parameter`` (the database is never asked to transform a point it cannot).
+    """
+    coords = shapely.get_coordinates(geom)
+    if not np.isfinite(coords).all():
+        raise InvalidParameter(f"parameter {parameter!r}: coordinates must be finite numbers")
+    lo1, lo2, hi1, hi2 = crs.bounds or (-math.inf, -math.inf, math.inf, math.inf)
+    if len(coords) and not ((coords[:, 0] >= lo1).all() and (coords[:, 0] <= hi1).all()
+                            and (coords[:, 1] >= lo2).all() and (coords[:, 1] <= hi2).all()):
+        raise InvalidParameter(f"parameter {parameter!r}: coordinates out of range for the CRS {crs.uri} "
+                               f"(first axis {lo1}..{hi1}, second axis {lo2}..{hi2})")
     if crs.lat_first:
-        expr = f"ST_FlipCoordinates({expr})"
-    expr = f"ST_SetSRID({expr}, {crs.srid})"
-    return expr if crs.srid == 4326 else f"ST_Transform({expr}, 4326)"
+        geom = shapely.transform(geom, lambda xy: xy[:, ::-1])
+    if crs.python_crs:
+        from pipelines.crs import transform_geometry
+
+        return transform_geometry(geom, crs.python_crs, "EPSG:4326")
+    if crs.srid == 4326:
+        return geom
+    transformer = _to_wgs84(crs.srid)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    out = shapely.transform(geom, project)
+    lonlat = shapely.get_coordinates(out)
+    if not np.isfinite(lonlat).all() or (np.abs(lonlat[:, 0]) > 180).any() or (np.abs(lonlat[:, 1]) > 90).any():
+        raise InvalidParameter(f"parameter {parameter!r}: a point is outside the projection domain of {crs.uri}")
+    return out
+
+
+def check_transformable(xs: list[float], ys: list[float], crs: OutputCrs, parameter: str) -> None:
+    """400 naming ``parameter`` when points (x/y in lon/lat or easting/northing order) cannot go to WGS84."""
+    if crs.srid in (4326, 3857) or crs.python_crs:
+        return
+    x, y = _to_wgs84(crs.srid).transform(xs, ys)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise InvalidParameter(f"parameter {parameter!r}: a corner is outside the domain of {crs.uri}")
+
+
+@lru_cache(maxsize=8)
+def _to_wgs84(srid: int):  # noqa: ANN202 - pyproj Transformer
+    from pyproj import Transformer
+
+    return Transformer.from_crs(f"EPSG:{srid}", "EPSG:4326", always_xy=True)
 
 
 def content_crs_header(crs: OutputCrs) -> str:

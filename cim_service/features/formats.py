@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cim_service.errors import InvalidParameter
+from cim_service.excel import excel_safe
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
@@ -66,11 +67,12 @@ def features_to_csv(features: list[dict[str, Any]], columns: list[str]) -> str:
     """Render features as CSV: ``id``, the properties, then the geometry as WKT.
 
     The text starts with a UTF-8 byte-order mark so that Excel (what most planners open CSV with) reads
-    the Chinese text correctly; ``csv``/pandas read it with ``encoding="utf-8-sig"``.
+    the Chinese text correctly; ``csv``/pandas read it with ``encoding="utf-8-sig"``. Text starting like a
+    formula (``=``, ``+``, ``-``, ``@``, tab, CR) is prefixed with ``'`` (:func:`excel_safe`).
     """
     buf = io.StringIO()
     buf.write("\ufeff")
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator="\r\n")  # RFC 4180 (a CR or LF inside a value is then quoted)
     writer.writerow(["id", *columns, "geometry"])
     geoms = shapely.from_geojson([orjson.dumps(f["geometry"]).decode() if f.get("geometry") else None
                                   for f in features]) if features else []
@@ -84,7 +86,7 @@ def features_to_csv(features: list[dict[str, Any]], columns: list[str]) -> str:
 def _cell(value: Any) -> Any:
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
-    return "" if value is None else value
+    return "" if value is None else excel_safe(value)
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,7 @@ import math
 
 from cim_service.catalog import FieldSpec, LayerSpec
 from cim_service.errors import InvalidParameter
-from cim_service.features.crs import OutputCrs
+from cim_service.features.crs import OutputCrs, check_transformable
 from cim_service.features.sql import Params, quote_ident
 
 
@@ -44,6 +44,7 @@ def bbox_condition(text: str, crs: OutputCrs, spec: LayerSpec, params: Params) -
         column, srid = '"geom_3857"', 3857
     else:
         srid = crs.srid
+        check_transformable([minx, maxx, minx, maxx], [miny, miny, maxy, maxy], crs, "bbox")
     f = "double precision"
     env = (f"ST_MakeEnvelope({params.bind(minx, f)}, {params.bind(miny, f)}, "
            f"{params.bind(maxx, f)}, {params.bind(maxy, f)}, {srid})")

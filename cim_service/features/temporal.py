@@ -54,14 +54,24 @@ def parse_instant(value: object, parameter: str) -> datetime | date:
     try:
         if "T" in text.upper() or " " in text:
             dt = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-            return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+            return dt.astimezone(UTC) if dt.tzinfo else dt.replace(tzinfo=UTC)
         return date.fromisoformat(text)
+    except OverflowError:
+        raise InvalidParameter(f"parameter {parameter!r}: {text[:40]!r} is out of the supported range "
+                               "(years 1-9999 in UTC)") from None
     except ValueError:
-        raise InvalidParameter(f"parameter {parameter!r}: {text!r} is not an RFC 3339 date or date-time") from None
+        raise InvalidParameter(f"parameter {parameter!r}: {text[:40]!r} is not an RFC 3339 date or date-time") from None
 
 
 def datetime_condition(value: str, field: FieldSpec, params: Params) -> str:
     """SQL for the ``datetime`` parameter (instant, ``start/end``, ``../end``, ``start/..``) on ``field``."""
+    try:
+        return _datetime_condition(value, field, params)
+    except OverflowError:  # a whole-day end of 9999-12-31
+        raise InvalidParameter("parameter 'datetime': out of the supported range (years 1-9999)") from None
+
+
+def _datetime_condition(value: str, field: FieldSpec, params: Params) -> str:
     parts = value.split("/")
     if len(parts) > 2 or not value.strip():
         raise InvalidParameter("parameter 'datetime': expected an instant or an interval 'start/end'")

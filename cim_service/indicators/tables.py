@@ -6,6 +6,7 @@ import csv
 import io
 from typing import Any
 
+from cim_service.excel import excel_safe
 from cim_service.indicators.context import DISTRICT
 
 COLUMNS = ["id", "name_zh", "name_en", "area", "unit", "target", "value", "status", "gap", "gap_value",
@@ -58,9 +59,9 @@ def flat_rows(results: list[dict[str, Any]], town: str | None = None) -> list[di
 def to_csv(rows: list[dict[str, Any]]) -> str:
     """CSV text (UTF-8, header row) of flat rows."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: excel_safe(v) for k, v in row.items()} for row in rows)
     return buf.getvalue()
 
 
@@ -73,5 +74,5 @@ def to_xlsx(rows: list[dict[str, Any]], path: str) -> None:
     ws.title = "indicators"
     ws.append(COLUMNS)
     for row in rows:
-        ws.append([row.get(c) for c in COLUMNS])
+        ws.append([excel_safe(row.get(c)) for c in COLUMNS])  # openpyxl stores "=..." text as a formula
     wb.save(path)

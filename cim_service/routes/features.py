@@ -37,6 +37,7 @@ from cim_service.features.query import ItemsQuery, item_sql, items_sql, matched_
 from cim_service.features.sql import Params, field_cast, quote_ident
 from cim_service.features.temporal import datetime_condition
 from cim_service.metrics import FEATURES_RETURNED
+from cim_service.offloop import off_loop
 
 router = APIRouter(tags=["OGC API Features"], responses=error_responses(400, 401, 404, 503, 504))
 _GEO = {200: {"description": "GeoJSON (default), HTML or CSV",
@@ -139,11 +140,13 @@ async def items(
     fmt = formats.negotiate(request, f, ("json", "html", "csv"))
     visible = visible_fields(spec, principal)
     out_crs = resolve_crs(crs, "crs")
+    page_max = settings.max_limit if fmt != "html" else min(settings.max_limit, settings.max_html_limit)
     q = ItemsQuery(spec=spec, properties=parse_properties(properties, visible), crs=out_crs,
-                   order=parse_sortby(sortby, visible), limit=min(limit or settings.default_limit, settings.max_limit),
+                   order=parse_sortby(sortby, visible), limit=min(limit or settings.default_limit, page_max),
                    offset=offset)
-    q.where, filtered_on = _conditions(request, spec, visible, q.params, bbox, bbox_crs, datetime_, filter_,
-                                       filter_lang, filter_crs)
+    args = (request, spec, visible, q.params, bbox, bbox_crs, datetime_, filter_, filter_lang, filter_crs)
+    # parsing a filter is CPU work proportional to its length: off the event loop
+    q.where, filtered_on = await off_loop(_conditions, *args) if filter_ else _conditions(*args)
     sql = items_sql(q)
 
     async def fetch(conn: asyncpg.Connection) -> asyncpg.Record:
@@ -155,7 +158,7 @@ async def items(
         matched = None
     features = row["features"]
     if out_crs.python_crs and features:
-        features = formats.to_python_crs(features, out_crs.python_crs)
+        features = await off_loop(formats.to_python_crs, features, out_crs.python_crs)
     # /metrics is anonymous: a non-public layer is counted under its access level, never named (its existence
     # is not revealed to callers who may not read it)
     label = spec.id if spec.access is Access.public else f"({spec.access.value})"
@@ -172,12 +175,18 @@ async def items(
                 + f'"timeStamp":"{_now()}","links":{orjson.dumps(links).decode()}}}')
     if fmt == "json":
         return Response(envelope, media_type=formats.GEOJSON, headers=headers)
+    return await off_loop(_render_page, fmt, envelope, names, spec, base_url(request), headers)
+
+
+def _render_page(fmt: str, envelope: str, names: list[str], spec: LayerSpec, base: str,
+                 headers: dict[str, str]) -> Response:
+    """An items page as CSV or HTML (CPU work: run off the event loop)."""
     doc = orjson.loads(envelope)
     if fmt == "csv":
         csv_text = formats.features_to_csv(doc["features"], names)
         headers["Content-Disposition"] = f'attachment; filename="{spec.id}.csv"'
         return Response(csv_text, media_type="text/csv; charset=utf-8", headers=headers)
-    response = formats.html("items.html", doc=doc, columns=names, collection=spec.id, base=base_url(request),
+    response = formats.html("items.html", doc=doc, columns=names, collection=spec.id, base=base,
                             title=f"{spec.title_zh} {spec.title_en}", links=[])
     response.headers.update(headers)
     return response
@@ -268,7 +277,7 @@ async def item(
     if text is None:
         raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}")
     if out_crs.python_crs:
-        text = formats.to_python_crs(text, out_crs.python_crs)
+        text = await off_loop(formats.to_python_crs, text, out_crs.python_crs)
     names = [p.name for p in props]
     if needs_audit(spec, names):
         await log_access(request.app.state.pool, principal, spec, "item", names, {"id": fid}, _client(request))

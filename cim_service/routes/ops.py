@@ -124,7 +124,7 @@ async def healthz(request: Request) -> Response:
         try:
             postgis = await asyncio.wait_for(check(), timeout=5)  # one retry: a stale pooled connection
         except Exception:  # noqa: BLE001
-            return error_response(503, "ServiceUnavailable", "database unreachable")
+            return error_response(503, "ServiceUnavailable", "database unreachable", {"Retry-After": "5"})
     return formats.json_response({"status": "ok", "database": "ok", "postgis": postgis})
 
 

@@ -23,6 +23,7 @@ from cim_service.auth import Principal, get_principal, log_access, needs_audit, 
 from cim_service.catalog import LayerSpec
 from cim_service.db import run_with_retry
 from cim_service.errors import InvalidParameter
+from cim_service.offloop import off_loop
 from cim_service.tiles import mvt, raster
 from cim_service.tiles.fastpath import CachedTileFastPath
 from cim_service.tiles.filters import filtered_request
@@ -160,8 +161,8 @@ async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: i
     tile = tile_ref(tileMatrixSetId, z, x, y)
     fields = select_fields(spec, principal, properties)
     req = LayerRequest(spec, fields)
-    if filter is not None:
-        req = filtered_request(spec, principal, fields, filter, filter_lang, filter_crs)
+    if filter is not None:  # parsing is CPU work proportional to the filter's length: off the event loop
+        req = await off_loop(filtered_request, spec, principal, fields, filter, filter_lang, filter_crs)
     content = await request.app.state.tiles.tile([req], tile)
     await _audit(request, principal, [req], {"tms": tile.tms_id, "z": z, "x": x, "y": y})
     return tile_response(request, content, is_public([spec], [fields]))
