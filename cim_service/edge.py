@@ -268,7 +268,7 @@ class Edge:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse oversized or NUL-bearing requests; rewrite the origin; serve the rest."""
         if scope["type"] == "lifespan":
-            await self.app(scope, self.probe.lifespan_receive(receive), send)
+            await self.app(scope, *self.probe.wrap_lifespan(receive, send))
             return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
