@@ -458,7 +458,23 @@ class _Translator:
         raise InvalidParameter(f"parameter 'filter': expected a temporal property or literal, got {_describe(node)}")
 
 
-def _bound(params: Params, value: Any, infinite: str) -> str:
+class _BindOnUse:
+    """A temporal bound bound as a parameter only when the relation's SQL uses it (an unused ``$n`` has no type).
+
+    ``str()`` (and so ``str.format``) binds it once and returns its placeholder.
+    """
+
+    def __init__(self, params: Params, value: Any, cast: str):
+        self.params, self.value, self.cast = params, value, cast
+        self.placeholder: str | None = None
+
+    def __str__(self) -> str:
+        if self.placeholder is None:
+            self.placeholder = self.params.bind(self.value, self.cast)
+        return self.placeholder
+
+
+def _bound(params: Params, value: Any, infinite: str) -> Any:
     if value is None:
         return f"'{infinite}'::timestamptz"
     if isinstance(value, datetime):
@@ -467,9 +483,9 @@ def _bound(params: Params, value: Any, infinite: str) -> str:
         except OverflowError:
             raise InvalidParameter("parameter 'filter': a timestamp is out of the supported range "
                                    "(years 1-9999 in UTC)") from None
-        return params.bind(value, "timestamptz")
+        return _BindOnUse(params, value, "timestamptz")
     if isinstance(value, date):
-        return params.bind(value, "date")
+        return _BindOnUse(params, value, "date")
     raise InvalidParameter("parameter 'filter': invalid temporal literal")
 
 
