@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -21,13 +19,7 @@ from owslib.ogcapi.features import Features
 
 from cim_service.commands.serve import tcp_listener
 from tests.routes.conftest import AREA, db_count, run_async
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from tests.routes.serving import cim_serve
 
 SERVER_LOGS: dict = {}
 
@@ -39,36 +31,10 @@ def server(settings, features_data, tmp_path_factory) -> Iterator[str]:
     uvloop sets TCP_NODELAY on every accepted socket by itself; the asyncio loop does so only when the listener
     has ``proto=IPPROTO_TCP``, so running on asyncio is what lets the Nagle test below fail without our listener.
     """
-    port = _free_port()
-    env = {**os.environ, "CIM_DATABASE_URL": settings.database_url, "CIM_ENVIRONMENT": "test",
-           "CIM_HOME": str(settings.home)}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     logs = tmp_path_factory.mktemp("serve")
-    stdout, stderr = (logs / "stdout.log").open("wb"), (logs / "stderr.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "cim_service", "serve", "--port", str(port), "--workers", "2",
-                             "--loop", "asyncio", "--log-level", "warning"], env=env, stdout=stdout, stderr=stderr)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"cim serve did not start: {(logs / 'stderr.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+    with cim_serve(settings.database_url, settings.home, logs, workers=2, loop="asyncio") as url:
         SERVER_LOGS["stdout"] = logs / "stdout.log"
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        stdout.close()
-        stderr.close()
 
 
 def public_counts(engine, catalog) -> dict[str, int]:
