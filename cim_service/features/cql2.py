@@ -221,6 +221,9 @@ def to_sql(node: Any, ctx: FilterContext) -> str:
         return _Translator(ctx).predicate(node)
     except RecursionError:
         raise InvalidParameter("parameter 'filter': nested too deeply (use IN for long lists)") from None
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        # a tree of an unexpected shape (CQL2 JSON lets a caller put anything anywhere): refused, not a 500
+        raise InvalidParameter(f"parameter 'filter': malformed CQL2 expression ({type(exc).__name__})") from None
 
 
 class _Translator:
@@ -282,16 +285,18 @@ class _Translator:
         return f"({lhs} {op} {self.ctx.params.bind(scalar_literal(node.pattern), 'text')})"
 
     def in_(self, node: ast.In) -> str:
+        if not isinstance(node.sub_nodes, list | tuple) or not node.sub_nodes:
+            raise InvalidParameter("parameter 'filter': IN needs a non-empty list of values")
         for item in node.sub_nodes:
-            self.check_comparable(node.lhs, item)
+            self.check_comparable(node.lhs, item, symmetric=False)
         field = self.attribute_field(node.lhs)
         lhs = self.operand(node.lhs)
         items = ", ".join(self.literal(v, field) for v in node.sub_nodes)
         return f"({lhs} {'NOT ' if node.not_ else ''}IN ({items}))"
 
     def between(self, node: ast.Between) -> str:
-        self.check_comparable(node.lhs, node.low)
-        self.check_comparable(node.lhs, node.high)
+        self.check_comparable(node.lhs, node.low, symmetric=False)
+        self.check_comparable(node.lhs, node.high, symmetric=False)
         field = self.attribute_field(node.lhs)
         lhs = self.operand(node.lhs)
         low, high = self.literal(node.low, field), self.literal(node.high, field)
@@ -339,11 +344,15 @@ class _Translator:
             return "text"
         return _literal_kind(node)
 
-    def check_comparable(self, a: Any, b: Any) -> None:
-        """400 when two operands cannot be compared (a literal next to a property is coerced to its type)."""
+    def check_comparable(self, a: Any, b: Any, *, symmetric: bool = True) -> None:
+        """400 when two operands cannot be compared.
+
+        A literal next to a property is coerced to the property's type: on either side (``symmetric``, as in
+        comparisons) or only on the right (IN and BETWEEN coerce their values to the left-hand property).
+        """
         if isinstance(a, ast.Attribute) and _literal_kind(b) is not None:
             return
-        if isinstance(b, ast.Attribute) and _literal_kind(a) is not None:
+        if symmetric and isinstance(b, ast.Attribute) and _literal_kind(a) is not None:
             return
         ka, kb = self.kind(a), self.kind(b)
         if ka is not None and kb is not None and ka != kb:

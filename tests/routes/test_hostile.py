@@ -53,6 +53,8 @@ ARITHMETIC = [
     "floors IN ('a', 'b')",
     "lower(use) IN (1, 2)",
     "(floors + 1) BETWEEN 'a' AND 'b'",
+    "0 IN (use)",  # a literal on the left is not coerced to the list's properties
+    "'x' BETWEEN floors AND built_year",
 ]
 
 
@@ -118,6 +120,8 @@ CQL2_JSON = [
     {"op": "=", "args": [{"property": "use"}, "a\u0000b"]},
     {"op": "=", "args": [{"property": "use"}]},
     {"op": "and", "args": "not a list"},
+    {"op": "in", "args": [{"property": "floors"}, True]},
+    {"op": "between", "args": [{"property": "floors"}, {"op": "and", "args": []}, 3]},
     {"op": "t_after", "args": [{"property": "floors"}, {"timestamp": "2020-01-01T00:00:00Z"}]},
     [1, 2, 3],
     "just a string",
