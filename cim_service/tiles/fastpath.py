@@ -55,7 +55,8 @@ class CachedTileFastPath:
         await self.app(scope, receive, send)
 
     def _cached(self, scope: Scope) -> Response | None:
-        match = _PATH.match(scope["path"])
+        path, root = scope["path"], scope.get("root_path", "")
+        match = _PATH.match(path[len(root):] if root and path.startswith(root) else path)  # behind a path prefix
         if match is None or any(name in _CREDENTIALS for name, _ in scope["headers"]):
             return None
         app = scope.get("app")

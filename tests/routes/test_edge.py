@@ -189,3 +189,22 @@ def test_html_pages_are_limited(api, settings):
     assert r.status_code == 200
     assert r.text.count("<tr") <= settings.max_html_limit + 1
     assert api.get("/collections/cameras/items", params={"limit": 1000}).json()["numberReturned"] == 1000
+
+
+def test_cached_tiles_are_served_under_a_public_path_prefix(public_api, monkeypatch):
+    """The cached-tile fast path still answers when the origin carries a path prefix (root_path)."""
+    from cim_service.tiles import fastpath
+
+    class Hits:
+        n = 0
+
+        def inc(self) -> None:
+            self.n += 1
+
+    hits = Hits()
+    monkeypatch.setattr(fastpath, "TILE_CACHE_HITS", hits)
+    url = "/collections/cameras/tiles/WebMercatorQuad/12/3429/1675"
+    first = public_api.get(url)
+    again = public_api.get(url)
+    assert again.status_code == first.status_code and again.content == first.content
+    assert hits.n >= 1
