@@ -108,3 +108,38 @@ def test_export_maps_the_modules_to_their_text(catalog):
         assert unquote(url.split(",", 1)[1]) == read_text_asset(f"js/{name}")
     assert '<script type="module">' in html and "modulepreload" not in html
     assert read_text_asset(ENTRY_MODULE).replace("</script", "<\\/script") in html
+
+
+EARLY_REQUESTS = """
+import { baseLayerIds } from '{modules}/config.js';
+import { itemsUrl } from '{modules}/data.js';
+const [config, script] = JSON.parse(process.argv[2]);
+const requested = [];
+globalThis.window = { CIM_CONFIG: config };
+globalThis.fetch = (url) => { requested.push(url); return new Promise(() => {}); };
+new Function(script)();
+const made = [...baseLayerIds(config).map((id) => itemsUrl(config, id)), config.endpoints.indicators,
+  config.endpoints.rasters];
+console.log(JSON.stringify({ requested, prefetched: Object.keys(window.__cimPrefetch), made }));
+"""
+
+
+def test_early_requests_are_the_ones_the_modules_make(catalog, tmp_path):
+    """The page's inline script requests, before the bundle, exactly the URLs the modules then ask for."""
+    if not NODE.exists():
+        pytest.fail(f"Node.js missing at {NODE} (apt-get install nodejs; ./scripts/bootstrap installs it)")
+    config = build_page_config(catalog)
+    html = render_page(config)
+    scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+    early = [s for s in scripts if "__cimPrefetch" in s]
+    assert len(early) == 1, "the page has one early-request script"
+    probe = tmp_path / "early-requests.mjs"
+    probe.write_text(EARLY_REQUESTS.replace("{modules}", MODULE_DIR.as_uri()), encoding="utf-8")
+    result = subprocess.run([str(NODE), str(probe), json.dumps([config, early[0]])], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["requested"] == seen["prefetched"] == seen["made"]
+    base = [f"/collections/{catalog.require_role(role).id}/items?limit=1000"
+            for role in ("district_outline", "town_boundaries")]
+    assert seen["made"][:2] == base
