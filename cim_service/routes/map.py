@@ -13,7 +13,7 @@ from cim_service.db import run_with_retry
 from cim_service.webmap.assets import (
     deck_bundle_etag,
     deck_bundle_path,
-    own_asset_path,
+    own_asset_content,
     own_asset_type,
     own_assets,
 )
@@ -65,8 +65,12 @@ def map_static(name: str, request: Request) -> Response:
                             headers={"ETag": etag, "Cache-Control": "public, max-age=86400"})
     if name not in own_assets():
         raise HTTPException(status_code=404, detail="no such map asset")
-    return FileResponse(own_asset_path(name), media_type=own_asset_type(name),
-                        headers={"Cache-Control": "no-cache"})
+    # revalidated on every load (an edited module is seen at once), answered 304 while unchanged
+    body, tag = own_asset_content(name)
+    headers = {"ETag": f'"{tag}"', "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=own_asset_type(name), headers=headers)
 
 
 @router.get("/search", summary="Find standard addresses by typed Chinese address text")

@@ -131,6 +131,18 @@ def module_import_map(*, inline: bool) -> dict[str, dict[str, str]]:
     return {"imports": imports}
 
 
+def own_asset_content(name: str) -> tuple[bytes, str]:
+    """Return one of our assets' bytes and a strong ETag of them (re-read when the file changes)."""
+    path = own_asset_path(name)
+    return _content(path, path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _content(path: Path, mtime_ns: int) -> tuple[bytes, str]:
+    body = path.read_bytes()
+    return body, hashlib.sha256(body).hexdigest()[:16]
+
+
 def read_text_asset(name: str) -> str:
     """Read one of our static assets as text."""
     return own_asset_path(name).read_text(encoding="utf-8")
