@@ -130,7 +130,7 @@ def _get_paths(app) -> list[str]:
         if "get" not in operations or template.startswith("/rasters/{name}"):
             continue  # raster routes need a raster built by the indicators: covered by the tile tests
         paths.append(re.sub(r"\{(\w+)\}", lambda m: SAMPLE.get(m.group(1), "x"), template))
-    return [*paths, "/api", "/api.html", "/map/static/deck.js", "/map/static/map.js"]
+    return [*paths, "/api", "/api.html", "/map/static/deck.js", "/map/static/map.css"]
 
 
 def test_head_on_every_get_route_has_the_get_headers_and_no_body(api):
