@@ -15,16 +15,22 @@ from tests.routes.conftest import db_count
 #: every kind of document that carries links (features, tiles, TileJSON, rasters, map, indicators, landing)
 LINKED = ["/", "/?f=html", "/conformance?f=html", "/collections", "/collections?f=html", "/collections/cameras",
           "/collections/cameras?f=html", "/collections/cameras/queryables", "/collections/cameras/items?limit=3",
-          "/collections/cameras/items?limit=3&f=html", "/collections/cameras/items/1",
-          "/collections/cameras/items/1?f=html", "/collections/cameras/tiles",
+          "/collections/cameras/items?limit=3&f=html", "/collections/cameras/items/{fid}",
+          "/collections/cameras/items/{fid}?f=html", "/collections/cameras/tiles",
           "/collections/cameras/tiles/WebMercatorQuad", "/collections/cameras/tiles/WebMercatorQuad/tilejson.json",
           "/tiles", "/tiles/WebMercatorQuad", "/tiles/WebMercatorQuad/tilejson.json", "/tileMatrixSets",
           "/rasters", "/map", "/map/config", "/api", "/api.html", "/indicators/gaps?wait=false"]
 
 
+def _first_id(client: TestClient) -> int:
+    """Id of an existing camera (other tests reload the demo, so ids are not fixed)."""
+    return client.get("/collections/cameras/items?limit=1").json()["features"][0]["id"]
+
+
 def _collect(client: TestClient, headers: dict[str, str]) -> dict[str, str]:
     out = {}
-    for path in LINKED:
+    fid = _first_id(client)
+    for path in (p.format(fid=fid) for p in LINKED):
         r = client.get(path, headers=headers)
         assert r.status_code == 200, (path, r.status_code, r.text[:200])
         out[path] = r.text + " " + " ".join(f"{k}: {v}" for k, v in r.headers.items())
@@ -60,7 +66,7 @@ def test_links_come_from_the_configured_public_url(public_api):
     landing = public_api.get("/").json()
     assert {link["href"] for link in landing["links"]} >= {"https://cim.example.gov.cn/minhang/collections"}
     # the routes still answer under their own paths (the prefix is stripped by the proxy)
-    assert public_api.get("/collections/cameras/items/1").status_code == 200
+    assert public_api.get(f"/collections/cameras/items/{_first_id(public_api)}").status_code == 200
 
 
 PROXY = ("10.1.2.3", 40000)
@@ -134,6 +140,7 @@ def _get_paths(app) -> list[str]:
 
 
 def test_head_on_every_get_route_has_the_get_headers_and_no_body(api):
+    SAMPLE["featureId"] = str(_first_id(api))
     paths = _get_paths(api.app)
     assert len(paths) >= 25
     for path in paths:
