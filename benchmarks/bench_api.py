@@ -38,7 +38,7 @@ SYNTHETIC_CAMERAS = 70_000
 # -- data ------------------------------------------------------------------------------------------
 
 def _count(url: str) -> int:
-    from cim_service.db import make_engine
+    from cim_service.store.db import make_engine
 
     eng = make_engine(url)
     try:
@@ -57,7 +57,7 @@ def prepare_database(url: str | None, min_cameras: int, data: str) -> tuple[str,
     the plan-scale demo (``cim demo --scale plan``); else a `cim_bench` database on the same cluster, loaded once
     with the plan-scale demo (``pipelines.demo.load_demo``) or, with ``--data synthetic``, 70,000 seeded cameras.
     """
-    from cim_service.settings import Settings
+    from cim_service.core.settings import Settings
 
     if url:
         return url, f"{_count(url):,} cameras (given database)"
@@ -78,8 +78,8 @@ def prepare_database(url: str | None, min_cameras: int, data: str) -> tuple[str,
 
 
 def _load_plan_demo(bench: str) -> None:
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
+    from cim_service.core.catalog import load_catalog
+    from cim_service.store.db import make_engine
     from pipelines.demo import load_demo
 
     eng = make_engine(bench)
@@ -91,9 +91,9 @@ def _load_plan_demo(bench: str) -> None:
 
 def _make_synthetic(bench: str) -> None:
     """Fill `cim_bench` with 70,000 cameras clustered around 14 seeded centres in Minhang."""
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
-    from cim_service.migrate import bump_layer_state
+    from cim_service.core.catalog import load_catalog
+    from cim_service.store.db import make_engine
+    from cim_service.store.migrate import bump_layer_state
 
     catalog = load_catalog()
     eng = make_engine(bench)
@@ -122,7 +122,7 @@ def _make_synthetic(bench: str) -> None:
 
 def camera_points(url: str, n: int, seed: int) -> list[tuple[float, float]]:
     """`n` camera locations drawn reproducibly from the database (tiles and bboxes where the data is)."""
-    from cim_service.db import make_engine
+    from cim_service.store.db import make_engine
 
     eng = make_engine(url)
     with eng.connect() as conn:

@@ -14,11 +14,11 @@ import time
 import sqlalchemy as sa
 from _common import named_database
 
-from cim_service.catalog import load_catalog
-from cim_service.db import make_engine
+from cim_service.core.catalog import load_catalog
+from cim_service.core.settings import Settings
 from cim_service.indicators.engine import IndicatorEngine
-from cim_service.migrate import migrate
-from cim_service.settings import Settings
+from cim_service.store.db import make_engine
+from cim_service.store.migrate import migrate
 
 BENCH_DB = "cim_bench_indicators"
 

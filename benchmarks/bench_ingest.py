@@ -28,10 +28,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from cim_service.catalog import load_catalog
-from cim_service.db import make_engine
-from cim_service.migrate import migrate
-from cim_service.settings import PROJECT_ROOT, Settings
+from cim_service.core.catalog import load_catalog
+from cim_service.core.settings import PROJECT_ROOT, Settings
+from cim_service.store.db import make_engine
+from cim_service.store.migrate import migrate
 
 OUTLINE = PROJECT_ROOT / "cim_service" / "data" / "minhang_310112_gcj02.geojson"
 

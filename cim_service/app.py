@@ -18,11 +18,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 
 from cim_service import __version__
-from cim_service.catalog import load_catalog
-from cim_service.db import create_pool
+from cim_service.core.catalog import load_catalog
+from cim_service.core.settings import Settings
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
-from cim_service.settings import Settings
+from cim_service.store.db import create_pool
 
 #: router modules, in the order their routes are matched
 ROUTER_MODULES = (

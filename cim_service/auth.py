@@ -28,9 +28,9 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
-from cim_service.catalog import Access, FieldSpec, LayerSpec, UnknownLayerError
-from cim_service.db import run_with_retry
+from cim_service.core.catalog import Access, FieldSpec, LayerSpec, UnknownLayerError
 from cim_service.errors import InvalidParameter, NotAuthenticated, NotFound
+from cim_service.store.db import run_with_retry
 
 #: scopes granted to each role
 ROLES: dict[str, frozenset[str]] = {

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cim_service.db import DatabaseUnavailable
+from cim_service.store.db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import pandas as pd
 import sqlalchemy.exc
 from sqlalchemy.engine import Engine
 
-from cim_service.catalog import Catalog, LayerSpec, UnknownLayerError
+from cim_service.core.catalog import Catalog, LayerSpec, UnknownLayerError
+from cim_service.core.crs import UnknownCRSError, parse_crs
 from pipelines import layer_rules, readers
-from pipelines.crs import UnknownCRSError, parse_crs
 from pipelines.load import LoadResult, Reject, load_chunks
 from pipelines.validate import Faults, PointColumns, ValidationError, check_geometries, coerce_fields, to_frame
 

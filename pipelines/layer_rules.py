@@ -1,7 +1,7 @@
 """Layer-specific ingest rules the catalog cannot declare: address parsing and metro line aggregation.
 
 - ``addresses``: a file with only an address text column gets its GA/T 2000.32 levels, a standard address
-  text and an ``address_code`` from :mod:`pipelines.address` before validation;
+  text and an ``address_code`` from :mod:`cim_service.core.address` before validation;
 - ``metro_stations``: files with one row per line and station are aggregated so a transfer station is
   one feature whose ``lines`` lists every line (e.g. ``1号线,5号线``).
 """
@@ -13,7 +13,7 @@ import re
 import geopandas
 import pandas as pd
 
-from cim_service.catalog import LayerSpec
+from cim_service.core.catalog import LayerSpec
 
 ADDRESS_LEVELS = ("community", "road", "lane", "sub_lane", "number", "building", "unit", "room", "poi")
 _PREFIX = "__derived_"
@@ -39,7 +39,7 @@ def needs_whole_file(spec: LayerSpec) -> bool:
 
 
 def _parse_addresses(raw: pd.DataFrame, mapping: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
-    from pipelines.address import address_code, canonical_town, parse_address
+    from cim_service.core.address import address_code, canonical_town, parse_address
 
     texts = raw[mapping["full_address"]]
     hints = raw[mapping["town"]] if "town" in mapping else pd.Series([None] * len(raw), index=raw.index)

@@ -7,7 +7,7 @@ The contract (see ``docs/ARCHITECTURE.md``):
 - ``feature_key`` is the layer's natural key (its ``key`` fields joined with ``|``) or, for layers without
   a key, a sha1 of the rounded geometry and the sorted attributes; in-file duplicates keep the first row;
 - rows upsert on ``feature_key``; rows whose content is identical are not rewritten (counted ``unchanged``);
-- the batch row, the rejects, the upsert and :func:`cim_service.migrate.bump_layer_state` share one
+- the batch row, the rejects, the upsert and :func:`cim_service.store.migrate.bump_layer_state` share one
   transaction, so a killed process leaves nothing behind;
 - a file whose sha256 was the layer's last committed load, with the same source CRS and nothing written
   to the layer since, is not loaded again (status ``unchanged``, no new version).
@@ -29,9 +29,9 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cim_service.catalog import LAYER_SCHEMA, FieldType, LayerSpec
-from cim_service.migrate import bump_layer_state
-from cim_service.models import META_SCHEMA
+from cim_service.core.catalog import LAYER_SCHEMA, FieldType, LayerSpec
+from cim_service.store.migrate import bump_layer_state
+from cim_service.store.schema import META_SCHEMA
 
 log = logging.getLogger(__name__)
 

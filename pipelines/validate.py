@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from cim_service.catalog import FieldSpec, FieldType, LayerSpec
-from pipelines.crs import parse_crs, to_wgs84, transform_geometry
+from cim_service.core.catalog import FieldSpec, FieldType, LayerSpec
+from cim_service.core.crs import parse_crs, to_wgs84, transform_geometry
 from pipelines.load import Reject
 
 #: Shanghai's bounding box (lon_min, lat_min, lon_max, lat_max) and the margin beyond which rows are refused

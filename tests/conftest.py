@@ -18,11 +18,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from cim_service.catalog import Catalog, load_catalog
-from cim_service.db import make_engine
-from cim_service.localdb import LocalCluster
-from cim_service.migrate import migrate
-from cim_service.settings import PROJECT_ROOT, Settings
+from cim_service.core.catalog import Catalog, load_catalog
+from cim_service.core.settings import PROJECT_ROOT, Settings
+from cim_service.store.db import make_engine
+from cim_service.store.localdb import LocalCluster
+from cim_service.store.migrate import migrate
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 

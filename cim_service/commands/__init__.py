@@ -23,11 +23,11 @@ def open_database(*, migrate_schema: bool = True):
     """
     import sqlalchemy as sa
 
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
-    from cim_service.localdb import LocalDatabaseError
-    from cim_service.migrate import PostGISMissingError, migrate
-    from cim_service.settings import Settings
+    from cim_service.core.catalog import load_catalog
+    from cim_service.core.settings import Settings
+    from cim_service.store.db import make_engine
+    from cim_service.store.localdb import LocalDatabaseError
+    from cim_service.store.migrate import PostGISMissingError, migrate
 
     settings = Settings()
     try:

@@ -136,11 +136,11 @@ def refresh_gaps(changed: Iterable[str] | None = None, *, wait_seconds: float = 
     Never fails the calling command (its data is committed): a refresh error is reported, and the service,
     a request or ``cim indicators gaps`` refreshes later.
     """
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
+    from cim_service.core.catalog import load_catalog
+    from cim_service.core.settings import Settings
     from cim_service.indicators.engine import IndicatorEngine
     from cim_service.indicators.freshness import input_layers, refresh_stale
-    from cim_service.settings import Settings
+    from cim_service.store.db import make_engine
 
     if changed is not None and not set(changed) & input_layers():
         return

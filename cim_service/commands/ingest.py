@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cim_service.commands import console, err_console, fail, open_database
-from cim_service.models import META_SCHEMA
+from cim_service.store.schema import META_SCHEMA
 
 #: files larger than this get a progress bar
 PROGRESS_BYTES = 2 * 1024 * 1024

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cim_service.commands import console, fail
-from cim_service.settings import Settings
+from cim_service.core.settings import Settings
 
 
 def map_cmd(

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from cim_service.commands import console, fail
-from cim_service.settings import Settings
+from cim_service.core.settings import Settings
 
 APP_FACTORY = "cim_service.app:create_app"
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _engine():
-    from cim_service.db import engine_from_settings
+    from cim_service.store.db import engine_from_settings
 
     return engine_from_settings(Settings())
 

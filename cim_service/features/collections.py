@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from cim_service.catalog import FieldSpec, FieldType, LayerSpec
+from cim_service.core.catalog import FieldSpec, FieldType, LayerSpec
 from cim_service.features.crs import CRS84, CRS_LIST
 from cim_service.features.formats import CSV, GEOJSON, HTML, JSON
 from cim_service.features.sql import quote_ident

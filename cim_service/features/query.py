@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cim_service.catalog import FieldSpec, LayerSpec
+from cim_service.core.catalog import FieldSpec, LayerSpec
 from cim_service.features.crs import OutputCrs, geometry_sql
 from cim_service.features.sql import Params, quote_ident
 

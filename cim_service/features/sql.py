@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from cim_service.catalog import FieldSpec, FieldType
+from cim_service.core.catalog import FieldSpec, FieldType
 
 #: PostgreSQL cast of a bound value by catalog field type
 FIELD_CASTS = {

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cim_service.catalog import IDENT, Catalog
+from cim_service.core.catalog import IDENT, Catalog
 
 CATALOG_FILE = Path(__file__).resolve().parent / "indicators.yaml"
 

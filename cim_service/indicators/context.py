@@ -18,8 +18,8 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cim_service.catalog import Catalog, LayerSpec
-from cim_service.settings import Settings
+from cim_service.core.catalog import Catalog, LayerSpec
+from cim_service.core.settings import Settings
 
 METRIC_SRID = 4549
 #: the name used for district-wide rows

@@ -20,7 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cim_service.catalog import Catalog
+from cim_service.core.catalog import Catalog
+from cim_service.core.settings import Settings
 from cim_service.errors import CimError
 from cim_service.indicators.catalog import IndicatorCatalog, IndicatorSpec, load_indicators
 from cim_service.indicators.compute import measure
@@ -29,7 +30,6 @@ from cim_service.indicators.gaps import GAP_LAYERS
 from cim_service.indicators.raster import write_camera_density
 from cim_service.indicators.results import OPTIONAL_INPUTS, assemble
 from cim_service.indicators.suggest import MAX_SITES, write_suggestions
-from cim_service.settings import Settings
 
 log = logging.getLogger(__name__)
 

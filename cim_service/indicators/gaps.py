@@ -20,7 +20,7 @@ import shapely
 
 from cim_service.indicators import coverage as cov
 from cim_service.indicators.context import METRIC_SRID, Context
-from cim_service.migrate import bump_layer_state
+from cim_service.store.migrate import bump_layer_state
 
 H3_RESOLUTION = 8
 CAMERA_TARGET = 180.0

@@ -21,11 +21,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cim_service.catalog import Catalog
-from cim_service.db import libpq_url, make_engine
+from cim_service.core.catalog import Catalog
+from cim_service.core.settings import Settings
 from cim_service.indicators.engine import IndicatorEngine
 from cim_service.indicators.freshness import RefreshOutcome, input_layers, refresh_stale
-from cim_service.settings import Settings
+from cim_service.store.db import libpq_url, make_engine
 from cim_service.tiles.versions import LayerVersions, VersionListener
 
 log = logging.getLogger(__name__)

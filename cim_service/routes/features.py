@@ -25,8 +25,7 @@ from cim_service.auth import (
     resolve_layer,
     visible_fields,
 )
-from cim_service.catalog import Access, LayerSpec
-from cim_service.db import run_with_retry
+from cim_service.core.catalog import Access, LayerSpec
 from cim_service.errors import InvalidParameter, NotFound, error_responses
 from cim_service.features import formats
 from cim_service.features.collections import collection_doc, layer_states, link, queryables_doc, temporal_extent
@@ -37,6 +36,7 @@ from cim_service.features.query import ItemsQuery, item_sql, items_sql, matched_
 from cim_service.features.sql import Params, field_cast, quote_ident
 from cim_service.features.temporal import datetime_condition
 from cim_service.metrics import FEATURES_RETURNED
+from cim_service.store.db import run_with_retry
 
 router = APIRouter(tags=["OGC API Features"], responses=error_responses(400, 401, 404, 503, 504))
 _GEO = {200: {"description": "GeoJSON (default), HTML or CSV",

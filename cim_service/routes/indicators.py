@@ -16,13 +16,13 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cim_service.db import make_engine, run_with_retry
 from cim_service.errors import InvalidParameter, NotFound
 from cim_service.indicators.catalog import UnknownIndicatorError
 from cim_service.indicators.engine import IndicatorEngine, with_meta
 from cim_service.indicators.freshness import output_keys
 from cim_service.indicators.refresher import GapRefresher
 from cim_service.indicators.tables import UnknownTownError, flat_rows, select_town, to_csv
+from cim_service.store.db import make_engine, run_with_retry
 
 router = APIRouter(prefix="/indicators", tags=["Plan indicators"])
 

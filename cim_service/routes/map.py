@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from cim_service.auth import Principal, get_principal
-from cim_service.db import run_with_retry
+from cim_service.store.db import run_with_retry
 from cim_service.webmap.assets import (
     OWN_ASSETS,
     deck_bundle_etag,

@@ -20,9 +20,9 @@ import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from cim_service.auth import Principal, get_principal, log_access, needs_audit, resolve_layer, visible_fields
-from cim_service.catalog import LayerSpec
-from cim_service.db import run_with_retry
+from cim_service.core.catalog import LayerSpec
 from cim_service.errors import InvalidParameter
+from cim_service.store.db import run_with_retry
 from cim_service.tiles import mvt, raster
 from cim_service.tiles.fastpath import CachedTileFastPath
 from cim_service.tiles.filters import filtered_request

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cim_service.catalog import FieldType, LayerSpec
+from cim_service.core.catalog import FieldType, LayerSpec
 from cim_service.tiles.tms import TileRef
 
 EXTENT = 4096

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from cim_service.catalog import LayerSpec
-from cim_service.db import libpq_url, run_with_retry
+from cim_service.core.catalog import LayerSpec
+from cim_service.core.settings import Settings
 from cim_service.metrics import TILE_CACHE_HITS, TILE_CACHE_MISSES
-from cim_service.settings import Settings
+from cim_service.store.db import libpq_url, run_with_retry
 from cim_service.tiles.cache import CachedTile, TileCache
 from cim_service.tiles.mvt import build_tile_sql
 from cim_service.tiles.tms import TileRef

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from cim_service.catalog import FieldSpec, FieldType, LayerSpec
+from cim_service.core.catalog import FieldSpec, FieldType, LayerSpec
 from cim_service.errors import NotFound
 from cim_service.tiles.mvt import THIN_BELOW_ZOOM
 from cim_service.tiles.tms import SUPPORTED, get_tms, tile_matrix_limits

@@ -12,8 +12,8 @@ from typing import Any
 
 import shapely.geometry
 
-from cim_service.catalog import Access, Catalog
-from cim_service.settings import Settings
+from cim_service.core.catalog import Access, Catalog
+from cim_service.core.settings import Settings
 from cim_service.webmap.page import BASE_LAYERS, build_page_config, render_page
 
 #: features per point layer in the export

@@ -17,7 +17,7 @@ import pydeck as pdk
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cim_service.auth import ANONYMOUS, Principal, can_read_layer, visible_fields
-from cim_service.catalog import Access, Catalog, LayerSpec
+from cim_service.core.catalog import Access, Catalog, LayerSpec
 from cim_service.webmap.assets import TEMPLATES_DIR, deck_bundle_path, read_text_asset
 
 #: Minhang District, centred; the page fits the district outline once it is loaded

@@ -1,6 +1,6 @@
 """Address search for the map: typed Chinese address → standard addresses (一标) with coordinates.
 
-The text is parsed with :func:`pipelines.address.parse_address`; when it names a road, addresses on that
+The text is parsed with :func:`cim_service.core.address.parse_address`; when it names a road, addresses on that
 road (and lane / number when given) are matched on the parsed columns (``match: "address"``). Otherwise,
 or when nothing matches, the text (and its standard form) is matched as a substring of ``full_address``
 (``match: "text"``); as a last resort, any address on the parsed road (``match: "road"``). Values are bound
@@ -13,8 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from cim_service.catalog import LayerSpec
-from pipelines.address import parse_address
+from cim_service.core.address import parse_address
+from cim_service.core.catalog import LayerSpec
 
 MAX_QUERY_CHARS = 100
 

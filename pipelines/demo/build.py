@@ -10,7 +10,7 @@ import numpy as np
 import shapely
 from sqlalchemy.engine import Engine
 
-from cim_service.catalog import Catalog, LayerSpec
+from cim_service.core.catalog import Catalog, LayerSpec
 from pipelines.demo import addresses as addr
 from pipelines.demo import devices, houses, metro, people, roads, sites, towns
 from pipelines.demo.outline import district_frame

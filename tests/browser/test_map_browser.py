@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from cim_service.auth import create_api_key
-from cim_service.migrate import bump_layer_state
-from pipelines.address import address_code, parse_address
-from pipelines.crs import gcj02_to_wgs84
+from cim_service.core.address import address_code, parse_address
+from cim_service.core.crs import gcj02_to_wgs84
+from cim_service.store.migrate import bump_layer_state
 from pipelines.ingest import ingest_file
 from tests.browser.conftest import attach_log, open_map
 from tests.browser.pixels import changed_share, dark_share, is_background, patch, rgb

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cim_service.catalog import Catalog
-from cim_service.db import make_engine
-from cim_service.migrate import bump_layer_state
+from cim_service.core.catalog import Catalog
+from cim_service.store.db import make_engine
+from cim_service.store.migrate import bump_layer_state
 
 #: origin of the hand-drawn cases in EPSG:4549 (about 121.40E, 31.09N, in Minhang)
 X0, Y0 = 633_000.0, 3_442_000.0

@@ -17,11 +17,11 @@ from shapely.geometry import Point
 from typer.testing import CliRunner
 
 from cim_service.app import create_app
-from cim_service.db import make_engine
+from cim_service.core.settings import Settings
 from cim_service.indicators.engine import IndicatorEngine
 from cim_service.indicators.freshness import REFRESH_LOCK, input_layers, refresh_stale
-from cim_service.migrate import bump_layer_state
-from cim_service.settings import Settings
+from cim_service.store.db import make_engine
+from cim_service.store.migrate import bump_layer_state
 from pipelines.demo import load_demo
 from pipelines.load import load_geodataframe
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from cim_service.app import create_app
 from cim_service.auth import create_api_key
-from cim_service.migrate import bump_layer_state
+from cim_service.store.migrate import bump_layer_state
 
 #: the fixture area (WGS84 lon/lat) around Maqiao, away from the tile tests' area
 AREA = (121.330, 31.000, 121.360, 31.030)

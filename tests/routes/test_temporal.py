@@ -7,11 +7,11 @@ from datetime import date
 import asyncpg
 import pytest
 
-from cim_service.catalog import FieldSpec, FieldType
-from cim_service.db import libpq_url
+from cim_service.core.catalog import FieldSpec, FieldType
 from cim_service.errors import InvalidParameter
 from cim_service.features.sql import Params
 from cim_service.features.temporal import TEMPORAL_OPERATORS, TemporalOperand, datetime_condition, temporal_sql
+from cim_service.store.db import libpq_url
 from tests.routes.conftest import run_async
 
 A = (date(2020, 1, 1), date(2020, 6, 1))

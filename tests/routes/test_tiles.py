@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from cim_service.app import create_app
 from cim_service.auth import create_api_key
-from cim_service.migrate import bump_layer_state
+from cim_service.store.migrate import bump_layer_state
 from cim_service.tiles.mvt import THIN_BELOW_ZOOM, THIN_GRID
 
 WMQ = morecantile.tms.get("WebMercatorQuad")

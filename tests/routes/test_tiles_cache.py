@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from shapely.geometry import Point
 
 from cim_service.app import create_app
+from cim_service.core.settings import Settings
 from cim_service.metrics import REGISTRY
-from cim_service.migrate import bump_layer_state
-from cim_service.settings import Settings
+from cim_service.store.migrate import bump_layer_state
 from cim_service.tiles.cache import CachedTile, TileCache
 from cim_service.tiles.fastpath import CachedTileFastPath
 from pipelines.load import load_geodataframe

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from cim_service.settings import Settings
+    from cim_service.core.settings import Settings
 
 DB_NAME = "cim"
 DB_USER = "cim"

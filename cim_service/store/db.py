@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 if TYPE_CHECKING:
-    from cim_service.settings import Settings
+    from cim_service.core.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

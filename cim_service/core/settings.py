@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Environment(StrEnum):
@@ -86,6 +86,6 @@ class Settings(BaseSettings):
         """Database URL: the configured one or the project-local cluster's."""
         if self.database_url:
             return self.database_url
-        from cim_service.localdb import LocalCluster
+        from cim_service.store.localdb import LocalCluster
 
         return LocalCluster.from_settings(self).url()

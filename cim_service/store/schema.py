@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
 
-from cim_service.catalog import LAYER_SCHEMA, Catalog, FieldType, LayerSpec
+from cim_service.core.catalog import LAYER_SCHEMA, Catalog, FieldType, LayerSpec
 
 META_SCHEMA = "cim_meta"
 metadata = sa.MetaData(schema=META_SCHEMA)

@@ -15,8 +15,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
-from cim_service.catalog import LAYER_SCHEMA, Catalog
-from cim_service.models import META_SCHEMA, layer_table
+from cim_service.core.catalog import LAYER_SCHEMA, Catalog
+from cim_service.store.schema import META_SCHEMA, layer_table
 
 ALEMBIC_DIR = Path(__file__).resolve().parent / "alembic"
 #: advisory lock id serialising concurrent migrations (several workers or test sessions starting at once)
