@@ -58,10 +58,11 @@ def prepare_database(url: str | None, min_cameras: int, data: str) -> tuple[str,
     with the plan-scale demo (``pipelines.demo.load_demo``) or, with ``--data synthetic``, 70,000 seeded cameras.
     """
     from cim_service.core.settings import Settings
+    from cim_service.store.localdb import resolve_database_url
 
     if url:
         return url, f"{_count(url):,} cameras (given database)"
-    base = Settings().resolved_database_url()
+    base = resolve_database_url(Settings())
     n = _count(base)
     if n >= min_cameras:
         return base, f"{n:,} cameras (local `cim` database)"
@@ -93,7 +94,7 @@ def _make_synthetic(bench: str) -> None:
     """Fill `cim_bench` with 70,000 cameras clustered around 14 seeded centres in Minhang."""
     from cim_service.core.catalog import load_catalog
     from cim_service.store.db import make_engine
-    from cim_service.store.migrate import bump_layer_state
+    from cim_service.store.layer_state import bump_version
 
     catalog = load_catalog()
     eng = make_engine(bench)
@@ -114,7 +115,7 @@ def _make_synthetic(bench: str) -> None:
         conn.execute(sa.text(
             "INSERT INTO cim.cameras (feature_key, device_id, camera_type, direction_deg, installed_at, geom) "
             "VALUES (:k, :d, :t, :dir, DATE '2023-06-01', ST_SetSRID(ST_MakePoint(:x, :y), 4326))"), rows)
-        bump_layer_state(conn, "cameras", catalog.get("cameras").qualified_table)
+        bump_version(conn, "cameras", catalog.get("cameras").qualified_table)
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE cim.cameras"))
     eng.dispose()

@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy.exc
 from sqlalchemy.engine import Engine
 
-from cim_service.core.catalog import Catalog, LayerSpec, UnknownLayerError
+from cim_service.core.catalog import Catalog, LayerSpec, Role, UnknownLayerError
 from cim_service.core.crs import UnknownCRSError, parse_crs
 from pipelines import layer_rules, readers
 from pipelines.load import LoadResult, Reject, load_chunks
@@ -161,6 +161,7 @@ def ingest_file(
             engine, spec, _checked(run, chunks), source_name=path.name,
             source_sha256=readers.sha256_file(path), source_crs=run.crs, rejects=lambda: run.rejects,
             rows_read=lambda: run.rows_read, options=run.options, progress=progress, replace=replace,
+            outline=catalog.role(Role.district_outline),
         )
     except (readers.ReadError, ValidationError, UnknownCRSError) as exc:
         raise IngestError(str(exc).splitlines()[0]) from exc

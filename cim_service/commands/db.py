@@ -63,12 +63,13 @@ def status() -> None:
 @db_app.command("migrate")
 def migrate_cmd() -> None:
     """Create or upgrade the schema (service tables and the catalog's layer tables)."""
-    from cim_service.store.db import engine_from_settings
+    from cim_service.commands import command_settings
+    from cim_service.store.db import make_engine
     from cim_service.store.migrate import PostGISMissingError, migrate
 
-    settings = Settings()
     try:
-        report = migrate(engine_from_settings(settings), load_catalog(settings.catalog_dir))
+        settings = command_settings()
+        report = migrate(make_engine(settings.database_url), load_catalog(settings.catalog_dir))
     except (PostGISMissingError, LocalDatabaseError) as exc:
         fail(str(exc))
     console.print(

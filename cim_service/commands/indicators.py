@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from cim_service.commands import console, fail, open_database
+from cim_service.core.settings import Settings
 from cim_service.indicators.engine import IndicatorComputationError
 
 indicators_app = typer.Typer(help="Plan indicators measured on the map: values, targets, gaps, site suggestions.")
@@ -80,7 +81,7 @@ def suggest(
     n: Annotated[int, typer.Option("--n", min=1, help="How many sites to list.")] = 20,
 ) -> None:
     """List suggested new sites (greedy maximal coverage) and how many close the gap."""
-    import sqlalchemy as sa
+    from cim_service.indicators.suggest import read_suggestions
 
     key = KIND_ALIASES.get(kind.strip().lower())
     if key is None:
@@ -94,19 +95,16 @@ def suggest(
     info = summary.get(key)
     if info is None:
         fail(f"no {key} suggestions: the input layers are empty")
-    with ind.engine.connect() as conn:
-        sites = conn.execute(sa.text(
-            "SELECT rank, town, ST_X(geom), ST_Y(geom), added, added_unit, cumulative_value, devices "
-            "FROM cim.suggested_sites WHERE kind = :k ORDER BY rank LIMIT :n"), {"k": key, "n": n}).all()
+    sites = read_suggestions(ind.engine, ind.layers, key, n)
     closes = "closes the gap" if info["closes_gap"] else "does NOT close the gap (site limit reached)"
     console.print(f"[bold]{key}[/]: {info['sites']:,} sites ({info['devices']:,} devices) {closes}. "
                   f"{info['method']}")
     table = Table(title=f"suggested {key} sites (top {n})")
     for name in ("rank", "town", "lon", "lat", "adds", "cumulative", "devices"):
         table.add_column(name, justify="left" if name == "town" else "right")
-    for rank, town, lon, lat, added, unit, cum, devices in sites:
-        table.add_row(str(rank), town or "–", f"{lon:.5f}", f"{lat:.5f}", f"{_fmt(added)} {unit}",
-                      _fmt(cum), str(devices))
+    for s in sites:
+        table.add_row(str(s["rank"]), s["town"] or "–", f"{s['lon']:.5f}", f"{s['lat']:.5f}",
+                      f"{_fmt(s['added'])} {s['added_unit']}", _fmt(s["cumulative_value"]), str(s["devices"]))
     console.print(table)
 
 
@@ -130,24 +128,25 @@ def gaps(refresh: Annotated[bool, typer.Option(help="Rewrite even if current.")]
     console.print(table)
 
 
-def refresh_gaps(changed: Iterable[str] | None = None, *, wait_seconds: float = 300.0) -> None:
+def refresh_gaps(changed: Iterable[str] | None = None, *, settings: Settings | None = None,
+                 wait_seconds: float = 300.0) -> None:
     """After ``changed`` layers were written (None: any), rewrite the stale gap layers; print one line.
 
     Never fails the calling command (its data is committed): a refresh error is reported, and the service,
     a request or ``cim indicators gaps`` refreshes later.
     """
+    from cim_service.commands import command_settings
     from cim_service.core.catalog import load_catalog
-    from cim_service.core.settings import Settings
     from cim_service.indicators.engine import IndicatorEngine
     from cim_service.indicators.freshness import input_layers, refresh_stale
     from cim_service.store.db import make_engine
 
     if changed is not None and not set(changed) & input_layers():
         return
-    settings = Settings()
+    settings = settings or command_settings()
     ind = None
     try:
-        ind = IndicatorEngine(make_engine(settings.resolved_database_url()), load_catalog(settings.catalog_dir),
+        ind = IndicatorEngine(make_engine(settings.database_url), load_catalog(settings.catalog_dir),
                               settings)
         with console.status("refreshing the gap layers (only those whose inputs changed)…"):
             out = refresh_stale(ind, wait_seconds=wait_seconds)

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cim_service.commands import console, fail
-from cim_service.core.settings import Settings
+from cim_service.commands import command_settings, console, fail
 
 
 def map_cmd(
@@ -19,7 +18,7 @@ def map_cmd(
     from cim_service.webmap.export import export_html
 
     try:
-        html, report = export_html(Settings(), sample=sample)
+        html, report = export_html(command_settings(), sample=sample)
     except Exception as exc:  # noqa: BLE001 - one line for the operator, no traceback
         fail(f"map export failed: {type(exc).__name__}: {exc}".splitlines()[0])
     out.parent.mkdir(parents=True, exist_ok=True)

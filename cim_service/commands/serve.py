@@ -86,9 +86,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _engine():
-    from cim_service.store.db import engine_from_settings
+    from cim_service.commands import command_settings
+    from cim_service.store.db import make_engine
 
-    return engine_from_settings(Settings())
+    return make_engine(command_settings().database_url)
 
 
 @keys_app.command("create")

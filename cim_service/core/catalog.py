@@ -15,37 +15,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cim_service.core.fieldtypes import FieldType
+
 IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: columns every layer table has besides its declared fields
 SYSTEM_COLUMNS = ("id", "feature_key", "geom", "geom_3857", "outside_district", "batch_id", "updated_at")
 LAYER_SCHEMA = "cim"
-
-
-class FieldType(StrEnum):
-    """Attribute types a layer field may declare, with their PostgreSQL column types."""
-
-    text = "text"
-    integer = "integer"
-    bigint = "bigint"
-    float = "float"
-    boolean = "boolean"
-    date = "date"
-    timestamp = "timestamp"
-    json = "json"
-
-    @property
-    def sql(self) -> str:
-        """PostgreSQL column type."""
-        return {
-            "text": "text",
-            "integer": "integer",
-            "bigint": "bigint",
-            "float": "double precision",
-            "boolean": "boolean",
-            "date": "date",
-            "timestamp": "timestamptz",
-            "json": "jsonb",
-        }[self.value]
 
 
 class Access(StrEnum):

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     Nothing reads the environment at import time: build ``Settings()`` where it is needed and pass it
     down (``create_app(settings)``, ``cim`` commands), so tests can run against their own database.
+    Settings are data only: an unset ``database_url`` is resolved to the project-local cluster's once, where
+    the app or a command is assembled (``cim_service.store.localdb.resolve_database_url``).
     """
 
     model_config = SettingsConfigDict(env_prefix="CIM_", env_file=".env", extra="ignore")
@@ -81,11 +83,3 @@ class Settings(BaseSettings):
         import layers
 
         return Path(layers.__file__).resolve().parent
-
-    def resolved_database_url(self) -> str:
-        """Database URL: the configured one or the project-local cluster's."""
-        if self.database_url:
-            return self.database_url
-        from cim_service.store.localdb import LocalCluster
-
-        return LocalCluster.from_settings(self).url()

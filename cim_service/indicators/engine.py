@@ -30,6 +30,7 @@ from cim_service.indicators.gaps import GAP_LAYERS
 from cim_service.indicators.raster import write_camera_density
 from cim_service.indicators.results import OPTIONAL_INPUTS, assemble
 from cim_service.indicators.suggest import MAX_SITES, write_suggestions
+from cim_service.store import indicator_results, layer_state
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ class IndicatorComputationError(CimError):
 ENGINE_LOCK = 7_310_113
 #: layers every per-town result depends on
 AREA_LAYERS = ("district", "towns")
-RESULT_TABLE = "cim_meta.indicator_result"
 #: derived outputs: name -> (writer, input layers); gap layers come before the suggestions that read them
 DERIVED: dict[str, tuple[Callable[[Context], Any], tuple[str, ...]]] = {
     **GAP_LAYERS,
@@ -104,34 +104,9 @@ def is_fresh(stored: dict[str, Any] | None, versions: dict[str, int], inputs: It
     return stored["inputs"] == want and stored["params"] == json.loads(json.dumps(params))
 
 
-def layer_versions(conn: Connection) -> dict[str, int]:
-    """Current version of every layer."""
-    return {r[0]: int(r[1]) for r in conn.execute(sa.text("SELECT layer_id, version FROM cim_meta.layer_state"))}
-
-
-def stored_rows(conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """Stored results by key."""
-    rows = conn.execute(
-        sa.text(f"SELECT key, inputs, params, result, computed_at, duration_ms FROM {RESULT_TABLE} "
-                f"WHERE key = ANY(:k)"), {"k": keys})
-    return {r.key: {"inputs": r.inputs, "params": r.params, "result": r.result,
-                    "computed_at": r.computed_at, "duration_ms": r.duration_ms} for r in rows}
-
-
-def store(conn: Connection, key: str, kind: str, inputs: dict[str, int], params: dict[str, Any],
-          result: Any, duration_ms: float) -> None:
-    """Upsert one result row."""
-    conn.execute(
-        sa.text(f"""
-            INSERT INTO {RESULT_TABLE} (key, kind, inputs, params, result, computed_at, duration_ms)
-            VALUES (:key, :kind, CAST(:inputs AS jsonb), CAST(:params AS jsonb), CAST(:result AS jsonb), now(), :ms)
-            ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, inputs = EXCLUDED.inputs,
-                params = EXCLUDED.params, result = EXCLUDED.result, computed_at = now(),
-                duration_ms = EXCLUDED.duration_ms
-        """),
-        {"key": key, "kind": kind, "inputs": json.dumps(inputs), "params": json.dumps(params),
-         "result": json.dumps(result, ensure_ascii=False), "ms": duration_ms},
-    )
+layer_versions = layer_state.versions
+stored_rows = indicator_results.stored
+store = indicator_results.store
 
 
 class IndicatorEngine:

@@ -20,7 +20,7 @@ import shapely
 
 from cim_service.indicators import coverage as cov
 from cim_service.indicators.context import METRIC_SRID, Context
-from cim_service.store.migrate import bump_layer_state
+from cim_service.store.layer_state import bump_version
 
 H3_RESOLUTION = 8
 CAMERA_TARGET = 180.0
@@ -32,7 +32,7 @@ def _replace(ctx: Context, layer_id: str, insert_sql: str, **params: object) -> 
     table = ctx.table(layer_id)
     ctx.execute(f"DELETE FROM {table}")
     ctx.execute(insert_sql.replace("{table}", table), **params)
-    bump_layer_state(ctx.conn, layer_id, table)
+    bump_version(ctx.conn, layer_id, table)
     return ctx.count(layer_id)
 
 

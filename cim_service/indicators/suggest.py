@@ -19,10 +19,13 @@ from typing import Any
 
 import numpy as np
 import shapely
+import sqlalchemy as sa
 from pyproj import Transformer
 from scipy import sparse
 from scipy.spatial import cKDTree
+from sqlalchemy.engine import Engine
 
+from cim_service.core.catalog import Catalog
 from cim_service.indicators import coverage as cov
 from cim_service.indicators.context import METRIC_SRID, Context
 
@@ -251,3 +254,16 @@ def write_suggestions(ctx: Context, max_sites: int = MAX_SITES) -> dict[str, Any
     return {s.kind: {"sites": len(s.sites), "devices": sum(x["devices"] for x in s.sites),
                      "closes_gap": s.closes_gap, "unit": s.unit, "base": round(s.base_value, 4),
                      "total": round(s.total, 4), "radius_m": s.radius_m, "method": s.method} for s in sugs}
+
+
+def read_suggestions(engine: Engine, layers: Catalog, kind: str, n: int) -> list[dict[str, Any]]:
+    """The ``n`` best stored sites of ``kind``: rank, town, lon, lat, radius, added (and unit), cumulative, devices.
+
+    The one reader of the suggestions layer, for the API and the CLI alike.
+    """
+    table = layers.get("suggested_sites").qualified_table
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            f"SELECT rank, town, ST_X(geom) AS lon, ST_Y(geom) AS lat, radius_m, added, added_unit, "
+            f"cumulative_value, devices FROM {table} WHERE kind = :k ORDER BY rank LIMIT :n"), {"k": kind, "n": n})
+        return [dict(r) for r in rows.mappings()]

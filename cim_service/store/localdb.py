@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cim_service.core.settings import Settings
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from cim_service.core.settings import Settings
 
 DB_NAME = "cim"
 DB_USER = "cim"
@@ -35,6 +35,13 @@ POSTGIS_HINT = (
 
 class LocalDatabaseError(RuntimeError):
     """The project-local cluster cannot be created or started."""
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """Database URL of ``settings``: the configured one, else the project-local cluster's (asks its server)."""
+    if settings.database_url:
+        return settings.database_url
+    return LocalCluster.from_settings(settings).url()
 
 
 def find_pg_bindir() -> Path:

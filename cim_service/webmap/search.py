@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from cim_service.core.address import parse_address
 from cim_service.core.catalog import LayerSpec
+from cim_service.store.db import Session
 
 MAX_QUERY_CHARS = 100
 
@@ -51,7 +50,7 @@ def _substring_sql(spec: LayerSpec) -> str:
     )
 
 
-async def search_addresses(conn: asyncpg.Connection, spec: LayerSpec, text: str,
+async def search_addresses(conn: Session, spec: LayerSpec, text: str,
                            limit: int = 10) -> list[dict[str, Any]]:
     """Return up to ``limit`` addresses matching ``text``: ``{label, town, longitude, latitude}``."""
     text = text.strip()[:MAX_QUERY_CHARS]

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from cim_service.core.catalog import Catalog
 from cim_service.store.db import make_engine
-from cim_service.store.migrate import bump_layer_state
+from cim_service.store.layer_state import bump_version
 
 #: origin of the hand-drawn cases in EPSG:4549 (about 121.40E, 31.09N, in Minhang)
 X0, Y0 = 633_000.0, 3_442_000.0
@@ -53,7 +53,7 @@ def put(hand: Engine, catalog: Catalog) -> Callable[..., None]:
                 f"INSERT INTO {spec.qualified_table} (feature_key, geom, outside_district{cols}) VALUES "
                 f"(:fk, ST_Transform(ST_Translate(ST_GeomFromText(:wkt, 4549), :x0, :y0), 4326), :out{vals})"
             ), {"fk": uuid.uuid4().hex, "wkt": wkt, "x0": X0, "y0": Y0, "out": outside, **fields})
-            bump_layer_state(conn, spec.id, spec.qualified_table)
+            bump_version(conn, spec.id, spec.qualified_table)
 
     return _put
 
