@@ -270,7 +270,7 @@ def _vector_crs(run: _Run, kind: str, src: readers.VectorSource, user_crs: str |
 def _check_mapping(run: _Run, mapping: dict[str, list[str]], columns: list[str]) -> None:
     """Refuse a file none of whose columns is a declared field, and name missing required fields."""
     required = [f.name for f in run.spec.fields if f.required and f.name not in mapping]
-    derivable = run.spec.id == "addresses" and "full_address" in mapping
+    derivable = layer_rules.derives_address(run.spec, mapping)
     if required and not derivable:
         raise IngestError(
             f"{run.name}: required field(s) {', '.join(required)} of layer {run.spec.id} have no column "

@@ -20,10 +20,11 @@ import shapely
 
 from cim_service.core.catalog import FieldSpec, FieldType, LayerSpec
 from cim_service.core.crs import parse_crs, to_wgs84, transform_geometry
+from cim_service.core.region import SURROUNDING_BBOX
 from pipelines.load import Reject
 
 #: Shanghai's bounding box (lon_min, lat_min, lon_max, lat_max) and the margin beyond which rows are refused
-SHANGHAI_BBOX = (120.85, 30.67, 122.2, 31.88)
+SHANGHAI_BBOX = SURROUNDING_BBOX
 FAR_MARGIN_DEG = 1.0
 _TRUE = {"true", "t", "yes", "y", "1", "是", "有", "√"}
 _FALSE = {"false", "f", "no", "n", "0", "否", "无", "×"}

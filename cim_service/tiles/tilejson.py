@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from cim_service.core.catalog import FieldSpec, LayerSpec
+from cim_service.core.region import DISTRICT_BBOX
 from cim_service.errors import NotFound
 from cim_service.tiles.mvt import THIN_BELOW_ZOOM
 from cim_service.tiles.tms import SUPPORTED, get_tms, tile_matrix_limits
@@ -12,8 +13,8 @@ from cim_service.tiles.tms import SUPPORTED, get_tms, tile_matrix_limits
 MVT = "application/vnd.mapbox-vector-tile"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 REL_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
-#: Minhang District, used when a layer has no extent yet
-DEFAULT_BBOX = (121.25, 30.95, 121.60, 31.25)
+#: the district (declared in ``core.region``), used when a layer has no extent yet
+DEFAULT_BBOX = DISTRICT_BBOX
 Bbox = tuple[float, float, float, float]
 
 
