@@ -52,13 +52,14 @@ def export_html(settings: Settings, *, sample: int = 300) -> tuple[str, ExportRe
     from cim_service.app import create_app
     from cim_service.core.catalog import Role
     from cim_service.webmap.export import collect_inline_data, feature_bbox
-    from cim_service.webmap.page import BASE_ROLES, build_page_config, render_page
+    from cim_service.webmap.page import build_page_config, render_page
 
     app = create_app(settings)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         inline, report = collect_inline_data(client, app.state.catalog, sample=sample)
+    outline = app.state.catalog.role(Role.district_outline)
     config = build_page_config(app.state.catalog, inline=inline,
-                               district_bbox=feature_bbox(inline.get(BASE_ROLES[Role.district_outline], {})))
+                               district_bbox=feature_bbox(inline.get(outline.id, {})) if outline else None)
     return render_page(config, inline_assets=True), report
 
 

@@ -36,7 +36,7 @@ class ExportReport:
 def _export_plan(catalog: Catalog, sample: int) -> dict[str, int]:
     """Return ``{layer_id: limit}``: public polygon/line layers whole (up to a cap), point layers sampled."""
     plan: dict[str, int] = {}
-    base = {spec.id for spec in base_layers(catalog).values()}
+    base = {spec.id for spec in base_layers(catalog)}
     for spec in catalog:
         if spec.access is not Access.public:
             continue
@@ -96,7 +96,7 @@ def collect_inline_data(client: Any, catalog: Catalog, *, sample: int = DEFAULT_
     report.indicators = len(indicators)
     empty = {"type": "FeatureCollection", "features": []}
     inline = {
-        **{slot: collected.pop(spec.id, empty) for slot, spec in base_layers(catalog).items()},
+        **{spec.id: collected.pop(spec.id, empty) for spec in base_layers(catalog)},  # under their layer ids
         "indicators": indicators,
         "layers": {k: v for k, v in collected.items() if v["features"]},
     }
