@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     gap_refresh: bool = Field(default=True, description="CIM_GAP_REFRESH=off: the service does not refresh gap "
                                                         "layers in the background (requests still do).")
     gap_refresh_debounce_s: float = Field(default=2.0, ge=0, description="Quiet time after an input change.")
+    indicator_statement_timeout_ms: int = Field(
+        default=60_000, ge=100, description="Longest statement of an indicator or gap-layer computation (also the "
+                                            "longest wait for another computation); one cut off keeps the previous "
+                                            "results.")
+    indicator_lock_timeout_ms: int = Field(
+        default=10_000, ge=100, description="Longest wait of an indicator or gap-layer computation for a table or "
+                                            "row lock held by another session.")
 
     @field_validator("tile_cache", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from cim_service.commands import console, fail, open_database
-from cim_service.indicators.engine import IndicatorComputationError
+from cim_service.indicators.engine import IndicatorComputationError, IndicatorEngineBusy
 
 indicators_app = typer.Typer(help="Plan indicators measured on the map: values, targets, gaps, site suggestions.")
 STATUS_STYLE = {"met": "[green]met[/]", "not_met": "[red]not met[/]", "no_data": "[yellow]no data[/]"}
@@ -51,7 +51,7 @@ def indicators(
     try:
         with console.status("computing indicators (only those whose input layers changed)…"):
             results = ind.results(refresh=refresh)
-    except IndicatorComputationError as exc:
+    except (IndicatorComputationError, IndicatorEngineBusy) as exc:
         fail(str(exc))
     try:
         rows = flat_rows(results, town)
@@ -89,7 +89,7 @@ def suggest(
     try:
         with console.status("computing suggestions (only if their input layers changed)…"):
             summary = ind.derived(["suggested_sites"])["suggested_sites"]
-    except IndicatorComputationError as exc:
+    except (IndicatorComputationError, IndicatorEngineBusy) as exc:
         fail(str(exc))
     info = summary.get(key)
     if info is None:
@@ -117,7 +117,7 @@ def gaps(refresh: Annotated[bool, typer.Option(help="Rewrite even if current.")]
     try:
         with console.status("writing gap layers…"):
             out = ind.derived(refresh=refresh)
-    except IndicatorComputationError as exc:
+    except (IndicatorComputationError, IndicatorEngineBusy) as exc:
         fail(str(exc))
     table = Table(title="derived outputs")
     for name in ("output", "result", "computed at", "ms"):

@@ -20,13 +20,20 @@ Measure = dict[str | None, tuple[float, float | None]]
 DEG_PER_M = 1 / 90_000
 
 
-def _per_point(ctx: Context, layer_id: str, ok_expr: str, cond: str = "TRUE", **params: Any) -> Measure:
-    """Count features and those satisfying ``ok_expr`` per town and for the district."""
+def _per_point(ctx: Context, layer_id: str, ok_expr: str, cond: str = "TRUE", join: str = "",
+               **params: Any) -> Measure:
+    """Count features and those satisfying ``ok_expr`` per town and for the district.
+
+    ``join`` (e.g. a LEFT JOIN on an indexed id table) may bring in what ``ok_expr`` tests: a join plans as
+    a hash or merge join at any ``work_mem``, where ``id IN (SELECT ...)`` becomes a rescan per row once
+    its hash table outgrows ``work_mem``.
+    """
     towns = ctx.point_towns(layer_id)
     rows = ctx.rows(
         f"""
         WITH p AS MATERIALIZED (
-          SELECT s.id, s.outside_district AS outside, ({ok_expr}) AS ok FROM {ctx.table(layer_id)} s WHERE {cond}
+          SELECT s.id, s.outside_district AS outside, ({ok_expr}) AS ok FROM {ctx.table(layer_id)} s {join}
+           WHERE {cond}
         )
         SELECT t.town, count(*), count(*) FILTER (WHERE ok) FROM p JOIN {towns} t USING (id) GROUP BY t.town
         UNION ALL
@@ -73,7 +80,7 @@ def measure_address_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
     table = cov.coverage(ctx, spec.inputs[0], spec.params["radius"], spec.params.get("where", {}))
     cond = "s.residential IS NOT FALSE" if spec.params.get("residential_only") else "TRUE"
     covered = cov.covered_points(ctx, table, "addresses")
-    return _per_point(ctx, "addresses", f"s.id IN (SELECT id FROM {covered})", cond)
+    return _per_point(ctx, "addresses", "c.id IS NOT NULL", cond, join=f"LEFT JOIN {covered} c ON c.id = s.id")
 
 
 def measure_site_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:

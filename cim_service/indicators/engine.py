@@ -46,8 +46,17 @@ class IndicatorComputationError(CimError):
         self.keys = keys
 
 
+class IndicatorEngineBusy(CimError):
+    """Another computation held the indicator engine longer than the statement timeout allows to wait."""
+
+    status = 503
+    code = "IndicatorEngineBusy"
+
+
 #: advisory lock serialising indicator computations
 ENGINE_LOCK = 7_310_113
+#: SQLSTATEs of a statement cut off by statement_timeout (query_canceled) or lock_timeout (lock_not_available)
+CUT_OFF = {"57014": "statement_timeout", "55P03": "lock_timeout"}
 #: layers every per-town result depends on
 AREA_LAYERS = ("district", "towns")
 RESULT_TABLE = "cim_meta.indicator_result"
@@ -219,7 +228,7 @@ class IndicatorEngine:
         timings: dict[str, float] = {}
         failed: list[str] = []
         with self.engine.begin() as conn:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ENGINE_LOCK})
+            self._lock(conn)
             todo = keys if force else self.stale_keys(conn, keys)
             if not todo:
                 return timings
@@ -232,8 +241,13 @@ class IndicatorEngine:
                 try:
                     with conn.begin_nested():  # one broken computation must not take the others down
                         result = self._run(ctx, key)
-                except Exception:
-                    log.exception("indicator engine: computing %s failed", key)
+                except Exception as exc:
+                    cut = cut_off(exc)
+                    if cut:
+                        log.warning("indicator engine: computing %s was cut off by %s (%s); the previous result "
+                                    "is kept", key, cut, self._limits())
+                    else:
+                        log.exception("indicator engine: computing %s failed", key)
                     ctx.prepared = snapshot  # temporary tables made in the savepoint are gone
                     failed.append(key)
                     continue
@@ -245,6 +259,32 @@ class IndicatorEngine:
         if failed:
             raise IndicatorComputationError(failed)
         return timings
+
+    def _limits(self) -> str:
+        return (f"statement_timeout {self.settings.indicator_statement_timeout_ms} ms, "
+                f"lock_timeout {self.settings.indicator_lock_timeout_ms} ms")
+
+    def _lock(self, conn: Connection) -> None:
+        """Bound the transaction's statements and lock waits (JIT off), then take ``ENGINE_LOCK``.
+
+        The wait for another computation is bounded by the statement timeout alone (it may rightly run longer
+        than a table lock is waited for); a wait cut off raises :class:`IndicatorEngineBusy`.
+        """
+        conn.execute(sa.text("SELECT set_config('statement_timeout', :s, true), set_config('lock_timeout', '0', true), "
+                             "set_config('jit', 'off', true)"),  # as on the API's sessions: compiling costs more
+                     {"s": str(self.settings.indicator_statement_timeout_ms)})
+        try:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ENGINE_LOCK})
+        except sa.exc.DBAPIError as exc:
+            if not cut_off(exc):
+                raise
+            log.warning("indicator engine: another computation held the engine lock longer than %d ms",
+                        self.settings.indicator_statement_timeout_ms)
+            raise IndicatorEngineBusy(
+                f"another indicator computation has been running for more than "
+                f"{self.settings.indicator_statement_timeout_ms / 1000:g} s; retry later") from None
+        conn.execute(sa.text("SELECT set_config('lock_timeout', :l, true)"),
+                     {"l": str(self.settings.indicator_lock_timeout_ms)})
 
     def _run(self, ctx: Context, key: str) -> dict[str, Any]:
         kind, name = key.split(":", 1)
@@ -265,6 +305,12 @@ class IndicatorEngine:
 
             result["key_areas"] = key_area_results(ctx, spec)
         return result
+
+
+def cut_off(exc: BaseException) -> str | None:
+    """Name the timeout (``statement_timeout`` / ``lock_timeout``) that cut a statement off, else None."""
+    orig = getattr(exc, "orig", exc)
+    return CUT_OFF.get(getattr(orig, "sqlstate", None) or "")
 
 
 def with_meta(stored: dict[str, Any]) -> dict[str, Any]:

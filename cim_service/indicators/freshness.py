@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from cim_service.indicators.engine import DERIVED, IndicatorComputationError, IndicatorEngine
+from cim_service.indicators.engine import DERIVED, IndicatorComputationError, IndicatorEngine, IndicatorEngineBusy
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def input_layers() -> frozenset[str]:
 class RefreshOutcome:
     """What one :func:`refresh_stale` call did."""
 
-    busy: bool = False  # another process held the refresh lock: nothing was done
+    busy: bool = False  # another process held the refresh lock (or the engine, too long): not done now
     refreshed: dict[str, float] = field(default_factory=dict)  # output name -> milliseconds
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -107,6 +107,9 @@ def refresh_stale(ind: IndicatorEngine, *, wait_seconds: float = 0.0,
                     todo = ind.stale_keys(check, output_keys(phase))
                 try:
                     ms = ind.ensure(todo) if todo else {}
+                except IndicatorEngineBusy:  # a request's computation still runs: this refresh comes back later
+                    out.busy = True
+                    break
                 except IndicatorComputationError as exc:
                     out.failed += [k.split(":", 1)[1] for k in exc.keys]
                     with ind.engine.connect() as check:

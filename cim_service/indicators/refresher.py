@@ -168,9 +168,13 @@ class GapRefresher:
         return outcome
 
     def _name_session(self, dbapi_conn: Any, _record: object) -> None:
-        """Tag a new session with ``self.app_name`` so :meth:`stop` can find it."""
+        """Tag a new session with ``self.app_name`` (so :meth:`stop` can find it) and bound its statements."""
+        settings = self.ind.settings
         with dbapi_conn.cursor() as cur:
-            cur.execute("SELECT set_config('application_name', %s, false)", (self.app_name,))
+            cur.execute("SELECT set_config('application_name', %s, false), set_config('statement_timeout', %s, false), "
+                        "set_config('lock_timeout', %s, false)",
+                        (self.app_name, str(settings.indicator_statement_timeout_ms),
+                         str(settings.indicator_lock_timeout_ms)))
         dbapi_conn.commit()
 
     def _terminate_own_backends(self) -> None:
