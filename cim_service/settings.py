@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     home: Path = Field(default=PROJECT_ROOT / ".cim", description="Project-local state: database cluster, caches.")
     local_db_port: int = Field(default=54329, ge=1024, le=65535)
     layers_dir: Path | None = Field(default=None, description="Layer catalog folder; default: the `layers` package.")
+    indicators_dir: Path | None = Field(default=None, description="Folder of extra indicator declarations "
+                                                                  "(*.yaml), read after the built-in ones.")
 
     # API behaviour
     default_limit: int = Field(default=100, ge=1)

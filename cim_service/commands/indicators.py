@@ -14,7 +14,6 @@ from cim_service.indicators.engine import IndicatorComputationError, IndicatorEn
 
 indicators_app = typer.Typer(help="Plan indicators measured on the map: values, targets, gaps, site suggestions.")
 STATUS_STYLE = {"met": "[green]met[/]", "not_met": "[red]not met[/]", "no_data": "[yellow]no data[/]"}
-KIND_ALIASES = {"charging": "charging", "g5": "g5", "5g": "g5", "camera": "camera", "cameras": "camera"}
 
 
 def _engine():
@@ -23,6 +22,13 @@ def _engine():
 
     settings, engine, catalog = open_database()
     return IndicatorEngine(engine, catalog, settings)
+
+
+def _choices(names: list[str]) -> str:
+    """``a, b or c`` (``none declared`` when empty)."""
+    if not names:
+        return "none declared"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _fmt(value: object, unit: str = "") -> str:
@@ -76,19 +82,21 @@ def indicators(
 
 @indicators_app.command("suggest")
 def suggest(
-    kind: Annotated[str, typer.Argument(help="charging, g5 (5g) or camera")],
+    kind: Annotated[str, typer.Argument(help="A suggestion kind of indicators.yaml (e.g. charging, g5 / 5g, camera)")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many sites to list.")] = 20,
 ) -> None:
     """List suggested new sites (greedy maximal coverage) and how many close the gap."""
     import sqlalchemy as sa
 
-    key = KIND_ALIASES.get(kind.strip().lower())
-    if key is None:
-        fail(f"unknown suggestion kind {kind!r}; use charging, g5 or camera")
     ind = _engine()
+    spec = ind.indicators.suggestion_kind(kind)
+    output = ind.indicators.suggestions_output
+    if spec is None or output is None:
+        fail(f"unknown suggestion kind {kind!r}; use {_choices([s.id for s in ind.indicators.suggestions])}")
+    key = spec.id
     try:
         with console.status("computing suggestions (only if their input layers changed)…"):
-            summary = ind.derived(["suggested_sites"])["suggested_sites"]
+            summary = ind.derived([output.id])[output.id]
     except (IndicatorComputationError, IndicatorEngineBusy) as exc:
         fail(str(exc))
     info = summary.get(key)
@@ -97,7 +105,8 @@ def suggest(
     with ind.engine.connect() as conn:
         sites = conn.execute(sa.text(
             "SELECT rank, town, ST_X(geom), ST_Y(geom), added, added_unit, cumulative_value, devices "
-            "FROM cim.suggested_sites WHERE kind = :k ORDER BY rank LIMIT :n"), {"k": key, "n": n}).all()
+            f"FROM {ind.layers.get(output.id).qualified_table} WHERE kind = :k ORDER BY rank LIMIT :n"),
+            {"k": key, "n": n}).all()
     closes = "closes the gap" if info["closes_gap"] else "does NOT close the gap (site limit reached)"
     console.print(f"[bold]{key}[/]: {info['sites']:,} sites ({info['devices']:,} devices) {closes}. "
                   f"{info['method']}")
@@ -138,17 +147,18 @@ def refresh_gaps(changed: Iterable[str] | None = None, *, wait_seconds: float = 
     """
     from cim_service.catalog import load_catalog
     from cim_service.db import make_engine
+    from cim_service.indicators.catalog import indicators_for
     from cim_service.indicators.engine import IndicatorEngine
     from cim_service.indicators.freshness import input_layers, refresh_stale
     from cim_service.settings import Settings
 
-    if changed is not None and not set(changed) & input_layers():
-        return
     settings = Settings()
+    layers = load_catalog(settings.catalog_dir)
+    if changed is not None and not set(changed) & input_layers(indicators_for(settings), layers):
+        return
     ind = None
     try:
-        ind = IndicatorEngine(make_engine(settings.resolved_database_url()), load_catalog(settings.catalog_dir),
-                              settings)
+        ind = IndicatorEngine(make_engine(settings.resolved_database_url()), layers, settings)
         with console.status("refreshing the gap layers (only those whose inputs changed)…"):
             out = refresh_stale(ind, wait_seconds=wait_seconds)
         console.print(out.summary(), highlight=False)

@@ -6,11 +6,14 @@ spheroid (geography). Temporary tables live for the run's transaction:
 
 - ``_ind_town``: town polygons (name, area_km2, geom in 4549), and ``_ind_town_sub`` the same subdivided,
   in 4326 (for point-in-town joins on the layers' GIST index) and in 4549 (for overlays);
-- ``_ind_district``: the district outline in 4549 (the ``district`` layer, else the union of the towns).
+- ``_ind_district``: the district outline in 4549 (the layer with the ``district_outline`` role, else the
+  union of the towns: the ``town_boundaries`` layer).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -18,7 +21,8 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cim_service.catalog import Catalog, LayerSpec
+from cim_service.catalog import Catalog, LayerSpec, Role
+from cim_service.indicators.catalog import IndicatorCatalog
 from cim_service.settings import Settings
 
 METRIC_SRID = 4549
@@ -35,7 +39,9 @@ class Context:
     conn: Connection
     layers: Catalog
     settings: Settings
+    indicators: IndicatorCatalog
     prepared: set[str] = field(default_factory=set)
+    _binds: Iterator[int] = field(default_factory=itertools.count, repr=False)
 
     def table(self, layer_id: str) -> str:
         """Quoted table of a layer (identifiers come from the catalog only)."""
@@ -72,6 +78,22 @@ class Context:
         """Number of features of a layer."""
         return int(self.scalar(f"SELECT count(*) FROM {self.table(layer_id)}") or 0)
 
+    def where(self, layer_id: str, flt: object, alias: str = "s") -> tuple[str, dict[str, object]]:
+        """SQL condition of a ``where`` / ``where_not`` filter over declared fields; values are bound.
+
+        Field names are checked against the layer's declaration (KeyError otherwise) and quoted; each call
+        binds its values under fresh names, so several filters can share a statement.
+        """
+        spec = self.spec(layer_id)
+        clauses, params = ["TRUE"], {}
+        for op, items in (("=", getattr(flt, "where", {})), ("IS DISTINCT FROM", getattr(flt, "where_not", {}))):
+            for name, value in sorted(items.items()):
+                spec.field(name)
+                key = f"f{next(self._binds)}"
+                clauses.append(f'{alias}."{name}" {op} :{key}')
+                params[key] = value
+        return " AND ".join(clauses), params
+
     @cached_property
     def empty_layers(self) -> set[str]:
         """Layers that have no feature at all."""
@@ -87,7 +109,8 @@ class Context:
         """Create the town and district temporary tables once per run."""
         if "areas" in self.prepared:
             return
-        towns, district = self.table("towns"), self.table("district")
+        towns = self.layers.require_role(Role.town_boundaries).qualified_table
+        district = self.layers.require_role(Role.district_outline).qualified_table
         self.execute(
             f"""
             CREATE TEMP TABLE _ind_town ON COMMIT DROP AS

@@ -62,7 +62,7 @@ class GapRefresher:
         self.max_delay_seconds = max_delay_seconds
         self.retry_seconds = retry_seconds
         self.grace_seconds = grace_seconds
-        self.versions = InputVersions(input_layers(), self._on_input_change)
+        self.versions = InputVersions(input_layers(self.ind.indicators, layers), self._on_input_change)
         self.listener = VersionListener(libpq_url(settings.resolved_database_url()), self.versions,
                                         on_connect=self.request, name="gap refresh listener")
         self.runs = 0  # refresh attempts made (each one a no-op when nothing was stale)

@@ -26,12 +26,6 @@ from cim_service.indicators.tables import UnknownTownError, flat_rows, select_to
 
 router = APIRouter(prefix="/indicators", tags=["Plan indicators"])
 
-#: indicator id -> suggestion kind in ``suggested_sites``
-SUGGESTION_KIND = {
-    "charging_area_coverage": "charging", "charging_address_coverage": "charging",
-    "g5_area_coverage": "g5", "g5_address_coverage": "g5", "g5_stations": "g5",
-    "camera_density": "camera", "cameras_total": "camera",
-}
 Town = Annotated[str | None, Query(description="Town (街镇) name, e.g. `七宝镇`: that town's value, target, gap.")]
 IndicatorId = Annotated[str, Path(description="Indicator id, e.g. `camera_density`.")]
 
@@ -128,7 +122,7 @@ async def gap_outputs(
     previous rows until the background refresh, ``refreshing``, commits).
     """
     ind: IndicatorEngine = request.app.state.indicator_engine
-    keys = output_keys()
+    keys = output_keys(indicators=ind.indicators)
     if wait:
         await fresh_results(request, keys)
     versions, stored = await _read(request.app.state.pool, keys)
@@ -160,17 +154,20 @@ async def suggestions(request: Request, indicator_id: IndicatorId,
                       ) -> Response:
     """Greedy maximal-coverage sites (GeoJSON), best first, with the coverage each adds."""
     _spec_or_404(request, indicator_id)
-    kind = SUGGESTION_KIND.get(indicator_id)
-    if kind is None:
+    ind: IndicatorEngine = request.app.state.indicator_engine
+    spec, output = ind.indicators.suggestion_for(indicator_id), ind.indicators.suggestions_output
+    if spec is None or output is None:
+        having = [i for s in ind.indicators.suggestions for i in s.indicators]
         raise NotFound(f"indicator {indicator_id!r} has no site suggestions; "
-                       f"suggestions exist for: {', '.join(SUGGESTION_KIND)}")
-    summary = (await fresh_results(request, ["derived:gap_camera_hex", "derived:suggested_sites"])
-               )["derived:suggested_sites"]
+                       f"suggestions exist for: {', '.join(having)}")
+    kind, key = spec.id, f"derived:{output.id}"
+    summary = (await fresh_results(request, [*(f"derived:{d}" for d in output.after), key]))[key]
+    table = ind.layers.get(output.id).qualified_table
 
     async def fetch(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         return await conn.fetch(
             "SELECT rank, town, radius_m, added, added_unit, cumulative_value, devices, "
-            "ST_X(geom) AS lon, ST_Y(geom) AS lat FROM cim.suggested_sites WHERE kind = $1 ORDER BY rank LIMIT $2",
+            f"ST_X(geom) AS lon, ST_Y(geom) AS lat FROM {table} WHERE kind = $1 ORDER BY rank LIMIT $2",
             kind, n)
 
     rows = await run_with_retry(request.app.state.pool, fetch)
