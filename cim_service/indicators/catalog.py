@@ -61,6 +61,11 @@ class GapText(BaseModel):
         return self
 
 
+def _label(item: BaseModel) -> str:
+    """``indicator camera_density``, ``derived gap_5g``, ``suggestion g5``: a declaration named in messages."""
+    return f"{type(item).__name__.removesuffix('Spec').lower()} {getattr(item, 'id', '?')}"
+
+
 def _parse(kind: Kind | DerivedKind, params: dict[str, Any], owner: str) -> Params:
     try:
         return kind.params.model_validate(params)
@@ -68,12 +73,35 @@ def _parse(kind: Kind | DerivedKind, params: dict[str, Any], owner: str) -> Para
         raise ValueError(f"{owner}: invalid params for kind {kind.value}: {exc}") from None
 
 
-class IndicatorSpec(BaseModel):
-    """Declaration of one plan indicator."""
+class Declared(BaseModel):
+    """A declaration with an id, a kind and the kind's parameters (validated on load, parsed once)."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """What the declaration is, for messages (e.g. ``indicator camera_density``)."""
+        return _label(self)
+
+    @model_validator(mode="after")
+    def _check(self) -> Declared:
+        if not IDENT.match(self.id):
+            raise ValueError(f"{self.label}: id must match {IDENT.pattern}")
+        _parse(self.kind, self.params, self.label)
+        return self
+
+    @cached_property
+    def p(self) -> Any:
+        """The validated parameters (the kind's model in :mod:`~cim_service.indicators.kinds`)."""
+        return _parse(self.kind, self.params, self.label)
+
+
+class IndicatorSpec(Declared):
+    """Declaration of one plan indicator."""
+
     name_zh: str
     name_en: str
     unit: str
@@ -81,25 +109,12 @@ class IndicatorSpec(BaseModel):
     binding: Binding
     baseline: float | None = None
     kind: Kind
-    params: dict[str, Any] = Field(default_factory=dict)
     town_target: Literal["as_is", "by_area"] = "as_is"
     noun: str
     noun_zh: str
     source: str
     method: str | None = Field(default=None, description="How it is measured (default: the kind's wording).")
     gap_text: GapText | None = Field(default=None, description="Gap sentence (default: the kind's wording).")
-
-    @model_validator(mode="after")
-    def _check(self) -> IndicatorSpec:
-        if not IDENT.match(self.id):
-            raise ValueError(f"indicator id {self.id!r} must match {IDENT.pattern}")
-        _parse(self.kind, self.params, f"indicator {self.id}")
-        return self
-
-    @cached_property
-    def p(self) -> Any:
-        """The validated parameters (the kind's model in :mod:`~cim_service.indicators.kinds`)."""
-        return _parse(self.kind, self.params, f"indicator {self.id}")
 
     @property
     def is_share(self) -> bool:
@@ -139,27 +154,11 @@ class Coverage(Filtered):
         return [self.stations, *([self.zones.layer] if self.zones else [])]
 
 
-class DerivedSpec(BaseModel):
+class DerivedSpec(Declared):
     """Declaration of one derived output (a gap layer, the suggestions, a raster)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
     kind: DerivedKind
-    params: dict[str, Any] = Field(default_factory=dict)
     after: list[str] = Field(default_factory=list, description="Outputs refreshed first (this one reads them).")
-
-    @model_validator(mode="after")
-    def _check(self) -> DerivedSpec:
-        if not IDENT.match(self.id):
-            raise ValueError(f"derived output id {self.id!r} must match {IDENT.pattern}")
-        _parse(self.kind, self.params, f"derived output {self.id}")
-        return self
-
-    @cached_property
-    def p(self) -> Any:
-        """The validated parameters."""
-        return _parse(self.kind, self.params, f"derived output {self.id}")
 
 
 class Demand(Filtered):
@@ -331,7 +330,7 @@ class IndicatorCatalog:
     def _check_references(self) -> None:
         """Raise ValueError for a coverage, indicator or derived output named but not declared."""
         for item in [*self, *self.derived, *self.suggestions]:
-            label = f"{type(item).__name__.removesuffix('Spec').lower()} {item.id}"
+            label = _label(item)
             try:
                 self.source_layers(item)
                 for dep in getattr(item, "after", []):
@@ -346,7 +345,7 @@ class IndicatorCatalog:
         for role in AREA_ROLES:
             layers.require_role(role)
         for item in [*self, *self.derived, *self.suggestions]:
-            label = f"{type(item).__name__.removesuffix('Spec').lower()} {item.id}"
+            label = _label(item)
             missing = [i for i in self.source_layers(item) if i not in layers]
             if isinstance(item, DerivedSpec) and item.kind.writes_layer:
                 if item.id not in layers or layers.get(item.id).kind != "derived":

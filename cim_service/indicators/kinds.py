@@ -139,28 +139,39 @@ class AddressCoverageParams(Filtered):
         return [self.points]
 
 
-class SiteCoverageParams(Params):
-    """``site_coverage``: share of ``sites`` with a ``near`` feature within ``radius_m`` (spheroid)."""
+class NearParams(Params):
+    """Features of one layer covered by those of ``near`` within ``radius_m``."""
 
-    sites: str
-    near: str
-    radius_m: Number
-
-    def layers(self) -> list[str]:
-        """Sites, then the layer that covers them."""
-        return [self.sites, self.near]
-
-
-class LineCoverageParams(Params):
-    """``line_coverage``: share of the ``lines`` length within ``radius_m`` of a ``near`` feature."""
-
-    lines: str
     near: str
     radius_m: Number = 50.0
 
+    def covered(self) -> str:
+        """The covered layer."""
+        raise NotImplementedError
+
     def layers(self) -> list[str]:
-        """Lines, then the layer that covers them."""
-        return [self.lines, self.near]
+        """The covered layer, then the layer that covers it."""
+        return [self.covered(), self.near]
+
+
+class SiteCoverageParams(NearParams):
+    """``site_coverage``: share of ``sites`` with a ``near`` feature within ``radius_m`` (spheroid)."""
+
+    sites: str
+
+    def covered(self) -> str:
+        """The sites."""
+        return self.sites
+
+
+class LineCoverageParams(NearParams):
+    """``line_coverage``: share of the ``lines`` length within ``radius_m`` of a ``near`` feature."""
+
+    lines: str
+
+    def covered(self) -> str:
+        """The lines."""
+        return self.lines
 
 
 class FlagShareParams(Filtered):
