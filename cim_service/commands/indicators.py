@@ -21,7 +21,10 @@ def _engine():
     from cim_service.indicators.engine import IndicatorEngine
 
     settings, engine, catalog = open_database()
-    return IndicatorEngine(engine, catalog, settings)
+    try:
+        return IndicatorEngine(engine, catalog, settings)
+    except ValueError as exc:  # a wrong declaration in indicators.yaml / CIM_INDICATORS_DIR
+        fail(str(exc).splitlines()[0])
 
 
 def _choices(names: list[str]) -> str:

@@ -169,3 +169,15 @@ def test_unknown_settings_and_suggestion_names_are_refused(tmp_path):
                                      encoding="utf-8")
     with pytest.raises(ValueError, match="suggestion kinds share names: \\['5g'\\]"):
         indicators_for(Settings(environment="test", home=tmp_path, indicators_dir=folder))
+
+
+def test_the_cli_names_a_wrong_declaration_in_one_line(hand, hand_url, tmp_path, monkeypatch):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "bad.yaml").write_text(EXTRA.replace("{layer: cameras, where: {camera_type: ptz}}", "{layer: bikes}"),
+                                     encoding="utf-8")
+    monkeypatch.setenv("CIM_DATABASE_URL", hand_url)
+    monkeypatch.setenv("CIM_HOME", str(tmp_path))
+    monkeypatch.setenv("CIM_INDICATORS_DIR", str(folder))
+    r = CliRunner().invoke(cli, ["indicators"])
+    assert r.exit_code == 1 and r.output.strip() == "error: indicator ptz_cameras: unknown input layers ['bikes']"
