@@ -81,10 +81,11 @@ def _throwaway_database(server_url: str, catalog: Catalog, tag: str) -> Iterator
 def throwaway_database(catalog: Catalog) -> Callable[[str], AbstractContextManager[str]]:
     """Factory of extra migrated databases for tests that must not share the session database.
 
-    ``with throwaway_database("tag") as url: ...`` creates one on the session's server and drops it after.
+    ``with throwaway_database("tag") as url: ...`` creates one on the session's server (or on ``server_url``)
+    and drops it after.
     """
-    server_url = _server_url()
-    return lambda tag: _throwaway_database(server_url, catalog, tag)
+    session_server = _server_url()
+    return lambda tag, server_url=None: _throwaway_database(server_url or session_server, catalog, tag)
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     home: Path = Field(default=PROJECT_ROOT / ".cim", description="Project-local state: database cluster, caches.")
     local_db_port: int = Field(default=54329, ge=1024, le=65535)
     layers_dir: Path | None = Field(default=None, description="Layer catalog folder; default: the `layers` package.")
+    indicators_dir: Path | None = Field(default=None, description="Folder of extra indicator declarations "
+                                                                  "(*.yaml), read after the built-in ones.")
 
     # API behaviour
     default_limit: int = Field(default=100, ge=1)
@@ -59,6 +61,13 @@ class Settings(BaseSettings):
     gap_refresh: bool = Field(default=True, description="CIM_GAP_REFRESH=off: the service does not refresh gap "
                                                         "layers in the background (requests still do).")
     gap_refresh_debounce_s: float = Field(default=2.0, ge=0, description="Quiet time after an input change.")
+    indicator_statement_timeout_ms: int = Field(
+        default=60_000, ge=100, description="Longest statement of an indicator or gap-layer computation (also the "
+                                            "longest wait for another computation); one cut off keeps the previous "
+                                            "results.")
+    indicator_lock_timeout_ms: int = Field(
+        default=10_000, ge=100, description="Longest wait of an indicator or gap-layer computation for a table or "
+                                            "row lock held by another session.")
 
     @field_validator("tile_cache", mode="before")
     @classmethod

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 #: application_name of the refresher's own connections (so shutdown can end a refresh that overruns)
 APP_NAME = "minhang-cim-gap-refresh"
 #: set in a refresh's worker thread: the name its sessions carry while it runs
-_REFRESHING: contextvars.ContextVar[str | None] = contextvars.ContextVar("cim_refreshing", default=None)
+_REFRESHING: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar("cim_refreshing",
+                                                                                         default=None)
 
 
 def _name_refresh_sessions(engine: sa.Engine) -> None:
@@ -41,23 +42,26 @@ def _name_refresh_sessions(engine: sa.Engine) -> None:
     sa.event.listen(engine, "checkin", _on_checkin)
 
 
-def _set_name(dbapi_conn: Any, name: str) -> None:
+def _set_session(dbapi_conn: Any, name: str, statement_timeout: str, lock_timeout: str) -> None:
     with dbapi_conn.cursor() as cur:
-        cur.execute("SELECT set_config('application_name', %s, false)", (name,))
+        cur.execute("SELECT set_config('application_name', %s, false), set_config('statement_timeout', %s, false), "
+                    "set_config('lock_timeout', %s, false)", (name, statement_timeout, lock_timeout))
     dbapi_conn.commit()
 
 
 def _on_checkout(dbapi_conn: Any, record: Any, _proxy: object) -> None:
-    name = _REFRESHING.get()
-    if name is not None:
-        _set_name(dbapi_conn, name)
+    session = _REFRESHING.get()
+    if session is not None:  # a refresh's session: named (so shutdown can find it) and bounded
+        _set_session(dbapi_conn, *session)
         record.info["cim_named"] = True
 
 
 def _on_checkin(dbapi_conn: Any, record: Any) -> None:
     if record.info.pop("cim_named", False) and dbapi_conn is not None:
-        try:
-            _set_name(dbapi_conn, "minhang-cim")
+        try:  # back to the connection's own settings, which the engine's other users expect
+            with dbapi_conn.cursor() as cur:
+                cur.execute("RESET application_name; RESET statement_timeout; RESET lock_timeout")
+            dbapi_conn.commit()
         except Exception:  # noqa: BLE001 - a broken connection is discarded by the pool anyway
             record.invalidate()
 
@@ -73,7 +77,7 @@ class GapRefresher:
         self.max_delay_seconds = max_delay_seconds
         self.retry_seconds = retry_seconds
         self.grace_seconds = grace_seconds
-        self.inputs = input_layers()
+        self.inputs = input_layers(ind.indicators, ind.layers)
         self.listener = listener  # started and stopped by the app
         listener.versions.watch(self._on_version)
         listener.on_connect(self.request)
@@ -181,7 +185,9 @@ class GapRefresher:
 
     def _refresh_named(self) -> RefreshOutcome:
         """Run :func:`refresh_stale` (in a worker thread) with its sessions named ``self.app_name``."""
-        _REFRESHING.set(self.app_name)  # this thread's own context: the engine's checkout hook names sessions
+        settings = self.ind.settings  # this thread's own context: the engine's checkout hook names and bounds sessions
+        _REFRESHING.set((self.app_name, str(settings.indicator_statement_timeout_ms),
+                         str(settings.indicator_lock_timeout_ms)))
         return refresh_stale(self.ind, stop=self._stop)
 
     def _terminate_own_backends(self) -> None:

@@ -27,12 +27,6 @@ from cim_service.store.db import Database, Session
 
 router = APIRouter(prefix="/indicators", tags=["Plan indicators"])
 
-#: indicator id -> suggestion kind in ``suggested_sites``
-SUGGESTION_KIND = {
-    "charging_area_coverage": "charging", "charging_address_coverage": "charging",
-    "g5_area_coverage": "g5", "g5_address_coverage": "g5", "g5_stations": "g5",
-    "camera_density": "camera", "cameras_total": "camera",
-}
 Town = Annotated[str | None, Query(description="Town (街镇) name, e.g. `七宝镇`: that town's value, target, gap.")]
 IndicatorId = Annotated[str, Path(description="Indicator id, e.g. `camera_density`.")]
 
@@ -118,7 +112,7 @@ async def gap_outputs(
     previous rows until the background refresh, ``refreshing``, commits).
     """
     ind: IndicatorEngine = request.app.state.indicator_engine
-    keys = output_keys()
+    keys = output_keys(indicators=ind.indicators)
     if wait:
         await fresh_results(request, keys)
     versions, stored = await _read(request.app.state.db, keys)
@@ -150,15 +144,17 @@ async def suggestions(request: Request, indicator_id: IndicatorId,
                       ) -> Response:
     """Greedy maximal-coverage sites (GeoJSON), best first, with the coverage each adds."""
     _spec_or_404(request, indicator_id)
-    kind = SUGGESTION_KIND.get(indicator_id)
-    if kind is None:
-        raise NotFound(f"indicator {indicator_id!r} has no site suggestions; "
-                       f"suggestions exist for: {', '.join(SUGGESTION_KIND)}")
-    summary = (await fresh_results(request, ["derived:gap_camera_hex", "derived:suggested_sites"])
-               )["derived:suggested_sites"]
-
     ind: IndicatorEngine = request.app.state.indicator_engine
-    rows = await run_in_threadpool(read_suggestions, ind.engine, ind.layers, kind, n)
+    spec, output = ind.indicators.suggestion_for(indicator_id), ind.indicators.suggestions_output
+    if spec is None or output is None:
+        having = [i for s in ind.indicators.suggestions for i in s.indicators]
+        raise NotFound(f"indicator {indicator_id!r} has no site suggestions; "
+                       f"suggestions exist for: {', '.join(having)}")
+    kind, key = spec.id, f"derived:{output.id}"
+    summary = (await fresh_results(request, [*(f"derived:{d}" for d in output.after), key]))[key]
+    table = ind.layers.get(output.id).qualified_table
+
+    rows = await run_in_threadpool(read_suggestions, ind.engine, table, kind, n)
     features = [{"type": "Feature", "id": r["rank"],
                  "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
                  "properties": {k: r[k] for k in ("rank", "town", "radius_m", "added", "added_unit",

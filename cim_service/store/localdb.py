@@ -80,6 +80,9 @@ class LocalCluster:
 
     home: Path
     port: int
+    #: False: PostgreSQL's built-in defaults (work_mem 4 MB, ...), like a user's own server; tests and
+    #: benchmarks use it to check that the SQL does not depend on the tuning
+    tuned: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalCluster:
@@ -188,14 +191,17 @@ class LocalCluster:
                 "listen_addresses = '127.0.0.1'\n"
                 f"port = {self.port}\n"
                 f"unix_socket_directories = '{self.datadir}'\n"
-                "max_connections = 200\n"
-                "shared_buffers = 512MB\n"
-                "work_mem = 32MB\n"
-                "maintenance_work_mem = 256MB\n"
-                "synchronous_commit = on\n"
-                "jit = off\n"
-                "max_wal_size = 2GB\n"
             )
+            if self.tuned:
+                fh.write(
+                    "max_connections = 200\n"
+                    "shared_buffers = 512MB\n"
+                    "work_mem = 32MB\n"
+                    "maintenance_work_mem = 256MB\n"
+                    "synchronous_commit = on\n"
+                    "jit = off\n"
+                    "max_wal_size = 2GB\n"
+                )
 
     def start(self, timeout: float = 60.0) -> str:
         """Create the cluster if needed, start it, make sure the database and PostGIS exist; return the URL."""
