@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cim_service.offloop import LoopLagProbe
 
 if TYPE_CHECKING:
-    from cim_service.settings import Settings
+    from cim_service.core.settings import Settings
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _FORWARDED_PAIR = re.compile(r'\s*([A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*')

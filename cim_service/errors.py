@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cim_service.db import DatabaseUnavailable
+from cim_service.store import db as store_db
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +144,8 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     SQLSTATE. A filter is the only parameter that computes, so it is named when present.
     """
     log.info("data exception on %s: %s", request.url.path, exc)
-    what = _DATA_ERRORS.get(getattr(exc, "sqlstate", None) or "", "a value outside the domain of its operation")
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(exc.__cause__, "sqlstate", None) or ""
+    what = _DATA_ERRORS.get(sqlstate, "a value outside the domain of its operation")
     names = list(dict.fromkeys(request.query_params.keys()))
     if "filter" in names:
         subject = "parameter 'filter'"
@@ -171,18 +171,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CimError, _cim_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(DatabaseUnavailable, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.QueryCanceledError, _timeout)
+    app.add_exception_handler(store_db.DatabaseUnavailable, _db_unavailable)
+    app.add_exception_handler(store_db.QueryTimeout, _timeout)
     app.add_exception_handler(TimeoutError, _timeout)
-    app.add_exception_handler(asyncpg.exceptions.PostgresConnectionError, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.InterfaceError, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.InternalClientError, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.AdminShutdownError, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.CrashShutdownError, _db_unavailable)
     app.add_exception_handler(sqlalchemy.exc.OperationalError, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.DataError, _data_error)
-    app.add_exception_handler(asyncpg.exceptions._base.DataError, _data_error)
-    app.add_exception_handler(asyncpg.exceptions.CannotConnectNowError, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.TooManyConnectionsError, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.PostgresError, _unexpected)
+    app.add_exception_handler(store_db.QueryDataError, _data_error)
+    app.add_exception_handler(store_db.QueryError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

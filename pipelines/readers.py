@@ -22,7 +22,7 @@ import pandas as pd
 import pyogrio
 from pyogrio.errors import DataLayerError, DataSourceError
 
-from cim_service.catalog import LayerSpec
+from cim_service.core.catalog import LayerSpec
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 VECTOR_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".shp": "shapefile", ".gpkg": "gpkg"}

@@ -32,7 +32,7 @@ from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 
-from cim_service.catalog import FieldSpec, FieldType
+from cim_service.core.catalog import FieldSpec, FieldType
 from cim_service.errors import InvalidParameter
 from cim_service.features.crs import OutputCrs, literal_to_wgs84
 from cim_service.features.sql import Params, field_cast, quote_ident

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from cim_service.cli import app
-from cim_service.db import make_engine
+from cim_service.store.db import make_engine
 from pipelines.ingest import IngestError, ingest_file
 
 GOOD_ROW = "12345678901234567890,dome,121.40,31.10"

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from cim_service.cli import app
-from cim_service.db import make_engine
+from cim_service.store.db import make_engine
 
 
 @pytest.fixture(scope="module")

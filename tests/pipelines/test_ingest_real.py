@@ -14,8 +14,8 @@ import shapely
 import sqlalchemy as sa
 from pyproj import Transformer
 
-from cim_service.db import make_engine
-from pipelines.crs import gcj02_to_wgs84, transform_geometry
+from cim_service.core.crs import gcj02_to_wgs84, transform_geometry
+from cim_service.store.db import make_engine
 from pipelines.ingest import IngestError, ingest_file
 from pipelines.readers import read_vector
 

@@ -12,7 +12,7 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
-from cim_service.db import make_engine
+from cim_service.store.db import make_engine
 from pipelines.load import Reject, feature_keys, load_chunks, load_geodataframe
 
 SQUARE = shapely.box(121.30, 31.00, 121.50, 31.15)  # a stand-in district outline inside Minhang

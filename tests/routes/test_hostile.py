@@ -15,8 +15,8 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from cim_service.catalog import FieldType
-from cim_service.migrate import bump_layer_state
+from cim_service.core.fieldtypes import FieldType
+from cim_service.store.layer_state import bump_version
 
 SQL_TEXT = re.compile(r"\b(SELECT|FROM\s+\"?cim|WHERE|ST_\w+\(|\$\d+|syntax error|asyncpg|Traceback)\b", re.I)
 E4549 = "http://www.opengis.net/def/crs/EPSG/0/4549"
@@ -247,11 +247,11 @@ def formula_houses(engine, catalog):
     with engine.begin() as conn:
         conn.execute(sa.text(f"INSERT INTO {spec.qualified_table} (feature_key, house_id, address_code, geom) "
                              "VALUES (:k, :h, :a, ST_SetSRID(ST_MakePoint(:x, :y), 4326))"), rows)
-        bump_layer_state(conn, spec.id, spec.qualified_table)
+        bump_version(conn, spec.id, spec.qualified_table)
     yield rows
     with engine.begin() as conn:
         conn.execute(sa.text(f"DELETE FROM {spec.qualified_table} WHERE feature_key LIKE 'csvinj-%'"))
-        bump_layer_state(conn, spec.id, spec.qualified_table)
+        bump_version(conn, spec.id, spec.qualified_table)
 
 
 def test_csv_export_escapes_formula_cells(api, formula_houses):
