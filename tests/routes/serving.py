@@ -37,7 +37,7 @@ def cim_serve(database_url: str, home: Path, logs: Path, *, workers: int = 1, lo
                             env=full_env, stdout=stdout, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 120  # a start-up wait, not a measure: generous for a loaded machine
         while True:
             try:
                 if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:

@@ -1,9 +1,11 @@
 """Denial of service by anonymous callers: bounded heads, and no request holding the event loop.
 
-The service runs as `cim serve` (one worker, so every request shares one event loop). Its loop-lag probe
-(``cim_event_loop_lag_seconds`` in ``/metrics``) measures how late a 20 ms timer wakes: the time the loop was held.
-The requirement is that no anonymous request holds it for more than about 100 ms; the test allows for a loaded
-2-core machine by bounding the 95th percentile of the lag while hostile requests run concurrently.
+The service runs as `cim serve` (one worker, so every request shares one event loop). Its probe wakes every 20 ms
+and records how late it woke (``cim_event_loop_lag_seconds``, wall time) and how much CPU time the loop's own thread
+spent since the previous wake-up (``cim_event_loop_busy_seconds``): the time work on the loop held it. The
+requirement is that no anonymous request holds the loop for more than about 100 ms. The CPU figure is what the test
+bounds, so that a machine busy with other jobs (which delays every timer) does not decide the outcome; the wall-time
+lag and ``/healthz`` latency are printed beside it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tests.routes.conftest import run_async
 from tests.routes.serving import cim_serve, histogram
 
 LAG = "cim_event_loop_lag_seconds"
+BUSY = "cim_event_loop_busy_seconds"
 ITEMS = "/collections/cameras/items"
 TILE = "/collections/cameras/tiles/WebMercatorQuad/12/3429/1675"
 
@@ -100,7 +103,8 @@ def test_hostile_requests_do_not_hold_the_event_loop(server):
     with httpx.Client(timeout=60) as warm:  # first-use costs (imports, OpenAPI document, catalog) are not the point
         for path, params in hostile_requests():
             warm.get(server + path, params=params)
-        before = histogram(warm.get(f"{server}/metrics").text, LAG)
+        text = warm.get(f"{server}/metrics").text
+        before, busy_before = histogram(text, LAG), histogram(text, BUSY)
 
     statuses: list[int] = []
     health: list[float] = []
@@ -136,21 +140,26 @@ def test_hostile_requests_do_not_hold_the_event_loop(server):
     for t in others:
         t.join()
     elapsed = time.perf_counter() - started
-    after = histogram(httpx.get(f"{server}/metrics", timeout=10).text, LAG)
+    text = httpx.get(f"{server}/metrics", timeout=10).text
+    after, busy_after = histogram(text, LAG), histogram(text, BUSY)
 
     assert len(statuses) == 4 * 3 * len(hostile_requests())
     assert all(s == 200 or 400 <= s < 500 for s in statuses), sorted(set(statuses))
     assert health_statuses and set(health_statuses) == {200}
     delta = {le: after[le] - before.get(le, 0.0) for le in after}
-    samples = delta[float("inf")]
+    busy = {le: busy_after[le] - busy_before.get(le, 0.0) for le in busy_after}
+    samples = busy[float("inf")]
     assert samples >= 0.5 * elapsed / 0.05, (samples, elapsed)  # the probe ran all along
-    over_100ms = samples - delta[0.1]
-    worst = min((le for le, n in sorted(delta.items()) if n == samples), default=float("inf"))
+    lag_over_100ms = samples - delta[0.1]
+    busy_over_100ms = samples - busy[0.1]
+    worst_busy = min((le for le, n in sorted(busy.items()) if n == samples), default=float("inf"))
     q = statistics.quantiles(health, n=20) if len(health) >= 20 else [max(health)] * 19
-    print(f"\n{len(statuses)} hostile requests in {elapsed:.1f} s; loop lag samples {samples:.0f}, "
-          f"> 100 ms: {over_100ms:.0f}, worst <= {worst} s; /healthz p50 {statistics.median(health) * 1000:.1f} ms, "
-          f"p95 {q[18] * 1000:.1f} ms, max {max(health) * 1000:.1f} ms ({len(health)} probes)")
-    assert over_100ms <= 0.05 * samples, delta  # p95 of the loop lag below 100 ms
+    print(f"\n{len(statuses)} hostile requests in {elapsed:.1f} s; {samples:.0f} probe intervals: loop busy "
+          f"> 100 ms in {busy_over_100ms:.0f}, worst <= {worst_busy} s; wall lag > 100 ms in {lag_over_100ms:.0f}; "
+          f"/healthz p50 {statistics.median(health) * 1000:.1f} ms, p95 {q[18] * 1000:.1f} ms, "
+          f"max {max(health) * 1000:.1f} ms ({len(health)} probes)")
+    assert busy_over_100ms <= 0.01 * samples, busy  # work on the loop held it > 100 ms in at most 1 % of intervals
+    assert worst_busy <= 0.25, busy  # and never much longer
 
 
 def test_the_lag_probe_sees_a_blocked_loop():
@@ -165,3 +174,23 @@ def test_the_lag_probe_sees_a_blocked_loop():
 
     worst = run_async(scenario)
     assert 0.25 <= worst < 1.0, worst
+
+
+def test_the_probe_counts_cpu_work_on_the_loop_not_waiting():
+    async def scenario() -> tuple[float, float]:
+        probe = LoopLagProbe(interval=0.01)
+        probe.start()
+        await asyncio.sleep(0.05)
+        time.sleep(0.3)  # the loop waits (no CPU): late, but not busy
+        await asyncio.sleep(0.05)
+        waited = probe.worst_busy
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:  # the loop computes, as a CPU-bound request on it would
+            pass
+        await asyncio.sleep(0.05)
+        probe.stop()
+        return waited, probe.worst_busy
+
+    waited, busy = run_async(scenario)
+    assert waited < 0.1, waited
+    assert 0.25 <= busy < 1.0, busy
