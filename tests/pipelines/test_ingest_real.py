@@ -87,7 +87,7 @@ def test_shapefile_without_prj_and_dbf_needs_a_crs_then_loads(db, catalog, distr
     path = shared_data / "boundaries/shanghai_townships_noattrs.shp"
     src = read_vector(path, "shapefile")
     assert len(src.frame) == 251 and not src.has_prj and src.declared_crs is None
-    assert list(src.frame.columns) == ["geometry"]
+    assert list(src.frame.columns) == [src.frame.geometry.name]  # no attributes
     before = _q(db, "SELECT count(*) FROM cim_meta.ingest_batch")[0][0]
     with pytest.raises(IngestError, match=r"shanghai_townships_noattrs\.shp: .*no \.prj.*--crs"):
         ingest_file(db, catalog, "shanghai_townships", path)
