@@ -199,7 +199,7 @@ def ingest_file(
             rows_read=lambda: run.rows_read, options=run.options, progress=progress, replace=replace,
         )
     except (readers.ReadError, ValidationError, UnknownCRSError) as exc:
-        raise IngestError(str(exc).splitlines()[0]) from exc
+        raise IngestError(str(exc)) from exc  # one line: a newline in a file name is shown escaped
     except RowError as exc:
         where = Reject(row_number=exc.row_number, field=exc.field, reason=exc.reason)
         raise IngestError(f"{_describe(path.name, where)}; nothing was loaded") from exc
