@@ -324,7 +324,8 @@ def _copy_chunk(conn: Connection, spec: LayerSpec, gdf: geopandas.GeoDataFrame, 
         return first_seq
     frame = copy_frame(spec, gdf)
     frame.insert(0, "seq", np.arange(first_seq, first_seq + len(frame), dtype=np.int64))
-    payload = frame.to_csv(header=False, index=False, na_rep="", lineterminator="\n").encode("utf-8")
+    # "\r\n" ends the lines so that a value holding a lone CR is quoted too (COPY refuses an unquoted one)
+    payload = frame.to_csv(header=False, index=False, na_rep="", lineterminator="\r\n").encode("utf-8")
     columns = ", ".join(f'"{c}"' for c in frame.columns)
     cur = conn.connection.driver_connection.cursor()
     try:
