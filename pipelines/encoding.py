@@ -48,7 +48,8 @@ _BOMS = (
 #: the letters GBK bytes become when read as UTF-8 two-byte sequences (U+0250 to U+07FF)
 _ODD_LETTERS = re.compile("[\u0250-\u07ff]")
 _NON_ASCII = re.compile("[^\x00-\x7f]")
-_WIDE = re.compile("[\u0800-\ufffc]")
+#: CJK characters and punctuation (what valid UTF-8 in a Chinese file mostly is, and GBK bytes rarely form)
+_CJK = re.compile("[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
 #: at most this many undecodable bytes at the end of a block are kept for the next block
 _MAX_TAIL = 8
 _DISPLAY = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "gb18030": "GB18030", "gbk": "GBK", "utf-16": "UTF-16",
@@ -142,7 +143,7 @@ def guess(units: list[bytes], *, what: str = "file") -> str:
         if not bad_utf8:
             return "utf-8"
         damaged = text.count("\ufffd")
-        if len(_WIDE.findall(text)) >= damaged:  # more valid CJK-range characters than damaged spots
+        if len(_CJK.findall(text)) >= damaged:  # more valid CJK characters than damaged spots
             if len(bad_utf8) <= MAX_BAD_SHARE * len(evidence):
                 return "utf-8"
             raise EncodingError(
