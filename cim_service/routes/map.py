@@ -11,11 +11,11 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from cim_service.auth import Principal, get_principal
 from cim_service.db import run_with_retry
 from cim_service.webmap.assets import (
-    OWN_ASSETS,
     deck_bundle_etag,
     deck_bundle_path,
-    own_asset_path,
+    own_asset_content,
     own_asset_type,
+    own_assets,
 )
 from cim_service.webmap.page import build_page_config, render_page
 from cim_service.webmap.search import search_addresses
@@ -54,19 +54,23 @@ async def map_config(request: Request, principal: Annotated[Principal, Depends(g
     return JSONResponse(config, headers={"Cache-Control": "private, no-store"})
 
 
-@router.get("/static/{name}", summary="Map assets: the deck.gl bundle and the panels' JS/CSS")
+@router.get("/static/{name:path}", summary="Map assets: the deck.gl bundle, the map's ES modules and CSS")
 def map_static(name: str, request: Request) -> Response:
-    """Serve the deck.gl bundle from the pydeck wheel, or one of our panel assets."""
+    """Serve the deck.gl bundle from the pydeck wheel, or one of our map assets (modules as text/javascript)."""
     if name == "deck.js":
         etag = f'"{deck_bundle_etag()}"'
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
         return FileResponse(deck_bundle_path(), media_type="text/javascript",
                             headers={"ETag": etag, "Cache-Control": "public, max-age=86400"})
-    if name not in OWN_ASSETS:
+    if name not in own_assets():
         raise HTTPException(status_code=404, detail="no such map asset")
-    return FileResponse(own_asset_path(name), media_type=own_asset_type(name),
-                        headers={"Cache-Control": "no-cache"})
+    # revalidated on every load (an edited module is seen at once), answered 304 while unchanged
+    body, tag = own_asset_content(name)
+    headers = {"ETag": f'"{tag}"', "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=own_asset_type(name), headers=headers)
 
 
 @router.get("/search", summary="Find standard addresses by typed Chinese address text")

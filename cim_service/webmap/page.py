@@ -18,7 +18,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cim_service.auth import ANONYMOUS, Principal, can_read_layer, visible_fields
 from cim_service.catalog import Access, Catalog, LayerSpec
-from cim_service.webmap.assets import TEMPLATES_DIR, deck_bundle_path, read_text_asset
+from cim_service.webmap.assets import (
+    ENTRY_MODULE,
+    TEMPLATES_DIR,
+    deck_bundle_path,
+    module_import_map,
+    module_urls,
+    read_text_asset,
+)
 
 #: Minhang District, centred; the page fits the district outline once it is loaded
 DEFAULT_VIEW = {"longitude": 121.41, "latitude": 31.09, "zoom": 10.4, "pitch": 0, "bearing": 0}
@@ -35,6 +42,12 @@ DENSITY_RASTER = {
     "tiles": "/rasters/camera_density/tiles/WebMercatorQuad/{z}/{x}/{y}.png",
     "visible": False,
     "opacity": 0.6,
+}
+#: English titles of the catalog's layer groups (``style.group``, named in Chinese); a group without one is
+#: shown under its Chinese name
+GROUP_TITLES_EN = {
+    "基础": "Base", "指标缺口": "Plan gaps", "交通": "Transport", "生活": "Daily life", "感知设施": "Sensing",
+    "一标多实": "Addresses & residents", "通信": "Telecom", "规划": "Planning",
 }
 MAX_TILE_ZOOM = 16
 #: concurrent tile requests per layer (deck.gl's default of 6 splits a district view into two rounds)
@@ -124,6 +137,11 @@ def _geojson_layer(spec: LayerSpec, *, filled: bool) -> pdk.Layer:
     )
 
 
+def group_titles(groups: list[str]) -> dict[str, dict[str, str]]:
+    """Return the titles of layer groups for the map's layer panel: group -> {title_zh, title_en}."""
+    return {group: {"title_zh": group, "title_en": GROUP_TITLES_EN.get(group, group)} for group in groups}
+
+
 def build_deck_spec(catalog: Catalog) -> dict[str, Any]:
     """Build the deck.gl JSON spec (pydeck) of the map: base boundaries, choropleth, MVT layers, raster."""
     layers: list[pdk.Layer] = []
@@ -165,6 +183,7 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
         "district_bbox": district_bbox or DISTRICT_BBOX,
         "layers": [layer_entry(spec, principal) for spec in catalog],
         "roles": catalog.roles,
+        "groups": group_titles([spec.style.group for spec in catalog] + [DENSITY_RASTER["group"]]),
         "public_layers": [spec.id for spec in catalog if spec.access is Access.public],
         "raster": DENSITY_RASTER,
         "deck": build_deck_spec(catalog),
@@ -197,13 +216,15 @@ def _environment() -> Environment:
 
 
 def render_page(config: dict[str, Any], *, inline_assets: bool = False) -> str:
-    """Render the map page; ``inline_assets`` inlines the deck.gl bundle, JS and CSS (static export)."""
+    """Render the map page; ``inline_assets`` inlines the deck.gl bundle, the modules and CSS (static export)."""
     template = _environment().get_template("map.html")
     assets = None
     if inline_assets:
         assets = {
             "deck": _inline_script(deck_bundle_path().read_text(encoding="utf-8")),
-            "js": _inline_script(read_text_asset("map.js")),
+            "entry": _inline_script(read_text_asset(ENTRY_MODULE)),
             "css": read_text_asset("map.css").replace("</style", "<\\/style"),
         }
-    return template.render(config=config, config_json=_script_json(config), assets=assets)
+    return template.render(config=config, config_json=_script_json(config), assets=assets,
+                           import_map=_script_json(module_import_map(inline=inline_assets)),
+                           preloads=[] if inline_assets else module_urls())

@@ -72,6 +72,23 @@ def test_only_known_assets_are_served(client):
         assert client.get(f"/map/static/{name}").status_code == 404
 
 
+def test_page_loads_its_modules_from_the_service(client):
+    html = client.get("/map").text
+    imports = json.loads(re.search(r'<script type="importmap">(.*?)</script>', html, re.S).group(1))["imports"]
+    assert imports and all(url.startswith("/map/static/js/") for url in imports.values())
+    preloads = re.findall(r'<link rel="modulepreload" [^>]*href="([^"]+)">', html)
+    assert sorted(preloads) == sorted(imports.values()), "every module is preloaded (no import waterfall)"
+    assert '<script type="module" src="/map/static/map.js">' in html
+    for url in ["/map/static/map.js", *imports.values()]:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response.headers["content-type"].startswith("text/javascript"), (url, response.headers["content-type"])
+        again = client.get(url, headers={"If-None-Match": response.headers["etag"]})
+        assert again.status_code == 304 and not again.content, url
+    assert client.get("/map/static/js/nope.js").status_code == 404
+    assert client.get("/map/static/js/../../settings.py").status_code == 404
+
+
 def test_vendored_mvt_loader_matches_bundle():
     assert check_vendored_loader() == "4.4.3"
 

@@ -1,0 +1,64 @@
+/* Hover tooltips and the click panel: a feature's title and attributes, completed from the features API. */
+import { ROLE, roleLayer } from '#cim/config.js';
+import { featureUrl, getJSON } from '#cim/data.js';
+import { $ } from '#cim/dom.js';
+import { cellText, featureTitle, fieldRows, formatValue } from '#cim/format.js';
+import { lookupTown, townValues } from '#cim/indicators.js';
+import { currentIndicator } from '#cim/state.js';
+
+/** Return the id of the top-level layer of a picked object (tile sub-layers belong to their tile layer). */
+export function rootId(info) {
+  let layer = info.layer;
+  while (layer && layer.parent) layer = layer.parent;
+  return layer ? layer.id : null;
+}
+
+/** Return the tooltip of a hovered feature (a town adds its value of the selected indicator), or null. */
+export function tooltip(app, info) {
+  if (!info || !info.object || !info.layer) return null;
+  const { state } = app;
+  const layerId = rootId(info);
+  const props = info.object.properties || {};
+  let text = featureTitle(state.layers[layerId], props, state.lang);
+  if (layerId === roleLayer(state.config, ROLE.towns)) {
+    const ind = currentIndicator(state);
+    const row = lookupTown(townValues(ind), props.name);
+    if (row) text += `\n${app.title(ind)}: ${formatValue(row.value)} (${app.t(row.status || 'unknown')})`;
+  }
+  return { text, style: { fontSize: '12px' } };
+}
+
+function showClickPanel(app, layerId, props) {
+  const meta = app.state.layers[layerId];
+  $('click-title').textContent = featureTitle(meta, props, app.state.lang);
+  const table = $('click-table');
+  table.replaceChildren();
+  for (const [k, v] of fieldRows(meta, props, app.state.lang)) {
+    const tr = table.insertRow();
+    tr.insertCell().textContent = k;
+    tr.insertCell().textContent = cellText(v);
+  }
+  $('click-panel').hidden = false;
+}
+
+/** Show a clicked feature's attributes, then all of them as the features API gives them to the caller. */
+export async function onClick(app, info) {
+  if (!info || !info.object) return;
+  const { state } = app;
+  const layerId = rootId(info);
+  const props = Object.assign({}, info.object.properties || {});
+  showClickPanel(app, layerId, props);
+  const fid = info.object.id !== undefined ? info.object.id : props.id;
+  if (state.config.inline || fid === undefined || fid === null || !state.layers[layerId]) return;
+  try {
+    const full = await getJSON(featureUrl(state.config, layerId, fid), state.apiKey);
+    showClickPanel(app, layerId, Object.assign(props, full.properties || {}));
+  } catch (error) {
+    console.warn('feature details unavailable', error.message);
+  }
+}
+
+/** Close the click panel with its button. */
+export function wireClickPanel(app) {
+  $('click-close').addEventListener('click', () => { $('click-panel').hidden = true; });
+}

@@ -1,0 +1,46 @@
+/* deck.gl access: the deck of the pydeck wheel's bundle (window.createDeck / updateDeck), its layer classes,
+ * the loaders.gl MVT loader, and view changes. */
+
+/** Layer classes the map makes; the bundle exports createDeck/updateDeck only, so they are taken from probes. */
+export const LAYER_TYPES = ['GeoJsonLayer', 'MVTLayer', 'TileLayer', 'BitmapLayer', 'LineLayer'];
+const PROBE = '__probe_';
+
+/** Create the deck in `container` with the views of the deck spec; return it and its layer classes. */
+export function createMap(container, deckSpec, initialViewState) {
+  const probes = LAYER_TYPES.map((type) => ({ '@@type': type, id: `${PROBE}${type}`, visible: false }));
+  const deck = window.createDeck({
+    container,
+    jsonInput: { initialViewState, views: deckSpec.views, layers: probes },
+    tooltip: false,
+  });
+  const classes = {};
+  for (const layer of deck.props.layers || []) if (layer) classes[layer.id.replace(PROBE, '')] = layer.constructor;
+  deck.setProps({ layers: [] });
+  return { deck, classes };
+}
+
+/** Return the MVT loaders (the vendored loaders.gl build, parsing on the main thread), if loaded. */
+export function mvtLoaders() {
+  return window.loaders && window.loaders.MVTLoader ? [window.loaders.MVTLoader] : undefined;
+}
+
+/** Return a layer instance of props carrying their class name in '@@type'. */
+export function makeLayer(classes, props) {
+  const { '@@type': type, ...rest } = props;
+  return new classes[type](rest);
+}
+
+/** Fly to `view` (longitude, latitude, zoom) in `duration` ms, facing north, unpitched. */
+export function flyTo(deck, view, duration = 1200) {
+  const target = Object.assign({}, view, {
+    pitch: 0, bearing: 0, transitionDuration: duration,
+    transitionInterpolator: { '@@type': 'FlyToInterpolator' },
+  });
+  window.updateDeck({ initialViewState: target }, deck);
+}
+
+/** Return the current centre and zoom of the map, or null before the first frame. */
+export function currentView(deck) {
+  const vp = deck.getViewports()[0];
+  return vp ? { longitude: vp.longitude, latitude: vp.latitude, zoom: vp.zoom } : null;
+}

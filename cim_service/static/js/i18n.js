@@ -1,0 +1,46 @@
+/* Interface strings (Chinese, English) and the localised titles of catalog objects. Pure: no DOM. */
+
+export const STRINGS = {
+  zh: {
+    layers: '图层', indicators: '规划指标', search: '搜索', placeholder: '输入地址,如 莲花南路1500弄',
+    wholeDistrict: '全区', target: '目标', value: '现状', gap: '缺口', town: '街镇', status: '达标',
+    met: '达标', not_met: '未达标', unknown: '无数据', no_data: '无数据', noResult: '未找到匹配的地址', locked: '需授权',
+    legendTitle: '街镇指标', tileError: '部分瓦片加载失败', apiKey: 'API 密钥', lang: 'EN',
+    keyRejected: 'API 密钥无效',
+    noIndicators: '暂无指标数据',
+  },
+  en: {
+    layers: 'Layers', indicators: 'Plan indicators', search: 'Search', placeholder: 'Address, e.g. 莲花南路1500弄',
+    wholeDistrict: 'District', target: 'Target', value: 'Value', gap: 'Gap', town: 'Town', status: 'Status',
+    met: 'met', not_met: 'not met', unknown: 'no data', no_data: 'no data', noResult: 'No matching address', locked: 'key needed',
+    legendTitle: 'Town indicator', tileError: 'Some tiles failed to load', apiKey: 'API key', lang: '中文',
+    keyRejected: 'API key rejected',
+    noIndicators: 'No indicator data',
+  },
+};
+
+/** Return the interface string `key` in `lang` (the key itself when it has none). */
+export function translate(lang, key) {
+  return (STRINGS[lang] || STRINGS.zh)[key] || key;
+}
+
+/** Return the language the switch turns to. */
+export function otherLanguage(lang) {
+  return lang === 'zh' ? 'en' : 'zh';
+}
+
+/** Return the title of a layer, field, indicator or group in `lang` ('' for none). */
+export function localTitle(obj, lang) {
+  if (!obj) return '';
+  return (lang === 'zh' ? obj.title_zh || obj.name_zh : obj.title_en || obj.name_en) || '';
+}
+
+/** Return the title of a layer group (config.groups: group -> titles), falling back to the group's name. */
+export function groupTitle(groups, group, lang) {
+  return localTitle(groups && groups[group], lang) || group;
+}
+
+/** Return the text of an indicator or town row in `lang`: its Chinese text in Chinese, else the English one. */
+export function localText(zh, en, lang) {
+  return (lang !== 'en' && zh) || en || '';
+}

@@ -1,0 +1,28 @@
+/* The Chinese / English switch: page texts, panels and labels in the chosen language. */
+import { $ } from '#cim/dom.js';
+import { otherLanguage } from '#cim/i18n.js';
+import { renderIndicators } from '#cim/indicator-panel.js';
+import { renderLayerList } from '#cim/layer-panel.js';
+
+/** Write every text of the page in the state's language and redraw. */
+export function applyLanguage(app) {
+  const { state, config } = app;
+  document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
+  $('title').textContent = state.lang === 'zh' ? config.title_zh : config.title_en;
+  document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = app.t(el.dataset.i18n); });
+  $('search-input').placeholder = app.t('placeholder');
+  $('search-go').textContent = app.t('search');
+  $('api-key').placeholder = app.t('apiKey');
+  $('lang').textContent = app.t('lang');
+  renderLayerList(app);
+  renderIndicators(app);
+  app.render();
+}
+
+/** Switch the language with the language button. */
+export function wireLanguageSwitch(app) {
+  $('lang').addEventListener('click', () => {
+    app.state.lang = otherLanguage(app.state.lang);
+    applyLanguage(app);
+  });
+}

@@ -1,0 +1,101 @@
+/* deck.gl layer props from the deck spec and the state: the town choropleth and the boundary outlines (by role),
+ * vector tile layers (with the API key), the raster tiles, the export's inlined layers, the search marker.
+ * Props carry their class in '@@type' (deck.js makes the layers). No DOM. */
+import { townFill, valueRange } from '#cim/colour.js';
+import { isRasterLayer, isTileLayer, ROLE, roleLayer } from '#cim/config.js';
+import { authHeaders, fetchTileImage } from '#cim/data.js';
+import { ringSegments } from '#cim/geometry.js';
+import { lookupTown, townValues } from '#cim/indicators.js';
+import { inlineLayer, inlineLayerProps } from '#cim/inline.js';
+import { allowed, currentIndicator } from '#cim/state.js';
+
+export const MARKER_ID = '__search_marker';
+export const OUTLINE_SUFFIX = '__outline';
+
+/** Return the choropleth fill accessor of the selected indicator (town features matched by name). */
+export function choroplethAccessor(state) {
+  const ind = currentIndicator(state);
+  const rows = townValues(ind);
+  const range = valueRange(ind);
+  return (feature) => townFill(lookupTown(rows, feature.properties && feature.properties.name), range, state.selectedTown);
+}
+
+/** Return LineLayer props drawing the ring edges of `collection` with the line style of `spec`. */
+export function outlineProps(spec, id, common, collection) {
+  return Object.assign({
+    '@@type': 'LineLayer', id, data: ringSegments(collection), pickable: false,
+    getSourcePosition: (s) => s[0], getTargetPosition: (s) => s[1], getColor: spec.getLineColor,
+    getWidth: Math.max(spec.getLineWidth || 1, spec.lineWidthMinPixels || 0), widthUnits: 'pixels',
+  }, common);
+}
+
+function rasterProps(spec, state, env) {
+  return Object.assign({}, spec, env.tileHooks(spec.id), {
+    data: state.rasterUrl,
+    getTileData: ({ url, signal }) => fetchTileImage(url, state.apiKey, signal),
+    renderSubLayers: (props) => {
+      if (!props.data) return null;
+      const { west, south, east, north } = props.tile.bbox;
+      return new env.classes.BitmapLayer(props, { data: null, image: props.data, bounds: [west, south, east, north] });
+    },
+  });
+}
+
+function mvtProps(spec, state, env) {
+  return Object.assign({}, spec, env.tileHooks(spec.id), {
+    loaders: env.loaders,
+    loadOptions: { core: { worker: false, fetch: { headers: authHeaders(state.apiKey) } } },
+    updateTriggers: { getTileData: state.apiKey },
+  });
+}
+
+/**
+ * Return the props of one deck spec layer (a list for the towns: fill and outline), or null to leave it out.
+ *
+ * `env` gives `tileHooks(id)` (metrics), `classes` (deck.gl layer classes) and `loaders` (MVT).
+ */
+export function layerProps(spec, state, env) {
+  const id = spec.id;
+  const common = { visible: state.visible[id] && allowed(state, id), opacity: state.opacity[id] };
+  if (id === roleLayer(state.config, ROLE.towns)) {
+    const towns = state.base[id];
+    const fill = Object.assign({}, spec, common, {
+      data: towns || [], stroked: false, getFillColor: choroplethAccessor(state),
+      updateTriggers: { getFillColor: [state.indicatorId, state.selectedTown] },
+    });
+    return [fill, outlineProps(spec, `${id}${OUTLINE_SUFFIX}`, common, towns)];
+  }
+  if (id === roleLayer(state.config, ROLE.district)) return outlineProps(spec, id, common, state.base[id]);
+  const inline = state.config.inline;
+  if (inline) {
+    const collection = inlineLayer(inline, id);
+    return collection ? Object.assign(inlineLayerProps(spec, collection), common) : null;
+  }
+  if (!common.visible) return null; // hidden tile layers would still fetch tiles: leave them out
+  if (isRasterLayer(spec)) return state.rasterUrl ? Object.assign(rasterProps(spec, state, env), common) : null;
+  return Object.assign(mvtProps(spec, state, env), common);
+}
+
+/** Return the props of the search result marker, or null without one. */
+export function markerProps(state) {
+  if (!state.marker) return null;
+  return {
+    '@@type': 'GeoJsonLayer', id: MARKER_ID, data: state.marker, pointType: 'circle',
+    getFillColor: [255, 193, 7, 230], getLineColor: [13, 43, 78, 255], getPointRadius: 9,
+    pointRadiusUnits: 'pixels', lineWidthUnits: 'pixels', getLineWidth: 3, stroked: true,
+  };
+}
+
+/** Return the props of every layer to draw, in the deck spec's order, the search marker on top. */
+export function deckLayerProps(state, env) {
+  const layers = state.config.deck.layers.flatMap((spec) => layerProps(spec, state, env));
+  layers.push(markerProps(state));
+  return layers.filter(Boolean);
+}
+
+/** Return the visible tile layers whose viewport has not loaded yet (none in the export: it has no tiles). */
+export function pendingTileLayers(state, metrics) {
+  if (state.config.inline) return [];
+  return state.config.deck.layers.filter((s) => isTileLayer(s) && state.visible[s.id] && allowed(state, s.id)
+    && !metrics.tilesLoaded[s.id] && (!isRasterLayer(s) || state.rasterUrl));
+}

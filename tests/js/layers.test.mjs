@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { NODATA, RAMP } from '../../cim_service/static/js/colour.js';
+import {
+  choroplethAccessor, deckLayerProps, layerProps, MARKER_ID, pendingTileLayers,
+} from '../../cim_service/static/js/layers.js';
+import { createState } from '../../cim_service/static/js/state.js';
+import { indicator, pageConfig, townCollection } from './fixtures.mjs';
+
+const hooks = [];
+const env = { classes: {}, loaders: ['mvt-loader'], tileHooks: (id) => { hooks.push(id); return { onViewportLoad: id }; } };
+const spec = (state, id) => state.config.deck.layers.find((s) => s.id === id);
+
+function loadedState(config = pageConfig()) {
+  const state = createState(config);
+  state.base.jiezhen = townCollection();
+  state.base.qu = townCollection();
+  state.indicators = [indicator()];
+  state.indicatorId = 'camera_density';
+  return state;
+}
+
+test('the town boundaries layer (by role) is a choropleth fill and a LineLayer outline', () => {
+  const state = loadedState();
+  const [fill, outline] = layerProps(spec(state, 'jiezhen'), state, env);
+  assert.equal(fill['@@type'], 'GeoJsonLayer');
+  assert.equal(fill.data, state.base.jiezhen);
+  assert.equal(fill.stroked, false);
+  assert.deepEqual(fill.updateTriggers.getFillColor, ['camera_density', null]);
+  assert.equal(outline['@@type'], 'LineLayer');
+  assert.equal(outline.id, 'jiezhen__outline');
+  assert.equal(outline.data.length, 8);
+  assert.deepEqual(outline.getColor, [90, 90, 90, 255]);
+  assert.equal(outline.visible, true);
+});
+
+test('the district outline (by role) is a LineLayer at least lineWidthMinPixels wide', () => {
+  const state = loadedState();
+  const outline = layerProps(spec(state, 'qu'), state, env);
+  assert.equal(outline['@@type'], 'LineLayer');
+  assert.equal(outline.id, 'qu');
+  assert.equal(outline.getWidth, 2);
+  assert.equal(outline.pickable, false);
+  assert.deepEqual(outline.getSourcePosition([[1, 2], [3, 4]]), [1, 2]);
+});
+
+test('before the base data arrives the base layers draw nothing', () => {
+  const state = createState(pageConfig());
+  const [fill, outline] = layerProps(spec(state, 'jiezhen'), state, env);
+  assert.deepEqual(fill.data, []);
+  assert.deepEqual(outline.data, []);
+});
+
+test('roles, not ids, decide which layer is drawn as base', () => {
+  const state = loadedState(pageConfig({ roles: { district_outline: 'dots' } }));
+  state.base.dots = townCollection();
+  assert.equal(layerProps(spec(state, 'dots'), state, env)['@@type'], 'LineLayer');
+  const towns = layerProps(spec(state, 'jiezhen'), state, env);
+  assert.equal(towns['@@type'], 'GeoJsonLayer', 'without the role the layer is an ordinary one');
+  assert.equal(towns.loaders, env.loaders);
+});
+
+test('the choropleth colours towns by the selected indicator, matched by name', () => {
+  const state = loadedState();
+  const fill = choroplethAccessor(state);
+  const [gumei, qibao] = townCollection().features;
+  assert.deepEqual(fill(gumei), [...RAMP.met[2], 190], '古美路街道 takes the row of 古美街道');
+  assert.deepEqual(fill(qibao), [...RAMP.not_met[0], 190]);
+  assert.equal(fill({ properties: { name: '马桥镇' } }), NODATA);
+  assert.equal(fill({ properties: {} }), NODATA);
+  state.selectedTown = '七宝镇';
+  assert.equal(choroplethAccessor(state)(qibao)[3], 240);
+});
+
+test('vector tile layers carry the MVT loader, the API key and the tile hooks', () => {
+  const state = loadedState();
+  hooks.length = 0;
+  const dots = layerProps(spec(state, 'dots'), state, env);
+  assert.equal(dots['@@type'], 'MVTLayer');
+  assert.deepEqual(dots.loaders, ['mvt-loader']);
+  assert.deepEqual(dots.loadOptions, { core: { worker: false, fetch: { headers: {} } } });
+  assert.equal(dots.onViewportLoad, 'dots');
+  assert.deepEqual(hooks, ['dots']);
+  state.apiKey = 'cim_key';
+  const keyed = layerProps(spec(state, 'dots'), state, env);
+  assert.deepEqual(keyed.loadOptions.core.fetch.headers, { 'X-API-Key': 'cim_key' });
+  assert.equal(keyed.updateTriggers.getTileData, 'cim_key');
+});
+
+test('hidden and locked tile layers are left out (deck.gl would still fetch their tiles)', () => {
+  const state = loadedState();
+  assert.equal(layerProps(spec(state, 'hidden'), state, env), null);
+  state.visible.secret = true;
+  assert.equal(layerProps(spec(state, 'secret'), state, env), null, 'a non-public layer needs a key');
+  state.apiKey = 'k';
+  assert.equal(layerProps(spec(state, 'secret'), state, env)['@@type'], 'MVTLayer');
+});
+
+test('the raster layer waits for its tile URL', () => {
+  const state = loadedState();
+  state.visible.density_raster = true;
+  assert.equal(layerProps(spec(state, 'density_raster'), state, env), null);
+  state.rasterUrl = '/rasters/density/tiles/WebMercatorQuad/{z}/{x}/{y}.png';
+  const raster = layerProps(spec(state, 'density_raster'), state, env);
+  assert.equal(raster.data, state.rasterUrl);
+  assert.equal(raster.opacity, 0.6);
+  assert.equal(typeof raster.getTileData, 'function');
+  assert.equal(raster.renderSubLayers({ data: null }), null);
+});
+
+test('the export draws its inlined layers as GeoJSON and nothing else', () => {
+  const dots = { type: 'FeatureCollection', features: [] };
+  const state = loadedState(pageConfig({ inline: { layers: { dots } } }));
+  const props = layerProps(spec(state, 'dots'), state, env);
+  assert.equal(props['@@type'], 'GeoJsonLayer');
+  assert.equal(props.data, dots);
+  assert.equal(props.pointType, 'circle');
+  assert.equal(layerProps(spec(state, 'hidden'), state, env), null);
+  assert.equal(layerProps(spec(state, 'qu'), state, env)['@@type'], 'LineLayer');
+});
+
+test('deckLayerProps keeps the spec order and puts the search marker on top', () => {
+  const state = loadedState();
+  assert.deepEqual(deckLayerProps(state, env).map((p) => p.id), ['jiezhen', 'jiezhen__outline', 'dots', 'qu']);
+  state.marker = { type: 'FeatureCollection', features: [] };
+  assert.equal(deckLayerProps(state, env).at(-1).id, MARKER_ID);
+});
+
+test('pendingTileLayers: visible tile layers whose viewport has not loaded', () => {
+  const state = loadedState();
+  const metrics = { tilesLoaded: {} };
+  assert.deepEqual(pendingTileLayers(state, metrics).map((s) => s.id), ['dots']);
+  state.visible.density_raster = true;
+  assert.deepEqual(pendingTileLayers(state, metrics).map((s) => s.id), ['dots'], 'the raster counts once it has a URL');
+  state.rasterUrl = '/r/{z}/{x}/{y}.png';
+  assert.deepEqual(pendingTileLayers(state, metrics).map((s) => s.id), ['density_raster', 'dots']);
+  metrics.tilesLoaded = { dots: 1, density_raster: 2 };
+  assert.deepEqual(pendingTileLayers(state, metrics), []);
+  assert.deepEqual(pendingTileLayers(loadedState(pageConfig({ inline: { layers: {} } })), { tilesLoaded: {} }), []);
+});
