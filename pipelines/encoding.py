@@ -82,15 +82,16 @@ class Encoding:
 
 @dataclass(frozen=True)
 class Spot:
-    """One NUL byte or undecodable byte sequence, at ``offset`` bytes from the start of the file."""
+    """One NUL character (``nul``) or undecodable byte sequence, at ``offset`` bytes from the start of the file."""
 
     offset: int
     raw: bytes
     encoding: str
+    nul: bool = False
 
     def describe(self) -> str:
         """Return the reason a row holding this spot is rejected."""
-        if self.raw == b"\x00":
+        if self.nul:
             return f"a NUL byte at byte offset {self.offset} (binary data in a text file)"
         return f"not valid {display_name(self.encoding)} text at byte offset {self.offset} (bytes {self.raw.hex(' ')})"
 
@@ -298,7 +299,7 @@ class DecodedStream(io.RawIOBase):
         self._offset = base + len(data)
         spots = [Spot(base + s, data[s:e], self.encoding.codec) for s, e in errors]
         if "\x00" in text and len(errors) < text.count("\x00"):
-            spots += [Spot(base + p, b"\x00", self.encoding.codec) for p in self._nul_offsets(data, errors)]
+            spots += [Spot(base + p, b"\x00", self.encoding.codec, nul=True) for p in self._nul_offsets(data, errors)]
             spots.sort(key=lambda s: s.offset)
         self.spots.extend(spots)
         self._out = memoryview(data if self._utf8 and not errors else text.encode("utf-8"))

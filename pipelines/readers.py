@@ -202,7 +202,7 @@ class CsvReader:
             spot = self._cursor.take(int(per_column.sum()))
             if spot is not None:
                 out.append((int(row), column, spot))
-                self.damaged_rows += spot.raw != b"\x00"
+                self.damaged_rows += not spot.nul
         return out
 
 

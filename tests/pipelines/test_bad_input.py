@@ -12,24 +12,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cim_service.db import make_engine
 from pipelines.ingest import ingest_file
 
 GOOD_ROW = "12345678901234567890,dome,121.40,31.10"
 HEADER = "device_id,camera_type,lon,lat"
-
-
-@pytest.fixture(scope="module")
-def db_url(throwaway_database):
-    with throwaway_database("bad") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def db(db_url):
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def _csv(tmp_path: Path, name: str, *rows: str, encoding: str = "utf-8") -> Path:

@@ -73,8 +73,8 @@ def test_decoding_in_blocks_gives_the_same_text_and_offsets(tmp_path, codec, blo
         out = fh.read()
     whole, spans = decode_marked(bytes(data), codec)
     assert out == whole.encode("utf-8")
-    assert [s.offset for s in stream.spots if s.raw != b"\x00"] == [s for s, _ in spans]
-    nuls = [s.offset for s in stream.spots if s.raw == b"\x00"]
+    assert [s.offset for s in stream.spots if not s.nul] == [s for s, _ in spans]
+    nuls = [s.offset for s in stream.spots if s.nul]
     assert len(nuls) == 3 and all(bytes(data)[o:o + (2 if wide else 1)] == b"\x00" * (2 if wide else 1)
                                   for o in nuls)
     assert out.count(b"\x00") == len(stream.spots)

@@ -16,22 +16,7 @@ import pyogrio
 import pytest
 import shapely
 
-from cim_service.db import make_engine
-
 HEADER = "device_id,camera_type,owner,lon,lat"
-
-
-@pytest.fixture(scope="module")
-def db_url(throwaway_database):
-    with throwaway_database("refused") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def db(db_url):
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def _camera(i: int, owner: str = "区公安分局") -> str:

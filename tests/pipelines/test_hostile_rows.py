@@ -13,23 +13,13 @@ from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
-import pytest
 import shapely
 import sqlalchemy as sa
 
-from cim_service.db import make_engine
 from pipelines.ingest import ingest_file
 
 CAMERA_HEADER = "device_id,camera_type,owner,lon,lat"
 DEVICE = 31011200001320000000
-
-
-@pytest.fixture(scope="module")
-def db(throwaway_database):
-    with throwaway_database("rows") as url:
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
 
 
 def _empty(engine, table):

@@ -11,26 +11,11 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from cim_service.cli import app
-from cim_service.db import make_engine
-
-
-@pytest.fixture(scope="module")
-def db_url(throwaway_database):
-    with throwaway_database("cli") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def db(db_url):
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def _cim(db_url, *args):

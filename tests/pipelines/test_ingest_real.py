@@ -14,20 +14,11 @@ import shapely
 import sqlalchemy as sa
 from pyproj import Transformer
 
-from cim_service.db import make_engine
 from pipelines.crs import gcj02_to_wgs84, transform_geometry
 from pipelines.ingest import IngestError, ingest_file
 from pipelines.readers import read_vector
 
 UTM51 = Transformer.from_crs(4326, 32651, always_xy=True)
-
-
-@pytest.fixture(scope="module")
-def db(throwaway_database):
-    with throwaway_database("real") as url:
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
