@@ -15,7 +15,9 @@ import geopandas as gpd
 import pyogrio
 import shapely
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from cim_service.cli import app
 from pipelines.ingest import ingest_file
 
 CAMERA_HEADER = "device_id,camera_type,owner,lon,lat"
@@ -261,3 +263,14 @@ def test_pointz_shapefile_loads_as_2d(tmp_path, db, catalog):
     assert _all(db, "SELECT DISTINCT ST_NDims(geom) FROM cim.smart_lockers") == [(2,)]
     assert _all(db, "SELECT options->>'z_dropped' FROM cim_meta.ingest_batch WHERE id = :b", b=result.batch_id) == [
         ("2",)]
+
+
+def test_rejects_listing_shows_hostile_values_as_text(tmp_path, db, db_url, catalog):
+    path = tmp_path / "markup.csv"
+    path.write_text(f"{CAMERA_HEADER}\n{DEVICE + 1},[/],x,121.40,31.10\n{DEVICE + 2},dome,ok,121.40,31.10\n"
+                    f'{DEVICE + 3},"ptz\x9b31m",x,121.40,31.10\n', encoding="utf-8")
+    result = _load(db, catalog, "cameras", path)
+    shown = CliRunner().invoke(app, ["rejects", str(result.batch_id)], env={"CIM_DATABASE_URL": db_url,
+                                                                           "COLUMNS": "300"})
+    assert shown.exit_code == 0, shown.output
+    assert "'[/]' is not one of" in shown.output and "\x9b" not in shown.output and "\\x9b" in shown.output
