@@ -13,6 +13,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
+import pytest
 import shapely
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -255,10 +256,13 @@ def test_gbk_dbf_without_or_with_a_wrong_cpg_is_read_as_gbk(tmp_path, db, catalo
     assert any("lockers.cpg says 'UTF-8', but the text of lockers.dbf is GB18030" in w for w in result.warnings)
 
 
-def test_pointz_shapefile_loads_as_2d(tmp_path, db, catalog):
+@pytest.mark.parametrize("suffix", [".shp", ".gpkg"])
+def test_3d_points_load_as_2d(tmp_path, db, catalog, suffix):
     lockers = gpd.GeoDataFrame({"locker_id": ["L1", "L2"]},
                                geometry=shapely.points([121.40, 121.41], [31.10, 31.11], [4.5, 5.0]), crs="EPSG:4326")
-    result = _load(db, catalog, "smart_lockers", _shapefile(tmp_path, "lockers_z", lockers))
+    path = tmp_path / f"lockers_z{suffix}"
+    pyogrio.write_dataframe(lockers, path)
+    result = _load(db, catalog, "smart_lockers", path)
     assert (result.inserted, result.rejected) == (2, 0)
     assert _all(db, "SELECT DISTINCT ST_NDims(geom) FROM cim.smart_lockers") == [(2,)]
     assert _all(db, "SELECT options->>'z_dropped' FROM cim_meta.ingest_batch WHERE id = :b", b=result.batch_id) == [
