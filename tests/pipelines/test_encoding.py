@@ -24,6 +24,7 @@ def test_guesses_are_utf8_or_gb18030_only_when_the_text_fits():
     # GBK bytes of 莘庄 happen to be valid UTF-8 (U+0777 U+05EF): implausible letters, so GB18030
     assert "莘庄".encode("gbk").decode("utf-8") == "\u0777\u05ef"
     assert guess(_lines("name\n莘庄\n", "gbk")) == "gb18030"
+    assert guess(_lines("name\n·安\n°\n", "gbk")) == "gb18030"  # GBK's A1A4 is U+00B7, not GB2312's U+30FB
     # UTF-8 read as GB18030 decodes too (丰巢 -> 涓板发), but UTF-8 is tried first and fits
     assert "丰巢".encode().decode("gb18030") == "涓板发"
     assert guess(_lines("name\n丰巢\n", "utf-8")) == "utf-8"
