@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from cim_service.catalog import load_catalog
-from cim_service.db import make_engine
-from cim_service.localdb import LocalCluster
-from cim_service.migrate import migrate
-from cim_service.settings import Settings
+from cim_service.core.catalog import load_catalog
+from cim_service.core.settings import Settings
+from cim_service.store.db import make_engine
+from cim_service.store.localdb import LocalCluster
+from cim_service.store.migrate import migrate
 
 
 def named_database(name: str, server_url: str | None = None) -> str:

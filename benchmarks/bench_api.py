@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 PROJECT = Path(__file__).resolve().parent.parent
 VENV = PROJECT / ".cim" / "bench-venv"
+ASYNCPG_DRIVER = Path(__file__).resolve().parent / "asyncpg_driver"
 WMQ = morecantile.tms.get("WebMercatorQuad")
 MINHANG = (121.33, 30.98, 121.55, 31.23)
 SYNTHETIC_CAMERAS = 70_000
@@ -38,7 +39,7 @@ SYNTHETIC_CAMERAS = 70_000
 # -- data ------------------------------------------------------------------------------------------
 
 def _count(url: str) -> int:
-    from cim_service.db import make_engine
+    from cim_service.store.db import make_engine
 
     eng = make_engine(url)
     try:
@@ -57,11 +58,12 @@ def prepare_database(url: str | None, min_cameras: int, data: str) -> tuple[str,
     the plan-scale demo (``cim demo --scale plan``); else a `cim_bench` database on the same cluster, loaded once
     with the plan-scale demo (``pipelines.demo.load_demo``) or, with ``--data synthetic``, 70,000 seeded cameras.
     """
-    from cim_service.settings import Settings
+    from cim_service.core.settings import Settings
+    from cim_service.store.localdb import resolve_database_url
 
     if url:
         return url, f"{_count(url):,} cameras (given database)"
-    base = Settings().resolved_database_url()
+    base = resolve_database_url(Settings())
     n = _count(base)
     if n >= min_cameras:
         return base, f"{n:,} cameras (local `cim` database)"
@@ -78,8 +80,8 @@ def prepare_database(url: str | None, min_cameras: int, data: str) -> tuple[str,
 
 
 def _load_plan_demo(bench: str) -> None:
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
+    from cim_service.core.catalog import load_catalog
+    from cim_service.store.db import make_engine
     from pipelines.demo import load_demo
 
     eng = make_engine(bench)
@@ -91,9 +93,9 @@ def _load_plan_demo(bench: str) -> None:
 
 def _make_synthetic(bench: str) -> None:
     """Fill `cim_bench` with 70,000 cameras clustered around 14 seeded centres in Minhang."""
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
-    from cim_service.migrate import bump_layer_state
+    from cim_service.core.catalog import load_catalog
+    from cim_service.store.db import make_engine
+    from cim_service.store.layer_state import bump_version
 
     catalog = load_catalog()
     eng = make_engine(bench)
@@ -114,7 +116,7 @@ def _make_synthetic(bench: str) -> None:
         conn.execute(sa.text(
             "INSERT INTO cim.cameras (feature_key, device_id, camera_type, direction_deg, installed_at, geom) "
             "VALUES (:k, :d, :t, :dir, DATE '2023-06-01', ST_SetSRID(ST_MakePoint(:x, :y), 4326))"), rows)
-        bump_layer_state(conn, "cameras", catalog.get("cameras").qualified_table)
+        bump_version(conn, "cameras", catalog.get("cameras").qualified_table)
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE cim.cameras"))
     eng.dispose()
@@ -122,7 +124,7 @@ def _make_synthetic(bench: str) -> None:
 
 def camera_points(url: str, n: int, seed: int) -> list[tuple[float, float]]:
     """`n` camera locations drawn reproducibly from the database (tiles and bboxes where the data is)."""
-    from cim_service.db import make_engine
+    from cim_service.store.db import make_engine
 
     eng = make_engine(url)
     with eng.connect() as conn:
@@ -170,10 +172,13 @@ def _wait(base: str, path: str, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
 
 
-def start_ours(url: str, cache: bool, workdir: Path) -> Server:
+def start_ours(url: str, cache: bool, workdir: Path, driver: str = "psycopg") -> Server:
     port = free_port()
     env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_TILE_CACHE": "on" if cache else "off",
            "CIM_ENVIRONMENT": "production", "CIM_LOG_JSON": "false"}
+    if driver == "asyncpg":  # the same service on asyncpg (benchmarks/asyncpg_driver/sitecustomize.py)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ASYNCPG_DRIVER), str(PROJECT),
+                                                          os.environ.get("PYTHONPATH")]))
     log = workdir / f"ours-{port}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "cim_service.app:create_app", "--factory", "--host", "127.0.0.1",
@@ -181,7 +186,7 @@ def start_ours(url: str, cache: bool, workdir: Path) -> Server:
         env=env, cwd=workdir, stdout=log.open("w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     _wait(base, "/tileMatrixSets", proc, log)
-    return Server("cim" + (" (cache on)" if cache else ""), base, proc, "cameras")
+    return Server(f"cim {driver}" + (" (cache on)" if cache else ""), base, proc, "cameras")
 
 
 def start_tipg(url: str, workdir: Path) -> Server:
@@ -351,7 +356,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a third of the requests")
     ap.add_argument("--only", default=None, help="run scenarios whose name contains this text")
     ap.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "RESULTS.md")
+    ap.add_argument("--compare-drivers", action="store_true",
+                    help="instead of tipg: our service on psycopg 3 vs the same service on asyncpg (print only)")
     args = ap.parse_args()
+    if args.compare_drivers:
+        compare_drivers(args)
+        return
 
     url, data = prepare_database(args.database_url, args.min_cameras, args.data)
     print(f"database: {url.rsplit('@', 1)[-1]} — {data}", flush=True)
@@ -374,6 +384,29 @@ def main() -> None:
         for server in servers:
             server.stop()
     report(args.out, data, args.concurrency, args.rounds, rows)
+
+
+def compare_drivers(args: argparse.Namespace) -> None:
+    """Our service on psycopg 3 vs on asyncpg (the driver the API used before), side by side, cache off."""
+    url, data = prepare_database(args.database_url, args.min_cameras, args.data)
+    print(f"database: {url.rsplit('@', 1)[-1]} — {data}", flush=True)
+    scenarios = [s for s in build_scenarios(camera_points(url, 2000, 42), args.quick) if not s.cached]
+    if args.only:
+        scenarios = [s for s in scenarios if args.only in s.name]
+    workdir = Path(tempfile.mkdtemp(prefix="cim-bench-"))
+    servers = (start_ours(url, False, workdir, "psycopg"), start_ours(url, False, workdir, "asyncpg"))
+    print("| scenario | requests | psycopg req/s | p50 ms | p95 ms | asyncpg req/s | p50 ms | p95 ms | "
+          "throughput psycopg/asyncpg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    try:
+        for sc in scenarios:
+            for server in servers:
+                warm(server, sc, args.concurrency)
+            a, b = measure(servers, sc, args.concurrency, args.rounds)
+            print(f"| {sc.name} | {len(a.latencies)} | {a.rps:.1f} | {a.pct(.5):.1f} | {a.pct(.95):.1f} | "
+                  f"{b.rps:.1f} | {b.pct(.5):.1f} | {b.pct(.95):.1f} | **{a.rps / b.rps:.2f}x** |", flush=True)
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def report(out: Path, data: str, concurrency: int, rounds: int, rows: list[str]) -> None:

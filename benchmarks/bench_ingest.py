@@ -28,10 +28,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from cim_service.catalog import load_catalog
-from cim_service.db import make_engine
-from cim_service.migrate import migrate
-from cim_service.settings import PROJECT_ROOT, Settings
+from cim_service.core.catalog import load_catalog
+from cim_service.core.settings import PROJECT_ROOT, Settings
+from cim_service.store.db import make_engine
+from cim_service.store.localdb import resolve_database_url
+from cim_service.store.migrate import migrate
 
 OUTLINE = PROJECT_ROOT / "cim_service" / "data" / "minhang_310112_gcj02.geojson"
 
@@ -123,7 +124,7 @@ def district_file(folder: str) -> Path:
 
 
 def throwaway_database() -> tuple[str, sa.Engine, str]:
-    base = os.environ.get("CIM_DATABASE_URL") or Settings(database_url=None).resolved_database_url()
+    base = os.environ.get("CIM_DATABASE_URL") or resolve_database_url(Settings(database_url=None))
     server = make_url(base)
     name = f"cim_bench_{uuid.uuid4().hex[:8]}"
     admin = make_engine(server.set(database="postgres").render_as_string(hide_password=False),

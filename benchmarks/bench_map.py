@@ -46,8 +46,8 @@ def prepare_database(url: str | None) -> str:
         return url
     from _common import named_database
 
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
+    from cim_service.core.catalog import load_catalog
+    from cim_service.store.db import make_engine
     from pipelines.demo import load_demo
 
     url = named_database(BENCH_DB)

@@ -1,15 +1,18 @@
-"""FastAPI application factory: ``create_app(settings)``.
+"""FastAPI application factory: ``create_app(settings)``, the one place where the service is assembled.
 
-Nothing is built at import time. The lifespan opens one asyncpg pool per process (kept on ``app.state.pool``),
-reads the layer catalog once (``app.state.catalog``) and closes the pool on shutdown. Routers are discovered
-from ``ROUTER_MODULES``: each module exposes ``router: APIRouter`` and, optionally,
-``async def startup(app)`` / ``async def shutdown(app)`` hooks run in the lifespan (tile cache listeners,
-indicator engine).
+Nothing is built at import time. ``create_app`` resolves the database URL once (the configured one, or the
+project-local cluster's), reads the layer catalog once (``app.state.catalog``) and includes every router by
+name. The lifespan opens what one process holds, in this order, and closes it in reverse:
+
+- ``app.state.db``: the async connection pool of the requests (:class:`cim_service.store.db.Database`);
+- ``app.state.engine``: the synchronous engine of work done in threads (indicator computations);
+- ``app.state.listener``: one LISTEN connection keeping layer versions current, shared by the tile cache and
+  the gap-layer refresher;
+- the tile cache (``app.state.tiles``), the indicator engine and the refresher (``routes.indicators``).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,50 +21,43 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 
 from cim_service import __version__
-from cim_service.catalog import load_catalog
-from cim_service.db import create_pool
+from cim_service.core.catalog import load_catalog
+from cim_service.core.settings import Settings
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
-from cim_service.settings import Settings
-
-#: router modules, in the order their routes are matched
-ROUTER_MODULES = (
-    "cim_service.routes.ops",
-    "cim_service.routes.features",
-    "cim_service.routes.tiles",
-    "cim_service.routes.indicators",
-    "cim_service.routes.map",
-)
-
-
-def _router_modules() -> list:
-    modules = []
-    for name in ROUTER_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            modules.append(importlib.import_module(name))
-    return modules
+from cim_service.routes import features, indicators, ops, tiles
+from cim_service.routes import map as map_routes
+from cim_service.store.db import Database, make_engine
+from cim_service.store.localdb import resolve_database_url
+from cim_service.store.versions import VersionListener
+from cim_service.tiles.fastpath import CachedTileFastPath
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service application for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
-    modules = _router_modules()
+    if not settings.database_url:
+        settings = settings.model_copy(update={"database_url": resolve_database_url(settings)})
+    url = settings.database_url
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await create_pool(settings)
+        app.state.db = Database(url, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+                                statement_timeout_ms=settings.statement_timeout_ms)
+        await app.state.db.open()
+        app.state.engine = make_engine(url)
+        app.state.listener = VersionListener(url)
         try:
-            for module in modules:
-                hook = getattr(module, "startup", None)
-                if hook is not None:
-                    await hook(app)
+            await tiles.startup(app)
+            await indicators.startup(app)
+            if app.state.tiles.listener is not None or app.state.gap_refresher is not None:
+                await app.state.listener.start()
             yield
         finally:
-            for module in reversed(modules):
-                hook = getattr(module, "shutdown", None)
-                if hook is not None:
-                    await hook(app)
-            await app.state.pool.close()
+            await indicators.shutdown(app)
+            await app.state.listener.stop()
+            app.state.engine.dispose()
+            await app.state.db.close()
 
     app = FastAPI(
         title="Minhang CIM 闵行区CIM一张图",
@@ -75,19 +71,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.catalog = load_catalog(settings.catalog_dir)
+    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE]))
     install_error_handlers(app)
     _document_400_not_422(app)
     _offline_docs(app)
-    for module in modules:  # optional ``MIDDLEWARE`` of router modules (e.g. the cached-tile fast path), added
-        for middleware in getattr(module, "MIDDLEWARE", ()):  # first so CORS and RequestObserver wrap them
-            app.add_middleware(middleware)
+    # added first, so CORS and RequestObserver wrap it: anonymous cache hits of public tiles skip routing
+    app.add_middleware(CachedTileFastPath)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match"],
                            expose_headers=["Content-Crs", "ETag", "Link"])
     app.add_middleware(RequestObserver, log_json=settings.log_json)
-    for module in modules:
-        app.include_router(module.router)
+    # routes are matched in this order
+    app.include_router(ops.router)
+    app.include_router(features.router)
+    app.include_router(tiles.router)
+    app.include_router(indicators.router)
+    app.include_router(map_routes.router)
     return app
 
 

@@ -17,20 +17,18 @@ Decisions (documented in docs/ARCHITECTURE.md):
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import asyncpg
-import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
-from cim_service.catalog import Access, FieldSpec, LayerSpec, UnknownLayerError
-from cim_service.db import run_with_retry
+from cim_service.core.catalog import Access, FieldSpec, LayerSpec, UnknownLayerError
 from cim_service.errors import InvalidParameter, NotAuthenticated, NotFound
+from cim_service.store import access_log, api_keys
+from cim_service.store.db import Database
 
 #: scopes granted to each role
 ROLES: dict[str, frozenset[str]] = {
@@ -90,18 +88,12 @@ def _key_from_request(request: Request) -> str | None:
     return None
 
 
-async def _lookup(pool: asyncpg.Pool, digest: str) -> Principal | None:
+async def _lookup(db: Database, digest: str) -> Principal | None:
     now = time.monotonic()
     hit = _cache.get(digest)
     if hit is not None and hit[1] > now:
         return hit[0]
-
-    async def fetch(conn: asyncpg.Connection) -> asyncpg.Record | None:
-        return await conn.fetchrow(
-            "SELECT name, role FROM cim_meta.api_key WHERE key_hash = $1 AND revoked_at IS NULL", digest
-        )
-
-    row = await run_with_retry(pool, fetch)
+    row = await api_keys.fetch_active(db, digest)
     principal = None
     if row is not None and row["role"] in ROLES:
         principal = Principal(name=row["name"], role=row["role"], scopes=ROLES[row["role"]])
@@ -120,7 +112,7 @@ async def get_principal(request: Request) -> Principal:
     if key is None:
         principal = ANONYMOUS
     else:
-        principal = await _lookup(request.app.state.pool, hash_key(key))
+        principal = await _lookup(request.app.state.db, hash_key(key))
         if principal is None:
             raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal
@@ -161,19 +153,11 @@ async def resolve_layer(collectionId: str, request: Request,  # noqa: N803 - OGC
     return spec
 
 
-async def log_access(pool: asyncpg.Pool, principal: Principal, spec: LayerSpec, action: str,
+async def log_access(db: Database, principal: Principal, spec: LayerSpec, action: str,
                      fields: list[str], detail: dict, client: str | None) -> None:
     """Write one row to ``cim_meta.access_log`` (who read what, when, from where)."""
-
-    async def insert(conn: asyncpg.Connection) -> None:
-        await conn.execute(
-            "INSERT INTO cim_meta.access_log (principal, role, layer_id, action, fields, detail, client) "
-            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
-            principal.name, principal.role, spec.id, action, list(fields),
-            json.dumps(detail, ensure_ascii=False, default=str), client,
-        )
-
-    await run_with_retry(pool, insert)
+    await access_log.record(db, principal=principal.name, role=principal.role, layer_id=spec.id, action=action,
+                            fields=fields, detail=detail, client=client)
 
 
 # -- key administration (synchronous: used by `cim keys`) ---------------------------------------
@@ -186,33 +170,21 @@ def create_api_key(engine: Engine, name: str, role: str) -> str:
         raise InvalidParameter("key name must not be empty")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with engine.begin() as conn:
-        exists = conn.execute(sa.text("SELECT 1 FROM cim_meta.api_key WHERE name = :n"), {"n": name}).first()
-        if exists:
+        if api_keys.exists(conn, name):
             raise InvalidParameter(f"a key named {name!r} already exists; revoke it or choose another name")
-        conn.execute(
-            sa.text("INSERT INTO cim_meta.api_key (name, key_prefix, key_hash, role) "
-                    "VALUES (:n, :p, :h, :r)"),
-            {"n": name, "p": key[: len(KEY_PREFIX) + 6], "h": hash_key(key), "r": role},
-        )
+        api_keys.insert(conn, name, key[: len(KEY_PREFIX) + 6], hash_key(key), role)
     return key
 
 
 def list_api_keys(engine: Engine) -> list[dict]:
     """Return every key's name, prefix, role, creation and revocation time (never the hash)."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT name, key_prefix, role, created_at, revoked_at FROM cim_meta.api_key "
-            "ORDER BY created_at, name"
-        )).mappings().all()
-    return [dict(r) for r in rows]
+        return api_keys.listing(conn)
 
 
 def revoke_api_key(engine: Engine, name: str) -> bool:
     """Revoke the key ``name``; return False when there is no active key of that name."""
     with engine.begin() as conn:
-        row = conn.execute(sa.text(
-            "UPDATE cim_meta.api_key SET revoked_at = now() "
-            "WHERE name = :n AND revoked_at IS NULL RETURNING id"
-        ), {"n": name}).first()
+        revoked = api_keys.revoke(conn, name)
     clear_key_cache()
-    return row is not None
+    return revoked

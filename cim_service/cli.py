@@ -1,14 +1,15 @@
 """The ``cim`` command: database, ingest, demo data, server, indicators and map export.
 
 Each command group lives in its own module under ``cim_service.commands`` and adds itself to the app
-through ``register(app)``.
+through ``register(app)``; the groups are imported and registered here by name (a missing one fails at start).
 """
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+from cim_service.commands import db, demo, indicators, ingest, serve
+from cim_service.commands import map as map_command
 
 app = typer.Typer(
     name="cim",
@@ -18,16 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-#: command modules, each with ``register(app: typer.Typer) -> None``
-COMMAND_MODULES = (
-    "cim_service.commands.db",
-    "cim_service.commands.ingest",
-    "cim_service.commands.demo",
-    "cim_service.commands.serve",
-    "cim_service.commands.indicators",
-    "cim_service.commands.map",
-)
-
-for _name in COMMAND_MODULES:
-    if importlib.util.find_spec(_name) is not None:
-        importlib.import_module(_name).register(app)
+db.register(app)
+ingest.register(app)
+demo.register(app)
+serve.register(app)
+indicators.register(app)
+map_command.register(app)

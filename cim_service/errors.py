@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cim_service.db import DatabaseUnavailable
+from cim_service.store import db as store_db
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +142,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CimError, _cim_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(DatabaseUnavailable, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.QueryCanceledError, _timeout)
+    app.add_exception_handler(store_db.DatabaseUnavailable, _db_unavailable)
+    app.add_exception_handler(store_db.QueryTimeout, _timeout)
     app.add_exception_handler(TimeoutError, _timeout)
-    app.add_exception_handler(asyncpg.exceptions.PostgresConnectionError, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.CannotConnectNowError, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.TooManyConnectionsError, _db_unavailable)
-    app.add_exception_handler(asyncpg.exceptions.PostgresError, _unexpected)
+    app.add_exception_handler(store_db.QueryError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

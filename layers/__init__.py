@@ -1,1 +1,1 @@
-"""Declarative layer catalog: one YAML file per layer (see cim_service.catalog.LayerSpec)."""
+"""Declarative layer catalog: one YAML file per layer (see cim_service.core.catalog.LayerSpec)."""

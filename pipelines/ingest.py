@@ -17,9 +17,9 @@ import pandas as pd
 import sqlalchemy.exc
 from sqlalchemy.engine import Engine
 
-from cim_service.catalog import Catalog, LayerSpec, UnknownLayerError
+from cim_service.core.catalog import Catalog, LayerSpec, Role, UnknownLayerError
+from cim_service.core.crs import UnknownCRSError, parse_crs
 from pipelines import layer_rules, readers
-from pipelines.crs import UnknownCRSError, parse_crs
 from pipelines.encoding import MAX_BAD_SHARE
 from pipelines.load import LoadResult, Reject, RowError, load_chunks
 from pipelines.validate import (
@@ -197,6 +197,7 @@ def ingest_file(
             engine, spec, _checked(run, chunks), source_name=clean_text(path.name),
             source_sha256=readers.sha256_file(path), source_crs=run.crs, rejects=lambda: run.rejects,
             rows_read=lambda: run.rows_read, options=run.options, progress=progress, replace=replace,
+            outline=catalog.role(Role.district_outline),
         )
     except (readers.ReadError, ValidationError, UnknownCRSError) as exc:
         raise IngestError(str(exc)) from exc  # one line: a newline in a file name is shown escaped
@@ -326,7 +327,7 @@ def _vector_crs(run: _Run, kind: str, src: readers.VectorSource, user_crs: str |
 def _check_mapping(run: _Run, mapping: dict[str, list[str]], columns: list[str]) -> None:
     """Refuse a file none of whose columns is a declared field, and name missing required fields."""
     required = [f.name for f in run.spec.fields if f.required and f.name not in mapping]
-    derivable = run.spec.id == "addresses" and "full_address" in mapping
+    derivable = layer_rules.derives_address(run.spec, mapping)
     if required and not derivable:
         raise IngestError(
             f"{run.name}: required field(s) {', '.join(required)} of layer {run.spec.id} have no column "

@@ -1,9 +1,10 @@
-"""Layer-specific ingest rules the catalog cannot declare: address parsing and metro line aggregation.
+"""The ingest rules a layer declares in its YAML (``ingest:``, :class:`cim_service.core.catalog.IngestRules`).
 
-- ``addresses``: a file with only an address text column gets its GA/T 2000.32 levels, a standard address
-  text and an ``address_code`` from :mod:`pipelines.address` before validation;
-- ``metro_stations``: files with one row per line and station are aggregated so a transfer station is
-  one feature whose ``lines`` lists every line (e.g. ``1号线,5号线``).
+- ``parse_address: true`` (the standard addresses): a file with only an address text column gets its GA/T
+  2000.32 levels, a standard address text and an ``address_code`` from :mod:`cim_service.core.address` before
+  validation;
+- ``merge_on: name`` with ``merge_lists: [lines]`` (the metro stations): files with one row per line and station
+  are aggregated so a transfer station is one feature whose ``lines`` lists every line (e.g. ``1号线,5号线``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import geopandas
 import pandas as pd
 
-from cim_service.catalog import LayerSpec
+from cim_service.core.catalog import LayerSpec
 
 ADDRESS_LEVELS = ("community", "road", "lane", "sub_lane", "number", "building", "unit", "room", "poi")
 _PREFIX = "__derived_"
@@ -21,25 +22,31 @@ _PREFIX = "__derived_"
 
 def prepare(spec: LayerSpec, raw: pd.DataFrame, mapping: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
     """Return ``raw`` and ``mapping`` completed with the layer's derived columns (before validation)."""
-    if spec.id == "addresses" and "address_code" not in mapping and "full_address" in mapping:
+    if derives_address(spec, mapping) and "address_code" not in mapping:
         return _parse_addresses(raw, mapping)
     return raw, mapping
 
 
 def aggregate(spec: LayerSpec, gdf: geopandas.GeoDataFrame) -> geopandas.GeoDataFrame:
     """Return validated features merged per feature where the layer needs it (after validation)."""
-    if spec.id == "metro_stations" and "lines" in gdf.columns and len(gdf):
-        return _merge_metro_lines(gdf)
+    on = spec.ingest.merge_on
+    if on is not None and on in gdf.columns and len(gdf):
+        return _merge_rows(gdf, on, [c for c in spec.ingest.merge_lists if c in gdf.columns])
     return gdf
 
 
 def needs_whole_file(spec: LayerSpec) -> bool:
     """Tell whether :func:`aggregate` needs all rows at once (no streaming)."""
-    return spec.id == "metro_stations"
+    return spec.ingest.merge_on is not None
+
+
+def derives_address(spec: LayerSpec, mapping: dict) -> bool:
+    """Tell whether the address parser fills this file's fields (the layer says so and the file has the text)."""
+    return spec.ingest.parse_address and "full_address" in mapping
 
 
 def _parse_addresses(raw: pd.DataFrame, mapping: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
-    from pipelines.address import address_code, canonical_town, parse_address
+    from cim_service.core.address import address_code, canonical_town, parse_address
 
     texts = raw[mapping["full_address"]]
     hints = raw[mapping["town"]] if "town" in mapping else pd.Series([None] * len(raw), index=raw.index)
@@ -74,14 +81,15 @@ def _line_order(line: str) -> tuple[int, str]:
     return (int(match.group()) if match else 10_000, line)
 
 
-def _merge_metro_lines(gdf: geopandas.GeoDataFrame) -> geopandas.GeoDataFrame:
+def _merge_rows(gdf: geopandas.GeoDataFrame, on: str, lists: list[str]) -> geopandas.GeoDataFrame:
     def join(values: pd.Series) -> str | None:
-        lines = sorted({str(v) for v in values.dropna() if str(v).strip()}, key=_line_order)
-        return ",".join(lines) or None
+        items = sorted({str(v) for v in values.dropna() if str(v).strip()}, key=_line_order)
+        return ",".join(items) or None
 
-    first = gdf.groupby("name", sort=False, as_index=False).first()
-    lines = gdf.groupby("name", sort=False)["lines"].agg(join)
-    first["lines"] = first["name"].map(lines)
+    first = gdf.groupby(on, sort=False, as_index=False).first()
+    for column in lists:
+        joined = gdf.groupby(on, sort=False)[column].agg(join)
+        first[column] = first[on].map(joined)
     out = geopandas.GeoDataFrame(first, geometry=gdf.geometry.name, crs=gdf.crs)
-    out.index = gdf.drop_duplicates("name").index
+    out.index = gdf.drop_duplicates(on).index
     return out

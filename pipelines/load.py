@@ -7,7 +7,7 @@ The contract (see ``docs/ARCHITECTURE.md``):
 - ``feature_key`` is the layer's natural key (its ``key`` fields joined with ``|``) or, for layers without
   a key, a sha1 of the rounded geometry and the sorted attributes; in-file duplicates keep the first row;
 - rows upsert on ``feature_key``; rows whose content is identical are not rewritten (counted ``unchanged``);
-- the batch row, the rejects, the upsert and :func:`cim_service.migrate.bump_layer_state` share one
+- the batch row, the rejects, the upsert and :func:`cim_service.store.layer_state.bump_version` share one
   transaction, so a killed process leaves nothing behind;
 - a file whose sha256 was the layer's last committed load, with the same source CRS and nothing written
   to the layer since, is not loaded again (status ``unchanged``, no new version).
@@ -21,6 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import geopandas
@@ -31,9 +32,10 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cim_service.catalog import LAYER_SCHEMA, FieldType, LayerSpec
-from cim_service.migrate import bump_layer_state
-from cim_service.models import META_SCHEMA
+from cim_service.core.catalog import LAYER_SCHEMA, FieldType, LayerSpec, Role, load_catalog
+from cim_service.store import batches, layer_state
+from cim_service.store import rejects as reject_rows
+from cim_service.store.layer_tables import feature_count, is_empty
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ SRC = "_cim_src"
 KEY_PRECISION = 1e-7
 #: first loads of at least this many rows into an empty layer rebuild its spatial indexes afterwards
 BULK_REBUILD_ROWS = 10_000
+#: marks "the project catalog's district outline" as the default of ``outline``
+_PROJECT: Any = object()
 _MULTI = {"Point": "MultiPoint", "LineString": "MultiLineString", "Polygon": "MultiPolygon"}
 
 
@@ -93,6 +97,7 @@ def load_geodataframe(
     check_district: bool | None = None,
     progress: Callable[[int], None] | None = None,
     replace: bool = False,
+    outline: LayerSpec | None = _PROJECT,
 ) -> LoadResult:
     """Load one validated GeoDataFrame into the layer table of ``spec``.
 
@@ -119,6 +124,9 @@ def load_geodataframe(
     replace : bool
         The file is a full snapshot of the layer: features absent from it are deleted, in the same
         transaction as the upsert (a killed load deletes nothing).
+    outline : LayerSpec, optional
+        The district outline layer (``catalog.role(Role.district_outline)``);
+        default: the project catalog's. None: no outline, nothing is flagged.
 
     Returns
     -------
@@ -129,7 +137,7 @@ def load_geodataframe(
     return load_chunks(
         engine, spec, [gdf], source_name=source_name, source_sha256=source_sha256, source_crs=source_crs,
         rejects=rejects, rows_read=rows_read, options=options, check_district=check_district,
-        progress=progress, replace=replace,
+        progress=progress, replace=replace, outline=outline,
     )
 
 
@@ -147,6 +155,7 @@ def load_chunks(
     check_district: bool | None = None,
     progress: Callable[[int], None] | None = None,
     replace: bool = False,
+    outline: LayerSpec | None = _PROJECT,
 ) -> LoadResult:
     """Load an iterator of validated GeoDataFrame chunks in one transaction (memory bounded by a chunk).
 
@@ -162,8 +171,8 @@ def load_chunks(
         previous = _previous_identical(conn, spec, source_sha256, source_crs, replace)
         if previous is not None:
             return _unchanged_result(conn, spec, previous, rows_read)
-        batch_id = _start_batch(
-            conn, spec, source_name, source_sha256, source_crs, {**(options or {}), "replace": replace}
+        batch_id = batches.start(
+            conn, spec.id, source_name, source_sha256, source_crs, {**(options or {}), "replace": replace}
         )
         _create_stage(conn, spec)
         staged = 0
@@ -174,18 +183,20 @@ def load_chunks(
         final_rejects = list(rejects() if callable(rejects) else rejects)
         read = rows_read() if callable(rows_read) else rows_read
         read = staged + len(final_rejects) if read is None else int(read)
-        counts = _merge(conn, spec, batch_id, check)
+        counts = _merge(conn, spec, batch_id, check, _project_outline() if outline is _PROJECT else outline)
         deleted = _delete_absent(conn, spec) if replace else 0
-        _write_rejects(conn, batch_id, final_rejects)
+        if final_rejects:
+            reject_rows.write(conn, batch_id, final_rejects)
         changed = counts["inserted"] + counts["updated"] + deleted > 0
-        version = bump_layer_state(conn, spec.id, spec.qualified_table) if changed else _version(conn, spec)
+        version = (layer_state.bump_version(conn, spec.id, spec.qualified_table) if changed
+                   else layer_state.version(conn, spec.id))
         result = LoadResult(
             batch_id=batch_id, layer_id=spec.id, status="committed", rows_read=read,
             inserted=counts["inserted"], updated=counts["updated"], unchanged=counts["unchanged"],
             rejected=len(final_rejects), duplicates=staged - counts["distinct"], outside=counts["outside"],
             version=version, deleted=deleted,
         )
-        _finish_batch(conn, result, _feature_count(conn, spec), {**(options or {}), "replace": replace})
+        _finish_batch(conn, result, feature_count(conn, spec), {**(options or {}), "replace": replace})
     return result
 
 
@@ -200,17 +211,9 @@ def _previous_identical(
     A snapshot load (``replace``) may only be skipped when that batch was a snapshot load too: otherwise
     the layer can still hold features the snapshot would delete.
     """
-    row = conn.execute(
-        sa.text(
-            f"""
-            SELECT b.id, b.file_sha256, b.source_crs, b.options, b.rows_read, b.rows_rejected, ls.version
-              FROM {META_SCHEMA}.ingest_batch b JOIN {META_SCHEMA}.layer_state ls ON ls.layer_id = b.layer_id
-             WHERE b.layer_id = :layer AND b.status = 'committed'
-             ORDER BY b.id DESC LIMIT 1
-            """
-        ),
-        {"layer": spec.id},
-    ).mappings().first()
+    row = batches.last_committed(conn, spec.id)
+    if row is not None:
+        row["version"] = layer_state.version(conn, spec.id)
     if row is None or row["file_sha256"] != sha256 or row["source_crs"] != crs:
         return None
     if replace and not row["options"].get("replace", False):
@@ -218,13 +221,13 @@ def _previous_identical(
     state = row["options"].get("_result", {})
     if state.get("version") != row["version"]:
         return None  # another writer changed the layer since
-    if state.get("feature_count") != _feature_count(conn, spec):
+    if state.get("feature_count") != feature_count(conn, spec):
         return None  # rows were removed behind the catalog's back (e.g. a manual TRUNCATE)
-    return dict(row)
+    return row
 
 
 def _unchanged_result(conn: Connection, spec: LayerSpec, previous: dict, rows_read: Any) -> LoadResult:
-    count = _feature_count(conn, spec)
+    count = feature_count(conn, spec)
     read = rows_read if isinstance(rows_read, int) else int(previous["rows_read"])
     return LoadResult(
         batch_id=int(previous["id"]), layer_id=spec.id, status="unchanged", rows_read=read, inserted=0,
@@ -233,64 +236,13 @@ def _unchanged_result(conn: Connection, spec: LayerSpec, previous: dict, rows_re
     )
 
 
-def _start_batch(
-    conn: Connection, spec: LayerSpec, name: str, sha256: str, crs: str, options: dict | None
-) -> int:
-    return int(conn.execute(
-        sa.text(
-            f"""
-            INSERT INTO {META_SCHEMA}.ingest_batch
-                   (layer_id, file_name, file_sha256, source_crs, status, options)
-            VALUES (:layer, :name, :sha, :crs, 'running', CAST(:options AS jsonb)) RETURNING id
-            """
-        ),
-        {"layer": spec.id, "name": name, "sha": sha256, "crs": crs,
-         "options": json.dumps(options or {}, default=str, ensure_ascii=False)},
-    ).scalar_one())
-
-
-def _finish_batch(conn: Connection, result: LoadResult, feature_count: int, options: dict | None) -> None:
+def _finish_batch(conn: Connection, result: LoadResult, count: int, options: dict | None) -> None:
     """Record the outcome, and the options as they stand after reading (readers add what they detected)."""
-    conn.execute(
-        sa.text(
-            f"""
-            UPDATE {META_SCHEMA}.ingest_batch
-               SET status = :status, rows_read = :read, rows_loaded = :loaded, rows_inserted = :ins,
-                   rows_updated = :upd, rows_unchanged = :unch, rows_rejected = :rej, rows_duplicate = :dup,
-                   rows_outside = :out, finished_at = clock_timestamp(),
-                   options = CAST(:options AS jsonb) || jsonb_build_object('_result',
-                             jsonb_build_object('version', CAST(:version AS bigint), 'feature_count', :count,
-                                                'deleted', :deleted))
-             WHERE id = :id
-            """
-        ),
-        {"status": result.status, "read": result.rows_read, "loaded": result.loaded, "ins": result.inserted,
-         "upd": result.updated, "unch": result.unchanged, "rej": result.rejected, "dup": result.duplicates,
-         "out": result.outside, "version": result.version, "count": feature_count, "id": result.batch_id,
-         "deleted": result.deleted,
-         "options": json.dumps(options or {}, default=str, ensure_ascii=False)},
-    )
-
-
-def _write_rejects(conn: Connection, batch_id: int, rejects: Sequence[Reject]) -> None:
-    if not rejects:
-        return
-    cur = conn.connection.driver_connection.cursor()
-    sql = f"COPY {META_SCHEMA}.ingest_reject (batch_id, row_number, field, reason, raw) FROM STDIN"
-    with cur.copy(sql) as cp:
-        for r in rejects:
-            raw = None if r.raw is None else json.dumps(r.raw, default=str, ensure_ascii=False)
-            cp.write_row((batch_id, r.row_number, r.field, r.reason, raw))
-
-
-def _feature_count(conn: Connection, spec: LayerSpec) -> int:
-    return int(conn.execute(sa.text(f"SELECT count(*) FROM {spec.qualified_table}")).scalar_one())
-
-
-def _version(conn: Connection, spec: LayerSpec) -> int | None:
-    return conn.execute(
-        sa.text(f"SELECT version FROM {META_SCHEMA}.layer_state WHERE layer_id = :id"), {"id": spec.id}
-    ).scalar()
+    batches.finish(conn, result.batch_id, status=result.status, options=options, counts={
+        "read": result.rows_read, "loaded": result.loaded, "inserted": result.inserted, "updated": result.updated,
+        "unchanged": result.unchanged, "rejected": result.rejected, "duplicate": result.duplicates,
+        "outside": result.outside,
+    }, result={"version": result.version, "feature_count": count, "deleted": result.deleted})
 
 
 # -- staging ------------------------------------------------------------------------------------------
@@ -428,9 +380,10 @@ def feature_keys(spec: LayerSpec, gdf: geopandas.GeoDataFrame, geoms: np.ndarray
 # -- merge --------------------------------------------------------------------------------------------
 
 
-def _merge(conn: Connection, spec: LayerSpec, batch_id: int, check_district: bool) -> dict[str, int]:
+def _merge(conn: Connection, spec: LayerSpec, batch_id: int, check_district: bool,
+           outline: LayerSpec | None) -> dict[str, int]:
     """Deduplicate the staged rows, flag those outside the district and upsert them; return the counts."""
-    district_sql = _district_sql(conn, spec) if check_district else None
+    district_sql = _district_sql(conn, spec, outline) if check_district else None
     outside = (f"NOT ST_Intersects(s.geom, ({district_sql}))" if district_sql else "false")
     names = [f'"{f.name}"' for f in spec.fields]
     cols = ", ".join(names)
@@ -499,7 +452,7 @@ def _drop_spatial_indexes(conn: Connection, spec: LayerSpec, rows: int) -> list[
     """
     if rows < BULK_REBUILD_ROWS:
         return []
-    if conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {spec.qualified_table})")).scalar():
+    if not is_empty(conn, spec):
         return []
     indexes = conn.execute(sa.text(
         "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :schema AND tablename = :table "
@@ -510,9 +463,14 @@ def _drop_spatial_indexes(conn: Connection, spec: LayerSpec, rows: int) -> list[
     return [ddl for _, ddl in indexes]
 
 
-def _district_sql(conn: Connection, spec: LayerSpec) -> str | None:
-    """Return a scalar subquery of the district outline, or None when the district layer is empty."""
-    has = conn.execute(sa.text('SELECT EXISTS (SELECT 1 FROM "cim"."district")')).scalar()
-    if not has or spec.id == "district":
+def _district_sql(conn: Connection, spec: LayerSpec, outline: LayerSpec | None) -> str | None:
+    """Return a scalar subquery of the district outline, or None when there is none (or it is being loaded)."""
+    if outline is None or spec.id == outline.id or is_empty(conn, outline):
         return None
-    return 'SELECT ST_Union(geom) FROM "cim"."district"'
+    return f"SELECT ST_Union(geom) FROM {outline.qualified_table}"
+
+
+@lru_cache(maxsize=1)
+def _project_outline() -> LayerSpec | None:
+    """The district outline of the project's own catalog (for callers that do not pass one)."""
+    return load_catalog().role(Role.district_outline)

@@ -28,7 +28,7 @@ import pyogrio
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
-from cim_service.catalog import LayerSpec
+from cim_service.core.catalog import LayerSpec
 from pipelines.dbf import DbfError, read_dbf
 from pipelines.encoding import DecodedStream, Encoding, EncodingError, Spot, SpotCursor, detect_text_encoding
 from pipelines.geojson import GeoJSONError, read_geojson

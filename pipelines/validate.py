@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from cim_service.catalog import FieldSpec, FieldType, LayerSpec
-from pipelines.crs import parse_crs, to_wgs84, transform_geometry
+from cim_service.core.catalog import FieldSpec, FieldType, LayerSpec
+from cim_service.core.crs import parse_crs, to_wgs84, transform_geometry
+from cim_service.core.region import SURROUNDING_BBOX
 from pipelines.load import Reject
 
 #: Shanghai's bounding box (lon_min, lat_min, lon_max, lat_max) and the margin beyond which rows are refused
-SHANGHAI_BBOX = (120.85, 30.67, 122.2, 31.88)
+SHANGHAI_BBOX = SURROUNDING_BBOX
 FAR_MARGIN_DEG = 1.0
 _TRUE = {"true", "t", "yes", "y", "1", "是", "有", "√"}
 _FALSE = {"false", "f", "no", "n", "0", "否", "无", "×"}
@@ -152,7 +153,7 @@ def coerce_field(f: FieldSpec, values: pd.Series, faults: Faults) -> pd.Series:
     converter = _CONVERTERS[f.type]
     typed, bad = converter(text, empty)
     if bad.any():
-        faults.add(values.index[bad], f.name, [f"{shown(v)} is not {_ARTICLE[f.type]}" for v in text[bad]])
+        faults.add(values.index[bad], f.name, [f"{shown(v)} is not {f.type.info.expected}" for v in text[bad]])
     ok = ~empty & ~bad
     if f.type in INTEGER_RANGES:
         typed, ok = _check_range(f, typed, text, ok, faults)
@@ -383,11 +384,6 @@ _CONVERTERS = {
     FieldType.float: _to_number, FieldType.boolean: _to_boolean, FieldType.date: _to_date,
     FieldType.timestamp: _to_timestamp, FieldType.json: _to_json,
 }
-_ARTICLE = {
-    FieldType.text: "text", FieldType.integer: "an integer", FieldType.bigint: "an integer",
-    FieldType.float: "a number", FieldType.boolean: "a boolean (true/false)", FieldType.date: "a date",
-    FieldType.timestamp: "a date-time", FieldType.json: "valid JSON",
-}
 
 
 def _check_rules(f: FieldSpec, typed: pd.Series, text: pd.Series, ok: pd.Series, faults: Faults) -> None:
@@ -403,7 +399,7 @@ def _check_rules(f: FieldSpec, typed: pd.Series, text: pd.Series, ok: pd.Series,
         bad = ~text[ok].str.fullmatch(f.pattern)
         faults.add(bad.index[bad], f.name,
                    [f"{shown(v)} does not match the pattern {f.pattern}" for v in text[ok][bad]])
-    if f.type in (FieldType.integer, FieldType.bigint, FieldType.float):
+    if f.type.info.numeric:
         num = typed.astype(float)
         for bound, cmp, word in ((f.minimum, num < (f.minimum or 0), "below"),
                                  (f.maximum, num > (f.maximum or 0), "above")):

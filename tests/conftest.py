@@ -18,11 +18,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from cim_service.catalog import Catalog, load_catalog
-from cim_service.db import make_engine
-from cim_service.localdb import LocalCluster
-from cim_service.migrate import migrate
-from cim_service.settings import PROJECT_ROOT, Settings
+from cim_service.core.catalog import Catalog, load_catalog
+from cim_service.core.settings import PROJECT_ROOT, Settings
+from cim_service.store.db import make_engine
+from cim_service.store.localdb import LocalCluster
+from cim_service.store.migrate import migrate
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
@@ -81,10 +81,11 @@ def _throwaway_database(server_url: str, catalog: Catalog, tag: str) -> Iterator
 def throwaway_database(catalog: Catalog) -> Callable[[str], AbstractContextManager[str]]:
     """Factory of extra migrated databases for tests that must not share the session database.
 
-    ``with throwaway_database("tag") as url: ...`` creates one on the session's server and drops it after.
+    ``with throwaway_database("tag") as url: ...`` creates one on the session's server (or on ``server_url``)
+    and drops it after.
     """
-    server_url = _server_url()
-    return lambda tag: _throwaway_database(server_url, catalog, tag)
+    session_server = _server_url()
+    return lambda tag, server_url=None: _throwaway_database(server_url or session_server, catalog, tag)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 import sqlalchemy as sa
 
-from cim_service.catalog import LAYER_SCHEMA, Access
-from cim_service.migrate import migrate
+from cim_service.core.catalog import LAYER_SCHEMA, Access
+from cim_service.store.migrate import migrate
 
 
 def test_postgis_is_real(engine):

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from cim_service.settings import PROJECT_ROOT
+from cim_service.core.settings import PROJECT_ROOT
 
 
 def test_ruff_finds_nothing():

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cim_service.db import make_engine
-from cim_service.localdb import LocalCluster
+from cim_service.store.db import make_engine
+from cim_service.store.localdb import LocalCluster
 
 
 def _free_port() -> int:

@@ -1,10 +1,18 @@
-"""Command groups of the ``cim`` CLI; each module exposes ``register(app)``."""
+"""Command groups of the ``cim`` CLI; each module exposes ``register(app)``, called by name in ``cli.py``.
+
+A command builds its settings once, with :func:`command_settings`: the environment's, with the database URL
+resolved (the configured one, or the project-local cluster's), and passes them on.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from cim_service.core.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -16,6 +24,21 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def command_settings() -> Settings:
+    """Settings of a command: from the environment, with the database URL resolved."""
+    from cim_service.core.settings import Settings
+    from cim_service.store.localdb import LocalDatabaseError, resolve_database_url
+
+    settings = Settings()
+    if settings.database_url:
+        return settings
+    try:
+        return settings.model_copy(update={"database_url": resolve_database_url(settings)})
+    except LocalDatabaseError as exc:
+        fail(str(exc))
+        raise
+
+
 def open_database(*, migrate_schema: bool = True):
     """Return ``(settings, engine, catalog)`` for a command, the schema brought up to date; fail in one line.
 
@@ -23,15 +46,14 @@ def open_database(*, migrate_schema: bool = True):
     """
     import sqlalchemy as sa
 
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
-    from cim_service.localdb import LocalDatabaseError
-    from cim_service.migrate import PostGISMissingError, migrate
-    from cim_service.settings import Settings
+    from cim_service.core.catalog import load_catalog
+    from cim_service.store.db import make_engine
+    from cim_service.store.localdb import LocalDatabaseError
+    from cim_service.store.migrate import PostGISMissingError, migrate
 
-    settings = Settings()
+    settings = command_settings()
     try:
-        engine = make_engine(settings.resolved_database_url())
+        engine = make_engine(settings.database_url)
         catalog = load_catalog(settings.catalog_dir)
         if migrate_schema:
             migrate(engine, catalog)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from cim_service.catalog import load_catalog
 from cim_service.commands import console, fail
-from cim_service.localdb import LocalCluster, LocalDatabaseError
-from cim_service.settings import Settings
+from cim_service.core.catalog import load_catalog
+from cim_service.core.settings import Settings
+from cim_service.store.localdb import LocalCluster, LocalDatabaseError
 
 db_app = typer.Typer(help="Database: start/stop the project-local PostGIS cluster, migrate the schema.",
                      no_args_is_help=True)
@@ -47,7 +47,7 @@ def status() -> None:
     if settings.database_url:
         import sqlalchemy as sa
 
-        from cim_service.db import make_engine
+        from cim_service.store.db import make_engine
 
         try:
             with make_engine(settings.database_url).connect() as conn:
@@ -63,12 +63,13 @@ def status() -> None:
 @db_app.command("migrate")
 def migrate_cmd() -> None:
     """Create or upgrade the schema (service tables and the catalog's layer tables)."""
-    from cim_service.db import engine_from_settings
-    from cim_service.migrate import PostGISMissingError, migrate
+    from cim_service.commands import command_settings
+    from cim_service.store.db import make_engine
+    from cim_service.store.migrate import PostGISMissingError, migrate
 
-    settings = Settings()
     try:
-        report = migrate(engine_from_settings(settings), load_catalog(settings.catalog_dir))
+        settings = command_settings()
+        report = migrate(make_engine(settings.database_url), load_catalog(settings.catalog_dir))
     except (PostGISMissingError, LocalDatabaseError) as exc:
         fail(str(exc))
     console.print(

@@ -59,7 +59,7 @@ def demo(
     _summary(results, timings)
     from cim_service.commands.indicators import refresh_gaps
 
-    refresh_gaps([layer_id for layer_id, r in results.items() if r.status == "committed"])
+    refresh_gaps([layer_id for layer_id, r in results.items() if r.status == "committed"], settings=settings)
 
 
 def _summary(results: dict, timings: dict[str, float]) -> None:

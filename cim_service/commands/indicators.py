@@ -10,11 +10,11 @@ import typer
 from rich.table import Table
 
 from cim_service.commands import console, fail, open_database
-from cim_service.indicators.engine import IndicatorComputationError
+from cim_service.core.settings import Settings
+from cim_service.indicators.engine import IndicatorComputationError, IndicatorEngineBusy
 
 indicators_app = typer.Typer(help="Plan indicators measured on the map: values, targets, gaps, site suggestions.")
 STATUS_STYLE = {"met": "[green]met[/]", "not_met": "[red]not met[/]", "no_data": "[yellow]no data[/]"}
-KIND_ALIASES = {"charging": "charging", "g5": "g5", "5g": "g5", "camera": "camera", "cameras": "camera"}
 
 
 def _engine():
@@ -22,7 +22,17 @@ def _engine():
     from cim_service.indicators.engine import IndicatorEngine
 
     settings, engine, catalog = open_database()
-    return IndicatorEngine(engine, catalog, settings)
+    try:
+        return IndicatorEngine(engine, catalog, settings)
+    except ValueError as exc:  # a wrong declaration in indicators.yaml / CIM_INDICATORS_DIR
+        fail(str(exc).splitlines()[0])
+
+
+def _choices(names: list[str]) -> str:
+    """``a, b or c`` (``none declared`` when empty)."""
+    if not names:
+        return "none declared"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _fmt(value: object, unit: str = "") -> str:
@@ -51,7 +61,7 @@ def indicators(
     try:
         with console.status("computing indicators (only those whose input layers changed)…"):
             results = ind.results(refresh=refresh)
-    except IndicatorComputationError as exc:
+    except (IndicatorComputationError, IndicatorEngineBusy) as exc:
         fail(str(exc))
     try:
         rows = flat_rows(results, town)
@@ -76,37 +86,36 @@ def indicators(
 
 @indicators_app.command("suggest")
 def suggest(
-    kind: Annotated[str, typer.Argument(help="charging, g5 (5g) or camera")],
+    kind: Annotated[str, typer.Argument(help="A suggestion kind of indicators.yaml (e.g. charging, g5 / 5g, camera)")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many sites to list.")] = 20,
 ) -> None:
     """List suggested new sites (greedy maximal coverage) and how many close the gap."""
-    import sqlalchemy as sa
+    from cim_service.indicators.suggest import read_suggestions
 
-    key = KIND_ALIASES.get(kind.strip().lower())
-    if key is None:
-        fail(f"unknown suggestion kind {kind!r}; use charging, g5 or camera")
     ind = _engine()
+    spec = ind.indicators.suggestion_kind(kind)
+    output = ind.indicators.suggestions_output
+    if spec is None or output is None:
+        fail(f"unknown suggestion kind {kind!r}; use {_choices([s.id for s in ind.indicators.suggestions])}")
+    key = spec.id
     try:
         with console.status("computing suggestions (only if their input layers changed)…"):
-            summary = ind.derived(["suggested_sites"])["suggested_sites"]
-    except IndicatorComputationError as exc:
+            summary = ind.derived([output.id])[output.id]
+    except (IndicatorComputationError, IndicatorEngineBusy) as exc:
         fail(str(exc))
     info = summary.get(key)
     if info is None:
         fail(f"no {key} suggestions: the input layers are empty")
-    with ind.engine.connect() as conn:
-        sites = conn.execute(sa.text(
-            "SELECT rank, town, ST_X(geom), ST_Y(geom), added, added_unit, cumulative_value, devices "
-            "FROM cim.suggested_sites WHERE kind = :k ORDER BY rank LIMIT :n"), {"k": key, "n": n}).all()
+    sites = read_suggestions(ind.engine, ind.layers.get(output.id).qualified_table, key, n)
     closes = "closes the gap" if info["closes_gap"] else "does NOT close the gap (site limit reached)"
     console.print(f"[bold]{key}[/]: {info['sites']:,} sites ({info['devices']:,} devices) {closes}. "
                   f"{info['method']}")
     table = Table(title=f"suggested {key} sites (top {n})")
     for name in ("rank", "town", "lon", "lat", "adds", "cumulative", "devices"):
         table.add_column(name, justify="left" if name == "town" else "right")
-    for rank, town, lon, lat, added, unit, cum, devices in sites:
-        table.add_row(str(rank), town or "–", f"{lon:.5f}", f"{lat:.5f}", f"{_fmt(added)} {unit}",
-                      _fmt(cum), str(devices))
+    for s in sites:
+        table.add_row(str(s["rank"]), s["town"] or "–", f"{s['lon']:.5f}", f"{s['lat']:.5f}",
+                      f"{_fmt(s['added'])} {s['added_unit']}", _fmt(s["cumulative_value"]), str(s["devices"]))
     console.print(table)
 
 
@@ -117,7 +126,7 @@ def gaps(refresh: Annotated[bool, typer.Option(help="Rewrite even if current.")]
     try:
         with console.status("writing gap layers…"):
             out = ind.derived(refresh=refresh)
-    except IndicatorComputationError as exc:
+    except (IndicatorComputationError, IndicatorEngineBusy) as exc:
         fail(str(exc))
     table = Table(title="derived outputs")
     for name in ("output", "result", "computed at", "ms"):
@@ -130,25 +139,27 @@ def gaps(refresh: Annotated[bool, typer.Option(help="Rewrite even if current.")]
     console.print(table)
 
 
-def refresh_gaps(changed: Iterable[str] | None = None, *, wait_seconds: float = 300.0) -> None:
+def refresh_gaps(changed: Iterable[str] | None = None, *, settings: Settings | None = None,
+                 wait_seconds: float = 300.0) -> None:
     """After ``changed`` layers were written (None: any), rewrite the stale gap layers; print one line.
 
     Never fails the calling command (its data is committed): a refresh error is reported, and the service,
     a request or ``cim indicators gaps`` refreshes later.
     """
-    from cim_service.catalog import load_catalog
-    from cim_service.db import make_engine
+    from cim_service.commands import command_settings
+    from cim_service.core.catalog import load_catalog
+    from cim_service.indicators.catalog import indicators_for
     from cim_service.indicators.engine import IndicatorEngine
     from cim_service.indicators.freshness import input_layers, refresh_stale
-    from cim_service.settings import Settings
+    from cim_service.store.db import make_engine
 
-    if changed is not None and not set(changed) & input_layers():
+    settings = settings or command_settings()
+    layers = load_catalog(settings.catalog_dir)
+    if changed is not None and not set(changed) & input_layers(indicators_for(settings), layers):
         return
-    settings = Settings()
     ind = None
     try:
-        ind = IndicatorEngine(make_engine(settings.resolved_database_url()), load_catalog(settings.catalog_dir),
-                              settings)
+        ind = IndicatorEngine(make_engine(settings.database_url), layers, settings)
         with console.status("refreshing the gap layers (only those whose inputs changed)…"):
             out = refresh_stale(ind, wait_seconds=wait_seconds)
         console.print(out.summary(), highlight=False)

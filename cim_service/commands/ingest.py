@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cim_service.commands import console, err_console, fail, open_database
-from cim_service.models import META_SCHEMA
+from cim_service.store import batches
+from cim_service.store import rejects as reject_rows
 
 #: files larger than this get a progress bar
 PROGRESS_BYTES = 2 * 1024 * 1024
@@ -32,7 +33,6 @@ class OnError(StrEnum):
 def _engine_and_catalog():
     _, engine, catalog = open_database()
     return engine, catalog
-
 
 def ingest(
     layer: Annotated[str, typer.Argument(help="Target layer id (see `layers/`).")],
@@ -55,7 +55,7 @@ def ingest(
     from pipelines.ingest import IngestError, ingest_file, one_line
     from pipelines.readers import count_lines
 
-    engine, catalog = _engine_and_catalog()
+    settings, engine, catalog = open_database()
     large = file.is_file() and file.stat().st_size > PROGRESS_BYTES
     total = count_lines(file) if large and file.suffix.lower() in (".csv", ".tsv", ".txt") else None
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -81,7 +81,7 @@ def ingest(
     if result.status == "committed":  # gap layers computed from this layer are rewritten now
         from cim_service.commands.indicators import refresh_gaps
 
-        refresh_gaps([result.layer_id])
+        refresh_gaps([result.layer_id], settings=settings)
 
 
 def _summary(result, file: Path) -> Table:
@@ -108,13 +108,8 @@ def ingest_batches(
 ) -> None:
     """List ingest batches, most recent first."""
     engine, _ = _engine_and_catalog()
-    where = "WHERE layer_id = :layer" if layer else ""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            f"""SELECT id, layer_id, file_name, source_crs, status, rows_read, rows_inserted, rows_updated,
-                       rows_unchanged, rows_rejected, rows_duplicate, rows_outside, finished_at
-                  FROM {META_SCHEMA}.ingest_batch {where} ORDER BY id DESC LIMIT :limit"""
-        ), {"layer": layer, "limit": limit}).all()
+        rows = batches.recent(conn, layer, limit)
     engine.dispose()
     for r in rows:
         finished = r.finished_at.strftime("%Y-%m-%d %H:%M:%S") if r.finished_at else "-"
@@ -139,14 +134,10 @@ def rejects(
     """Show the rows a batch rejected and why, or export them with --csv."""
     engine, _ = _engine_and_catalog()
     with engine.connect() as conn:
-        exists = conn.execute(sa.text(f"SELECT 1 FROM {META_SCHEMA}.ingest_batch WHERE id = :id"),
-                              {"id": batch_id}).first()
-        rows = conn.execute(sa.text(
-            f"""SELECT row_number, field, reason, raw FROM {META_SCHEMA}.ingest_reject
-                 WHERE batch_id = :id ORDER BY row_number NULLS LAST, id"""
-        ), {"id": batch_id}).all()
+        exists = batches.exists(conn, batch_id)
+        rows = reject_rows.of_batch(conn, batch_id)
     engine.dispose()
-    if exists is None:
+    if not exists:
         fail(f"no ingest batch {batch_id}")
     if csv_path is not None:
         _write_csv(rows, csv_path)

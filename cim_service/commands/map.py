@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cim_service.commands import console, fail
-from cim_service.settings import Settings
+from cim_service.commands import command_settings, console, fail
+from cim_service.core.settings import Settings
+
+if TYPE_CHECKING:
+    from cim_service.webmap.export import ExportReport
 
 
 def map_cmd(
@@ -16,10 +19,8 @@ def map_cmd(
     sample: Annotated[int, typer.Option(help="features exported per public point layer", min=0)] = 300,
 ) -> None:
     """Write the map with its data inlined (no server, no network needed to open it)."""
-    from cim_service.webmap.export import export_html
-
     try:
-        html, report = export_html(Settings(), sample=sample)
+        html, report = export_html(command_settings(), sample=sample)
     except Exception as exc:  # noqa: BLE001 - one line for the operator, no traceback
         fail(f"map export failed: {type(exc).__name__}: {exc}".splitlines()[0])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -29,6 +30,37 @@ def map_cmd(
                   f"{len(report.features)} layers, {report.indicators} indicators", highlight=False)
     for layer_id, reason in report.skipped.items():
         console.print(f"[yellow]skipped[/] {layer_id}: {reason}", highlight=False)
+
+
+def export_html(settings: Settings, *, sample: int = 300) -> tuple[str, ExportReport]:
+    """Build the self-contained map HTML from the database of ``settings``.
+
+    Parameters
+    ----------
+    settings : Settings
+        Service settings (database, catalog).
+    sample : int
+        Features exported per public point layer.
+
+    Returns
+    -------
+    tuple of (str, ExportReport)
+        The HTML text and what it contains.
+    """
+    from fastapi.testclient import TestClient
+
+    from cim_service.app import create_app
+    from cim_service.core.catalog import Role
+    from cim_service.webmap.export import collect_inline_data, feature_bbox
+    from cim_service.webmap.page import build_page_config, render_page
+
+    app = create_app(settings)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        inline, report = collect_inline_data(client, app.state.catalog, sample=sample)
+    outline = app.state.catalog.role(Role.district_outline)
+    config = build_page_config(app.state.catalog, inline=inline,
+                               district_bbox=feature_bbox(inline.get(outline.id, {})) if outline else None)
+    return render_page(config, inline_assets=True), report
 
 
 def register(app: typer.Typer) -> None:

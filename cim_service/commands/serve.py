@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from cim_service.commands import console, fail
-from cim_service.settings import Settings
+from cim_service.core.settings import Settings
 
 APP_FACTORY = "cim_service.app:create_app"
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
@@ -86,9 +86,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _engine():
-    from cim_service.db import engine_from_settings
+    from cim_service.commands import command_settings
+    from cim_service.store.db import make_engine
 
-    return engine_from_settings(Settings())
+    return make_engine(command_settings().database_url)
 
 
 @keys_app.command("create")

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
-from cim_service.catalog import FieldSpec, FieldType, LayerSpec
+from cim_service.core.catalog import FieldSpec, LayerSpec
 from cim_service.features.crs import CRS84, CRS_LIST
 from cim_service.features.formats import CSV, GEOJSON, HTML, JSON
 from cim_service.features.sql import quote_ident
+from cim_service.store.db import Session
 
-_JSON_TYPES = {
-    FieldType.text: {"type": "string"}, FieldType.integer: {"type": "integer"},
-    FieldType.bigint: {"type": "integer"}, FieldType.float: {"type": "number"},
-    FieldType.boolean: {"type": "boolean"}, FieldType.date: {"type": "string", "format": "date"},
-    FieldType.timestamp: {"type": "string", "format": "date-time"}, FieldType.json: {"type": "object"},
-}
 _GEOMETRY_SCHEMA = {
     "Point": "https://geojson.org/schema/Point.json", "MultiPoint": "https://geojson.org/schema/MultiPoint.json",
     "LineString": "https://geojson.org/schema/LineString.json",
@@ -37,19 +30,12 @@ def link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str,
     return out
 
 
-async def layer_states(conn: asyncpg.Connection) -> dict[str, asyncpg.Record]:
-    """``cim_meta.layer_state`` rows by layer id."""
-    rows = await conn.fetch("SELECT layer_id, version, feature_count, minx, miny, maxx, maxy, updated_at "
-                            "FROM cim_meta.layer_state")
-    return {r["layer_id"]: r for r in rows}
-
-
-async def temporal_extent(conn: asyncpg.Connection, spec: LayerSpec) -> list[str | None] | None:
+async def temporal_extent(session: Session, spec: LayerSpec) -> list[str | None] | None:
     """``[min, max]`` of the layer's time field as ISO strings (index-assisted), None without a time field."""
     if not spec.time_field:
         return None
     col = quote_ident(spec.time_field)
-    row = await conn.fetchrow(f"SELECT min({col}) AS lo, max({col}) AS hi FROM {spec.qualified_table}")
+    row = await session.fetchrow(f"SELECT min({col}) AS lo, max({col}) AS hi FROM {spec.qualified_table}")
     return [_iso(row["lo"]), _iso(row["hi"])]
 
 
@@ -60,7 +46,7 @@ def _iso(value: Any) -> str | None:
     return text.replace("+00:00", "Z")
 
 
-def collection_doc(spec: LayerSpec, state: asyncpg.Record | None, base: str,
+def collection_doc(spec: LayerSpec, state: dict[str, Any] | None, base: str,
                    interval: list[str | None] | None) -> dict[str, Any]:
     """The ``/collections/{id}`` document of one layer."""
     url = f"{base}/collections/{spec.id}"
@@ -103,7 +89,7 @@ def queryables_doc(spec: LayerSpec, visible: list[FieldSpec], base: str) -> dict
                      "$ref": _GEOMETRY_SCHEMA[spec.geometry.value]},
     }
     for f in visible:
-        schema = dict(_JSON_TYPES[f.type])
+        schema = dict(f.type.info.json_schema)
         schema["title"] = f.title_en
         schema["x-title-zh"] = f.title_zh
         if f.description:

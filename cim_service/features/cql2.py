@@ -31,7 +31,7 @@ from pygeofilter import ast, values
 from pygeofilter.parsers.cql2_json import parse as parse_cql2_json
 from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 
-from cim_service.catalog import FieldSpec, FieldType
+from cim_service.core.catalog import FieldSpec, FieldType
 from cim_service.errors import InvalidParameter
 from cim_service.features.crs import OutputCrs, literal_to_wgs84_sql
 from cim_service.features.sql import Params, field_cast, quote_ident
@@ -338,7 +338,7 @@ class _Translator:
             raise InvalidParameter("parameter 'filter': empty geometry literal")
         crs = self.ctx.filter_crs
         if crs.python_crs:
-            from pipelines.crs import transform_geometry
+            from cim_service.core.crs import transform_geometry
 
             geom = transform_geometry(geom, crs.python_crs, "EPSG:4326")
             return f"ST_GeomFromWKB({self.ctx.params.bind(shapely.to_wkb(geom), 'bytea')}, 4326)"

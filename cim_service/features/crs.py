@@ -4,7 +4,7 @@ Geometries are stored in EPSG:4326 (lon/lat). Output in a standard CRS is comput
 (``ST_Transform`` and, for CRSs whose first axis is latitude/northing, ``ST_FlipCoordinates``). The Chinese
 web-map offsets GCJ-02 and BD-09 cannot be expressed by PROJ: they are offered as extension CRSs
 ``urn:cim:crs:gcj02`` and ``urn:cim:crs:bd09`` (longitude, latitude order) and converted in Python with
-:func:`pipelines.crs.transform_geometry` on the query result.
+:func:`cim_service.core.crs.transform_geometry` on the query result.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class OutputCrs:
     srid: int
     lat_first: bool = False
     digits: int = 7
-    #: ``pipelines.crs`` identifier for CRSs PROJ cannot do (GCJ02, BD09), converted from WGS84 in Python
+    #: ``cim_service.core.crs`` identifier for CRSs PROJ cannot do (GCJ02, BD09), converted from WGS84 in Python
     python_crs: str | None = None
     #: valid bbox range in (x-axis, y-axis) order as (min_first, min_second, max_first, max_second)
     bounds: tuple[float, float, float, float] | None = None

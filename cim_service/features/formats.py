@@ -50,7 +50,7 @@ def negotiate(request: Request, f: str | None, allowed: tuple[str, ...] = ("json
 
 def to_python_crs(features_text: str, python_crs: str) -> str:
     """Convert the geometries of a JSON array of WGS84 features (text) to GCJ-02 or BD-09."""
-    from pipelines.crs import transform_geometry
+    from cim_service.core.crs import transform_geometry
 
     features = orjson.loads(f"[{features_text}]")
     with_geom = [f for f in features if f.get("geometry")]

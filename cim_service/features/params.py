@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from cim_service.catalog import FieldSpec, LayerSpec
+from cim_service.core.catalog import FieldSpec, LayerSpec
 from cim_service.errors import InvalidParameter
 from cim_service.features.crs import OutputCrs
 from cim_service.features.sql import Params, quote_ident
@@ -55,7 +55,7 @@ def bbox_condition(text: str, crs: OutputCrs, spec: LayerSpec, params: Params) -
 
 
 def _wgs84_box(minx: float, miny: float, maxx: float, maxy: float, python_crs: str) -> tuple[float, ...]:
-    from pipelines.crs import to_wgs84
+    from cim_service.core.crs import to_wgs84
 
     xs, ys = to_wgs84([minx, maxx, minx, maxx], [miny, miny, maxy, maxy], python_crs)
     return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())

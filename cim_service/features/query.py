@@ -3,17 +3,19 @@
 No per-feature Python objects: PostgreSQL renders each feature with ``ST_AsGeoJSON`` and ``json_build_object``
 and ``string_agg`` joins them; the route wraps the text in the FeatureCollection envelope and returns it as-is.
 
-``numberMatched`` comes from ``cim_meta.layer_state.feature_count`` when nothing narrows the query, else
-from a count capped at :data:`COUNT_CAP` (omitted when the cap is exceeded, as OGC allows), in the same statement.
+``numberMatched`` comes from the layer's recorded feature count (``store.layer_state``) when nothing narrows the
+query, else from a count capped at :data:`COUNT_CAP` (omitted when the cap is exceeded, as OGC allows), in the same
+statement.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cim_service.catalog import FieldSpec, LayerSpec
+from cim_service.core.catalog import FieldSpec, LayerSpec
 from cim_service.features.crs import OutputCrs, geometry_sql
 from cim_service.features.sql import Params, quote_ident
+from cim_service.store import layer_state
 
 COUNT_CAP = 100_000
 
@@ -69,7 +71,7 @@ def items_sql(q: ItemsQuery) -> str:
         matched = (f"(SELECT count(*) FROM (SELECT 1 FROM {q.spec.qualified_table} WHERE {where} "
                    f"LIMIT {COUNT_CAP + 1}) AS c)")
     else:
-        matched = f"(SELECT feature_count FROM cim_meta.layer_state WHERE layer_id = {p.bind(q.spec.id, 'text')})"
+        matched = layer_state.feature_count_sql(p.bind(q.spec.id, "text"))
     return (
         f"WITH page AS (SELECT {cols} FROM {q.spec.qualified_table} WHERE {where} "
         f"ORDER BY {order_page} LIMIT {limit} OFFSET {offset}) "

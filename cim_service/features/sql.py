@@ -5,14 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from cim_service.catalog import FieldSpec, FieldType
-
-#: PostgreSQL cast of a bound value by catalog field type
-FIELD_CASTS = {
-    FieldType.text: "text", FieldType.integer: "integer", FieldType.bigint: "bigint",
-    FieldType.float: "double precision", FieldType.boolean: "boolean", FieldType.date: "date",
-    FieldType.timestamp: "timestamptz", FieldType.json: "jsonb",
-}
+from cim_service.core.catalog import FieldSpec
 
 
 class Params:
@@ -54,4 +47,4 @@ def quote_ident(name: str) -> str:
 
 def field_cast(field: FieldSpec) -> str:
     """PostgreSQL type of a declared field."""
-    return FIELD_CASTS[field.type]
+    return field.type.sql

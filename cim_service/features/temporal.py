@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from cim_service.catalog import FieldSpec, FieldType
+from cim_service.core.catalog import FieldSpec, FieldType
 from cim_service.errors import InvalidParameter
 from cim_service.features.sql import Params, quote_ident
 

@@ -12,21 +12,29 @@ from collections.abc import Callable
 from typing import Any
 
 from cim_service.indicators import coverage as cov
-from cim_service.indicators.catalog import IndicatorSpec, Kind
+from cim_service.indicators.catalog import IndicatorSpec
 from cim_service.indicators.context import METRIC_SRID, Context
+from cim_service.indicators.kinds import Kind, number
 
 Measure = dict[str | None, tuple[float, float | None]]
 #: degrees of longitude per metre at Minhang's latitude, rounded up (a bounding-box prefilter only)
 DEG_PER_M = 1 / 90_000
 
 
-def _per_point(ctx: Context, layer_id: str, ok_expr: str, cond: str = "TRUE", **params: Any) -> Measure:
-    """Count features and those satisfying ``ok_expr`` per town and for the district."""
+def _per_point(ctx: Context, layer_id: str, ok_expr: str, cond: str = "TRUE", join: str = "",
+               **params: Any) -> Measure:
+    """Count features and those satisfying ``ok_expr`` per town and for the district.
+
+    ``join`` (e.g. a LEFT JOIN on an indexed id table) may bring in what ``ok_expr`` tests: a join plans as
+    a hash or merge join at any ``work_mem``, where ``id IN (SELECT ...)`` becomes a rescan per row once
+    its hash table outgrows ``work_mem``.
+    """
     towns = ctx.point_towns(layer_id)
     rows = ctx.rows(
         f"""
         WITH p AS MATERIALIZED (
-          SELECT s.id, s.outside_district AS outside, ({ok_expr}) AS ok FROM {ctx.table(layer_id)} s WHERE {cond}
+          SELECT s.id, s.outside_district AS outside, ({ok_expr}) AS ok FROM {ctx.table(layer_id)} s {join}
+           WHERE {cond}
         )
         SELECT t.town, count(*), count(*) FILTER (WHERE ok) FROM p JOIN {towns} t USING (id) GROUP BY t.town
         UNION ALL
@@ -37,17 +45,21 @@ def _per_point(ctx: Context, layer_id: str, ok_expr: str, cond: str = "TRUE", **
     return {town: (float(ok), float(n)) for town, n, ok in rows}
 
 
+def counted(ctx: Context, spec: IndicatorSpec) -> tuple[str, dict[str, object]]:
+    """SQL condition on ``s`` selecting the features a count or density indicator counts (filter, date)."""
+    p = spec.p
+    cond, params = ctx.where(p.layer, p)
+    if p.since:
+        ctx.spec(p.layer).field(p.date_field)
+        cond += f' AND s."{p.date_field}" >= CAST(:since AS date)'
+        params["since"] = p.since
+    return cond, params
+
+
 def measure_count(ctx: Context, spec: IndicatorSpec) -> Measure:
     """Features (optionally filtered by field values or a date) per area; no denominator."""
-    layer = spec.inputs[0]
-    cond, params = cov._where(ctx, layer, spec.params.get("where", {}))
-    since = spec.params.get("since")
-    if since:
-        date_field = spec.params.get("date_field", "installed_at")
-        ctx.spec(layer).field(date_field)
-        cond += f' AND s."{date_field}" >= CAST(:since AS date)'
-        params["since"] = since
-    m = _per_point(ctx, layer, "TRUE", cond, **params)
+    cond, params = counted(ctx, spec)
+    m = _per_point(ctx, spec.p.layer, "TRUE", cond, **params)
     return {area: (num, None) for area, (num, _) in m.items()}
 
 
@@ -61,7 +73,7 @@ def measure_density(ctx: Context, spec: IndicatorSpec) -> Measure:
 
 def measure_area_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
     """Covered km² and area km² per area (service-radius discs; see ``coverage``)."""
-    table = cov.coverage(ctx, spec.inputs[0], spec.params["radius"], spec.params.get("where", {}))
+    table = cov.coverage(ctx, spec.p.coverage)
     covered = cov.covered_area_by_town(ctx, table)
     out: Measure = {t: (covered.get(t, 0.0), a) for t, _, a in ctx.towns}
     out[None] = (covered[None], ctx.district_area_km2)
@@ -69,45 +81,49 @@ def measure_area_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
 
 
 def measure_address_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
-    """Addresses inside the coverage polygons, of all (or residential, i.e. not flagged non-residential) ones."""
-    table = cov.coverage(ctx, spec.inputs[0], spec.params["radius"], spec.params.get("where", {}))
-    cond = "s.residential IS NOT FALSE" if spec.params.get("residential_only") else "TRUE"
-    covered = cov.covered_points(ctx, table, "addresses")
-    return _per_point(ctx, "addresses", f"s.id IN (SELECT id FROM {covered})", cond)
+    """Points (e.g. addresses; optionally filtered, e.g. residential ones) inside the coverage, of all."""
+    p = spec.p
+    table = cov.coverage(ctx, p.coverage)
+    cond, params = ctx.where(p.points, p)
+    covered = cov.covered_points(ctx, table, p.points)
+    return _per_point(ctx, p.points, "c.id IS NOT NULL", cond, join=f"LEFT JOIN {covered} c ON c.id = s.id",
+                      **params)
 
 
 def measure_site_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
-    """Sites with a waterlogging sensor within ``sensor_site_radius_m`` (on the spheroid)."""
-    r = ctx.settings.sensor_site_radius_m
-    ok = (f"EXISTS (SELECT 1 FROM {ctx.table('waterlogging_sensors')} w "
+    """Sites with a feature of the ``near`` layer (e.g. a waterlogging sensor) within ``radius_m`` (spheroid)."""
+    p = spec.p
+    r = number(p.radius_m, ctx.settings)
+    ok = (f"EXISTS (SELECT 1 FROM {ctx.table(p.near)} w "
           f"WHERE w.geom && ST_Expand(s.geom, :deg) AND ST_DWithin(w.geom::geography, s.geom::geography, :r))")
-    return _per_point(ctx, spec.params["sites"], ok, deg=r * DEG_PER_M, r=r)
+    return _per_point(ctx, p.sites, ok, deg=r * DEG_PER_M, r=r)
 
 
 def measure_flag_share(ctx: Context, spec: IndicatorSpec) -> Measure:
-    """Features whose boolean field is true, of all features."""
-    field = spec.params["field"]
-    ctx.spec(spec.inputs[0]).field(field)
-    return _per_point(ctx, spec.inputs[0], f's."{field}" IS TRUE')
+    """Features whose boolean field is true, of all (filtered) features."""
+    p = spec.p
+    ctx.spec(p.layer).field(p.field)
+    cond, params = ctx.where(p.layer, p)
+    return _per_point(ctx, p.layer, f's."{p.field}" IS TRUE', cond, **params)
 
 
 def measure_line_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
-    """Main-road km within ``radius_m`` of a smart pole, of all main-road km, per area."""
+    """Line km (e.g. main roads) within ``radius_m`` of a ``near`` feature (e.g. a smart pole), of all, per area."""
+    p = spec.p
     ctx.prepare_areas()
-    poles = cov.pole_coverage(ctx, float(spec.params.get("radius_m", 50)))
-    roads = ctx.table("main_roads")
+    near = cov.near_coverage(ctx, p.near, number(p.radius_m, ctx.settings))
+    lines = ctx.table(p.lines)
     out: Measure = {}
-    for label, areas in (("town", "_ind_town_sub"), ("district", "_ind_district_sub")):
-        name = "a.name" if label == "town" else "NULL::text"
+    for name, areas in (("a.name", "_ind_town_sub"), ("NULL::text", "_ind_district_sub")):  # towns, district
         rows = ctx.rows(
             f"""
             WITH r AS (
               SELECT {name} AS area, ST_Intersection(ST_Transform(m.geom, {METRIC_SRID}), a.geom_m) AS geom
-                FROM {roads} m JOIN {areas} a ON ST_Intersects(ST_Transform(m.geom, {METRIC_SRID}), a.geom_m)
+                FROM {lines} m JOIN {areas} a ON ST_Intersects(ST_Transform(m.geom, {METRIC_SRID}), a.geom_m)
             )
             SELECT r.area, sum(ST_Length(r.geom)) / 1e3,
                    sum((SELECT COALESCE(sum(ST_Length(ST_Intersection(r.geom, c.geom))), 0)
-                          FROM {poles} c WHERE ST_Intersects(c.geom, r.geom))) / 1e3
+                          FROM {near} c WHERE ST_Intersects(c.geom, r.geom))) / 1e3
               FROM r GROUP BY r.area
             """
         )

@@ -6,11 +6,14 @@ spheroid (geography). Temporary tables live for the run's transaction:
 
 - ``_ind_town``: town polygons (name, area_km2, geom in 4549), and ``_ind_town_sub`` the same subdivided,
   in 4326 (for point-in-town joins on the layers' GIST index) and in 4549 (for overlays);
-- ``_ind_district``: the district outline in 4549 (the ``district`` layer, else the union of the towns).
+- ``_ind_district``: the district outline in 4549 (the layer with the ``district_outline`` role, else the
+  union of the towns: the ``town_boundaries`` layer).
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -18,8 +21,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cim_service.catalog import Catalog, LayerSpec
-from cim_service.settings import Settings
+from cim_service.core.catalog import Catalog, LayerSpec, Role
+from cim_service.core.settings import Settings
+from cim_service.indicators.catalog import IndicatorCatalog
 
 METRIC_SRID = 4549
 #: the name used for district-wide rows
@@ -35,7 +39,9 @@ class Context:
     conn: Connection
     layers: Catalog
     settings: Settings
+    indicators: IndicatorCatalog
     prepared: set[str] = field(default_factory=set)
+    _binds: Iterator[int] = field(default_factory=itertools.count, repr=False)
 
     def table(self, layer_id: str) -> str:
         """Quoted table of a layer (identifiers come from the catalog only)."""
@@ -54,12 +60,16 @@ class Context:
         return list(self.conn.execute(sa.text(sql), params))
 
     def array(self, sql: str, columns: int, **params: object) -> np.ndarray:
-        """Run a query of numeric (or boolean) columns into a float array of shape (rows, columns)."""
+        """Run a query of numeric (or boolean) columns into a float array of shape (rows, columns).
+
+        Rows are fetched from the driver's cursor in one go (SQLAlchemy's per-row processing costs more than
+        the query for hundreds of thousands of points); NULL becomes NaN.
+        """
         result = self.conn.execute(sa.text(sql), params)
-        cols = list(zip(*result.tuples(), strict=True)) if columns else []
-        if not cols:
+        rows = result.cursor.fetchall() if result.cursor is not None else []
+        if not rows:
             return np.empty((0, columns))
-        return np.column_stack([np.asarray(c, dtype=float) for c in cols])
+        return np.asarray(rows, dtype=float).reshape(len(rows), columns)
 
     def execute(self, sql: str, **params: object) -> None:
         """Run one statement or a script of statements separated by ``;`` at line ends."""
@@ -71,6 +81,22 @@ class Context:
     def count(self, layer_id: str) -> int:
         """Number of features of a layer."""
         return int(self.scalar(f"SELECT count(*) FROM {self.table(layer_id)}") or 0)
+
+    def where(self, layer_id: str, flt: object, alias: str = "s") -> tuple[str, dict[str, object]]:
+        """SQL condition of a ``where`` / ``where_not`` filter over declared fields; values are bound.
+
+        Field names are checked against the layer's declaration (KeyError otherwise) and quoted; each call
+        binds its values under fresh names, so several filters can share a statement.
+        """
+        spec = self.spec(layer_id)
+        clauses, params = ["TRUE"], {}
+        for op, items in (("=", getattr(flt, "where", {})), ("IS DISTINCT FROM", getattr(flt, "where_not", {}))):
+            for name, value in sorted(items.items()):
+                spec.field(name)
+                key = f"f{next(self._binds)}"
+                clauses.append(f'{alias}."{name}" {op} :{key}')
+                params[key] = value
+        return " AND ".join(clauses), params
 
     @cached_property
     def empty_layers(self) -> set[str]:
@@ -87,7 +113,8 @@ class Context:
         """Create the town and district temporary tables once per run."""
         if "areas" in self.prepared:
             return
-        towns, district = self.table("towns"), self.table("district")
+        towns = self.layers.require_role(Role.town_boundaries).qualified_table
+        district = self.layers.require_role(Role.district_outline).qualified_table
         self.execute(
             f"""
             CREATE TEMP TABLE _ind_town ON COMMIT DROP AS
@@ -110,6 +137,7 @@ class Context:
             SELECT g AS geom_m, ST_Transform(g, 4326) AS geom
               FROM (SELECT ST_Subdivide(geom, {SUBDIVIDE}) AS g FROM _ind_district) s;
             CREATE INDEX ON _ind_district_sub USING gist (geom_m);
+            CREATE INDEX ON _ind_district_sub USING gist (geom);
             ANALYZE _ind_town_sub; ANALYZE _ind_district_sub;
             """
         )

@@ -21,34 +21,37 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from cim_service.indicators.engine import DERIVED, IndicatorComputationError, IndicatorEngine
+from cim_service.core.catalog import Catalog, load_catalog
+from cim_service.indicators.catalog import IndicatorCatalog, load_indicators
+from cim_service.indicators.engine import IndicatorComputationError, IndicatorEngine, IndicatorEngineBusy
 
 log = logging.getLogger(__name__)
 
 #: session advisory lock: one gap refresh at a time per database (the engine's own lock is ENGINE_LOCK)
 REFRESH_LOCK = 7_310_114
-#: refresh order: everything but the suggestions first, then the suggestions (slowest; read gap_camera_hex)
-PHASES: tuple[tuple[str, ...], ...] = (
-    tuple(n for n in DERIVED if n != "suggested_sites"),
-    ("suggested_sites",),
-)
 
 
-def output_keys(names: Iterable[str] | None = None) -> list[str]:
+def phases(indicators: IndicatorCatalog) -> tuple[tuple[str, ...], ...]:
+    """Refresh order: outputs that read no other output first, then those (e.g. the suggestions: slowest)."""
+    first = tuple(d.id for d in indicators.derived if not d.after)
+    return tuple(p for p in (first, tuple(d.id for d in indicators.derived if d.after)) if p)
+
+
+def output_keys(names: Iterable[str] | None = None, indicators: IndicatorCatalog | None = None) -> list[str]:
     """Result keys (``derived:<name>``) of the derived outputs (default: all)."""
-    return [f"derived:{n}" for n in (names or DERIVED)]
+    return [f"derived:{n}" for n in (names or (indicators or load_indicators()).derived_ids)]
 
 
-def input_layers() -> frozenset[str]:
-    """Layers whose changes make a derived output stale (never a derived layer itself)."""
-    return frozenset(layer for _, inputs in DERIVED.values() for layer in inputs) - set(DERIVED)
+def input_layers(indicators: IndicatorCatalog | None = None, layers: Catalog | None = None) -> frozenset[str]:
+    """Layers whose changes make a derived output stale (never a derived layer itself); default catalogs."""
+    return (indicators or load_indicators()).input_layers(layers or load_catalog())
 
 
 @dataclass
 class RefreshOutcome:
     """What one :func:`refresh_stale` call did."""
 
-    busy: bool = False  # another process held the refresh lock: nothing was done
+    busy: bool = False  # another process held the refresh lock (or the engine, too long): not done now
     refreshed: dict[str, float] = field(default_factory=dict)  # output name -> milliseconds
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -100,13 +103,16 @@ def refresh_stale(ind: IndicatorEngine, *, wait_seconds: float = 0.0,
             out.busy = True
             return out
         try:
-            for phase in PHASES:
+            for phase in phases(ind.indicators):
                 if stop is not None and stop.is_set():
                     break
                 with ind.engine.connect() as check:
-                    todo = ind.stale_keys(check, output_keys(phase))
+                    todo = ind.stale_keys(check, output_keys(phase, ind.indicators))
                 try:
                     ms = ind.ensure(todo) if todo else {}
+                except IndicatorEngineBusy:  # a request's computation still runs: this refresh comes back later
+                    out.busy = True
+                    break
                 except IndicatorComputationError as exc:
                     out.failed += [k.split(":", 1)[1] for k in exc.keys]
                     with ind.engine.connect() as check:

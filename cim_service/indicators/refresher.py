@@ -1,8 +1,8 @@
 """Background refresh of the derived outputs in the running service (``app.state.gap_refresher``).
 
-:class:`GapRefresher` listens on ``cim_layer_changed`` through the tile cache's :class:`VersionListener`
-(a dedicated asyncpg connection, re-opened when it drops). It refreshes stale outputs at start-up and on
-every (re)connection (notifications sent while away are lost), and, when an INPUT layer changes, after a
+:class:`GapRefresher` follows ``cim_layer_changed`` through the app's :class:`VersionListener` (one dedicated
+connection per process, re-opened when it drops, shared with the tile cache). It refreshes stale outputs at
+start-up and on every (re)connection (notifications sent while away are lost), and, when an INPUT layer changes, after a
 debounce (no new change for ``debounce_seconds``, at most ``max_delay_seconds`` after the first one). The
 sync engine runs in a worker thread; one refresh at a time, and changes that arrive meanwhile lead to one
 follow-up run. Across processes :data:`~cim_service.indicators.freshness.REFRESH_LOCK` serialises the work:
@@ -13,58 +13,75 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
-from cim_service.catalog import Catalog
-from cim_service.db import libpq_url, make_engine
 from cim_service.indicators.engine import IndicatorEngine
 from cim_service.indicators.freshness import RefreshOutcome, input_layers, refresh_stale
-from cim_service.settings import Settings
-from cim_service.tiles.versions import LayerVersions, VersionListener
+from cim_service.store.db import make_engine
+from cim_service.store.versions import VersionListener
 
 log = logging.getLogger(__name__)
 #: application_name of the refresher's own connections (so shutdown can end a refresh that overruns)
 APP_NAME = "minhang-cim-gap-refresh"
+#: set in a refresh's worker thread: the name its sessions carry while it runs
+_REFRESHING: contextvars.ContextVar[tuple[str, str, str] | None] = contextvars.ContextVar("cim_refreshing",
+                                                                                         default=None)
 
 
-class InputVersions(LayerVersions):
-    """Layer versions that call ``on_change(layer_id, version)`` when an input layer moves forward."""
+def _name_refresh_sessions(engine: sa.Engine) -> None:
+    """Name the sessions a refresh checks out of ``engine`` (shared with requests) and unname them on check-in."""
+    if sa.event.contains(engine, "checkout", _on_checkout):
+        return
+    sa.event.listen(engine, "checkout", _on_checkout)
+    sa.event.listen(engine, "checkin", _on_checkin)
 
-    def __init__(self, inputs: frozenset[str], on_change: Callable[[str, int], None]):
-        super().__init__()
-        self.inputs = inputs
-        self.on_change = on_change
 
-    def update(self, layer_id: str, version: int) -> None:
-        """Record a notified version; report it when it is an input layer's new version."""
-        before = self.get(layer_id)
-        super().update(layer_id, version)
-        if layer_id in self.inputs and (before is None or version > before):
-            self.on_change(layer_id, version)
+def _set_session(dbapi_conn: Any, name: str, statement_timeout: str, lock_timeout: str) -> None:
+    with dbapi_conn.cursor() as cur:
+        cur.execute("SELECT set_config('application_name', %s, false), set_config('statement_timeout', %s, false), "
+                    "set_config('lock_timeout', %s, false)", (name, statement_timeout, lock_timeout))
+    dbapi_conn.commit()
+
+
+def _on_checkout(dbapi_conn: Any, record: Any, _proxy: object) -> None:
+    session = _REFRESHING.get()
+    if session is not None:  # a refresh's session: named (so shutdown can find it) and bounded
+        _set_session(dbapi_conn, *session)
+        record.info["cim_named"] = True
+
+
+def _on_checkin(dbapi_conn: Any, record: Any) -> None:
+    if record.info.pop("cim_named", False) and dbapi_conn is not None:
+        try:  # back to the connection's own settings, which the engine's other users expect
+            with dbapi_conn.cursor() as cur:
+                cur.execute("RESET application_name; RESET statement_timeout; RESET lock_timeout")
+            dbapi_conn.commit()
+        except Exception:  # noqa: BLE001 - a broken connection is discarded by the pool anyway
+            record.invalidate()
 
 
 class GapRefresher:
     """Keep the gap layers, suggestions and density raster of one database current."""
 
-    def __init__(self, layers: Catalog, settings: Settings, *, debounce_seconds: float = 2.0,
+    def __init__(self, ind: IndicatorEngine, listener: VersionListener, *, debounce_seconds: float = 2.0,
                  max_delay_seconds: float = 30.0, retry_seconds: float = 5.0, grace_seconds: float = 5.0):
         self.app_name = f"{APP_NAME}-{os.getpid()}-{id(self) % 100_000}"
-        engine = make_engine(settings.resolved_database_url(), pool_size=2)
-        sa.event.listen(engine, "connect", self._name_session)
-        self.ind = IndicatorEngine(engine, layers, settings)
+        self.ind = ind
         self.debounce_seconds = debounce_seconds
         self.max_delay_seconds = max_delay_seconds
         self.retry_seconds = retry_seconds
         self.grace_seconds = grace_seconds
-        self.versions = InputVersions(input_layers(), self._on_input_change)
-        self.listener = VersionListener(libpq_url(settings.resolved_database_url()), self.versions,
-                                        on_connect=self.request, name="gap refresh listener")
+        self.inputs = input_layers(ind.indicators, ind.layers)
+        self.listener = listener  # started and stopped by the app
+        listener.versions.watch(self._on_version)
+        listener.on_connect(self.request)
+        _name_refresh_sessions(ind.engine)
         self.runs = 0  # refresh attempts made (each one a no-op when nothing was stale)
         self.changes = 0  # input-layer notifications received
         self.running = False
@@ -76,7 +93,9 @@ class GapRefresher:
         self._task: asyncio.Task | None = None
         self._inflight: asyncio.Future | None = None
 
-    def _on_input_change(self, layer_id: str, version: int) -> None:
+    def _on_version(self, layer_id: str, version: int) -> None:
+        if layer_id not in self.inputs:
+            return
         self.changes += 1
         log.info("gap refresh: %s is now version %d; refresh scheduled", layer_id, version)
         self._wake.set()
@@ -87,15 +106,13 @@ class GapRefresher:
         self._wake.set()
 
     async def start(self) -> None:
-        """Start the refresh task and the listener (start-up check included; does not wait for it)."""
+        """Start the refresh task (start-up check included; does not wait for it)."""
         self.request()
         self._task = asyncio.create_task(self._run(), name="cim-gap-refresher")
-        await self.listener.start(wait_seconds=0)
 
     async def stop(self) -> None:
-        """Stop listening and refreshing; a refresh still running after ``grace_seconds`` is cut off."""
+        """Stop refreshing; a refresh still running after ``grace_seconds`` is cut off."""
         self._stop.set()
-        await self.listener.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -107,7 +124,6 @@ class GapRefresher:
                 await asyncio.wait({self._inflight}, timeout=10)
             if self._inflight.done() and not self._inflight.cancelled():
                 self._inflight.exception()  # retrieved: it was cut off on purpose (and logged)
-        self.ind.engine.dispose()
 
     @property
     def idle(self) -> bool:
@@ -148,7 +164,7 @@ class GapRefresher:
     async def _refresh_once(self) -> RefreshOutcome | None:
         self.running = True
         self.runs += 1
-        self._inflight = asyncio.ensure_future(asyncio.to_thread(refresh_stale, self.ind, stop=self._stop))
+        self._inflight = asyncio.ensure_future(asyncio.to_thread(self._refresh_named))
         try:
             outcome = await asyncio.shield(self._inflight)
         except asyncio.CancelledError:
@@ -167,16 +183,17 @@ class GapRefresher:
             log.log(logging.ERROR if outcome.failed else logging.INFO, "%s", outcome.summary())
         return outcome
 
-    def _name_session(self, dbapi_conn: Any, _record: object) -> None:
-        """Tag a new session with ``self.app_name`` so :meth:`stop` can find it."""
-        with dbapi_conn.cursor() as cur:
-            cur.execute("SELECT set_config('application_name', %s, false)", (self.app_name,))
-        dbapi_conn.commit()
+    def _refresh_named(self) -> RefreshOutcome:
+        """Run :func:`refresh_stale` (in a worker thread) with its sessions named ``self.app_name``."""
+        settings = self.ind.settings  # this thread's own context: the engine's checkout hook names and bounds sessions
+        _REFRESHING.set((self.app_name, str(settings.indicator_statement_timeout_ms),
+                         str(settings.indicator_lock_timeout_ms)))
+        return refresh_stale(self.ind, stop=self._stop)
 
     def _terminate_own_backends(self) -> None:
         """End this refresher's database sessions (the open transaction rolls back; readers keep the old rows)."""
         try:
-            eng = make_engine(self.ind.settings.resolved_database_url(), poolclass=sa.pool.NullPool)
+            eng = make_engine(self.ind.settings.database_url, poolclass=sa.pool.NullPool)
             with eng.connect() as conn:
                 n = conn.execute(sa.text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

@@ -5,24 +5,44 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cim_service.indicators.catalog import IndicatorSpec, Kind
+from cim_service.indicators.catalog import GapText, IndicatorSpec
 from cim_service.indicators.compute import Measure
 from cim_service.indicators.context import DISTRICT
+from cim_service.indicators.kinds import Kind
 
-#: layers an indicator can do without (a missing key area or zone layer only narrows the result)
-OPTIONAL_INPUTS = {"key_areas", "planning_zones"}
+#: keys of a result holding the per-town rows and the key areas (the API's JSON, not layer ids)
+TOWNS_KEY = "towns"
+KEY_AREAS_KEY = "key_areas"
 #: met when value >= target - TOLERANCE (float noise of polygon overlays at 100 %)
 TOLERANCE = 1e-6
 
+#: how each kind measures (an indicator's ``method`` overrides it)
 METHODS = {
     Kind.count: "count of features (district: not flagged outside the district; towns: inside the town polygon)",
     Kind.density: "features / area in km² (EPSG:4549)",
     Kind.area_coverage: ("area within the service radius of a station / area; 64-gon buffers in EPSG:4549, "
                          "unioned per zone and overlaid with the towns (polygon area 99.84 % of the true discs)"),
     Kind.address_coverage: "addresses inside the same coverage polygons as the area coverage / all addresses",
-    Kind.site_coverage: "sites with a waterlogging sensor within sensor_site_radius_m (spheroid) / all sites",
-    Kind.line_coverage: "main-road length within radius_m of a smart pole / main-road length (EPSG:4549)",
+    Kind.site_coverage: "sites with a feature of the covering layer within radius_m (spheroid) / all sites",
+    Kind.line_coverage: "line length within radius_m of a feature of the covering layer / line length (EPSG:4549)",
     Kind.flag_share: "features whose flag is true / all features",
+}
+#: the gap sentence of each kind (an indicator's ``gap_text`` overrides it); placeholders: catalog.GAP_FIELDS
+GAP_TEXTS = {
+    Kind.count: GapText(en="{area} needs {gap:,} more {noun} (target {target:,.0f})",
+                        zh="{area}还需新增{noun_zh}{gap:,}{unit}(目标{target:,.0f})"),
+    Kind.density: GapText(en="{area} needs {gap:,} more {noun} to reach {target:g}/km²",
+                          zh="{area}还需新增{noun_zh}{gap:,}个,方可达到每平方公里{target:g}个"),
+    Kind.area_coverage: GapText(en="{area}: {gap:,.2f} km² ({pct:.1f} % of its area) lacks {noun} coverage",
+                                zh="{area}有{gap:,.2f}平方公里(占{pct:.1f}%)未被{noun_zh}覆盖"),
+    Kind.line_coverage: GapText(en="{area}: {gap:,.2f} of {den:,.2f} km of {noun} lack coverage",
+                                zh="{area}{noun_zh}{den:,.2f}公里中有{gap:,.2f}公里未覆盖"),
+    Kind.flag_share: GapText(en="{area} needs {gap:,} more {noun} with the flag set (target {target:g} %)",
+                             zh="{area}还需{gap:,}个{noun_zh}达标(目标{target:g}%)"),
+    Kind.address_coverage: GapText(en="{area}: {gap:,} of {den:,.0f} addresses lack {noun} coverage",
+                                   zh="{area}{den:,.0f}个地址中有{gap:,}个未被{noun_zh}覆盖"),
+    Kind.site_coverage: GapText(en="{area}: {gap:,} of {den:,.0f} {noun} lack coverage nearby",
+                                zh="{area}{den:,.0f}个{noun_zh}中有{gap:,}个附近未覆盖"),
 }
 
 
@@ -48,34 +68,20 @@ def area_target(spec: IndicatorSpec, town_km2: float | None, district_km2: float
 def _gap(spec: IndicatorSpec, area: str, num: float, den: float | None, target: float) -> tuple[float, str, str]:
     """Gap amount (in the natural unit of the kind) and a human sentence, in English and in Chinese."""
     den_f = float(den or 0)
-    zh = spec.noun_zh
-    if spec.kind is Kind.count:
-        n = math.ceil(target - num)
-        return (n, f"{area} needs {n:,} more {spec.noun} (target {target:,.0f})",
-                f"{area}还需新增{zh}{n:,}{spec.unit}(目标{target:,.0f})")
-    if spec.kind is Kind.density:
-        n = math.ceil(target * den_f - num - 1e-9)
-        return (n, f"{area} needs {n:,} more {spec.noun} to reach {target:g}/km²",
-                f"{area}还需新增{zh}{n:,}个,方可达到每平方公里{target:g}个")
     share = target / 100.0
-    if spec.kind is Kind.area_coverage:
-        km2 = den_f * share - num
-        pct = 100 * km2 / (den_f or 1)
-        return (round(km2, 3), f"{area}: {km2:,.2f} km² ({pct:.1f} % of its area) lacks {spec.noun} coverage",
-                f"{area}有{km2:,.2f}平方公里(占{pct:.1f}%)未被{zh}覆盖")
-    if spec.kind is Kind.line_coverage:
-        km = den_f * share - num
-        return (round(km, 3), f"{area}: {km:,.2f} of {den_f:,.2f} km of main roads lack a smart pole nearby",
-                f"{area}主要道路{den_f:,.2f}公里中有{km:,.2f}公里附近缺少智能综合杆")
-    n = math.ceil(den_f * share - num - 1e-9)
-    if spec.kind is Kind.flag_share:
-        return (n, f"{area} needs {n:,} more {spec.noun} with an electronic sign (target {target:g} %)",
-                f"{area}还需为{n:,}个{zh}安装电子站牌(目标{target:g}%)")
-    if spec.kind is Kind.address_coverage:
-        return (n, f"{area}: {n:,} of {den_f:,.0f} addresses lack {spec.noun} coverage",
-                f"{area}{den_f:,.0f}个地址中有{n:,}个未被{zh}覆盖")
-    return (n, f"{area}: {n:,} of {den_f:,.0f} {spec.noun} lack a waterlogging sensor nearby",
-            f"{area}{den_f:,.0f}个{zh}中有{n:,}个附近未布设积水监测设备")
+    if spec.kind is Kind.count:
+        gap: float = math.ceil(target - num)
+    elif spec.kind is Kind.density:
+        gap = math.ceil(target * den_f - num - 1e-9)
+    elif spec.kind in (Kind.area_coverage, Kind.line_coverage):  # km² or km
+        gap = den_f * share - num
+    else:  # features
+        gap = math.ceil(den_f * share - num - 1e-9)
+    text = spec.gap_text or GAP_TEXTS[spec.kind]
+    fields = {"area": area, "gap": gap, "den": den_f, "target": target, "pct": 100 * gap / (den_f or 1),
+              "noun": spec.noun, "noun_zh": spec.noun_zh, "unit": spec.unit}
+    amount = round(gap, 3) if isinstance(gap, float) else gap
+    return amount, text.en.format(**fields), text.zh.format(**fields)
 
 
 def area_result(spec: IndicatorSpec, area: str, num: float | None, den: float | None,
@@ -103,14 +109,14 @@ def assemble(spec: IndicatorSpec, measure: Measure, *, towns: list[tuple[str, st
     result: dict[str, Any] = {
         "id": spec.id, "name_zh": spec.name_zh, "name_en": spec.name_en, "unit": spec.unit,
         "binding": spec.binding.value, "binding_zh": spec.binding.zh, "baseline": spec.baseline,
-        "kind": spec.kind.value, "method": METHODS[spec.kind], "town_target_rule": spec.town_target,
+        "kind": spec.kind.value, "method": spec.method or METHODS[spec.kind], "town_target_rule": spec.town_target,
         **area_result(spec, DISTRICT, num, den, spec.target, missing),
     }
     result["target"] = spec.target
-    result["towns"] = []
+    result[TOWNS_KEY] = []
     for name, name_en, km2 in towns:
-        t_num, t_den = measure.get(name, (0.0, km2 if spec.kind in (Kind.density, Kind.area_coverage) else 0.0))
+        t_num, t_den = measure.get(name, (0.0, km2 if spec.kind.per_area else 0.0))
         target = area_target(spec, km2, district_km2)
-        result["towns"].append({"town": name, "name_en": name_en, "area_km2": round(km2, 4),
+        result[TOWNS_KEY].append({"town": name, "name_en": name_en, "area_km2": round(km2, 4),
                                 **area_result(spec, name, t_num, t_den, target, missing)})
     return result

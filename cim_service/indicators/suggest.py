@@ -1,12 +1,12 @@
-"""Site suggestions: greedy maximal coverage over candidate sites, until the gap is closed.
+"""Site suggestions (``suggestions:`` in ``indicators.yaml``): greedy maximal coverage, until the gap closes.
 
-- ``charging``: demand = residential addresses (not flagged non-residential) outside the charging coverage,
-  or, with no addresses, a 100 m grid over the uncovered area; candidates = those demand points; a demand
-  point is covered by a candidate within its own zone's radius (0.9 km inside the S20, 1.5 km elsewhere).
-- ``g5``: demand = a 100 m grid (each point stands for 0.01 km²) over the district outside 5G coverage;
-  candidates = every second grid point (200 m spacing); radius = ``g5_macro_radius_m``.
-- ``camera``: not a coverage problem: each H3 cell of ``gap_camera_hex`` with a deficit gets that many
-  cameras at its centre, largest deficits first.
+- method ``coverage`` (e.g. ``charging``, ``g5``): demand = the points of the demand layer (e.g. residential
+  addresses) outside the coverage, or, without such points, a 100 m grid (each point stands for 0.01 km²)
+  over the uncovered district; candidates = that demand snapped to ``candidate_m`` cells; a demand point is
+  covered by a candidate within ``radius_m`` or else its own zone's radius (0.9 km inside the S20, 1.5 km
+  elsewhere, for charging).
+- method ``deficit`` (e.g. ``camera``): not a coverage problem: each cell of a ``hex_deficit`` layer with a
+  deficit gets that many devices at its centre, largest deficits first.
 
 Greedy: repeatedly take the candidate covering the most still-uncovered demand (the classic (1-1/e)
 approximation of maximal coverage), recording what each adds, until nothing is left or ``max_sites``.
@@ -19,16 +19,20 @@ from typing import Any
 
 import numpy as np
 import shapely
+import sqlalchemy as sa
 from pyproj import Transformer
 from scipy import sparse
 from scipy.spatial import cKDTree
+from sqlalchemy.engine import Engine
 
 from cim_service.indicators import coverage as cov
+from cim_service.indicators.catalog import DerivedSpec, SuggestionSpec
+from cim_service.indicators.compute import counted
 from cim_service.indicators.context import METRIC_SRID, Context
+from cim_service.indicators.gaps import replace_rows
+from cim_service.indicators.kinds import number
 
 GRID_M = 100.0
-MAX_SITES = 3000
-KINDS = ("charging", "g5", "camera")
 
 
 @dataclass
@@ -98,13 +102,14 @@ def _polygons(ctx: Context, sql: str) -> list[tuple[object, shapely.Geometry]]:
 
 
 def _radius_at(ctx: Context, zones_table: str | None, xy: np.ndarray, default: float) -> np.ndarray:
-    """Service radius at each point: its planning zone's (charging), else ``default``."""
+    """Service radius at each point: its zone's own radius (when zones have one), else ``default``."""
     radius = np.full(len(xy), default, dtype=float)
     if zones_table is None or not len(xy):
         return radius
     for r, geom in _polygons(ctx, f"SELECT radius_m, ST_AsBinary(geom) FROM {zones_table}"):
-        shapely.prepare(geom)
-        radius[shapely.contains_xy(geom, xy[:, 0], xy[:, 1])] = float(r)
+        if r is not None:
+            shapely.prepare(geom)
+            radius[shapely.contains_xy(geom, xy[:, 0], xy[:, 1])] = float(r)
     return radius
 
 
@@ -129,22 +134,24 @@ def _grid(ctx: Context, step: float, cov_table: str, zones_table: str | None, de
     return np.column_stack([xy, _radius_at(ctx, zones_table, xy, default), covered])
 
 
-def _addresses(ctx: Context, cov_table: str, zones_table: str) -> np.ndarray:
-    """Rows (x, y, radius, covered) of the residential addresses inside the district (4549)."""
-    covered = cov.covered_points(ctx, cov_table, "addresses")
+def _demand_points(ctx: Context, kind: SuggestionSpec, cov_table: str, zones_table: str | None,
+                   default: float) -> np.ndarray:
+    """Rows (x, y, radius, covered) of the demand layer's (filtered) points inside the district (4549)."""
+    layer = kind.demand.layer
+    covered = cov.covered_points(ctx, cov_table, layer)
+    cond, params = ctx.where(layer, kind.demand)
     arr = ctx.array(
         f"""
         SELECT ST_X(s.geom), ST_Y(s.geom), c.id IS NOT NULL
-          FROM {ctx.table('addresses')} s LEFT JOIN {covered} c ON c.id = s.id
-         WHERE s.residential IS NOT FALSE AND NOT s.outside_district
-        """, 3,
+          FROM {ctx.table(layer)} s LEFT JOIN {covered} c ON c.id = s.id
+         WHERE {cond} AND NOT s.outside_district
+        """, 3, **params,
     )
     if not len(arr):
         return np.empty((0, 4))
     x, y = Transformer.from_crs(4326, METRIC_SRID, always_xy=True).transform(arr[:, 0], arr[:, 1])
     xy = np.column_stack([x, y])
-    radius = _radius_at(ctx, zones_table, xy, cov.DEFAULT_CHARGING_RADIUS_M)
-    return np.column_stack([xy, radius, arr[:, 2]])
+    return np.column_stack([xy, _radius_at(ctx, zones_table, xy, default), arr[:, 2]])
 
 
 def _coverage_sites(kind: str, pts: np.ndarray, cell_w: float, cand_step: float, unit: str,
@@ -171,65 +178,63 @@ def _coverage_sites(kind: str, pts: np.ndarray, cell_w: float, cand_step: float,
     return sug
 
 
-def suggest_charging(ctx: Context, max_sites: int = MAX_SITES) -> Suggestion:
-    """Charging stations that close the residential-address (or, without addresses, the area) gap."""
-    table = cov.coverage(ctx, "charging_stations", "charging", {})
-    zones = cov.zones(ctx, "charging")
-    pts = _addresses(ctx, table, zones)
+def suggest_coverage(ctx: Context, kind: SuggestionSpec, max_sites: int) -> Suggestion:
+    """Sites that close a coverage gap: of the demand layer's points, or (without any) of the area."""
+    table = cov.coverage(ctx, kind.coverage)
+    fixed = None if kind.radius_m is None else number(kind.radius_m, ctx.settings)
+    zones = cov.zones(ctx, kind.coverage) if fixed is None else None
+    default = fixed if fixed is not None else number(ctx.indicators.coverage(kind.coverage).radius_m, ctx.settings)
+    pts = _demand_points(ctx, kind, table, zones, default) if kind.demand else np.empty((0, 4))
     if len(pts):
-        sug = _coverage_sites("charging", pts, 1.0, 250.0, "addresses", max_sites)
-        sug.method = "demand: residential addresses beyond the zone radius; candidates: 250 m cells of that demand"
+        sug = _coverage_sites(kind.id, pts, 1.0, kind.candidate_m, kind.demand.unit, max_sites)
+        sug.method = kind.describe or ""
     else:
-        grid = _grid(ctx, GRID_M, table, zones, cov.DEFAULT_CHARGING_RADIUS_M)
-        sug = _coverage_sites("charging", grid, 0.01, 250.0, "km²", max_sites)
-        sug.method = "demand: 100 m grid beyond the zone radius (no addresses loaded); candidates: 250 m cells"
+        grid = _grid(ctx, GRID_M, table, zones, default)
+        sug = _coverage_sites(kind.id, grid, 0.01, kind.candidate_m, "km²", max_sites)
+        sug.method = kind.describe_grid or ""
+    if fixed is not None:
+        sug.radius_m = fixed
     return sug
 
 
-def suggest_g5(ctx: Context, max_sites: int = MAX_SITES) -> Suggestion:
-    """5G macro stations that close the area gap (100 m demand grid, 200 m candidate cells)."""
-    table = cov.coverage(ctx, "base_stations", "g5", {"technology": "5G"})
-    pts = _grid(ctx, GRID_M, table, None, ctx.settings.g5_macro_radius_m)
-    sug = _coverage_sites("g5", pts, 0.01, 200.0, "km²", max_sites)
-    sug.radius_m = ctx.settings.g5_macro_radius_m
-    sug.method = "demand: 100 m grid without 5G coverage; candidates: 200 m cells of it; radius: macro cell"
-    return sug
-
-
-def suggest_cameras(ctx: Context) -> Suggestion:
-    """Cameras per H3 cell with a deficit (read from ``gap_camera_hex``, written earlier in the run)."""
+def suggest_deficit(ctx: Context, kind: SuggestionSpec) -> Suggestion:
+    """Devices per cell with a deficit (read from the hex layer, written earlier in the run)."""
+    hexes = ctx.indicators.get_derived(kind.hexes)
+    ind = ctx.indicators.density_indicator(hexes.p.indicator)
     rows = ctx.rows(
-        f"SELECT ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)), deficit FROM {ctx.table('gap_camera_hex')} "
+        f"SELECT ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)), deficit FROM {ctx.table(hexes.id)} "
         f"WHERE deficit > 0 ORDER BY deficit DESC, h3_index"
     )
     area = ctx.district_area_km2 or 0.0
-    base = float(ctx.scalar(f"SELECT count(*) FROM {ctx.table('cameras')} WHERE NOT outside_district") or 0)
-    sug = Suggestion("camera", None, "cameras", base, 180.0 * area,
-                     method="each H3 cell below 180/km² gets its deficit of cameras at its centre")
+    cond, params = counted(ctx, ind)
+    base = float(ctx.scalar(f"SELECT count(*) FROM {ctx.table(ind.p.layer)} s WHERE NOT s.outside_district "
+                            f"AND {cond}", **params) or 0)
+    sug = Suggestion(kind.id, None, ind.noun, base, ind.target * area, method=kind.describe or "")
     cum = base
     for rank, (lon, lat, deficit) in enumerate(rows, start=1):
         cum += deficit
-        sug.sites.append({"kind": "camera", "rank": rank, "lon": lon, "lat": lat, "radius_m": None,
-                          "added": float(deficit), "added_unit": "cameras",
+        sug.sites.append({"kind": kind.id, "rank": rank, "lon": lon, "lat": lat, "radius_m": None,
+                          "added": float(deficit), "added_unit": ind.noun,
                           "cumulative_value": round(cum / area, 4) if area else None, "devices": int(deficit)})
     return sug
 
 
-def write_suggestions(ctx: Context, max_sites: int = MAX_SITES) -> dict[str, Any]:
-    """Compute every kind, replace ``suggested_sites`` and return a summary per kind."""
-    from cim_service.indicators.gaps import _replace
+def write_suggestions(ctx: Context, out: DerivedSpec) -> dict[str, Any]:
+    """Compute every suggestion kind, replace the suggestions layer ``out`` and return a summary per kind.
 
+    A kind with ``requires_any`` is left out when all those layers are empty.
+    """
     empty = ctx.empty_layers
     sugs = []
-    if "charging_stations" not in empty or "addresses" not in empty:
-        sugs.append(suggest_charging(ctx, max_sites))
-    sugs.append(suggest_g5(ctx, max_sites))
-    if "cameras" not in empty:
-        sugs.append(suggest_cameras(ctx))
+    for kind in ctx.indicators.suggestions:
+        if kind.requires_any and all(layer in empty for layer in kind.requires_any):
+            continue
+        sugs.append(suggest_coverage(ctx, kind, out.p.max_sites) if kind.method == "coverage"
+                    else suggest_deficit(ctx, kind))
     sites = [s for sug in sugs for s in sug.sites]
     keys = [f"{s['kind']}:{s['rank']}" for s in sites]
-    _replace(
-        ctx, "suggested_sites",
+    replace_rows(
+        ctx, out.id,
         """
         INSERT INTO {table} (feature_key, site_key, kind, rank, radius_m, added, added_unit, cumulative_value,
                              devices, geom)
@@ -245,9 +250,21 @@ def write_suggestions(ctx: Context, max_sites: int = MAX_SITES) -> dict[str, Any
         devices=[s["devices"] for s in sites], lon=[s["lon"] for s in sites], lat=[s["lat"] for s in sites],
     )
     ctx.execute(
-        f"UPDATE {ctx.table('suggested_sites')} s SET town = (SELECT t.name FROM _ind_town_sub t "
+        f"UPDATE {ctx.table(out.id)} s SET town = (SELECT t.name FROM _ind_town_sub t "
         f"WHERE ST_Intersects(t.geom, s.geom) LIMIT 1)"
     )
     return {s.kind: {"sites": len(s.sites), "devices": sum(x["devices"] for x in s.sites),
                      "closes_gap": s.closes_gap, "unit": s.unit, "base": round(s.base_value, 4),
                      "total": round(s.total, 4), "radius_m": s.radius_m, "method": s.method} for s in sugs}
+
+
+def read_suggestions(engine: Engine, table: str, kind: str, n: int) -> list[dict[str, Any]]:
+    """The ``n`` best stored sites of ``kind``: rank, town, lon, lat, radius, added (and unit), cumulative, devices.
+
+    The one reader of the suggestions layer (``table``: its qualified name), for the API and the CLI alike.
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            f"SELECT rank, town, ST_X(geom) AS lon, ST_Y(geom) AS lat, radius_m, added, added_unit, "
+            f"cumulative_value, devices FROM {table} WHERE kind = :k ORDER BY rank LIMIT :n"), {"k": kind, "n": n})
+        return [dict(r) for r in rows.mappings()]

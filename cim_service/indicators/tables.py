@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from cim_service.indicators.context import DISTRICT
+from cim_service.indicators.results import KEY_AREAS_KEY, TOWNS_KEY
 
 COLUMNS = ["id", "name_zh", "name_en", "area", "unit", "target", "value", "status", "gap", "gap_value",
            "baseline", "binding", "computed_at"]
@@ -27,18 +28,18 @@ class UnknownTownError(KeyError):
 
 def town_names(results: list[dict[str, Any]]) -> list[str]:
     """Town names present in the results."""
-    return sorted({t["town"] for r in results for t in r.get("towns", [])})
+    return sorted({t["town"] for r in results for t in r.get(TOWNS_KEY, [])})
 
 
 def select_town(result: dict[str, Any], town: str) -> dict[str, Any]:
     """The indicator with the town's value, target, status and gap at the top level (``area`` = the town)."""
-    for t in result.get("towns", []):
+    for t in result.get(TOWNS_KEY, []):
         if t["town"] == town:
-            out = {k: v for k, v in result.items() if k != "key_areas"}
-            out.update({k: t.get(k) for k in AREA_FIELDS}, area=town, district_value=result.get("value"),
-                       towns=[t])
+            out = {k: v for k, v in result.items() if k != KEY_AREAS_KEY}
+            out.update({k: t.get(k) for k in AREA_FIELDS}, area=town, district_value=result.get("value"))
+            out[TOWNS_KEY] = [t]
             return out
-    raise UnknownTownError(town, [t["town"] for t in result.get("towns", [])])
+    raise UnknownTownError(town, [t["town"] for t in result.get(TOWNS_KEY, [])])
 
 
 def flat_rows(results: list[dict[str, Any]], town: str | None = None) -> list[dict[str, Any]]:
@@ -49,7 +50,7 @@ def flat_rows(results: list[dict[str, Any]], town: str | None = None) -> list[di
     for r in results:
         areas = [] if town is not None else [{"area": DISTRICT, **{k: r.get(k) for k in AREA_FIELDS}}]
         areas += [{"area": t["town"], **{k: t.get(k) for k in AREA_FIELDS}}
-                  for t in r.get("towns", []) if town is None or t["town"] == town]
+                  for t in r.get(TOWNS_KEY, []) if town is None or t["town"] == town]
         for a in areas:
             rows.append({c: a.get(c, r.get(c)) for c in COLUMNS})
     return rows

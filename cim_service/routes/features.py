@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
@@ -25,11 +24,10 @@ from cim_service.auth import (
     resolve_layer,
     visible_fields,
 )
-from cim_service.catalog import Access, LayerSpec
-from cim_service.db import run_with_retry
+from cim_service.core.catalog import Access, LayerSpec
 from cim_service.errors import InvalidParameter, NotFound, error_responses
 from cim_service.features import formats
-from cim_service.features.collections import collection_doc, layer_states, link, queryables_doc, temporal_extent
+from cim_service.features.collections import collection_doc, link, queryables_doc, temporal_extent
 from cim_service.features.cql2 import FilterContext, coerce, parse_filter, to_sql
 from cim_service.features.crs import content_crs_header, resolve_crs
 from cim_service.features.params import bbox_condition, parse_properties, parse_sortby
@@ -37,6 +35,8 @@ from cim_service.features.query import ItemsQuery, item_sql, items_sql, matched_
 from cim_service.features.sql import Params, field_cast, quote_ident
 from cim_service.features.temporal import datetime_condition
 from cim_service.metrics import FEATURES_RETURNED
+from cim_service.store import layer_state
+from cim_service.store.db import Session
 
 router = APIRouter(tags=["OGC API Features"], responses=error_responses(400, 401, 404, 503, 504))
 _GEO = {200: {"description": "GeoJSON (default), HTML or CSV",
@@ -63,11 +63,11 @@ async def collections(request: Request, principal: Annotated[Principal, Depends(
     base = base_url(request)
     specs = [s for s in request.app.state.catalog if can_read_layer(s, principal)]
 
-    async def fetch(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-        states = await layer_states(conn)
-        return [collection_doc(s, states.get(s.id), base, await temporal_extent(conn, s)) for s in specs]
+    async def fetch(session: Session) -> list[dict[str, Any]]:
+        states = await layer_state.fetch_states(session)
+        return [collection_doc(s, states.get(s.id), base, await temporal_extent(session, s)) for s in specs]
 
-    docs = await run_with_retry(request.app.state.pool, fetch)
+    docs = await request.app.state.db.run(fetch)
     body = {"collections": docs, "links": [
         formats_link(base, "/collections", "self", formats.JSON),
         formats_link(base, "/collections?f=html", "alternate", formats.HTML)]}
@@ -88,11 +88,11 @@ async def collection(request: Request, collectionId: CollectionId,  # noqa: N803
     fmt = formats.negotiate(request, f)
     base = base_url(request)
 
-    async def fetch(conn: asyncpg.Connection) -> dict[str, Any]:
-        states = await layer_states(conn)
-        return collection_doc(spec, states.get(spec.id), base, await temporal_extent(conn, spec))
+    async def fetch(session: Session) -> dict[str, Any]:
+        states = await layer_state.fetch_states(session)
+        return collection_doc(spec, states.get(spec.id), base, await temporal_extent(session, spec))
 
-    doc = await run_with_retry(request.app.state.pool, fetch)
+    doc = await request.app.state.db.run(fetch)
     if fmt == "html":
         return formats.html("collection.html", doc=doc, base=base, links=doc["links"])
     return formats.json_response(doc)
@@ -146,10 +146,7 @@ async def items(
                                        filter_lang, filter_crs)
     sql = items_sql(q)
 
-    async def fetch(conn: asyncpg.Connection) -> asyncpg.Record:
-        return await conn.fetchrow(sql, *q.params.values)
-
-    row = await run_with_retry(request.app.state.pool, fetch)
+    row = await request.app.state.db.fetchrow(sql, *q.params.values)
     returned, matched = int(row["returned"]), matched_value(row["matched"], bool(q.where))
     if matched is not None and matched < q.offset + returned:  # layer_state behind the table: don't report it
         matched = None
@@ -163,7 +160,7 @@ async def items(
     names = [p.name for p in q.properties]
     read = list(dict.fromkeys([*names, *sorted(filtered_on), *(c.strip('"') for c, _ in q.order if c != '"id"')]))
     if needs_audit(spec, read):  # filtering or sorting on a field reads it too
-        await log_access(request.app.state.pool, principal, spec, "items", read,
+        await log_access(request.app.state.db, principal, spec, "items", read,
                          {"query": request.url.query, "returned": returned}, _client(request))
     links = _page_links(request, q.offset, q.limit, returned, matched)
     headers = {"Content-Crs": content_crs_header(out_crs)}
@@ -264,14 +261,14 @@ async def item(
         raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}") from None
     params = Params()
     sql = item_sql(spec, props, out_crs, params, fid)
-    text = await run_with_retry(request.app.state.pool, lambda conn: conn.fetchval(sql, *params.values))
+    text = await request.app.state.db.fetchval(sql, *params.values)
     if text is None:
         raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}")
     if out_crs.python_crs:
         text = formats.to_python_crs(text, out_crs.python_crs)
     names = [p.name for p in props]
     if needs_audit(spec, names):
-        await log_access(request.app.state.pool, principal, spec, "item", names, {"id": fid}, _client(request))
+        await log_access(request.app.state.db, principal, spec, "item", names, {"id": fid}, _client(request))
     base = base_url(request)
     links = [link(str(request.url), "self", formats.GEOJSON, "this feature"),
              link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]

@@ -1,8 +1,8 @@
 """Plan indicators: ``/indicators``, ``/indicators/{id}`` and ``/indicators/{id}/suggestions``.
 
-Reads go through the asyncpg pool: stored results are served when their input layer versions are still
-current; stale ones are recomputed first, in a threadpool on the synchronous engine (the indicator engine's
-advisory lock makes concurrent requests compute once). Indicators are aggregates: public like the layers
+Reads go through the app's pool (``app.state.db``): stored results are served when their input layer versions are
+still current; stale ones are recomputed first, in a threadpool on the app's synchronous engine (the indicator
+engine's advisory lock makes concurrent requests compute once). Indicators are aggregates: public like the layers
 they summarise.
 """
 
@@ -10,28 +10,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import asyncpg
 import orjson
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from cim_service.db import make_engine, run_with_retry
 from cim_service.errors import InvalidParameter, NotFound
 from cim_service.indicators.catalog import UnknownIndicatorError
 from cim_service.indicators.engine import IndicatorEngine, with_meta
 from cim_service.indicators.freshness import output_keys
 from cim_service.indicators.refresher import GapRefresher
+from cim_service.indicators.suggest import read_suggestions
 from cim_service.indicators.tables import UnknownTownError, flat_rows, select_town, to_csv
+from cim_service.store import indicator_results, layer_state
+from cim_service.store.db import Database, Session
 
 router = APIRouter(prefix="/indicators", tags=["Plan indicators"])
 
-#: indicator id -> suggestion kind in ``suggested_sites``
-SUGGESTION_KIND = {
-    "charging_area_coverage": "charging", "charging_address_coverage": "charging",
-    "g5_area_coverage": "g5", "g5_address_coverage": "g5", "g5_stations": "g5",
-    "camera_density": "camera", "cameras_total": "camera",
-}
 Town = Annotated[str | None, Query(description="Town (街镇) name, e.g. `七宝镇`: that town's value, target, gap.")]
 IndicatorId = Annotated[str, Path(description="Indicator id, e.g. `camera_density`.")]
 
@@ -39,52 +34,41 @@ IndicatorId = Annotated[str, Path(description="Indicator id, e.g. `camera_densit
 async def startup(app: FastAPI) -> None:
     """Create the indicator engine and start the background gap-layer refresher (unless CIM_GAP_REFRESH=off)."""
     settings = app.state.settings
-    engine = make_engine(settings.resolved_database_url())
-    app.state.indicator_engine = IndicatorEngine(engine, app.state.catalog, settings)
+    app.state.indicator_engine = IndicatorEngine(app.state.engine, app.state.catalog, settings)
     app.state.gap_refresher = None
     if settings.gap_refresh:
-        refresher = GapRefresher(app.state.catalog, settings, debounce_seconds=settings.gap_refresh_debounce_s)
+        refresher = GapRefresher(app.state.indicator_engine, app.state.listener,
+                                 debounce_seconds=settings.gap_refresh_debounce_s)
         await refresher.start()
         app.state.gap_refresher = refresher
 
 
 async def shutdown(app: FastAPI) -> None:
-    """Stop the refresher; dispose of the indicator engine's connections."""
+    """Stop the refresher (the engine and the listener belong to the app)."""
     refresher = getattr(app.state, "gap_refresher", None)
     if refresher is not None:
         await refresher.stop()
-    ind = getattr(app.state, "indicator_engine", None)
-    if ind is not None:
-        ind.engine.dispose()
 
 
 def _json(body: Any) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-async def _read(pool: asyncpg.Pool, keys: list[str]) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
-    async def fetch(conn: asyncpg.Connection) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
-        versions = {r["layer_id"]: int(r["version"]) for r in
-                    await conn.fetch("SELECT layer_id, version FROM cim_meta.layer_state")}
-        rows = await conn.fetch(
-            "SELECT key, inputs::text, params::text, result::text, computed_at, duration_ms "
-            "FROM cim_meta.indicator_result WHERE key = ANY($1::text[])", keys)
-        stored = {r["key"]: {"inputs": orjson.loads(r["inputs"]), "params": orjson.loads(r["params"]),
-                             "result": orjson.loads(r["result"]), "computed_at": r["computed_at"],
-                             "duration_ms": r["duration_ms"]} for r in rows}
-        return versions, stored
+async def _read(db: Database, keys: list[str]) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    async def fetch(session: Session) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+        return await layer_state.fetch_versions(session), await indicator_results.fetch_stored(session, keys)
 
-    return await run_with_retry(pool, fetch)
+    return await db.run(fetch)
 
 
 async def fresh_results(request: Request, keys: list[str]) -> dict[str, dict[str, Any]]:
     """Stored results of ``keys``, recomputing (in a threadpool) those whose inputs changed."""
     ind: IndicatorEngine = request.app.state.indicator_engine
-    versions, stored = await _read(request.app.state.pool, keys)
+    versions, stored = await _read(request.app.state.db, keys)
     stale = ind.stale_among(keys, versions, stored)
     if stale:
         await run_in_threadpool(ind.ensure, stale)
-        versions, stored = await _read(request.app.state.pool, keys)
+        versions, stored = await _read(request.app.state.db, keys)
     return {k: with_meta(stored[k]) for k in keys if k in stored}
 
 
@@ -128,10 +112,10 @@ async def gap_outputs(
     previous rows until the background refresh, ``refreshing``, commits).
     """
     ind: IndicatorEngine = request.app.state.indicator_engine
-    keys = output_keys()
+    keys = output_keys(indicators=ind.indicators)
     if wait:
         await fresh_results(request, keys)
-    versions, stored = await _read(request.app.state.pool, keys)
+    versions, stored = await _read(request.app.state.db, keys)
     stale = set(ind.stale_among(keys, versions, stored))
     outputs = {k.split(":", 1)[1]: {**(with_meta(stored[k]) if k in stored else {}), "stale": k in stale,
                                     "version": versions.get(k.split(":", 1)[1])} for k in keys}
@@ -160,20 +144,17 @@ async def suggestions(request: Request, indicator_id: IndicatorId,
                       ) -> Response:
     """Greedy maximal-coverage sites (GeoJSON), best first, with the coverage each adds."""
     _spec_or_404(request, indicator_id)
-    kind = SUGGESTION_KIND.get(indicator_id)
-    if kind is None:
+    ind: IndicatorEngine = request.app.state.indicator_engine
+    spec, output = ind.indicators.suggestion_for(indicator_id), ind.indicators.suggestions_output
+    if spec is None or output is None:
+        having = [i for s in ind.indicators.suggestions for i in s.indicators]
         raise NotFound(f"indicator {indicator_id!r} has no site suggestions; "
-                       f"suggestions exist for: {', '.join(SUGGESTION_KIND)}")
-    summary = (await fresh_results(request, ["derived:gap_camera_hex", "derived:suggested_sites"])
-               )["derived:suggested_sites"]
+                       f"suggestions exist for: {', '.join(having)}")
+    kind, key = spec.id, f"derived:{output.id}"
+    summary = (await fresh_results(request, [*(f"derived:{d}" for d in output.after), key]))[key]
+    table = ind.layers.get(output.id).qualified_table
 
-    async def fetch(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
-            "SELECT rank, town, radius_m, added, added_unit, cumulative_value, devices, "
-            "ST_X(geom) AS lon, ST_Y(geom) AS lat FROM cim.suggested_sites WHERE kind = $1 ORDER BY rank LIMIT $2",
-            kind, n)
-
-    rows = await run_with_retry(request.app.state.pool, fetch)
+    rows = await run_in_threadpool(read_suggestions, ind.engine, table, kind, n)
     features = [{"type": "Feature", "id": r["rank"],
                  "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
                  "properties": {k: r[k] for k in ("rank", "town", "radius_m", "added", "added_unit",

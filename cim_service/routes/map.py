@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from cim_service.auth import Principal, get_principal
-from cim_service.db import run_with_retry
+from cim_service.core.catalog import Catalog, Role
+from cim_service.store import layer_state
+from cim_service.store.db import Database
 from cim_service.webmap.assets import (
     deck_bundle_etag,
     deck_bundle_path,
@@ -21,17 +22,15 @@ from cim_service.webmap.page import build_page_config, render_page
 from cim_service.webmap.search import search_addresses
 
 router = APIRouter(prefix="/map", tags=["map"])
-ADDRESS_LAYER = "addresses"
-DISTRICT_LAYER = "district"
-_BBOX_SQL = "SELECT minx, miny, maxx, maxy FROM cim_meta.layer_state WHERE layer_id = $1"
 
 
-async def district_bbox(pool: asyncpg.Pool) -> tuple[float, float, float, float] | None:
-    """Return the district outline's bbox from the layer state, or None when it is not loaded."""
-    row = await run_with_retry(pool, lambda conn: conn.fetchrow(_BBOX_SQL, DISTRICT_LAYER))
-    if row is None or any(v is None for v in row.values()):
+async def district_bbox(db: Database, catalog: Catalog) -> tuple[float, float, float, float] | None:
+    """Return the district outline's bbox from the layer state, or None when it is not loaded (or not declared)."""
+    outline = catalog.role(Role.district_outline)
+    if outline is None:
         return None
-    return (row["minx"], row["miny"], row["maxx"], row["maxy"])
+    extents = await db.run(lambda session: layer_state.fetch_extents(session, [outline.id]))
+    return extents[outline.id]
 
 
 @router.get("", response_class=HTMLResponse, summary="The CIM一张图 planners' web map")
@@ -41,7 +40,7 @@ async def map_page(request: Request) -> HTMLResponse:
     A page load carries no credentials, so the page describes the public layers only; once an API key is
     entered, the page replaces its configuration with ``/map/config`` for that key.
     """
-    bbox = await district_bbox(request.app.state.pool)
+    bbox = await district_bbox(request.app.state.db, request.app.state.catalog)
     config = build_page_config(request.app.state.catalog, district_bbox=bbox)
     return HTMLResponse(render_page(config), headers={"Cache-Control": "no-cache"})
 
@@ -49,7 +48,7 @@ async def map_page(request: Request) -> HTMLResponse:
 @router.get("/config", summary="The map's configuration for the caller: the layers and fields its key may see")
 async def map_config(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> JSONResponse:
     """Return the page configuration (layers, fields, deck.gl spec) for the caller's API key."""
-    bbox = await district_bbox(request.app.state.pool)
+    bbox = await district_bbox(request.app.state.db, request.app.state.catalog)
     config = build_page_config(request.app.state.catalog, principal=principal, district_bbox=bbox)
     return JSONResponse(config, headers={"Cache-Control": "private, no-store"})
 
@@ -80,9 +79,8 @@ async def map_search(
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> dict:
     """Return matching standard addresses with WGS84 coordinates, best first."""
-    catalog = request.app.state.catalog
-    if ADDRESS_LAYER not in catalog:
+    spec = request.app.state.catalog.role(Role.standard_addresses)
+    if spec is None:
         raise HTTPException(status_code=404, detail="no address layer in the catalog")
-    spec = catalog.get(ADDRESS_LAYER)
-    results = await run_with_retry(request.app.state.pool, lambda conn: search_addresses(conn, spec, q, limit))
+    results = await request.app.state.db.run(lambda session: search_addresses(session, spec, q, limit))
     return {"query": q, "results": results}

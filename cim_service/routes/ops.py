@@ -1,13 +1,12 @@
 """Operations and discovery: landing page ``/``, ``/conformance``, ``/healthz``, ``/metrics``.
 
-Other router modules may declare the conformance classes they implement in a module-level ``CONFORMANCE``
-list (e.g. the tiles router); ``/conformance`` lists them together with the Features classes declared here.
+Router modules declare the conformance classes they implement in a module-level ``CONFORMANCE`` list; the app
+factory gathers them into ``app.state.conformance``, which ``/conformance`` lists.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -55,19 +54,6 @@ CONFORMANCE = [
 F = Annotated[str | None, Query(description="Output format: json or html.")]
 
 
-def _all_conformance(request: Request) -> list[str]:
-    from cim_service.app import ROUTER_MODULES
-
-    classes = list(CONFORMANCE)
-    for name in ROUTER_MODULES:
-        if name == __name__ or importlib.util.find_spec(name) is None:
-            continue
-        for uri in getattr(importlib.import_module(name), "CONFORMANCE", []):
-            if uri not in classes:
-                classes.append(uri)
-    return classes
-
-
 _DOC = {200: {"description": "JSON (default) or HTML", "content": {"application/json": {}, "text/html": {}}}}
 
 
@@ -102,7 +88,7 @@ async def landing(request: Request, f: F = None) -> Response:
 async def conformance(request: Request, f: F = None) -> Response:
     """List the conformance classes the service implements."""
     fmt = formats.negotiate(request, f)
-    doc = {"conformsTo": _all_conformance(request)}
+    doc = {"conformsTo": list(request.app.state.conformance)}
     if fmt == "html":
         return formats.html("conformance.html", doc=doc, base=str(request.base_url).rstrip("/"), links=[])
     return formats.json_response(doc)
@@ -111,12 +97,10 @@ async def conformance(request: Request, f: F = None) -> Response:
 @router.get("/healthz", summary="Liveness and database health", responses=error_responses(503))
 async def healthz(request: Request) -> Response:
     """Check the database (``SELECT 1`` and PostGIS); 503 when it is unreachable."""
-    pool = request.app.state.pool
+    db = request.app.state.db
 
     async def check() -> str:
-        async with pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
-            return await conn.fetchval("SELECT postgis_lib_version()")
+        return await db.fetchval("SELECT postgis_lib_version()")
 
     try:
         postgis = await asyncio.wait_for(check(), timeout=5)

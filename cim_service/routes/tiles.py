@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from cim_service.auth import Principal, get_principal, log_access, needs_audit, resolve_layer, visible_fields
-from cim_service.catalog import LayerSpec
-from cim_service.db import run_with_retry
+from cim_service.core.catalog import LayerSpec
 from cim_service.errors import InvalidParameter
+from cim_service.store import layer_state
 from cim_service.tiles import mvt, raster
-from cim_service.tiles.fastpath import CachedTileFastPath
 from cim_service.tiles.filters import filtered_request
 from cim_service.tiles.params import (
     MVT,
@@ -40,8 +38,6 @@ from cim_service.tiles.tilejson import tilejson, tileset_list, tileset_metadata,
 from cim_service.tiles.tms import SUPPORTED, get_tms, tile_ref, tms_definition, tms_summary
 
 router = APIRouter(tags=["Tiles"])
-#: ASGI middleware installed by the app factory: anonymous cache hits of public tiles skip routing
-MIDDLEWARE = [CachedTileFastPath]
 
 _TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/"
 _TMS = "http://www.opengis.net/spec/tms/2.0/conf/"
@@ -68,15 +64,8 @@ TILE_RESPONSES = {200: {"content": {MVT: {}}, "description": "Mapbox vector tile
 
 
 async def startup(app: FastAPI) -> None:
-    """Open the tile cache and its LISTEN connection (when the cache is on)."""
-    app.state.tiles = await TileState.start(app.state.pool, app.state.settings)
-
-
-async def shutdown(app: FastAPI) -> None:
-    """Stop the tile cache listener."""
-    state = getattr(app.state, "tiles", None)
-    if state is not None:
-        await state.stop()
+    """Create the tile cache (when it is on), kept current by the app's layer-version listener."""
+    app.state.tiles = TileState.create(app.state.db, app.state.settings, app.state.listener)
 
 
 def _root(request: Request) -> str:
@@ -84,14 +73,8 @@ def _root(request: Request) -> str:
 
 
 async def _bboxes(request: Request, specs: list[LayerSpec]) -> list:
-    async def fetch(conn: asyncpg.Connection) -> list:
-        return await conn.fetch(
-            "SELECT layer_id, minx, miny, maxx, maxy FROM cim_meta.layer_state WHERE layer_id = ANY($1::text[])",
-            [s.id for s in specs],
-        )
-
-    rows = await run_with_retry(request.app.state.pool, fetch)
-    return [(r["minx"], r["miny"], r["maxx"], r["maxy"]) if r["minx"] is not None else None for r in rows]
+    ids = [s.id for s in specs]
+    return list((await request.app.state.db.run(lambda session: layer_state.fetch_extents(session, ids))).values())
 
 
 async def _audit(request: Request, principal: Principal, reqs: list[LayerRequest], detail: dict) -> None:
@@ -99,7 +82,7 @@ async def _audit(request: Request, principal: Principal, reqs: list[LayerRequest
     for r in reqs:
         read = list(dict.fromkeys([*r.fields, *r.filter_fields]))  # a filter on a field reads it too
         if needs_audit(r.spec, read):
-            await log_access(request.app.state.pool, principal, r.spec, "tile", read, detail, client)
+            await log_access(request.app.state.db, principal, r.spec, "tile", read, detail, client)
 
 
 # -- tile matrix sets ------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """In-process tile cache: an LRU bounded by bytes, keyed by layer version and request.
 
-Keys contain the layer's ``cim_meta.layer_state.version`` (kept current by :mod:`cim_service.tiles.versions`),
+Keys contain the layer's ``cim_meta.layer_state.version`` (kept current by :mod:`cim_service.store.versions`),
 the tile matrix set and z/x/y, the filter and the selected fields (which also encode what the caller's role
 may see). An ingest bumps the version, so older entries are never looked up again and age out of the LRU.
 """

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cim_service.catalog import Access, UnknownLayerError
+from cim_service.core.catalog import Access, UnknownLayerError
 from cim_service.errors import NotFound
 from cim_service.metrics import TILE_CACHE_HITS
 from cim_service.tiles.params import tile_response

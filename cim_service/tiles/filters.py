@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cim_service.auth import Principal, visible_fields
-from cim_service.catalog import LayerSpec
+from cim_service.core.catalog import LayerSpec
 from cim_service.features.cql2 import FilterContext, parse_filter, to_sql
 from cim_service.features.crs import resolve_crs
 from cim_service.features.sql import Params

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cim_service.catalog import FieldType, LayerSpec
+from cim_service.core.catalog import LayerSpec
 from cim_service.tiles.tms import TileRef
 
 EXTENT = 4096
@@ -27,7 +27,6 @@ BUFFER = 64
 THIN_BELOW_ZOOM = 14
 #: grid cells per tile side when thinning (a cell is 64 MVT units: 8 px on a 512 px tile, 4 px on 256 px)
 THIN_GRID = 64
-_TEXT_TYPES = {FieldType.date, FieldType.timestamp, FieldType.json}
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def _columns(spec: LayerSpec, fields: tuple[str, ...]) -> str:
     cols = []
     for name in fields:
         ftype = spec.field(name).type  # KeyError for an undeclared field: callers validate first
-        cast = "::text" if ftype in _TEXT_TYPES else ""
+        cast = "::text" if ftype.info.text_in_tiles else ""
         cols.append(f't."{name}"{cast} AS "{name}"')
     return "".join(f", {c}" for c in cols)
 

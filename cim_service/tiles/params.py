@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from cim_service.auth import Principal, can_read_layer, visible_fields
-from cim_service.catalog import Access, LayerSpec, UnknownLayerError
+from cim_service.core.catalog import Access, LayerSpec, UnknownLayerError
 from cim_service.errors import InvalidParameter, NotFound
 from cim_service.tiles.cache import CachedTile
 

@@ -13,7 +13,7 @@ from rio_tiler.colormap import cmap
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 
-from cim_service.catalog import IDENT
+from cim_service.core.catalog import IDENT
 from cim_service.errors import InvalidParameter, NotFound
 from cim_service.tiles.tms import get_tms
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-import asyncpg
-
-from cim_service.catalog import LayerSpec
-from cim_service.db import libpq_url, run_with_retry
+from cim_service.core.catalog import LayerSpec
+from cim_service.core.settings import Settings
 from cim_service.metrics import TILE_CACHE_HITS, TILE_CACHE_MISSES
-from cim_service.settings import Settings
+from cim_service.store.db import Database
+from cim_service.store.versions import LayerVersions, VersionListener
 from cim_service.tiles.cache import CachedTile, TileCache
 from cim_service.tiles.mvt import build_tile_sql
 from cim_service.tiles.tms import TileRef
-from cim_service.tiles.versions import LayerVersions, VersionListener
 
 
 @dataclass(frozen=True)
@@ -38,27 +36,23 @@ class LayerRequest:
 class TileState:
     """Per-process tile machinery kept on ``app.state.tiles``."""
 
-    pool: asyncpg.Pool
+    db: Database
     max_features: int
     cache: TileCache | None = None
     versions: LayerVersions = field(default_factory=LayerVersions)
+    #: the app's listener when the cache is on (it keeps ``versions`` current), else None
     listener: VersionListener | None = None
 
     @classmethod
-    async def start(cls, pool: asyncpg.Pool, settings: Settings) -> TileState:
-        """Create the state; with the cache on, start the version listener (LISTEN + initial load)."""
-        state = cls(pool=pool, max_features=settings.max_features_per_tile)
+    def create(cls, db: Database, settings: Settings, listener: VersionListener) -> TileState:
+        """Create the state; with the cache on, its versions are ``listener``'s (cleared on each reconnection)."""
+        state = cls(db=db, max_features=settings.max_features_per_tile)
         if settings.tile_cache and settings.tile_cache_max_bytes > 0:
             state.cache = TileCache(settings.tile_cache_max_bytes)
-            state.listener = VersionListener(libpq_url(settings.resolved_database_url()), state.versions,
-                                             on_connect=state.cache.clear)
-            await state.listener.start()
+            state.listener = listener
+            state.versions = listener.versions
+            listener.on_connect(state.cache.clear)
         return state
-
-    async def stop(self) -> None:
-        """Stop the listener."""
-        if self.listener is not None:
-            await self.listener.stop()
 
     def cache_key(self, req: LayerRequest, tile: TileRef) -> tuple | None:
         """Cache key of a layer tile, or None when the cache is off or the layer version is not known live."""
@@ -81,10 +75,7 @@ class TileState:
         TILE_CACHE_MISSES.inc()
         q = build_tile_sql(req.spec, tile, req.fields, self.max_features, req.where, req.where_args)
 
-        async def fetch(conn: asyncpg.Connection) -> bytes | None:
-            return await conn.fetchval(q.sql, *q.args)
-
-        rendered = CachedTile.of(bytes(await run_with_retry(self.pool, fetch) or b""))
+        rendered = CachedTile.of(bytes(await self.db.fetchval(q.sql, *q.args) or b""))
         if key is not None:
             self.cache.put(key, rendered)
         return rendered

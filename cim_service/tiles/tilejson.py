@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from cim_service.catalog import FieldSpec, FieldType, LayerSpec
+from cim_service.core.catalog import FieldSpec, LayerSpec
+from cim_service.core.region import DISTRICT_BBOX
 from cim_service.errors import NotFound
 from cim_service.tiles.mvt import THIN_BELOW_ZOOM
 from cim_service.tiles.tms import SUPPORTED, get_tms, tile_matrix_limits
@@ -12,16 +13,8 @@ from cim_service.tiles.tms import SUPPORTED, get_tms, tile_matrix_limits
 MVT = "application/vnd.mapbox-vector-tile"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 REL_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
-#: Minhang District, used when a layer has no extent yet
-DEFAULT_BBOX = (121.25, 30.95, 121.60, 31.25)
-_JSON_TYPES = {
-    FieldType.text: {"type": "string"}, FieldType.integer: {"type": "integer"},
-    FieldType.bigint: {"type": "integer"}, FieldType.float: {"type": "number"},
-    FieldType.boolean: {"type": "boolean"}, FieldType.date: {"type": "string", "format": "date"},
-    FieldType.timestamp: {"type": "string", "format": "date-time"}, FieldType.json: {"type": "string"},
-}
-_TILEJSON_TYPES = {FieldType.integer: "Number", FieldType.bigint: "Number", FieldType.float: "Number",
-                   FieldType.boolean: "Boolean"}
+#: the district (declared in ``core.region``), used when a layer has no extent yet
+DEFAULT_BBOX = DISTRICT_BBOX
 Bbox = tuple[float, float, float, float]
 
 
@@ -46,7 +39,7 @@ def _dimension(spec: LayerSpec) -> int:
 
 def properties_schema(spec: LayerSpec, fields: list[FieldSpec]) -> dict:
     """JSON schema of the properties a tile of ``spec`` carries (``count`` for point layers)."""
-    props = {f.name: {**_JSON_TYPES[f.type], "title": f.title_en, "x-title-zh": f.title_zh} for f in fields}
+    props = {f.name: {**f.type.info.tile_schema, "title": f.title_en, "x-title-zh": f.title_zh} for f in fields}
     if spec.geometry.is_point:
         props["count"] = {"type": "integer", "title": "Points represented by this feature "
                           f"(> 1 only below zoom {THIN_BELOW_ZOOM}, where points are thinned per grid cell)"}
@@ -120,7 +113,7 @@ def tilejson(name: str, base: str, tms_id: str, layers: list[tuple[LayerSpec, li
     tms = get_tms(tms_id)
     vector_layers = []
     for spec, fields in layers:
-        described = {f.name: _TILEJSON_TYPES.get(f.type, "String") for f in fields}
+        described = {f.name: f.type.info.tilejson for f in fields}
         if spec.geometry.is_point:
             described["count"] = "Number"
         vector_layers.append({"id": spec.id, "description": spec.title_en, "fields": described,

@@ -1,7 +1,8 @@
 """Static export of the map: one self-contained HTML file (deck.gl bundle, JS, CSS and data inlined).
 
 The data is read through the service's own HTTP contracts (features API, indicators), in process, as an
-anonymous user: only public layers are exported. Base boundaries, the town choropleth, the indicator
+anonymous user: only public layers are exported (``cim map``, ``commands/map.py``, assembles the app and the
+client). Base boundaries, the town choropleth, the indicator
 table and the derived gap layers are exported whole; point layers as a sample.
 """
 
@@ -12,9 +13,8 @@ from typing import Any
 
 import shapely.geometry
 
-from cim_service.catalog import Access, Catalog
-from cim_service.settings import Settings
-from cim_service.webmap.page import BASE_LAYERS, build_page_config, render_page
+from cim_service.core.catalog import Access, Catalog
+from cim_service.webmap.page import base_layers
 
 #: features per point layer in the export
 DEFAULT_SAMPLE = 300
@@ -36,10 +36,11 @@ class ExportReport:
 def _export_plan(catalog: Catalog, sample: int) -> dict[str, int]:
     """Return ``{layer_id: limit}``: public polygon/line layers whole (up to a cap), point layers sampled."""
     plan: dict[str, int] = {}
+    base = {spec.id for spec in base_layers(catalog)}
     for spec in catalog:
         if spec.access is not Access.public:
             continue
-        if spec.id in BASE_LAYERS:
+        if spec.id in base:
             plan[spec.id] = 1000
         elif spec.kind == "derived":
             plan[spec.id] = MAX_GAP_FEATURES
@@ -95,8 +96,7 @@ def collect_inline_data(client: Any, catalog: Catalog, *, sample: int = DEFAULT_
     report.indicators = len(indicators)
     empty = {"type": "FeatureCollection", "features": []}
     inline = {
-        "district": collected.pop("district", empty),
-        "towns": collected.pop("towns", empty),
+        **{spec.id: collected.pop(spec.id, empty) for spec in base_layers(catalog)},  # under their layer ids
         "indicators": indicators,
         "layers": {k: v for k, v in collected.items() if v["features"]},
     }
@@ -109,29 +109,3 @@ def feature_bbox(fc: dict[str, Any]) -> tuple[float, float, float, float] | None
     if not bounds:
         return None
     return (min(b[0] for b in bounds), min(b[1] for b in bounds), max(b[2] for b in bounds), max(b[3] for b in bounds))
-
-
-def export_html(settings: Settings, *, sample: int = DEFAULT_SAMPLE) -> tuple[str, ExportReport]:
-    """Build the self-contained map HTML from the database of ``settings``.
-
-    Parameters
-    ----------
-    settings : Settings
-        Service settings (database, catalog).
-    sample : int
-        Features exported per public point layer.
-
-    Returns
-    -------
-    tuple of (str, ExportReport)
-        The HTML text and what it contains.
-    """
-    from fastapi.testclient import TestClient
-
-    from cim_service.app import create_app
-
-    app = create_app(settings)
-    with TestClient(app, base_url="http://127.0.0.1") as client:
-        inline, report = collect_inline_data(client, app.state.catalog, sample=sample)
-    config = build_page_config(app.state.catalog, inline=inline, district_bbox=feature_bbox(inline["district"]))
-    return render_page(config, inline_assets=True), report

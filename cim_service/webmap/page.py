@@ -17,7 +17,8 @@ import pydeck as pdk
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from cim_service.auth import ANONYMOUS, Principal, can_read_layer, visible_fields
-from cim_service.catalog import Access, Catalog, LayerSpec
+from cim_service.core.catalog import Access, Catalog, LayerSpec, Role
+from cim_service.core.region import DISTRICT_BBOX
 from cim_service.webmap.assets import (
     ENTRY_MODULE,
     TEMPLATES_DIR,
@@ -27,12 +28,11 @@ from cim_service.webmap.assets import (
     read_text_asset,
 )
 
-#: Minhang District, centred; the page fits the district outline once it is loaded
+#: the first view (the district, centred); the page fits the district outline once it is loaded
 DEFAULT_VIEW = {"longitude": 121.41, "latitude": 31.09, "zoom": 10.4, "pitch": 0, "bearing": 0}
-#: the district bounding box (WGS84), used to fit the first view to the window
-DISTRICT_BBOX = (121.235, 30.977, 121.572, 31.262)
-#: layers drawn as GeoJSON from the features API rather than as vector tiles
-BASE_LAYERS = ("district", "towns")
+#: roles of the boundary layers, drawn as GeoJSON from the features API rather than as vector tiles
+BASE_ROLES = (Role.district_outline, Role.town_boundaries)
+
 #: the camera-density raster (PNG tiles of the density COG)
 DENSITY_RASTER = {
     "id": "camera_density_raster",
@@ -54,6 +54,11 @@ MAX_TILE_ZOOM = 16
 MAX_REQUESTS = 16
 #: a literal string prop (pydeck turns bare strings into ``@@=`` accessor expressions)
 PIXELS = pdk.types.String("pixels")
+
+
+def base_layers(catalog: Catalog) -> list[LayerSpec]:
+    """The catalog's boundary layers (by their roles), those it declares."""
+    return [spec for role in BASE_ROLES if (spec := catalog.role(role)) is not None]
 
 
 def tile_url(layer_id: str) -> str:
@@ -145,16 +150,17 @@ def group_titles(groups: list[str]) -> dict[str, dict[str, str]]:
 def build_deck_spec(catalog: Catalog) -> dict[str, Any]:
     """Build the deck.gl JSON spec (pydeck) of the map: base boundaries, choropleth, MVT layers, raster."""
     layers: list[pdk.Layer] = []
-    if "towns" in catalog:
-        layers.append(_geojson_layer(catalog.get("towns"), filled=True))
+    towns, outline = catalog.role(Role.town_boundaries), catalog.role(Role.district_outline)
+    if towns is not None:
+        layers.append(_geojson_layer(towns, filled=True))
     raster = DENSITY_RASTER
     layers.append(pdk.Layer("TileLayer", id=raster["id"], data=raster["tiles"], visible=raster["visible"],
                             opacity=raster["opacity"], min_zoom=8, max_zoom=MAX_TILE_ZOOM, tile_size=256))
-    tiled = [s for s in catalog if s.id not in BASE_LAYERS]
+    tiled = [s for s in catalog if s not in (towns, outline)]
     for spec in sorted(tiled, key=_geometry_rank):
         layers.append(_mvt_layer(spec))
-    if "district" in catalog:
-        layers.append(_geojson_layer(catalog.get("district"), filled=False))
+    if outline is not None:
+        layers.append(_geojson_layer(outline, filled=False))
     deck = pdk.Deck(
         layers=layers,
         initial_view_state=pdk.ViewState(**DEFAULT_VIEW),

@@ -1,6 +1,6 @@
 """Address search for the map: typed Chinese address → standard addresses (一标) with coordinates.
 
-The text is parsed with :func:`pipelines.address.parse_address`; when it names a road, addresses on that
+The text is parsed with :func:`cim_service.core.address.parse_address`; when it names a road, addresses on that
 road (and lane / number when given) are matched on the parsed columns (``match: "address"``). Otherwise,
 or when nothing matches, the text (and its standard form) is matched as a substring of ``full_address``
 (``match: "text"``); as a last resort, any address on the parsed road (``match: "road"``). Values are bound
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
-from cim_service.catalog import LayerSpec
-from pipelines.address import parse_address
+from cim_service.core.address import parse_address
+from cim_service.core.catalog import LayerSpec
+from cim_service.store.db import Session
 
 MAX_QUERY_CHARS = 100
 
@@ -51,7 +50,7 @@ def _substring_sql(spec: LayerSpec) -> str:
     )
 
 
-async def search_addresses(conn: asyncpg.Connection, spec: LayerSpec, text: str,
+async def search_addresses(conn: Session, spec: LayerSpec, text: str,
                            limit: int = 10) -> list[dict[str, Any]]:
     """Return up to ``limit`` addresses matching ``text``: ``{label, town, longitude, latitude}``."""
     text = text.strip()[:MAX_QUERY_CHARS]

@@ -2,7 +2,7 @@
 
 Addresses are written as Shanghai door plates from each town's real road names (``路 + 弄 + 号`` or
 ``路 + 弄 + 幢`` in residential compounds, with ``室`` or ``单元 + 室`` for rooms, ``路 + 号`` for street fronts) and
-passed through :func:`pipelines.address.parse_address`, so ``address_code``, the level fields and
+passed through :func:`cim_service.core.address.parse_address`, so ``address_code``, the level fields and
 ``parse_level`` are the parser's own. Building addresses come first; room addresses share their
 building's point. ``residential`` marks homes.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from pipelines.address import address_code, parse_address
+from cim_service.core.address import address_code, parse_address
 from pipelines.demo.geo import offset, rng_for
 from pipelines.demo.outline import district_outline
 from pipelines.demo.sampling import context, sample_points

@@ -10,7 +10,7 @@ import numpy as np
 import shapely
 from sqlalchemy.engine import Engine
 
-from cim_service.catalog import Catalog, LayerSpec
+from cim_service.core.catalog import Catalog, LayerSpec, Role
 from pipelines.demo import addresses as addr
 from pipelines.demo import devices, houses, metro, people, roads, sites, towns
 from pipelines.demo.outline import district_frame
@@ -148,6 +148,7 @@ def load_demo(
             engine, spec, frame, source_name=f"demo-{scale}-seed{seed}-{layer_id}",
             source_sha256=frame_sha256(frame), source_crs="EPSG:4326",
             options={"demo": {"scale": scale, "seed": seed}}, replace=replace,
+            outline=catalog.role(Role.district_outline),
         )
         if progress is not None:
             progress(layer_id, results[layer_id])

@@ -11,7 +11,7 @@ import shapely
 from shapely.geometry import MultiPolygon, shape
 
 import cim_service
-from pipelines.crs import transform_geometry
+from cim_service.core.crs import transform_geometry
 
 DATA_DIR = Path(cim_service.__file__).resolve().parent / "data"
 OUTLINE_FILE = DATA_DIR / "minhang_310112_gcj02.geojson"

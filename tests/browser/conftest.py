@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from cim_service.app import create_app
-from cim_service.settings import PROJECT_ROOT, Settings
+from cim_service.core.settings import PROJECT_ROOT, Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

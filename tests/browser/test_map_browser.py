@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from cim_service.auth import create_api_key
-from cim_service.migrate import bump_layer_state
-from pipelines.address import address_code, parse_address
-from pipelines.crs import gcj02_to_wgs84
+from cim_service.core.address import address_code, parse_address
+from cim_service.core.crs import gcj02_to_wgs84
+from cim_service.store.layer_state import bump_version
 from pipelines.ingest import ingest_file
 from tests.browser.conftest import attach_log, open_map
 from tests.browser.pixels import changed_share, dark_share, is_background, patch, rgb
@@ -214,7 +214,7 @@ def real_addresses(engine, catalog, shared_data, tmp_path_factory):
     with engine.begin() as conn:  # leave the demo as it was for the other test modules
         conn.execute(sa.text(f"DELETE FROM {spec.qualified_table} WHERE batch_id = :b"), {"b": result.batch_id})
         conn.execute(sa.text("DELETE FROM cim_meta.ingest_batch WHERE id = :b"), {"b": result.batch_id})
-        bump_layer_state(conn, "addresses", spec.qualified_table)
+        bump_version(conn, "addresses", spec.qualified_table)
 
 
 def real_lane_address(path) -> tuple[str, float, float]:

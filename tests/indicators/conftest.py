@@ -6,19 +6,44 @@ every layer. The database is created and migrated once per session; each test em
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from cim_service.catalog import Catalog
-from cim_service.db import make_engine
-from cim_service.migrate import bump_layer_state
+from cim_service.core.catalog import Catalog
+from cim_service.store.db import make_engine
+from cim_service.store.layer_state import bump_version
+from cim_service.store.localdb import LocalCluster
 
 #: origin of the hand-drawn cases in EPSG:4549 (about 121.40E, 31.09N, in Minhang)
 X0, Y0 = 633_000.0, 3_442_000.0
+
+
+@pytest.fixture(scope="session")
+def stock_server_url() -> Iterator[str]:
+    """A second project-local cluster with PostgreSQL's built-in settings (work_mem 4 MB, ...), on a free port.
+
+    Like a user's own server: nothing of the project cluster's tuning is written to its postgresql.conf.
+    """
+    home = Path(tempfile.mkdtemp(prefix="cim-stock-pg-", dir="/tmp"))  # the postgres user must reach it
+    os.chmod(home, 0o755)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cluster = LocalCluster(home=home, port=port, tuned=False)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +78,7 @@ def put(hand: Engine, catalog: Catalog) -> Callable[..., None]:
                 f"INSERT INTO {spec.qualified_table} (feature_key, geom, outside_district{cols}) VALUES "
                 f"(:fk, ST_Transform(ST_Translate(ST_GeomFromText(:wkt, 4549), :x0, :y0), 4326), :out{vals})"
             ), {"fk": uuid.uuid4().hex, "wkt": wkt, "x0": X0, "y0": Y0, "out": outside, **fields})
-            bump_layer_state(conn, spec.id, spec.qualified_table)
+            bump_version(conn, spec.id, spec.qualified_table)
 
     return _put
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cim_service.app import create_app
-from cim_service.settings import Settings
+from cim_service.core.settings import Settings
 
 
 @pytest.fixture

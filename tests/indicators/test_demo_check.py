@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import shapely
 
-from cim_service.db import make_engine
+from cim_service.core.settings import Settings
 from cim_service.indicators.engine import IndicatorEngine
-from cim_service.settings import Settings
+from cim_service.store.db import make_engine
 
 M = 4549
 

@@ -17,11 +17,11 @@ from shapely.geometry import Point
 from typer.testing import CliRunner
 
 from cim_service.app import create_app
-from cim_service.db import make_engine
+from cim_service.core.settings import Settings
 from cim_service.indicators.engine import IndicatorEngine
 from cim_service.indicators.freshness import REFRESH_LOCK, input_layers, refresh_stale
-from cim_service.migrate import bump_layer_state
-from cim_service.settings import Settings
+from cim_service.store.db import make_engine
+from cim_service.store.layer_state import bump_version
 from pipelines.demo import load_demo
 from pipelines.load import load_geodataframe
 
@@ -106,7 +106,7 @@ def test_inputs_exclude_derived_layers():
 
 def test_service_refreshes_gap_layers_after_an_ingest(demo, catalog, app_settings):
     with demo.begin() as conn:  # inputs changed while no service ran: start-up must refresh on its own
-        bump_layer_state(conn, "cameras", catalog.get("cameras").qualified_table)
+        bump_version(conn, "cameras", catalog.get("cameras").qualified_table)
     before_start = versions(demo)
     with TestClient(create_app(app_settings)) as client:
         refresher = client.app.state.gap_refresher
@@ -136,7 +136,7 @@ def test_service_refreshes_gap_layers_after_an_ingest(demo, catalog, app_setting
         # no loop: the refresh's own bumps of derived layers, or any other, do not trigger another one
         runs, settled = refresher.runs, versions(demo)
         with demo.begin() as conn:
-            bump_layer_state(conn, "gap_5g", catalog.get("gap_5g").qualified_table)
+            bump_version(conn, "gap_5g", catalog.get("gap_5g").qualified_table)
         time.sleep(app_settings.gap_refresh_debounce_s + 2)
         assert refresher.runs == runs
         after = versions(demo)
@@ -160,7 +160,7 @@ def test_refresh_after_reconnect_catches_missed_changes(demo, catalog, app_setti
 
 
 def test_refresh_lock_keeps_other_processes_out(demo, catalog, app_settings):
-    ind = IndicatorEngine(make_engine(app_settings.resolved_database_url()), catalog, app_settings)
+    ind = IndicatorEngine(make_engine(app_settings.database_url), catalog, app_settings)
     try:
         with demo.connect() as conn:
             assert conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": REFRESH_LOCK}).scalar()
@@ -203,7 +203,7 @@ def test_shutdown_cuts_off_a_refresh_that_overruns(demo, catalog, app_settings):
     from cim_service.indicators.engine import ENGINE_LOCK
 
     with demo.begin() as conn:
-        bump_layer_state(conn, "cameras", catalog.get("cameras").qualified_table)
+        bump_version(conn, "cameras", catalog.get("cameras").qualified_table)
     blocker = demo.connect()
     try:
         blocker.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": ENGINE_LOCK})  # the refresh waits on it

@@ -5,13 +5,13 @@ from __future__ import annotations
 import nbformat
 from nbclient import NotebookClient
 
-from cim_service.settings import PROJECT_ROOT
+from cim_service.core.settings import PROJECT_ROOT
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "coverage_gaps.ipynb"
 
 
 def test_coverage_gaps_notebook_runs(demo_database_url, catalog, tmp_path, monkeypatch):
-    from cim_service.db import make_engine
+    from cim_service.store.db import make_engine
     from pipelines.demo import load_demo
 
     eng = make_engine(demo_database_url)

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from cim_service.settings import PROJECT_ROOT
+from cim_service.core.settings import PROJECT_ROOT
 from cim_service.webmap.assets import (
     ENTRY_MODULE,
     MODULE_DIR,

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from cim_service.catalog import Catalog
 from cim_service.cli import app
-from cim_service.db import make_engine
+from cim_service.core.catalog import Catalog
+from cim_service.store.db import make_engine
 from pipelines.ingest import IngestError, ingest_file
 
 

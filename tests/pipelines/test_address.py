@@ -1,4 +1,4 @@
-"""Tests for pipelines.address: normalisation, level parsing, standard address, code, real-data rate."""
+"""Tests for cim_service.core.address: normalisation, level parsing, standard address, code, real-data rate."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.address import (
+from cim_service.core.address import (
     LEVELS,
     MINHANG_TOWNS,
     TOWN_ALIASES,

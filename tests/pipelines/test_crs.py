@@ -1,4 +1,4 @@
-"""Tests for pipelines.crs: GCJ-02 / BD-09 maths, pyproj dispatch, CRS parsing and geometries."""
+"""Tests for cim_service.core.crs: GCJ-02 / BD-09 maths, pyproj dispatch, CRS parsing and geometries."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Point, Polygon
 
-from pipelines.crs import (
+from cim_service.core.crs import (
     SOURCE_CRS_ALIASES,
     UnknownCRSError,
     bd09_to_gcj02,

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from geopandas.testing import assert_geodataframe_equal
 from typer.testing import CliRunner
 
-from cim_service.catalog import Catalog
-from cim_service.db import make_engine
-from pipelines.address import address_code, parse_address
+from cim_service.core.address import address_code, parse_address
+from cim_service.core.catalog import Catalog
+from cim_service.store.db import make_engine
 from pipelines.demo import SCALES, build_demo, frame_sha256, load_demo
 from pipelines.demo.geo import area_km2
 from pipelines.demo.identifiers import valid_credit_code, valid_id_number

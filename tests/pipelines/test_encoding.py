@@ -7,7 +7,7 @@ import io
 import pandas as pd
 import pytest
 
-from cim_service.catalog import FieldSpec
+from cim_service.core.catalog import FieldSpec
 from pipelines.encoding import DecodedStream, Encoding, EncodingError, decode_marked, detect_text_encoding, guess
 from pipelines.readers import ReadError, column_mapping
 from pipelines.validate import Faults, coerce_field

@@ -148,7 +148,8 @@ class Row:
 
 @st.composite
 def csv_files(draw):
-    """A cameras CSV: (file bytes, the rows as generated and whether their bytes were damaged)."""
+    """A cameras CSV: (file bytes, the rows as generated and whether their bytes were damaged, whether the file
+    as a whole was broken: header dropped, cut anywhere, or not text at all)."""
     n = draw(st.integers(min_value=1, max_value=12))
     rows = []
     for i in range(1, n + 1):
@@ -188,7 +189,14 @@ def csv_files(draw):
                 byte = draw(st.sampled_from([0x00, 0x80, 0xA1, 0xC3, 0xE4, 0xFF]))
                 encoded[i] = record[:at] + bytes([byte]) + record[at:]
                 rows[i - 1].damaged = True
-    return b"".join(encoded), rows
+    data = b"".join(encoded)
+    hazard = "none" if draw(MOSTLY) else draw(st.sampled_from(["no header", "cut", "gzip"]))
+    if hazard != "none":  # the file as a whole is broken: a refusal or rejects, whatever the rows were
+        for row in rows:
+            row.damaged = True
+        cut = draw(st.integers(min_value=0, max_value=len(data)))
+        data = {"no header": data[len(encoded[0]):], "cut": data[:cut], "gzip": b"\x1f\x8b\x08" + data}[hazard]
+    return data, rows, hazard != "none"
 
 
 def _normalized(owner: str) -> str | None:
@@ -209,13 +217,17 @@ def test_generated_csv_ingests(db, catalog, work_dir, db_state):
     @_settings(60)
     @given(generated=csv_files())
     def run(generated):
-        data, rows = generated
+        data, rows, broken = generated
         _reset(db)
         path = work_dir / "generated.csv"
         path.write_bytes(data)
         outcome = _ingest(db, catalog, path, db_state, seen)
         if isinstance(outcome, str):  # refused: for its text, only when the generator damaged bytes
-            assert any(r.damaged for r in rows) or not TEXT_REFUSAL.search(outcome), outcome
+            reason = outcome.split(": ", 1)[1]
+            assert any(r.damaged for r in rows) or reason.startswith("all ") or not TEXT_REFUSAL.search(reason), \
+                outcome
+            return
+        if broken:
             return
         result, loaded = outcome
         assert result.rows_read == len(rows)  # no row vanished

@@ -11,7 +11,7 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
-from pipelines.crs import bd09_to_wgs84, gcj02_to_wgs84
+from cim_service.core.crs import bd09_to_wgs84, gcj02_to_wgs84
 from pipelines.ingest import IngestError, ingest_file
 from pipelines.readers import column_mapping, find_coordinate_columns
 

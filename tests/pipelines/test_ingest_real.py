@@ -14,7 +14,7 @@ import shapely
 import sqlalchemy as sa
 from pyproj import Transformer
 
-from pipelines.crs import gcj02_to_wgs84, transform_geometry
+from cim_service.core.crs import gcj02_to_wgs84, transform_geometry
 from pipelines.ingest import IngestError, ingest_file
 from pipelines.readers import read_vector
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from cim_service.catalog import FieldSpec
-from pipelines.crs import gcj02_to_wgs84
+from cim_service.core.catalog import FieldSpec
+from cim_service.core.crs import gcj02_to_wgs84
 from pipelines.readers import ReadError, detect_encoding, detect_format, sha256_file
 from pipelines.validate import (
     Faults,

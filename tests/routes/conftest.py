@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from cim_service.app import create_app
 from cim_service.auth import create_api_key
-from cim_service.migrate import bump_layer_state
+from cim_service.store.layer_state import bump_version
 
 #: the fixture area (WGS84 lon/lat) around Maqiao, away from the tile tests' area
 AREA = (121.330, 31.000, 121.360, 31.030)
@@ -64,13 +64,13 @@ def features_data(demo_database_url, engine, catalog) -> Iterator[dict]:
             "'F', 1980 + g, 'resident', ST_SetSRID(ST_MakePoint(121.335 + g * 0.0005, 31.005), 4326) "
             "FROM generate_series(1, 4) g"))
         for layer in FIXTURE_LAYERS:
-            bump_layer_state(conn, layer, catalog.get(layer).qualified_table)
+            bump_version(conn, layer, catalog.get(layer).qualified_table)
     yield {"cameras": cams}
     with engine.begin() as conn:
         for layer in FIXTURE_LAYERS:
             spec = catalog.get(layer)
             conn.execute(sa.text(f"DELETE FROM {spec.qualified_table} WHERE feature_key LIKE 'ftest-%'"))
-            bump_layer_state(conn, layer, spec.qualified_table)
+            bump_version(conn, layer, spec.qualified_table)
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def test_single_item_of_people_is_logged(api, officer, engine):
 
 
 def test_personal_fields_hidden_without_scope():
-    from cim_service.catalog import load_catalog
+    from cim_service.core.catalog import load_catalog
 
     people = load_catalog().get("people")
     restricted_only = Principal("auditor", "custom", frozenset({"internal", "restricted"}))

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from pyproj import Transformer
 
-from pipelines.crs import wgs84_to_bd09, wgs84_to_gcj02
+from cim_service.core.crs import wgs84_to_bd09, wgs84_to_gcj02
 from tests.routes.conftest import AREA, N_CAMERAS, db_count
 
 BBOX = ",".join(map(str, AREA))

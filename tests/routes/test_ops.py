@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from cim_service.app import create_app
-from cim_service.settings import Settings
+from cim_service.core.settings import Settings
 
 
 def test_healthz_ok(api):

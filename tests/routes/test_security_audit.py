@@ -378,7 +378,7 @@ def test_key_of_unknown_role_is_refused(api, engine):
 @pytest.fixture(scope="module")
 def internal_people(settings, features_data, tmp_path_factory) -> Iterator[TestClient]:
     """The service with a catalog where ``people`` is only ``internal``: personal fields alone trigger the log."""
-    from cim_service.settings import Settings
+    from cim_service.core.settings import Settings
 
     folder = tmp_path_factory.mktemp("layers-internal-people")
     for path in Path(catalog_folder()).glob("*.yaml"):

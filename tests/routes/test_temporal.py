@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-import asyncpg
 import pytest
 
-from cim_service.catalog import FieldSpec, FieldType
-from cim_service.db import libpq_url
+from cim_service.core.catalog import FieldSpec, FieldType
 from cim_service.errors import InvalidParameter
 from cim_service.features.sql import Params
 from cim_service.features.temporal import TEMPORAL_OPERATORS, TemporalOperand, datetime_condition, temporal_sql
+from cim_service.store.db import Database
 from tests.routes.conftest import run_async
 
 A = (date(2020, 1, 1), date(2020, 6, 1))
@@ -35,11 +34,12 @@ CASES = [
 
 def _fetch(database_url: str, sql: str, args: list):
     async def run():
-        conn = await asyncpg.connect(libpq_url(database_url))
+        db = Database(database_url, min_size=0)
+        await db.open()
         try:
-            return await conn.fetch(sql, *args)
+            return await db.fetch(sql, *args)
         finally:
-            await conn.close()
+            await db.close()
 
     return run_async(run)
 

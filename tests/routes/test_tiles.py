@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from cim_service.app import create_app
 from cim_service.auth import create_api_key
-from cim_service.migrate import bump_layer_state
+from cim_service.store.layer_state import bump_version
 from cim_service.tiles.mvt import THIN_BELOW_ZOOM, THIN_GRID
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
@@ -53,13 +53,13 @@ def tile_data(demo_database_url, engine, catalog) -> Iterator[None]:
             "SELECT 'tiletest-p' || g, 'P' || g, 'a000000001', '张三' || g, '31011219800101123X', '13800000000', 'M', "
             "ST_SetSRID(ST_MakePoint(121.385 + g * 0.0005, 31.105), 4326) FROM generate_series(1, 5) g"))
         for layer in ("cameras", "towns", "main_roads", "people"):
-            bump_layer_state(conn, layer, catalog.get(layer).qualified_table)
+            bump_version(conn, layer, catalog.get(layer).qualified_table)
     yield
     with engine.begin() as conn:  # leave the demo as it was for the other test modules
         for layer in ("cameras", "towns", "main_roads", "people"):
             spec = catalog.get(layer)
             conn.execute(sa.text(f"DELETE FROM {spec.qualified_table} WHERE feature_key LIKE 'tiletest-%'"))
-            bump_layer_state(conn, layer, spec.qualified_table)
+            bump_version(conn, layer, spec.qualified_table)
 
 
 @pytest.fixture(scope="module")

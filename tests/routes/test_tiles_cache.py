@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from shapely.geometry import Point
 
 from cim_service.app import create_app
+from cim_service.core.settings import Settings
 from cim_service.metrics import REGISTRY
-from cim_service.migrate import bump_layer_state
-from cim_service.settings import Settings
+from cim_service.store.layer_state import bump_version
 from cim_service.tiles.cache import CachedTile, TileCache
 from cim_service.tiles.fastpath import CachedTileFastPath
 from pipelines.load import load_geodataframe
@@ -52,13 +52,13 @@ def cameras(demo_database_url, engine, catalog) -> Iterator[list[int]]:
             "SELECT 'cachetest-' || g, (31011200001390000000 + g)::text, 'dome', "
             "ST_SetSRID(ST_MakePoint(:x + g * 0.0001, :y), 4326) FROM generate_series(1, 20) g RETURNING id"),
             {"x": CENTER[0] - 0.001, "y": CENTER[1]}).scalars().all()
-        bump_layer_state(conn, "cameras", spec.qualified_table)
+        bump_version(conn, "cameras", spec.qualified_table)
     yield ids
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM cim.cameras WHERE feature_key LIKE 'cachetest-%' OR device_id = ANY(:d)"),
                      {"d": INGESTED})
         conn.execute(sa.text("DELETE FROM cim_meta.ingest_batch WHERE file_name = 'cache-test.csv'"))
-        bump_layer_state(conn, "cameras", spec.qualified_table)
+        bump_version(conn, "cameras", spec.qualified_table)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_sql_update_with_bump_invalidates(client, engine, catalog, cameras):
     assert _ids(client.get(PATH).content)[target]["camera_type"] == "dome"
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE cim.cameras SET camera_type = 'checkpoint' WHERE id = :i"), {"i": target})
-        bump_layer_state(conn, "cameras", catalog.get("cameras").qualified_table)
+        bump_version(conn, "cameras", catalog.get("cameras").qualified_table)
     r = _poll(client, PATH, lambda r: _ids(r.content)[target]["camera_type"] == "checkpoint")
     assert _ids(r.content)[target]["camera_type"] == "checkpoint"
 
@@ -143,7 +143,7 @@ def test_listener_reconnects_after_drop(client, engine, catalog, cameras):
     client.get(PATH)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE cim.cameras SET camera_type = 'bullet' WHERE id = :i"), {"i": cameras[1]})
-        bump_layer_state(conn, "cameras", catalog.get("cameras").qualified_table)
+        bump_version(conn, "cameras", catalog.get("cameras").qualified_table)
     r = _poll(client, PATH, lambda r: _ids(r.content)[cameras[1]]["camera_type"] == "bullet")
     assert _ids(r.content)[cameras[1]]["camera_type"] == "bullet"
 
@@ -230,7 +230,7 @@ def test_fast_path_responses_carry_cors_headers(settings, cameras):
 
 
 def test_versions_reload_replaces_and_keeps_newer_notifications():
-    from cim_service.tiles.versions import LayerVersions
+    from cim_service.store.versions import LayerVersions
 
     class FakeConn:
         def __init__(self, versions):

@@ -1,9 +1,11 @@
-"""Layer versions known to this process, kept current by LISTEN ``cim_layer_changed`` on a dedicated connection.
+"""Layer versions known to this process, kept current by LISTEN ``cim_layer_changed`` on one dedicated connection.
 
-Writers bump ``cim_meta.layer_state.version`` in the ingest transaction; a trigger sends
-``NOTIFY cim_layer_changed, '<layer_id>:<version>'``. :class:`VersionListener` keeps one asyncpg connection
-listening, reloads every version whenever it (re)connects (notifications sent while it was away are lost),
-and marks the versions *not live* while disconnected: the tile cache is then bypassed, never stale.
+Writers bump ``cim_meta.layer_state.version`` in their transaction (:func:`cim_service.store.layer_state.
+bump_version`); a trigger sends ``NOTIFY cim_layer_changed, '<layer_id>:<version>'``. One
+:class:`VersionListener` per service process keeps a connection listening, reloads every version whenever it
+(re)connects (notifications sent while it was away are lost) and marks the versions *not live* while
+disconnected: the tile cache is then bypassed, never stale. The tile cache and the gap-layer refresher share it:
+``watch`` a version change, ``on_connect`` a (re)connection.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-import asyncpg
+import psycopg
+
+from cim_service.store import layer_state
+from cim_service.store.db import ConnectionSession, listen_connection
 
 log = logging.getLogger(__name__)
 CHANNEL = "cim_layer_changed"
@@ -25,18 +30,26 @@ class LayerVersions:
     def __init__(self) -> None:
         self._versions: dict[str, int] = {}
         self._during_reload: list[tuple[str, int]] | None = None
+        self._watchers: list[Callable[[str, int], None]] = []
         self.live = False
 
     def get(self, layer_id: str) -> int | None:
         """Known version of ``layer_id`` (None when unknown)."""
         return self._versions.get(layer_id)
 
+    def watch(self, callback: Callable[[str, int], None]) -> None:
+        """Call ``callback(layer_id, version)`` whenever a notified version moves a layer forward."""
+        self._watchers.append(callback)
+
     def update(self, layer_id: str, version: int) -> None:
         """Record a notified version; versions only move forward (except through :meth:`reload`)."""
         if self._during_reload is not None:
             self._during_reload.append((layer_id, version))
-        if version > self._versions.get(layer_id, -1):
+        before = self._versions.get(layer_id)
+        if before is None or version > before:
             self._versions[layer_id] = version
+            for callback in self._watchers:
+                callback(layer_id, version)
 
     def apply_notification(self, payload: str) -> None:
         """Apply a ``'<layer_id>:<version>'`` notification payload (malformed payloads are logged and ignored)."""
@@ -46,12 +59,11 @@ class LayerVersions:
         except ValueError:
             log.warning("ignoring malformed %s payload %r", CHANNEL, payload)
 
-    async def reload(self, conn: asyncpg.Connection) -> None:
-        """Replace the known versions by ``cim_meta.layer_state``'s (also when they went down: a restored database)."""
+    async def reload(self, session: ConnectionSession) -> None:
+        """Replace the known versions by the database's (also when they went down: a restored database)."""
         self._during_reload = []
         try:
-            rows = await conn.fetch("SELECT layer_id, version FROM cim_meta.layer_state")
-            versions = {row["layer_id"]: int(row["version"]) for row in rows}
+            versions = await layer_state.fetch_versions(session)
             for layer_id, version in self._during_reload:  # notified while the query ran: keep the newer
                 versions[layer_id] = max(version, versions.get(layer_id, -1))
             self._versions = versions
@@ -62,23 +74,27 @@ class LayerVersions:
 class VersionListener:
     """Background task: LISTEN on a dedicated connection, re-opened when it drops."""
 
-    def __init__(self, dsn: str, versions: LayerVersions, *, retry_seconds: float = 1.0,
-                 ping_seconds: float = 15.0, on_connect: Callable[[], None] | None = None,
-                 name: str = "tile version listener"):
-        self.dsn = dsn
-        self.name = name  # in the task name and log lines (the indicator gap refresher listens too)
-        self.versions = versions
-        self.on_connect = on_connect  # e.g. clear the cache: what happened while disconnected is unknown
+    def __init__(self, url: str, versions: LayerVersions | None = None, *, retry_seconds: float = 1.0,
+                 ping_seconds: float = 15.0, name: str = "layer version listener"):
+        self.url = url
+        self.name = name
+        self.versions = versions if versions is not None else LayerVersions()
         self.retry_seconds = retry_seconds
         self.ping_seconds = ping_seconds
+        self._on_connect: list[Callable[[], None]] = []
         self._task: asyncio.Task | None = None
-        self._conn: asyncpg.Connection | None = None
+        self._conn: psycopg.AsyncConnection | None = None
         self.connected = asyncio.Event()
         self.server_pid: int | None = None
 
+    def on_connect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after each (re)connection, once the versions are reloaded."""
+        self._on_connect.append(callback)
+
     async def start(self, *, wait_seconds: float = 5.0) -> None:
         """Start listening; wait (bounded) for the first connection so start-up serves cached tiles at once."""
-        self._task = asyncio.create_task(self._run(), name=f"cim-{self.name.replace(' ', '-')}")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"cim-{self.name.replace(' ', '-')}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.connected.wait(), wait_seconds)
 
@@ -88,10 +104,8 @@ class VersionListener:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+            self._task = None
         self.versions.live = False
-
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self.versions.apply_notification(payload)
 
     async def _run(self) -> None:
         while True:
@@ -104,25 +118,21 @@ class VersionListener:
             finally:
                 self.versions.live = False
                 self.connected.clear()
-                if self._conn is not None and not self._conn.is_closed():
-                    self._conn.terminate()
+                if self._conn is not None:
+                    with contextlib.suppress(Exception):
+                        await self._conn.close()
                 self._conn = None
             await asyncio.sleep(self.retry_seconds)
 
     async def _listen_once(self) -> None:
-        conn = self._conn = await asyncpg.connect(self.dsn,
-                                                  server_settings={"application_name": "minhang-cim-listen"})
-        lost = asyncio.Event()
-        conn.add_termination_listener(lambda _c: lost.set())
-        await conn.add_listener(CHANNEL, self._on_notify)
-        await self.versions.reload(conn)  # after LISTEN: nothing committed in between is missed
-        if self.on_connect is not None:
-            self.on_connect()
-        self.server_pid = conn.get_server_pid()
+        conn = self._conn = await listen_connection(self.url, [CHANNEL], "minhang-cim-listen")
+        await self.versions.reload(ConnectionSession(conn))  # after LISTEN: nothing committed in between is missed
+        for callback in self._on_connect:
+            callback()
+        self.server_pid = conn.info.backend_pid
         self.versions.live = True
         self.connected.set()
-        while not lost.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), self.ping_seconds)
-            if not lost.is_set():
-                await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)  # raises when the server is gone
+        while True:
+            async for notify in conn.notifies(timeout=self.ping_seconds):
+                self.versions.apply_notification(notify.payload)
+            await asyncio.wait_for(conn.execute("SELECT 1"), 5)  # raises when the server is gone

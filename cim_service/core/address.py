@@ -15,7 +15,7 @@ is optional and the finest one reached is reported by :meth:`ParsedAddress.level
 * When the text names no district but a Minhang town, ``district`` is inferred as 闵行区.
 
 Measured on ``../shared/data/addresses/minhang_addresses_gcj02.csv`` (1,748 rows, ``address``
-column, ``street_level`` as town hint; ``python -m pipelines.address PATH``): every row reaches at
+column, ``street_level`` as town hint; ``python -m cim_service.core.address PATH``): every row reaches at
 least community level (community 164, road 23, lane 1,013, number 548); 1,742 rows (99.7 %) are
 fully parsed (no unassigned text; the 6 others carry a second door plate in ``extra``, e.g.
 ``莘松路470号莘松路958弄``), and 1,560 rows (89.2 %) are complete door-plate addresses (road +
@@ -515,7 +515,7 @@ def report_parse_rate(path: str | Path, column: str = "address", hint_column: st
 
 def main(argv: list[str] | None = None) -> int:
     """Print the parse-rate report for a CSV file as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.address", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m cim_service.core.address", description=main.__doc__)
     parser.add_argument("path", type=Path)
     parser.add_argument("--column", default="address")
     parser.add_argument("--hint-column", default="street_level")

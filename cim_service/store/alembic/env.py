@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from cim_service.models import META_SCHEMA, metadata
+from cim_service.store.schema import META_SCHEMA, metadata
 
 config = context.config
 

@@ -15,37 +15,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cim_service.core.fieldtypes import FieldType
+
 IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 #: columns every layer table has besides its declared fields
 SYSTEM_COLUMNS = ("id", "feature_key", "geom", "geom_3857", "outside_district", "batch_id", "updated_at")
 LAYER_SCHEMA = "cim"
-
-
-class FieldType(StrEnum):
-    """Attribute types a layer field may declare, with their PostgreSQL column types."""
-
-    text = "text"
-    integer = "integer"
-    bigint = "bigint"
-    float = "float"
-    boolean = "boolean"
-    date = "date"
-    timestamp = "timestamp"
-    json = "json"
-
-    @property
-    def sql(self) -> str:
-        """PostgreSQL column type."""
-        return {
-            "text": "text",
-            "integer": "integer",
-            "bigint": "bigint",
-            "float": "double precision",
-            "boolean": "boolean",
-            "date": "date",
-            "timestamp": "timestamptz",
-            "json": "jsonb",
-        }[self.value]
 
 
 class Access(StrEnum):
@@ -127,6 +102,25 @@ class Target(BaseModel):
     indicators: list[str] = Field(default_factory=list)
 
 
+class IngestRules(BaseModel):
+    """How ``cim ingest`` prepares a file for this layer beyond column mapping and validation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parse_address: bool = Field(
+        default=False, description="Rows with an address text (`full_address`) but no `address_code` get their "
+        "GA/T 2000.32 levels, standard text and code from the address parser (the file's own values win).")
+    merge_on: str | None = Field(
+        default=None, description="Rows sharing this field's value are one feature (the first row's attributes).")
+    merge_lists: list[str] = Field(
+        default_factory=list, description="Fields whose values are joined over merged rows ('1号线,5号线').")
+
+
+#: fields a layer with ``ingest.parse_address`` declares (what the address parser fills in)
+ADDRESS_FIELDS = ("address_code", "full_address", "district", "town", "community", "road", "lane", "sub_lane",
+                  "number", "building", "unit", "room", "poi", "parse_level")
+
+
 class Role(StrEnum):
     """A part a layer plays that code relies on; code asks the catalog for the role, never for a layer id."""
 
@@ -163,7 +157,8 @@ class LayerSpec(BaseModel):
     style: Style = Field(default_factory=Style)
     plan: Target = Field(default_factory=Target)
     default_crs: str = Field(default="wgs84", description="Source CRS assumed by `cim ingest` when --crs is not given.")
-    check_district: bool = Field(default=True, description="Flag features outside the Minhang outline.")
+    check_district: bool = Field(default=True, description="Flag features outside the district outline.")
+    ingest: IngestRules = Field(default_factory=IngestRules)
 
     @field_validator("id", "table")
     @classmethod
@@ -178,7 +173,10 @@ class LayerSpec(BaseModel):
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"layer {self.id}: duplicate fields {sorted(dupes)}")
-        for ref in [*self.key, self.time_field, self.label_field]:
+        refs = [*self.key, self.time_field, self.label_field, self.ingest.merge_on, *self.ingest.merge_lists]
+        if self.ingest.parse_address:
+            refs += ADDRESS_FIELDS
+        for ref in refs:
             if ref is not None and ref not in names:
                 raise ValueError(f"layer {self.id}: {ref!r} is not a declared field")
         return self

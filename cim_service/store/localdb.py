@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cim_service.core.settings import Settings
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    from cim_service.settings import Settings
 
 DB_NAME = "cim"
 DB_USER = "cim"
@@ -35,6 +35,13 @@ POSTGIS_HINT = (
 
 class LocalDatabaseError(RuntimeError):
     """The project-local cluster cannot be created or started."""
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """Database URL of ``settings``: the configured one, else the project-local cluster's (asks its server)."""
+    if settings.database_url:
+        return settings.database_url
+    return LocalCluster.from_settings(settings).url()
 
 
 def find_pg_bindir() -> Path:
@@ -73,6 +80,9 @@ class LocalCluster:
 
     home: Path
     port: int
+    #: False: PostgreSQL's built-in defaults (work_mem 4 MB, ...), like a user's own server; tests and
+    #: benchmarks use it to check that the SQL does not depend on the tuning
+    tuned: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalCluster:
@@ -181,14 +191,17 @@ class LocalCluster:
                 "listen_addresses = '127.0.0.1'\n"
                 f"port = {self.port}\n"
                 f"unix_socket_directories = '{self.datadir}'\n"
-                "max_connections = 200\n"
-                "shared_buffers = 512MB\n"
-                "work_mem = 32MB\n"
-                "maintenance_work_mem = 256MB\n"
-                "synchronous_commit = on\n"
-                "jit = off\n"
-                "max_wal_size = 2GB\n"
             )
+            if self.tuned:
+                fh.write(
+                    "max_connections = 200\n"
+                    "shared_buffers = 512MB\n"
+                    "work_mem = 32MB\n"
+                    "maintenance_work_mem = 256MB\n"
+                    "synchronous_commit = on\n"
+                    "jit = off\n"
+                    "max_wal_size = 2GB\n"
+                )
 
     def start(self, timeout: float = 60.0) -> str:
         """Create the cluster if needed, start it, make sure the database and PostGIS exist; return the URL."""

@@ -1,21 +1,26 @@
-"""Database models: the service's own tables (schema ``cim_meta``) and the layer tables built from the catalog.
+"""The one schema definition of the service's own tables (schema ``cim_meta``), as SQLAlchemy metadata.
 
-Layer tables (schema ``cim``) have the declared fields plus system columns:
+The Alembic migrations (``store/alembic/versions``) create these tables step by step; a test runs Alembic's
+autogenerate comparison between a migrated database and :data:`metadata` and requires no difference, so a
+column added here without a migration (or the reverse) fails the suite. Each table has one owner module in
+``cim_service.store`` holding every statement on it:
 
-- ``id``: stable feature id (identity), kept across re-ingests because loads upsert on ``feature_key``;
-- ``feature_key``: the natural key (the layer's ``key`` fields) or a hash of geometry and attributes;
-- ``geom``: WGS84 (EPSG:4326), and ``geom_3857``: a stored Web Mercator copy for fast tiles;
-- ``outside_district``: the point lies outside the Minhang outline (flagged, not dropped);
-- ``batch_id`` and ``updated_at``: which ingest batch last wrote the row, and when.
+| table | owner |
+|---|---|
+| ``ingest_batch`` | ``store.batches`` |
+| ``ingest_reject`` | ``store.rejects`` |
+| ``layer_state`` | ``store.layer_state`` |
+| ``api_key`` | ``store.api_keys`` |
+| ``access_log`` | ``store.access_log`` |
+| ``indicator_result`` | ``store.indicator_results`` |
+
+Layer tables (schema ``cim``) follow the catalog: see ``store.layer_tables``.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
-
-from cim_service.catalog import LAYER_SCHEMA, Catalog, FieldType, LayerSpec
 
 META_SCHEMA = "cim_meta"
 metadata = sa.MetaData(schema=META_SCHEMA)
@@ -94,53 +99,15 @@ access_log = sa.Table(
     sa.Index("ix_access_log_at", "at"),
 )
 
-_SA_TYPES = {
-    FieldType.text: sa.Text,
-    FieldType.integer: sa.Integer,
-    FieldType.bigint: sa.BigInteger,
-    FieldType.float: sa.Float,
-    FieldType.boolean: sa.Boolean,
-    FieldType.date: sa.Date,
-    FieldType.timestamp: lambda: sa.DateTime(timezone=True),
-    FieldType.json: JSONB,
-}
-
-layer_metadata = sa.MetaData(schema=LAYER_SCHEMA)
-
-
-def layer_table(spec: LayerSpec, md: sa.MetaData | None = None) -> sa.Table:
-    """Build the SQLAlchemy table of a layer from its declaration."""
-    md = md if md is not None else sa.MetaData(schema=LAYER_SCHEMA)
-    if spec.table in md.tables or f"{LAYER_SCHEMA}.{spec.table}" in md.tables:
-        return md.tables[f"{LAYER_SCHEMA}.{spec.table}"]
-    columns = [
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("feature_key", sa.Text, nullable=False, unique=True),
-    ]
-    for f in spec.fields:
-        columns.append(sa.Column(f.name, _SA_TYPES[f.type](), nullable=True))
-    columns += [
-        sa.Column("geom", Geometry(spec.geometry.value, srid=4326, spatial_index=False), nullable=False),
-        sa.Column(
-            "geom_3857",
-            Geometry(spec.geometry.value, srid=3857, spatial_index=False),
-            sa.Computed("ST_Transform(geom, 3857)", persisted=True),
-        ),
-        sa.Column("outside_district", sa.Boolean, nullable=False, server_default=sa.false()),
-        sa.Column("batch_id", sa.BigInteger),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    ]
-    table = sa.Table(spec.table, md, *columns)
-    sa.Index(f"ix_{spec.table}_geom", table.c.geom, postgresql_using="gist")
-    sa.Index(f"ix_{spec.table}_geom_3857", table.c.geom_3857, postgresql_using="gist")
-    if spec.time_field:
-        sa.Index(f"ix_{spec.table}_{spec.time_field}", table.c[spec.time_field])
-    return table
-
-
-def catalog_metadata(catalog: Catalog) -> sa.MetaData:
-    """Metadata holding every layer table of the catalog."""
-    md = sa.MetaData(schema=LAYER_SCHEMA)
-    for spec in catalog:
-        layer_table(spec, md)
-    return md
+indicator_result = sa.Table(
+    "indicator_result",
+    metadata,
+    # key: 'indicator:<id>' or 'derived:<output>'; inputs: {layer_id: version} the result was computed from
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("inputs", JSONB, nullable=False),
+    sa.Column("params", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("result", JSONB, nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("duration_ms", sa.Float, nullable=False, server_default="0"),
+)

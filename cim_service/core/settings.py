@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Environment(StrEnum):
@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     Nothing reads the environment at import time: build ``Settings()`` where it is needed and pass it
     down (``create_app(settings)``, ``cim`` commands), so tests can run against their own database.
+    Settings are data only: an unset ``database_url`` is resolved to the project-local cluster's once, where
+    the app or a command is assembled (``cim_service.store.localdb.resolve_database_url``).
     """
 
     model_config = SettingsConfigDict(env_prefix="CIM_", env_file=".env", extra="ignore")
@@ -37,6 +39,8 @@ class Settings(BaseSettings):
     home: Path = Field(default=PROJECT_ROOT / ".cim", description="Project-local state: database cluster, caches.")
     local_db_port: int = Field(default=54329, ge=1024, le=65535)
     layers_dir: Path | None = Field(default=None, description="Layer catalog folder; default: the `layers` package.")
+    indicators_dir: Path | None = Field(default=None, description="Folder of extra indicator declarations "
+                                                                  "(*.yaml), read after the built-in ones.")
 
     # API behaviour
     default_limit: int = Field(default=100, ge=1)
@@ -57,6 +61,13 @@ class Settings(BaseSettings):
     gap_refresh: bool = Field(default=True, description="CIM_GAP_REFRESH=off: the service does not refresh gap "
                                                         "layers in the background (requests still do).")
     gap_refresh_debounce_s: float = Field(default=2.0, ge=0, description="Quiet time after an input change.")
+    indicator_statement_timeout_ms: int = Field(
+        default=60_000, ge=100, description="Longest statement of an indicator or gap-layer computation (also the "
+                                            "longest wait for another computation); one cut off keeps the previous "
+                                            "results.")
+    indicator_lock_timeout_ms: int = Field(
+        default=10_000, ge=100, description="Longest wait of an indicator or gap-layer computation for a table or "
+                                            "row lock held by another session.")
 
     @field_validator("tile_cache", mode="before")
     @classmethod
@@ -81,11 +92,3 @@ class Settings(BaseSettings):
         import layers
 
         return Path(layers.__file__).resolve().parent
-
-    def resolved_database_url(self) -> str:
-        """Database URL: the configured one or the project-local cluster's."""
-        if self.database_url:
-            return self.database_url
-        from cim_service.localdb import LocalCluster
-
-        return LocalCluster.from_settings(self).url()

@@ -1,0 +1,121 @@
+"""Layer tables (schema ``cim``), built from the catalog: their SQLAlchemy definition and their sync on migrate.
+
+Every layer table has the declared fields plus system columns:
+
+- ``id``: stable feature id (identity), kept across re-ingests because loads upsert on ``feature_key``;
+- ``feature_key``: the natural key (the layer's ``key`` fields) or a hash of geometry and attributes;
+- ``geom``: WGS84 (EPSG:4326), and ``geom_3857``: a stored Web Mercator copy for fast tiles;
+- ``outside_district``: the point lies outside the district outline (flagged, not dropped);
+- ``batch_id`` and ``updated_at``: which ingest batch last wrote the row, and when.
+
+Layer tables follow the catalog, which may change between releases: a new layer creates its table, a new
+field adds its column. Nothing is ever dropped or retyped automatically; a declared type that differs
+from the database is reported so an operator can migrate the data on purpose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+from sqlalchemy.dialects.postgresql.base import ischema_names
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeEngine
+
+from cim_service.core.catalog import LAYER_SCHEMA, Catalog, LayerSpec
+from cim_service.core.fieldtypes import FieldType
+from cim_service.store import layer_state
+
+
+@dataclass
+class MigrationReport:
+    """What a migration changed."""
+
+    created_tables: list[str] = field(default_factory=list)
+    added_columns: list[str] = field(default_factory=list)
+    type_mismatches: list[str] = field(default_factory=list)
+
+
+def column_type(ftype: FieldType) -> TypeEngine:
+    """SQLAlchemy type of a field type's PostgreSQL column (read from the one field-type table)."""
+    name = ftype.sql
+    if name == "timestamp with time zone":
+        return sa.DateTime(timezone=True)
+    return ischema_names[name]()
+
+
+def layer_table(spec: LayerSpec, md: sa.MetaData | None = None) -> sa.Table:
+    """Build the SQLAlchemy table of a layer from its declaration."""
+    md = md if md is not None else sa.MetaData(schema=LAYER_SCHEMA)
+    if f"{LAYER_SCHEMA}.{spec.table}" in md.tables:
+        return md.tables[f"{LAYER_SCHEMA}.{spec.table}"]
+    columns = [
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("feature_key", sa.Text, nullable=False, unique=True),
+    ]
+    for f in spec.fields:
+        columns.append(sa.Column(f.name, column_type(f.type), nullable=True))
+    columns += [
+        sa.Column("geom", Geometry(spec.geometry.value, srid=4326, spatial_index=False), nullable=False),
+        sa.Column(
+            "geom_3857",
+            Geometry(spec.geometry.value, srid=3857, spatial_index=False),
+            sa.Computed("ST_Transform(geom, 3857)", persisted=True),
+        ),
+        sa.Column("outside_district", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("batch_id", sa.BigInteger),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+    table = sa.Table(spec.table, md, *columns)
+    sa.Index(f"ix_{spec.table}_geom", table.c.geom, postgresql_using="gist")
+    sa.Index(f"ix_{spec.table}_geom_3857", table.c.geom_3857, postgresql_using="gist")
+    if spec.time_field:
+        sa.Index(f"ix_{spec.table}_{spec.time_field}", table.c[spec.time_field])
+    return table
+
+
+def sync_catalog(conn: Connection, catalog: Catalog) -> MigrationReport:
+    """Create missing layer tables and columns; register every layer in ``layer_state``."""
+    report = MigrationReport()
+    insp = sa.inspect(conn)
+    existing = set(insp.get_table_names(schema=LAYER_SCHEMA))
+    md = sa.MetaData(schema=LAYER_SCHEMA)
+    for spec in catalog:
+        table = layer_table(spec, md)
+        if spec.table not in existing:
+            table.create(conn)
+            report.created_tables.append(spec.table)
+            continue
+        have = {c["name"]: c for c in insp.get_columns(spec.table, schema=LAYER_SCHEMA)}
+        for col in table.columns:
+            if col.name not in have:
+                ddl = col.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(
+                    f'ALTER TABLE {spec.qualified_table} ADD COLUMN IF NOT EXISTS "{col.name}" {ddl}'
+                ))
+                report.added_columns.append(f"{spec.table}.{col.name}")
+            elif col.name not in ("geom", "geom_3857"):
+                want = col.type.compile(dialect=conn.dialect).lower()
+                got = str(have[col.name]["type"].compile(dialect=conn.dialect)).lower()
+                if _base(want) != _base(got):
+                    report.type_mismatches.append(f"{spec.table}.{col.name}: declared {want}, database {got}")
+    layer_state.register(conn, [spec.id for spec in catalog])
+    return report
+
+
+def _base(type_name: str) -> str:
+    aliases = {"double precision": "float", "float": "float", "timestamp with time zone": "timestamptz",
+               "datetime": "timestamptz"}
+    name = type_name.split("(")[0].strip()
+    return aliases.get(name, name)
+
+
+def feature_count(conn: Connection, spec: LayerSpec) -> int:
+    """Rows in the layer's table (an exact count)."""
+    return int(conn.execute(sa.text(f"SELECT count(*) FROM {spec.qualified_table}")).scalar_one())
+
+
+def is_empty(conn: Connection, spec: LayerSpec) -> bool:
+    """Tell whether the layer's table has no row."""
+    return not conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {spec.qualified_table})")).scalar()

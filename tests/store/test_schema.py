@@ -1,0 +1,47 @@
+"""The one schema definition (store/schema.py) and the migrations agree; every system table has one owner."""
+
+from __future__ import annotations
+
+import re
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from cim_service.core.settings import PROJECT_ROOT
+from cim_service.store.schema import META_SCHEMA, metadata
+
+OWNERS = {"ingest_batch": "batches.py", "ingest_reject": "rejects.py", "layer_state": "layer_state.py",
+          "api_key": "api_keys.py", "access_log": "access_log.py", "indicator_result": "indicator_results.py"}
+
+
+def _only_meta(name, type_, parent_names) -> bool:
+    if type_ == "schema":
+        return name == META_SCHEMA
+    if type_ == "table":
+        return parent_names.get("schema_name") == META_SCHEMA and name != "alembic_version"
+    return True
+
+
+def test_autogenerate_finds_no_difference(engine):
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={
+            "include_schemas": True, "include_name": _only_meta, "compare_type": True,
+            "compare_server_default": True, "target_metadata": metadata})
+        diff = compare_metadata(ctx, metadata)
+    assert diff == [], diff
+
+
+def test_schema_declares_every_system_table_once():
+    assert set(metadata.tables) == {f"{META_SCHEMA}.{t}" for t in OWNERS}
+
+
+def test_each_system_table_is_reached_from_its_own_module_only():
+    """No SQL on a system table outside its owner module (tests, migrations and the schema aside)."""
+    sources = [p for p in [*(PROJECT_ROOT / "cim_service").rglob("*.py"), *(PROJECT_ROOT / "pipelines").rglob("*.py")]
+               if "alembic" not in p.parts and p.name != "schema.py"]
+    for table, owner in OWNERS.items():
+        sql = re.compile(rf"\b(FROM|INTO|UPDATE|JOIN|TABLE|COPY)\s+(\{{META_SCHEMA\}}|{META_SCHEMA})\.{table}\b", re.I)
+        users = sorted(str(p.relative_to(PROJECT_ROOT)) for p in sources if sql.search(p.read_text(encoding="utf-8")))
+        assert users == [], (table, users)
+        text = (PROJECT_ROOT / "cim_service" / "store" / owner).read_text(encoding="utf-8")
+        assert f'TABLE = "{META_SCHEMA}.{table}"' in text, owner
