@@ -206,18 +206,6 @@ class CsvReader:
         return out
 
 
-def read_csv_chunks(path: Path, encoding: str, *, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
-    """Yield the rows of a CSV as string DataFrames of at most ``chunk_rows`` rows ('' = empty).
-
-    Each chunk's index is the 1-based record number (the header is not counted).
-    """
-    yield from CsvReader(path, Encoding(encoding, _codec_of(encoding)), chunk_rows=chunk_rows).chunks()
-
-
-def _codec_of(name: str) -> str:
-    return "utf-8" if name in ("utf-8-sig", "utf-8") else name
-
-
 def unique_columns(names: list[str]) -> tuple[list[str], set[str]]:
     """Return the names stripped and made unique (``name.1``, ...), and the lower-cased repeated ones."""
     seen: dict[str, int] = {}

@@ -164,7 +164,10 @@ def coerce_field(f: FieldSpec, values: pd.Series, faults: Faults) -> pd.Series:
 def _check_characters(f: FieldSpec, text: pd.Series, faults: Faults) -> None:
     """Reject values holding control characters, ANSI escapes, bidirectional overrides or lone surrogates."""
     present = text.dropna()
-    if present.empty or not _FORBIDDEN.search("\n".join(present.tolist())):
+    if present.empty:
+        return
+    joined = " ".join(present.tolist())
+    if joined.isprintable() or not _FORBIDDEN.search(joined):  # printable text holds none of them (fast)
         return
     found = present.map(lambda v: _FORBIDDEN.search(v))
     found = found[found.notna()]
@@ -416,7 +419,8 @@ def check_keys(spec: LayerSpec, attrs: pd.DataFrame, faults: Faults) -> None:
     present = np.logical_and.reduce([p.notna().to_numpy() for p in parts])
     if not present.any():
         return
-    key = parts[0][present].astype(str)
+    key = parts[0][present] if len(parts) == 1 and spec.field(spec.key[0]).type is FieldType.text \
+        else parts[0][present].astype(str)
     for p in parts[1:]:
         key = key + "|" + p[present].astype(str)
     long = key[key.str.len() * 4 > MAX_KEY_BYTES]  # cheap bound first: a character is at most 4 bytes
