@@ -20,8 +20,18 @@ from sqlalchemy.engine import Engine
 from cim_service.core.catalog import Catalog, LayerSpec, Role, UnknownLayerError
 from cim_service.core.crs import UnknownCRSError, parse_crs
 from pipelines import layer_rules, readers
-from pipelines.load import LoadResult, Reject, load_chunks
-from pipelines.validate import Faults, PointColumns, ValidationError, check_geometries, coerce_fields, to_frame
+from pipelines.encoding import MAX_BAD_SHARE
+from pipelines.load import LoadResult, Reject, RowError, load_chunks
+from pipelines.validate import (
+    Faults,
+    PointColumns,
+    ValidationError,
+    check_geometries,
+    check_keys,
+    clean_text,
+    coerce_fields,
+    to_frame,
+)
 
 log = logging.getLogger(__name__)
 ON_ERROR = ("reject", "abort")
@@ -30,7 +40,21 @@ ABORT_QUOTE = 3
 
 
 class IngestError(RuntimeError):
-    """An ingest that was refused or failed; the database is unchanged."""
+    """An ingest that was refused or failed; the database is unchanged.
+
+    The message is always one printable line: control characters (e.g. from a file name or a quoted
+    value) are shown escaped.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
+
+
+def one_line(text: str) -> str:
+    """Return ``text`` as one printable line: line breaks and other control characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass
@@ -46,6 +70,7 @@ class _Run:
     rows_good: int = 0
     rejects: list[Reject] = field(default_factory=list)
     options: dict = field(default_factory=dict)
+    csv: readers.CsvReader | None = None
 
     @property
     def name(self) -> str:
@@ -61,9 +86,17 @@ class _Run:
         self.rejects.extend(found)
 
     def finish(self) -> None:
-        """Refuse a file that yielded no valid row."""
+        """Refuse a file that yielded no valid row, or whose guessed encoding does not hold for its rows."""
         if self.rows_read == 0:
             raise IngestError(f"{self.name}: the file has no rows")
+        csv = self.csv
+        if csv is not None and csv.encoding.guessed and csv.damaged_rows > MAX_BAD_SHARE * self.rows_read:
+            first = next(r for r in self.rejects if r.reason.startswith("not valid"))
+            raise IngestError(
+                f"{self.name}: {csv.damaged_rows} of {self.rows_read} rows are not valid {csv.encoding.display} "
+                f"text (first: {_describe(self.name, first)}); the encoding guessed from the start of the file "
+                f"does not hold, name it with --encoding"
+            )
         if self.rows_good == 0:
             first = _describe(self.name, self.rejects[0]) if self.rejects else "no valid rows"
             raise IngestError(f"{self.name}: all {self.rows_read} rows were rejected, e.g. {first}")
@@ -152,19 +185,25 @@ def ingest_file(
             chunks = _csv_chunks(run, encoding=encoding, lon_col=lon_col, lat_col=lat_col,
                                  swap_axes=swap_axes, chunk_rows=chunk_rows)
         else:
-            src = readers.read_vector(path, kind, layer=gpkg_layer)  # whole file: the CRS is known before loading
+            if encoding and kind != "shapefile":
+                raise IngestError(f"{path.name}: --encoding applies to CSV files and shapefiles; "
+                                  f"{'GeoJSON' if kind == 'geojson' else 'a GeoPackage'} is always UTF-8")
+            src = readers.read_vector(path, kind, layer=gpkg_layer, encoding=encoding)  # whole: the CRS first
             run.crs = _vector_crs(run, kind, src, user_crs)
             chunks = _vector_chunks(run, src, swap_axes=swap_axes)
         if layer_rules.needs_whole_file(spec):
             chunks = _whole(run, chunks)
         return load_chunks(
-            engine, spec, _checked(run, chunks), source_name=path.name,
+            engine, spec, _checked(run, chunks), source_name=clean_text(path.name),
             source_sha256=readers.sha256_file(path), source_crs=run.crs, rejects=lambda: run.rejects,
             rows_read=lambda: run.rows_read, options=run.options, progress=progress, replace=replace,
             outline=catalog.role(Role.district_outline),
         )
     except (readers.ReadError, ValidationError, UnknownCRSError) as exc:
-        raise IngestError(str(exc).splitlines()[0]) from exc
+        raise IngestError(str(exc)) from exc  # one line: a newline in a file name is shown escaped
+    except RowError as exc:
+        where = Reject(row_number=exc.row_number, field=exc.field, reason=exc.reason)
+        raise IngestError(f"{_describe(path.name, where)}; nothing was loaded") from exc
     except sqlalchemy.exc.DBAPIError as exc:
         raise IngestError(f"{path.name}: the database refused the load: {_db_message(exc)}") from exc
 
@@ -205,24 +244,29 @@ def _csv_chunks(
     run: _Run, *, encoding: str | None, lon_col: str | None, lat_col: str | None, swap_axes: bool,
     chunk_rows: int,
 ) -> Iterator[geopandas.GeoDataFrame]:
-    enc = readers.detect_encoding(run.path, encoding)
-    run.options["encoding"] = enc
+    enc = readers.csv_encoding(run.path, encoding)
+    run.options["encoding"] = enc.name
+    run.csv = reader = readers.CsvReader(run.path, enc, chunk_rows=chunk_rows)
     points: PointColumns | None = None
     mapping: dict[str, list[str]] = {}
-    for raw in readers.read_csv_chunks(run.path, enc, chunk_rows=chunk_rows):
+    for raw in reader.chunks():
         if points is None:
             lon, lat = readers.find_coordinate_columns(list(raw.columns), lon_col=lon_col, lat_col=lat_col,
                                                        file_name=run.name)
-            run.options |= {"lon_col": lon, "lat_col": lat}
+            run.options |= {"lon_col": clean_text(lon), "lat_col": clean_text(lat)}
             points = PointColumns(lon, lat, run.crs, swap_axes=swap_axes, file_name=run.name)
             mapping = readers.column_mapping(run.spec, list(raw.columns), exclude=(lon, lat))
             _check_mapping(run, mapping, list(raw.columns))
+            _check_repeated(run, reader.duplicates, [lon, lat, *(c for cols in mapping.values() for c in cols)])
         run.rows_read += len(raw)
         faults = Faults()
+        for row, column, spot in reader.damaged(raw):
+            faults.add([row], column, spot.describe())
         geoms = points.points(raw, faults)
         merged, flat = readers.coalesce_columns(raw, mapping)
         prepared, full_mapping = layer_rules.prepare(run.spec, merged, flat)
         attrs = coerce_fields(run.spec, prepared, full_mapping, faults)
+        check_keys(run.spec, attrs, faults)
         run.keep(faults, raw)
         run.options["swapped_rows"] = points.swapped_rows
         yield to_frame(attrs, geoms, faults.rows)
@@ -230,20 +274,33 @@ def _csv_chunks(
 
 def _vector_chunks(run: _Run, src: readers.VectorSource, *, swap_axes: bool) -> Iterator[geopandas.GeoDataFrame]:
     frame = src.frame
-    frame.index = pd.RangeIndex(1, len(frame) + 1)
     run.rows_read = len(frame)
+    run.options |= src.options
+    for note in src.notes:
+        run.warn(note)
+    if src.options.get("z_dropped"):
+        run.warn(f"{run.name}: {src.options['z_dropped']} features have Z (height) or M ordinates; "
+                 f"they were loaded as 2D (heights dropped)")
     if not len(frame):
         return
     columns = [c for c in frame.columns if c != frame.geometry.name]
-    mapping = readers.column_mapping(run.spec, columns)
+    try:
+        mapping = readers.column_mapping(run.spec, columns, truncated_names=src.truncated_names)
+    except readers.ReadError as exc:
+        raise IngestError(f"{run.name}: {exc}") from None
     _check_mapping(run, mapping, columns)
+    _check_repeated(run, src.duplicates, [c for cols in mapping.values() for c in cols])
     faults = Faults()
+    for row, (field_name, reason) in sorted(src.faults.items()):
+        if row in frame.index:
+            faults.add([row], field_name, reason)
     geoms, report = check_geometries(run.spec, frame.geometry, run.crs, faults, swap_axes=swap_axes,
                                      file_name=run.name)
     raw = pd.DataFrame(frame.drop(columns=frame.geometry.name))
     merged, flat = readers.coalesce_columns(raw, mapping)
     prepared, full_mapping = layer_rules.prepare(run.spec, merged, flat)
     attrs = coerce_fields(run.spec, prepared, full_mapping, faults)
+    check_keys(run.spec, attrs, faults)
     run.options |= {"repaired_geometries": report.repaired, "swapped_rows": report.swapped}
     run.keep(faults, raw)
     yield to_frame(attrs, geoms, faults.rows)
@@ -261,9 +318,9 @@ def _vector_crs(run: _Run, kind: str, src: readers.VectorSource, user_crs: str |
         raise IngestError(f"{run.name}: the shapefile has no .prj, so its CRS is unknown; state it with --crs")
     chosen = user_crs or (declared if kind in ("shapefile", "gpkg") else None) or run.crs
     if src.declared_crs and declared != chosen:
-        run.warn(f"{run.name} declares CRS {src.declared_crs!r} but is read as {chosen}"
+        run.warn(f"{run.name} declares CRS {src.declared_crs[:80]!r} but is read as {chosen}"
                  + ("" if user_crs else " (the layer's default; state it with --crs)"))
-        run.options["declared_crs"] = src.declared_crs
+        run.options["declared_crs"] = clean_text(src.declared_crs[:200])
     return chosen
 
 
@@ -277,3 +334,11 @@ def _check_mapping(run: _Run, mapping: dict[str, list[str]], columns: list[str])
             f"(columns: {', '.join(columns) or 'none'}; accepted names: "
             + "; ".join(f"{n}: {', '.join([n, *run.spec.field(n).aliases])}" for n in required) + ")"
         )
+
+
+def _check_repeated(run: _Run, repeated: set[str], used: list[str]) -> None:
+    """Refuse a file whose header names a column it uses twice (which of them holds the values?)."""
+    twice = sorted({c for c in used if c.strip().lower() in repeated})
+    if twice:
+        raise IngestError(f"{run.name}: the column {twice[0]!r} appears more than once in the header; "
+                          f"rename one of them")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +27,7 @@ from typing import Any
 import geopandas
 import numpy as np
 import pandas as pd
+import psycopg
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -254,18 +256,51 @@ def _create_stage(conn: Connection, spec: LayerSpec) -> None:
     ))
 
 
+class RowError(ValueError):
+    """The database refused a staged value; names the row (the chunk's index label) and the field."""
+
+    def __init__(self, row_number: int | None, field: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.row_number = row_number
+        self.field = field
+        self.reason = reason
+
+
 def _copy_chunk(conn: Connection, spec: LayerSpec, gdf: geopandas.GeoDataFrame, *, first_seq: int) -> int:
-    """COPY one chunk into the staging table; return the number of rows staged so far."""
+    """COPY one chunk into the staging table; return the number of rows staged so far.
+
+    Should the server refuse a value (validation lets nothing through that it would refuse), the error
+    names the chunk's row (its index label: the file's row number) and field, not the staging line.
+    """
     if len(gdf) == 0:
         return first_seq
     frame = copy_frame(spec, gdf)
     frame.insert(0, "seq", np.arange(first_seq, first_seq + len(frame), dtype=np.int64))
-    payload = frame.to_csv(header=False, index=False, na_rep="", lineterminator="\n").encode("utf-8")
+    # "\r\n" ends the lines so that a value holding a lone CR is quoted too (COPY refuses an unquoted one)
+    payload = frame.to_csv(header=False, index=False, na_rep="", lineterminator="\r\n").encode("utf-8")
     columns = ", ".join(f'"{c}"' for c in frame.columns)
     cur = conn.connection.driver_connection.cursor()
-    with cur.copy(f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT csv)") as cp:
-        cp.write(payload)
+    try:
+        with cur.copy(f"COPY {STAGE} ({columns}) FROM STDIN (FORMAT csv)") as cp:
+            cp.write(payload)
+    except psycopg.errors.DataError as exc:
+        raise _row_error(exc, gdf, spec) from exc
     return first_seq + len(frame)
+
+
+def _row_error(exc: psycopg.Error, gdf: geopandas.GeoDataFrame, spec: LayerSpec) -> RowError:
+    """Translate a COPY error ("COPY _cim_stage, line 3, column floors: ...") to the row and field it names."""
+    context = exc.diag.context or ""
+    match = re.search(r"line (\d+)(?:, column (\w+))?", context)
+    row = field = None
+    if match:
+        line = int(match.group(1))
+        if 1 <= line <= len(gdf):
+            label = gdf.index[line - 1]
+            row = int(label) if isinstance(label, int | np.integer) else None
+        column = match.group(2)
+        field = column if column in {f.name for f in spec.fields} else ("geometry" if column == "geom" else None)
+    return RowError(row, field, f"the database refused the value: {exc.diag.message_primary or type(exc).__name__}")
 
 
 def copy_frame(spec: LayerSpec, gdf: geopandas.GeoDataFrame) -> pd.DataFrame:

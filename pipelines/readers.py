@@ -2,27 +2,36 @@
 
 Readers only read: they detect the format and the text encoding, find the coordinate columns and the
 file's declared CRS, and refuse files that cannot be read with a :class:`ReadError` naming the file.
-Values stay as found (CSV cells as strings); checking them is :mod:`pipelines.validate`'s job.
+Values stay as found (CSV cells as strings); checking them is :mod:`pipelines.validate`'s job. What a
+reader finds wrong with single rows (bytes that do not decode, a GeoJSON feature that is not one, a shape
+without its attribute record) it reports as row faults, for the ingest to reject those rows by number.
 """
 
 from __future__ import annotations
 
-import codecs
 import hashlib
-import json
+import io
+import os
 import re
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas
+import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from cim_service.core.catalog import LayerSpec
+from pipelines.dbf import DbfError, read_dbf
+from pipelines.encoding import DecodedStream, Encoding, EncodingError, Spot, SpotCursor, detect_text_encoding
+from pipelines.geojson import GeoJSONError, read_geojson
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 VECTOR_SUFFIXES = {".geojson": "geojson", ".json": "geojson", ".shp": "shapefile", ".gpkg": "gpkg"}
@@ -33,9 +42,10 @@ _LON_PREFIX = re.compile(r"^(lon|lng|longitude)[_\- ]", re.IGNORECASE)
 _LAT_PREFIX = re.compile(r"^(lat|latitude)[_\- ]", re.IGNORECASE)
 _MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"%PDF": "a PDF document",
           b"PK\x03\x04": "a ZIP archive", b"GIF8": "a GIF image", b"\x1f\x8b": "a gzip archive"}
-SAMPLE_BYTES = 1 << 20
-GEOJSON_TYPES = ("FeatureCollection", "Feature", "Point", "MultiPoint", "LineString", "MultiLineString",
-                 "Polygon", "MultiPolygon", "GeometryCollection")
+#: the longest field name a .dbf holds: longer names are cut to this many characters
+DBF_NAME_LENGTH = 10
+#: the geometry column of a :class:`VectorSource` (a name no attribute can take)
+GEOMETRY = "__geometry"
 
 
 class ReadError(ValueError):
@@ -44,11 +54,21 @@ class ReadError(ValueError):
 
 @dataclass
 class VectorSource:
-    """A vector file read whole: its features and the CRS the file itself declares (if any)."""
+    """A vector file read whole: its features (index: 1-based row number) and the CRS the file declares.
+
+    ``faults`` are the rows the reader could not read whole (row -> (field, reason)); ``duplicates`` the
+    lower-cased column names that occur more than once; ``options`` what the reader found, for the batch
+    (encoding, features with Z/M ordinates loaded as 2D, deleted records); ``notes`` warnings for the user.
+    """
 
     frame: geopandas.GeoDataFrame
     declared_crs: str | None
     has_prj: bool = True
+    faults: dict[int, tuple[str | None, str]] = field(default_factory=dict)
+    duplicates: set[str] = field(default_factory=set)
+    truncated_names: bool = False
+    options: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def sha256_file(path: Path) -> str:
@@ -91,64 +111,119 @@ def detect_format(path: Path) -> str:
 
 
 def detect_encoding(path: Path, encoding: str | None = None) -> str:
-    """Return the text encoding of a CSV: the given one (validated) or UTF-8(-BOM), GB18030 or a guess."""
-    with open(path, "rb") as fh:
-        sample = fh.read(SAMPLE_BYTES)
-    if b"\x00" in sample:
-        raise ReadError(f"{path.name}: contains binary data (NUL bytes), not a text CSV")
-    if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise ReadError(f"{path.name}: unknown encoding {encoding!r}") from None
-        if not _decodes(sample, encoding):
-            raise ReadError(f"{path.name}: the file is not valid {encoding} text")
-        return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-    for candidate in ("utf-8-sig", "gb18030"):
-        if _decodes(sample, candidate):
-            return candidate
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(sample).best()
-    if best is None:
-        raise ReadError(f"{path.name}: cannot determine the text encoding; pass --encoding")
-    return best.encoding
+    """Return the name of a CSV's text encoding: the given one (validated), its BOM's, or a checked guess."""
+    return csv_encoding(path, encoding).name
 
 
-def _decodes(sample: bytes, encoding: str) -> bool:
-    """Tell whether ``sample`` (possibly cut mid-character at its end) decodes as ``encoding``."""
+def csv_encoding(path: Path, encoding: str | None = None) -> Encoding:
+    """Return how a CSV's text is decoded (see :mod:`pipelines.encoding` for what may be guessed)."""
     try:
-        codecs.getincrementaldecoder(encoding)().decode(sample, final=False)
-    except UnicodeDecodeError:
-        return False
-    return True
+        return detect_text_encoding(path, encoding)
+    except EncodingError as exc:
+        raise ReadError(f"{path.name}: {exc}") from None
 
 
 def _is_tsv(path: Path) -> bool:
     return path.suffix.lower() == ".tsv"
 
 
-def read_csv_chunks(path: Path, encoding: str, *, chunk_rows: int = 50_000) -> Iterator[pd.DataFrame]:
-    """Yield the rows of a CSV as string DataFrames of at most ``chunk_rows`` rows (cells stripped, '' = empty).
+class CsvReader:
+    """The rows of a CSV as string DataFrames of at most ``chunk_rows`` rows, decoded as ``encoding``.
 
-    Each chunk's index is the 1-based record number (the header is not counted).
+    Each chunk's index is the 1-based record number (the header is not counted); column names are
+    stripped and made unique (``duplicates`` lists the lower-cased names that occur more than once). A
+    cell that held a NUL byte or bytes that do not decode holds a NUL character; :meth:`damaged` says which
+    rows hold them, in which column and at which byte offset of the file.
     """
-    sep = "\t" if _is_tsv(path) else ","
-    try:
-        reader = pd.read_csv(path, encoding=encoding, dtype=str, keep_default_na=False, chunksize=chunk_rows,
-                             sep=sep, skipinitialspace=True)
-        start = 1
-        for chunk in reader:
-            chunk.columns = [str(c).strip() for c in chunk.columns]
-            chunk.index = pd.RangeIndex(start, start + len(chunk))
-            start += len(chunk)
-            yield chunk
-    except pd.errors.EmptyDataError:
-        raise ReadError(f"{path.name}: the file has no header and no rows") from None
-    except pd.errors.ParserError as exc:
-        raise ReadError(f"{path.name}: malformed CSV: {_first_line(exc)}") from None
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"{path.name}: not valid {encoding} text at byte {exc.start}; pass --encoding") from None
+
+    def __init__(self, path: Path, encoding: Encoding, *, chunk_rows: int = 50_000) -> None:
+        self.path = path
+        self.encoding = encoding
+        self.chunk_rows = chunk_rows
+        self.duplicates: set[str] = set()
+        self.damaged_rows = 0
+        self._stream = DecodedStream(path, encoding)
+        self._cursor = SpotCursor(self._stream.spots)
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """Yield the rows, chunk after chunk."""
+        sep = "\t" if _is_tsv(self.path) else ","
+        name = self.path.name
+        try:
+            with io.BufferedReader(self._stream, buffer_size=1 << 20) as fh:
+                reader = pd.read_csv(fh, encoding="utf-8", dtype=str, keep_default_na=False, chunksize=self.chunk_rows,
+                                     sep=sep, skipinitialspace=True)
+                start = 1
+                for chunk in reader:
+                    if start == 1:
+                        self._header(list(chunk.columns))
+                    chunk.columns, _ = unique_columns(list(chunk.columns))
+                    chunk.index = pd.RangeIndex(start, start + len(chunk))
+                    start += len(chunk)
+                    yield chunk
+        except pd.errors.EmptyDataError:
+            self._header([])
+            raise ReadError(f"{name}: the file has no header and no rows") from None
+        except pd.errors.ParserError as exc:
+            raise ReadError(f"{name}: malformed CSV: {_first_line(exc)}") from None
+
+    def _header(self, columns: list[str]) -> None:
+        """Refuse a header holding undecodable bytes; note the duplicated column names."""
+        marks = sum(str(c).count("\x00") for c in columns)
+        if marks or (not columns and self._cursor.pending):
+            spot = self._cursor.take(marks)
+            what = spot.describe() if spot else "undecodable text"
+            raise ReadError(f"{self.path.name}: the header is not readable: {what}")
+        raw = self._raw_header()
+        _, self.duplicates = unique_columns(raw if raw else [str(c) for c in columns])
+
+    def _raw_header(self) -> list[str]:
+        """Return the header's column names as written (pandas renames repeated ones to ``name.1``)."""
+        sep = "\t" if _is_tsv(self.path) else ","
+        stream = DecodedStream(self.path, self.encoding, block_size=1 << 16)
+        try:
+            with io.BufferedReader(stream) as fh:
+                head = pd.read_csv(fh, encoding="utf-8", dtype=str, keep_default_na=False, header=None, nrows=1,
+                                   sep=sep, skipinitialspace=True)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError):
+            return []
+        return [str(v) for v in head.iloc[0].tolist()] if len(head) else []
+
+    def damaged(self, chunk: pd.DataFrame) -> list[tuple[int, str, Spot]]:
+        """Return (row, column, first spot) for each row of ``chunk`` holding NUL marks, in order."""
+        if not self._cursor.pending:
+            return []
+        counts = pd.DataFrame({c: chunk[c].str.count("\x00") for c in chunk.columns}, index=chunk.index).fillna(0)
+        rows = counts.index[counts.sum(axis=1) > 0]
+        out = []
+        for row in rows:
+            per_column = counts.loc[row]
+            column = str(per_column.index[per_column.to_numpy() > 0][0])
+            spot = self._cursor.take(int(per_column.sum()))
+            if spot is not None:
+                out.append((int(row), column, spot))
+                self.damaged_rows += not spot.nul
+        return out
+
+
+def unique_columns(names: list[str]) -> tuple[list[str], set[str]]:
+    """Return the names stripped and made unique (``name.1``, ...), and the lower-cased repeated ones."""
+    seen: dict[str, int] = {}
+    out = []
+    repeated: set[str] = set()
+    taken = {str(n).strip() for n in names}
+    for raw in names:
+        name = str(raw).strip()
+        low = name.lower()
+        if low in seen and name:
+            repeated.add(low)
+        seen[low] = seen.get(low, 0) + 1
+        candidate = name
+        while candidate in out or (candidate != name and candidate in taken):
+            candidate = f"{name}.{seen[low]}"
+            seen[low] += 1
+        out.append(candidate)
+    return out, repeated
 
 
 def count_lines(path: Path) -> int:
@@ -191,11 +266,16 @@ def find_coordinate_columns(
     return lon, lat
 
 
-def column_mapping(spec: LayerSpec, columns: list[str], *, exclude: tuple[str, ...] = ()) -> dict[str, list[str]]:
+def column_mapping(
+    spec: LayerSpec, columns: list[str], *, exclude: tuple[str, ...] = (), truncated_names: bool = False
+) -> dict[str, list[str]]:
     """Map declared field names to source columns: exact name first, then aliases in order, case-insensitive.
 
     A field matched by several columns (e.g. ``complete_address`` and ``address``) lists them all, in
-    preference order; :func:`coalesce_columns` takes the first non-empty value per row.
+    preference order; :func:`coalesce_columns` takes the first non-empty value per row. With
+    ``truncated_names`` (a .dbf), a column of :data:`DBF_NAME_LENGTH` characters matches the one field
+    whose name or alias it begins (``address_co`` -> ``address_code``); one that begins several fields'
+    names is refused, naming them.
     """
     lookup: dict[str, str] = {}
     for c in columns:
@@ -209,7 +289,25 @@ def column_mapping(spec: LayerSpec, columns: list[str], *, exclude: tuple[str, .
             if col is not None and col not in used:
                 mapping.setdefault(f.name, []).append(col)
                 used.add(col)
+    if truncated_names:
+        _map_truncated(spec, lookup, mapping, used)
     return mapping
+
+
+def _map_truncated(spec: LayerSpec, lookup: dict[str, str], mapping: dict[str, list[str]], used: set[str]) -> None:
+    """Map .dbf columns whose names were cut to 10 characters to the field they unambiguously begin."""
+    for low, col in lookup.items():
+        if col in used or len(low) != DBF_NAME_LENGTH:
+            continue
+        fields = [f.name for f in spec.fields
+                  if any(len(n) > DBF_NAME_LENGTH and n.lower().startswith(low) for n in [f.name, *f.aliases])]
+        if len(fields) > 1:
+            raise ReadError(f"column {col!r} is a field name cut to {DBF_NAME_LENGTH} characters by the .dbf "
+                            f"format and could be any of {', '.join(fields)} of layer {spec.id}; "
+                            f"rename the column in the file")
+        if fields and fields[0] not in mapping:
+            mapping[fields[0]] = [col]
+            used.add(col)
 
 
 def coalesce_columns(raw: pd.DataFrame, mapping: dict[str, list[str]]) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -234,29 +332,145 @@ def coalesce_columns(raw: pd.DataFrame, mapping: dict[str, list[str]]) -> tuple[
 # -- vector files -----------------------------------------------------------------------------------------
 
 
-def read_vector(path: Path, kind: str, *, layer: str | None = None) -> VectorSource:
-    """Read a GeoJSON, Shapefile or GeoPackage whole with pyogrio; refuse truncated or unreadable files."""
-    has_prj = True
-    declared: str | None = None
-    if kind == "geojson":
-        declared = _geojson_declared_crs(path)
-    if kind == "shapefile":
-        has_prj = path.with_suffix(".prj").exists() or path.with_suffix(".PRJ").exists()
-        _check_shapefile(path)
-    if kind == "gpkg":
-        layer = _gpkg_layer(path, layer)
+def read_vector(path: Path, kind: str, *, layer: str | None = None, encoding: str | None = None) -> VectorSource:
+    """Read a GeoJSON, Shapefile or GeoPackage whole; refuse truncated or unreadable files.
+
+    GeoJSON is parsed by :mod:`pipelines.geojson`, a shapefile's attributes by :mod:`pipelines.dbf`
+    (``encoding`` overrides the .cpg and the guess), the rest by GDAL. Geometries come out 2D.
+    """
+    try:
+        if kind == "geojson":
+            return _read_geojson(path)
+        if kind == "shapefile":
+            return _read_shapefile(path, encoding)
+        return _read_gpkg(path, _gpkg_layer(path, layer))
+    except GeoJSONError as exc:
+        raise ReadError(f"{path.name}: {exc}") from None
+    except DbfError as exc:  # names the .dbf
+        raise ReadError(str(exc)) from None
+
+
+def _read_geojson(path: Path) -> VectorSource:
+    doc = read_geojson(path)
+    columns, duplicates = unique_columns(list(doc.properties.columns))
+    frame = _geoframe(doc.properties.set_axis(columns, axis=1), doc.geometries, None)
+    return VectorSource(frame=frame, declared_crs=doc.declared_crs, faults=doc.faults, duplicates=duplicates,
+                        options=_dropped(doc.dropped_z))
+
+
+def _geoframe(attrs: pd.DataFrame, geoms: list | np.ndarray, crs: object) -> geopandas.GeoDataFrame:
+    """Return ``attrs`` (index: row numbers) with ``geoms`` as the :data:`GEOMETRY` column."""
+    out = pd.DataFrame(attrs).copy()
+    out[GEOMETRY] = geopandas.GeoSeries(list(geoms), index=out.index, crs=crs)
+    return geopandas.GeoDataFrame(out, geometry=GEOMETRY, crs=crs)
+
+
+def _dropped(count: int) -> dict:
+    return {"z_dropped": count} if count else {}
+
+
+def _read_gdal(path: Path, kind: str, layer: str | None = None, *, name: str | None = None) -> geopandas.GeoDataFrame:
+    name = name or path.name
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            with _gdal_config({"SHAPE_RESTORE_SHX": "YES", "OGR_GEOJSON_MAX_OBJ_SIZE": "0"}):
+            with _gdal_config({"SHAPE_RESTORE_SHX": "YES"}):
                 frame = pyogrio.read_dataframe(path, layer=layer, on_invalid="ignore")
     except (DataSourceError, DataLayerError, RuntimeError, ValueError, OSError) as exc:
-        raise ReadError(f"{path.name}: cannot read as {kind}: {_first_line(exc)}") from None
-    if kind != "geojson" and frame.crs is not None:
-        epsg = frame.crs.to_epsg(min_confidence=70)
-        declared = f"EPSG:{epsg}" if epsg else frame.crs.to_string()
-    frame.columns = [str(c).strip() if c != frame.geometry.name else c for c in frame.columns]
-    return VectorSource(frame=frame, declared_crs=declared, has_prj=has_prj)
+        raise ReadError(f"{name}: cannot read as {kind}: {_first_line(exc)}") from None
+    if not isinstance(frame, geopandas.GeoDataFrame):
+        raise ReadError(f"{name}: cannot read as {kind}: the layer has no geometry column")
+    return frame
+
+
+def _flatten(frame: geopandas.GeoDataFrame) -> tuple[geopandas.GeoDataFrame, int, set[str]]:
+    """Return ``frame`` rows numbered from 1, with unique column names and 2D geometries under :data:`GEOMETRY`.
+
+    Also return how many geometries had Z or M ordinates, and the lower-cased repeated column names.
+    """
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    present = ~shapely.is_missing(geoms)
+    flagged = np.zeros(len(geoms), dtype=bool)
+    flagged[present] = shapely.has_z(geoms[present]) | shapely.has_m(geoms[present])
+    if flagged.any():
+        geoms = geoms.copy()
+        geoms[flagged] = shapely.force_2d(geoms[flagged])
+    attrs = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    columns, duplicates = unique_columns(list(attrs.columns))
+    attrs = attrs.set_axis(columns, axis=1).set_axis(pd.RangeIndex(1, len(attrs) + 1), axis=0)
+    return _geoframe(attrs, geoms, frame.crs), int(flagged.sum()), duplicates
+
+
+def _declared(frame: geopandas.GeoDataFrame) -> str | None:
+    if frame.crs is None:
+        return None
+    epsg = frame.crs.to_epsg(min_confidence=70)
+    return f"EPSG:{epsg}" if epsg else frame.crs.to_string()
+
+
+def _read_gpkg(path: Path, layer: str) -> VectorSource:
+    frame = _read_gdal(path, "gpkg", layer)
+    declared = _declared(frame)
+    flat, dropped, duplicates = _flatten(frame)
+    return VectorSource(frame=flat, declared_crs=declared, duplicates=duplicates, options=_dropped(dropped))
+
+
+def _sidecar(path: Path, suffix: str) -> Path | None:
+    for s in (suffix, suffix.upper()):
+        candidate = path.with_suffix(s)
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.symlink(source.resolve(), target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _read_shapefile(path: Path, encoding: str | None) -> VectorSource:
+    """Read the shapes with GDAL (without the .dbf) and the records with :func:`read_dbf`; pair them by number."""
+    _check_shapefile(path)
+    prj = _sidecar(path, ".prj")
+    with tempfile.TemporaryDirectory(prefix="cim-shp-") as tmp:
+        shapes = Path(tmp, "shapes.shp")  # the shapes alone: GDAL would stop at the last .dbf record
+        _link(path, shapes)
+        for suffix in (".shx", ".prj"):
+            side = _sidecar(path, suffix)
+            if side is not None:
+                _link(side, shapes.with_suffix(suffix))
+        frame = _read_gdal(shapes, "shapefile", name=path.name)
+    declared = _declared(frame)
+    frame, flat, _ = _flatten(frame)
+    n_shapes = len(frame)
+    dbf_path = _sidecar(path, ".dbf")
+    source = VectorSource(frame=frame, declared_crs=declared, has_prj=prj is not None, truncated_names=True,
+                          options=_dropped(flat))
+    if dbf_path is None:
+        return source
+    table = read_dbf(dbf_path, encoding=encoding)
+    n_records = len(table.frame)
+    rows = pd.RangeIndex(1, max(n_shapes, n_records) + 1)
+    geoms = pd.Series(list(frame.geometry.array), index=pd.RangeIndex(1, n_shapes + 1), dtype=object).reindex(rows)
+    columns, source.duplicates = unique_columns(list(table.frame.columns))
+    attrs = table.frame.set_axis(columns, axis=1).reindex(rows)
+    source.frame = _geoframe(attrs.astype(object).where(attrs.notna(), None), geoms.to_numpy(), frame.crs)
+    source.faults = dict(table.faults)
+    for row in range(n_records + 1, n_shapes + 1):
+        source.faults[row] = (None, f"shape {row} has no attribute record: {dbf_path.name} holds {n_records} "
+                                    f"records for {n_shapes} shapes")
+    for row in range(n_shapes + 1, n_records + 1):
+        source.faults.setdefault(row, ("geometry", f"record {row} has no shape: {path.name} holds {n_shapes} "
+                                                   f"shapes for {n_records} records"))
+    if table.deleted:
+        source.frame = source.frame.drop(index=table.deleted)
+        source.options["deleted_records"] = len(table.deleted)
+        source.notes.append(f"{dbf_path.name}: {len(table.deleted)} records are marked deleted and were not read")
+    source.options["encoding"] = table.encoding
+    source.notes += table.notes
+    return source
 
 
 @contextmanager
@@ -268,26 +482,6 @@ def _gdal_config(options: dict[str, str]) -> Iterator[None]:
         yield
     finally:
         pyogrio.set_gdal_config_options(previous)
-
-
-def _geojson_declared_crs(path: Path) -> str | None:
-    """Return the GeoJSON ``crs`` member's name (if any); refuse files that are not (complete) JSON."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"{path.name}: not UTF-8 text at byte {exc.start}; GeoJSON must be UTF-8") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = "the file is truncated" if exc.pos >= len(text.rstrip()) else "invalid JSON"
-        raise ReadError(f"{path.name}: {where} (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    if not isinstance(doc, dict) or doc.get("type") not in GEOJSON_TYPES:
-        raise ReadError(f"{path.name}: not GeoJSON (no FeatureCollection, Feature or geometry object)")
-    crs = doc.get("crs")
-    if isinstance(crs, dict):
-        name = (crs.get("properties") or {}).get("name")
-        return str(name) if name else None
-    return None
 
 
 def _check_shapefile(path: Path) -> None:
@@ -304,17 +498,26 @@ def _check_shapefile(path: Path) -> None:
 
 
 def _gpkg_layer(path: Path, layer: str | None) -> str:
+    """Return the GeoPackage layer to read: the one asked for, or the only spatial one."""
     try:
-        names = [str(row[0]) for row in pyogrio.list_layers(path)]
-    except (DataSourceError, RuntimeError) as exc:
+        listed = pyogrio.list_layers(path)
+    except (DataSourceError, RuntimeError, ValueError, OSError) as exc:
         raise ReadError(f"{path.name}: cannot open as GeoPackage: {_first_line(exc)}") from None
+    names = [str(row[0]) for row in listed]
+    spatial = [str(row[0]) for row in listed if row[1] is not None]
     if layer is not None:
         if layer not in names:
-            raise ReadError(f"{path.name}: no layer {layer!r} (layers: {', '.join(names)})")
+            raise ReadError(f"{path.name}: no layer {layer!r} (layers: {', '.join(names) or 'none'})")
+        if layer not in spatial:
+            raise ReadError(f"{path.name}: layer {layer!r} has no registered geometry column "
+                            f"(gpkg_contents / gpkg_geometry_columns do not list it as features)")
         return layer
-    if len(names) != 1:
-        raise ReadError(f"{path.name}: has {len(names)} layers ({', '.join(names)}); choose one with --gpkg-layer")
-    return names[0]
+    if not spatial:
+        extra = f" (tables without a registered geometry: {', '.join(names)})" if names else ""
+        raise ReadError(f"{path.name}: the GeoPackage has no feature layer: gpkg_contents lists none{extra}")
+    if len(spatial) != 1:
+        raise ReadError(f"{path.name}: has {len(spatial)} layers ({', '.join(spatial)}); choose one with --gpkg-layer")
+    return spatial[0]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import geopandas
@@ -32,6 +33,20 @@ SHANGHAI_TZ = "Asia/Shanghai"
 _TZ_SUFFIX = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})$"
 _EDGE_SPACE = re.compile(r"(?:^|\x00)\s|\s(?:\x00|$)")
 _GEOGRAPHIC = {"EPSG:4326", "EPSG:4490", "GCJ02", "BD09"}
+#: characters a text value may not hold: C0 controls but TAB/LF/CR, DEL, C1 controls, bidirectional
+#: overrides and isolates (they reorder how text is shown), and lone surrogates (not Unicode text)
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROL_NAMES = {"\x00": "NUL", "\x07": "BEL", "\x08": "BS", "\x7f": "DEL",
+                  "\x1b": "ESC, which starts ANSI terminal escape sequences",
+                  "\x9b": "CSI, which starts ANSI terminal escape sequences"}
+#: leading whitespace stripped from text values: all but TAB and CR, which may protect a spreadsheet cell
+_LEADING_SPACE = re.compile(r"^[^\S\t\r]+")
+#: the longest feature key (natural key fields joined with '|') in bytes: a btree index row holds ~2,700
+MAX_KEY_BYTES = 2000
+#: the value ranges of integer field types (PostgreSQL integer and bigint)
+INTEGER_RANGES = {FieldType.integer: (-(2**31), 2**31 - 1), FieldType.bigint: (-(2**63), 2**63 - 1)}
+#: a quoted value in a reject reason is cut to this many characters
+QUOTE_CHARS = 80
 
 
 class ValidationError(ValueError):
@@ -48,9 +63,10 @@ class Faults:
         """Record a fault for each of ``rows`` not already faulty."""
         if isinstance(reasons, str):
             reasons = [reasons] * len(rows)
+        name = None if field_name is None else clean_text(field_name)
         for row, reason in zip(rows, reasons, strict=True):
             if row not in self.rejects:
-                self.rejects[row] = Reject(row_number=_row_int(row), field=field_name, reason=reason)
+                self.rejects[row] = Reject(row_number=_row_int(row), field=name, reason=clean_text(reason))
 
     @property
     def rows(self) -> pd.Index:
@@ -63,7 +79,7 @@ class Faults:
         for row in sorted(self.rejects, key=lambda r: (_row_int(r) is None, _row_int(r) or 0)):
             rej = self.rejects[row]
             if row in raw.index:
-                rej.raw = {str(k): _jsonable(v) for k, v in raw.loc[row].items() if not _is_geometry(v)}
+                rej.raw = {clean_text(str(k)): _jsonable(v) for k, v in raw.loc[row].items() if not _is_geometry(v)}
             out.append(rej)
         return out
 
@@ -80,11 +96,30 @@ def _is_geometry(value: Any) -> bool:
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """Return a raw cell as a value a ``jsonb`` document can hold (no NUL, no lone surrogate, no NaN)."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, (str, int, float, bool)):
+    if isinstance(value, bool | int):
         return value
-    return str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return clean_text(str(value))
+
+
+def clean_text(text: str) -> str:
+    """Return ``text`` with NUL characters and lone surrogates (which PostgreSQL cannot store) as U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text) if _UNSTORABLE.search(text) else text
+
+
+def shown(value: Any) -> str:
+    """Return ``repr(value)`` for a reject reason, cut to :data:`QUOTE_CHARS` characters."""
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 4] + "...'"
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 # -- attributes -------------------------------------------------------------------------------------------
@@ -107,22 +142,66 @@ def coerce_fields(spec: LayerSpec, raw: pd.DataFrame, mapping: dict[str, str], f
 
 def coerce_field(f: FieldSpec, values: pd.Series, faults: Faults) -> pd.Series:
     """Return one column converted to its declared type, recording faulty values."""
-    text = texts(values)
+    text = texts(values, keep_leading_tab=f.type is FieldType.text)
     if f.enum is not None and "unknown" in f.enum:
         text = text.where(text.notna(), "unknown")  # an enum with 'unknown' says so for absent values
     empty = text.isna()
     if f.required and empty.any():
         faults.add(values.index[empty], f.name, f"field {f.name!r} is required but empty")
+    if f.type in (FieldType.text, FieldType.json):
+        _check_characters(f, text, faults)
     converter = _CONVERTERS[f.type]
     typed, bad = converter(text, empty)
     if bad.any():
-        faults.add(values.index[bad], f.name, [f"{v!r} is not {f.type.info.expected}" for v in text[bad]])
+        faults.add(values.index[bad], f.name, [f"{shown(v)} is not {f.type.info.expected}" for v in text[bad]])
     ok = ~empty & ~bad
+    if f.type in INTEGER_RANGES:
+        typed, ok = _check_range(f, typed, text, ok, faults)
     _check_rules(f, typed, text, ok, faults)
     return typed
 
 
-def _text(value: Any) -> str | None:
+def _check_characters(f: FieldSpec, text: pd.Series, faults: Faults) -> None:
+    """Reject values holding control characters, ANSI escapes, bidirectional overrides or lone surrogates."""
+    present = text.dropna()
+    if present.empty:
+        return
+    joined = " ".join(present.tolist())
+    if joined.isprintable() or not _FORBIDDEN.search(joined):  # printable text holds none of them (fast)
+        return
+    found = present.map(lambda v: _FORBIDDEN.search(v))
+    found = found[found.notna()]
+    faults.add(found.index, f.name, [_forbidden_reason(m) for m in found])
+
+
+def _forbidden_reason(match: re.Match) -> str:
+    char = match.group()
+    code = f"U+{ord(char):04X}"
+    at = f"at character {match.start() + 1}"
+    if "\ud800" <= char <= "\udfff":
+        return f"holds a lone surrogate {code} {at} (not valid Unicode text)"
+    if "\u202a" <= char <= "\u2069":
+        return f"holds the bidirectional formatting character {code} {at} (it reorders how text is displayed)"
+    name = _CONTROL_NAMES.get(char)
+    return f"holds the control character {code}{f' ({name})' if name else ''} {at}"
+
+
+def _check_range(
+    f: FieldSpec, typed: pd.Series, text: pd.Series, ok: pd.Series, faults: Faults
+) -> tuple[pd.Series, pd.Series]:
+    """Reject integers beyond the column type's range; return the values as Int64 and the updated ``ok``."""
+    low, high = INTEGER_RANGES[f.type]
+    outside = ok & typed.map(lambda v: v is not None and not (low <= v <= high))
+    if outside.any():
+        kind = "an integer" if f.type is FieldType.integer else "a bigint"
+        faults.add(typed.index[outside], f.name,
+                   [f"{shown(v)} is out of range for {kind} field ({low} to {high})" for v in text[outside]])
+    ok = ok & ~outside
+    values = pd.array([v if good else None for v, good in zip(typed, ok, strict=True)], dtype="Int64")
+    return pd.Series(values, index=typed.index), ok
+
+
+def _text(value: Any, keep_leading_tab: bool = False) -> str | None:
     """Return a cell as stripped text; None for empty cells. Integral floats lose their '.0'."""
     if value is None or value is pd.NA or value is pd.NaT:
         return None
@@ -132,20 +211,33 @@ def _text(value: Any) -> str | None:
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
-    text = str(value).strip()
+    text = _strip(str(value), keep_leading_tab)
     return text or None
 
 
-def texts(values: pd.Series) -> pd.Series:
-    """Return cells as stripped text, None for empty ones (vectorised for all-string columns)."""
+def _strip(text: str, keep_leading_tab: bool) -> str:
+    """Strip whitespace; with ``keep_leading_tab`` a leading TAB or CR (and what follows it) stays."""
+    if not keep_leading_tab:
+        return text.strip()
+    return _LEADING_SPACE.sub("", text).rstrip()
+
+
+def texts(values: pd.Series, *, keep_leading_tab: bool = False) -> pd.Series:
+    """Return cells as stripped text, None for empty ones (vectorised for all-string columns).
+
+    With ``keep_leading_tab`` (text fields), a leading TAB or CR is kept: it is not stray whitespace but
+    what keeps a spreadsheet from reading ``=...`` as a formula.
+    """
     if pd.api.types.infer_dtype(values, skipna=True) == "string":
         present = values.notna()
         if present.all() and not _EDGE_SPACE.search("\x00".join(values.tolist())):
             stripped = values.astype(object)  # nothing to strip: skip the per-cell call (the common case)
+        elif keep_leading_tab:
+            stripped = values.str.replace(_LEADING_SPACE, "", regex=True).str.rstrip()
         else:
             stripped = values.str.strip()
         return stripped.where(stripped.notna() & (stripped != ""), None).astype(object)
-    return values.map(_text).astype(object)
+    return values.map(lambda v: _text(v, keep_leading_tab)).astype(object)
 
 
 def _to_text(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -159,9 +251,43 @@ def _to_number(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]
 
 
 def _to_integer(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]:
-    num, bad = _to_number(text, empty)
-    bad = bad | (~empty & ~bad & (num % 1 != 0))
-    return num.where(~bad).round().astype("Int64"), bad
+    """Return exact Python integers (object dtype; range checks follow) and the mask of non-integers.
+
+    Integer text is parsed exactly (a float would round beyond 2**53); other numerals ('4.0', '1e3')
+    must be integral.
+    """
+    out = pd.Series([None] * len(text), index=text.index, dtype=object)
+    present = text[~empty]
+    plain = present.str.fullmatch(r"[+-]?\d+").astype(bool)
+    if plain.any():
+        out[plain[plain].index] = [_exact_int(v) for v in present[plain]]
+    others = present[~plain]
+    if len(others):
+        out[others.index] = [_integral(v) for v in others]
+    bad = ~empty & out.isna()
+    return out, bad
+
+
+def _exact_int(text: str) -> int | None:
+    digits = text.lstrip("+-").lstrip("0")
+    if len(digits) > 40:  # far beyond any column type: keep the sign and magnitude for the range check
+        return -(10**40) if text.startswith("-") else 10**40
+    return int(text)
+
+
+def _integral(text: str) -> int | None:
+    """Return the integer a decimal numeral ('4.0', '1e3') denotes exactly, None when it is not one."""
+    try:
+        number = Decimal(text.strip())
+    except InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    if number.adjusted() > 40:
+        return -(10**40) if number < 0 else 10**40
+    if number != number.to_integral_value():
+        return None
+    return int(number)
 
 
 def _to_boolean(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -225,13 +351,34 @@ def _to_json(text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]:
         if v is None:
             return None
         try:
-            return json.loads(v)
-        except json.JSONDecodeError:
+            value = json.loads(v, parse_constant=_no_constant)
+        except (ValueError, RecursionError):  # JSONDecodeError, NaN/Infinity, too many digits, too deep
             return _BAD
+        return value if _storable_json(value) else _BAD
 
     value = text.map(load)
     bad = value.map(lambda v: v is _BAD)
     return value.where(~bad, None), bad
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _storable_json(value: Any) -> bool:
+    """Tell whether a parsed JSON value fits ``jsonb``: no NUL and no lone surrogate in any string."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 _BAD = object()
@@ -249,18 +396,41 @@ def _check_rules(f: FieldSpec, typed: pd.Series, text: pd.Series, ok: pd.Series,
         mapped = text[ok].str.lower().map(canon)
         bad = mapped.isna()
         faults.add(mapped.index[bad], f.name,
-                   [f"{v!r} is not one of {', '.join(map(str, f.enum))}" for v in text[ok][bad]])
+                   [f"{shown(v)} is not one of {', '.join(map(str, f.enum))}" for v in text[ok][bad]])
         typed.loc[mapped.index[~bad]] = mapped[~bad]
     if f.pattern is not None and ok.any():
         bad = ~text[ok].str.fullmatch(f.pattern)
-        faults.add(bad.index[bad], f.name, [f"{v!r} does not match the pattern {f.pattern}" for v in text[ok][bad]])
+        faults.add(bad.index[bad], f.name,
+                   [f"{shown(v)} does not match the pattern {f.pattern}" for v in text[ok][bad]])
     if f.type.info.numeric:
         num = typed.astype(float)
         for bound, cmp, word in ((f.minimum, num < (f.minimum or 0), "below"),
                                  (f.maximum, num > (f.maximum or 0), "above")):
             if bound is not None:
                 bad = ok & cmp.fillna(False)
-                faults.add(num.index[bad], f.name, [f"{v!r} is {word} the {bound:g} allowed" for v in text[bad]])
+                faults.add(num.index[bad], f.name, [f"{shown(v)} is {word} the {bound:g} allowed" for v in text[bad]])
+
+
+def check_keys(spec: LayerSpec, attrs: pd.DataFrame, faults: Faults) -> None:
+    """Reject rows whose natural key is longer than :data:`MAX_KEY_BYTES` (it would not fit the unique index)."""
+    if not spec.key or not len(attrs):
+        return
+    parts = [attrs[k] for k in spec.key]
+    present = np.logical_and.reduce([p.notna().to_numpy() for p in parts])
+    if not present.any():
+        return
+    key = parts[0][present] if len(parts) == 1 and spec.field(spec.key[0]).type is FieldType.text \
+        else parts[0][present].astype(str)
+    for p in parts[1:]:
+        key = key + "|" + p[present].astype(str)
+    long = key[key.str.len() * 4 > MAX_KEY_BYTES]  # cheap bound first: a character is at most 4 bytes
+    sizes = long.map(lambda k: len(k.encode("utf-8", errors="surrogatepass")))
+    too_long = sizes[sizes > MAX_KEY_BYTES]
+    if len(too_long):
+        what = f"the key field {spec.key[0]!r}" if len(spec.key) == 1 else f"the key ({', '.join(spec.key)})"
+        faults.add(too_long.index, spec.key[0], [
+            f"{what} is {n} bytes long; at most {MAX_KEY_BYTES} fit the layer's unique index" for n in too_long
+        ])
 
 
 # -- coordinates ------------------------------------------------------------------------------------------
@@ -337,7 +507,7 @@ class PointColumns:
         num = pd.to_numeric(text, errors="coerce").astype(float)
         bad = ~empty & ~np.isfinite(num.fillna(np.nan))
         faults.add(values.index[empty], column, f"empty coordinate in column {column!r}")
-        faults.add(values.index[bad], column, [f"{v!r} is not a number" for v in text[bad]])
+        faults.add(values.index[bad], column, [f"{shown(v)} is not a number" for v in text[bad]])
         return num.to_numpy(dtype=float, na_value=np.nan)
 
     def _fix_axes(

@@ -52,7 +52,7 @@ def ingest(
     )] = False,
 ) -> None:
     """Ingest FILE into LAYER (one transaction: all or nothing); print a summary."""
-    from pipelines.ingest import IngestError, ingest_file
+    from pipelines.ingest import IngestError, ingest_file, one_line
     from pipelines.readers import count_lines
 
     settings, engine, catalog = open_database()
@@ -62,15 +62,15 @@ def ingest(
                         TimeElapsedColumn(), console=err_console, transient=True, disable=not large)
     try:
         with progress:
-            task = progress.add_task(f"{layer} ← {file.name}", total=total)
+            task = progress.add_task(escape(f"{layer} ← {file.name}"), total=total)
             result = ingest_file(
                 engine, catalog, layer, file, crs=crs, lon_col=lon_col, lat_col=lat_col, encoding=encoding,
                 on_error=on_error.value, swap_axes=swap_axes, gpkg_layer=gpkg_layer, replace=replace,
                 progress=lambda n: progress.update(task, completed=n),
-                warn=lambda msg: err_console.print(f"[yellow]warning:[/] {msg}", highlight=False),
+                warn=lambda msg: err_console.print(f"[yellow]warning:[/] {escape(one_line(msg))}", highlight=False),
             )
     except IngestError as exc:
-        fail(str(exc))
+        fail(escape(str(exc)))  # file names and quoted values must not be read as rich markup
     except sa.exc.OperationalError as exc:
         fail(f"database unreachable: {str(exc.orig).strip().splitlines()[0]}")
     finally:
@@ -85,7 +85,10 @@ def ingest(
 
 
 def _summary(result, file: Path) -> Table:
-    table = Table(title=f"{result.layer_id} ← {file.name}", show_header=False, title_justify="left")
+    from pipelines.ingest import one_line
+
+    table = Table(title=escape(f"{result.layer_id} ← {one_line(file.name)}"), show_header=False,
+                  title_justify="left")
     table.add_column("", style="bold")
     table.add_column("", justify="right")
     for label, value in (
@@ -139,10 +142,12 @@ def rejects(
     if csv_path is not None:
         _write_csv(rows, csv_path)
         return
+    from pipelines.ingest import one_line
+
     table = Table("row", "field", "reason", "raw", title=f"batch {batch_id}: {len(rows)} rejected rows")
-    for r in rows[:limit]:
-        table.add_row(str(r.row_number or ""), r.field or "", r.reason,
-                      json.dumps(r.raw, ensure_ascii=False)[:120] if r.raw else "")
+    for r in rows[:limit]:  # cells are text from the file: neither markup nor terminal control sequences
+        table.add_row(str(r.row_number or ""), escape(one_line(r.field or "")), escape(one_line(r.reason)),
+                      escape(one_line(json.dumps(r.raw, ensure_ascii=False)[:120])) if r.raw else "")
     console.print(table)
 
 

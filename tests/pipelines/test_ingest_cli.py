@@ -8,29 +8,16 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from cim_service.cli import app
-from cim_service.store.db import make_engine
-
-
-@pytest.fixture(scope="module")
-def db_url(throwaway_database):
-    with throwaway_database("cli") as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def db(db_url):
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
+from pipelines.ingest import ingest_file
 
 
 def _cim(db_url, *args):
@@ -144,3 +131,21 @@ def _wait_gone(engine, pid: int, timeout: float = 30.0) -> None:
     while _q(engine, "SELECT 1 FROM pg_stat_activity WHERE pid = :p", p=pid):
         assert time.monotonic() < deadline, "the killed ingest's backend did not end"
         time.sleep(0.05)
+
+
+def test_concurrent_ingests_lose_nothing(db, catalog, tmp_path):
+    """Four ingests of overlapping files into one layer at once: serialised, every feature of every file kept."""
+    with db.begin() as conn:
+        conn.execute(sa.text("TRUNCATE cim.iot_nodes"))
+    version = _q(db, "SELECT version FROM cim_meta.layer_state WHERE layer_id = 'iot_nodes'")[0][0]
+    paths = []
+    for k in range(4):
+        path = tmp_path / f"part{k}.csv"
+        rows = [f"N{i:07d},road,{121.30 + i * 1e-5:.6f},31.10" for i in range(k * 500, k * 500 + 800)]
+        path.write_text("node_id,sensor_kind,lon,lat\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        paths.append(path)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda p: ingest_file(db, catalog, "iot_nodes", p, crs="wgs84"), paths))
+    assert [r.status for r in results] == ["committed"] * 4
+    assert sum(r.inserted for r in results) == _q(db, "SELECT count(*) FROM cim.iot_nodes")[0][0] == 3 * 500 + 800
+    assert _q(db, "SELECT version FROM cim_meta.layer_state WHERE layer_id = 'iot_nodes'")[0][0] == version + 4

@@ -12,17 +12,8 @@ import shapely
 import sqlalchemy as sa
 
 from cim_service.core.crs import bd09_to_wgs84, gcj02_to_wgs84
-from cim_service.store.db import make_engine
 from pipelines.ingest import IngestError, ingest_file
 from pipelines.readers import column_mapping, find_coordinate_columns
-
-
-@pytest.fixture(scope="module")
-def db(throwaway_database):
-    with throwaway_database("fmt") as url:
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
 
 
 def _empty(engine, table):

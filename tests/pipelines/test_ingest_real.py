@@ -15,19 +15,10 @@ import sqlalchemy as sa
 from pyproj import Transformer
 
 from cim_service.core.crs import gcj02_to_wgs84, transform_geometry
-from cim_service.store.db import make_engine
 from pipelines.ingest import IngestError, ingest_file
 from pipelines.readers import read_vector
 
 UTM51 = Transformer.from_crs(4326, 32651, always_xy=True)
-
-
-@pytest.fixture(scope="module")
-def db(throwaway_database):
-    with throwaway_database("real") as url:
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +78,7 @@ def test_shapefile_without_prj_and_dbf_needs_a_crs_then_loads(db, catalog, distr
     path = shared_data / "boundaries/shanghai_townships_noattrs.shp"
     src = read_vector(path, "shapefile")
     assert len(src.frame) == 251 and not src.has_prj and src.declared_crs is None
-    assert list(src.frame.columns) == ["geometry"]
+    assert list(src.frame.columns) == [src.frame.geometry.name]  # no attributes
     before = _q(db, "SELECT count(*) FROM cim_meta.ingest_batch")[0][0]
     with pytest.raises(IngestError, match=r"shanghai_townships_noattrs\.shp: .*no \.prj.*--crs"):
         ingest_file(db, catalog, "shanghai_townships", path)

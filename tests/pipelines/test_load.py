@@ -12,18 +12,9 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
-from cim_service.store.db import make_engine
 from pipelines.load import Reject, feature_keys, load_chunks, load_geodataframe
 
 SQUARE = shapely.box(121.30, 31.00, 121.50, 31.15)  # a stand-in district outline inside Minhang
-
-
-@pytest.fixture(scope="module")
-def db(throwaway_database):
-    with throwaway_database("load") as url:
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
 
 
 def _empty(engine, *tables):
