@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     max_headers_bytes: int = Field(default=32 * 1024, ge=1024)
     max_header_count: int = Field(default=100, ge=10)
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    max_bulk_body_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="Largest body of a bulk "
+                                     "write (`POST /sta/v1.1/CreateObservations`, the dataArray extension).")
+    sta_max_top: int = Field(default=10_000, ge=1, description="Largest `$top` of a SensorThings request.")
+    sta_default_top: int = Field(default=100, ge=1, description="`$top` of a SensorThings request without one.")
     max_html_limit: int = Field(default=500, ge=1, description="Largest items page rendered as HTML.")
 
     # Indicator defaults

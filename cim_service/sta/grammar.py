@@ -23,6 +23,7 @@ MAX_FILTER_LENGTH = 8_000
 MAX_DEPTH = 40
 MAX_EXPAND_DEPTH = 5
 
+_DTX = r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?"
 FILTER_GRAMMAR = r"""
 ?start: or_expr
 ?or_expr: and_expr (_OR and_expr)*            -> or_
@@ -60,14 +61,13 @@ ADDOP.2: /(add|sub)\b/i
 MULOP.2: /(mul|div|mod)\b/i
 FUNC.3: /[A-Za-z][A-Za-z0-9_.]*(?=\s*\()/
 GEO.3: /(geography|geometry)'[^']*'/i
-_DT: /\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?/
-INTERVAL.4: /\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?\/\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?/
-DATETIME.3: /\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?/
+INTERVAL.4: /DTX\/DTX/
+DATETIME.3: /DTX/
 NUMBER: /\d+(\.\d+)?([eE][+-]?\d+)?/
 STRING: /'([^']|'')*'/
 NAME: /@?[A-Za-z_][A-Za-z0-9_.]*/
 %ignore /[ \t\r\n]+/
-"""
+""".replace("DTX", _DTX)
 
 
 # -- the AST ------------------------------------------------------------------------------------------------------
@@ -383,7 +383,7 @@ def parse_options(params: dict[str, str], *, max_top: int, default_top: int, pre
 
 
 def parse_expand(text: str, *, max_top: int, default_top: int, prefix: str = "", depth: int = 0) -> list[Expand]:
-    """Parse an ``$expand`` value: ``Datastreams($expand=Observations($top=3;$orderby=phenomenonTime desc)),Locations``."""
+    """Parse ``$expand``: ``Datastreams($expand=Observations($top=3;$orderby=phenomenonTime desc)),Locations``."""
     shown = f"{prefix}$expand"
     if depth >= MAX_EXPAND_DEPTH:
         raise InvalidParameter(f"parameter '{shown}': nested deeper than {MAX_EXPAND_DEPTH}")

@@ -278,3 +278,26 @@ def delete_datastream(conn: Connection, datastream_id: int) -> None:
     """Remove every observation, aggregate and latest value of a datastream (no foreign key: COPY speed)."""
     for table in (TABLE, HOURLY, LATEST):
         conn.execute(sa.text(f"DELETE FROM {table} WHERE datastream_id = :d"), {"d": datastream_id})
+
+
+def delete_one(conn: Connection, datastream_id: int, phenomenon_time: datetime) -> bool:
+    """Delete the observation (datastream, phenomenon time), i.e. one ``@iot.id``; False when there is none."""
+    return conn.execute(sa.text(f"DELETE FROM {TABLE} WHERE datastream_id = :d AND phenomenon_time = :t"),
+                        {"d": datastream_id, "t": phenomenon_time}).rowcount > 0
+
+
+def update_one(conn: Connection, datastream_id: int, phenomenon_time: datetime, values: dict[str, Any]) -> bool:
+    """Update the result columns of one observation (``result``, ``result_json``, ``result_time``,
+    ``result_quality``, ``extra``); the phenomenon time and datastream make its id and stay."""
+    allowed = {"result": "float8", "result_json": "jsonb", "result_time": "timestamptz", "result_quality": "jsonb",
+               "extra": "jsonb", "feature_id": "int8"}
+    if set(values) - set(allowed):
+        raise ValueError(f"not writable: {sorted(set(values) - set(allowed))}")
+    params = {k: (Jsonb(v) if allowed[k] == "jsonb" and v is not None else v) for k, v in values.items()}
+    if not params:
+        return conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE datastream_id = :_d "
+                                    "AND phenomenon_time = :_t)"),
+                            {"_d": datastream_id, "_t": phenomenon_time}).scalar_one()
+    sets = ", ".join(f"{k} = CAST(:{k} AS {allowed[k]})" for k in params)
+    return conn.execute(sa.text(f"UPDATE {TABLE} SET {sets} WHERE datastream_id = :_d AND phenomenon_time = :_t"),
+                        {**params, "_d": datastream_id, "_t": phenomenon_time}).rowcount > 0

@@ -223,3 +223,155 @@ def things_of_layer(conn: Connection, layer_id: str) -> list[dict[str, Any]]:
          WHERE th.layer_id = :layer ORDER BY th.feature_key
         """), {"layer": layer_id}).mappings()
     return [dict(r) for r in rows]
+
+
+# -- writes of the SensorThings API (POST, PATCH, DELETE over /sta/v1.1) ----------------------------------------------
+_TABLES = {"thing": THING, "location": LOCATION, "historical_location": HISTORICAL_LOCATION, "sensor": SENSOR,
+           "observed_property": OBSERVED_PROPERTY, "datastream": DATASTREAM,
+           "feature_of_interest": FEATURE_OF_INTEREST}
+#: columns the API writes, by table; geometry columns take GeoJSON text, jsonb columns Python values
+WRITABLE: dict[str, dict[str, str]] = {
+    "thing": {"name": "text", "description": "text", "properties": "jsonb"},
+    "location": {"name": "text", "description": "text", "encoding_type": "text", "geom": "geom",
+                 "properties": "jsonb"},
+    "historical_location": {"thing_id": "int8", "time": "timestamptz"},
+    "sensor": {"name": "text", "description": "text", "encoding_type": "text", "metadata": "text",
+               "properties": "jsonb"},
+    "observed_property": {"name": "text", "definition": "text", "description": "text", "properties": "jsonb"},
+    "datastream": {"name": "text", "description": "text", "observation_type": "text", "unit_name": "text",
+                   "unit_symbol": "text", "unit_definition": "text", "thing_id": "int8", "sensor_id": "int8",
+                   "observed_property_id": "int8", "observed_area": "geom", "phenomenon_time_start": "timestamptz",
+                   "phenomenon_time_end": "timestamptz", "result_time_start": "timestamptz",
+                   "result_time_end": "timestamptz", "properties": "jsonb", "feature_id": "int8"},
+    "feature_of_interest": {"name": "text", "description": "text", "encoding_type": "text", "geom": "geom",
+                            "properties": "jsonb"},
+}
+
+
+def _value_sql(column: str, kind: str) -> str:
+    if kind == "geom":
+        return f"ST_SetSRID(ST_GeomFromGeoJSON(:{column}), 4326)"
+    if kind == "jsonb":
+        return f"CAST(:{column} AS jsonb)"
+    return f"CAST(:{column} AS {kind})"
+
+
+def _bind(table: str, values: dict[str, Any]) -> dict[str, Any]:
+    cols = WRITABLE[table]
+    unknown = set(values) - set(cols)
+    if unknown:
+        raise ValueError(f"not writable columns of {table}: {sorted(unknown)}")
+    return {c: (_json(v) if cols[c] == "jsonb" and v is not None else v) for c, v in values.items()}
+
+
+def insert_entity(conn: Connection, table: str, values: dict[str, Any]) -> int:
+    """Insert one entity row of ``table`` (a key of :data:`WRITABLE`); return its id."""
+    params = _bind(table, values)
+    cols = list(params)
+    sql = (f"INSERT INTO {_TABLES[table]} ({', '.join(cols)}) "
+           f"VALUES ({', '.join(_value_sql(c, WRITABLE[table][c]) for c in cols)}) RETURNING id")
+    return conn.execute(sa.text(sql), params).scalar_one()
+
+
+def update_entity(conn: Connection, table: str, entity_id: int, values: dict[str, Any]) -> bool:
+    """Update columns of one entity row; False when there is no such row."""
+    params = _bind(table, values)
+    if not params:
+        return exists(conn, table, entity_id)
+    sets = ", ".join(f"{c} = {_value_sql(c, WRITABLE[table][c])}" for c in params)
+    return conn.execute(sa.text(f"UPDATE {_TABLES[table]} SET {sets} WHERE id = :_id"),
+                        {**params, "_id": entity_id}).rowcount > 0
+
+
+def delete_entity(conn: Connection, table: str, entity_id: int) -> bool:
+    """Delete one entity row (its dependants go by the foreign keys' cascades); False when there is none."""
+    return conn.execute(sa.text(f"DELETE FROM {_TABLES[table]} WHERE id = :id"), {"id": entity_id}).rowcount > 0
+
+
+def exists(conn: Connection, table: str, entity_id: int) -> bool:
+    """Tell whether the entity row exists."""
+    return conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {_TABLES[table]} WHERE id = :id)"),
+                        {"id": entity_id}).scalar_one()
+
+
+def datastreams_of_thing(conn: Connection, thing_id: int) -> list[int]:
+    """Ids of the Datastreams of a Thing (their observations have no foreign key and are deleted with them)."""
+    return list(conn.execute(sa.text(f"SELECT id FROM {DATASTREAM} WHERE thing_id = :t"), {"t": thing_id}).scalars())
+
+
+def datastreams_of(conn: Connection, column: str, entity_id: int) -> list[int]:
+    """Ids of the Datastreams whose ``column`` (thing_id, sensor_id, observed_property_id) is ``entity_id``."""
+    if column not in ("thing_id", "sensor_id", "observed_property_id"):
+        raise ValueError(column)
+    return list(conn.execute(sa.text(f"SELECT id FROM {DATASTREAM} WHERE {column} = :e"), {"e": entity_id}).scalars())
+
+
+def set_thing_locations(conn: Connection, thing_id: int, location_ids: list[int], *, replace: bool) -> None:
+    """Link a Thing to Locations (replacing its current ones if ``replace``) and record a HistoricalLocation."""
+    if replace:
+        conn.execute(sa.text(f"DELETE FROM {THING_LOCATION} WHERE thing_id = :t"), {"t": thing_id})
+    conn.execute(sa.text(
+        f"INSERT INTO {THING_LOCATION} (thing_id, location_id) SELECT :t, unnest(CAST(:l AS bigint[])) "
+        "ON CONFLICT DO NOTHING"), {"t": thing_id, "l": location_ids})
+    hist = conn.execute(sa.text(f"INSERT INTO {HISTORICAL_LOCATION} (thing_id, time) VALUES (:t, now()) RETURNING id"),
+                        {"t": thing_id}).scalar_one()
+    conn.execute(sa.text(
+        f"INSERT INTO {HIST_LOCATION_LOCATION} (historical_location_id, location_id) "
+        "SELECT :h, unnest(CAST(:l AS bigint[])) ON CONFLICT DO NOTHING"), {"h": hist, "l": location_ids})
+
+
+def link_location_things(conn: Connection, location_id: int, thing_ids: list[int]) -> None:
+    """Make ``location_id`` the current Location of each Thing (a HistoricalLocation each)."""
+    for thing_id in thing_ids:
+        set_thing_locations(conn, thing_id, [location_id], replace=True)
+
+
+def link_historical_locations(conn: Connection, historical_location_id: int, location_ids: list[int]) -> None:
+    """Attach Locations to a HistoricalLocation."""
+    conn.execute(sa.text(
+        f"INSERT INTO {HIST_LOCATION_LOCATION} (historical_location_id, location_id) "
+        "SELECT :h, unnest(CAST(:l AS bigint[])) ON CONFLICT DO NOTHING"),
+        {"h": historical_location_id, "l": location_ids})
+
+
+def datastream_features(conn: Connection, ids: list[int]) -> dict[int, int | None]:
+    """Datastream id -> its FeatureOfInterest id, creating one from its Thing's Location where it has none.
+
+    As FROST-Server does: an Observation posted without a FeatureOfInterest observes its Thing's Location; the
+    generated feature is kept on the datastream, so later observations reuse it. Unknown ids are absent.
+    """
+    rows = conn.execute(sa.text(f"SELECT id, feature_id FROM {DATASTREAM} WHERE id = ANY(:ids) FOR UPDATE"),
+                        {"ids": ids}).all()
+    out = {r[0]: r[1] for r in rows}
+    for ds_id in [k for k, v in out.items() if v is None]:
+        feature = conn.execute(sa.text(
+            f"""
+            WITH loc AS (
+              SELECT l.name, l.description, l.encoding_type, l.geom FROM {DATASTREAM} d
+                JOIN {THING_LOCATION} tl ON tl.thing_id = d.thing_id JOIN {LOCATION} l ON l.id = tl.location_id
+               WHERE d.id = :d ORDER BY l.id LIMIT 1
+            ), foi AS (
+              INSERT INTO {FEATURE_OF_INTEREST} (name, description, encoding_type, geom)
+              SELECT name, description, encoding_type, geom FROM loc RETURNING id
+            )
+            UPDATE {DATASTREAM} SET feature_id = (SELECT id FROM foi) WHERE id = :d RETURNING feature_id
+            """), {"d": ds_id}).scalar_one_or_none()
+        out[ds_id] = feature
+    return out
+
+
+def extend_datastream_times(conn: Connection, bounds: dict[int, tuple[Any, Any, Any, Any]]) -> None:
+    """Widen each Datastream's phenomenonTime and resultTime to cover newly written observations.
+
+    ``bounds``: datastream id -> (phenomenon start, phenomenon end, result start, result end).
+    """
+    for ds_id, (ps, pe, rs, re_) in bounds.items():
+        conn.execute(sa.text(
+            f"""
+            UPDATE {DATASTREAM} SET
+              phenomenon_time_start = least(phenomenon_time_start, CAST(:ps AS timestamptz)),
+              phenomenon_time_end = greatest(phenomenon_time_end, CAST(:pe AS timestamptz)),
+              result_time_start = least(result_time_start, CAST(:rs AS timestamptz)),
+              result_time_end = greatest(result_time_end, CAST(:re AS timestamptz))
+             WHERE id = :d
+            """), {"d": ds_id, "ps": ps, "pe": pe, "rs": rs, "re": re_})
