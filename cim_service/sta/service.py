@@ -165,5 +165,5 @@ def _page(values: list[Any], opts: Options, count: int | None, raw_query: list[t
     if more:
         query = [(k, v) for k, v in raw_query if k not in ("$skip", "$top")]
         query += [("$top", str(top)), ("$skip", str(opts.skip + top))]
-        doc["@iot.nextLink"] = f"{request_url}?{urlencode(query)}"
+        doc["@iot.nextLink"] = f"{request_url}?{urlencode(query, safe='$,()/:@')}"
     return doc

@@ -267,7 +267,7 @@ def _call(call: Call, es: EntitySet, alias: str, ctx: Ctx) -> Typed:
     if name in ("round", "floor", "ceiling"):
         _args(call, 1, ctx)
         fn = {"round": "round", "floor": "floor", "ceiling": "ceil"}[name]
-        return Typed(f"{fn}(({_as_number(v(0), ctx)})::float8)", "number")
+        return Typed(f"{fn}(({_as_number(v(0), ctx)})::numeric)::float8", "number")
     if name in _TIME_PARTS:
         _args(call, 1, ctx)
         return Typed(f"extract({_TIME_PARTS[name]} FROM ({_as_time(v(0), ctx)}) AT TIME ZONE 'UTC')::float8",
@@ -439,13 +439,18 @@ def entity_json(es: EntitySet, alias: str, opts: Options, ctx: Ctx, base: str) -
             if s not in ("@iot.id", "id", "@iot.selfLink") and es.prop(s) is None and es.nav(s) is None:
                 raise InvalidParameter(f"parameter '$select': {es.name} have no property {s!r}")
     want = (lambda n: True) if selected is None else (lambda n: n in selected)
-    base_p = ctx.params.add(base, "text")
-    self_link = f"{base_p} || '/{es.name}(' || ({es.id_sql.format(t=alias)}) || ')'"
+    link: list[str] = []
+
+    def self_link() -> str:  # bound only when used: an unused parameter has no type for PostgreSQL
+        if not link:
+            link.append(f"{ctx.params.add(base, 'text')} || '/{es.name}(' || ({es.id_sql.format(t=alias)}) || ')'")
+        return link[0]
+
     pairs: list[str] = []
     if want("@iot.id") or want("id"):
         pairs.append(f"'@iot.id', {es.id_sql.format(t=alias)}")
     if want("@iot.selfLink"):
-        pairs.append(f"'@iot.selfLink', {self_link}")
+        pairs.append(f"'@iot.selfLink', {self_link()}")
     for p in es.props:
         if want(p.name):
             pairs.append(f"'{p.name}', {(p.out or p.sql).format(t=alias)}")
@@ -453,7 +458,7 @@ def entity_json(es: EntitySet, alias: str, opts: Options, ctx: Ctx, base: str) -
         if nav.name in expanded:
             continue
         if selected is None or nav.name in selected:
-            pairs.append(f"'{nav.name}@iot.navigationLink', {self_link} || '/{nav.name}'")
+            pairs.append(f"'{nav.name}@iot.navigationLink', {self_link()} || '/{nav.name}'")
     for e in expands:
         nav = es.nav(e.path[0])
         pairs += _expansion(nav, alias, e.options, ctx, base)
