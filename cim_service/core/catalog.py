@@ -121,6 +121,68 @@ ADDRESS_FIELDS = ("address_code", "full_address", "district", "town", "community
                   "number", "building", "unit", "room", "poi", "parse_level")
 
 
+class Unit(BaseModel):
+    """Unit of measurement of a SensorThings Datastream (name, symbol, definition URI)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    symbol: str
+    definition: str = ""
+
+
+class ObservedPropertySpec(BaseModel):
+    """One quantity the sensors of a layer report: a Datastream per feature (of the kinds in ``where``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    title_zh: str | None = None
+    title_en: str | None = None
+    definition: str = ""
+    description: str = ""
+    unit: Unit
+    minimum: float | None = Field(default=None, description="Smallest plausible reading (lower ones are refused).")
+    maximum: float | None = Field(default=None, description="Largest plausible reading (higher ones are refused).")
+    where: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Only features whose field has one of these values sense this "
+        "property (e.g. {sensor_kind: [water]}); empty: every feature.")
+
+    @field_validator("name")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        if not IDENT.match(v):
+            raise ValueError(f"observed property name {v!r} must match {IDENT.pattern}")
+        return v
+
+
+class SensorSpec(BaseModel):
+    """The SensorThings Sensor (the device model) of a sensing layer's features."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    encoding_type: str = "text/html"
+    metadata: str = ""
+
+
+class Sensing(BaseModel):
+    """A sensing layer: its features are SensorThings Things whose Location is the feature's point."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sensor: SensorSpec
+    observed_properties: list[ObservedPropertySpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Sensing:
+        names = [p.name for p in self.observed_properties]
+        if len(set(names)) != len(names):
+            raise ValueError("observed property names must be unique within a layer")
+        return self
+
+
 class Role(StrEnum):
     """A part a layer plays that code relies on; code asks the catalog for the role, never for a layer id."""
 
@@ -159,6 +221,7 @@ class LayerSpec(BaseModel):
     default_crs: str = Field(default="wgs84", description="Source CRS assumed by `cim ingest` when --crs is not given.")
     check_district: bool = Field(default=True, description="Flag features outside the district outline.")
     ingest: IngestRules = Field(default_factory=IngestRules)
+    sensing: Sensing | None = Field(default=None, description="Features are SensorThings Things (point layers).")
 
     @field_validator("id", "table")
     @classmethod
@@ -176,6 +239,10 @@ class LayerSpec(BaseModel):
         refs = [*self.key, self.time_field, self.label_field, self.ingest.merge_on, *self.ingest.merge_lists]
         if self.ingest.parse_address:
             refs += ADDRESS_FIELDS
+        if self.sensing is not None:
+            if not self.geometry.is_point:
+                raise ValueError(f"layer {self.id}: a sensing layer must have point geometry")
+            refs += [f for p in self.sensing.observed_properties for f in p.where]
         for ref in refs:
             if ref is not None and ref not in names:
                 raise ValueError(f"layer {self.id}: {ref!r} is not a declared field")
@@ -257,6 +324,11 @@ class Catalog:
             raise LookupError(f"no layer of the catalog declares the role {Role(role).value!r} "
                               f"(roles are declared in layers/*.yaml)")
         return spec
+
+    @property
+    def sensing_layers(self) -> list[LayerSpec]:
+        """Layers whose features are SensorThings Things, in catalog order."""
+        return [layer for layer in self._layers.values() if layer.sensing is not None]
 
     @property
     def roles(self) -> dict[str, str]:

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     max_headers_bytes: int = Field(default=32 * 1024, ge=1024)
     max_header_count: int = Field(default=100, ge=10)
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    max_bulk_body_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="Largest body of a bulk "
+                                     "write (`POST /sta/v1.1/CreateObservations`, the dataArray extension).")
+    sta_max_top: int = Field(default=10_000, ge=1, description="Largest `$top` of a SensorThings request.")
+    sta_default_top: int = Field(default=100, ge=1, description="`$top` of a SensorThings request without one.")
     max_html_limit: int = Field(default=500, ge=1, description="Largest items page rendered as HTML.")
 
     # Indicator defaults
@@ -86,7 +90,33 @@ class Settings(BaseSettings):
         default=10_000, ge=100, description="Longest wait of an indicator or gap-layer computation for a table or "
                                             "row lock held by another session.")
 
-    @field_validator("tile_cache", mode="before")
+    # Sensing: the MQTT broker, the bridge and the retention of observations (cim_service/sensing)
+    mqtt_url: str | None = Field(default=None, description="mqtt://user:password@host:port of the broker; unset "
+                                 "means the project-local Mosquitto (`cim broker start`).")
+    local_mqtt_port: int = Field(default=18839, ge=1024, le=65535, description="Port of the project-local broker "
+                                 "(a free one is taken when another server holds it).")
+    sensor_bridge: bool = Field(default=True, description="CIM_SENSOR_BRIDGE=off: `cim serve` runs no MQTT bridge.")
+    sensor_raw_days: int = Field(default=30, ge=1, description="Days of raw observations kept; older days are "
+                                 "folded into hourly aggregates (`cim sensors compact`).")
+    sensor_max_future_s: float = Field(default=300.0, ge=0, description="Readings later than now + this are "
+                                       "refused (clock of the device wrong).")
+    sensor_batch_size: int = Field(default=5000, ge=1, description="Most observations committed in one batch.")
+    sensor_batch_wait_ms: int = Field(default=100, ge=1, description="Longest wait for a batch to fill.")
+    sensor_rate_per_s: float = Field(default=10.0, gt=0, description="Readings a second accepted per datastream "
+                                     "(token bucket; a device's flood beyond it is dead-lettered).")
+    sensor_rate_burst: float = Field(default=50.0, ge=1, description="Burst size of the per-datastream limit.")
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        u = urlsplit(value.strip())
+        if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
+            raise ValueError("CIM_MQTT_URL must look like mqtt://user:password@host:port")
+        return value.strip()
+
+    @field_validator("tile_cache", "sensor_bridge", mode="before")
     @classmethod
     def _on_off(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in {"on", "off"}:
