@@ -49,8 +49,8 @@ def load_nodes(engine, spec, rows, sha: str, at: datetime, **kw):
 
 #: the story in three snapshots: N1 inserted at T1, re-typed at T2, moved at T3; N2 inserted at T1, deleted at T3
 STORY = [
-    (T1, [("N1", "environment", 121.40, 31.05), ("N2", "water", 121.41, 31.06)]),
-    (T2, [("N1", "road", 121.40, 31.05), ("N2", "water", 121.41, 31.06), ("N3", "fire", 121.42, 31.07)]),
+    (T1, [("N1", "environment", 121.40, 31.065), ("N2", "water", 121.41, 31.06)]),
+    (T2, [("N1", "road", 121.40, 31.065), ("N2", "water", 121.41, 31.06), ("N3", "fire", 121.42, 31.07)]),
     (T3, [("N1", "road", 121.45, 31.08), ("N3", "fire", 121.42, 31.07)]),
 ]
 
