@@ -11,7 +11,8 @@ from cim_service.core.settings import PROJECT_ROOT
 from cim_service.store.schema import META_SCHEMA, STA_SCHEMA, metadata, sta_metadata
 
 OWNERS = {"ingest_batch": "batches.py", "ingest_reject": "rejects.py", "layer_state": "layer_state.py",
-          "api_key": "api_keys.py", "access_log": "access_log.py", "indicator_result": "indicator_results.py"}
+          "api_key": "api_keys.py", "access_log": "access_log.py", "indicator_result": "indicator_results.py",
+          "history_purge": "history.py"}
 STA_OWNERS = {**{t: "sta_entities.py" for t in (
     "thing", "location", "thing_location", "historical_location", "hist_location_location", "sensor",
     "observed_property", "datastream", "feature_of_interest")},
