@@ -31,6 +31,7 @@ from cim_service.indicators.catalog import IndicatorSpec
 from cim_service.indicators.context import DISTRICT
 from cim_service.indicators.kinds import Kind
 from cim_service.indicators.results import TOLERANCE, TOWNS_KEY
+from cim_service.indicators.tables import UnknownTownError
 
 #: key of the district's trajectory in a trajectory (the towns' are under ``results.TOWNS_KEY``)
 OVERALL_KEY = "overall"
@@ -191,6 +192,14 @@ def trajectory(spec: IndicatorSpec, results: Mapping[date, dict[str, Any]], *, l
         "on_track_towns": sum(1 for r in rows if r["on_track"]),
         "behind_towns": sum(1 for r in rows if r["on_track"] is False),
     }
+
+
+def select_town(traj: dict[str, Any], town: str) -> dict[str, Any]:
+    """The trajectory with only ``town`` among the towns (its ``rank`` kept); UnknownTownError otherwise."""
+    rows = [t for t in traj[TOWNS_KEY] if t["town"] == town]
+    if not rows:
+        raise UnknownTownError(town, sorted(t["town"] for t in traj[TOWNS_KEY]))
+    return {**traj, TOWNS_KEY: rows}
 
 
 CSV_COLUMNS = ["rank", "town", "name_en", "target", "target_year", "baseline", "current", "current_date",

@@ -199,10 +199,10 @@ async def get_trajectory(
     body = traj.trajectory(ind.indicators.get(indicator_id), {d: got[k] for d, k in keys.items()},
                            last_n=last_n, until=until)
     if town is not None:
-        rows = [t for t in body["towns"] if t["town"] == town]
-        if not rows:
-            raise NotFound(f"unknown town {town!r}; known towns: {', '.join(sorted(t['town'] for t in body['towns']))}")
-        body["towns"] = rows
+        try:
+            body = traj.select_town(body, town)
+        except UnknownTownError as exc:
+            raise NotFound(str(exc)) from None
     if fmt == "csv":
         columns, rows = traj.flat_rows(body)
         buf = io.StringIO()
