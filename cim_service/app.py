@@ -27,6 +27,7 @@ from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
 from cim_service.routes import features, indicators, ops, tiles
+from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
 from cim_service.store.db import Database, make_engine
 from cim_service.store.localdb import resolve_database_url
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # routes are matched in this order
     app.include_router(ops.router)
     app.include_router(features.router)
+    app.include_router(history_routes.router)
     app.include_router(tiles.router)
     app.include_router(indicators.router)
     app.include_router(map_routes.router)

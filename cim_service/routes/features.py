@@ -27,6 +27,8 @@ from cim_service.auth import (
 from cim_service.core.catalog import Access, LayerSpec
 from cim_service.errors import InvalidParameter, NotFound, error_responses
 from cim_service.features import formats
+from cim_service.features.asof import check_at, parse_at
+from cim_service.features.asof import source as as_of_source
 from cim_service.features.collections import collection_doc, link, queryables_doc, temporal_extent
 from cim_service.features.cql2 import FilterContext, coerce, parse_filter, to_sql
 from cim_service.features.crs import content_crs_header, resolve_crs
@@ -45,9 +47,12 @@ _GEO = {200: {"description": "GeoJSON (default), HTML or CSV",
 _DOC = {200: {"description": "JSON (default) or HTML", "content": {"application/json": {}, "text/html": {}}}}
 
 #: query parameters of /items that are not property filters
-ITEMS_PARAMS = {"bbox", "bbox-crs", "datetime", "limit", "offset", "properties", "sortby", "filter", "filter-lang",
+ITEMS_PARAMS = {"at", "bbox", "bbox-crs", "datetime", "limit", "offset", "properties", "sortby", "filter",
+                "filter-lang",
                 "filter-crs", "crs", "f"}
 F = Annotated[str | None, Query(description="Output format: json, html (or csv for items).")]
+At = Annotated[str | None, Query(description="RFC 3339 instant (or date): the collection as it was then, from its "
+                                             "history. Not `datetime`, which filters on a feature's own date.")]
 CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. `cameras`.")]
 
 
@@ -134,8 +139,9 @@ async def items(
     filter_crs: Annotated[str | None, Query(alias="filter-crs", description="CRS of geometries in `filter`.")] = None,
     crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
     f: Annotated[str | None, Query(description="Output format: json, html or csv.")] = None,
+    at: At = None,
 ) -> Response:
-    """Return a page of features, filtered by bbox, datetime, CQL2 and property values."""
+    """Return a page of features, filtered by bbox, datetime, CQL2 and property values (as of ``at``)."""
     settings = request.app.state.settings
     fmt = formats.negotiate(request, f, ("json", "html", "csv"))
     visible = visible_fields(spec, principal)
@@ -147,6 +153,10 @@ async def items(
     args = (request, spec, visible, q.params, bbox, bbox_crs, datetime_, filter_, filter_lang, filter_crs)
     # parsing a filter is CPU work proportional to its length: off the event loop
     q.where, filtered_on = await off_loop(_conditions, *args) if filter_ else _conditions(*args)
+    if at is not None:
+        instant = parse_at(at)
+        await check_at(request.app.state.db, [spec], instant)
+        q.source = as_of_source(spec, q.params.bind(instant, "timestamptz"))
     sql = items_sql(q)
 
     row = await request.app.state.db.fetchrow(sql, *q.params.values)
@@ -257,8 +267,9 @@ async def item(
     properties: Annotated[str | None, Query(description="Comma-separated properties to return.")] = None,
     crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
     f: F = None,
+    at: At = None,
 ) -> Response:
-    """Return one feature by id; 404 when absent."""
+    """Return one feature by id (as of ``at``); 404 when absent."""
     fmt = formats.negotiate(request, f)
     out_crs = resolve_crs(crs, "crs")
     props = parse_properties(properties, visible_fields(spec, principal))
@@ -269,15 +280,22 @@ async def item(
     except ValueError:
         raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}") from None
     params = Params()
-    sql = item_sql(spec, props, out_crs, params, fid)
+    source = None
+    if at is not None:
+        instant = parse_at(at)
+        await check_at(request.app.state.db, [spec], instant)
+        source = as_of_source(spec, params.bind(instant, "timestamptz"))
+    sql = item_sql(spec, props, out_crs, params, fid, source)
     text = await request.app.state.db.fetchval(sql, *params.values)
     if text is None:
-        raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}")
+        raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}"
+                       + (f" as of {at}" if at is not None else ""))
     if out_crs.python_crs:
         text = await off_loop(formats.to_python_crs, text, out_crs.python_crs)
     names = [p.name for p in props]
     if needs_audit(spec, names):
-        await log_access(request.app.state.db, principal, spec, "item", names, {"id": fid}, _client(request))
+        await log_access(request.app.state.db, principal, spec, "item", names, {"id": fid, "at": at},
+                         _client(request))
     base = base_url(request)
     links = [link(str(request.url), "self", formats.GEOJSON, "this feature"),
              link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]

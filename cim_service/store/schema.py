@@ -13,8 +13,10 @@ column added here without a migration (or the reverse) fails the suite. Each tab
 | ``api_key`` | ``store.api_keys`` |
 | ``access_log`` | ``store.access_log`` |
 | ``indicator_result`` | ``store.indicator_results`` |
+| ``history_purge`` | ``store.history`` |
 
-Layer tables (schema ``cim``) follow the catalog: see ``store.layer_tables``.
+Layer tables (schema ``cim``) follow the catalog: see ``store.layer_tables``; their history tables (schema
+``cim_hist``) too: see ``store.history``.
 """
 
 from __future__ import annotations
@@ -110,4 +112,17 @@ indicator_result = sa.Table(
     sa.Column("result", JSONB, nullable=False),
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("duration_ms", sa.Float, nullable=False, server_default="0"),
+)
+
+history_purge = sa.Table(
+    "history_purge",
+    metadata,
+    # one row per layer and purge: versions that ended before ``before`` were deleted; history begins there
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("layer_id", sa.Text, nullable=False),
+    sa.Column("before", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rows_deleted", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_history_purge_layer", "layer_id"),
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from cim_service.core.catalog import LayerSpec
 from cim_service.core.settings import Settings
@@ -30,6 +31,8 @@ class LayerRequest:
     filter_key: tuple | None = None
     #: fields the filter reads (for the access log; not part of the cache identity)
     filter_fields: tuple[str, ...] = ()
+    #: read the layer as of this instant (its history) instead of now
+    at: datetime | None = None
 
 
 @dataclass
@@ -62,7 +65,7 @@ class TileState:
         if version is None:
             return None
         return (req.spec.id, version, tile.tms_id, tile.z, tile.x, tile.y, req.fields, req.filter_key,
-                self.max_features)
+                self.max_features, req.at)
 
     async def layer_tile(self, req: LayerRequest, tile: TileRef) -> CachedTile:
         """MVT of one layer for ``tile``, from the cache when possible."""
@@ -73,7 +76,7 @@ class TileState:
                 TILE_CACHE_HITS.inc()
                 return hit
         TILE_CACHE_MISSES.inc()
-        q = build_tile_sql(req.spec, tile, req.fields, self.max_features, req.where, req.where_args)
+        q = build_tile_sql(req.spec, tile, req.fields, self.max_features, req.where, req.where_args, req.at)
 
         rendered = CachedTile.of(bytes(await self.db.fetchval(q.sql, *q.args) or b""))
         if key is not None:

@@ -11,7 +11,8 @@ from cim_service.core.settings import PROJECT_ROOT
 from cim_service.store.schema import META_SCHEMA, metadata
 
 OWNERS = {"ingest_batch": "batches.py", "ingest_reject": "rejects.py", "layer_state": "layer_state.py",
-          "api_key": "api_keys.py", "access_log": "access_log.py", "indicator_result": "indicator_results.py"}
+          "api_key": "api_keys.py", "access_log": "access_log.py", "indicator_result": "indicator_results.py",
+          "history_purge": "history.py"}
 
 
 def _only_meta(name, type_, parent_names) -> bool:
