@@ -54,7 +54,7 @@ class Context:
         spec = self.layers.get(layer_id)
         if self.at is None:
             return spec.qualified_table
-        source = asof_source(spec, self.at)
+        source = asof_source(self.conn, spec, self.at)
         if source is None:  # nothing dated: the layer as it is now
             return spec.qualified_table
         name = f"_asof_{spec.table}"

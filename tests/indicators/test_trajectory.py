@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -151,3 +151,43 @@ def test_api_at_and_trajectory(client):
     assert client.get("/indicators/nope/trajectory").status_code == 404
     r = client.get("/indicators/smart_lockers_new/trajectory", params={"last_n": 1})
     assert r.status_code == 400 and "last_n" in r.json()["description"]
+
+
+def test_as_of_reads_the_history_and_own_dates(ind, hand, catalog, put, sq):
+    """A camera first loaded in 2021 (installed 2019), moved to 乙镇 in 2022 and removed in 2023; one added 2024."""
+    import sqlalchemy as sa
+
+    from cim_service.store import history
+    from cim_service.store.layer_state import bump_version
+
+    put("towns", sq(0, 0, 1000), name="甲镇")
+    put("towns", sq(1000, 0, 1000), name="乙镇")
+    spec = catalog.get("cameras")
+    point = "ST_Transform(ST_Translate(ST_GeomFromText(:wkt, 4549), 633000, 3442000), 4326)"
+
+    def change(year: int, month: int, sql: str, **params: object) -> None:
+        with hand.begin() as conn:
+            history.set_context(conn, actor="test", valid_at=datetime(year, month, 1, tzinfo=UTC))
+            conn.execute(sa.text(sql), params)
+            bump_version(conn, spec.id, spec.qualified_table)
+
+    insert = (f"INSERT INTO {spec.qualified_table} (feature_key, device_id, camera_type, installed_at, geom, "
+              f"outside_district) VALUES (:k, :d, 'dome', CAST(:day AS date), {point}, false)")
+    change(2021, 7, insert, k="a", d="1" * 20, day="2019-04-01", wkt="POINT(500 500)")
+    change(2021, 7, insert, k="b", d="2" * 20, day="2021-02-01", wkt="POINT(600 500)")
+    change(2022, 5, f"UPDATE {spec.qualified_table} SET geom = {point} WHERE feature_key = 'a'", wkt="POINT(1500 500)")
+    change(2023, 3, f"DELETE FROM {spec.qualified_table} WHERE feature_key = 'a'")
+    change(2024, 8, insert, k="c", d="3" * 20, day="2024-08-01", wkt="POINT(100 100)")
+
+    def counts(day: date) -> tuple[float, float]:
+        r = ind.results(["cameras_total"], at=day)[0]
+        return town(r, "甲镇")["value"], town(r, "乙镇")["value"]
+
+    assert counts(date(2019, 12, 31)) == (1, 0)  # before the history: what it knows of, by own date (a only)
+    assert counts(date(2020, 12, 31)) == (1, 0)
+    assert counts(date(2021, 12, 31)) == (2, 0)  # the history: a and b in 甲镇
+    assert counts(date(2022, 12, 31)) == (1, 1)  # a moved to 乙镇
+    assert counts(date(2023, 12, 31)) == (1, 0)  # a removed
+    assert counts(date(2024, 12, 31)) == (2, 0)  # c added
+    t = ind.trajectory("cameras_total", until=date(2024, 12, 31))
+    assert [v["value"] for v in town(t, "乙镇")["values"]] == [0, 0, 1, 0, 0]
