@@ -21,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 
 from cim_service import __version__
+from cim_service.compression import Compression
 from cim_service.core.catalog import load_catalog
 from cim_service.core.settings import Settings
 from cim_service.edge import Edge, Methods
@@ -76,13 +77,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     _document_400_not_422(app)
     _offline_docs(app)
-    # added first, so CORS and RequestObserver wrap it: anonymous cache hits of public tiles skip routing
+    app.add_middleware(Compression)  # innermost: cached tiles (already compressed) never pass through it
+    # added next, so CORS and RequestObserver wrap it: anonymous cache hits of public tiles skip routing
     app.add_middleware(CachedTileFastPath)
     app.add_middleware(Methods)  # HEAD and OPTIONS on every route; inside CORS so preflights reach CORS first
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
-                           allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match"],
-                           expose_headers=["Content-Crs", "ETag", "Link"])
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "HEAD", "OPTIONS"],
+                           allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match", "Range"],
+                           expose_headers=["Content-Crs", "ETag", "Link", "Content-Range", "Accept-Ranges"],
+                           max_age=3600)
     app.add_middleware(Edge, settings=settings)  # request bounds, link origin, client address, loop-lag probe
     app.add_middleware(RequestObserver, log_json=settings.log_json)
     # routes are matched in this order

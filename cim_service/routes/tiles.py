@@ -30,6 +30,7 @@ from cim_service.tiles.params import (
     check_format,
     check_properties_known,
     is_public,
+    request_coding,
     select_fields,
     select_layers,
     tile_response,
@@ -146,7 +147,7 @@ async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: i
     req = LayerRequest(spec, fields)
     if filter is not None:  # parsing is CPU work proportional to the filter's length: off the event loop
         req = await off_loop(filtered_request, spec, principal, fields, filter, filter_lang, filter_crs)
-    content = await request.app.state.tiles.tile([req], tile)
+    content = await request.app.state.tiles.tile([req], tile, request_coding(request))
     await _audit(request, principal, [req], {"tms": tile.tms_id, "z": z, "x": x, "y": y})
     return tile_response(request, content, is_public([spec], [fields]))
 
@@ -204,7 +205,7 @@ async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int,
     specs = select_layers(request, principal, collections)
     check_properties_known(specs, principal, properties)
     reqs = [LayerRequest(s, select_fields(s, principal, properties, strict=False)) for s in specs]
-    content = await request.app.state.tiles.tile(reqs, tile)
+    content = await request.app.state.tiles.tile(reqs, tile, request_coding(request))
     await _audit(request, principal, reqs, {"tms": tile.tms_id, "z": z, "x": x, "y": y})
     return tile_response(request, content, is_public(specs, [r.fields for r in reqs]))
 
