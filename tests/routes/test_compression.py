@@ -165,3 +165,26 @@ def test_cache_counts_compressed_bytes_in_its_bound():
 def test_png_and_errors_from_the_edge_are_not_compressed(web):
     status, headers, _ = raw(web, "/api-static/favicon-32x32.png", "br")
     assert status == 200 and "content-encoding" not in headers
+
+
+def test_single_item_etag_and_304(web):
+    fid = web.get("/collections/cameras/items", params={"limit": 1}).json()["features"][0]["id"]
+    path = f"/collections/cameras/items/{fid}"
+    status, headers, body = raw(web, path, None)
+    assert status == 200 and headers["etag"].startswith('"')
+    status, again, body = raw(web, path, None, If_None_Match=headers["etag"])
+    assert status == 304 and body == b"" and again["etag"] == headers["etag"]
+    assert again["content-crs"] == headers["content-crs"]
+    status, _, _ = raw(web, path + "?crs=http://www.opengis.net/def/crs/EPSG/0/3857", None,
+                       If_None_Match=headers["etag"])
+    assert status == 200  # another representation of the feature
+
+
+def test_cors_origins_setting():
+    from cim_service.core.settings import Settings
+
+    assert Settings(cors_origins="off").cors_origins == []
+    assert Settings(cors_origins="https://a.example, http://b.example:8080").cors_origins == [
+        "https://a.example", "http://b.example:8080"]
+    with pytest.raises(ValueError, match="CIM_CORS_ORIGINS"):
+        Settings(cors_origins="https://a.example/path")
