@@ -49,7 +49,8 @@ def openapi_30(doc: dict[str, Any], settings: Settings, catalog: Catalog) -> dic
     for path, item in paths.items():
         for operation in item.values():
             if isinstance(operation, dict):
-                _parameters(path, operation, settings)
+                _parameters(path, operation)
+    out.setdefault("components", {}).setdefault("parameters", {})["limit"] = limit_parameter(settings)
     for spec in catalog:
         if spec.access is Access.public:
             _collection_paths(paths, spec)
@@ -98,19 +99,32 @@ def _downgrade(node: Any, *, in_parameter: bool) -> Any:
     return out
 
 
-def _parameters(path: str, operation: dict[str, Any], settings: Settings) -> None:
+def _parameters(path: str, operation: dict[str, Any]) -> None:
     for param in operation.get("parameters", []):
+        if "$ref" in param:
+            continue
         name, schema = param.get("name"), param.setdefault("schema", {})
         enum = ENUMS.get(path, {}).get(name)
         if enum is None and name == "f" and param.get("in") == "query":
             enum = TILE_FORMATS if "/tiles/" in path and path.endswith("{y}") else DOC_FORMATS
         if enum is not None:
             schema.update({"type": "string", "enum": list(enum)})
-        if path == ITEMS and name == "limit":
-            schema.update({"type": "integer", "minimum": 1, "maximum": settings.max_limit,
-                           "default": settings.default_limit})
-            param["description"] = (f"Page size (default {settings.default_limit}, at most "
-                                    f"{settings.max_limit}; larger values are clamped to the maximum).")
+    if "parameters" in operation:
+        operation["parameters"] = [LIMIT_REF if path == ITEMS and p.get("name") == "limit" else p
+                                   for p in operation["parameters"]]
+
+
+#: ``limit`` is one shared parameter (``#/components/parameters/limit``, where QGIS reads it)
+LIMIT_REF = {"$ref": "#/components/parameters/limit"}
+
+
+def limit_parameter(settings: Settings) -> dict[str, Any]:
+    """The ``limit`` parameter of every items operation, with its default and maximum."""
+    return {"name": "limit", "in": "query", "required": False, "style": "form", "explode": False,
+            "description": (f"Page size (default {settings.default_limit}, at most {settings.max_limit}; larger "
+                            f"values are clamped to the maximum)."),
+            "schema": {"type": "integer", "minimum": 1, "maximum": settings.max_limit,
+                       "default": settings.default_limit}}
 
 
 def _collection_paths(paths: dict[str, Any], spec: LayerSpec) -> None:
@@ -120,7 +134,8 @@ def _collection_paths(paths: dict[str, Any], spec: LayerSpec) -> None:
         if template is None:
             continue
         operation = copy.deepcopy(template)
-        operation["parameters"] = [p for p in operation.get("parameters", []) if p.get("name") != "collectionId"]
+        operation["parameters"] = [p for p in operation.get("parameters", [])
+                                   if "$ref" in p or p.get("name") != "collectionId"]
         operation["operationId"] = f"{operation.get('operationId', 'get')}_{spec.id}"
         operation["summary"] = f"{operation.get('summary', '')} — {spec.title_en} {spec.title_zh}".strip(" —")
         operation["tags"] = [spec.title_en]

@@ -34,12 +34,18 @@ def test_document_is_valid_openapi_30_with_its_media_type(api, settings):
 
 
 def _params(doc: dict, path: str) -> dict[str, dict]:
-    return {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
+    out = {}
+    for p in doc["paths"][path]["get"]["parameters"]:
+        if "$ref" in p:
+            p = doc["components"]["parameters"][p["$ref"].rsplit("/", 1)[-1]]
+        out[p["name"]] = p
+    return out
 
 
 def test_limit_default_maximum_and_enums(api, settings):
     doc = api.get("/api").json()
     items = _params(doc, "/collections/{collectionId}/items")
+    assert doc["components"]["parameters"]["limit"]["schema"]["maximum"] == settings.max_limit  # QGIS reads this
     assert items["limit"]["schema"]["default"] == settings.default_limit
     assert items["limit"]["schema"]["maximum"] == settings.max_limit
     assert items["limit"]["schema"]["minimum"] == 1
