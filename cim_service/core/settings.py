@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     tile_cache: bool = Field(default=True, description="CIM_TILE_CACHE=off disables the server-side tile cache.")
     tile_cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     max_features_per_tile: int = Field(default=20_000, ge=1)
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins whose pages may read the API (CORS): `*` (default: any page reads what anonymous "
+                    "callers may read; API keys are never ambient credentials), a comma-separated list of "
+                    "origins (https://gis.example.gov.cn), or `off`.")
     log_json: bool = True
 
     # Edge: the origin of links, trusted proxies, request bounds (cim_service/edge.py)
@@ -123,6 +127,21 @@ class Settings(BaseSettings):
     def _on_off(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in {"on", "off"}:
             return value.strip().lower() == "on"
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() in ("off", "none", ""):
+                return []
+            value = [v.strip() for v in text.split(",") if v.strip()]
+        for item in value if isinstance(value, list) else ():
+            origin = str(item).strip()
+            u = urlsplit(origin)
+            if origin != "*" and (u.scheme not in ("http", "https") or not u.hostname or u.path or u.query):
+                raise ValueError(f"CIM_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port]) or '*'")
         return value
 
     @field_validator("trusted_proxies", mode="before")

@@ -177,6 +177,14 @@ async def items(
                          {"query": request.url.query, "returned": returned}, _client(request))
     links = _page_links(request, q.offset, q.limit, returned, matched)
     headers = {"Content-Crs": content_crs_header(out_crs)}
+    # the ETag covers what the page says (not its timeStamp): equal pages revalidate with a 304
+    tag_parts = (fmt, headers["Content-Crs"], features, str(returned), str(matched), orjson.dumps(links).decode())
+    etag = (await off_loop(formats.content_etag, *tag_parts) if len(features) >= formats.ETAG_OFF_LOOP_CHARS
+            else formats.content_etag(*tag_parts))
+    unchanged = formats.not_modified(request, etag, headers)
+    if unchanged is not None:
+        return unchanged
+    headers["ETag"] = etag
     envelope = (f'{{"type":"FeatureCollection","features":[{features}],"numberReturned":{returned},'
                 + (f'"numberMatched":{matched},' if matched is not None else "")
                 + f'"timeStamp":"{_now()}","links":{orjson.dumps(links).decode()}}}')
@@ -300,6 +308,11 @@ async def item(
     links = [link(str(request.url), "self", formats.GEOJSON, "this feature"),
              link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]
     headers = {"Content-Crs": content_crs_header(out_crs)}
+    etag = formats.content_etag(fmt, headers["Content-Crs"], text, orjson.dumps(links).decode())
+    unchanged = formats.not_modified(request, etag, headers)
+    if unchanged is not None:
+        return unchanged
+    headers["ETag"] = etag
     if fmt == "html":
         response = formats.html("item.html", doc=orjson.loads(text), base=base, links=links,
                                 title=f"{spec.title_zh} {spec.title_en}")

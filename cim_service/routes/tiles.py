@@ -33,6 +33,7 @@ from cim_service.tiles.params import (
     check_format,
     check_properties_known,
     is_public,
+    request_coding,
     select_fields,
     select_layers,
     tile_response,
@@ -152,7 +153,7 @@ async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: i
         req = await off_loop(filtered_request, spec, principal, fields, filter, filter_lang, filter_crs)
     if at is not None:
         req = replace(req, at=await _instant(request, [spec], at))
-    content = await request.app.state.tiles.tile([req], tile)
+    content = await request.app.state.tiles.tile([req], tile, request_coding(request))
     await _audit(request, principal, [req], {"tms": tile.tms_id, "z": z, "x": x, "y": y})
     return tile_response(request, content, is_public([spec], [fields]))
 
@@ -220,7 +221,7 @@ async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int,
         specs = [s for s in specs if history.has_history(s)]
     instant = await _instant(request, specs, at) if at is not None else None
     reqs = [LayerRequest(s, select_fields(s, principal, properties, strict=False), at=instant) for s in specs]
-    content = await request.app.state.tiles.tile(reqs, tile)
+    content = await request.app.state.tiles.tile(reqs, tile, request_coding(request))
     await _audit(request, principal, reqs, {"tms": tile.tms_id, "z": z, "x": x, "y": y})
     return tile_response(request, content, is_public(specs, [r.fields for r in reqs]))
 
