@@ -26,6 +26,7 @@ from cim_service.core.settings import Settings
 from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
+from cim_service.offloop import Slots
 from cim_service.routes import features, indicators, ops, tiles
 from cim_service.routes import map as map_routes
 from cim_service.store.db import Database, make_engine
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.exports = Slots(settings.max_concurrent_exports)  # file exports running at once
     app.state.catalog = load_catalog(settings.catalog_dir)
     app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE]))
     install_error_handlers(app)
