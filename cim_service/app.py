@@ -27,7 +27,7 @@ from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
 from cim_service.offloop import Slots
-from cim_service.routes import features, indicators, ops, tiles
+from cim_service.routes import features, indicators, ops, pmtiles, tiles
 from cim_service.routes import map as map_routes
 from cim_service.store.db import Database, make_engine
 from cim_service.store.localdb import resolve_database_url
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(indicators.router)
     app.include_router(map_routes.router)
+    app.include_router(pmtiles.router)
     return app
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import threading
 import time
 import weakref
@@ -32,6 +33,7 @@ from starlette.types import Message, Receive, Send
 from cim_service.metrics import REGISTRY
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 PROBE_INTERVAL_S = 0.02
 LOOP_LAG = Histogram(
     "cim_event_loop_lag_seconds",
@@ -171,7 +173,7 @@ async def stream_from_thread(produce: Callable[[Callable[[bytes], None]], object
                 pass
 
     task = asyncio.get_running_loop().create_task(_run_worker(worker, on_done))
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved when no one awaits it
+    task.add_done_callback(_log_failure)  # retrieved (and logged) when no one awaits it
     try:
         first = await receive.receive()
     except anyio.EndOfStream:
@@ -182,6 +184,11 @@ async def stream_from_thread(produce: Callable[[Callable[[bytes], None]], object
         receive.close()
         raise
     return _chunks(first, receive, task)
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("streamed job failed: %r", task.exception())
 
 
 async def _run_worker(worker: Callable[[], None], on_done: Callable[[], None] | None) -> None:
