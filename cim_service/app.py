@@ -30,7 +30,8 @@ from cim_service.core.settings import Settings
 from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
-from cim_service.routes import features, indicators, ops, sta, tiles
+from cim_service.offloop import Slots
+from cim_service.routes import features, indicators, ops, pmtiles, sta, tiles
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
 from cim_service.store.db import Database, make_engine
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.exports = Slots(settings.max_concurrent_exports)  # file exports running at once
     app.state.catalog = load_catalog(settings.catalog_dir)
     app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE]))
     install_error_handlers(app)
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(indicators.router)
     app.include_router(map_routes.router)
     app.include_router(sta.router)
+    app.include_router(pmtiles.router)
     return app
 
 

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
         description="Origins whose pages may read the API (CORS): `*` (default: any page reads what anonymous "
                     "callers may read; API keys are never ambient credentials), a comma-separated list of "
                     "origins (https://gis.example.gov.cn), or `off`.")
+    # file exports of items (f=gpkg/fgb/parquet/geojsonseq) and PMTiles archives
+    max_export_features: int = Field(default=1_000_000, ge=1, description="Most features one export may hold: "
+                                     "without `limit` a larger match is refused (400), a larger `limit` clamped.")
+    export_batch_rows: int = Field(default=20_000, ge=100, le=1_000_000, description="Rows fetched from the "
+                                   "export's server-side cursor and written at a time (a GeoParquet row group).")
+    max_concurrent_exports: int = Field(default=2, ge=1, description="Exports running at once per process; "
+                                        "one more is a 503 with Retry-After.")
+    pmtiles_dir: Path | None = Field(default=None, description="Folder of the PMTiles archives served at "
+                                     "/pmtiles/{name}; default: <CIM_HOME>/pmtiles.")
     log_json: bool = True
 
     # Edge: the origin of links, trusted proxies, request bounds (cim_service/edge.py)
@@ -170,6 +179,11 @@ class Settings(BaseSettings):
         if self.environment is Environment.production and not self.database_url:
             raise ValueError("production needs CIM_DATABASE_URL; the project-local cluster is for development")
         return self
+
+    @property
+    def pmtiles_folder(self) -> Path:
+        """Folder of the PMTiles archives served at ``/pmtiles/{name}``."""
+        return self.pmtiles_dir if self.pmtiles_dir is not None else self.home / "pmtiles"
 
     @cached_property
     def catalog_dir(self) -> Path:

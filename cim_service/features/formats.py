@@ -23,7 +23,12 @@ JSON = "application/json"
 HTML = "text/html"
 CSV = "text/csv"
 _F = {"json": "json", "geojson": "json", "application/geo+json": "json", "application/json": "json",
-      "html": "html", "text/html": "html", "csv": "csv", "text/csv": "csv"}
+      "html": "html", "text/html": "html", "csv": "csv", "text/csv": "csv",
+      # file exports (features.export.FORMATS)
+      "gpkg": "gpkg", "geopackage": "gpkg", "application/geopackage+sqlite3": "gpkg",
+      "fgb": "fgb", "flatgeobuf": "fgb", "application/flatgeobuf": "fgb",
+      "parquet": "parquet", "geoparquet": "parquet", "application/vnd.apache.parquet": "parquet",
+      "geojsonseq": "geojsonseq", "geojsons": "geojsonseq", "application/geo+json-seq": "geojsonseq"}
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
