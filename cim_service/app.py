@@ -8,7 +8,8 @@ name. The lifespan opens what one process holds, in this order, and closes it in
 - ``app.state.engine``: the synchronous engine of work done in threads (indicator computations);
 - ``app.state.listener``: one LISTEN connection keeping layer versions current, shared by the tile cache and
   the gap-layer refresher;
-- the tile cache (``app.state.tiles``), the indicator engine and the refresher (``routes.indicators``).
+- the tile cache (``app.state.tiles``), the built 3D Tiles (``app.state.tiles3d``), the indicator engine and
+  the refresher (``routes.indicators``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from cim_service.core.settings import Settings
 from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
-from cim_service.routes import features, indicators, ops, tiles
+from cim_service.routes import features, indicators, ops, tiles, tiles3d
 from cim_service.routes import map as map_routes
 from cim_service.store.db import Database, make_engine
 from cim_service.store.localdb import resolve_database_url
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.listener = VersionListener(url)
         try:
             await tiles.startup(app)
+            await tiles3d.startup(app)
             await indicators.startup(app)
             if app.state.tiles.listener is not None or app.state.gap_refresher is not None:
                 await app.state.listener.start()
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(features.router)
     app.include_router(tiles.router)
+    app.include_router(tiles3d.router)
     app.include_router(indicators.router)
     app.include_router(map_routes.router)
     return app
