@@ -28,7 +28,7 @@ GLB = "model/gltf-binary"
 
 async def startup(app: FastAPI) -> None:
     """Keep the built tilesets of this process (the builds use the app's synchronous engine in a thread)."""
-    app.state.tiles3d = Tiles3DState(app.state.engine)
+    app.state.tiles3d = Tiles3DState(app.state.engine, app.state.settings.tiles3d_max_features)
 
 
 def _root(request: Request) -> str:

@@ -48,13 +48,13 @@ class Tileset:
 
 
 def _region(w: float, s: float, e: float, n: float, h0: float, h1: float) -> dict:
-    return {"region": [math.radians(w), math.radians(s), math.radians(e), math.radians(n), float(h0), float(h1)]}
+    return {"region": [math.radians(float(v)) for v in (w, s, e, n)] + [float(h0), float(h1)]}
 
 
 def _tile_error(w: float, s: float, e: float, n: float) -> float:
     lat = math.radians((s + n) / 2)
     size = max((e - w) * M_PER_DEG * math.cos(lat), (n - s) * M_PER_DEG)
-    return round(size / 20.0, 1)
+    return round(float(size) / 20.0, 1)
 
 
 def _content(feats: Features, rows: np.ndarray, frame: LocalFrame) -> bytes:
@@ -108,11 +108,8 @@ def build_tileset(feats: Features, version: int, title: str, *, max_features: in
         root = {"boundingVolume": _region(0, 0, 0, 0, 0, 0), "geometricError": 0.0, "refine": "ADD"}
     root["refine"] = "ADD"
     out.document = {
-        "asset": {"version": "1.1", "tilesetVersion": str(version)},
-        "properties": {"title": {}},
+        "asset": {"version": "1.1", "tilesetVersion": str(version), "extras": {"title": title, "features": n}},
         "geometricError": max(_tile_error(w, s, e, nn) * 2, 1.0) if n else 0.0,
         "root": root,
     }
-    out.document.pop("properties")
-    out.document["asset"]["extras"] = {"title": title, "features": n}
     return out

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from cim_service.core.catalog import LayerSpec
 from cim_service.metrics import REGISTRY
-from cim_service.tiles3d.build import Tileset, build_tileset
+from cim_service.tiles3d.build import MAX_FEATURES, Tileset, build_tileset
 from cim_service.tiles3d.source import read_features
 
 BUILDS = Counter("cim_3dtiles_builds", "3D Tiles tilesets built (a layer's first request or a new version).",
@@ -37,19 +37,20 @@ class Built:
     seconds: float
 
 
-def build_layer(engine: Engine, spec: LayerSpec) -> Built:
+def build_layer(engine: Engine, spec: LayerSpec, max_features: int = MAX_FEATURES) -> Built:
     """Read ``spec`` and build its tileset (blocking: run it in a thread)."""
     started = time.perf_counter()
     version, feats = read_features(engine, spec)
-    tileset = build_tileset(feats, version, spec.title_en)
+    tileset = build_tileset(feats, version, spec.title_en, max_features=max_features)
     return Built(version, tileset, time.perf_counter() - started)
 
 
 class Tiles3DState:
     """Per-process built tilesets (``app.state.tiles3d``)."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, max_features: int = MAX_FEATURES):
         self.engine = engine
+        self.max_features = max_features
         self.builds = 0
         self._built: dict[str, Built] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -71,7 +72,8 @@ class Tiles3DState:
                 return built
             if self._limiter is None:
                 self._limiter = anyio.CapacityLimiter(1)
-            built = await anyio.to_thread.run_sync(build_layer, self.engine, spec, limiter=self._limiter)
+            built = await anyio.to_thread.run_sync(build_layer, self.engine, spec, self.max_features,
+                                                   limiter=self._limiter)
             self.builds += 1
             BUILDS.inc()
             BUILD_SECONDS.observe(built.seconds)
