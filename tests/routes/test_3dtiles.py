@@ -163,3 +163,22 @@ def test_layers_without_height_have_no_3d_tiles(api, catalog):
     assert r.status_code == 404 and "height_field" in r.json()["description"]
     assert api.get("/collections/no_such_layer/3dtiles/tileset.json").status_code == 404
     assert api.get(f"/collections/{flat.id}/3dtiles/content/1/0/0/x.glb").status_code in (400, 404)
+
+
+def test_vector_tiles_carry_the_height_for_extrusion(api, engine, extruded):
+    """The generic MVT of the extruded layer holds its height, so the map can extrude it."""
+    import mapbox_vector_tile
+    import morecantile
+
+    with engine.connect() as conn:
+        key, height, lon, lat = conn.execute(sa.text(
+            f'SELECT feature_key, "{extruded.height_field}", ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)) '
+            f"FROM {extruded.qualified_table} ORDER BY id LIMIT 1")).one()
+    t = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 15)
+    r = api.get(f"/collections/{extruded.id}/tiles/WebMercatorQuad/15/{t.x}/{t.y}")
+    assert r.status_code == 200
+    layer = mapbox_vector_tile.decode(r.content)[extruded.id]
+    heights = [f["properties"].get(extruded.height_field) for f in layer["features"]]
+    assert heights and all(isinstance(h, float) and h > 0 for h in heights)
+    assert any(h == pytest.approx(height) for h in heights)
+    assert key
