@@ -2,8 +2,9 @@
 
 Coordinates are local east/north/up metres of the tile (:mod:`cim_service.tiles3d.geodesy`); glTF is y-up,
 so a point (e, n, u) is written (e, u, -n), which the 3D Tiles y-up → z-up convention turns back into ENU.
-Roofs are triangulated with earcut (holes kept), walls are one quad per ring edge with an outward normal;
-triangles are counter-clockwise seen from outside (glTF front faces). Every vertex carries ``_FEATURE_ID_0``
+Roofs are fanned when convex and single-ringed (vectorised), else triangulated with earcut (holes kept);
+walls are one quad per ring edge with an outward normal; triangles are counter-clockwise seen from outside
+(glTF front faces). Every vertex carries ``_FEATURE_ID_0``
 (EXT_mesh_features), the row of its feature in the EXT_structural_metadata property table (key, height).
 """
 
@@ -70,39 +71,68 @@ def _walls(coords: np.ndarray, ring_of: np.ndarray, exterior: np.ndarray, base: 
                 np.repeat(feature_of_ring[ring], 4), tris)
 
 
+def _fan_roofs(coords: np.ndarray, starts: np.ndarray, k: int, top: np.ndarray, feature: np.ndarray) -> Mesh:
+    """Fan triangulation of convex rings of ``k`` vertices starting at ``starts`` (vectorised)."""
+    verts = coords[starts[:, None] + np.arange(k)[None, :]]  # (r, k, 2)
+    r = len(starts)
+    pos = np.concatenate([verts, np.broadcast_to(top[:, None, None], (r, k, 1))], axis=2).reshape(-1, 3)
+    base = (np.arange(r) * k)[:, None, None]
+    fan = np.stack([np.zeros(k - 2, np.int64), np.arange(1, k - 1), np.arange(2, k)], axis=1)  # (k-2, 3)
+    tri = (base + fan[None, :, :]).reshape(-1, 3)
+    return Mesh(pos, np.zeros((0, 3), np.float32), np.repeat(feature, k), tri)
+
+
+def _convex(coords: np.ndarray, starts: np.ndarray, k: int) -> np.ndarray:
+    """Tell which rings of ``k`` vertices (closing vertex excluded) are strictly convex."""
+    v = coords[starts[:, None] + np.arange(k)[None, :]]
+    a, b = np.roll(v, -1, axis=1) - v, np.roll(v, -2, axis=1) - np.roll(v, -1, axis=1)
+    cross = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    return (cross > 0).all(axis=1) | (cross < 0).all(axis=1)
+
+
 def _roofs(coords: np.ndarray, ring_of: np.ndarray, poly_of_ring: np.ndarray, top: np.ndarray,
            feature_of_poly: np.ndarray) -> Mesh:
-    """Earcut triangulation of every polygon (exterior and holes, the closing vertex dropped)."""
+    """Flat roofs: convex single-ring polygons fanned (vectorised), the others by earcut (holes kept)."""
     n_rings = len(poly_of_ring)
+    n_polys = int(poly_of_ring.max()) + 1 if n_rings else 0
     ring_start = np.searchsorted(ring_of, np.arange(n_rings))
     ring_end = np.searchsorted(ring_of, np.arange(n_rings), side="right")
-    positions, tris, feats = [], [], []
-    offset = 0
-    poly_start = np.searchsorted(poly_of_ring, np.arange(poly_of_ring.max() + 1 if n_rings else 0))
-    poly_end = np.searchsorted(poly_of_ring, np.arange(poly_of_ring.max() + 1 if n_rings else 0), side="right")
-    for p, (r0, r1) in enumerate(zip(poly_start, poly_end, strict=True)):
-        if r0 == r1:
+    poly_start = np.searchsorted(poly_of_ring, np.arange(n_polys))
+    poly_end = np.searchsorted(poly_of_ring, np.arange(n_polys), side="right")
+    size = ring_end[poly_start] - ring_start[poly_start] - 1 if n_polys else np.zeros(0, np.int64)
+    single = (poly_end - poly_start) == 1
+    meshes: list[Mesh] = []
+    done = np.zeros(n_polys, dtype=bool)
+    for k in range(3, 9):
+        cand = np.flatnonzero(single & (size == k))
+        if not len(cand):
             continue
+        starts = ring_start[poly_start[cand]]
+        convex = _convex(coords, starts, k)
+        cand, starts = cand[convex], starts[convex]
+        if len(cand):
+            meshes.append(_fan_roofs(coords, starts, k, top[cand], feature_of_poly[cand]))
+            done[cand] = True
+    for p in np.flatnonzero(~done):
+        r0, r1 = poly_start[p], poly_end[p]
         parts = [coords[ring_start[r]:ring_end[r] - 1] for r in range(r0, r1)]
         verts = np.concatenate(parts)
         ends = np.cumsum([len(x) for x in parts]).astype(np.uint32)
         idx = mapbox_earcut.triangulate_float64(verts, ends).reshape(-1, 3).astype(np.int64)
-        if not len(idx):
-            continue
-        positions.append(np.column_stack([verts, np.full(len(verts), top[r0])]))
-        tris.append(idx + offset)
-        feats.append(np.full(len(verts), feature_of_poly[p]))
-        offset += len(verts)
-    if not positions:
+        if len(idx):
+            meshes.append(Mesh(np.column_stack([verts, np.full(len(verts), top[p])]), np.zeros((0, 3), np.float32),
+                               np.full(len(verts), feature_of_poly[p]), idx))
+    if not meshes:
         return Mesh(np.zeros((0, 3)), np.zeros((0, 3), np.float32), np.zeros(0, np.int64), np.zeros((0, 3), np.int64))
-    pos = np.concatenate(positions)
-    tri = np.concatenate(tris)
+    offsets = np.cumsum([0, *(len(m.positions) for m in meshes[:-1])])
+    pos = np.concatenate([m.positions for m in meshes])
+    tri = np.concatenate([m.indices + o for m, o in zip(meshes, offsets, strict=True)])
     # counter-clockwise seen from above (normal up)
     p0, p1, p2 = pos[tri[:, 0], :2], pos[tri[:, 1], :2], pos[tri[:, 2], :2]
     cw = ((p1[:, 0] - p0[:, 0]) * (p2[:, 1] - p0[:, 1]) - (p1[:, 1] - p0[:, 1]) * (p2[:, 0] - p0[:, 0])) < 0
     tri[cw] = tri[cw][:, [0, 2, 1]]
     normals = np.tile(np.array([0.0, 0.0, 1.0], np.float32), (len(pos), 1))
-    return Mesh(pos, normals, np.concatenate(feats), tri)
+    return Mesh(pos, normals, np.concatenate([m.feature for m in meshes]), tri)
 
 
 def extrude(polys: np.ndarray, base: np.ndarray, top: np.ndarray, feature: np.ndarray) -> Mesh:
