@@ -8,7 +8,8 @@ name. The lifespan opens what one process holds, in this order, and closes it in
 - ``app.state.engine``: the synchronous engine of work done in threads (indicator computations);
 - ``app.state.listener``: one LISTEN connection keeping layer versions current, shared by the tile cache and
   the gap-layer refresher;
-- the tile cache (``app.state.tiles``), the indicator engine and the refresher (``routes.indicators``).
+- the tile cache (``app.state.tiles``), the built 3D Tiles (``app.state.tiles3d``), the indicator engine and
+  the refresher (``routes.indicators``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
 from cim_service.offloop import Slots
-from cim_service.routes import features, indicators, ops, pmtiles, sta, tiles
+from cim_service.routes import features, indicators, ops, pmtiles, sta, tiles, tiles3d
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
 from cim_service.store.db import Database, make_engine
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.listener = VersionListener(url)
         try:
             await tiles.startup(app)
+            await tiles3d.startup(app)
             await indicators.startup(app)
             if app.state.tiles.listener is not None or app.state.gap_refresher is not None:
                 await app.state.listener.start()
@@ -101,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(features.router)
     app.include_router(history_routes.router)
     app.include_router(tiles.router)
+    app.include_router(tiles3d.router)
     app.include_router(indicators.router)
     app.include_router(map_routes.router)
     app.include_router(sta.router)

@@ -64,6 +64,9 @@ class FieldSpec(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     aliases: list[str] = Field(default_factory=list, description="Other column names accepted on ingest.")
+    references: str | None = Field(
+        default=None, description="Id of the layer whose (one-field) key this field holds, e.g. the standard "
+        "address a building stands at.")
 
     @field_validator("name")
     @classmethod
@@ -102,6 +105,16 @@ class Target(BaseModel):
     indicators: list[str] = Field(default_factory=list)
 
 
+class HeightFromFloors(BaseModel):
+    """Derive a height (metres) from a storey count where a file gives none: ``floors`` × ``storey_height_m``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    height: str = Field(description="The height field (metres) to fill.")
+    floors: str = Field(description="The storey-count field it is derived from.")
+    storey_height_m: float = Field(gt=0, le=20, description="The declared storey height (metres).")
+
+
 class IngestRules(BaseModel):
     """How ``cim ingest`` prepares a file for this layer beyond column mapping and validation."""
 
@@ -114,6 +127,8 @@ class IngestRules(BaseModel):
         default=None, description="Rows sharing this field's value are one feature (the first row's attributes).")
     merge_lists: list[str] = Field(
         default_factory=list, description="Fields whose values are joined over merged rows ('1号线,5号线').")
+    height_from_floors: HeightFromFloors | None = Field(
+        default=None, description="Rows without a height get floors × the declared storey height.")
 
 
 #: fields a layer with ``ingest.parse_address`` declares (what the address parser fills in)
@@ -215,6 +230,10 @@ class LayerSpec(BaseModel):
     )
     time_field: str | None = None
     label_field: str | None = None
+    label_field_en: str | None = Field(default=None, description="The English label (the map's EN switch).")
+    height_field: str | None = Field(
+        default=None, description="Extrusion height in metres: polygons are drawn extruded on the map and served "
+        "as OGC 3D Tiles (`/collections/{id}/3dtiles`).")
     fields: list[FieldSpec]
     style: Style = Field(default_factory=Style)
     plan: Target = Field(default_factory=Target)
@@ -236,7 +255,11 @@ class LayerSpec(BaseModel):
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"layer {self.id}: duplicate fields {sorted(dupes)}")
-        refs = [*self.key, self.time_field, self.label_field, self.ingest.merge_on, *self.ingest.merge_lists]
+        refs = [*self.key, self.time_field, self.label_field, self.label_field_en, self.height_field,
+                self.ingest.merge_on, *self.ingest.merge_lists]
+        rule = self.ingest.height_from_floors
+        if rule is not None:
+            refs += [rule.height, rule.floors]
         if self.ingest.parse_address:
             refs += ADDRESS_FIELDS
         if self.sensing is not None:
@@ -246,7 +269,18 @@ class LayerSpec(BaseModel):
         for ref in refs:
             if ref is not None and ref not in names:
                 raise ValueError(f"layer {self.id}: {ref!r} is not a declared field")
+        numeric = (FieldType.integer, FieldType.float)
+        for ref in (self.height_field, rule.height if rule else None, rule.floors if rule else None):
+            if ref is not None and self.field(ref).type not in numeric:
+                raise ValueError(f"layer {self.id}: {ref!r} must be a number field (integer or float)")
+        if self.height_field is not None and self.geometry not in (GeometryType.Polygon, GeometryType.MultiPolygon):
+            raise ValueError(f"layer {self.id}: height_field needs polygon geometry, not {self.geometry.value}")
         return self
+
+    @property
+    def extruded(self) -> bool:
+        """Tell whether the layer's polygons have a height (3D Tiles, extruded on the map)."""
+        return self.height_field is not None
 
     # -- conveniences ----------------------------------------------------------------------------
     @property
@@ -291,6 +325,14 @@ class Catalog:
                 if role in self._roles:
                     raise ValueError(f"role {role.value!r} declared by both {self._roles[role].id!r} and {layer.id!r}")
                 self._roles[role] = layer
+        for layer in layers:
+            for f in layer.fields:
+                if f.references is None:
+                    continue
+                target = self._layers.get(f.references)
+                if target is None or len(target.key) != 1:
+                    raise ValueError(f"layer {layer.id}: field {f.name!r} references {f.references!r}, "
+                                     f"which is not a layer with a one-field key")
 
     def __iter__(self):
         return iter(self._layers.values())

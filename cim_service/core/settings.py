@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     tile_cache: bool = Field(default=True, description="CIM_TILE_CACHE=off disables the server-side tile cache.")
     tile_cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     max_features_per_tile: int = Field(default=20_000, ge=1)
+    tiles3d_max_features: int = Field(default=2_500, ge=1, le=100_000, description="Most features of one 3D "
+                                      "Tiles content tile (more are split into quadrants).")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["*"],
         description="Origins whose pages may read the API (CORS): `*` (default: any page reads what anonymous "

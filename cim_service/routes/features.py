@@ -155,7 +155,7 @@ async def items(
                                    "geojsonseq (file exports of every matched feature).")] = None,
     at: At = None,
 ) -> Response:
-    """Return a page of features, filtered by bbox, datetime, CQL2 and property values (as of ``at``); or export them."""
+    """Return a page of features filtered by bbox, datetime, CQL2 and property values (as of ``at``), or export."""
     settings = request.app.state.settings
     fmt = formats.negotiate(request, f, ITEMS_FORMATS)
     visible = visible_fields(spec, principal)
