@@ -30,9 +30,10 @@ from cim_service.core.catalog import load_catalog
 from cim_service.core.settings import Settings
 from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
+from cim_service.geocode.service import Geocoder
 from cim_service.metrics import RequestObserver
 from cim_service.offloop import Slots
-from cim_service.routes import features, indicators, ops, pmtiles, sta, tiles, tiles3d
+from cim_service.routes import features, geocode, indicators, ops, pmtiles, sta, tiles, tiles3d
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
 from cim_service.store.db import Database, make_engine
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.exports = Slots(settings.max_concurrent_exports)  # file exports running at once
     app.state.catalog = load_catalog(settings.catalog_dir)
+    app.state.geocoder = Geocoder(app.state.catalog)  # the address index is read on first use
     app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE]))
     install_error_handlers(app)
     _document_400_not_422(app)
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(tiles3d.router)
     app.include_router(indicators.router)
+    app.include_router(geocode.router)
     app.include_router(map_routes.router)
     app.include_router(sta.router)
     app.include_router(pmtiles.router)
