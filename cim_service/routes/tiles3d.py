@@ -14,6 +14,7 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
+from cim_service import encoding
 from cim_service.auth import resolve_layer
 from cim_service.core.catalog import Access, LayerSpec
 from cim_service.errors import NotFound
@@ -64,7 +65,7 @@ async def tileset(request: Request, spec: LayerSpec = Depends(resolve_layer)) ->
     body = orjson.dumps(built.tileset.document)
     etag = etag_of(body)
     headers = {"ETag": etag, "Cache-Control": _cache_control(spec, 60)}
-    if request.headers.get("if-none-match") == etag:
+    if encoding.matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
 
