@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     max_features_per_tile: int = Field(default=20_000, ge=1)
     tiles3d_max_features: int = Field(default=2_500, ge=1, le=100_000, description="Most features of one 3D "
                                       "Tiles content tile (more are split into quadrants).")
+    tiles3d_disk_cache: bool = Field(default=True, description="Keep built 3D Tiles in CIM_HOME/3dtiles "
+                                     "(CIM_TILES3D_DISK_CACHE=off: memory only).")
     cors_origins: list[str] = Field(default_factory=list)
     log_json: bool = True
 

@@ -27,8 +27,11 @@ GLB = "model/gltf-binary"
 
 
 async def startup(app: FastAPI) -> None:
-    """Keep the built tilesets of this process (the builds use the app's synchronous engine in a thread)."""
-    app.state.tiles3d = Tiles3DState(app.state.engine, app.state.settings.tiles3d_max_features)
+    """Keep the built tilesets of this process (built with the app's synchronous engine in a thread; on disk in
+    ``CIM_HOME/3dtiles`` unless ``CIM_TILES3D_DISK_CACHE=off``)."""
+    settings = app.state.settings
+    folder = settings.home / "3dtiles" if settings.tiles3d_disk_cache else None
+    app.state.tiles3d = Tiles3DState(app.state.engine, settings.tiles3d_max_features, folder)
 
 
 def _root(request: Request) -> str:
