@@ -16,13 +16,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from cim_service.auth import resolve_layer
 from cim_service.core.catalog import Access, LayerSpec
-from cim_service.errors import NotFound
+from cim_service.errors import NotFound, error_responses
 from cim_service.store import layer_state
 from cim_service.tiles.cache import etag_of
 from cim_service.tiles3d.documents import container_doc
 from cim_service.tiles3d.service import Built, Tiles3DState
 
-router = APIRouter(tags=["3D Tiles"])
+router = APIRouter(tags=["3D Tiles"], responses=error_responses(400, 401, 404, 503, 504))
 GLB = "model/gltf-binary"
 
 
@@ -60,7 +60,9 @@ async def container(request: Request, spec: LayerSpec = Depends(resolve_layer)) 
     return container_doc(spec, _root(request), built.tileset.document)
 
 
-@router.get("/collections/{collectionId}/3dtiles/tileset.json", summary="3D Tiles 1.1 tileset")
+@router.get("/collections/{collectionId}/3dtiles/tileset.json", summary="3D Tiles 1.1 tileset",
+            response_class=Response, responses={200: {"content": {"application/json": {}}, "description": "tileset"},
+                                                304: {"description": "Not modified"}})
 async def tileset(request: Request, spec: LayerSpec = Depends(resolve_layer)) -> Response:
     """Return the tileset (built on first use and when the layer changed)."""
     built = await _built(request, _extruded(spec))
