@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     max_features_per_tile: int = Field(default=20_000, ge=1)
     tiles3d_max_features: int = Field(default=2_500, ge=1, le=100_000, description="Most features of one 3D "
                                       "Tiles content tile (more are split into quadrants).")
+    tiles3d_disk_cache: bool = Field(default=True, description="Keep built 3D Tiles in CIM_HOME/3dtiles "
+                                     "(CIM_TILES3D_DISK_CACHE=off: memory only).")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["*"],
         description="Origins whose pages may read the API (CORS): `*` (default: any page reads what anonymous "
