@@ -64,12 +64,23 @@ class FieldSpec(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     aliases: list[str] = Field(default_factory=list, description="Other column names accepted on ingest.")
+    references: str | None = Field(
+        default=None, description="`<layer>.<field>`: this field links each feature to the features of that layer "
+        "with the same value (a house's `address_code` -> the standard address); the target's items offer the "
+        "linked records with `?expand=<this layer>`.")
 
     @field_validator("name")
     @classmethod
     def _ident(cls, v: str) -> str:
         if not IDENT.match(v) or v in SYSTEM_COLUMNS:
             raise ValueError(f"field name {v!r} must match {IDENT.pattern} and not be a system column")
+        return v
+
+    @field_validator("references")
+    @classmethod
+    def _reference(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*", v):
+            raise ValueError(f"references {v!r} must be '<layer id>.<field name>'")
         return v
 
     @field_validator("pattern")
@@ -224,6 +235,15 @@ class Catalog:
                 if role in self._roles:
                     raise ValueError(f"role {role.value!r} declared by both {self._roles[role].id!r} and {layer.id!r}")
                 self._roles[role] = layer
+        for layer in layers:
+            for f in layer.fields:
+                if f.references is None:
+                    continue
+                target_id, target_field = f.references.split(".")
+                target = self._layers.get(target_id)
+                if target is None or target_field not in target.field_names:
+                    raise ValueError(f"layer {layer.id}: field {f.name!r} references {f.references!r}, "
+                                     f"which is not a declared layer field")
 
     def __iter__(self):
         return iter(self._layers.values())
@@ -245,6 +265,15 @@ class Catalog:
     def ids(self) -> list[str]:
         """Layer ids in catalog order."""
         return list(self._layers)
+
+    def links_to(self, target: LayerSpec) -> list[tuple[LayerSpec, FieldSpec, str]]:
+        """The layers whose fields reference ``target``: (linking layer, its field, the target's field)."""
+        out = []
+        for layer in self._layers.values():
+            for f in layer.fields:
+                if f.references and f.references.split(".")[0] == target.id:
+                    out.append((layer, f, f.references.split(".")[1]))
+        return out
 
     def role(self, role: Role | str) -> LayerSpec | None:
         """Return the layer declaring ``role``, or None when no layer plays it."""
