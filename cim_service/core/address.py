@@ -629,7 +629,12 @@ def parse_address(text: str, *, town_hint: str | None = None) -> ParsedAddress:
     _resolve_town(fields, town_hint)
     values = {name: fields.get(name) for name in _FIELD_NAMES}
     values["alternates"] = fields.get("alternates") or ()
-    return ParsedAddress(raw=raw, normalized=sc.text, **values)
+    values["raw"], values["normalized"] = raw, sc.text
+    # the frozen dataclass's __init__ sets its 20 fields one by one through object.__setattr__ (a quarter of a
+    # parse); every field is given here, so the instance's dict is filled at once
+    parsed = object.__new__(ParsedAddress)
+    parsed.__dict__.update(values)
+    return parsed
 
 
 def address_code(p: ParsedAddress) -> str:
