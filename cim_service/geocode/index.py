@@ -29,6 +29,7 @@ MATCH_LEVELS = ("building", "door_plate", "road", "community", "town", "district
 COLUMNS = ("address_code", "full_address", "district", "town", "community", "road", "lane", "number", "building",
            "poi")
 _DIGITS = re.compile(r"\d+")
+_UNIQUE = {"address_code", "full_address"}  # one value per address: nothing to share
 
 
 def _first_number(value: str | None) -> int | None:
@@ -65,6 +66,7 @@ class AddressIndex:
         self.by_town: dict[str, list[int]] = defaultdict(list)
         self.centres: dict[str, tuple[float, float]] = {}
         self.district: str | None = None
+        self._shared: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -84,8 +86,11 @@ class AddressIndex:
         self.lon.append(float(row["lon"]))
         self.lat.append(float(row["lat"]))
         for name in COLUMNS:
-            self.values[name].append(row.get(name))
-        road, lane, number = row.get("road"), row.get("lane"), row.get("number")
+            value = row.get(name)
+            if value is not None and name not in _UNIQUE:
+                value = self._shared.setdefault(value, value)  # one object per distinct town, road, lane ...
+            self.values[name].append(value)
+        road, lane, number = (self.values[c][i] for c in ("road", "lane", "number"))
         if road:
             self.by_road[road].append(i)
             self.by_plate[(road, lane, number)].append(i)
@@ -102,6 +107,7 @@ class AddressIndex:
             self.by_town[row["town"]].append(i)
 
     def _finish(self) -> None:
+        self._shared.clear()
         for town, rows in self.by_town.items():
             self.centres[town] = self._centre(rows)
         districts: dict[str, int] = defaultdict(int)

@@ -96,3 +96,11 @@ def test_expand_on_a_layer_nothing_links_to_is_400(geo_api, linked, geo_engine, 
     fid = rows(geo_engine, f"SELECT min(id) FROM {towns.qualified_table}")[0][0]
     r = geo_api.get(f"/collections/{towns.id}/items/{fid}", params={"expand": "houses"})
     assert r.status_code == 400
+
+
+def test_expand_in_html_and_with_properties(geo_api, linked):
+    r = _get(geo_api, linked, "houses", f="html")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    doc = _get(geo_api, linked, "houses", properties="address_code").json()
+    assert set(doc["properties"]) == {"address_code"}  # properties= selects the address's own fields
+    assert doc["expanded"]["houses"]["numberReturned"] == 2
