@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cim_service.commands import db, demo, indicators, ingest, serve
+from cim_service.commands import db, demo, indicators, ingest, serve, tiles
 from cim_service.commands import map as map_command
 
 app = typer.Typer(
@@ -25,3 +25,4 @@ demo.register(app)
 serve.register(app)
 indicators.register(app)
 map_command.register(app)
+tiles.register(app)
