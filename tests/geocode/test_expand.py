@@ -104,3 +104,22 @@ def test_expand_in_html_and_with_properties(geo_api, linked):
     doc = _get(geo_api, linked, "houses", properties="address_code").json()
     assert set(doc["properties"]) == {"address_code"}  # properties= selects the address's own fields
     assert doc["expanded"]["houses"]["numberReturned"] == 2
+
+
+def test_etag_covers_the_expanded_records(geo_api, geo_engine, catalog, linked):
+    r1 = _get(geo_api, linked, "houses")
+    plain = geo_api.get(
+        f"/collections/{linked['collection']}/items/{linked['address'].id}")
+    assert r1.headers["etag"] != plain.headers["etag"]
+    assert _get(geo_api, linked, "houses").headers["etag"] == r1.headers["etag"]
+    houses = catalog.get("houses")
+    with geo_engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE {houses.qualified_table} SET floors = floors + 1 WHERE feature_key = 'gx-h1'"))
+    r2 = geo_api.get(f"/collections/{linked['collection']}/items/{linked['address'].id}",
+                     params={"expand": "houses"}, headers={"If-None-Match": r1.headers["etag"]})
+    assert r2.status_code == 200 and r2.headers["etag"] != r1.headers["etag"]  # a linked record changed
+
+
+def test_expand_with_at_is_400(geo_api, linked):
+    r = _get(geo_api, linked, "houses", at="2026-01-01T00:00:00Z")
+    assert r.status_code == 400 and "expand" in r.json()["description"]
