@@ -2,7 +2,9 @@
 
 Conventions (documented for clients):
 
-- tile paths are ``.../{tileMatrixSetId}/{z}/{x}/{y}`` (z = tileMatrix, x = tileCol, y = tileRow);
+- tile paths are ``.../{tileMatrixSetId}/{z}/{x}/{y}`` (z = tileMatrix, x = tileCol, y = tileRow), also with the
+  extension ``.mvt`` or ``.pbf`` (``.../12/3429/1675.pbf``: the same tile, for clients that want one, e.g.
+  GDAL's MVT driver);
 - a zoom, column or row outside the tile matrix set → **404** naming the valid range; an unknown tile matrix
   set → 404 listing the supported ones; malformed parameters → 400 naming the parameter;
 - a tile without features → **204 No Content** (MapLibre, deck.gl and OpenLayers treat it as empty);
@@ -135,6 +137,8 @@ async def collection_tilejson(request: Request, tileMatrixSetId: TmsId,  # noqa:
 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}", summary="Vector tile of a collection",
             description=TILE_DESCRIPTION, response_class=Response, responses=TILE_RESPONSES)
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}.pbf", include_in_schema=False)
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}.mvt", include_in_schema=False)
 async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                           properties: Properties = None, f: Format = None, filter: Filter = None,
                           filter_lang: FilterLang = None, filter_crs: FilterCrs = None,
@@ -192,6 +196,8 @@ async def dataset_tilejson(request: Request, tileMatrixSetId: TmsId, collections
 @router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}", summary="Multi-layer vector tile",
             description="One MVT layer per collection (named by its id). " + TILE_DESCRIPTION,
             response_class=Response, responses=TILE_RESPONSES)
+@router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}.pbf", include_in_schema=False)
+@router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}.mvt", include_in_schema=False)
 async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                        collections: Collections = None, properties: Properties = None, f: Format = None,
                        filter: Annotated[str | None, Query(description="Not supported here: use collection tiles.")]
