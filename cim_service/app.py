@@ -30,7 +30,7 @@ from cim_service.core.settings import Settings
 from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
-from cim_service.routes import features, indicators, ops, tiles
+from cim_service.routes import features, indicators, ops, styles, tiles
 from cim_service.routes import map as map_routes
 from cim_service.store.db import Database, make_engine
 from cim_service.store.localdb import resolve_database_url
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.catalog = load_catalog(settings.catalog_dir)
-    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE]))
+    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *styles.CONFORMANCE]))
     install_error_handlers(app)
     _document_400_not_422(app)
     _openapi_document(app)
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(features.router)
     app.include_router(tiles.router)
+    app.include_router(styles.router)
     app.include_router(indicators.router)
     app.include_router(map_routes.router)
     return app
