@@ -175,11 +175,14 @@ def _wait(base: str, path: str, proc: subprocess.Popen, log: Path) -> None:
 
 
 def start_ours(url: str, cache: bool, workdir: Path, driver: str = "psycopg", python: str | None = None,
-               label: str | None = None) -> Server:
-    """Our service under uvicorn; ``python``: the interpreter of another checkout's venv (its code is served)."""
+               label: str | None = None, source: Path | None = None) -> Server:
+    """Our service under uvicorn; ``python``: the interpreter of another checkout's venv (its code is served);
+    ``source``: a source tree served with this interpreter (first on ``PYTHONPATH``)."""
     port = free_port()
     env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_TILE_CACHE": "on" if cache else "off",
            "CIM_ENVIRONMENT": "production", "CIM_LOG_JSON": "false"}
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))
     if driver == "asyncpg":  # the same service on asyncpg (benchmarks/asyncpg_driver/sitecustomize.py)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ASYNCPG_DRIVER), str(PROJECT),
                                                           os.environ.get("PYTHONPATH")]))
@@ -363,7 +366,8 @@ def main() -> None:
     ap.add_argument("--compare-drivers", action="store_true",
                     help="instead of tipg: our service on psycopg 3 vs the same service on asyncpg (print only)")
     ap.add_argument("--compare-checkout", type=Path, default=None,
-                    help="instead of tipg: this checkout vs another one (its .venv), same scenarios (print only)")
+                    help="instead of tipg: this checkout vs another one (its .venv, or its source tree served by "
+                         "this interpreter), same scenarios (print only)")
     ap.add_argument("--encoding", default="identity",
                     help="Accept-Encoding of the load client, e.g. gzip (both servers compress)")
     args = ap.parse_args()
@@ -429,13 +433,15 @@ def compare_checkout(args: argparse.Namespace) -> None:
     scenarios = build_scenarios(camera_points(url, 2000, 42), args.quick)
     if args.only:
         scenarios = [s for s in scenarios if args.only in s.name]
-    other = str(args.compare_checkout.resolve() / ".venv" / "bin" / "python")
+    checkout = args.compare_checkout.resolve()
+    venv_python = checkout / ".venv" / "bin" / "python"  # a checkout without a venv: served by this interpreter
+    other, source = (str(venv_python), None) if venv_python.exists() else (None, checkout)
     workdir = Path(tempfile.mkdtemp(prefix="cim-bench-"))
     print("| scenario | requests | this req/s | p50 ms | bytes/req | other req/s | p50 ms | bytes/req | "
           "throughput this/other |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for sc in scenarios:
         servers = (start_ours(url, sc.cached, workdir, label="this"),
-                   start_ours(url, sc.cached, workdir, python=other, label="other"))
+                   start_ours(url, sc.cached, workdir, python=other, label="other", source=source))
         try:
             for server in servers:
                 warm(server, sc, args.concurrency)
