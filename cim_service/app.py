@@ -83,7 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.exports = Slots(settings.max_concurrent_exports)  # file exports running at once
     app.state.catalog = load_catalog(settings.catalog_dir)
     app.state.geocoder = Geocoder(app.state.catalog)  # the address index is read on first use
-    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE, *styles.CONFORMANCE]))
+    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE,
+                                                *styles.CONFORMANCE]))
     install_error_handlers(app)
     _document_400_not_422(app)
     _openapi_document(app)
