@@ -116,7 +116,7 @@ def reading(node: Node, stream: Stream, t: float, dt: float, rain: float, rng: n
     """The value of one stream at ``t`` (advancing the node's state by ``dt`` seconds)."""
     p = stream.property
     if p == "water_depth":
-        inflow = rain * node.hollow * 0.05 * dt / 60      # cm per minute per mm/h, times the hollowness
+        inflow = rain * node.hollow * 0.15 * dt / 60      # cm per minute per mm/h, times the hollowness
         drain = node.depth * (1 - math.exp(-dt / (600 / node.hollow ** 0.5)))
         node.depth = max(0.0, node.depth + inflow - drain)
         return round(node.depth, 1)
