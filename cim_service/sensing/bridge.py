@@ -264,13 +264,13 @@ class Bridge:
         return False
 
     def _commit(self, batch: list[_Msg]) -> None:
-        ids = set()
+        dss: list[int | None] = []
         for m in batch:
             try:
-                ids.add(pl.datastream_of(m.topic))
+                dss.append(pl.datastream_of(m.topic))
             except pl.Rejected:
-                pass
-        self._lookup_unknown(ids)
+                dss.append(None)
+        self._lookup_unknown({d for d in dss if d is not None})
         now = datetime.now(UTC)
         mono = time.monotonic()
         max_past = timedelta(days=self.settings.sensor_raw_days)
@@ -280,13 +280,13 @@ class Bridge:
         rejected: dict[str, int] = {}
         seen: set[tuple[int, datetime]] = set()
         dupes = 0
-        for m in batch:
+        infos, latest = self._infos, self._latest
+        for m, ds in zip(batch, dss, strict=True):
             try:
-                ds = pl.datastream_of(m.topic)
-                o = pl.parse(m.topic, m.payload, self._infos.get(ds), now=now, max_past=max_past,
-                             max_future=max_future)
+                o = pl.parse(m.topic, m.payload, infos.get(ds) if ds is not None else None, now=now,
+                             max_past=max_past, max_future=max_future, ds=ds)
                 key = (o.datastream_id, o.phenomenon_time)
-                if key in seen or self._latest.get(o.datastream_id) == o.phenomenon_time:
+                if key in seen or latest.get(ds) == o.phenomenon_time:
                     dupes += 1  # a redelivery of what is committed (or twice in this batch)
                     continue
                 if not self._rate_ok(ds, mono):
