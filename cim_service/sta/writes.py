@@ -413,8 +413,13 @@ class Writer:
     # -- updates and deletes ---------------------------------------------------------------------------------------
     def update(self, es: str, ident: int, body: Any) -> None:
         """PATCH (merge) ``body`` into the entity; NotFound when it does not exist."""
-        body = _obj(body, "body")
+        body = dict(_obj(body, "body"))
         where = ""
+        if "@iot.id" in body:
+            if body.pop("@iot.id") != ident:
+                raise _bad("@iot.id", "differs from the id in the path")
+        for nav in _LINKED_FROM_OTHER_SIDE.get(es, ()):  # PUT bodies of clients carry them: changed elsewhere
+            body.pop(nav, None)
         if es == "Observations":
             self._update_observation(ident, body)
             return
@@ -491,6 +496,15 @@ class Writer:
             raise NotFound(f"no {es} with id {ident}")
         for ds in datastreams:  # observations have no foreign key (COPY speed): removed with their datastream
             observations.delete_datastream(self.conn, ds)
+
+
+#: to-many navigation members ignored by PATCH/PUT (they are set on the other entity: a Datastream names its Thing)
+_LINKED_FROM_OTHER_SIDE = {
+    "Things": ("Datastreams", "HistoricalLocations"), "Locations": ("Things", "HistoricalLocations"),
+    "HistoricalLocations": ("Thing", "Locations"), "Sensors": ("Datastreams",), "ObservedProperties": ("Datastreams",),
+    "Datastreams": ("Observations",), "Observations": ("Datastream", "FeatureOfInterest", "phenomenonTime"),
+    "FeaturesOfInterest": ("Observations",),
+}
 
 
 # -- the dataArray extension ---------------------------------------------------------------------------------------
