@@ -24,6 +24,7 @@ from cim_service.sta.sql import (
     property_sql,
     ref_sql,
     scope_for,
+    source,
 )
 from cim_service.store.db import Database, QueryDataError
 
@@ -146,6 +147,13 @@ async def read(db: Database, res: Resource, opts: Options, raw_query: list[tuple
             raise NotFound("no such entity")
         return rows[0]["j"], False
     rows = await _fetch(db, collection_sql(scope, opts, ctx, base), ctx.params, option)
+    if not rows and len(res.segments) > 1:  # an empty collection of a missing (or invisible) entity is a 404
+        pctx = Ctx(Params(), hidden=hidden)
+        pscope, _ = scope_for(res.segments[:-1], pctx)
+        found = await _fetch(db, f"SELECT 1 AS j {source(pscope.es, pscope.alias, pctx, *pscope.conds)} LIMIT 1",
+                             pctx.params, option)
+        if not found:
+            raise NotFound("no such entity")
     count = None
     if opts.count:
         cctx = Ctx(Params(), hidden=hidden)
