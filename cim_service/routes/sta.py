@@ -19,7 +19,14 @@ from cim_service.errors import InvalidParameter, NotFound, error_responses
 from cim_service.offloop import off_loop
 from cim_service.sta import service
 from cim_service.sta.model import ENTITY_SETS
-from cim_service.sta.writes import Created, WriteLimits, Writer, parse_data_arrays
+from cim_service.sta.writes import (
+    Created,
+    WriteLimits,
+    Writer,
+    data_array_columns,
+    parse_data_arrays,
+    write_data_array_columns,
+)
 from cim_service.store import observations
 
 PREFIX = "/sta/v1.1"
@@ -80,17 +87,21 @@ async def create_observations(request: Request, principal: Principal = Depends(g
     body = _body(await request.body())
     limits, base, engine = _limits(request), _base(request), request.app.state.engine
 
-    def run() -> list[str]:
+    def run() -> bytes:
         now = datetime.now(UTC)
+        columns = data_array_columns(body, limits, now)
+        prefix = f"{base}/Observations("
+        if columns is not None:  # numeric readings with UTC times: parsed and copied column-wise
+            with engine.begin() as conn:
+                ids = write_data_array_columns(conn, columns)
+            return orjson.dumps([f"{prefix}{i})" for i in ids.tolist()])
         rows = parse_data_arrays(body, limits, now)
         with engine.begin() as conn:
-            writer = Writer(conn, limits)
-            writer.write_observations(rows, where="Datastream")
-        return [f"{base}/Observations({observations.observation_id(o.datastream_id, o.phenomenon_time)})"
-                for o in rows]
+            Writer(conn, limits).write_observations(rows, where="Datastream")
+        return orjson.dumps([f"{prefix}{observations.observation_id(o.datastream_id, o.phenomenon_time)})"
+                             for o in rows])
 
-    links = await off_loop(run)
-    return _json(links, 201)
+    return Response(await off_loop(run), status_code=201, media_type=JSON)
 
 
 def _body(raw: bytes) -> Any:

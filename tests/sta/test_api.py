@@ -6,7 +6,7 @@ typed here: ids come from the Location headers, counts from SQL.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -382,3 +382,35 @@ def test_delete_thing_removes_its_datastreams_and_observations(api, keys, engine
     with engine.connect() as conn:
         assert observations.count(conn, d) == 0
     assert api.delete(f"{STA}/Things({t})", headers=h).status_code == 404
+
+
+def test_column_and_row_paths_of_data_arrays_write_the_same(api, keys, engine, world):
+    """Numeric rows with Z times take the columnar COPY; an offset time sends the body the general way."""
+    h = {"X-API-Key": keys["sensor"]}
+    t = _id(api.post(f"{STA}/Things", json=thing_body("Twins", 121.36, 31.06, 2), headers=h))
+    a, b = [d["@iot.id"] for d in api.get(f"{STA}/Things({t})/Datastreams").json()["value"]]
+    times = [NOW - timedelta(seconds=100 - i, milliseconds=123) for i in range(50)]
+    rows = [[iso(x), float(i) * 1.5] for i, x in enumerate(times)]
+    fast = api.post(f"{STA}/CreateObservations", headers=h, json=[
+        {"Datastream": {"@iot.id": a}, "components": ["phenomenonTime", "result"], "dataArray": rows}])
+    slow_rows = [[x.astimezone(timezone(timedelta(hours=8))).isoformat(timespec="milliseconds"), r]
+                 for x, (_, r) in zip(times, rows, strict=True)]
+    slow = api.post(f"{STA}/CreateObservations", headers=h, json=[
+        {"Datastream": {"@iot.id": b}, "components": ["phenomenonTime", "result"], "dataArray": slow_rows}])
+    assert fast.status_code == slow.status_code == 201
+    assert [link.rsplit("(", 1)[1] for link in fast.json()] == \
+        [f"{observations.observation_id(a, x.replace(microsecond=x.microsecond // 1000 * 1000))})" for x in times]
+    with engine.connect() as conn:
+        fa, fb = observations.fetch(conn, a), observations.fetch(conn, b)
+        la, lb = observations.latest(conn, a), observations.latest(conn, b)
+    own = ("id", "datastream_id", "feature_id")  # each datastream has its generated FeatureOfInterest
+    assert [{k: v for k, v in r.items() if k not in own} for r in fa] == \
+        [{k: v for k, v in r.items() if k not in own} for r in fb]
+    assert {r["feature_id"] for r in fa} == {api.get(f"{STA}/Datastreams({a})/Observations?$top=1&$expand="
+                                                     "FeatureOfInterest").json()["value"][0]["FeatureOfInterest"]
+                                             ["@iot.id"]}
+    assert len(fa) == 50 and fa[-1]["result"] == 49 * 1.5 and fa[0]["feature_id"] is not None
+    assert la["phenomenon_time"] == lb["phenomenon_time"] == fa[-1]["phenomenon_time"]
+    assert la["result"] == lb["result"] == 73.5
+    ds = api.get(f"{STA}/Datastreams({a})").json()
+    assert ds["phenomenonTime"] == f"{iso(fa[0]['phenomenon_time'])}/{iso(fa[-1]['phenomenon_time'])}"
