@@ -494,8 +494,8 @@ class Writer:
             sta_entities.datastreams_of(self.conn, column, ident) if column else []
         if not sta_entities.delete_entity(self.conn, table, ident):
             raise NotFound(f"no {es} with id {ident}")
-        for ds in datastreams:  # observations have no foreign key (COPY speed): removed with their datastream
-            observations.delete_datastream(self.conn, ds)
+        # observations have no foreign key (COPY speed): removed with their datastreams
+        observations.delete_datastreams(self.conn, datastreams)
 
 
 #: to-many navigation members ignored by PATCH/PUT (they are set on the other entity: a Datastream names its Thing)

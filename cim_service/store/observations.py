@@ -352,3 +352,11 @@ def write_columns(conn: psycopg.Connection, ds: Any, t_ms: Any, result: Any, fea
         newest = [Observation(int(ds[i]), EPOCH + timedelta(milliseconds=int(t_ms[i]) - 946_684_800_000),
                               float(result[i])) for i in last]
         _upsert_latest(cur, newest)
+
+
+def delete_datastreams(conn: Connection, datastream_ids: list[int]) -> None:
+    """:func:`delete_datastream` for many datastreams, one scan of each table."""
+    if not datastream_ids:
+        return
+    for table in (TABLE, HOURLY, LATEST):
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE datastream_id = ANY(:d)"), {"d": list(datastream_ids)})
