@@ -51,10 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await tiles.startup(app)
             await indicators.startup(app)
+            await sta.startup(app)
             if app.state.tiles.listener is not None or app.state.gap_refresher is not None:
                 await app.state.listener.start()
             yield
         finally:
+            await sta.shutdown(app)
             await indicators.shutdown(app)
             await app.state.listener.stop()
             app.state.engine.dispose()

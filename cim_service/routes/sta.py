@@ -11,14 +11,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from cim_service.auth import Principal, can_read_layer, get_principal, require_scope
 from cim_service.errors import InvalidParameter, NotFound, error_responses
 from cim_service.offloop import off_loop
+from cim_service.sensing.payload import created_json
 from cim_service.sta import service
 from cim_service.sta.model import ENTITY_SETS
+from cim_service.sta.mqtt import EntityPublisher
 from cim_service.sta.writes import (
     Created,
     WriteLimits,
@@ -45,6 +47,35 @@ CONFORMANCE = [
 JSON = "application/json"
 WRITER = "sensor_writer"
 _ERRORS = error_responses(400, 401, 404, 503)
+
+
+async def startup(app: FastAPI) -> None:
+    """Start the publisher of created entities when a broker is configured (``CIM_MQTT_URL``)."""
+    settings = app.state.settings
+    app.state.sta_publisher = None
+    url = settings.mqtt_url
+    if url and settings.sta_mqtt_publish:
+        app.state.sta_publisher = EntityPublisher(url)
+        app.state.sta_publisher.start()
+
+
+async def shutdown(app: FastAPI) -> None:
+    """Stop the publisher."""
+    publisher = getattr(app.state, "sta_publisher", None)
+    if publisher is not None:
+        publisher.stop()
+
+
+def _publish(request: Request, created: Created, doc: Any, es_name: str) -> None:
+    """Publish the created entity and the observations written with it (after the commit)."""
+    publisher = request.app.state.sta_publisher
+    if publisher is None:
+        return
+    root = str(request.base_url).rstrip("/")
+    publisher.publish(es_name, orjson.dumps(doc))
+    for o in created.observations[:10_000]:
+        if es_name != "Observations" or o.id != doc.get("@iot.id"):
+            publisher.publish("Observations", created_json(o, root))
 
 
 def _base(request: Request) -> str:
@@ -183,6 +214,7 @@ async def create(path: str, request: Request, principal: Principal = Depends(get
     opts = service.query_options([], max_top=1, default_top=1)
     doc, _ = await service.read(request.app.state.db, service.Resource([(es_name, ident)]), opts, [],
                                 base=_base(request), hidden=[], request_url="")
+    _publish(request, created, doc, es_name)
     return _json(doc, 201, headers={"Location": link})
 
 
