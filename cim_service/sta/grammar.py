@@ -373,8 +373,9 @@ def parse_options(params: dict[str, str], *, max_top: int, default_top: int, pre
                 raise InvalidParameter(f"parameter '{shown}': true or false")
             opts.count = v == "true"
         elif name == "$resultFormat":
-            if value.strip() not in ("dataArray", "default"):
-                raise InvalidParameter(f"parameter '{shown}': dataArray or default")
+            if value.strip() != "default":
+                raise InvalidParameter(f"parameter '{shown}': only 'default' is served (dataArray responses are "
+                                       "not implemented; dataArray is accepted for writes)")
             opts.result_format = value.strip()
         elif name == "$expand":
             opts.expand = parse_expand(value, max_top=max_top, default_top=default_top, prefix=prefix,

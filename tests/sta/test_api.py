@@ -240,6 +240,7 @@ def test_filter_times_and_intervals(api, world):
     ({"$expand": "Datastreams($expand=Gizmos)"}, "$expand"),
     ({"$expand": "Datastreams(($top=1)"}, "$expand"),
     ({"$frobnicate": "1"}, "$frobnicate"),
+    ({"$resultFormat": "dataArray"}, "$resultFormat"),
 ])
 def test_bad_query_is_400_naming_the_option(api, world, query, option):
     r = api.get(f"{STA}/Things", params=query)
