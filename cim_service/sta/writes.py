@@ -647,8 +647,8 @@ def data_array_columns(body: Any, limits: WriteLimits, now: datetime) -> list[Co
             return None
         if not data:
             continue
-        cols = list(zip(*data, strict=True))
-        results = cols[comps.index("result")]
+        ir = comps.index("result")
+        results = [r[ir] for r in data]
         if not all(type(x) is float or type(x) is int for x in results):
             return None
         try:
@@ -660,12 +660,13 @@ def data_array_columns(body: Any, limits: WriteLimits, now: datetime) -> list[Co
         if width == 1:
             t_ms = np.full(len(data), int(truncate_ms(now).timestamp() * 1000), dtype=np.int64)
         else:
-            texts = cols[comps.index("phenomenonTime")]
-            if not all(type(x) is str and x.endswith("Z") and len(x) <= 30 for x in texts):
-                return None
-            try:
-                t_ms = np.array([x[:-1] for x in texts], dtype="datetime64[ms]").astype(np.int64)
-            except ValueError:
+            ip = comps.index("phenomenonTime")
+            try:  # numpy reads the times without their Z (a time without Z, or not a string, is no match)
+                stripped = [r[ip][:-1] for r in data if r[ip][-1:] == "Z" and r[ip][4:5] == "-"]
+                if len(stripped) != len(data):
+                    return None
+                t_ms = np.array(stripped, dtype="datetime64[ms]").astype(np.int64)
+            except (TypeError, ValueError):
                 return None
             if len(t_ms) and (t_ms.min() < lo or t_ms.max() > hi):
                 return None

@@ -360,6 +360,10 @@ def test_bad_bodies_are_400_naming_the_member(api, keys, engine, body, member):
     ([{"Datastream": {"@iot.id": 1}, "components": ["phenomenonTime", "result"],
        "dataArray": [["2999-01-01T00:00:00Z", 1]]}], "dataArray[0]/phenomenonTime"),
     ([{"Datastream": {"@iot.id": 2147483000}, "components": ["result"], "dataArray": [[1]]}], "Datastream"),
+    ([{"Datastream": {"@iot.id": 1}, "components": ["phenomenonTime", "result"],
+       "dataArray": [["todayZ", 1]]}], "dataArray[0]/phenomenonTime"),
+    ([{"Datastream": {"@iot.id": 1}, "components": ["phenomenonTime", "result"],
+       "dataArray": [["NaTZ", 1]]}], "dataArray[0]/phenomenonTime"),
     ({"Datastream": 1}, "body"),
 ])
 def test_bad_data_arrays_are_400(api, keys, body, member):
