@@ -115,10 +115,11 @@ async def landing(request: Request) -> Response:
 async def create_observations(request: Request, principal: Principal = Depends(get_principal)) -> Response:
     """Write ``[{Datastream, components, dataArray}]`` in one transaction (COPY); answer the selfLinks."""
     require_scope(principal, WRITER)
-    body = _body(await request.body())
+    raw = await request.body()
     limits, base, engine = _limits(request), _base(request), request.app.state.engine
 
-    def run() -> bytes:
+    def run() -> bytes:  # parsing megabytes of JSON is work for the worker thread, not for the event loop
+        body = _body(raw)
         now = datetime.now(UTC)
         columns = data_array_columns(body, limits, now)
         prefix = f"{base}/Observations("
