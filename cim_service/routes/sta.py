@@ -7,6 +7,8 @@ API. Writes need the ``sensor_writer`` scope (X-API-Key, Bearer, or HTTP Basic w
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from fastapi.responses import Response
 from cim_service.auth import Principal, can_read_layer, get_principal, require_scope
 from cim_service.errors import InvalidParameter, NotFound, error_responses
 from cim_service.offloop import off_loop
+from cim_service.sensing.broker import BrokerError, resolve_mqtt_url
 from cim_service.sensing.payload import created_json
 from cim_service.sta import service
 from cim_service.sta.model import ENTITY_SETS
@@ -31,6 +34,7 @@ from cim_service.sta.writes import (
 )
 from cim_service.store import observations
 
+log = logging.getLogger(__name__)
 PREFIX = "/sta/v1.1"
 router = APIRouter(prefix=PREFIX, tags=["SensorThings API"])
 
@@ -50,11 +54,19 @@ _ERRORS = error_responses(400, 401, 404, 503)
 
 
 async def startup(app: FastAPI) -> None:
-    """Start the publisher of created entities when a broker is configured (``CIM_MQTT_URL``)."""
+    """Start the publisher of created entities: on ``CIM_MQTT_URL``, else on the project-local broker when the
+    service runs the MQTT bridge (which starts that broker too)."""
     settings = app.state.settings
     app.state.sta_publisher = None
+    if not settings.sta_mqtt_publish:
+        return
     url = settings.mqtt_url
-    if url and settings.sta_mqtt_publish:
+    if url is None and settings.run_sensor_bridge:
+        try:
+            url = await asyncio.to_thread(resolve_mqtt_url, settings)
+        except BrokerError as exc:
+            log.warning("no broker for SensorThings notifications: %s", exc)
+    if url:
         app.state.sta_publisher = EntityPublisher(url)
         app.state.sta_publisher.start()
 

@@ -7,8 +7,9 @@ to ``v1.1/+/Observations`` and acknowledges messages by hand (paho ``manual_ack`
 1. the network thread appends each message to a queue;
 2. the writer thread takes up to ``CIM_SENSOR_BATCH_SIZE`` of them (or what came within
    ``CIM_SENSOR_BATCH_WAIT_MS``), checks them (:mod:`cim_service.sensing.payload`, the datastream's unit and
-   range, a per-datastream token bucket) and writes one transaction: COPY of the observations, upsert of the latest
-   values, the dead letters of the refused ones;
+   range, a per-datastream token bucket); the committer thread writes each checked batch in one transaction
+   (COPY of the observations, upsert of the latest values, the dead letters of the refused ones) while the next
+   one is checked;
 3. only after the commit it sends the PUBACKs, then publishes each created Observation (QoS 0) on the
    SensorThings topic ``v1.1/Datastreams(<id>)/Observations`` for subscribers.
 
@@ -23,6 +24,7 @@ publishes come back to subscribers only, never to itself.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -62,6 +64,15 @@ class _Msg:
     topic: str
     payload: bytes
     received: float
+
+
+@dataclass(slots=True)
+class _Prepared:
+    batch: list[_Msg]
+    rows: list[Observation]
+    letters: list[DeadLetter]
+    rejected: dict[str, int]
+    dupes: int
 
 
 @dataclass
@@ -113,6 +124,7 @@ class Bridge:
         self._buckets: dict[int, _Bucket] = {}
         self._rate_lettered: dict[int, float] = {}
         self._writer: threading.Thread | None = None
+        self._prepared: queue.Queue[_Prepared | None] = queue.Queue(maxsize=2)
         self._client = self._make_client()
 
     # -- MQTT ---------------------------------------------------------------------------------------------
@@ -211,33 +223,61 @@ class Bridge:
                 self._wake.wait(left)
         return batch
 
+    def _retrying(self, what: str, n: int, fn: Callable[[], object]) -> bool:
+        """Run ``fn`` until it succeeds (False: the bridge stopped first). Database errors are waited out."""
+        backoff = 0.2
+        while True:
+            try:
+                fn()
+                return True
+            except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DBAPIError) as exc:
+                self.stats.db_errors += 1
+                log.warning("bridge cannot %s %d readings (%s); not acknowledging, retrying", what, n,
+                            str(exc).splitlines()[0])
+            except Exception:  # noqa: BLE001 - the bridge never stops on a message
+                log.exception("bridge failed to %s a batch; retrying", what)
+            if self._stop.wait(backoff):
+                return False
+            backoff = min(backoff * 2, 5.0)
+
     def _write_loop(self) -> None:
-        while not self._stop.is_set() or self._queue:
-            if self._stop.is_set() and not self._connected.is_set():
-                break
-            batch = self._take()
-            if self._stop.is_set() and not batch:
-                break
-            backoff = 0.2
-            while batch:
-                batch = [m for m in batch if m.gen == self._gen]  # older ones come again from the broker
+        """Take and check batches; the committer thread writes them (checking overlaps the database's work)."""
+        committer = threading.Thread(target=self._commit_loop, name="cim-sensor-committer", daemon=True)
+        committer.start()
+        try:
+            while not self._stop.is_set() or self._queue:
+                if self._stop.is_set() and not self._connected.is_set():
+                    break
+                batch = [m for m in self._take() if m.gen == self._gen]  # older ones come again from the broker
                 if not batch:
+                    if self._stop.is_set():
+                        break
+                    continue
+                out: list[_Prepared] = []
+                if not self._retrying("check", len(batch), lambda b=batch, o=out: o.append(self._prepare(b))):
                     break
-                try:
-                    self._commit(batch)
-                    break
-                except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DBAPIError) as exc:
-                    self.stats.db_errors += 1
-                    log.warning("bridge cannot commit %d readings (%s); not acknowledging, retrying",
-                                len(batch), str(exc).splitlines()[0])
-                    if self._stop.wait(backoff):
+                while not self._put(out[0]):
+                    if self._stop.is_set() and not committer.is_alive():
                         return
-                    backoff = min(backoff * 2, 5.0)
-                except Exception:  # noqa: BLE001 - the bridge never stops on a message
-                    log.exception("bridge failed on a batch; retrying")
-                    if self._stop.wait(backoff):
-                        return
-                    backoff = min(backoff * 2, 5.0)
+        finally:
+            while committer.is_alive() and not self._put(None):
+                pass
+            committer.join()
+
+    def _put(self, item: _Prepared | None) -> bool:
+        try:
+            self._prepared.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            return False
+
+    def _commit_loop(self) -> None:
+        while True:
+            prepared = self._prepared.get()
+            if prepared is None:
+                return
+            if not self._retrying("commit", len(prepared.batch), lambda p=prepared: self._write(p)):
+                return
 
     def _lookup_unknown(self, ids: set[int]) -> None:
         now = time.monotonic()
@@ -263,14 +303,15 @@ class Bridge:
             return True
         return False
 
-    def _commit(self, batch: list[_Msg]) -> None:
-        ids = set()
+    def _prepare(self, batch: list[_Msg]) -> _Prepared:
+        """Check the messages of a batch: observations to write, dead letters, counts."""
+        dss: list[int | None] = []
         for m in batch:
             try:
-                ids.add(pl.datastream_of(m.topic))
+                dss.append(pl.datastream_of(m.topic))
             except pl.Rejected:
-                pass
-        self._lookup_unknown(ids)
+                dss.append(None)
+        self._lookup_unknown({d for d in dss if d is not None})
         now = datetime.now(UTC)
         mono = time.monotonic()
         max_past = timedelta(days=self.settings.sensor_raw_days)
@@ -280,13 +321,13 @@ class Bridge:
         rejected: dict[str, int] = {}
         seen: set[tuple[int, datetime]] = set()
         dupes = 0
-        for m in batch:
+        infos, latest = self._infos, self._latest
+        for m, ds in zip(batch, dss, strict=True):
             try:
-                ds = pl.datastream_of(m.topic)
-                o = pl.parse(m.topic, m.payload, self._infos.get(ds), now=now, max_past=max_past,
-                             max_future=max_future)
+                o = pl.parse(m.topic, m.payload, infos.get(ds) if ds is not None else None, now=now,
+                             max_past=max_past, max_future=max_future, ds=ds)
                 key = (o.datastream_id, o.phenomenon_time)
-                if key in seen or self._latest.get(o.datastream_id) == o.phenomenon_time:
+                if key in seen or latest.get(ds) == o.phenomenon_time:
                     dupes += 1  # a redelivery of what is committed (or twice in this batch)
                     continue
                 if not self._rate_ok(ds, mono):
@@ -302,6 +343,15 @@ class Bridge:
             except pl.Rejected as exc:
                 rejected[exc.reason] = rejected.get(exc.reason, 0) + 1
                 letters.append(DeadLetter(m.topic, m.payload, exc.reason, exc.detail))
+        for o in rows:  # from here on, a redelivery of these is a duplicate (a failed commit is retried as is)
+            prev = latest.get(o.datastream_id)
+            if prev is None or o.phenomenon_time > prev:
+                latest[o.datastream_id] = o.phenomenon_time
+        return _Prepared(batch, rows, letters, rejected, dupes)
+
+    def _write(self, p: _Prepared) -> None:
+        """One transaction: partitions if new days, COPY + latest upsert, dead letters; then the PUBACKs."""
+        batch, rows, letters, rejected, dupes = p.batch, p.rows, p.letters, p.rejected, p.dupes
         days = {o.phenomenon_time.date() for o in rows} - self._days
         with self.engine.begin() as conn:
             if days:
@@ -310,10 +360,6 @@ class Bridge:
             observations.write_batch(pg, rows)
             dead_letters.write(pg, letters)
         self._days |= days
-        for o in rows:
-            prev = self._latest.get(o.datastream_id)
-            if prev is None or o.phenomenon_time > prev:
-                self._latest[o.datastream_id] = o.phenomenon_time
         gen = self._gen
         for m in batch:
             if m.qos and m.gen == gen:

@@ -36,8 +36,17 @@ class Rejected(ValueError):
         self.detail = detail
 
 
+_PREFIX, _SUFFIX = "v1.1/Datastreams(", ")/Observations"
+
+
 def datastream_of(topic: str) -> int:
     """Datastream id named by an inbound topic, or :class:`Rejected` (``topic``)."""
+    if topic.startswith(_PREFIX) and topic.endswith(_SUFFIX):
+        digits = topic[len(_PREFIX):-len(_SUFFIX)]
+        if 0 < len(digits) <= 10 and digits.isascii() and digits.isdigit():
+            ds = int(digits)
+            if ds <= 2**31 - 1:
+                return ds
     m = TOPIC_RE.match(topic)
     if not m or int(m.group(1)) > 2**31 - 1:
         raise Rejected("topic", "expected v1.1/Datastreams(<id>)/Observations")
@@ -47,16 +56,15 @@ def datastream_of(topic: str) -> int:
 def _time(value: Any, name: str) -> datetime:
     if not isinstance(value, str) or len(value) > 64:
         raise Rejected("bad_type", f"{name} must be an ISO 8601 time text")
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
     try:
-        t = datetime.fromisoformat(text)
+        t = datetime.fromisoformat(value)  # Python 3.11: any ISO 8601 form, 'Z' included
     except ValueError:
         raise Rejected("bad_type", f"{name} is not an ISO 8601 time") from None
     if t.tzinfo is None:
         raise Rejected("bad_type", f"{name} needs a time zone (e.g. Z or +08:00)")
-    return truncate_ms(t)
+    if t.tzinfo is not UTC or t.microsecond % 1000:
+        t = truncate_ms(t)
+    return t
 
 
 def _interval(value: Any, name: str) -> tuple[datetime, datetime | None]:
@@ -70,9 +78,11 @@ def _interval(value: Any, name: str) -> tuple[datetime, datetime | None]:
 
 
 def parse(topic: str, payload: bytes, info: DatastreamInfo | None, *, now: datetime, max_past: timedelta,
-          max_future: timedelta) -> Observation:
-    """The Observation of one message on ``topic``; ``info`` is its datastream (None: unknown)."""
-    ds = datastream_of(topic)
+          max_future: timedelta, ds: int | None = None) -> Observation:
+    """The Observation of one message on ``topic`` (datastream ``ds`` when known); ``info`` is its datastream
+    (None: unknown)."""
+    if ds is None:
+        ds = datastream_of(topic)
     if len(payload) > MAX_PAYLOAD:
         raise Rejected("too_large", f"payload above {MAX_PAYLOAD} bytes")
     try:
