@@ -168,7 +168,7 @@ def _page(values: list[Any], opts: Options, count: int | None, raw_query: list[t
     if count is not None:
         doc["@iot.count"] = count
     top = int(opts.top or 0)
-    more = len(values) > top
+    more = top > 0 and len(values) > top
     doc["value"] = values[:top]
     if more:
         query = [(k, v) for k, v in raw_query if k not in ("$skip", "$top")]

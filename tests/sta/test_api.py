@@ -109,6 +109,8 @@ def test_top_skip_count_and_next_link(api, world, engine):
     assert [o["result"] for o in page2["value"]] == [float(i) for i in range(7, 14)]
     last = api.get(f"{STA}/Datastreams({d1})/Observations?$skip=14&$orderby=phenomenonTime").json()
     assert len(last["value"]) == 6 and "@iot.nextLink" not in last
+    zero = api.get(f"{STA}/Datastreams({d1})/Observations?$top=0&$count=true").json()
+    assert zero["value"] == [] and zero["@iot.count"] == 20 and "@iot.nextLink" not in zero
     # $top is bounded by the settings' maximum (clamped, as FROST does)
     big = api.get(f"{STA}/Observations?$top=100000000&$count=true").json()
     assert len(big["value"]) == big["@iot.count"] or len(big["value"]) <= 10_000
