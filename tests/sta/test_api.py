@@ -249,6 +249,9 @@ def test_filter_times_and_intervals(api, world):
     ({"$expand": "Datastreams(($top=1)"}, "$expand"),
     ({"$frobnicate": "1"}, "$frobnicate"),
     ({"$resultFormat": "dataArray"}, "$resultFormat"),
+    ({"$expand": ",".join(["Datastreams($expand=Observations,Sensor,ObservedProperty)"] * 8)}, "$expand"),
+    ({"$expand": "Datastreams($expand=Thing($expand=Datastreams($expand=Thing($expand=Datastreams("
+                 "$expand=Thing($expand=Locations))))))"}, "$expand"),
 ])
 def test_bad_query_is_400_naming_the_option(api, world, query, option):
     r = api.get(f"{STA}/Things", params=query)
