@@ -118,6 +118,14 @@ async def _fetch(db: Database, sql: str, params: Params, option: str) -> list[di
 async def read(db: Database, res: Resource, opts: Options, raw_query: list[tuple[str, str]], *, base: str,
                hidden: list[str], request_url: str) -> tuple[Any, bool]:
     """Answer a GET: (JSON document or plain value, True when the value is for ``$value``)."""
+    try:
+        return await _read(db, res, opts, raw_query, base=base, hidden=hidden, request_url=request_url)
+    except RecursionError:  # an expression nested too deeply for the compiler (a long chain of operators)
+        raise InvalidParameter("parameter '$filter': too complex (nested too deeply)") from None
+
+
+async def _read(db: Database, res: Resource, opts: Options, raw_query: list[tuple[str, str]], *, base: str,
+                hidden: list[str], request_url: str) -> tuple[Any, bool]:
     ctx = Ctx(Params(), hidden=hidden)
     try:
         scope, single = scope_for(res.segments, ctx)

@@ -234,6 +234,8 @@ def test_filter_times_and_intervals(api, world):
     ({"$filter": "phenomenonTime gt 2020-13-45T00:00:00Z"}, "$filter"),
     ({"$filter": "(" * 60 + "name eq 'x'" + ")" * 60}, "$filter"),
     ({"$filter": "length(name)"}, "$filter"),
+    ({"$filter": "length(name)" + " add 1" * 1300 + " gt 0"}, "$filter"),
+    ({"$filter": " or ".join(["length(name) eq 1"] * 400)}, "$filter"),
     ({"$top": "-1"}, "$top"),
     ({"$top": "ten"}, "$top"),
     ({"$skip": "1.5"}, "$skip"),
