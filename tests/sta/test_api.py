@@ -421,12 +421,14 @@ def test_column_and_row_paths_of_data_arrays_write_the_same(api, keys, engine, w
     with engine.connect() as conn:
         fa, fb = observations.fetch(conn, a), observations.fetch(conn, b)
         la, lb = observations.latest(conn, a), observations.latest(conn, b)
-    own = ("id", "datastream_id", "feature_id")  # each datastream has its generated FeatureOfInterest
+    own = ("id", "datastream_id")
     assert [{k: v for k, v in r.items() if k not in own} for r in fa] == \
         [{k: v for k, v in r.items() if k not in own} for r in fb]
-    assert {r["feature_id"] for r in fa} == {api.get(f"{STA}/Datastreams({a})/Observations?$top=1&$expand="
-                                                     "FeatureOfInterest").json()["value"][0]["FeatureOfInterest"]
-                                             ["@iot.id"]}
+    # one FeatureOfInterest generated for the Thing's Location, shared by both datastreams (as FROST does)
+    foi = api.get(f"{STA}/Datastreams({a})/Observations?$top=1&$expand=FeatureOfInterest").json()["value"][0]
+    assert {r["feature_id"] for r in fa + fb} == {foi["FeatureOfInterest"]["@iot.id"]}
+    loc = api.get(f"{STA}/Things({t})/Locations").json()["value"][0]
+    assert foi["FeatureOfInterest"]["feature"] == loc["location"]
     assert len(fa) == 50 and fa[-1]["result"] == 49 * 1.5 and fa[0]["feature_id"] is not None
     assert la["phenomenon_time"] == lb["phenomenon_time"] == fa[-1]["phenomenon_time"]
     assert la["result"] == lb["result"] == 73.5
