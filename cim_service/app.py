@@ -55,7 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await tiles.startup(app)
             await indicators.startup(app)
-            await sta.startup(app)
             if app.state.tiles.listener is not None or app.state.gap_refresher is not None:
                 await app.state.listener.start()
             app.state.sensing = None
@@ -64,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          on_rejected=lambda reason, n: SENSOR_REJECTED.labels(reason).inc(n))
                 if await asyncio.to_thread(sensing.start):
                     app.state.sensing = sensing
+            await sta.startup(app)  # after the sensing service, which starts the project-local broker
             yield
         finally:
             await sta.shutdown(app)

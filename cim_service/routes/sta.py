@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from cim_service.auth import Principal, can_read_layer, get_principal, require_scope
 from cim_service.errors import InvalidParameter, NotFound, error_responses
 from cim_service.offloop import off_loop
-from cim_service.sensing.broker import BrokerError, resolve_mqtt_url
+from cim_service.sensing.broker import LocalBroker
 from cim_service.sensing.payload import created_json
 from cim_service.sta import service
 from cim_service.sta.model import ENTITY_SETS
@@ -55,17 +55,19 @@ _ERRORS = error_responses(400, 401, 404, 503)
 
 async def startup(app: FastAPI) -> None:
     """Start the publisher of created entities: on ``CIM_MQTT_URL``, else on the project-local broker when the
-    service runs the MQTT bridge (which starts that broker too)."""
+    service runs the MQTT bridge and that broker runs (the sensing service starts it, in one process of a home;
+    starting it here too would race between workers)."""
     settings = app.state.settings
     app.state.sta_publisher = None
     if not settings.sta_mqtt_publish:
         return
     url = settings.mqtt_url
     if url is None and settings.run_sensor_bridge:
-        try:
-            url = await asyncio.to_thread(resolve_mqtt_url, settings)
-        except BrokerError as exc:
-            log.warning("no broker for SensorThings notifications: %s", exc)
+        broker = LocalBroker.from_settings(settings)
+        if await asyncio.to_thread(broker.running_port) is not None:
+            url = await asyncio.to_thread(broker.url)
+        else:
+            log.info("no running project-local broker: entities created over HTTP are not published")
     if url:
         app.state.sta_publisher = EntityPublisher(url)
         app.state.sta_publisher.start()
