@@ -71,10 +71,8 @@ def simulate(
     cell_period: Annotated[float, typer.Option(min=10, help="Seconds the rain cell takes to cross.")] = 1800.0,
 ) -> None:
     """Publish realistic readings of the catalog's sensors through the broker (all nodes: --nodes 100000)."""
-    import paho.mqtt.client as mqtt
-
     from cim_service.sensing import simulate as sim
-    from cim_service.sensing.broker import MqttEndpoint
+    from cim_service.sensing.publisher import Publisher
     from cim_service.store import sta_entities
 
     settings, engine, catalog = open_database()
@@ -86,14 +84,7 @@ def simulate(
     if not rows:
         fail("no datastreams: load the sensing layers first (`cim demo`)")
     city = sim.build_nodes(rows, seed=seed, nodes=nodes, silent_share=silent_share)
-    ep = MqttEndpoint.parse(_mqtt_url(settings))
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"cim-simulator-{seed}")
-    if ep.username:
-        client.username_pw_set(ep.username, ep.password)
-    client.max_inflight_messages_set(2000)
-    client.max_queued_messages_set(0)
-    client.connect(ep.host, ep.port, keepalive=30)
-    client.loop_start()
+    client = Publisher(_mqtt_url(settings), f"cim-simulator-{seed}", max_backlog=300)
     stop = _until_signal()
     per_min = sum(len(n.streams) for n in city) * 60 / interval
     console.print(f"simulating {len(city):,} nodes every {interval:g} s (~{per_min:,.0f} readings/min)",
@@ -102,8 +93,8 @@ def simulate(
     sent = sim.publish(client, sim.schedule(city, interval_s=interval, duration_s=duration, seed=seed,
                                             rain=sim.RainCell(period_s=cell_period)),
                        qos=qos, should_stop=stop.is_set)
-    client.loop_stop()
-    client.disconnect()
+    client.drain(timeout=30)
+    client.close()
     console.print(f"published {sent:,} readings in {time.time() - started:.1f} s", highlight=False)
 
 

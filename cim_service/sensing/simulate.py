@@ -168,7 +168,8 @@ def schedule(nodes: list[Node], *, interval_s: float, duration_s: float | None, 
 def publish(client, items: Iterator[tuple[float, list[tuple[int, bytes]]]], *, qos: int = 1,
             realtime: bool = True, on_sent: Callable[[int], None] | None = None,
             should_stop: Callable[[], bool] = lambda: False) -> int:
-    """Publish the schedule with a paho client (paced to the due times when ``realtime``); return messages sent."""
+    """Publish the schedule with ``client`` (a :class:`cim_service.sensing.publisher.Publisher` or a paho client),
+    paced to the due times when ``realtime``; return the messages sent."""
     sent = 0
     for due, msgs in items:
         if should_stop():
