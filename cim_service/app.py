@@ -72,8 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          on_rejected=lambda reason, n: SENSOR_REJECTED.labels(reason).inc(n))
                 if await asyncio.to_thread(sensing.start):
                     app.state.sensing = sensing
+            await sta.startup(app)  # after the sensing service, which starts the project-local broker
             yield
         finally:
+            await sta.shutdown(app)
             if getattr(app.state, "sensing", None) is not None:
                 await asyncio.to_thread(app.state.sensing.stop)
             await indicators.shutdown(app)
