@@ -183,3 +183,14 @@ def test_export_larger_than_the_maximum_is_refused_without_limit(settings, demo_
         # with a limit, the house rule: clamped to the maximum
         r = client.get("/collections/addresses/items", params={"f": "geojsonseq", "limit": n + 50})
         assert r.status_code == 200 and r.content.count(b"\x1e") == n - 1
+
+
+def test_collection_lists_its_downloads(api):
+    doc = api.get("/collections/cameras").json()
+    enclosures = {link["type"]: link["href"] for link in doc["links"] if link["rel"] == "enclosure"}
+    assert set(enclosures) == {"application/geopackage+sqlite3", "application/flatgeobuf",
+                               "application/vnd.apache.parquet", "application/geo+json-seq"}
+    for media, href in enclosures.items():
+        r = api.get(href.replace("http://testserver", ""))
+        assert r.status_code == 200 and r.headers["content-type"].startswith(media)
+        assert r.headers["content-disposition"].startswith('attachment; filename="cameras.')
