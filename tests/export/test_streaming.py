@@ -96,7 +96,7 @@ def test_memory_stays_flat_exporting_a_large_layer(server):
     assert layer_bytes > 80 * 2**20
     for fmt, (size, growth) in report.items():
         # a batch is 1/40 of the layer: the process may grow by a few batches, never by the layer
-        assert growth < 0.25 * layer_bytes, (fmt, size, growth, report)
+        assert growth < 0.3 * layer_bytes, (fmt, size, growth, report)
 
 
 def server_log(server) -> str:
