@@ -34,6 +34,8 @@ ASYNCPG_DRIVER = Path(__file__).resolve().parent / "asyncpg_driver"
 WMQ = morecantile.tms.get("WebMercatorQuad")
 MINHANG = (121.33, 30.98, 121.55, 31.23)
 SYNTHETIC_CAMERAS = 70_000
+#: what the load client accepts (``--encoding``): identity by default, so neither server compresses
+ACCEPT_ENCODING = "identity"
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -172,7 +174,9 @@ def _wait(base: str, path: str, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
 
 
-def start_ours(url: str, cache: bool, workdir: Path, driver: str = "psycopg") -> Server:
+def start_ours(url: str, cache: bool, workdir: Path, driver: str = "psycopg", python: str | None = None,
+               label: str | None = None) -> Server:
+    """Our service under uvicorn; ``python``: the interpreter of another checkout's venv (its code is served)."""
     port = free_port()
     env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_TILE_CACHE": "on" if cache else "off",
            "CIM_ENVIRONMENT": "production", "CIM_LOG_JSON": "false"}
@@ -181,12 +185,12 @@ def start_ours(url: str, cache: bool, workdir: Path, driver: str = "psycopg") ->
                                                           os.environ.get("PYTHONPATH")]))
     log = workdir / f"ours-{port}.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "cim_service.app:create_app", "--factory", "--host", "127.0.0.1",
+        [python or sys.executable, "-m", "uvicorn", "cim_service.app:create_app", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
         env=env, cwd=workdir, stdout=log.open("w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     _wait(base, "/tileMatrixSets", proc, log)
-    return Server(f"cim {driver}" + (" (cache on)" if cache else ""), base, proc, "cameras")
+    return Server(label or (f"cim {driver}" + (" (cache on)" if cache else "")), base, proc, "cameras")
 
 
 def start_tipg(url: str, workdir: Path) -> Server:
@@ -226,7 +230,7 @@ class Result:
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str) -> tuple[int, int]:
     """One keep-alive HTTP/1.1 GET with a minimal client (cheap, so the servers are what is measured)."""
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: identity\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n\r\n".encode())
     head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
     status = int(head[9:12])
     length = 0
@@ -358,9 +362,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "RESULTS.md")
     ap.add_argument("--compare-drivers", action="store_true",
                     help="instead of tipg: our service on psycopg 3 vs the same service on asyncpg (print only)")
+    ap.add_argument("--compare-checkout", type=Path, default=None,
+                    help="instead of tipg: this checkout vs another one (its .venv), same scenarios (print only)")
+    ap.add_argument("--encoding", default="identity",
+                    help="Accept-Encoding of the load client, e.g. gzip (both servers compress)")
     args = ap.parse_args()
+    global ACCEPT_ENCODING
+    ACCEPT_ENCODING = args.encoding
     if args.compare_drivers:
         compare_drivers(args)
+        return
+    if args.compare_checkout:
+        compare_checkout(args)
         return
 
     url, data = prepare_database(args.database_url, args.min_cameras, args.data)
@@ -407,6 +420,32 @@ def compare_drivers(args: argparse.Namespace) -> None:
     finally:
         for server in servers:
             server.stop()
+
+
+def compare_checkout(args: argparse.Namespace) -> None:
+    """This checkout's service vs another checkout's (before/after a change), rounds alternated."""
+    url, data = prepare_database(args.database_url, args.min_cameras, args.data)
+    print(f"database: {url.rsplit('@', 1)[-1]} — {data}; Accept-Encoding: {ACCEPT_ENCODING}", flush=True)
+    scenarios = build_scenarios(camera_points(url, 2000, 42), args.quick)
+    if args.only:
+        scenarios = [s for s in scenarios if args.only in s.name]
+    other = str(args.compare_checkout.resolve() / ".venv" / "bin" / "python")
+    workdir = Path(tempfile.mkdtemp(prefix="cim-bench-"))
+    print("| scenario | requests | this req/s | p50 ms | bytes/req | other req/s | p50 ms | bytes/req | "
+          "throughput this/other |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for sc in scenarios:
+        servers = (start_ours(url, sc.cached, workdir, label="this"),
+                   start_ours(url, sc.cached, workdir, python=other, label="other"))
+        try:
+            for server in servers:
+                warm(server, sc, args.concurrency)
+            a, b = measure(servers, sc, args.concurrency, args.rounds)
+        finally:
+            for server in servers:
+                server.stop()
+        print(f"| {sc.name} | {len(a.latencies)} | {a.rps:.1f} | {a.pct(.5):.2f} | {a.bytes // len(a.latencies)} | "
+              f"{b.rps:.1f} | {b.pct(.5):.2f} | {b.bytes // len(b.latencies)} | **{a.rps / b.rps:.2f}x** |",
+              flush=True)
 
 
 def report(out: Path, data: str, concurrency: int, rounds: int, rows: list[str]) -> None:

@@ -21,6 +21,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -33,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cim_service.core.catalog import LAYER_SCHEMA, FieldType, LayerSpec, Role, load_catalog
-from cim_service.store import batches, layer_state
+from cim_service.store import batches, history, layer_state, sta_entities
 from cim_service.store import rejects as reject_rows
 from cim_service.store.layer_tables import feature_count, is_empty
 
@@ -98,6 +99,7 @@ def load_geodataframe(
     progress: Callable[[int], None] | None = None,
     replace: bool = False,
     outline: LayerSpec | None = _PROJECT,
+    valid_at: datetime | None = None,
 ) -> LoadResult:
     """Load one validated GeoDataFrame into the layer table of ``spec``.
 
@@ -127,6 +129,9 @@ def load_geodataframe(
     outline : LayerSpec, optional
         The district outline layer (``catalog.role(Role.district_outline)``);
         default: the project catalog's. None: no outline, nothing is flagged.
+    valid_at : datetime, optional
+        When the changes take effect in the layer's history (default: the transaction's time); the demo dates
+        its yearly loads with it.
 
     Returns
     -------
@@ -137,7 +142,7 @@ def load_geodataframe(
     return load_chunks(
         engine, spec, [gdf], source_name=source_name, source_sha256=source_sha256, source_crs=source_crs,
         rejects=rejects, rows_read=rows_read, options=options, check_district=check_district,
-        progress=progress, replace=replace, outline=outline,
+        progress=progress, replace=replace, outline=outline, valid_at=valid_at,
     )
 
 
@@ -156,6 +161,7 @@ def load_chunks(
     progress: Callable[[int], None] | None = None,
     replace: bool = False,
     outline: LayerSpec | None = _PROJECT,
+    valid_at: datetime | None = None,
 ) -> LoadResult:
     """Load an iterator of validated GeoDataFrame chunks in one transaction (memory bounded by a chunk).
 
@@ -168,6 +174,7 @@ def load_chunks(
     check = spec.check_district if check_district is None else check_district
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"cim_ingest:{spec.id}"})
+        history.set_context(conn, actor=f"ingest:{source_name}", valid_at=valid_at)
         previous = _previous_identical(conn, spec, source_sha256, source_crs, replace)
         if previous is not None:
             return _unchanged_result(conn, spec, previous, rows_read)
@@ -188,6 +195,8 @@ def load_chunks(
         if final_rejects:
             reject_rows.write(conn, batch_id, final_rejects)
         changed = counts["inserted"] + counts["updated"] + deleted > 0
+        if changed and spec.sensing is not None:
+            sta_entities.sync_layer(conn, spec)  # its features are SensorThings Things: same transaction
         version = (layer_state.bump_version(conn, spec.id, spec.qualified_table) if changed
                    else layer_state.version(conn, spec.id))
         result = LoadResult(

@@ -27,6 +27,8 @@ from cim_service.auth import (
 from cim_service.core.catalog import Access, LayerSpec
 from cim_service.errors import Busy, InvalidParameter, NotFound, error_responses
 from cim_service.features import export, formats, keyset
+from cim_service.features.asof import check_at, parse_at
+from cim_service.features.asof import source as as_of_source
 from cim_service.features.collections import collection_doc, link, queryables_doc, temporal_extent
 from cim_service.features.cql2 import FilterContext, coerce, parse_filter, to_sql
 from cim_service.features.crs import content_crs_header, resolve_crs
@@ -45,11 +47,13 @@ _GEO = {200: {"description": "GeoJSON (default), HTML or CSV",
 _DOC = {200: {"description": "JSON (default) or HTML", "content": {"application/json": {}, "text/html": {}}}}
 
 #: query parameters of /items that are not property filters
-ITEMS_PARAMS = {"bbox", "bbox-crs", "datetime", "limit", "offset", "cursor", "properties", "sortby", "filter",
+ITEMS_PARAMS = {"at", "bbox", "bbox-crs", "datetime", "limit", "offset", "cursor", "properties", "sortby", "filter",
                 "filter-lang", "filter-crs", "crs", "f"}
 #: ``f`` values of /items: pages (json, html, csv) and file exports (features.export.FORMATS)
 ITEMS_FORMATS = ("json", "html", "csv", *export.FORMATS)
 F = Annotated[str | None, Query(description="Output format: json, html (or csv for items).")]
+At = Annotated[str | None, Query(description="RFC 3339 instant (or date): the collection as it was then, from its "
+                                             "history. Not `datetime`, which filters on a feature's own date.")]
 CollectionId = Annotated[str, Path(description="Collection (layer) id, e.g. `cameras`.")]
 
 
@@ -149,8 +153,9 @@ async def items(
     crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
     f: Annotated[str | None, Query(description="Output format: json, html, csv (pages); gpkg, fgb, parquet, "
                                    "geojsonseq (file exports of every matched feature).")] = None,
+    at: At = None,
 ) -> Response:
-    """Return a page of features, filtered by bbox, datetime, CQL2 and property values; or export them all."""
+    """Return a page of features filtered by bbox, datetime, CQL2 and property values (as of ``at``), or export."""
     settings = request.app.state.settings
     fmt = formats.negotiate(request, f, ITEMS_FORMATS)
     visible = visible_fields(spec, principal)
@@ -162,6 +167,10 @@ async def items(
     args = (request, spec, visible, q.params, bbox, bbox_crs, datetime_, filter_, filter_lang, filter_crs)
     # parsing a filter is CPU work proportional to its length: off the event loop
     q.where, filtered_on = await off_loop(_conditions, *args) if filter_ else _conditions(*args)
+    if at is not None:
+        instant = parse_at(at)
+        await check_at(request.app.state.db, [spec], instant)
+        q.source = as_of_source(spec, q.params.bind(instant, "timestamptz"))
     if cursor is not None:
         q.after = keyset.after_condition(spec, q.order, keyset.decode(cursor, q.order), q.params)
     names = [p.name for p in q.properties]
@@ -189,6 +198,14 @@ async def items(
     next_cursor = keyset.encode(q.order, list(row["last_key"])) if row["last_key"] is not None else None
     links = _page_links(request, q.offset, q.limit, returned, matched_for_links, next_cursor, cursor is not None)
     headers = {"Content-Crs": content_crs_header(out_crs)}
+    # the ETag covers what the page says (not its timeStamp): equal pages revalidate with a 304
+    tag_parts = (fmt, headers["Content-Crs"], features, str(returned), str(matched), orjson.dumps(links).decode())
+    etag = (await off_loop(formats.content_etag, *tag_parts) if len(features) >= formats.ETAG_OFF_LOOP_CHARS
+            else formats.content_etag(*tag_parts))
+    unchanged = formats.not_modified(request, etag, headers)
+    if unchanged is not None:
+        return unchanged
+    headers["ETag"] = etag
     envelope = (f'{{"type":"FeatureCollection","features":[{features}],"numberReturned":{returned},'
                 + (f'"numberMatched":{matched},' if matched is not None else "")
                 + f'"timeStamp":"{_now()}","links":{orjson.dumps(links).decode()}}}')
@@ -319,8 +336,9 @@ async def item(
     properties: Annotated[str | None, Query(description="Comma-separated properties to return.")] = None,
     crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
     f: F = None,
+    at: At = None,
 ) -> Response:
-    """Return one feature by id; 404 when absent."""
+    """Return one feature by id (as of ``at``); 404 when absent."""
     fmt = formats.negotiate(request, f)
     out_crs = resolve_crs(crs, "crs")
     props = parse_properties(properties, visible_fields(spec, principal))
@@ -331,19 +349,31 @@ async def item(
     except ValueError:
         raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}") from None
     params = Params()
-    sql = item_sql(spec, props, out_crs, params, fid)
+    source = None
+    if at is not None:
+        instant = parse_at(at)
+        await check_at(request.app.state.db, [spec], instant)
+        source = as_of_source(spec, params.bind(instant, "timestamptz"))
+    sql = item_sql(spec, props, out_crs, params, fid, source)
     text = await request.app.state.db.fetchval(sql, *params.values)
     if text is None:
-        raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}")
+        raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}"
+                       + (f" as of {at}" if at is not None else ""))
     if out_crs.python_crs:
         text = await off_loop(formats.to_python_crs, text, out_crs.python_crs)
     names = [p.name for p in props]
     if needs_audit(spec, names):
-        await log_access(request.app.state.db, principal, spec, "item", names, {"id": fid}, _client(request))
+        await log_access(request.app.state.db, principal, spec, "item", names, {"id": fid, "at": at},
+                         _client(request))
     base = base_url(request)
     links = [link(str(request.url), "self", formats.GEOJSON, "this feature"),
              link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]
     headers = {"Content-Crs": content_crs_header(out_crs)}
+    etag = formats.content_etag(fmt, headers["Content-Crs"], text, orjson.dumps(links).decode())
+    unchanged = formats.not_modified(request, etag, headers)
+    if unchanged is not None:
+        return unchanged
+    headers["ETag"] = etag
     if fmt == "html":
         response = formats.html("item.html", doc=orjson.loads(text), base=base, links=links,
                                 title=f"{spec.title_zh} {spec.title_en}")

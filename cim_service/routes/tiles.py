@@ -14,6 +14,8 @@ Conventions (documented for clients):
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -21,8 +23,9 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from cim_service.auth import Principal, get_principal, log_access, needs_audit, resolve_layer, visible_fields
 from cim_service.core.catalog import LayerSpec
 from cim_service.errors import InvalidParameter
+from cim_service.features.asof import check_at, parse_at
 from cim_service.offloop import off_loop
-from cim_service.store import layer_state
+from cim_service.store import history, layer_state
 from cim_service.tiles import mvt, raster
 from cim_service.tiles.filters import filtered_request
 from cim_service.tiles.params import (
@@ -30,6 +33,7 @@ from cim_service.tiles.params import (
     check_format,
     check_properties_known,
     is_public,
+    request_coding,
     select_fields,
     select_layers,
     tile_response,
@@ -55,6 +59,7 @@ Format = Annotated[str | None, Query(description="Tile format: mvt (the only one
 Filter = Annotated[str | None, Query(description="CQL2 filter applied to the features of the tile.")]
 FilterCrs = Annotated[str | None, Query(alias="filter-crs", description="CRS of geometry literals (CRS84).")]
 FilterLang = Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")]
+At = Annotated[str | None, Query(description="RFC 3339 instant (or date): the layers as they were then.")]
 Collections = Annotated[str | None, Query(description="Comma-separated collection ids (default: all readable).")]
 TILE_DESCRIPTION = (
     "Mapbox vector tile (`application/vnd.mapbox-vector-tile`). Empty tile → 204; `ETag` + `If-None-Match` → "
@@ -136,7 +141,7 @@ async def collection_tilejson(request: Request, tileMatrixSetId: TmsId,  # noqa:
             description=TILE_DESCRIPTION, response_class=Response, responses=TILE_RESPONSES)
 async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                           properties: Properties = None, f: Format = None, filter: Filter = None,
-                          filter_lang: FilterLang = None, filter_crs: FilterCrs = None,
+                          filter_lang: FilterLang = None, filter_crs: FilterCrs = None, at: At = None,
                           spec: LayerSpec = Depends(resolve_layer),
                           principal: Principal = Depends(get_principal)) -> Response:
     """Return the MVT of one collection (layer named after the collection)."""
@@ -146,9 +151,18 @@ async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: i
     req = LayerRequest(spec, fields)
     if filter is not None:  # parsing is CPU work proportional to the filter's length: off the event loop
         req = await off_loop(filtered_request, spec, principal, fields, filter, filter_lang, filter_crs)
-    content = await request.app.state.tiles.tile([req], tile)
+    if at is not None:
+        req = replace(req, at=await _instant(request, [spec], at))
+    content = await request.app.state.tiles.tile([req], tile, request_coding(request))
     await _audit(request, principal, [req], {"tms": tile.tms_id, "z": z, "x": x, "y": y})
     return tile_response(request, content, is_public([spec], [fields]))
+
+
+async def _instant(request: Request, specs: list[LayerSpec], at: str) -> datetime:
+    """The parsed ``at``, checked against each layer's history."""
+    instant = parse_at(at)
+    await check_at(request.app.state.db, specs, instant)
+    return instant
 
 
 # -- dataset (multi-layer) tiles -------------------------------------------------------------------
@@ -194,7 +208,7 @@ async def dataset_tilejson(request: Request, tileMatrixSetId: TmsId, collections
 async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                        collections: Collections = None, properties: Properties = None, f: Format = None,
                        filter: Annotated[str | None, Query(description="Not supported here: use collection tiles.")]
-                       = None, principal: Principal = Depends(get_principal)) -> Response:
+                       = None, at: At = None, principal: Principal = Depends(get_principal)) -> Response:
     """Return one MVT with one layer per selected collection."""
     check_format(f)
     if filter is not None:
@@ -203,8 +217,11 @@ async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int,
     tile = tile_ref(tileMatrixSetId, z, x, y)
     specs = select_layers(request, principal, collections)
     check_properties_known(specs, principal, properties)
-    reqs = [LayerRequest(s, select_fields(s, principal, properties, strict=False)) for s in specs]
-    content = await request.app.state.tiles.tile(reqs, tile)
+    if at is not None and collections is None:  # all layers as of then: those that keep a history
+        specs = [s for s in specs if history.has_history(s)]
+    instant = await _instant(request, specs, at) if at is not None else None
+    reqs = [LayerRequest(s, select_fields(s, principal, properties, strict=False), at=instant) for s in specs]
+    content = await request.app.state.tiles.tile(reqs, tile, request_coding(request))
     await _audit(request, principal, reqs, {"tms": tile.tms_id, "z": z, "x": x, "y": y})
     return tile_response(request, content, is_public(specs, [r.fields for r in reqs]))
 

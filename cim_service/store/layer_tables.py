@@ -8,6 +8,8 @@ Every layer table has the declared fields plus system columns:
 - ``outside_district``: the point lies outside the district outline (flagged, not dropped);
 - ``batch_id`` and ``updated_at``: which ingest batch last wrote the row, and when.
 
+Every source layer also gets its history table and triggers (``store.history``), created and extended here.
+
 Layer tables follow the catalog, which may change between releases: a new layer creates its table, a new
 field adds its column. Nothing is ever dropped or retyped automatically; a declared type that differs
 from the database is reported so an operator can migrate the data on purpose.
@@ -25,7 +27,7 @@ from sqlalchemy.types import TypeEngine
 
 from cim_service.core.catalog import LAYER_SCHEMA, Catalog, LayerSpec
 from cim_service.core.fieldtypes import FieldType
-from cim_service.store import layer_state
+from cim_service.store import history, layer_state
 
 
 @dataclass
@@ -33,6 +35,7 @@ class MigrationReport:
     """What a migration changed."""
 
     created_tables: list[str] = field(default_factory=list)
+    created_history: list[str] = field(default_factory=list)
     added_columns: list[str] = field(default_factory=list)
     type_mismatches: list[str] = field(default_factory=list)
 
@@ -86,6 +89,7 @@ def sync_catalog(conn: Connection, catalog: Catalog) -> MigrationReport:
         if spec.table not in existing:
             table.create(conn)
             report.created_tables.append(spec.table)
+            _sync_history(conn, spec, table, report)
             continue
         have = {c["name"]: c for c in insp.get_columns(spec.table, schema=LAYER_SCHEMA)}
         for col in table.columns:
@@ -100,8 +104,15 @@ def sync_catalog(conn: Connection, catalog: Catalog) -> MigrationReport:
                 got = str(have[col.name]["type"].compile(dialect=conn.dialect)).lower()
                 if _base(want) != _base(got):
                     report.type_mismatches.append(f"{spec.table}.{col.name}: declared {want}, database {got}")
+        _sync_history(conn, spec, table, report)
     layer_state.register(conn, [spec.id for spec in catalog])
     return report
+
+
+def _sync_history(conn: Connection, spec: LayerSpec, table: sa.Table, report: MigrationReport) -> None:
+    """The layer's history table and its triggers (``store.history``), after the table's own columns."""
+    if history.sync(conn, spec, table):
+        report.created_history.append(spec.table)
 
 
 def _base(type_name: str) -> str:

@@ -3,9 +3,9 @@
 A web map asks for hundreds of tiles per minute, nearly all of them cached; routing, parameter validation and
 dependency injection then cost more than the answer. This middleware answers exactly those requests before
 routing — ``GET /collections/{id}/tiles/{tms}/{z}/{x}/{y}`` with no query string and no credentials, for a public
-layer whose tile is in the cache — with the same bytes, ``ETag``/304 and headers as the route, and the same
-cache key, counters and route label. Everything else (misses, credentials, parameters, errors) goes on to the
-route unchanged.
+layer whose tile is in the cache (in the coding the client prefers) — with the same bytes, ``ETag``/304 and
+headers as the route, and the same cache key, counters and route label. Everything else (misses, credentials,
+parameters, errors, a coding not made yet) goes on to the route unchanged.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cim_service.core.catalog import Access, UnknownLayerError
+from cim_service.encoding import IDENTITY, MIN_BYTES
 from cim_service.errors import NotFound
 from cim_service.metrics import TILE_CACHE_HITS
-from cim_service.tiles.params import tile_response
+from cim_service.tiles.params import request_coding, tile_response
 from cim_service.tiles.service import LayerRequest
 from cim_service.tiles.tms import tile_ref
 
@@ -76,5 +77,9 @@ class CachedTileFastPath:
         cached = state.cache.get(key) if key is not None else None
         if cached is None:
             return None
+        request = Request(scope)
+        coding = request_coding(request)
+        if coding not in cached.coded and coding != IDENTITY and len(cached.content) >= MIN_BYTES:
+            return None  # not compressed in this coding yet: the route compresses it once and keeps it
         TILE_CACHE_HITS.inc()
-        return tile_response(Request(scope), cached, public=True)
+        return tile_response(request, cached, public=True)

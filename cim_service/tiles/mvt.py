@@ -17,8 +17,10 @@ What a client sees in a tile of layer ``L``:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from cim_service.core.catalog import LayerSpec
+from cim_service.store import history
 from cim_service.tiles.tms import TileRef
 
 EXTENT = 4096
@@ -47,13 +49,18 @@ def _columns(spec: LayerSpec, fields: tuple[str, ...]) -> str:
 
 
 def build_tile_sql(spec: LayerSpec, tile: TileRef, fields: tuple[str, ...], limit: int,
-                   where: str | None = None, where_args: tuple = ()) -> TileSQL:
+                   where: str | None = None, where_args: tuple = (), at: datetime | None = None) -> TileSQL:
     """Build the MVT query of one layer and tile.
 
     ``where`` is an optional SQL boolean expression over the layer's quoted columns using placeholders
     ``$1..$k`` for ``where_args`` (e.g. a CQL2 filter); the tile's own parameters are numbered after them.
-    Identifiers come from the catalog only; every value is a bound parameter.
+    Identifiers come from the catalog only; every value is a bound parameter. With ``at``, the layer is read as
+    it was at that instant (its history, ``store.history.as_of_source``).
     """
+    relation = spec.qualified_table
+    if at is not None:
+        where_args = (*where_args, at)
+        relation = history.as_of_source(spec, f"${len(where_args)}::timestamptz")
     n = len(where_args)
     p = [f"${n + i}" for i in range(1, 8)]  # xmin, ymin, xmax, ymax, margin, layer name, tolerance/cell
     env = f"ST_MakeEnvelope({p[0]}::float8, {p[1]}::float8, {p[2]}::float8, {p[3]}::float8, {tile.srid})"
@@ -61,36 +68,37 @@ def build_tile_sql(spec: LayerSpec, tile: TileRef, fields: tuple[str, ...], limi
     cond = f"{col} && ST_Expand(env.e, {p[4]}::float8)" + (f" AND ({where})" if where else "")
     props = _columns(spec, fields)
     if spec.geometry.is_point and tile.z < THIN_BELOW_ZOOM:
-        sql = _thinned_sql(spec, env, col, cond, props, fields, p, limit)
+        sql = _thinned_sql(relation, env, col, cond, props, fields, p, limit,
+                           spec.geometry.value == "MultiPoint")
         extra: float | None = tile.width / THIN_GRID
     elif spec.geometry.is_point:
-        sql = _plain_sql(spec, env, col, cond, props + ", 1 AS count", p, limit)
+        sql = _plain_sql(relation, env, col, cond, props + ", 1 AS count", p, limit)
         extra = None
     else:
         geom = f"ST_Simplify({col}, {p[6]}::float8, true)"
-        sql = _plain_sql(spec, env, geom, cond, props, p, limit)
+        sql = _plain_sql(relation, env, geom, cond, props, p, limit)
         extra = tile.width / EXTENT
     margin = tile.width * BUFFER / EXTENT
     args = (*where_args, *tile.bounds, margin, spec.id)
     return TileSQL(sql, args if extra is None else (*args, extra))
 
 
-def _plain_sql(spec: LayerSpec, env: str, geom: str, cond: str, props: str, p: list[str], limit: int) -> str:
+def _plain_sql(relation: str, env: str, geom: str, cond: str, props: str, p: list[str], limit: int) -> str:
     return f"""
 WITH env AS (SELECT {env} AS e),
 q AS (
   SELECT t."id"{props}, ST_AsMVTGeom({geom}, env.e, {EXTENT}, {BUFFER}, true) AS mvtgeom
-  FROM {spec.qualified_table} t, env
+  FROM {relation} t, env
   WHERE {cond}
   LIMIT {int(limit)}
 )
 SELECT ST_AsMVT(q.*, {p[5]}::text, {EXTENT}, 'mvtgeom', 'id') FROM q WHERE q.mvtgeom IS NOT NULL"""
 
 
-def _thinned_sql(spec: LayerSpec, env: str, col: str, cond: str, props: str, fields: tuple[str, ...],
-                 p: list[str], limit: int) -> str:
+def _thinned_sql(relation: str, env: str, col: str, cond: str, props: str, fields: tuple[str, ...],
+                 p: list[str], limit: int, multipoint: bool) -> str:
     x, y = (f"ST_X({col})", f"ST_Y({col})")
-    if spec.geometry.value == "MultiPoint":
+    if multipoint:
         x, y = (f"ST_X(ST_GeometryN({col}, 1))", f"ST_Y(ST_GeometryN({col}, 1))")
     # cells are grouped on narrow (id, cx, cy) rows; only each cell's representative is read in full
     return f"""
@@ -100,7 +108,7 @@ cells AS (
   FROM (
     SELECT t."id", floor(({x} - {p[0]}::float8) / {p[6]}::float8) AS cx,
            floor(({y} - {p[1]}::float8) / {p[6]}::float8) AS cy
-    FROM {spec.qualified_table} t, env
+    FROM {relation} t, env
     WHERE {cond}
   ) c
   GROUP BY c.cx, c.cy
@@ -108,6 +116,6 @@ cells AS (
 ),
 q AS (
   SELECT t."id"{props}, cells.count, ST_AsMVTGeom({col}, env.e, {EXTENT}, {BUFFER}, true) AS mvtgeom
-  FROM cells JOIN {spec.qualified_table} t ON t."id" = cells.id, env
+  FROM cells JOIN {relation} t ON t."id" = cells.id, env
 )
 SELECT ST_AsMVT(q.*, {p[5]}::text, {EXTENT}, 'mvtgeom', 'id') FROM q WHERE q.mvtgeom IS NOT NULL"""

@@ -47,7 +47,7 @@ DENSITY_RASTER = {
 #: shown under its Chinese name
 GROUP_TITLES_EN = {
     "基础": "Base", "指标缺口": "Plan gaps", "交通": "Transport", "生活": "Daily life", "感知设施": "Sensing",
-    "一标多实": "Addresses & residents", "通信": "Telecom", "规划": "Planning",
+    "一标多实": "Addresses & residents", "通信": "Telecom", "规划": "Planning", "底图": "Basemap", "三维": "3D city",
 }
 MAX_TILE_ZOOM = 16
 #: concurrent tile requests per layer (deck.gl's default of 6 splits a district view into two rounds)

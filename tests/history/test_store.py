@@ -1,0 +1,95 @@
+"""History tables on real PostGIS: what the triggers write for ingests, SQL edits, deletes and truncates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from cim_service.store import history
+from tests.history.conftest import T1, T2, T3
+
+
+def _versions(db, node_id):
+    with db.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT op, sensor_kind, ST_X(geom), valid_from, valid_to, actor, batch_id IS NOT NULL "
+            "FROM cim_hist.iot_nodes WHERE node_id = :n ORDER BY valid_from, hist_id"), {"n": node_id}).all()
+
+
+INF = None
+
+
+def test_three_ingests_write_versions_with_their_dates(db, catalog, story):
+    n1 = _versions(db, "N1")
+    assert [(v[0], v[1], round(v[2], 2)) for v in n1] == [
+        ("insert", "environment", 121.40), ("update", "road", 121.40), ("update", "road", 121.45)]
+    assert [(v[3], v[4]) for v in n1] == [(T1, T2), (T2, T3), (T3, INF)]
+    assert all(v[5] == f"ingest:nodes-{v[3].year}.csv" and v[6] for v in n1)
+    n2 = _versions(db, "N2")
+    assert [(v[0], v[3], v[4]) for v in n2] == [("insert", T1, T3), ("delete", T3, T3)]
+    with db.connect() as conn:
+        assert history.begins(conn, catalog.get("iot_nodes")) == T1
+        # the state as of each instant equals the snapshot loaded then
+        for at, expected in ((T1, {"N1", "N2"}), (T2, {"N1", "N2", "N3"}), (T3, {"N1", "N3"})):
+            got = {r[0] for r in conn.execute(sa.text(
+                f"SELECT node_id FROM {history.as_of_source(catalog.get('iot_nodes'), ':at')} AS s"), {"at": at})}
+            assert got == expected, at
+        current = {r[0] for r in conn.execute(sa.text("SELECT node_id FROM cim.iot_nodes"))}
+        assert current == {"N1", "N3"}
+
+
+def test_unchanged_ingest_writes_no_version(db, catalog, story):
+    from tests.history.conftest import STORY, load_nodes
+
+    with db.connect() as conn:
+        before = conn.execute(sa.text("SELECT count(*) FROM cim_hist.iot_nodes")).scalar()
+    result = load_nodes(db, catalog.get("iot_nodes"), STORY[2][1], "f" * 64, datetime(2024, 1, 1, tzinfo=UTC))
+    assert (result.inserted, result.updated, result.deleted) == (0, 0, 0)
+    with db.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM cim_hist.iot_nodes")).scalar() == before
+
+
+def test_sql_writes_are_recorded_with_the_transaction_actor(db, catalog):
+    spec = catalog.get("smart_lockers")
+    cols = [f.name for f in spec.fields]
+    with db.begin() as conn:
+        history.set_context(conn, actor="sensor-feed")
+        conn.execute(sa.text("INSERT INTO cim.smart_lockers (feature_key, geom) "
+                             "VALUES ('L1', ST_SetSRID(ST_MakePoint(121.4, 31.1), 4326))"))
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE cim.smart_lockers SET geom = ST_SetSRID(ST_MakePoint(121.5, 31.1), 4326)"))
+    with db.begin() as conn:
+        conn.execute(sa.text("TRUNCATE cim.smart_lockers"))
+    with db.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT op, actor, ST_X(geom), valid_from < valid_to OR op = 'delete' FROM cim_hist.smart_lockers "
+            "ORDER BY hist_id")).all()
+        assert [r[0] for r in rows] == ["insert", "update", "delete"], cols
+        assert rows[0][1] == "sensor-feed" and rows[1][1].startswith("db:")
+        assert [round(r[2], 1) for r in rows] == [121.4, 121.5, 121.5]
+        assert conn.execute(sa.text(
+            "SELECT count(*) FROM cim_hist.smart_lockers WHERE valid_to IS NULL")).scalar() == 0
+
+
+def test_derived_layers_have_no_history(db, catalog):
+    with db.connect() as conn:
+        for spec in catalog:
+            exists = conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"),
+                                  {"t": history.table_name(spec)}).scalar()
+            assert exists == (spec.kind == "source"), spec.id
+
+
+def test_purge_keeps_later_states_and_is_logged(db, catalog, story):
+    spec = catalog.get("iot_nodes")
+    with db.begin() as conn:
+        deleted = history.purge(conn, catalog, T2, actor="admin-test")
+    assert deleted["iot_nodes"] == 1  # N1's first version ended at T2
+    with db.connect() as conn:
+        assert history.begins(conn, spec) == T2
+        got = {r[0] for r in conn.execute(sa.text(
+            f"SELECT node_id FROM {history.as_of_source(spec, ':at')} AS s"), {"at": T2})}
+        assert got == {"N1", "N2", "N3"}
+        log = history.purges(conn)
+        assert {r["actor"] for r in log if r["layer_id"] == "iot_nodes"} == {"admin-test"}
+    assert T3 > T2
