@@ -194,3 +194,15 @@ def test_collection_lists_its_downloads(api):
         r = api.get(href.replace("http://testserver", ""))
         assert r.status_code == 200 and r.headers["content-type"].startswith(media)
         assert r.headers["content-disposition"].startswith('attachment; filename="cameras.')
+
+
+def test_head_of_an_export_does_not_run_it(api, engine):
+    before = db_count(engine, "SELECT count(*) FROM cim_meta.access_log WHERE action = 'export'")
+    r = api.head("/collections/addresses/items", params={"f": "parquet"})
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-type"].startswith("application/vnd.apache.parquet")
+    assert r.headers["content-disposition"] == 'attachment; filename="addresses.parquet"'
+    assert api.app.state.exports.busy == 0
+    r = api.head("/collections/addresses/items", params={"f": "parquet", "filter": "nosuch = 1"})
+    assert r.status_code == 400  # parameters are still checked
+    assert db_count(engine, "SELECT count(*) FROM cim_meta.access_log WHERE action = 'export'") == before
