@@ -222,6 +222,11 @@ async def _export(request: Request, principal: Principal, q: ItemsQuery, fmt: ex
                              limit=min(limit or settings.max_export_features, settings.max_export_features),
                              offset=q.offset, refuse_above_limit=limit is None, params=q.params, where=q.where,
                              after=q.after)
+    headers = {"Content-Crs": content_crs_header(q.crs),
+               "Content-Disposition": f'attachment; filename="{plan.filename}"',
+               "Cache-Control": "private, no-store" if q.spec.access is not Access.public else "no-cache"}
+    if request.scope.get("cim.head"):  # HEAD: the headers of the export, without running it
+        return Response(status_code=200, media_type=fmt.media_type, headers=headers)
     slots = request.app.state.exports
     if not slots.take():
         raise Busy(f"{slots.size} exports are running (CIM_MAX_CONCURRENT_EXPORTS); retry later",
@@ -243,9 +248,6 @@ async def _export(request: Request, principal: Principal, q: ItemsQuery, fmt: ex
     if needs_audit(spec, read):
         await log_access(request.app.state.db, principal, spec, "export", read,
                          {"query": request.url.query, "format": fmt.name}, _client(request))
-    headers = {"Content-Crs": content_crs_header(q.crs),
-               "Content-Disposition": f'attachment; filename="{plan.filename}"',
-               "Cache-Control": "private, no-store" if spec.access is not Access.public else "no-cache"}
     return StreamingResponse(body, media_type=fmt.media_type, headers=headers)
 
 
