@@ -1,4 +1,4 @@
-"""The ``cim`` command: database, ingest, demo data, server, indicators and map export.
+"""The ``cim`` command: database, ingest, demo data, server, indicators, map export and progress reports.
 
 Each command group lives in its own module under ``cim_service.commands`` and adds itself to the app
 through ``register(app)``; the groups are imported and registered here by name (a missing one fails at start).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cim_service.commands import db, demo, indicators, ingest, serve
+from cim_service.commands import db, demo, indicators, ingest, report, serve
 from cim_service.commands import map as map_command
 
 app = typer.Typer(
@@ -25,3 +25,4 @@ demo.register(app)
 serve.register(app)
 indicators.register(app)
 map_command.register(app)
+report.register(app)
