@@ -92,7 +92,7 @@ def _trajectory_axes(ax: Any, item: dict[str, Any]) -> None:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color="#1f5fbf", lw=2, label="实际 actual")
     if t.get("target") is not None:
         ax.axhline(t["target"], color="#c0392b", ls="--", lw=1.2, label=f"目标 target {_num(t['target'])}")
-        if t.get("baseline") is not None:
+        if t.get("baseline") is not None and t["baseline"] < t["target"]:  # no path when met at the baseline
             base_year = int(t["baseline_date"][:4])
             ax.plot([base_year, t["target_year"]], [t["baseline"], t["target"]], color="#999999", ls=":",
                     lw=1, label="均衡进度 even pace")
