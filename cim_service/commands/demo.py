@@ -27,6 +27,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 20210101,
     keep_other: Annotated[bool, typer.Option(help="Keep rows that are not part of this demo "
                                                   "(default: each layer ends up holding exactly the demo).")] = False,
+    history: Annotated[bool, typer.Option(help="Load a yearly history 2020 → 2025 (dated snapshots, towns at "
+                                               "different paces) ending with the demo; on a fresh database.")]
+    = False,
 ) -> None:
     """Generate the demo dataset and load it (re-running with the same scale and seed changes nothing)."""
     from pipelines.demo import build_demo, load_demo
@@ -42,7 +45,7 @@ def demo(
     total = sum(len(f) for f in layer_frames(catalog, frames).values())
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("loading", total=total)
+        task = bar.add_task("loading", total=total * (6 if history else 1))
         last = [time.perf_counter()]
 
         def advance(layer_id: str, result) -> None:
@@ -53,7 +56,7 @@ def demo(
 
         try:
             results = load_demo(engine, catalog, scale.value, seed, progress=advance, replace=not keep_other,
-                                frames=frames)
+                                frames=frames, history=history)
         except Exception as exc:  # noqa: BLE001 - one line for the operator, no traceback
             fail(f"demo load failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     _summary(results, timings)

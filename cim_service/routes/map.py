@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from cim_service import encoding
 from cim_service.auth import Principal, get_principal
 from cim_service.core.catalog import Catalog, Role
 from cim_service.store import layer_state
@@ -58,7 +59,7 @@ def map_static(name: str, request: Request) -> Response:
     """Serve the deck.gl bundle from the pydeck wheel, or one of our map assets (modules as text/javascript)."""
     if name == "deck.js":
         etag = f'"{deck_bundle_etag()}"'
-        if request.headers.get("if-none-match") == etag:
+        if encoding.matches(request.headers.get("if-none-match", ""), etag):
             return Response(status_code=304, headers={"ETag": etag})
         return FileResponse(deck_bundle_path(), media_type="text/javascript",
                             headers={"ETag": etag, "Cache-Control": "public, max-age=86400"})
@@ -67,7 +68,7 @@ def map_static(name: str, request: Request) -> Response:
     # revalidated on every load (an edited module is seen at once), answered 304 while unchanged
     body, tag = own_asset_content(name)
     headers = {"ETag": f'"{tag}"', "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") == headers["ETag"]:
+    if encoding.matches(request.headers.get("if-none-match", ""), headers["ETag"]):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=own_asset_type(name), headers=headers)
 

@@ -217,6 +217,13 @@ _BEGINS = (f"SELECT coalesce((SELECT max(before) FROM {PURGE_TABLE} WHERE layer_
            "(SELECT min(valid_from) FROM {t}))")
 
 
+def latest_change(conn: Connection, spec: LayerSpec) -> datetime | None:
+    """Instant of the layer's last recorded change (None: no history)."""
+    if not has_history(spec):
+        return None
+    return conn.execute(sa.text(f"SELECT max(valid_from) FROM {table_name(spec)}")).scalar()
+
+
 async def fetch_begins(session: Session, spec: LayerSpec) -> datetime | None:
     """Async :func:`begins` for the service."""
     return await session.fetchval(_BEGINS.replace("{t}", table_name(spec)), spec.id)

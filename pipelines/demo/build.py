@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 
 from cim_service.core.catalog import Catalog, LayerSpec, Role
 from pipelines.demo import addresses as addr
-from pipelines.demo import devices, houses, metro, people, roads, sites, towns
+from pipelines.demo import basemap, devices, houses, metro, people, roads, sites, towns
+from pipelines.demo import buildings as bldg
 from pipelines.demo.outline import district_frame
 from pipelines.demo.scales import get_scale
 from pipelines.load import LoadResult, load_geodataframe
@@ -20,8 +21,8 @@ from pipelines.load import LoadResult, load_geodataframe
 DEFAULT_SEED = 20210101
 #: load order: the district first (other layers are checked against it), then base layers, then the rest
 LAYER_ORDER = (
-    "district", "towns", "shanghai_townships", "planning_zones", "key_areas", "main_roads",
-    "addresses", "houses", "organisations", "people",
+    "district", "towns", "shanghai_townships", "water", "parks", "planning_zones", "key_areas", "main_roads",
+    "addresses", "buildings", "built_up", "houses", "organisations", "people",
     "cameras", "base_stations", "iot_nodes", "charging_stations", "smart_poles", "smart_lockers",
     "metro_stations", "metro_entrances", "bus_stops", "underground_spaces", "waterlogging_sensors",
 )
@@ -50,8 +51,13 @@ def build_demo(scale: str = "baseline", seed: int = DEFAULT_SEED) -> dict[str, g
         "key_areas": roads.key_areas_frame(),
         "main_roads": roads.roads_frame(),
     }
+    out["water"] = basemap.water_frame()
+    out["parks"] = basemap.parks_frame()
     out["addresses"] = addr.addresses(sc, seed)
-    out["houses"] = houses.houses(out["addresses"], seed)
+    out["buildings"] = bldg.buildings(out["addresses"], seed, keep_out=basemap.keep_out())
+    out["built_up"] = basemap.built_up_frame(out["buildings"])
+    out["houses"] = houses.houses(out["addresses"], seed, out["buildings"])
+    out["addresses"] = bldg.link_addresses(out["addresses"], out["buildings"])
     out["organisations"] = houses.organisations(sc, out["addresses"], seed)
     out["people"] = people.people(sc, out["addresses"], seed)
     out["cameras"] = devices.cameras(sc, seed)
@@ -115,6 +121,7 @@ def load_demo(
     *,
     replace: bool = True,
     frames: dict[str, gpd.GeoDataFrame] | None = None,
+    history: bool = False,
 ) -> dict[str, LoadResult]:
     """Build the demo and load it into every source layer of the catalog.
 
@@ -134,6 +141,10 @@ def load_demo(
         killed load changes nothing. Re-running with the same scale and seed changes nothing.
     frames : dict, optional
         Frames already built by ``build_demo(scale, seed)`` (built here when omitted).
+    history : bool
+        Load a yearly history 2020 → 2025 instead (:mod:`pipelines.demo.history`): one dated snapshot per year
+        and growing layer, ending with the demo. Needs layers whose history holds nothing after 2020-07-01
+        (a fresh database).
 
     Returns
     -------
@@ -142,6 +153,8 @@ def load_demo(
     """
     frames = build_demo(scale, seed) if frames is None else frames
     results: dict[str, LoadResult] = {}
+    if history:
+        return _load_history(engine, catalog, scale, seed, frames, progress, replace)
     for layer_id, frame in layer_frames(catalog, frames).items():
         spec = catalog.get(layer_id)
         results[layer_id] = load_geodataframe(
@@ -152,4 +165,36 @@ def load_demo(
         )
         if progress is not None:
             progress(layer_id, results[layer_id])
+    return results
+
+
+def _load_history(engine: Engine, catalog: Catalog, scale: str, seed: int, frames: dict[str, gpd.GeoDataFrame],
+                  progress: Callable[[str, LoadResult], None] | None, replace: bool) -> dict[str, LoadResult]:
+    """Load the demo's yearly history (see :mod:`pipelines.demo.history`); the results of the last loads."""
+    from cim_service.store import history as history_store
+    from pipelines.demo import history as demo_history
+
+    selected = layer_frames(catalog, frames)
+    first = demo_history.load_date(demo_history.YEARS[0])
+    with engine.connect() as conn:
+        for layer_id in selected:
+            latest = history_store.latest_change(conn, catalog.get(layer_id))
+            if latest is not None and latest > first:
+                raise ValueError(f"layer {layer_id!r} has history after {first:%Y-%m-%d} (last change {latest}); "
+                                 "load the demo history into a fresh database")
+    results: dict[str, LoadResult] = {}
+
+    def load(layer_id: str, frame: gpd.GeoDataFrame, year: int) -> None:
+        spec = catalog.get(layer_id)
+        frame = _layer_frame(spec, frame)
+        results[layer_id] = load_geodataframe(
+            engine, spec, frame, source_name=f"demo-{scale}-seed{seed}-{year}-{layer_id}",
+            source_sha256=frame_sha256(frame), source_crs="EPSG:4326",
+            options={"demo": {"scale": scale, "seed": seed, "year": year}}, replace=replace,
+            outline=catalog.role(Role.district_outline), valid_at=demo_history.load_date(year),
+        )
+        if progress is not None:
+            progress(layer_id, results[layer_id])
+
+    demo_history.load_history(load, frames, seed, list(selected))
     return results
