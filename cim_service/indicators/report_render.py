@@ -18,6 +18,7 @@ from typing import Any
 
 from cim_service.excel import excel_safe
 from cim_service.indicators.report import TownReport
+from cim_service.indicators.results import TOWNS_KEY
 
 #: the fonts tried, in order (fonts-noto-cjk)
 CJK_FONTS = (Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"),
@@ -66,7 +67,7 @@ def summary_rows(report: TownReport) -> list[dict[str, Any]]:
     for item in report.indicators:
         now, t = item["now"], item["trajectory"]
         proj = t.get("projection") or {}
-        area = (now.get("towns") or [now])[0]  # the town's own gap sentence
+        area = (now.get(TOWNS_KEY) or [now])[0]  # the town's own gap sentence
         rows.append({"指标 indicator": now["name_zh"], "id": now["id"], "单位 unit": now["unit"],
                      "现值 value": now.get("value"), "目标 target": now.get("target"),
                      "缺口 gap": area.get("gap_zh") or now.get("gap"), "gap_en": area.get("gap"),
