@@ -1,4 +1,5 @@
-"""The ``cim`` command: database, ingest, demo data, server, indicators, map export, MQTT broker and sensors.
+"""The ``cim`` command: database, ingest, demo data, server, indicators, map export, progress reports, MQTT
+broker and sensors.
 
 Each command group lives in its own module under ``cim_service.commands`` and adds itself to the app
 through ``register(app)``; the groups are imported and registered here by name (a missing one fails at start).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from cim_service.commands import broker, db, demo, indicators, ingest, sensors, serve, tiles
+from cim_service.commands import broker, db, demo, indicators, ingest, report, sensors, serve, tiles
 from cim_service.commands import map as map_command
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ demo.register(app)
 serve.register(app)
 indicators.register(app)
 map_command.register(app)
+report.register(app)
 tiles.register(app)
 broker.register(app)
 sensors.register(app)

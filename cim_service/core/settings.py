@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     indicator_lock_timeout_ms: int = Field(
         default=10_000, ge=100, description="Longest wait of an indicator or gap-layer computation for a table or "
                                             "row lock held by another session.")
+    indicator_day_workers: int = Field(
+        default=2, ge=1, le=16, description="Days computed at once when indicators are computed as of several days "
+                                            "(a trajectory): one connection and transaction each.")
 
     # Sensing: the MQTT broker, the bridge and the retention of observations (cim_service/sensing)
     mqtt_url: str | None = Field(default=None, description="mqtt://user:password@host:port of the broker; unset "

@@ -10,7 +10,8 @@ Two sources, both applied:
   (the plan's 2020 baseline counts it). So where the history starts later than the data (a first load in 2023
   of devices installed since 2012), the years before it come from the devices' own dates.
 
-A layer with neither (no history rows, no date) is read as it is now.
+A layer with neither (no history rows, no date) is read as it is now, and so is a layer whose history shows no
+change since the day (or, before the history begins, none ever): its current rows are that state.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ def asof_source(conn: Connection, spec: LayerSpec, at: date) -> tuple[str, dict[
     if history.has_history(spec):
         begins = history.begins(conn, spec)
         if begins is not None and day_end(at) >= begins:
-            source = history.as_of_source(spec, "CAST(:asof_t AS timestamptz)")
-            params["asof_t"] = day_end(at)
-        elif begins is not None:
+            if not history.unchanged_since(conn, spec, day_end(at)):
+                source = history.as_of_source(spec, "CAST(:asof_t AS timestamptz)")
+                params["asof_t"] = day_end(at)
+        elif begins is not None and not history.unchanged_since(conn, spec, None):
             source = history.first_versions_source(spec)
     if spec.time_field:
         spec.field(spec.time_field)  # declared (the catalog checks it too); quoted below

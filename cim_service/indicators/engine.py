@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -233,13 +234,25 @@ class IndicatorEngine:
     def compute_keys(self, keys: list[str], *, force: bool = False) -> dict[str, float]:
         """Recompute ``keys`` (those still stale once the lock is held, or all with ``force``).
 
-        One transaction per as-of day (the day's temporary as-of tables live in it), current results first.
+        One transaction per as-of day (the day's temporary as-of tables live in it), current results first; past
+        days ``CIM_INDICATOR_DAY_WORKERS`` at a time (each under its own lock, so days never wait for each other).
         """
         timings: dict[str, float] = {}
         failed: list[str] = []
-        days = sorted({split_key(k)[2] for k in keys}, key=lambda d: (d is not None, d or date.min))
-        for day in days:
-            self._compute_day([k for k in keys if split_key(k)[2] == day], day, force, timings, failed)
+        groups: dict[date | None, list[str]] = {}
+        for key in keys:
+            groups.setdefault(split_key(key)[2], []).append(key)
+        current = groups.pop(None, None)
+        if current:
+            self._compute_day(current, None, force, timings, failed)
+        days = sorted(groups)
+        workers = min(self.settings.indicator_day_workers, len(days))
+        if workers <= 1:
+            for day in days:
+                self._compute_day(groups[day], day, force, timings, failed)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="indicator-day") as pool:
+                list(pool.map(lambda d: self._compute_day(groups[d], d, force, timings, failed), days))
         if failed:
             raise IndicatorComputationError(failed)
         return timings
@@ -248,7 +261,7 @@ class IndicatorEngine:
                      failed: list[str]) -> None:
         """Recompute ``keys`` (all as of ``at``) in one transaction, adding to ``timings`` / ``failed``."""
         with self.engine.begin() as conn:
-            self._lock(conn)
+            self._lock(conn, at)
             todo = keys if force else self.stale_keys(conn, keys)
             if not todo:
                 return
@@ -283,8 +296,9 @@ class IndicatorEngine:
         return (f"statement_timeout {self.settings.indicator_statement_timeout_ms} ms, "
                 f"lock_timeout {self.settings.indicator_lock_timeout_ms} ms")
 
-    def _lock(self, conn: Connection) -> None:
-        """Bound the transaction's statements and lock waits (JIT off), then take ``ENGINE_LOCK``.
+    def _lock(self, conn: Connection, at: date | None = None) -> None:
+        """Bound the transaction's statements and lock waits (JIT off), then take ``ENGINE_LOCK`` (with ``at``: the
+        day's own lock, ``(ENGINE_LOCK, day ordinal)``).
 
         The wait for another computation is bounded by the statement timeout alone (it may rightly run longer
         than a table lock is waited for); a wait cut off raises :class:`IndicatorEngineBusy`.
@@ -293,7 +307,11 @@ class IndicatorEngine:
                              "set_config('jit', 'off', true)"),  # as on the API's sessions: compiling costs more
                      {"s": str(self.settings.indicator_statement_timeout_ms)})
         try:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ENGINE_LOCK})
+            if at is None:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ENGINE_LOCK})
+            else:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(CAST(:k AS int), CAST(:d AS int))"),
+                             {"k": ENGINE_LOCK, "d": at.toordinal()})
         except sa.exc.DBAPIError as exc:
             if not cut_off(exc):
                 raise

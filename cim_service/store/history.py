@@ -82,6 +82,16 @@ def first_versions_source(spec: LayerSpec) -> str:
             f"ORDER BY id, valid_from, hist_id)")
 
 
+def unchanged_since(conn: Connection, spec: LayerSpec, instant: datetime | None) -> bool:
+    """Tell whether the layer's current rows are its state at ``instant`` (no version began after it); with
+    None, whether every feature it ever recorded is current and unchanged (no version ever closed)."""
+    if instant is None:
+        sql = f"SELECT NOT EXISTS (SELECT 1 FROM {table_name(spec)} WHERE valid_to IS NOT NULL)"
+        return bool(conn.execute(sa.text(sql)).scalar())
+    sql = f"SELECT NOT EXISTS (SELECT 1 FROM {table_name(spec)} WHERE valid_from > :t)"
+    return bool(conn.execute(sa.text(sql), {"t": instant}).scalar())
+
+
 # -- DDL ------------------------------------------------------------------------------------------------
 
 

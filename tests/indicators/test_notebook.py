@@ -25,7 +25,10 @@ def test_coverage_gaps_notebook_runs(demo_database_url, catalog, tmp_path, monke
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "14 indicators" in text and "cameras missing" in text
+    assert "cameras as of 2022-12-31:" in text and "towns on track for 70,000 in 2025" in text  # the API section
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) >= 2  # the per-town bars and the gap maps
+    assert len(images) >= 3  # the per-town bars, the gap maps and the trajectories
     tables = [o for o in outputs if "text/html" in o.get("data", {}) and "camera_density" in o["data"]["text/html"]]
     assert tables, "the district table is displayed"
+    ranked = [o for o in outputs if "text/html" in o.get("data", {}) and "behind_pace" in o["data"]["text/html"]]
+    assert ranked, "the towns ranked by how far behind pace are displayed"
