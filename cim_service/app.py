@@ -26,6 +26,7 @@ from cim_service.core.settings import Settings
 from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
 from cim_service.metrics import RequestObserver
+from cim_service.routes import edit as edit_routes
 from cim_service.routes import features, indicators, ops, tiles
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.catalog = load_catalog(settings.catalog_dir)
-    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE]))
+    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *edit_routes.CONFORMANCE]))
     install_error_handlers(app)
     _document_400_not_422(app)
     _offline_docs(app)
@@ -81,15 +82,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CachedTileFastPath)
     app.add_middleware(Methods)  # HEAD and OPTIONS on every route; inside CORS so preflights reach CORS first
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
-                           allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match"],
-                           expose_headers=["Content-Crs", "ETag", "Link"])
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match", "If-Match",
+                                          "Content-Type", "Content-Crs"],
+                           expose_headers=["Content-Crs", "ETag", "Link", "Location"])
     app.add_middleware(Edge, settings=settings)  # request bounds, link origin, client address, loop-lag probe
     app.add_middleware(RequestObserver, log_json=settings.log_json)
     # routes are matched in this order
     app.include_router(ops.router)
     app.include_router(features.router)
     app.include_router(history_routes.router)
+    app.include_router(edit_routes.router)
     app.include_router(tiles.router)
     app.include_router(indicators.router)
     app.include_router(map_routes.router)

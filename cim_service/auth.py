@@ -33,8 +33,9 @@ from cim_service.store.db import Database
 #: scopes granted to each role
 ROLES: dict[str, frozenset[str]] = {
     "analyst": frozenset({"internal"}),
-    "officer": frozenset({"internal", "restricted", "personal_data"}),
-    "admin": frozenset({"internal", "restricted", "personal_data", "admin"}),
+    "editor": frozenset({"internal", "editor"}),
+    "officer": frozenset({"internal", "restricted", "personal_data", "editor"}),
+    "admin": frozenset({"internal", "restricted", "personal_data", "admin", "editor"}),
 }
 KEY_PREFIX = "cim_"
 KEY_CACHE_SECONDS = 10.0

@@ -286,7 +286,8 @@ async def item(
         await check_at(request.app.state.db, [spec], instant)
         source = as_of_source(spec, params.bind(instant, "timestamptz"))
     sql = item_sql(spec, props, out_crs, params, fid, source)
-    text = await request.app.state.db.fetchval(sql, *params.values)
+    row = await request.app.state.db.fetchrow(sql, *params.values)
+    text = row["feature"] if row is not None else None
     if text is None:
         raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}"
                        + (f" as of {at}" if at is not None else ""))
@@ -299,7 +300,9 @@ async def item(
     base = base_url(request)
     links = [link(str(request.url), "self", formats.GEOJSON, "this feature"),
              link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]
-    headers = {"Content-Crs": content_crs_header(out_crs)}
+    headers = {"Content-Crs": content_crs_header(out_crs), "ETag": row["etag"]}  # the version, for If-Match
+    if row["etag"] in _tags(request.headers.get("if-none-match")):
+        return Response(status_code=304, headers=headers)
     if fmt == "html":
         response = formats.html("item.html", doc=orjson.loads(text), base=base, links=links,
                                 title=f"{spec.title_zh} {spec.title_en}")
@@ -307,3 +310,8 @@ async def item(
         return response
     body = text[:-1] + ',"links":' + orjson.dumps(links).decode() + "}"
     return Response(body, media_type=formats.GEOJSON, headers=headers)
+
+
+def _tags(header: str | None) -> set[str]:
+    """Entity tags of an ``If-None-Match`` header (weak tags compare by their value)."""
+    return {t.strip().removeprefix("W/") for t in header.split(",")} if header else set()
