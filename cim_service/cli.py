@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cim_service.commands import db, demo, indicators, ingest, serve
+from cim_service.commands import db, demo, history, indicators, ingest, serve
 from cim_service.commands import map as map_command
 
 app = typer.Typer(
@@ -24,4 +24,5 @@ ingest.register(app)
 demo.register(app)
 serve.register(app)
 indicators.register(app)
+history.register(app)
 map_command.register(app)
