@@ -40,6 +40,12 @@ CONFORMANCE = [
 router = APIRouter(tags=["OGC API Features Part 4 (editing)"],
                    responses=error_responses(400, 401, 403, 404, 412, 413, 422, 503))
 FeatureId = Annotated[str, Path(description="Feature id (integer).")]
+_BODY = {"requestBody": {"required": True, "description": "A GeoJSON Feature in the CRS of `Content-Crs`.",
+                         "content": {"application/geo+json": {"schema": {"type": "object"}},
+                                     "application/json": {"schema": {"type": "object"}}}}}
+_PATCH = {"requestBody": {"required": True, "description": "A JSON merge patch of a GeoJSON Feature.",
+                          "content": {"application/merge-patch+json": {"schema": {"type": "object"}},
+                                      "application/json": {"schema": {"type": "object"}}}}}
 
 
 def _editor(principal: Principal, spec: LayerSpec) -> None:
@@ -118,7 +124,7 @@ def _outline(request: Request) -> LayerSpec | None:
 
 
 @router.post("/collections/{collectionId}/items", status_code=201, summary="Create a feature (GeoJSON Feature)",
-             responses={201: {"description": "Created; Location names the new feature"}})
+             responses={201: {"description": "Created; Location names the new feature"}}, openapi_extra=_BODY)
 async def create_item(request: Request, collectionId: str,  # noqa: N803
                       spec: Annotated[LayerSpec, Depends(resolve_layer)],
                       principal: Annotated[Principal, Depends(get_principal)]) -> Response:
@@ -133,7 +139,8 @@ async def create_item(request: Request, collectionId: str,  # noqa: N803
                                               "ETag": result.etag})
 
 
-@router.put("/collections/{collectionId}/items/{featureId}", status_code=204, summary="Replace a feature")
+@router.put("/collections/{collectionId}/items/{featureId}", status_code=204, summary="Replace a feature",
+            openapi_extra=_BODY)
 async def replace_item(request: Request, collectionId: str, featureId: FeatureId,  # noqa: N803
                        spec: Annotated[LayerSpec, Depends(resolve_layer)],
                        principal: Annotated[Principal, Depends(get_principal)]) -> Response:
@@ -148,7 +155,7 @@ async def replace_item(request: Request, collectionId: str, featureId: FeatureId
 
 
 @router.patch("/collections/{collectionId}/items/{featureId}", status_code=204,
-              summary="Update a feature (JSON merge patch of a GeoJSON Feature)")
+              summary="Update a feature (JSON merge patch of a GeoJSON Feature)", openapi_extra=_PATCH)
 async def patch_item(request: Request, collectionId: str, featureId: FeatureId,  # noqa: N803
                      spec: Annotated[LayerSpec, Depends(resolve_layer)],
                      principal: Annotated[Principal, Depends(get_principal)]) -> Response:
