@@ -163,6 +163,21 @@ def _seed(conn: Connection, spec: LayerSpec) -> None:
         f"SELECT {names}, now(), 'insert', 'migration' FROM {spec.qualified_table}"))
 
 
+def drop_bulk_indexes(conn: Connection, spec: LayerSpec) -> list[str]:
+    """Drop the GIST indexes of an empty history table before a big first load; return the DDL recreating them.
+
+    The load's own table does the same (``pipelines.load``): one sorted build beats growing the index row by row.
+    """
+    if not has_history(spec) or conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {table_name(spec)})")).scalar():
+        return []
+    indexes = conn.execute(sa.text(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :schema AND tablename = :table "
+        "AND indexdef LIKE '% USING gist %'"), {"schema": SCHEMA, "table": spec.table}).all()
+    for name, _ in indexes:
+        conn.execute(sa.text(f'DROP INDEX {SCHEMA}."{name}"'))
+    return [ddl for _, ddl in indexes]
+
+
 def set_enabled(conn: Connection, spec: LayerSpec, enabled: bool) -> None:
     """Switch the layer's history triggers on or off (benchmarks compare both; the service never turns it off)."""
     verb = "ENABLE" if enabled else "DISABLE"

@@ -93,3 +93,23 @@ def test_purge_keeps_later_states_and_is_logged(db, catalog, story):
         log = history.purges(conn)
         assert {r["actor"] for r in log if r["layer_id"] == "iot_nodes"} == {"admin-test"}
     assert T3 > T2
+
+
+def test_bulk_first_load_rebuilds_the_history_indexes(db, catalog):
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    from pipelines.load import BULK_REBUILD_ROWS, load_geodataframe
+
+    spec = catalog.get("smart_poles")
+    n = BULK_REBUILD_ROWS
+    gdf = gpd.GeoDataFrame({"pole_id": [f"P{i:06d}" for i in range(n)]},
+                           geometry=shapely.points(np.linspace(121.3, 121.5, n), np.full(n, 31.1)), crs="EPSG:4326")
+    load_geodataframe(db, spec, gdf, source_name="poles.csv", source_sha256="p" * 64, source_crs="EPSG:4326",
+                      outline=None)
+    with db.connect() as conn:
+        gist = conn.execute(sa.text("SELECT count(*) FROM pg_indexes WHERE schemaname = 'cim_hist' "
+                                    "AND tablename = 'smart_poles' AND indexdef LIKE '% USING gist %'")).scalar()
+        rows = conn.execute(sa.text("SELECT count(*) FROM cim_hist.smart_poles WHERE op = 'insert'")).scalar()
+    assert (gist, rows) == (2, n)
