@@ -113,3 +113,17 @@ def test_bulk_first_load_rebuilds_the_history_indexes(db, catalog):
                                     "AND tablename = 'smart_poles' AND indexdef LIKE '% USING gist %'")).scalar()
         rows = conn.execute(sa.text("SELECT count(*) FROM cim_hist.smart_poles WHERE op = 'insert'")).scalar()
     assert (gist, rows) == (2, n)
+
+
+def test_closing_a_version_touches_no_index(db, catalog):
+    """Closing the open version is a HOT update (no index on valid_to, room on the page): cheap ingests.
+
+    An ingest's changes are spread over the layer (here every 20th feature, 5 %).
+    """
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE cim.smart_poles SET road_name = 'x' WHERE right(pole_id, 2) IN "
+                             "('00', '20', '40', '60', '80')"))
+        upd, hot = conn.execute(sa.text(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE schemaname = 'cim_hist' AND relname = 'smart_poles'")).one()
+    assert upd == 500 and hot >= 0.95 * upd
