@@ -111,10 +111,26 @@ def sync(conn: Connection, spec: LayerSpec, layer: sa.Table) -> bool:
             if col.name not in have:
                 ddl = col.type.compile(dialect=conn.dialect)
                 conn.execute(sa.text(f'ALTER TABLE {hist} ADD COLUMN "{col.name}" {ddl}'))
+        _upgrade_indexes(conn, spec)
     _create_triggers(conn, spec)
     if not exists:
         _seed(conn, spec)
     return not exists
+
+
+def _upgrade_indexes(conn: Connection, spec: LayerSpec) -> None:
+    """Bring a history table made by an earlier layout (validity in the GIST indexes, a primary key) to today's."""
+    t, hist = spec.table, table_name(spec)
+    defs = dict(conn.execute(sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = :s "
+                                     "AND tablename = :t"), {"s": SCHEMA, "t": t}).all())
+    if f"hx_{t}_geom_3857" in defs:
+        conn.execute(sa.text(f'DROP INDEX {SCHEMA}."hx_{t}_geom_3857"'))
+    if "tstzrange" in defs.get(f"hx_{t}_geom", ""):
+        conn.execute(sa.text(f'DROP INDEX {SCHEMA}."hx_{t}_geom"'))
+        conn.execute(sa.text(f'CREATE INDEX "hx_{t}_geom" ON {hist} USING gist (geom)'))
+    if f"{t}_pkey" in defs:
+        conn.execute(sa.text(f'ALTER TABLE {hist} DROP CONSTRAINT "{t}_pkey"'))
+        conn.execute(sa.text(f"ALTER TABLE {hist} SET (fillfactor = {FILLFACTOR})"))
 
 
 def _create_triggers(conn: Connection, spec: LayerSpec) -> None:

@@ -127,3 +127,21 @@ def test_closing_a_version_touches_no_index(db, catalog):
             "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
             "WHERE schemaname = 'cim_hist' AND relname = 'smart_poles'")).one()
     assert upd == 500 and hot >= 0.95 * upd
+
+
+def test_migrate_brings_an_earlier_history_layout_up_to_date(db, catalog):
+    from cim_service.store.migrate import migrate
+
+    with db.begin() as conn:  # the first layout: a primary key and the validity inside two GIST indexes
+        conn.execute(sa.text('ALTER TABLE cim_hist.bus_stops ADD CONSTRAINT "bus_stops_pkey" PRIMARY KEY (hist_id)'))
+        conn.execute(sa.text('DROP INDEX cim_hist."hx_bus_stops_geom"'))
+        conn.execute(sa.text("CREATE INDEX \"hx_bus_stops_geom\" ON cim_hist.bus_stops USING gist "
+                             "(geom, (tstzrange(valid_from, valid_to, '[)')))"))
+        conn.execute(sa.text("CREATE INDEX \"hx_bus_stops_geom_3857\" ON cim_hist.bus_stops USING gist "
+                             "(geom_3857, (tstzrange(valid_from, valid_to, '[)')))"))
+    migrate(db, catalog)
+    with db.connect() as conn:
+        defs = dict(conn.execute(sa.text("SELECT indexname, indexdef FROM pg_indexes "
+                                         "WHERE schemaname = 'cim_hist' AND tablename = 'bus_stops'")).all())
+    assert set(defs) == {"hx_bus_stops_id", "hx_bus_stops_from", "hx_bus_stops_geom"}
+    assert "tstzrange" not in defs["hx_bus_stops_geom"]
