@@ -34,6 +34,8 @@ ASYNCPG_DRIVER = Path(__file__).resolve().parent / "asyncpg_driver"
 WMQ = morecantile.tms.get("WebMercatorQuad")
 MINHANG = (121.33, 30.98, 121.55, 31.23)
 SYNTHETIC_CAMERAS = 70_000
+#: what the load client accepts (``--encoding``): identity by default, so neither server compresses
+ACCEPT_ENCODING = "identity"
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ class Server:
 
 
 def _wait(base: str, path: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a start-up wait on a loaded machine, not a measure
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
@@ -172,21 +174,26 @@ def _wait(base: str, path: str, proc: subprocess.Popen, log: Path) -> None:
     raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
 
 
-def start_ours(url: str, cache: bool, workdir: Path, driver: str = "psycopg") -> Server:
+def start_ours(url: str, cache: bool, workdir: Path, driver: str = "psycopg", python: str | None = None,
+               label: str | None = None, source: Path | None = None) -> Server:
+    """Our service under uvicorn; ``python``: the interpreter of another checkout's venv (its code is served);
+    ``source``: a source tree served with this interpreter (first on ``PYTHONPATH``)."""
     port = free_port()
     env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_TILE_CACHE": "on" if cache else "off",
            "CIM_ENVIRONMENT": "production", "CIM_LOG_JSON": "false"}
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))
     if driver == "asyncpg":  # the same service on asyncpg (benchmarks/asyncpg_driver/sitecustomize.py)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ASYNCPG_DRIVER), str(PROJECT),
                                                           os.environ.get("PYTHONPATH")]))
     log = workdir / f"ours-{port}.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "cim_service.app:create_app", "--factory", "--host", "127.0.0.1",
+        [python or sys.executable, "-m", "uvicorn", "cim_service.app:create_app", "--factory", "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
         env=env, cwd=workdir, stdout=log.open("w"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     _wait(base, "/tileMatrixSets", proc, log)
-    return Server(f"cim {driver}" + (" (cache on)" if cache else ""), base, proc, "cameras")
+    return Server(label or (f"cim {driver}" + (" (cache on)" if cache else "")), base, proc, "cameras")
 
 
 def start_tipg(url: str, workdir: Path) -> Server:
@@ -226,7 +233,7 @@ class Result:
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str) -> tuple[int, int]:
     """One keep-alive HTTP/1.1 GET with a minimal client (cheap, so the servers are what is measured)."""
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: identity\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n\r\n".encode())
     head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
     status = int(head[9:12])
     length = 0
@@ -335,14 +342,17 @@ def measure(servers: tuple[Server, Server], sc: Scenario, concurrency: int, roun
 def _row(name: str, target: str, ours: Result, tipg: Result) -> str:
     ratio = ours.rps / tipg.rps if tipg.rps else float("nan")
     speed = tipg.pct(0.5) / ours.pct(0.5) if ours.latencies else float("nan")
+    ours_b = ours.bytes // max(1, len(ours.latencies))
+    tipg_b = tipg.bytes // max(1, len(tipg.latencies))
     return (f"| {name} | {len(ours.latencies)} | {ours.rps:.1f} | {ours.pct(.5):.1f} | {ours.pct(.95):.1f} | "
             f"{ours.errors} | {tipg.rps:.1f} | {tipg.pct(.5):.1f} | {tipg.pct(.95):.1f} | {tipg.errors} | "
-            f"**{ratio:.2f}x** | {speed:.2f}x | {target} |")
+            f"**{ratio:.2f}x** | {speed:.2f}x | {ours_b} | {tipg_b} | {target} |")
 
 
 HEADER = ("| scenario | requests | ours req/s | ours p50 ms | ours p95 ms | ours errors | tipg req/s | tipg p50 ms | "
-          "tipg p95 ms | tipg errors | throughput ours/tipg | p50 speed-up | target |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "tipg p95 ms | tipg errors | throughput ours/tipg | p50 speed-up | ours bytes/req | tipg bytes/req | "
+          "target |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 
 
 def main() -> None:
@@ -358,9 +368,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=PROJECT / "benchmarks" / "RESULTS.md")
     ap.add_argument("--compare-drivers", action="store_true",
                     help="instead of tipg: our service on psycopg 3 vs the same service on asyncpg (print only)")
+    ap.add_argument("--compare-checkout", type=Path, default=None,
+                    help="instead of tipg: this checkout vs another one (its .venv, or its source tree served by "
+                         "this interpreter), same scenarios (print only)")
+    ap.add_argument("--encoding", default="identity",
+                    help="Accept-Encoding of the load client, e.g. gzip (both servers compress)")
     args = ap.parse_args()
+    global ACCEPT_ENCODING
+    ACCEPT_ENCODING = args.encoding
     if args.compare_drivers:
         compare_drivers(args)
+        return
+    if args.compare_checkout:
+        compare_checkout(args)
         return
 
     url, data = prepare_database(args.database_url, args.min_cameras, args.data)
@@ -409,12 +429,41 @@ def compare_drivers(args: argparse.Namespace) -> None:
             server.stop()
 
 
+def compare_checkout(args: argparse.Namespace) -> None:
+    """This checkout's service vs another checkout's (before/after a change), rounds alternated."""
+    url, data = prepare_database(args.database_url, args.min_cameras, args.data)
+    print(f"database: {url.rsplit('@', 1)[-1]} — {data}; Accept-Encoding: {ACCEPT_ENCODING}", flush=True)
+    scenarios = build_scenarios(camera_points(url, 2000, 42), args.quick)
+    if args.only:
+        scenarios = [s for s in scenarios if args.only in s.name]
+    checkout = args.compare_checkout.resolve()
+    venv_python = checkout / ".venv" / "bin" / "python"  # a checkout without a venv: served by this interpreter
+    other, source = (str(venv_python), None) if venv_python.exists() else (None, checkout)
+    workdir = Path(tempfile.mkdtemp(prefix="cim-bench-"))
+    print("| scenario | requests | this req/s | p50 ms | bytes/req | other req/s | p50 ms | bytes/req | "
+          "throughput this/other |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for sc in scenarios:
+        servers = (start_ours(url, sc.cached, workdir, label="this"),
+                   start_ours(url, sc.cached, workdir, python=other, label="other", source=source))
+        try:
+            for server in servers:
+                warm(server, sc, args.concurrency)
+            a, b = measure(servers, sc, args.concurrency, args.rounds)
+        finally:
+            for server in servers:
+                server.stop()
+        print(f"| {sc.name} | {len(a.latencies)} | {a.rps:.1f} | {a.pct(.5):.2f} | {a.bytes // len(a.latencies)} | "
+              f"{b.rps:.1f} | {b.pct(.5):.2f} | {b.bytes // len(b.latencies)} | **{a.rps / b.rps:.2f}x** |",
+              flush=True)
+
+
 def report(out: Path, data: str, concurrency: int, rounds: int, rows: list[str]) -> None:
     cpu = os.cpu_count()
     text = (f"# API benchmark: Minhang CIM vs tipg\n\nGenerated by `python benchmarks/bench_api.py` on "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu} CPU cores shared by PostgreSQL, the "
             f"servers (one uvicorn worker each) and the load client.\n\n"
-            f"Data: {data}. Concurrency: {concurrency} clients, keep-alive, no compression. Each scenario: one "
+            f"Data: {data}. Concurrency: {concurrency} clients, keep-alive, Accept-Encoding: {ACCEPT_ENCODING} "
+            f"(bytes/req: body bytes on the wire). Each scenario: one "
             f"unmeasured warm-up pass per server, then {rounds} measured passes alternating between the servers.\n"
             f"Uncached rows: our service with `CIM_TILE_CACHE=off`; the cached row: our service with the cache on "
             f"(warmed by the warm-up pass; tipg has no tile cache).\n\n"

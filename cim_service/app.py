@@ -8,7 +8,8 @@ name. The lifespan opens what one process holds, in this order, and closes it in
 - ``app.state.engine``: the synchronous engine of work done in threads (indicator computations);
 - ``app.state.listener``: one LISTEN connection keeping layer versions current, shared by the tile cache and
   the gap-layer refresher;
-- the tile cache (``app.state.tiles``), the indicator engine and the refresher (``routes.indicators``).
+- the tile cache (``app.state.tiles``), the built 3D Tiles (``app.state.tiles3d``), the indicator engine and
+  the refresher (``routes.indicators``).
 """
 
 from __future__ import annotations
@@ -16,18 +17,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from cim_service import __version__
+from cim_service.apidoc import MEDIA_TYPE as OPENAPI_MEDIA_TYPE
+from cim_service.apidoc import openapi_30
+from cim_service.compression import Compression
 from cim_service.core.catalog import load_catalog
 from cim_service.core.settings import Settings
 from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
+from cim_service.geocode.service import Geocoder
 from cim_service.metrics import RequestObserver
+from cim_service.offloop import Slots
 from cim_service.routes import edit as edit_routes
-from cim_service.routes import features, indicators, ops, tiles
+from cim_service.routes import features, geocode, indicators, ops, pmtiles, sta, styles, tiles, tiles3d
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
 from cim_service.store.db import Database, make_engine
@@ -52,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.listener = VersionListener(url)
         try:
             await tiles.startup(app)
+            await tiles3d.startup(app)
             await indicators.startup(app)
             if app.state.tiles.listener is not None or app.state.gap_refresher is not None:
                 await app.state.listener.start()
@@ -68,25 +76,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=("OGC API Features and Tiles, plan indicators and the CIM一张图 web map "
                      "for Minhang District."),
         lifespan=lifespan,
-        openapi_url="/api",
+        openapi_url=None,  # /api is served by _openapi_document (OpenAPI 3.0.3, cim_service/apidoc.py)
         docs_url=None,  # served from local files by _offline_docs (no CDN at run time)
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.exports = Slots(settings.max_concurrent_exports)  # file exports running at once
     app.state.catalog = load_catalog(settings.catalog_dir)
-    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *edit_routes.CONFORMANCE]))
+    app.state.geocoder = Geocoder(app.state.catalog)  # the address index is read on first use
+    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE,
+                                                *styles.CONFORMANCE, *edit_routes.CONFORMANCE]))
     install_error_handlers(app)
     _document_400_not_422(app)
+    _openapi_document(app)
     _offline_docs(app)
-    # added first, so CORS and RequestObserver wrap it: anonymous cache hits of public tiles skip routing
+    app.add_middleware(Compression)  # innermost: cached tiles (already compressed) never pass through it
+    # added next, so CORS and RequestObserver wrap it: anonymous cache hits of public tiles skip routing
     app.add_middleware(CachedTileFastPath)
     app.add_middleware(Methods)  # HEAD and OPTIONS on every route; inside CORS so preflights reach CORS first
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
-                           allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match", "If-Match",
-                                          "Content-Type", "Content-Crs"],
-                           expose_headers=["Content-Crs", "ETag", "Link", "Location"])
+                           allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match", "Range",
+                                          "If-Match", "Content-Type", "Content-Crs"],
+                           expose_headers=["Content-Crs", "ETag", "Link", "Content-Range", "Accept-Ranges",
+                                           "Location"],
+                           max_age=3600)
     app.add_middleware(Edge, settings=settings)  # request bounds, link origin, client address, loop-lag probe
     app.add_middleware(RequestObserver, log_json=settings.log_json)
     # routes are matched in this order
@@ -95,8 +110,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(history_routes.router)
     app.include_router(edit_routes.router)
     app.include_router(tiles.router)
+    app.include_router(tiles3d.router)
+    app.include_router(styles.router)
     app.include_router(indicators.router)
+    app.include_router(geocode.router)
     app.include_router(map_routes.router)
+    app.include_router(sta.router)
+    app.include_router(pmtiles.router)
     return app
 
 
@@ -113,10 +133,21 @@ def _document_400_not_422(app: FastAPI) -> None:
                         operation.get("responses", {}).pop("422", None)
             for name in ("HTTPValidationError", "ValidationError"):
                 schema.get("components", {}).get("schemas", {}).pop(name, None)
-            app.openapi_schema = schema
+            app.openapi_schema = openapi_30(schema, app.state.settings, app.state.catalog)
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+def _openapi_document(app: FastAPI) -> None:
+    """Serve the OpenAPI document at ``/api`` with the OpenAPI 3.0 media type (built once, then cached)."""
+    body: list[bytes] = []
+
+    @app.get("/api", include_in_schema=False)
+    async def api_document() -> Response:
+        if not body:
+            body.append(orjson.dumps(app.openapi()))
+        return Response(body[0], media_type=OPENAPI_MEDIA_TYPE)
 
 
 def _offline_docs(app: FastAPI) -> None:

@@ -1,6 +1,7 @@
 """Access control: API keys, principals, roles and scopes, layer/field visibility, the access log.
 
-Callers send ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``. Keys are stored as sha256 hex in
+Callers send ``X-API-Key: <key>``, ``Authorization: Bearer <key>`` or HTTP Basic auth with the key as the
+password (any user name: clients written for FROST-Server authenticate with Basic). Keys are stored as sha256 hex in
 ``cim_meta.api_key`` (with a short prefix to recognise them); lookups are cached in-process for
 :data:`KEY_CACHE_SECONDS`, so a revoked key is refused at the latest that many seconds later.
 
@@ -16,6 +17,8 @@ Decisions (documented in docs/ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import secrets
 import time
@@ -26,7 +29,7 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
 from cim_service.core.catalog import Access, FieldSpec, LayerSpec, UnknownLayerError
-from cim_service.errors import InvalidParameter, NotAuthenticated, NotFound
+from cim_service.errors import Forbidden, InvalidParameter, NotAuthenticated, NotFound
 from cim_service.store import access_log, api_keys
 from cim_service.store.db import Database
 
@@ -35,7 +38,8 @@ ROLES: dict[str, frozenset[str]] = {
     "analyst": frozenset({"internal"}),
     "editor": frozenset({"internal", "editor"}),
     "officer": frozenset({"internal", "restricted", "personal_data", "editor"}),
-    "admin": frozenset({"internal", "restricted", "personal_data", "admin", "editor"}),
+    "sensor": frozenset({"sensor_writer"}),
+    "admin": frozenset({"internal", "restricted", "personal_data", "admin", "sensor_writer", "editor"}),
 }
 KEY_PREFIX = "cim_"
 KEY_CACHE_SECONDS = 10.0
@@ -84,7 +88,18 @@ def _key_from_request(request: Request) -> str | None:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-        raise NotAuthenticated("Authorization header must be 'Bearer <api key>'",
+        if scheme.lower() == "basic" and value.strip():
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise NotAuthenticated("Authorization: Basic must carry base64 of 'user:api key'",
+                                       headers={"WWW-Authenticate": "Basic"}) from None
+            _, sep, password = decoded.partition(":")
+            if sep and password:
+                return password
+            raise NotAuthenticated("Authorization: Basic must carry the API key as the password",
+                                   headers={"WWW-Authenticate": "Basic"})
+        raise NotAuthenticated("Authorization header must be 'Bearer <api key>' or Basic with the key as password",
                                headers={"WWW-Authenticate": "Bearer"})
     return None
 
@@ -118,6 +133,15 @@ async def get_principal(request: Request) -> Principal:
             raise NotAuthenticated("unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal
     return principal
+
+
+def require_scope(principal: Principal, scope: str) -> None:
+    """401 for the anonymous caller, 403 for a key whose role lacks ``scope``."""
+    if principal.is_anonymous:
+        raise NotAuthenticated(f"this request needs an API key with the {scope!r} scope",
+                               headers={"WWW-Authenticate": 'Basic realm="cim", Bearer'})
+    if not principal.has(scope):
+        raise Forbidden(f"the role {principal.role!r} lacks the {scope!r} scope")
 
 
 def can_read_layer(spec: LayerSpec, principal: Principal) -> bool:

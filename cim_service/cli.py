@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cim_service.commands import db, demo, history, indicators, ingest, serve
+from cim_service.commands import db, demo, history, indicators, ingest, serve, tiles
 from cim_service.commands import map as map_command
 
 app = typer.Typer(
@@ -26,3 +26,4 @@ serve.register(app)
 indicators.register(app)
 history.register(app)
 map_command.register(app)
+tiles.register(app)

@@ -75,6 +75,10 @@ def _host_value(host: str, port: int | None, scheme: str) -> str:
     return host if port in (None, default) else f"{host}:{port}"
 
 
+#: paths of bulk writes, whose body may be up to ``max_bulk_body_bytes``
+BULK_PATHS = frozenset({"/sta/v1.1/CreateObservations"})
+
+
 class Bounds:
     """Size limits of one request, checked on the raw ASGI scope (no decoding unless a limit is crossed)."""
 
@@ -84,6 +88,13 @@ class Bounds:
         self.headers_total = settings.max_headers_bytes
         self.header_count = settings.max_header_count
         self.body = settings.max_body_bytes
+        self.bulk_body = max(settings.max_body_bytes, settings.max_bulk_body_bytes)
+
+    def body_limit(self, scope: Scope) -> int:
+        """The body limit of this request: larger for the bulk write of observations (the dataArray extension)."""
+        if scope.get("method") == "POST" and scope["path"] in BULK_PATHS:
+            return self.bulk_body
+        return self.body
 
     def check(self, scope: Scope) -> None:
         """Raise :class:`RequestRejected` when the request is too large or carries a NUL character."""
@@ -115,12 +126,13 @@ class Bounds:
                     declared = int(value)
                 except ValueError:
                     raise RequestRejected(400, "InvalidParameterValue", "invalid Content-Length") from None
-                if declared > self.body:
-                    raise RequestRejected(413, "PayloadTooLarge", f"the request body is larger than {self.body} bytes")
+                limit = self.body_limit(scope)
+                if declared > limit:
+                    raise RequestRejected(413, "PayloadTooLarge", f"the request body is larger than {limit} bytes")
 
-    def bounded_receive(self, receive: Receive) -> Receive:
+    def bounded_receive(self, receive: Receive, scope: Scope) -> Receive:
         """Wrap ``receive`` so that a body (chunked or not) larger than the limit ends in a 413."""
-        limit, seen = self.body, 0
+        limit, seen = self.body_limit(scope), 0
 
         async def wrapped() -> Message:
             nonlocal seen
@@ -287,7 +299,7 @@ class Edge:
             await send(message)
 
         try:
-            await self.app(scope, self.bounds.bounded_receive(receive), tracking_send)
+            await self.app(scope, self.bounds.bounded_receive(receive, scope), tracking_send)
         except RequestRejected as exc:
             if started:
                 raise

@@ -110,6 +110,20 @@ class ServiceUnavailable(CimError):
     code = "ServiceUnavailable"
 
 
+class Busy(CimError):
+    """The service runs as many of these jobs (exports) as it may; retry after ``Retry-After`` seconds."""
+
+    status = 503
+    code = "ServiceBusy"
+
+
+class RangeNotSatisfiable(CimError):
+    """A ``Range`` header outside the resource (``Content-Range: bytes */size`` is sent back)."""
+
+    status = 416
+    code = "RangeNotSatisfiable"
+
+
 class QueryTimeout(CimError):
     """A query ran longer than the statement timeout."""
 

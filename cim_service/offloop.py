@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 import anyio
@@ -31,6 +33,7 @@ from starlette.types import Message, Receive, Send
 from cim_service.metrics import REGISTRY
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 PROBE_INTERVAL_S = 0.02
 LOOP_LAG = Histogram(
     "cim_event_loop_lag_seconds",
@@ -117,3 +120,99 @@ class LoopLagProbe:
             await send(message)
 
         return wrapped_receive, wrapped_send
+
+
+class Slots:
+    """A bounded number of long jobs (exports) per process: :meth:`take` refuses instead of queueing."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.busy = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Take a slot; False when all are busy."""
+        with self._lock:
+            if self.busy >= self.size:
+                return False
+            self.busy += 1
+            return True
+
+    def give_back(self) -> None:
+        """Release a slot taken by :meth:`take`."""
+        with self._lock:
+            self.busy = max(0, self.busy - 1)
+
+
+async def stream_from_thread(produce: Callable[[Callable[[bytes], None]], object], *,
+                             on_done: Callable[[], None] | None = None,
+                             buffered_chunks: int = 2) -> AsyncIterator[bytes]:
+    """Run ``produce(emit)`` in a worker thread and return an async iterator over the chunks it emits.
+
+    ``emit`` blocks the thread while ``buffered_chunks`` chunks wait to be sent (back-pressure: a slow client
+    slows the producer, memory stays bounded). The first chunk is awaited here, so an error raised before any
+    byte is made (a bad query, a refused size) is raised by this call, while a response can still report it.
+    When the consumer stops early (a client gone), the producer's next ``emit`` raises and the thread ends.
+    ``on_done`` runs once the thread has finished, whatever the outcome.
+    """
+    send, receive = anyio.create_memory_object_stream[bytes](max_buffer_size=buffered_chunks)
+
+    def worker() -> None:
+        def emit(chunk: bytes) -> None:
+            if chunk:
+                anyio.from_thread.run(send.send, chunk)
+
+        try:
+            produce(emit)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the consumer stopped reading
+        finally:
+            try:
+                anyio.from_thread.run_sync(send.close)
+            except RuntimeError:  # the event loop is gone (shutdown)
+                pass
+
+    task = asyncio.get_running_loop().create_task(_run_worker(worker, on_done))
+    task.add_done_callback(_log_failure)  # retrieved (and logged) when no one awaits it
+    try:
+        first = await receive.receive()
+    except anyio.EndOfStream:
+        receive.close()
+        await task  # raises the producer's error, if any
+        return _nothing()
+    except BaseException:
+        receive.close()
+        raise
+    return _chunks(first, receive, task)
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("streamed job failed: %r", task.exception())
+
+
+async def _run_worker(worker: Callable[[], None], on_done: Callable[[], None] | None) -> None:
+    try:
+        await anyio.to_thread.run_sync(worker, abandon_on_cancel=False)
+    finally:
+        if on_done is not None:
+            on_done()
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # noqa: B901 - makes this an (empty) async generator
+
+
+async def _chunks(first: bytes, receive, task: asyncio.Task) -> AsyncIterator[bytes]:  # noqa: ANN001
+    try:
+        if first:
+            yield first
+        async for chunk in receive:
+            yield chunk
+        if task.done():
+            task.result()  # a producer's error after the first chunk: the response ends short (client sees it)
+        else:
+            await task
+    finally:
+        receive.close()

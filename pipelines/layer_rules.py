@@ -4,7 +4,9 @@
   2000.32 levels, a standard address text and an ``address_code`` from :mod:`cim_service.core.address` before
   validation;
 - ``merge_on: name`` with ``merge_lists: [lines]`` (the metro stations): files with one row per line and station
-  are aggregated so a transfer station is one feature whose ``lines`` lists every line (e.g. ``1号线,5号线``).
+  are aggregated so a transfer station is one feature whose ``lines`` lists every line (e.g. ``1号线,5号线``);
+- ``height_from_floors: {height, floors, storey_height_m}`` (the buildings): a row without a height (no column,
+  or an empty cell) gets ``floors × storey_height_m`` metres; a height given in the file is kept as written.
 """
 
 from __future__ import annotations
@@ -23,8 +25,31 @@ _PREFIX = "__derived_"
 def prepare(spec: LayerSpec, raw: pd.DataFrame, mapping: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
     """Return ``raw`` and ``mapping`` completed with the layer's derived columns (before validation)."""
     if derives_address(spec, mapping) and "address_code" not in mapping:
-        return _parse_addresses(raw, mapping)
+        raw, mapping = _parse_addresses(raw, mapping)
+    rule = spec.ingest.height_from_floors
+    if rule is not None and rule.floors in mapping:
+        raw, mapping = _heights_from_floors(raw, mapping, rule.height, rule.floors, rule.storey_height_m)
     return raw, mapping
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    """True where a raw cell holds no value (missing, NaN or only spaces)."""
+    return values.isna() | values.astype("string").str.strip().fillna("").eq("")
+
+
+def _heights_from_floors(raw: pd.DataFrame, mapping: dict[str, str], height: str, floors: str,
+                         storey_m: float) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Fill missing heights with floors × storey height; floors that are no number stay for validation to reject."""
+    count = pd.to_numeric(raw[mapping[floors]].astype("string").str.strip(), errors="coerce")
+    derived = (count * storey_m).round(2)
+    out = raw.copy()
+    column = _PREFIX + height
+    if height in mapping:
+        given = raw[mapping[height]]
+        out[column] = given.where(~_blank(given), derived.astype(object).where(derived.notna(), None))
+    else:
+        out[column] = derived.astype(object).where(derived.notna(), None)
+    return out, {**mapping, height: column}
 
 
 def aggregate(spec: LayerSpec, gdf: geopandas.GeoDataFrame) -> geopandas.GeoDataFrame:

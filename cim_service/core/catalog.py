@@ -64,6 +64,9 @@ class FieldSpec(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     aliases: list[str] = Field(default_factory=list, description="Other column names accepted on ingest.")
+    references: str | None = Field(
+        default=None, description="Id of the layer whose (one-field) key this field holds, e.g. the standard "
+        "address a building stands at.")
 
     @field_validator("name")
     @classmethod
@@ -102,6 +105,16 @@ class Target(BaseModel):
     indicators: list[str] = Field(default_factory=list)
 
 
+class HeightFromFloors(BaseModel):
+    """Derive a height (metres) from a storey count where a file gives none: ``floors`` × ``storey_height_m``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    height: str = Field(description="The height field (metres) to fill.")
+    floors: str = Field(description="The storey-count field it is derived from.")
+    storey_height_m: float = Field(gt=0, le=20, description="The declared storey height (metres).")
+
+
 class IngestRules(BaseModel):
     """How ``cim ingest`` prepares a file for this layer beyond column mapping and validation."""
 
@@ -114,11 +127,75 @@ class IngestRules(BaseModel):
         default=None, description="Rows sharing this field's value are one feature (the first row's attributes).")
     merge_lists: list[str] = Field(
         default_factory=list, description="Fields whose values are joined over merged rows ('1号线,5号线').")
+    height_from_floors: HeightFromFloors | None = Field(
+        default=None, description="Rows without a height get floors × the declared storey height.")
 
 
 #: fields a layer with ``ingest.parse_address`` declares (what the address parser fills in)
 ADDRESS_FIELDS = ("address_code", "full_address", "district", "town", "community", "road", "lane", "sub_lane",
                   "number", "building", "unit", "room", "poi", "parse_level")
+
+
+class Unit(BaseModel):
+    """Unit of measurement of a SensorThings Datastream (name, symbol, definition URI)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    symbol: str
+    definition: str = ""
+
+
+class ObservedPropertySpec(BaseModel):
+    """One quantity the sensors of a layer report: a Datastream per feature (of the kinds in ``where``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    title_zh: str | None = None
+    title_en: str | None = None
+    definition: str = ""
+    description: str = ""
+    unit: Unit
+    minimum: float | None = Field(default=None, description="Smallest plausible reading (lower ones are refused).")
+    maximum: float | None = Field(default=None, description="Largest plausible reading (higher ones are refused).")
+    where: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Only features whose field has one of these values sense this "
+        "property (e.g. {sensor_kind: [water]}); empty: every feature.")
+
+    @field_validator("name")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        if not IDENT.match(v):
+            raise ValueError(f"observed property name {v!r} must match {IDENT.pattern}")
+        return v
+
+
+class SensorSpec(BaseModel):
+    """The SensorThings Sensor (the device model) of a sensing layer's features."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    encoding_type: str = "text/html"
+    metadata: str = ""
+
+
+class Sensing(BaseModel):
+    """A sensing layer: its features are SensorThings Things whose Location is the feature's point."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sensor: SensorSpec
+    observed_properties: list[ObservedPropertySpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Sensing:
+        names = [p.name for p in self.observed_properties]
+        if len(set(names)) != len(names):
+            raise ValueError("observed property names must be unique within a layer")
+        return self
 
 
 class Role(StrEnum):
@@ -153,12 +230,17 @@ class LayerSpec(BaseModel):
     )
     time_field: str | None = None
     label_field: str | None = None
+    label_field_en: str | None = Field(default=None, description="The English label (the map's EN switch).")
+    height_field: str | None = Field(
+        default=None, description="Extrusion height in metres: polygons are drawn extruded on the map and served "
+        "as OGC 3D Tiles (`/collections/{id}/3dtiles`).")
     fields: list[FieldSpec]
     style: Style = Field(default_factory=Style)
     plan: Target = Field(default_factory=Target)
     default_crs: str = Field(default="wgs84", description="Source CRS assumed by `cim ingest` when --crs is not given.")
     check_district: bool = Field(default=True, description="Flag features outside the district outline.")
     ingest: IngestRules = Field(default_factory=IngestRules)
+    sensing: Sensing | None = Field(default=None, description="Features are SensorThings Things (point layers).")
 
     @field_validator("id", "table")
     @classmethod
@@ -173,13 +255,32 @@ class LayerSpec(BaseModel):
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"layer {self.id}: duplicate fields {sorted(dupes)}")
-        refs = [*self.key, self.time_field, self.label_field, self.ingest.merge_on, *self.ingest.merge_lists]
+        refs = [*self.key, self.time_field, self.label_field, self.label_field_en, self.height_field,
+                self.ingest.merge_on, *self.ingest.merge_lists]
+        rule = self.ingest.height_from_floors
+        if rule is not None:
+            refs += [rule.height, rule.floors]
         if self.ingest.parse_address:
             refs += ADDRESS_FIELDS
+        if self.sensing is not None:
+            if not self.geometry.is_point:
+                raise ValueError(f"layer {self.id}: a sensing layer must have point geometry")
+            refs += [f for p in self.sensing.observed_properties for f in p.where]
         for ref in refs:
             if ref is not None and ref not in names:
                 raise ValueError(f"layer {self.id}: {ref!r} is not a declared field")
+        numeric = (FieldType.integer, FieldType.float)
+        for ref in (self.height_field, rule.height if rule else None, rule.floors if rule else None):
+            if ref is not None and self.field(ref).type not in numeric:
+                raise ValueError(f"layer {self.id}: {ref!r} must be a number field (integer or float)")
+        if self.height_field is not None and self.geometry not in (GeometryType.Polygon, GeometryType.MultiPolygon):
+            raise ValueError(f"layer {self.id}: height_field needs polygon geometry, not {self.geometry.value}")
         return self
+
+    @property
+    def extruded(self) -> bool:
+        """Tell whether the layer's polygons have a height (3D Tiles, extruded on the map)."""
+        return self.height_field is not None
 
     # -- conveniences ----------------------------------------------------------------------------
     @property
@@ -224,6 +325,14 @@ class Catalog:
                 if role in self._roles:
                     raise ValueError(f"role {role.value!r} declared by both {self._roles[role].id!r} and {layer.id!r}")
                 self._roles[role] = layer
+        for layer in layers:
+            for f in layer.fields:
+                if f.references is None:
+                    continue
+                target = self._layers.get(f.references)
+                if target is None or len(target.key) != 1:
+                    raise ValueError(f"layer {layer.id}: field {f.name!r} references {f.references!r}, "
+                                     f"which is not a layer with a one-field key")
 
     def __iter__(self):
         return iter(self._layers.values())
@@ -246,6 +355,15 @@ class Catalog:
         """Layer ids in catalog order."""
         return list(self._layers)
 
+    def links_to(self, target: LayerSpec) -> list[tuple[LayerSpec, FieldSpec, str]]:
+        """The layers whose fields reference ``target``: (linking layer, its field, the target's key field)."""
+        out = []
+        for layer in self._layers.values():
+            for f in layer.fields:
+                if f.references == target.id:
+                    out.append((layer, f, target.key[0]))
+        return out
+
     def role(self, role: Role | str) -> LayerSpec | None:
         """Return the layer declaring ``role``, or None when no layer plays it."""
         return self._roles.get(Role(role))
@@ -257,6 +375,11 @@ class Catalog:
             raise LookupError(f"no layer of the catalog declares the role {Role(role).value!r} "
                               f"(roles are declared in layers/*.yaml)")
         return spec
+
+    @property
+    def sensing_layers(self) -> list[LayerSpec]:
+        """Layers whose features are SensorThings Things, in catalog order."""
+        return [layer for layer in self._layers.values() if layer.sensing is not None]
 
     @property
     def roles(self) -> dict[str, str]:

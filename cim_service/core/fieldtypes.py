@@ -52,6 +52,8 @@ class TypeInfo:
     pandas_dtype: str
     #: what a value must be, for one-line validation messages ("'x' is not <expected>")
     expected: str
+    #: Apache Arrow type of a value in the file exports (GeoParquet, FlatGeobuf, GeoPackage), as pyarrow spells it
+    arrow: str = "string"
     #: numeric types take ``minimum``/``maximum`` rules
     numeric: bool = False
 
@@ -63,14 +65,17 @@ class TypeInfo:
 
 _S = {"type": "string"}
 FIELD_TYPES: MappingProxyType[FieldType, TypeInfo] = MappingProxyType({
-    FieldType.text: TypeInfo("text", _S, False, "String", "object", "text"),
-    FieldType.integer: TypeInfo("integer", {"type": "integer"}, False, "Number", "Int64", "an integer", True),
-    FieldType.bigint: TypeInfo("bigint", {"type": "integer"}, False, "Number", "Int64", "an integer", True),
-    FieldType.float: TypeInfo("double precision", {"type": "number"}, False, "Number", "float64", "a number", True),
+    FieldType.text: TypeInfo("text", _S, False, "String", "object", "text", "string"),
+    FieldType.integer: TypeInfo("integer", {"type": "integer"}, False, "Number", "Int64", "an integer", "int32",
+                                True),
+    FieldType.bigint: TypeInfo("bigint", {"type": "integer"}, False, "Number", "Int64", "an integer", "int64", True),
+    FieldType.float: TypeInfo("double precision", {"type": "number"}, False, "Number", "float64", "a number",
+                              "float64", True),
     FieldType.boolean: TypeInfo("boolean", {"type": "boolean"}, False, "Boolean", "boolean",
-                                "a boolean (true/false)"),
-    FieldType.date: TypeInfo("date", {"type": "string", "format": "date"}, True, "String", "object", "a date"),
+                                "a boolean (true/false)", "bool"),
+    FieldType.date: TypeInfo("date", {"type": "string", "format": "date"}, True, "String", "object", "a date",
+                             "date32"),
     FieldType.timestamp: TypeInfo("timestamp with time zone", {"type": "string", "format": "date-time"}, True,
-                                  "String", "datetime64[ns, UTC]", "a date-time"),
-    FieldType.json: TypeInfo("jsonb", {"type": "object"}, True, "String", "object", "valid JSON"),
+                                  "String", "datetime64[ns, UTC]", "a date-time", "timestamp[us, tz=UTC]"),
+    FieldType.json: TypeInfo("jsonb", {"type": "object"}, True, "String", "object", "valid JSON", "string"),
 })

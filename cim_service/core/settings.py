@@ -58,7 +58,24 @@ class Settings(BaseSettings):
     tile_cache: bool = Field(default=True, description="CIM_TILE_CACHE=off disables the server-side tile cache.")
     tile_cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     max_features_per_tile: int = Field(default=20_000, ge=1)
-    cors_origins: list[str] = Field(default_factory=list)
+    tiles3d_max_features: int = Field(default=2_500, ge=1, le=100_000, description="Most features of one 3D "
+                                      "Tiles content tile (more are split into quadrants).")
+    tiles3d_disk_cache: bool = Field(default=True, description="Keep built 3D Tiles in CIM_HOME/3dtiles "
+                                     "(CIM_TILES3D_DISK_CACHE=off: memory only).")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins whose pages may read the API (CORS): `*` (default: any page reads what anonymous "
+                    "callers may read; API keys are never ambient credentials), a comma-separated list of "
+                    "origins (https://gis.example.gov.cn), or `off`.")
+    # file exports of items (f=gpkg/fgb/parquet/geojsonseq) and PMTiles archives
+    max_export_features: int = Field(default=1_000_000, ge=1, description="Most features one export may hold: "
+                                     "without `limit` a larger match is refused (400), a larger `limit` clamped.")
+    export_batch_rows: int = Field(default=20_000, ge=100, le=1_000_000, description="Rows fetched from the "
+                                   "export's server-side cursor and written at a time (a GeoParquet row group).")
+    max_concurrent_exports: int = Field(default=2, ge=1, description="Exports running at once per process; "
+                                        "one more is a 503 with Retry-After.")
+    pmtiles_dir: Path | None = Field(default=None, description="Folder of the PMTiles archives served at "
+                                     "/pmtiles/{name}; default: <CIM_HOME>/pmtiles.")
     log_json: bool = True
 
     # Edge: the origin of links, trusted proxies, request bounds (cim_service/edge.py)
@@ -73,6 +90,10 @@ class Settings(BaseSettings):
     max_headers_bytes: int = Field(default=32 * 1024, ge=1024)
     max_header_count: int = Field(default=100, ge=10)
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    max_bulk_body_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="Largest body of a bulk "
+                                     "write (`POST /sta/v1.1/CreateObservations`, the dataArray extension).")
+    sta_max_top: int = Field(default=10_000, ge=1, description="Largest `$top` of a SensorThings request.")
+    sta_default_top: int = Field(default=100, ge=1, description="`$top` of a SensorThings request without one.")
     max_html_limit: int = Field(default=500, ge=1, description="Largest items page rendered as HTML.")
 
     # Indicator defaults
@@ -90,11 +111,52 @@ class Settings(BaseSettings):
         default=10_000, ge=100, description="Longest wait of an indicator or gap-layer computation for a table or "
                                             "row lock held by another session.")
 
-    @field_validator("tile_cache", mode="before")
+    # Sensing: the MQTT broker, the bridge and the retention of observations (cim_service/sensing)
+    mqtt_url: str | None = Field(default=None, description="mqtt://user:password@host:port of the broker; unset "
+                                 "means the project-local Mosquitto (`cim broker start`).")
+    local_mqtt_port: int = Field(default=18839, ge=1024, le=65535, description="Port of the project-local broker "
+                                 "(a free one is taken when another server holds it).")
+    sensor_bridge: bool = Field(default=True, description="CIM_SENSOR_BRIDGE=off: `cim serve` runs no MQTT bridge.")
+    sensor_raw_days: int = Field(default=30, ge=1, description="Days of raw observations kept; older days are "
+                                 "folded into hourly aggregates (`cim sensors compact`).")
+    sensor_max_future_s: float = Field(default=300.0, ge=0, description="Readings later than now + this are "
+                                       "refused (clock of the device wrong).")
+    sensor_batch_size: int = Field(default=5000, ge=1, description="Most observations committed in one batch.")
+    sensor_batch_wait_ms: int = Field(default=100, ge=1, description="Longest wait for a batch to fill.")
+    sensor_rate_per_s: float = Field(default=10.0, gt=0, description="Readings a second accepted per datastream "
+                                     "(token bucket; a device's flood beyond it is dead-lettered).")
+    sensor_rate_burst: float = Field(default=50.0, ge=1, description="Burst size of the per-datastream limit.")
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        u = urlsplit(value.strip())
+        if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
+            raise ValueError("CIM_MQTT_URL must look like mqtt://user:password@host:port")
+        return value.strip()
+
+    @field_validator("tile_cache", "sensor_bridge", mode="before")
     @classmethod
     def _on_off(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in {"on", "off"}:
             return value.strip().lower() == "on"
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lower() in ("off", "none", ""):
+                return []
+            value = [v.strip() for v in text.split(",") if v.strip()]
+        for item in value if isinstance(value, list) else ():
+            origin = str(item).strip()
+            u = urlsplit(origin)
+            if origin != "*" and (u.scheme not in ("http", "https") or not u.hostname or u.path or u.query):
+                raise ValueError(f"CIM_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port]) or '*'")
         return value
 
     @field_validator("trusted_proxies", mode="before")
@@ -123,6 +185,11 @@ class Settings(BaseSettings):
         if self.environment is Environment.production and not self.database_url:
             raise ValueError("production needs CIM_DATABASE_URL; the project-local cluster is for development")
         return self
+
+    @property
+    def pmtiles_folder(self) -> Path:
+        """Folder of the PMTiles archives served at ``/pmtiles/{name}``."""
+        return self.pmtiles_dir if self.pmtiles_dir is not None else self.home / "pmtiles"
 
     @cached_property
     def catalog_dir(self) -> Path:

@@ -20,6 +20,9 @@ _GEOMETRY_SCHEMA = {
 REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 REL_ITEMS = "items"
 REL_TILESETS = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+#: the 3D container of an extruded layer, and the media type of its 3D Tiles tileset (OGC API 3D GeoVolumes)
+REL_3DTILES = "http://www.opengis.net/def/rel/ogc/1.0/3dtiles"
+TILESET_3D = "application/json+3dtiles"
 
 
 def link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str, str]:
@@ -77,7 +80,12 @@ def collection_doc(spec: LayerSpec, state: dict[str, Any] | None, base: str,
             link(f"{url}/items?f=csv", REL_ITEMS, CSV, "features as CSV"),
             link(f"{url}/queryables", REL_QUERYABLES, "application/schema+json", "queryables"),
             link(f"{url}/tiles", REL_TILESETS, JSON, "vector tilesets"),
+            *([link(f"{url}/3dtiles", REL_3DTILES, JSON, "3D container (OGC API 3D GeoVolumes)"),
+               link(f"{url}/3dtiles/tileset.json", "original", TILESET_3D, "3D Tiles 1.1 tileset")]
+              if spec.extruded else []),
         ],
+        **({"content": [link(f"{url}/3dtiles/tileset.json", "original", TILESET_3D, "3D Tiles 1.1 tileset")]}
+           if spec.extruded else {}),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from functools import lru_cache
 from pathlib import Path
@@ -22,8 +23,36 @@ JSON = "application/json"
 HTML = "text/html"
 CSV = "text/csv"
 _F = {"json": "json", "geojson": "json", "application/geo+json": "json", "application/json": "json",
-      "html": "html", "text/html": "html", "csv": "csv", "text/csv": "csv"}
+      "html": "html", "text/html": "html", "csv": "csv", "text/csv": "csv",
+      # file exports (features.export.FORMATS)
+      "gpkg": "gpkg", "geopackage": "gpkg", "application/geopackage+sqlite3": "gpkg",
+      "fgb": "fgb", "flatgeobuf": "fgb", "application/flatgeobuf": "fgb",
+      "parquet": "parquet", "geoparquet": "parquet", "application/vnd.apache.parquet": "parquet",
+      "geojsonseq": "geojsonseq", "geojsons": "geojsonseq", "application/geo+json-seq": "geojsonseq"}
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+#: content at least this long is hashed for its ETag off the event loop
+ETAG_OFF_LOOP_CHARS = 64 * 1024
+
+
+def content_etag(*parts: str) -> str:
+    """Strong ETag of a response built from ``parts`` (the format, the content, its links; not its timestamp)."""
+    h = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return '"' + h.hexdigest() + '"'
+
+
+def not_modified(request: Request, etag: str, headers: dict[str, str]) -> Response | None:
+    """A 304 when the request's ``If-None-Match`` names ``etag`` (or ``*``), else None."""
+    inm = request.headers.get("if-none-match")
+    if inm:
+        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
+        if "*" in tags or etag in tags:
+            return Response(status_code=304, headers={**headers, "ETag": etag})
+    return None
 
 
 def negotiate(request: Request, f: str | None, allowed: tuple[str, ...] = ("json", "html")) -> str:

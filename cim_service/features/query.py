@@ -36,6 +36,8 @@ class ItemsQuery:
     where: list[str] = field(default_factory=list)
     #: the relation to read instead of the layer table (the layer as of an instant, ``features.asof``)
     source: str | None = None
+    #: keyset condition of a ``cursor`` (rows after it); not part of ``numberMatched``
+    after: str | None = None
 
     @property
     def relation(self) -> str:
@@ -67,7 +69,11 @@ def properties_sql(properties: list[FieldSpec]) -> str:
 
 
 def items_sql(q: ItemsQuery) -> str:
-    """The statement returning ``(returned, matched, features_text)`` for an items page."""
+    """The statement returning ``(returned, matched, features_text, last_key)`` for an items page.
+
+    ``last_key`` is the sort key of the page's last feature as a text array (for the keyset ``next`` link);
+    reversing every direction of the order also reverses PostgreSQL's default NULL placement.
+    """
     p = q.params
     where = " AND ".join(q.where) if q.where else "TRUE"
     sort_cols = [f'{col} AS "__s{i}"' for i, (col, _) in enumerate(q.order)]
@@ -81,11 +87,14 @@ def items_sql(q: ItemsQuery) -> str:
                    f"LIMIT {COUNT_CAP + 1}) AS c)")
     else:
         matched = layer_state.feature_count_sql(p.bind(q.spec.id, "text"))
+    keys = ", ".join(f'"__s{i}"::text' for i in range(len(q.order)))
+    order_last = ", ".join(f'"__s{i}" {"DESC" if asc else "ASC"}' for i, (_, asc) in enumerate(q.order))
     return (
-        f"WITH page AS (SELECT {cols} FROM {q.relation} WHERE {where} "
-        f"ORDER BY {order_page} LIMIT {limit} OFFSET {offset}) "
+        f"WITH page AS (SELECT {cols} FROM {q.relation} WHERE {where}"
+        f"{' AND ' + q.after if q.after else ''} ORDER BY {order_page} LIMIT {limit} OFFSET {offset}) "
         f"SELECT count(*) AS returned, {matched} AS matched, "
-        f"coalesce(string_agg({feature_text_sql(q.properties, q.crs)}, ',' ORDER BY {order_agg}), '') AS features "
+        f"coalesce(string_agg({feature_text_sql(q.properties, q.crs)}, ',' ORDER BY {order_agg}), '') AS features, "
+        f"(SELECT ARRAY[{keys}] FROM page ORDER BY {order_last} LIMIT 1) AS last_key "
         f"FROM page"
     )
 
@@ -104,6 +113,12 @@ def matched_value(matched: int | None, filtered: bool) -> int | None:
     if matched is None or (filtered and matched > COUNT_CAP):
         return None
     return int(matched)
+
+
+def linked_condition(target: LayerSpec, target_field: str, link_field: str, params: Params, fid: int) -> str:
+    """WHERE clause of a linked layer: its ``link_field`` equals ``target_field`` of the target's feature ``fid``."""
+    return (f"{quote_ident(link_field)} = (SELECT {quote_ident(target_field)} FROM {target.qualified_table} "
+            f"WHERE \"id\" = {params.bind(fid, 'bigint')})")
 
 
 # -- history (store.history's tables) ------------------------------------------------------------------

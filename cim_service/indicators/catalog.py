@@ -108,6 +108,8 @@ class IndicatorSpec(Declared):
     target: float
     binding: Binding
     baseline: float | None = None
+    baseline_year: int = Field(default=2020, ge=1990, le=2100, description="The baseline's year (its 31 December).")
+    target_year: int = Field(default=2025, ge=1990, le=2100, description="The year (its end) the target is due.")
     kind: Kind
     town_target: Literal["as_is", "by_area"] = "as_is"
     noun: str
@@ -115,6 +117,12 @@ class IndicatorSpec(Declared):
     source: str
     method: str | None = Field(default=None, description="How it is measured (default: the kind's wording).")
     gap_text: GapText | None = Field(default=None, description="Gap sentence (default: the kind's wording).")
+
+    @model_validator(mode="after")
+    def _years(self) -> IndicatorSpec:
+        if self.target_year <= self.baseline_year:
+            raise ValueError(f"{self.label}: target_year must come after baseline_year")
+        return self
 
     @property
     def is_share(self) -> bool:

@@ -7,7 +7,9 @@ spheroid (geography). Temporary tables live for the run's transaction:
 - ``_ind_town``: town polygons (name, area_km2, geom in 4549), and ``_ind_town_sub`` the same subdivided,
   in 4326 (for point-in-town joins on the layers' GIST index) and in 4549 (for overlays);
 - ``_ind_district``: the district outline in 4549 (the layer with the ``district_outline`` role, else the
-  union of the towns: the ``town_boundaries`` layer).
+  union of the towns: the ``town_boundaries`` layer);
+- ``_asof_<table>``: with ``at`` (a run as of a past date), each dated input layer as it stood at the end of
+  that day (:mod:`cim_service.indicators.asof`), read instead of the layer's table through :meth:`Context.table`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 
 import numpy as np
@@ -23,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from cim_service.core.catalog import Catalog, LayerSpec, Role
 from cim_service.core.settings import Settings
+from cim_service.indicators.asof import asof_source
 from cim_service.indicators.catalog import IndicatorCatalog
 
 METRIC_SRID = 4549
@@ -41,11 +45,32 @@ class Context:
     settings: Settings
     indicators: IndicatorCatalog
     prepared: set[str] = field(default_factory=set)
+    #: measure the layers as of the end of this day (None: as they are now)
+    at: date | None = None
     _binds: Iterator[int] = field(default_factory=itertools.count, repr=False)
 
     def table(self, layer_id: str) -> str:
-        """Quoted table of a layer (identifiers come from the catalog only)."""
-        return self.layers.get(layer_id).qualified_table
+        """Quoted table of a layer (identifiers come from the catalog only), or its as-of copy with ``at``."""
+        spec = self.layers.get(layer_id)
+        if self.at is None:
+            return spec.qualified_table
+        source = asof_source(self.conn, spec, self.at)
+        if source is None:  # nothing dated: the layer as it is now
+            return spec.qualified_table
+        name = f"_asof_{spec.table}"
+        if name not in self.prepared:
+            sql, params = source
+            self.execute(
+                f"""
+                CREATE TEMP TABLE {name} ON COMMIT DROP AS {sql};
+                ALTER TABLE {name} ADD PRIMARY KEY (id);
+                CREATE INDEX ON {name} USING gist (geom);
+                ANALYZE {name}
+                """,
+                **params,
+            )
+            self.prepared.add(name)
+        return name
 
     def spec(self, layer_id: str) -> LayerSpec:
         """Declaration of a layer."""

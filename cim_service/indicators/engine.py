@@ -3,7 +3,9 @@
 Every stored result (``cim_meta.indicator_result``) carries ``inputs`` = ``{layer_id: version}`` of the
 layers it was computed from (``cim_meta.layer_state.version``, bumped by every writer) and the
 declarations and parameters that shaped it (from ``indicators.yaml``, with the settings they name resolved).
-A result is fresh when both still match; otherwise it is recomputed. Computations run in one transaction
+A result is fresh when both still match; otherwise it is recomputed. A key ``indicator:<id>@<YYYY-MM-DD>`` is
+the indicator as of the end of that day (its input layers as of that day: :mod:`cim_service.indicators.asof`);
+its parameters include the day, so every day has its own stored row. Computations run in one transaction
 under an advisory lock, so concurrent requests compute once and never publish a half-written gap layer.
 The transaction's statements and lock waits are bounded (``CIM_INDICATOR_STATEMENT_TIMEOUT_MS``,
 ``CIM_INDICATOR_LOCK_TIMEOUT_MS``): a computation cut off is logged in one line and its previous result stays.
@@ -15,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from cim_service.indicators.kinds import AreaCoverageParams, DerivedKind, resolv
 from cim_service.indicators.raster import write_density_raster
 from cim_service.indicators.results import KEY_AREAS_KEY, assemble
 from cim_service.indicators.suggest import write_suggestions
+from cim_service.indicators.trajectory import DEFAULT_LAST_N, trajectory, trajectory_days
 from cim_service.store import indicator_results, layer_state
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,18 @@ def is_fresh(stored: dict[str, Any] | None, versions: dict[str, int], inputs: It
     return stored["inputs"] == want and stored["params"] == json.loads(json.dumps(params))
 
 
+def indicator_key(indicator_id: str, at: date | None = None) -> str:
+    """Result key of an indicator now (``indicator:<id>``) or as of the end of day ``at`` (``…@YYYY-MM-DD``)."""
+    return f"indicator:{indicator_id}" if at is None else f"indicator:{indicator_id}@{at.isoformat()}"
+
+
+def split_key(key: str) -> tuple[str, str, date | None]:
+    """(kind, name, as-of day or None) of a result key."""
+    kind, rest = key.split(":", 1)
+    name, _, day = rest.partition("@")
+    return kind, name, date.fromisoformat(day) if day else None
+
+
 layer_versions = layer_state.versions
 stored_rows = indicator_results.stored
 store = indicator_results.store
@@ -102,7 +117,7 @@ class IndicatorEngine:
 
     def item(self, key: str) -> IndicatorSpec | DerivedSpec:
         """The declaration behind a result key ('indicator:<id>' or 'derived:<name>')."""
-        kind, name = key.split(":", 1)
+        kind, name, _ = split_key(key)
         return self.indicators.get(name) if kind == "indicator" else self.indicators.get_derived(name)
 
     def params(self, item: IndicatorSpec | DerivedSpec) -> dict[str, Any]:
@@ -130,13 +145,16 @@ class IndicatorEngine:
         """Inputs and parameters of result keys ('indicator:<id>' or 'derived:<name>')."""
         out = {}
         for key in keys:
-            item = self.item(key)
-            out[key] = (self.indicators.inputs(item, self.layers), self.params(item))
+            item, at = self.item(key), split_key(key)[2]
+            params = self.params(item)
+            if at is not None:
+                params["at"] = at.isoformat()
+            out[key] = (self.indicators.inputs(item, self.layers), params)
         return out
 
     def _order(self, key: str) -> tuple[int, int]:
         """Indicators first, then derived outputs in declaration order."""
-        kind, name = key.split(":", 1)
+        kind, name, _ = split_key(key)
         return (0, 0) if kind == "indicator" else (1, self.indicators.derived_ids.index(name))
 
     def stale_keys(self, conn: Connection, keys: list[str]) -> list[str]:
@@ -158,16 +176,34 @@ class IndicatorEngine:
         """Indicator ids among ``ids`` whose stored result is missing or out of date."""
         return [k.split(":", 1)[1] for k in self.stale_keys(conn, [f"indicator:{i}" for i in ids])]
 
-    def results(self, ids: list[str] | None = None, *, refresh: bool = False) -> list[dict[str, Any]]:
-        """Results of ``ids`` (default all) in catalog order, recomputing stale ones (all with ``refresh``)."""
+    def results(self, ids: list[str] | None = None, *, refresh: bool = False,
+                at: date | None = None) -> list[dict[str, Any]]:
+        """Results of ``ids`` (default all) in catalog order, recomputing stale ones (all with ``refresh``).
+
+        With ``at``: the indicators as of the end of that day.
+        """
         ids = ids or self.indicators.ids
         for i in ids:
             self.indicators.get(i)
-        keys = [f"indicator:{i}" for i in ids]
+        keys = [indicator_key(i, at) for i in ids]
         self.ensure(keys, refresh=refresh)
         with self.engine.connect() as conn:
             stored = stored_rows(conn, keys)
         return [with_meta(stored[k]) for k in keys]
+
+    def trajectory_keys(self, indicator_id: str, until: date) -> dict[date, str]:
+        """Result keys (by day) of the values an indicator's trajectory up to ``until`` reads."""
+        spec = self.indicators.get(indicator_id)
+        return {d: indicator_key(indicator_id, d) for d in trajectory_days(spec, until)}
+
+    def trajectory(self, indicator_id: str, *, until: date, last_n: int = DEFAULT_LAST_N) -> dict[str, Any]:
+        """The trajectory of one indicator (district and ranked towns) up to ``until``; values computed if stale."""
+        keys = self.trajectory_keys(indicator_id, until)
+        self.ensure(list(keys.values()))
+        with self.engine.connect() as conn:
+            stored = stored_rows(conn, list(keys.values()))
+        return trajectory(self.indicators.get(indicator_id), {d: stored[k]["result"] for d, k in keys.items()},
+                          last_n=last_n, until=until)
 
     def derived(self, names: list[str] | None = None, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
         """Write stale gap layers / suggestions / the density raster; return each one's stored summary."""
@@ -195,17 +231,30 @@ class IndicatorEngine:
         return {k.split(":", 1)[1]: v for k, v in ms.items()}
 
     def compute_keys(self, keys: list[str], *, force: bool = False) -> dict[str, float]:
-        """Recompute ``keys`` (those still stale once the lock is held, or all with ``force``) in one transaction."""
+        """Recompute ``keys`` (those still stale once the lock is held, or all with ``force``).
+
+        One transaction per as-of day (the day's temporary as-of tables live in it), current results first.
+        """
         timings: dict[str, float] = {}
         failed: list[str] = []
+        days = sorted({split_key(k)[2] for k in keys}, key=lambda d: (d is not None, d or date.min))
+        for day in days:
+            self._compute_day([k for k in keys if split_key(k)[2] == day], day, force, timings, failed)
+        if failed:
+            raise IndicatorComputationError(failed)
+        return timings
+
+    def _compute_day(self, keys: list[str], at: date | None, force: bool, timings: dict[str, float],
+                     failed: list[str]) -> None:
+        """Recompute ``keys`` (all as of ``at``) in one transaction, adding to ``timings`` / ``failed``."""
         with self.engine.begin() as conn:
             self._lock(conn)
             todo = keys if force else self.stale_keys(conn, keys)
             if not todo:
-                return timings
+                return
             versions = layer_versions(conn)
             wanted = self.wanted(todo)
-            ctx = Context(conn, self.layers, self.settings, self.indicators)
+            ctx = Context(conn, self.layers, self.settings, self.indicators, at=at)
             for key in sorted(todo, key=self._order):
                 snapshot = set(ctx.prepared)
                 start = time.perf_counter()
@@ -225,11 +274,10 @@ class IndicatorEngine:
                 ms = (time.perf_counter() - start) * 1000
                 inputs = {layer: int(versions.get(layer, 0)) for layer in wanted[key][0]}
                 result["inputs"] = inputs
-                store(conn, key, key.split(":", 1)[0], inputs, wanted[key][1], result, ms)
+                if at is not None:
+                    result["at"] = at.isoformat()
+                store(conn, key, split_key(key)[0], inputs, wanted[key][1], result, ms)
                 timings[key] = ms
-        if failed:
-            raise IndicatorComputationError(failed)
-        return timings
 
     def _limits(self) -> str:
         return (f"statement_timeout {self.settings.indicator_statement_timeout_ms} ms, "

@@ -68,7 +68,9 @@ def _if_match(request: Request) -> list[str] | None:
     value = request.headers.get("if-match")
     if value is None:
         return None
-    tags = [t.strip().removeprefix("W/") for t in value.split(",") if t.strip()]
+    # a read's tag is "<version>.<representation>": the version part names the feature's state
+    tags = [t.strip() if t.strip() == "*" else '"' + t.strip().removeprefix("W/").strip('"').split(".")[0] + '"'
+            for t in value.split(",") if t.strip()]
     if not tags:
         raise InvalidParameter("header 'If-Match': expected one or more entity tags or *")
     return tags

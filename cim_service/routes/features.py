@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from cim_service.auth import (
     Principal,
@@ -25,19 +25,19 @@ from cim_service.auth import (
     visible_fields,
 )
 from cim_service.core.catalog import Access, LayerSpec
-from cim_service.errors import InvalidParameter, NotFound, error_responses
-from cim_service.features import formats
+from cim_service.errors import Busy, InvalidParameter, NotFound, error_responses
+from cim_service.features import export, formats, keyset
 from cim_service.features.asof import check_at, parse_at
 from cim_service.features.asof import source as as_of_source
 from cim_service.features.collections import collection_doc, link, queryables_doc, temporal_extent
 from cim_service.features.cql2 import FilterContext, coerce, parse_filter, to_sql
 from cim_service.features.crs import content_crs_header, resolve_crs
 from cim_service.features.params import bbox_condition, parse_properties, parse_sortby
-from cim_service.features.query import ItemsQuery, item_sql, items_sql, matched_value
+from cim_service.features.query import ItemsQuery, item_sql, items_sql, linked_condition, matched_value
 from cim_service.features.sql import Params, field_cast, quote_ident
 from cim_service.features.temporal import datetime_condition
 from cim_service.metrics import FEATURES_RETURNED
-from cim_service.offloop import off_loop
+from cim_service.offloop import off_loop, stream_from_thread
 from cim_service.store import layer_state
 from cim_service.store.db import Session
 
@@ -47,9 +47,10 @@ _GEO = {200: {"description": "GeoJSON (default), HTML or CSV",
 _DOC = {200: {"description": "JSON (default) or HTML", "content": {"application/json": {}, "text/html": {}}}}
 
 #: query parameters of /items that are not property filters
-ITEMS_PARAMS = {"at", "bbox", "bbox-crs", "datetime", "limit", "offset", "properties", "sortby", "filter",
-                "filter-lang",
-                "filter-crs", "crs", "f"}
+ITEMS_PARAMS = {"at", "bbox", "bbox-crs", "datetime", "limit", "offset", "cursor", "properties", "sortby", "filter",
+                "filter-lang", "filter-crs", "crs", "f"}
+#: ``f`` values of /items: pages (json, html, csv) and file exports (features.export.FORMATS)
+ITEMS_FORMATS = ("json", "html", "csv", *export.FORMATS)
 F = Annotated[str | None, Query(description="Output format: json, html (or csv for items).")]
 At = Annotated[str | None, Query(description="RFC 3339 instant (or date): the collection as it was then, from its "
                                              "history. Not `datetime`, which filters on a feature's own date.")]
@@ -119,8 +120,16 @@ async def queryables(request: Request, collectionId: CollectionId,  # noqa: N803
     return formats.json_response(doc, media_type="application/schema+json")
 
 
-@router.get("/collections/{collectionId}/items", summary="Features of a collection (GeoJSON, HTML, CSV)",
-            responses=_GEO)
+_ITEMS = {200: {"description": "GeoJSON (default), HTML, CSV; or a whole-result file export (GeoPackage, "
+                              "FlatGeobuf, GeoParquet 1.1, GeoJSON text sequence), streamed",
+                "content": {"application/geo+json": {}, "text/html": {}, "text/csv": {},
+                            **{f.media_type: {} for f in export.FORMATS.values()}}},
+           503: {"description": "Database unavailable, or as many exports running as allowed (Retry-After)"}}
+
+
+@router.get("/collections/{collectionId}/items",
+            summary="Features of a collection (GeoJSON, HTML, CSV pages; GeoPackage, FlatGeobuf, GeoParquet, "
+                    "GeoJSONSeq exports)", responses=_ITEMS)
 async def items(
     request: Request,
     collectionId: CollectionId,  # noqa: N803
@@ -130,20 +139,25 @@ async def items(
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of `bbox` (default CRS84).")] = None,
     datetime_: Annotated[str | None, Query(alias="datetime",
                                            description="Instant or interval `start/end` (`..` open).")] = None,
-    limit: Annotated[int | None, Query(ge=1, description="Page size; values above the maximum are clamped.")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="Page size; values above the maximum are clamped. "
+                                       "Exports: all matched features when absent (refused above the "
+                                       "export maximum), else clamped to it.")] = None,
     offset: Annotated[int, Query(ge=0, le=2**53, description="Number of features to skip.")] = 0,
+    cursor: Annotated[str | None, Query(description="Keyset position from a `next` link: the page starts "
+                                        "after the feature it names (in the same `sortby`).")] = None,
     properties: Annotated[str | None, Query(description="Comma-separated properties to return.")] = None,
     sortby: Annotated[str | None, Query(description="Comma-separated properties, `-` for descending.")] = None,
     filter_: Annotated[str | None, Query(alias="filter", description="CQL2 filter expression.")] = None,
     filter_lang: Annotated[str | None, Query(alias="filter-lang", description="cql2-text or cql2-json.")] = None,
     filter_crs: Annotated[str | None, Query(alias="filter-crs", description="CRS of geometries in `filter`.")] = None,
     crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
-    f: Annotated[str | None, Query(description="Output format: json, html or csv.")] = None,
+    f: Annotated[str | None, Query(description="Output format: json, html, csv (pages); gpkg, fgb, parquet, "
+                                   "geojsonseq (file exports of every matched feature).")] = None,
     at: At = None,
 ) -> Response:
-    """Return a page of features, filtered by bbox, datetime, CQL2 and property values (as of ``at``)."""
+    """Return a page of features filtered by bbox, datetime, CQL2 and property values (as of ``at``), or export."""
     settings = request.app.state.settings
-    fmt = formats.negotiate(request, f, ("json", "html", "csv"))
+    fmt = formats.negotiate(request, f, ITEMS_FORMATS)
     visible = visible_fields(spec, principal)
     out_crs = resolve_crs(crs, "crs")
     page_max = settings.max_limit if fmt != "html" else min(settings.max_limit, settings.max_html_limit)
@@ -157,12 +171,20 @@ async def items(
         instant = parse_at(at)
         await check_at(request.app.state.db, [spec], instant)
         q.source = as_of_source(spec, q.params.bind(instant, "timestamptz"))
+    if cursor is not None:
+        q.after = keyset.after_condition(spec, q.order, keyset.decode(cursor, q.order), q.params)
+    names = [p.name for p in q.properties]
+    read = list(dict.fromkeys([*names, *sorted(filtered_on), *(c.strip('"') for c, _ in q.order if c != '"id"')]))
+    if fmt in export.FORMATS:
+        return await _export(request, principal, q, export.FORMATS[fmt], limit, read)
     sql = items_sql(q)
 
     row = await request.app.state.db.fetchrow(sql, *q.params.values)
     returned, matched = int(row["returned"]), matched_value(row["matched"], bool(q.where))
-    if matched is not None and matched < q.offset + returned:  # layer_state behind the table: don't report it
-        matched = None
+    if matched is not None and cursor is None and matched < q.offset + returned:
+        matched = None  # layer_state behind the table: don't report it
+    # after a cursor the page's position is unknown: a full page means "maybe more"
+    matched_for_links = matched if cursor is None else None
     features = row["features"]
     if out_crs.python_crs and features:
         features = await off_loop(formats.to_python_crs, features, out_crs.python_crs)
@@ -170,19 +192,61 @@ async def items(
     # is not revealed to callers who may not read it)
     label = spec.id if spec.access is Access.public else f"({spec.access.value})"
     FEATURES_RETURNED.labels(collection=label).inc(returned)
-    names = [p.name for p in q.properties]
-    read = list(dict.fromkeys([*names, *sorted(filtered_on), *(c.strip('"') for c, _ in q.order if c != '"id"')]))
     if needs_audit(spec, read):  # filtering or sorting on a field reads it too
         await log_access(request.app.state.db, principal, spec, "items", read,
                          {"query": request.url.query, "returned": returned}, _client(request))
-    links = _page_links(request, q.offset, q.limit, returned, matched)
+    next_cursor = keyset.encode(q.order, list(row["last_key"])) if row["last_key"] is not None else None
+    links = _page_links(request, q.offset, q.limit, returned, matched_for_links, next_cursor, cursor is not None)
     headers = {"Content-Crs": content_crs_header(out_crs)}
+    # the ETag covers what the page says (not its timeStamp): equal pages revalidate with a 304
+    tag_parts = (fmt, headers["Content-Crs"], features, str(returned), str(matched), orjson.dumps(links).decode())
+    etag = (await off_loop(formats.content_etag, *tag_parts) if len(features) >= formats.ETAG_OFF_LOOP_CHARS
+            else formats.content_etag(*tag_parts))
+    unchanged = formats.not_modified(request, etag, headers)
+    if unchanged is not None:
+        return unchanged
+    headers["ETag"] = etag
     envelope = (f'{{"type":"FeatureCollection","features":[{features}],"numberReturned":{returned},'
                 + (f'"numberMatched":{matched},' if matched is not None else "")
                 + f'"timeStamp":"{_now()}","links":{orjson.dumps(links).decode()}}}')
     if fmt == "json":
         return Response(envelope, media_type=formats.GEOJSON, headers=headers)
     return await off_loop(_render_page, fmt, envelope, names, spec, base_url(request), headers)
+
+
+async def _export(request: Request, principal: Principal, q: ItemsQuery, fmt: export.ExportFormat,
+                  limit: int | None, read: list[str]) -> Response:
+    """Stream every matched feature (or ``limit`` of them) as a file, from a worker thread; 503 when busy."""
+    settings = request.app.state.settings
+    plan = export.ExportPlan(spec=q.spec, fmt=fmt, properties=q.properties, crs=q.crs, order=q.order,
+                             limit=min(limit or settings.max_export_features, settings.max_export_features),
+                             offset=q.offset, refuse_above_limit=limit is None, params=q.params, where=q.where,
+                             after=q.after)
+    slots = request.app.state.exports
+    if not slots.take():
+        raise Busy(f"{slots.size} exports are running (CIM_MAX_CONCURRENT_EXPORTS); retry later",
+                   headers={"Retry-After": "10"})
+    spec = q.spec
+    label = spec.id if spec.access is Access.public else f"({spec.access.value})"
+
+    def produce(emit) -> None:  # noqa: ANN001 - the thread's emit
+        written = export.run_export(plan, settings.database_url, emit, batch_rows=settings.export_batch_rows,
+                                    statement_timeout_ms=settings.statement_timeout_ms)
+        FEATURES_RETURNED.labels(collection=label).inc(written)
+
+    try:
+        body = await stream_from_thread(produce, on_done=slots.give_back)
+    except export.ExportTooLarge as exc:
+        raise InvalidParameter(f"parameter 'limit': the query matches more than {exc.bound} features, the most "
+                               f"one export holds (CIM_MAX_EXPORT_FEATURES); narrow it (bbox, filter) or export "
+                               f"in parts with limit and cursor") from None
+    if needs_audit(spec, read):
+        await log_access(request.app.state.db, principal, spec, "export", read,
+                         {"query": request.url.query, "format": fmt.name}, _client(request))
+    headers = {"Content-Crs": content_crs_header(q.crs),
+               "Content-Disposition": f'attachment; filename="{plan.filename}"',
+               "Cache-Control": "private, no-store" if spec.access is not Access.public else "no-cache"}
+    return StreamingResponse(body, media_type=fmt.media_type, headers=headers)
 
 
 def _render_page(fmt: str, envelope: str, names: list[str], spec: LayerSpec, base: str,
@@ -230,8 +294,13 @@ def _conditions(request: Request, spec: LayerSpec, visible: list, params: Params
     return where, ctx.used
 
 
-def _page_links(request: Request, offset: int, limit: int, returned: int, matched: int | None) -> list[dict]:
-    """self/alternate and next/prev links of an items page."""
+def _page_links(request: Request, offset: int, limit: int, returned: int, matched: int | None,
+                next_cursor: str | None, keyset_page: bool) -> list[dict]:
+    """self/alternate and next/prev links of an items page.
+
+    ``next`` is a keyset link (``cursor`` after this page's last feature, no ``offset``); ``prev`` is offered for
+    offset pages only (a keyset page does not know its position).
+    """
     url = request.url
     links = [
         link(str(url), "self", formats.GEOJSON, "this page"),
@@ -239,10 +308,10 @@ def _page_links(request: Request, offset: int, limit: int, returned: int, matche
         link(str(url.include_query_params(f="csv")), "alternate", formats.CSV, "this page as CSV"),
     ]
     more = (offset + returned < matched) if matched is not None else returned >= limit
-    if more and returned > 0:
-        links.append(link(str(url.include_query_params(offset=offset + returned, limit=limit)), "next",
-                          formats.GEOJSON, "next page"))
-    if offset > 0:
+    if more and returned > 0 and next_cursor is not None:
+        nxt = url.remove_query_params("offset").include_query_params(cursor=next_cursor, limit=limit)
+        links.append(link(str(nxt), "next", formats.GEOJSON, "next page"))
+    if offset > 0 and not keyset_page:
         links.append(link(str(url.include_query_params(offset=max(0, offset - limit), limit=limit)), "prev",
                           formats.GEOJSON, "previous page"))
     return links
@@ -266,12 +335,20 @@ async def item(
     principal: Annotated[Principal, Depends(get_principal)],
     properties: Annotated[str | None, Query(description="Comma-separated properties to return.")] = None,
     crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
+    expand: Annotated[str | None, Query(description="Comma-separated layers linked to this one (declared with "
+                                                    "`references:`), e.g. `houses,organisations,people` on a "
+                                                    "standard address: their features are added under "
+                                                    "`expanded`.")] = None,
     f: F = None,
     at: At = None,
 ) -> Response:
-    """Return one feature by id (as of ``at``); 404 when absent."""
+    """Return one feature by id (as of ``at``); 404 when absent. ``expand`` adds the linked records the caller
+    may read (current ones: not with ``at``)."""
     fmt = formats.negotiate(request, f)
     out_crs = resolve_crs(crs, "crs")
+    if expand is not None and at is not None:
+        raise InvalidParameter("parameter 'expand': linked records are current; not available with 'at'")
+    links = _expand_links(request, spec, principal, expand) if expand is not None else []
     props = parse_properties(properties, visible_fields(spec, principal))
     try:
         fid = int(featureId)
@@ -298,20 +375,77 @@ async def item(
         await log_access(request.app.state.db, principal, spec, "item", names, {"id": fid, "at": at},
                          _client(request))
     base = base_url(request)
-    links = [link(str(request.url), "self", formats.GEOJSON, "this feature"),
-             link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]
-    headers = {"Content-Crs": content_crs_header(out_crs), "ETag": row["etag"]}  # the version, for If-Match
-    if row["etag"] in _tags(request.headers.get("if-none-match")):
-        return Response(status_code=304, headers=headers)
+    links_ = [link(str(request.url), "self", formats.GEOJSON, "this feature"),
+              link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]
+    headers = {"Content-Crs": content_crs_header(out_crs)}
+    expanded = await _expanded(request, principal, spec, links, fid, out_crs) if links else None
+    # "<version>.<representation>": the feature's version (store.layer_tables.etag_sql), which If-Match on an
+    # edit compares, then the hash of this representation (format, CRS, links, expanded features)
+    content = formats.content_etag(fmt, headers["Content-Crs"], text, orjson.dumps(links_).decode(), expanded or "")
+    etag = f'"{row["etag"].strip(chr(34))}.{content.strip(chr(34))[:12]}"'
+    unchanged = formats.not_modified(request, etag, headers)
+    if unchanged is not None:
+        return unchanged
+    headers["ETag"] = etag
     if fmt == "html":
-        response = formats.html("item.html", doc=orjson.loads(text), base=base, links=links,
+        doc = orjson.loads(text)
+        if expanded is not None:
+            doc["expanded"] = orjson.loads(expanded)
+        response = formats.html("item.html", doc=doc, base=base, links=links_,
                                 title=f"{spec.title_zh} {spec.title_en}")
         response.headers.update(headers)
         return response
-    body = text[:-1] + ',"links":' + orjson.dumps(links).decode() + "}"
+    more = f',"expanded":{expanded}' if expanded is not None else ""
+    body = text[:-1] + ',"links":' + orjson.dumps(links_).decode() + more + "}"
     return Response(body, media_type=formats.GEOJSON, headers=headers)
 
 
-def _tags(header: str | None) -> set[str]:
-    """Entity tags of an ``If-None-Match`` header (weak tags compare by their value)."""
-    return {t.strip().removeprefix("W/") for t in header.split(",")} if header else set()
+#: largest number of linked features returned per expanded layer
+EXPAND_LIMIT = 1000
+
+
+def _expand_links(request: Request, spec: LayerSpec, principal: Principal,
+                  expand: str) -> list[tuple[LayerSpec, str, str]]:
+    """The requested linked layers (layer, its linking field, this layer's field); 400 for unknown names.
+
+    Only layers the caller may read are offered: another is as unknown as a missing one (like collections).
+    """
+    offered = {layer.id: (layer, f.name, target_field)
+               for layer, f, target_field in request.app.state.catalog.links_to(spec)
+               if can_read_layer(layer, principal)}
+    names = list(dict.fromkeys(n.strip() for n in expand.split(",") if n.strip()))
+    if not names:
+        raise InvalidParameter("parameter 'expand': name one or more linked layers")
+    for name in names:
+        if name not in offered:
+            raise InvalidParameter(f"parameter 'expand': {name!r} is not linked to {spec.id!r}"
+                                   + (f"; linked: {', '.join(sorted(offered))}" if offered else ""))
+    return [offered[n] for n in names]
+
+
+async def _expanded(request: Request, principal: Principal, target: LayerSpec,
+                    links: list[tuple[LayerSpec, str, str]], fid: int, out_crs) -> str:  # noqa: ANN001
+    """JSON text ``{layer: FeatureCollection}`` of the linked features, each layer with its own access rules.
+
+    Personal fields only with ``personal_data``; reads of restricted layers or personal fields are access-logged.
+    """
+    parts = []
+    for layer, link_field, target_field in links:
+        visible = visible_fields(layer, principal)
+        q = ItemsQuery(spec=layer, properties=visible, crs=out_crs, order=[('"id"', True)], limit=EXPAND_LIMIT,
+                       offset=0)
+        q.where = [linked_condition(target, target_field, link_field, q.params, fid)]
+        row = await request.app.state.db.fetchrow(items_sql(q), *q.params.values)
+        features = row["features"]
+        if out_crs.python_crs and features:
+            features = await off_loop(formats.to_python_crs, features, out_crs.python_crs)
+        returned = int(row["returned"])
+        names = [f.name for f in visible]
+        if needs_audit(layer, names):
+            await log_access(request.app.state.db, principal, layer, "expand", names,
+                             {"via": target.id, "id": fid, "returned": returned}, _client(request))
+        matched = matched_value(row["matched"], True)
+        parts.append(f'{orjson.dumps(layer.id).decode()}:{{"type":"FeatureCollection","features":[{features}],'
+                     f'"numberReturned":{returned}'
+                     + (f',"numberMatched":{matched}' if matched is not None else "") + "}")
+    return "{" + ",".join(parts) + "}"

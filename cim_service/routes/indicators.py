@@ -1,4 +1,5 @@
-"""Plan indicators: ``/indicators``, ``/indicators/{id}`` and ``/indicators/{id}/suggestions``.
+"""Plan indicators: ``/indicators``, ``/indicators/{id}`` (``?at=`` a past day), ``/indicators/{id}/trajectory``
+and ``/indicators/{id}/suggestions``.
 
 Reads go through the app's pool (``app.state.db``): stored results are served when their input layer versions are
 still current; stale ones are recomputed first, in a threadpool on the app's synchronous engine (the indicator
@@ -8,6 +9,9 @@ they summarise.
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -16,8 +20,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from cim_service.errors import InvalidParameter, NotFound
+from cim_service.excel import excel_safe
+from cim_service.indicators import trajectory as traj
 from cim_service.indicators.catalog import UnknownIndicatorError
-from cim_service.indicators.engine import IndicatorEngine, with_meta
+from cim_service.indicators.engine import IndicatorEngine, indicator_key, with_meta
 from cim_service.indicators.freshness import output_keys
 from cim_service.indicators.refresher import GapRefresher
 from cim_service.indicators.suggest import read_suggestions
@@ -29,6 +35,41 @@ router = APIRouter(prefix="/indicators", tags=["Plan indicators"])
 
 Town = Annotated[str | None, Query(description="Town (街镇) name, e.g. `七宝镇`: that town's value, target, gap.")]
 IndicatorId = Annotated[str, Path(description="Indicator id, e.g. `camera_density`.")]
+At = Annotated[str | None, Query(description="A day `YYYY-MM-DD`: the indicator as of the end of that day "
+                                             "(features whose own date is on or before it).")]
+Format = Annotated[str | None, Query(description="json (default) or csv")]
+#: the earliest day an indicator is computed as of
+EARLIEST_DAY = date(2000, 1, 1)
+
+
+def today() -> date:
+    """Today (UTC)."""
+    return datetime.now(UTC).date()
+
+
+def parse_day(value: str | None, name: str = "at") -> date | None:
+    """A ``YYYY-MM-DD`` parameter, at the earliest ``EARLIEST_DAY`` and at the latest today; 400 naming it."""
+    if value is None:
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidParameter(f"parameter {name!r}: {value[:40]!r} is not a day YYYY-MM-DD") from None
+    if day < EARLIEST_DAY:
+        raise InvalidParameter(f"parameter {name!r}: indicators begin on {EARLIEST_DAY.isoformat()}")
+    if day > today():
+        raise InvalidParameter(f"parameter {name!r}: {day.isoformat()} is in the future (today is "
+                               f"{today().isoformat()})")
+    return day
+
+
+def _format(f: str | None) -> str:
+    fmt = (f or "json").lower()
+    if fmt not in ("json", "csv"):
+        raise InvalidParameter(f"parameter 'f': unsupported format {f!r}; use json or csv")
+    return fmt
 
 
 async def startup(app: FastAPI) -> None:
@@ -80,15 +121,13 @@ def _spec_or_404(request: Request, indicator_id: str) -> None:
 
 
 @router.get("", summary="All plan indicators with their values, targets, status and gaps")
-async def list_indicators(request: Request, town: Town = None,
-                          f: Annotated[str | None, Query(description="json (default) or csv")] = None) -> Response:
-    """List every indicator for the district and every town (JSON) or as flat rows (``f=csv``)."""
-    fmt = (f or "json").lower()
-    if fmt not in ("json", "csv"):
-        raise InvalidParameter(f"parameter 'f': unsupported format {f!r}; use json or csv")
+async def list_indicators(request: Request, town: Town = None, f: Format = None, at: At = None) -> Response:
+    """List every indicator for the district and every town (JSON) or as flat rows (``f=csv``); ``at``: as of a day."""
+    fmt = _format(f)
+    day = parse_day(at)
     ids = request.app.state.indicator_engine.indicators.ids
-    got = await fresh_results(request, [f"indicator:{i}" for i in ids])
-    results = [got[f"indicator:{i}"] for i in ids]
+    got = await fresh_results(request, [indicator_key(i, day) for i in ids])
+    results = [got[indicator_key(i, day)] for i in ids]
     try:
         if fmt == "csv":
             return Response(to_csv(flat_rows(results, town)), media_type="text/csv; charset=utf-8",
@@ -97,7 +136,7 @@ async def list_indicators(request: Request, town: Town = None,
             results = [select_town(r, town) for r in results]
     except UnknownTownError as exc:
         raise NotFound(str(exc)) from None
-    return _json({"indicators": results, "town": town})
+    return _json({"indicators": results, "town": town, "at": at})
 
 
 @router.get("/gaps", summary="Gap layers, site suggestions and the density raster, refreshed if stale")
@@ -125,10 +164,13 @@ async def gap_outputs(
 
 
 @router.get("/{indicator_id}", summary="One plan indicator (district and towns, or one town)")
-async def get_indicator(request: Request, indicator_id: IndicatorId, town: Town = None) -> Response:
-    """One indicator: district value with every town's, or with ``town`` that town's value at the top level."""
+async def get_indicator(request: Request, indicator_id: IndicatorId, town: Town = None, at: At = None) -> Response:
+    """One indicator: district value with every town's, or with ``town`` that town's value at the top level.
+
+    ``at``: as of the end of that day (its result is stored, so a second read is one row).
+    """
     _spec_or_404(request, indicator_id)
-    key = f"indicator:{indicator_id}"
+    key = indicator_key(indicator_id, parse_day(at))
     result = (await fresh_results(request, [key]))[key]
     if town is not None:
         try:
@@ -136,6 +178,40 @@ async def get_indicator(request: Request, indicator_id: IndicatorId, town: Town 
         except UnknownTownError as exc:
             raise NotFound(str(exc)) from None
     return _json(result)
+
+
+@router.get("/{indicator_id}/trajectory", summary="Yearly values from the 2020 baseline, pace, projection, ranking")
+async def get_trajectory(
+    request: Request, indicator_id: IndicatorId, town: Town = None, f: Format = None,
+    at: Annotated[str | None, Query(description="The last day measured, `YYYY-MM-DD` (default today).")] = None,
+    last_n: Annotated[int, Query(ge=2, le=10, description="Yearly values the projection's line is fitted on")]
+    = traj.DEFAULT_LAST_N,
+) -> Response:
+    """The indicator's values at each year's end from the baseline (and on ``at``), the target and its year, the
+    pace needed and achieved, the projection to the target year (method stated), ``on_track`` and, for counts,
+    ``more_per_year``; the district and every town ranked by how far behind pace (or just ``town``)."""
+    _spec_or_404(request, indicator_id)
+    fmt = _format(f)
+    until = parse_day(at, "at") or today()
+    ind: IndicatorEngine = request.app.state.indicator_engine
+    keys = ind.trajectory_keys(indicator_id, until)
+    got = await fresh_results(request, list(keys.values()))
+    body = traj.trajectory(ind.indicators.get(indicator_id), {d: got[k] for d, k in keys.items()},
+                           last_n=last_n, until=until)
+    if town is not None:
+        try:
+            body = traj.select_town(body, town)
+        except UnknownTownError as exc:
+            raise NotFound(str(exc)) from None
+    if fmt == "csv":
+        columns, rows = traj.flat_rows(body)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows({k: excel_safe(v) for k, v in row.items()} for row in rows)
+        return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{indicator_id}-trajectory.csv"'})
+    return _json(body)
 
 
 @router.get("/{indicator_id}/suggestions", summary="Suggested new sites that close the indicator's gap")

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from cim_service import encoding
 from cim_service.auth import ANONYMOUS, Principal, can_read_layer, get_principal
 from cim_service.core.catalog import Catalog, Role
 from cim_service.features.asof import check_at, parse_at
@@ -76,7 +77,7 @@ def map_static(name: str, request: Request) -> Response:
     """Serve the deck.gl bundle from the pydeck wheel, or one of our map assets (modules as text/javascript)."""
     if name == "deck.js":
         etag = f'"{deck_bundle_etag()}"'
-        if request.headers.get("if-none-match") == etag:
+        if encoding.matches(request.headers.get("if-none-match", ""), etag):
             return Response(status_code=304, headers={"ETag": etag})
         return FileResponse(deck_bundle_path(), media_type="text/javascript",
                             headers={"ETag": etag, "Cache-Control": "public, max-age=86400"})
@@ -85,7 +86,7 @@ def map_static(name: str, request: Request) -> Response:
     # revalidated on every load (an edited module is seen at once), answered 304 while unchanged
     body, tag = own_asset_content(name)
     headers = {"ETag": f'"{tag}"', "Cache-Control": "no-cache"}
-    if request.headers.get("if-none-match") == headers["ETag"]:
+    if encoding.matches(request.headers.get("if-none-match", ""), headers["ETag"]):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=own_asset_type(name), headers=headers)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 import psycopg
@@ -188,3 +188,41 @@ async def listen_connection(url: str, channels: Sequence[str], application_name:
     for channel in channels:
         await conn.execute(f'LISTEN "{channel}"')
     return conn
+
+
+def stream_rows(url: str, sql: str, args: Sequence[Any], *, batch_rows: int, statement_timeout_ms: int,
+                application_name: str = "minhang-cim-export") -> Iterator[list[tuple]]:
+    """Rows of ``sql`` (``$n`` placeholders) in batches of ``batch_rows``, from a server-side cursor.
+
+    For exports run in a worker thread: one dedicated connection, one read-only transaction (so the whole
+    result is one snapshot), a ``DECLARE``d cursor fetched ``batch_rows`` at a time, so memory holds one batch
+    whatever the result's size. Each ``FETCH`` is bounded by ``statement_timeout_ms``. Driver errors leave as
+    :class:`QueryTimeout`, :class:`QueryDataError`, :class:`QueryError` or :class:`DatabaseUnavailable`.
+    """
+    options = f"-c statement_timeout={int(statement_timeout_ms)} -c jit=off"
+    try:
+        with psycopg.connect(libpq_url(url), application_name=application_name, options=options) as conn:
+            conn.read_only = True
+            with conn.transaction(), psycopg.RawServerCursor(conn, "cim_export") as cur:
+                cur.execute(sql, args, binary=True)
+                while rows := cur.fetchmany(batch_rows):
+                    yield rows
+    except psycopg.errors.QueryCanceled as exc:
+        raise QueryTimeout("statement timeout") from exc
+    except psycopg.DataError as exc:
+        raise QueryDataError(type(exc).__name__) from exc
+    except (psycopg.ProgrammingError, psycopg.IntegrityError, psycopg.InternalError,
+            psycopg.NotSupportedError) as exc:
+        raise QueryError(type(exc).__name__) from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise DatabaseUnavailable("the database is not reachable") from exc
+
+
+def fetch_value(url: str, sql: str, args: Sequence[Any], *, statement_timeout_ms: int) -> Any:
+    """The first value of ``sql`` on a short-lived connection (worker threads); errors as :func:`stream_rows`."""
+    from contextlib import closing
+
+    with closing(stream_rows(url, sql, args, batch_rows=1, statement_timeout_ms=statement_timeout_ms)) as batches:
+        for rows in batches:
+            return rows[0][0]
+    return None

@@ -75,6 +75,16 @@ def as_of_source(spec: LayerSpec, at_placeholder: str) -> str:
     return f"(SELECT {cols} FROM {table_name(spec)} WHERE {as_of_condition(at_placeholder)})"
 
 
+def first_versions_source(spec: LayerSpec) -> str:
+    """A relation (no alias) with the layer's columns: every feature ever recorded, in its first version.
+
+    For reads before the history begins: the features it knows of, to be dated by their own fields.
+    """
+    cols = ", ".join(f'"{c}"' for c in _columns(spec))
+    return (f"(SELECT DISTINCT ON (id) {cols} FROM {table_name(spec)} WHERE op <> 'delete' "
+            f"ORDER BY id, valid_from, hist_id)")
+
+
 # -- DDL ------------------------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ Layer tables (schema ``cim``) follow the catalog: see ``store.layer_tables``; th
 from __future__ import annotations
 
 import sqlalchemy as sa
+from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
 
 META_SCHEMA = "cim_meta"
@@ -113,6 +114,182 @@ indicator_result = sa.Table(
     sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("duration_ms", sa.Float, nullable=False, server_default="0"),
 )
+
+
+# -- OGC SensorThings (schema ``cim_sta``) -----------------------------------------------------------------------
+# Entities of the SensorThings data model, the observations (partitioned by day on ``phenomenon_time``), the
+# latest value per datastream, hourly aggregates and the dead letters of the MQTT bridge. Owners:
+#
+# | table | owner |
+# |---|---|
+# | ``thing``, ``location``, ``thing_location``, ``historical_location``, ``hist_location_location``, ``sensor``,
+#   ``observed_property``, ``datastream``, ``feature_of_interest`` | ``store.sta_entities`` |
+# | ``observation`` (and its partitions ``observation_pYYYYMMDD``), ``latest``, ``observation_hourly`` |
+#   ``store.observations`` |
+# | ``dead_letter`` | ``store.dead_letters`` |
+#
+# ``observation`` is kept narrow (≤ 60 bytes a row on disk, indexes included): 8 columns, so the tuple header with
+# its null bitmap stays 24 bytes; the Observation's ``@iot.id`` is not stored but derived from (datastream,
+# phenomenon time in ms) by ``cim_sta.observation_id`` (see ``store.observations``).
+STA_SCHEMA = "cim_sta"
+sta_metadata = sa.MetaData(schema=STA_SCHEMA)
+_ts = sa.DateTime(timezone=True)
+
+
+def _id(big: bool = True) -> sa.Column:
+    return sa.Column("id", sa.BigInteger if big else sa.Integer, sa.Identity(), primary_key=True)
+
+
+def _fk(name: str, table: str, *, nullable: bool = False, big: bool = True, ondelete: str = "CASCADE") -> sa.Column:
+    return sa.Column(name, sa.BigInteger if big else sa.Integer,
+                     sa.ForeignKey(f"{STA_SCHEMA}.{table}.id", ondelete=ondelete), nullable=nullable)
+
+
+def _jsonb(name: str = "properties") -> sa.Column:
+    return sa.Column(name, JSONB)
+
+
+sta_thing = sa.Table(
+    "thing", sta_metadata, _id(),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    _jsonb(),
+    sa.Column("layer_id", sa.Text),       # the catalog layer whose feature this Thing is (null: created over STA)
+    sa.Column("feature_key", sa.Text),    # that feature's feature_key
+    sa.UniqueConstraint("layer_id", "feature_key", name="uq_thing_layer_feature"),
+)
+
+sta_location = sa.Table(
+    "location", sta_metadata, _id(),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("encoding_type", sa.Text, nullable=False, server_default="application/geo+json"),
+    sa.Column("geom", Geometry("GEOMETRY", srid=4326, spatial_index=False)),
+    _jsonb(),
+    sa.Column("catalog_key", sa.Text, unique=True),  # '<layer_id>|<feature_key>' for a catalog feature's
+    sa.Index("ix_sta_location_geom", "geom", postgresql_using="gist"),
+)
+
+sta_thing_location = sa.Table(
+    "thing_location", sta_metadata,
+    _fk("thing_id", "thing"), _fk("location_id", "location"),
+    sa.PrimaryKeyConstraint("thing_id", "location_id"),
+    sa.Index("ix_sta_thing_location_location", "location_id"),
+)
+
+sta_historical_location = sa.Table(
+    "historical_location", sta_metadata, _id(),
+    _fk("thing_id", "thing"),
+    sa.Column("time", _ts, nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_sta_historical_location_thing", "thing_id", "time"),
+)
+
+sta_hist_location_location = sa.Table(
+    "hist_location_location", sta_metadata,
+    _fk("historical_location_id", "historical_location"), _fk("location_id", "location"),
+    sa.PrimaryKeyConstraint("historical_location_id", "location_id"),
+    sa.Index("ix_sta_hist_location_location_location", "location_id"),
+)
+
+sta_sensor = sa.Table(
+    "sensor", sta_metadata, _id(),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("encoding_type", sa.Text, nullable=False, server_default="text/html"),
+    sa.Column("metadata", sa.Text, nullable=False, server_default=""),
+    _jsonb(),
+    sa.Column("catalog_key", sa.Text, unique=True),  # '<layer_id>' for the sensor the catalog declares
+)
+
+sta_observed_property = sa.Table(
+    "observed_property", sta_metadata, _id(),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("definition", sa.Text, nullable=False, server_default=""),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    _jsonb(),
+    sa.Column("catalog_key", sa.Text, unique=True),  # '<layer_id>/<property name>' when declared in the catalog
+)
+
+sta_feature_of_interest = sa.Table(
+    "feature_of_interest", sta_metadata, _id(),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("encoding_type", sa.Text, nullable=False, server_default="application/geo+json"),
+    sa.Column("geom", Geometry("GEOMETRY", srid=4326, spatial_index=False)),
+    _jsonb(),
+    sa.Column("catalog_key", sa.Text, unique=True),  # '<layer_id>|<feature_key>' for a catalog feature's
+    sa.Index("ix_sta_feature_of_interest_geom", "geom", postgresql_using="gist"),
+)
+
+sta_datastream = sa.Table(
+    "datastream", sta_metadata,
+    _id(big=False),  # integer: observation.datastream_id is 4 bytes
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("observation_type", sa.Text, nullable=False,
+              server_default="http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"),
+    sa.Column("unit_name", sa.Text), sa.Column("unit_symbol", sa.Text), sa.Column("unit_definition", sa.Text),
+    _fk("thing_id", "thing"), _fk("sensor_id", "sensor"), _fk("observed_property_id", "observed_property"),
+    sa.Column("observed_area", Geometry("GEOMETRY", srid=4326, spatial_index=False)),
+    sa.Column("phenomenon_time_start", _ts), sa.Column("phenomenon_time_end", _ts),
+    sa.Column("result_time_start", _ts), sa.Column("result_time_end", _ts),
+    _jsonb(),
+    # the FeatureOfInterest of observations that name none (FROST: generated from the Thing's Location)
+    _fk("feature_id", "feature_of_interest", nullable=True, ondelete="SET NULL"),
+    sa.Column("catalog_key", sa.Text, unique=True),  # '<layer_id>|<feature_key>|<property name>' from the catalog
+    sa.Index("ix_sta_datastream_thing", "thing_id"),
+    sa.Index("ix_sta_datastream_sensor", "sensor_id"),
+    sa.Index("ix_sta_datastream_observed_property", "observed_property_id"),
+)
+
+#: partitions are ``observation_pYYYYMMDD`` (one per UTC day), created ahead by ``store.observations``
+sta_observation = sa.Table(
+    "observation", sta_metadata,
+    sa.Column("datastream_id", sa.Integer, nullable=False),
+    sa.Column("phenomenon_time", _ts, nullable=False),  # truncated to the millisecond (part of the id)
+    sa.Column("result", sa.Float),            # numeric results (OM_Measurement)
+    sa.Column("result_time", _ts),            # null: equal to phenomenon_time
+    sa.Column("feature_id", sa.BigInteger),   # null: the datastream's feature_id
+    sa.Column("result_json", JSONB),          # non-numeric results (text, booleans, objects)
+    sa.Column("result_quality", JSONB),
+    # rarely used: {"phenomenonTimeEnd": ..., "validTime": [start, end], "parameters": {...}}
+    sa.Column("extra", JSONB),
+    sa.Index("ix_sta_observation_time", "phenomenon_time", postgresql_using="brin"),
+    postgresql_partition_by="RANGE (phenomenon_time)",
+)
+
+sta_latest = sa.Table(
+    "latest", sta_metadata,
+    sa.Column("datastream_id", sa.Integer, primary_key=True),
+    sa.Column("phenomenon_time", _ts, nullable=False),
+    sa.Column("result", sa.Float),
+    sa.Column("result_json", JSONB),
+    sa.Column("result_time", _ts),
+    sa.Column("received_at", _ts, nullable=False, server_default=sa.func.now()),
+)
+
+sta_observation_hourly = sa.Table(
+    "observation_hourly", sta_metadata,
+    sa.Column("datastream_id", sa.Integer, nullable=False),
+    sa.Column("hour", _ts, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("min", sa.Float), sa.Column("max", sa.Float), sa.Column("sum", sa.Float),
+    sa.Column("first", sa.Float), sa.Column("last", sa.Float),
+    sa.PrimaryKeyConstraint("datastream_id", "hour"),
+)
+
+sta_dead_letter = sa.Table(
+    "dead_letter", sta_metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("received_at", _ts, nullable=False, server_default=sa.func.now()),
+    sa.Column("topic", sa.Text, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("client", sa.Text),
+    sa.Index("ix_sta_dead_letter_received_at", "received_at"),
+)
+
 
 history_purge = sa.Table(
     "history_purge",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
+from cim_service import encoding
 from cim_service.auth import Principal, can_read_layer, visible_fields
 from cim_service.core.catalog import Access, LayerSpec, UnknownLayerError
 from cim_service.errors import InvalidParameter, NotFound
@@ -76,17 +77,28 @@ def is_public(specs: list[LayerSpec], fields: list[tuple[str, ...]]) -> bool:
     return all(s.access is Access.public and not set(f) & set(s.personal_fields) for s, f in pairs)
 
 
-def _matches(if_none_match: str, etag: str) -> bool:
-    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
-    return "*" in tags or etag in tags
+def request_coding(request: Request) -> str:
+    """The content coding the client prefers for a tile (``br``, ``gzip`` or ``identity``)."""
+    return encoding.negotiate(request.headers.get("accept-encoding"))
 
 
 def tile_response(request: Request, tile: CachedTile, public: bool) -> Response:
-    """200 with the MVT, 204 when the tile is empty, 304 when ``If-None-Match`` matches the ETag."""
-    headers = {"ETag": tile.etag, "Cache-Control": "public, max-age=60" if public else "private, no-store"}
+    """200 with the MVT, 204 when the tile is empty, 304 when ``If-None-Match`` matches the ETag.
+
+    The body is the tile's stored form in the client's preferred coding (``Content-Encoding``), with the
+    ETag of that coding; every answer varies by ``Accept-Encoding``.
+    """
+    body, coding = tile.body(request_coding(request))
+    etag = encoding.coded_etag(tile.etag, coding)
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=60" if public else "private, no-store",
+               "Vary": "Accept-Encoding"}
     inm = request.headers.get("if-none-match")
-    if inm and _matches(inm, tile.etag):
+    # the coded tag (fast path: the client's header as sent) or the identity tag (behind the compression
+    # middleware, which hands routes the identity form of the negotiated coding's tags)
+    if inm and (encoding.matches(inm, etag) or encoding.matches(inm, tile.etag)):
         return Response(status_code=304, headers=headers)
     if not tile.content:
         return Response(status_code=204, headers=headers)
-    return Response(content=tile.content, media_type=MVT, headers=headers)
+    if coding != encoding.IDENTITY:
+        headers["Content-Encoding"] = coding
+    return Response(content=body, media_type=MVT, headers=headers)

@@ -1,7 +1,11 @@
 """Render vector tiles through the cache: per-layer MVT bytes, concatenated for multi-layer tiles.
 
 An MVT is a protobuf message whose layers are a repeated field, so the concatenation of single-layer tiles is
-a valid multi-layer tile: each layer is rendered (and cached) once and shared by every combination.
+a valid multi-layer tile: each layer is rendered (and cached) once and shared by every combination; the
+combination is cached too (under the keys of its layers), so its compressed forms are made once.
+
+Tiles are compressed once per coding (gzip, Brotli) when a client first asks for that coding, off the event
+loop when large, and the compressed bytes stay with the cached entry (:class:`cim_service.tiles.cache.CachedTile`).
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cim_service import encoding
 from cim_service.core.catalog import LayerSpec
 from cim_service.core.settings import Settings
 from cim_service.metrics import TILE_CACHE_HITS, TILE_CACHE_MISSES
+from cim_service.offloop import off_loop
 from cim_service.store.db import Database
 from cim_service.store.versions import LayerVersions, VersionListener
 from cim_service.tiles.cache import CachedTile, TileCache
@@ -83,9 +89,35 @@ class TileState:
             self.cache.put(key, rendered)
         return rendered
 
-    async def tile(self, reqs: list[LayerRequest], tile: TileRef) -> CachedTile:
-        """MVT with one layer per request, in request order."""
+    async def tile(self, reqs: list[LayerRequest], tile: TileRef, coding: str = encoding.IDENTITY) -> CachedTile:
+        """MVT with one layer per request, in request order, holding its ``coding`` form when worth it."""
         if len(reqs) == 1:
-            return await self.layer_tile(reqs[0], tile)
-        parts = await asyncio.gather(*(self.layer_tile(r, tile) for r in reqs))
-        return CachedTile.of(b"".join(p.content for p in parts))
+            key = self.cache_key(reqs[0], tile)
+            rendered = await self.layer_tile(reqs[0], tile)
+        else:
+            keys = [self.cache_key(r, tile) for r in reqs]
+            key = ("multi", *keys) if all(k is not None for k in keys) else None
+            rendered = self.cache.get(key) if key is not None else None
+            if rendered is None:
+                parts = await asyncio.gather(*(self.layer_tile(r, tile) for r in reqs))
+                rendered = CachedTile.of(b"".join(p.content for p in parts))
+                if key is not None:
+                    self.cache.put(key, rendered)
+        if coding != encoding.IDENTITY and coding not in rendered.coded \
+                and len(rendered.content) >= encoding.MIN_BYTES:
+            data = await _compress(rendered.content, coding)
+            if self.cache is not None:
+                self.cache.add_coding(key, rendered, coding, data)
+            else:
+                rendered.coded[coding] = data
+        return rendered
+
+
+#: tiles at least this large are compressed in the worker thread
+OFF_LOOP_BYTES = 32 * 1024
+
+
+async def _compress(content: bytes, coding: str) -> bytes:
+    if len(content) >= OFF_LOOP_BYTES:
+        return await off_loop(encoding.compress, content, coding)
+    return encoding.compress(content, coding)

@@ -47,7 +47,7 @@ DENSITY_RASTER = {
 #: shown under its Chinese name
 GROUP_TITLES_EN = {
     "基础": "Base", "指标缺口": "Plan gaps", "交通": "Transport", "生活": "Daily life", "感知设施": "Sensing",
-    "一标多实": "Addresses & residents", "通信": "Telecom", "规划": "Planning",
+    "一标多实": "Addresses & residents", "通信": "Telecom", "规划": "Planning", "底图": "Basemap", "三维": "3D city",
 }
 MAX_TILE_ZOOM = 16
 #: concurrent tile requests per layer (deck.gl's default of 6 splits a district view into two rounds)
@@ -78,6 +78,9 @@ def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS) -> dict[str, 
         "geometry": spec.geometry.value,
         "is_point": spec.geometry.is_point,
         "label_field": spec.label_field,
+        "label_field_en": spec.label_field_en,
+        "height_field": spec.height_field,
+        "tiles3d": f"/collections/{spec.id}/3dtiles/tileset.json" if spec.extruded else None,
         "visible": spec.style.visible,
         "min_zoom": spec.style.min_zoom,
         "style": {

@@ -9,6 +9,8 @@ building's point. ``residential`` marks homes.
 
 from __future__ import annotations
 
+import zlib
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -19,6 +21,7 @@ from pipelines.demo.geo import offset, rng_for
 from pipelines.demo.outline import district_outline
 from pipelines.demo.sampling import context, sample_points
 from pipelines.demo.scales import Scale
+from pipelines.demo.urbanform import town_form
 
 #: real road names of each town (a selection), used to write door plates
 TOWN_ROADS: dict[str, tuple[str, ...]] = {
@@ -64,7 +67,7 @@ def _door_plates(rng: np.random.Generator, scale: Scale) -> pd.DataFrame:
             lane = 100 + 20 * k + int(rng.integers(0, 20))
             poi = _ESTATE_A[rng.integers(0, len(_ESTATE_A))] + _ESTATE_B[rng.integers(0, len(_ESTATE_B))]
             word = "幢" if rng.random() < 0.2 else "号"  # newer estates number 幢 (with 单元), older ones 号
-            dx, dy = rng.normal(0, 70, size), rng.normal(0, 70, size)
+            dx, dy = _compound_layout(t, road, lane, size, rng.normal(0, 70, size), rng.normal(0, 70, size))
             bx, by = offset(np.full(size, lon[i]), np.full(size, lat[i]), dx, dy)
             inside = shapely.contains_xy(district_outline(), bx, by)
             bx, by = np.where(inside, bx, lon[i]), np.where(inside, by, lat[i])
@@ -75,6 +78,23 @@ def _door_plates(rng: np.random.Generator, scale: Scale) -> pd.DataFrame:
             rows.append((t, f"{road}{1 + 2 * k}号", lon[i], lat[i], False, None))
             i += 1
     return pd.DataFrame(rows, columns=["town", "plate", "lon", "lat", "residential", "poi"])
+
+
+def compound_angle(town: str, road: str, lane: int) -> float:
+    """Rotation (radians, within ±0.3) of the compound at ``road`` + ``lane``弄 of ``town``: its rows face south."""
+    return (zlib.crc32(f"{town}|{road}|{lane}".encode()) % 1000) / 1000.0 * 0.6 - 0.3
+
+
+def _compound_layout(town: str, road: str, lane: int, size: int, jx: np.ndarray,
+                     jy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (metres) of a compound's buildings: rows of slabs (:mod:`pipelines.demo.urbanform`), jittered."""
+    form = town_form(town)
+    per_row = max(1, int(np.ceil(np.sqrt(size * form.row_m / form.along_m))))
+    k = np.arange(size)
+    x = (k % per_row - (per_row - 1) / 2) * form.along_m + jx * 0.04
+    y = ((size - 1) // per_row / 2 - k // per_row) * form.row_m + jy * 0.02
+    a = compound_angle(town, road, lane)
+    return x * np.cos(a) - y * np.sin(a), x * np.sin(a) + y * np.cos(a)
 
 
 def _rooms(rng: np.random.Generator, buildings: pd.DataFrame, n_rooms: int) -> pd.DataFrame:

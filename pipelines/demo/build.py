@@ -12,7 +12,8 @@ from sqlalchemy.engine import Engine
 
 from cim_service.core.catalog import Catalog, LayerSpec, Role
 from pipelines.demo import addresses as addr
-from pipelines.demo import devices, houses, metro, people, roads, sites, towns
+from pipelines.demo import basemap, devices, houses, metro, people, roads, sites, towns
+from pipelines.demo import buildings as bldg
 from pipelines.demo.outline import district_frame
 from pipelines.demo.scales import get_scale
 from pipelines.load import LoadResult, load_geodataframe
@@ -20,8 +21,8 @@ from pipelines.load import LoadResult, load_geodataframe
 DEFAULT_SEED = 20210101
 #: load order: the district first (other layers are checked against it), then base layers, then the rest
 LAYER_ORDER = (
-    "district", "towns", "shanghai_townships", "planning_zones", "key_areas", "main_roads",
-    "addresses", "houses", "organisations", "people",
+    "district", "towns", "shanghai_townships", "water", "parks", "planning_zones", "key_areas", "main_roads",
+    "addresses", "buildings", "built_up", "houses", "organisations", "people",
     "cameras", "base_stations", "iot_nodes", "charging_stations", "smart_poles", "smart_lockers",
     "metro_stations", "metro_entrances", "bus_stops", "underground_spaces", "waterlogging_sensors",
 )
@@ -50,8 +51,13 @@ def build_demo(scale: str = "baseline", seed: int = DEFAULT_SEED) -> dict[str, g
         "key_areas": roads.key_areas_frame(),
         "main_roads": roads.roads_frame(),
     }
+    out["water"] = basemap.water_frame()
+    out["parks"] = basemap.parks_frame()
     out["addresses"] = addr.addresses(sc, seed)
-    out["houses"] = houses.houses(out["addresses"], seed)
+    out["buildings"] = bldg.buildings(out["addresses"], seed, keep_out=basemap.keep_out())
+    out["built_up"] = basemap.built_up_frame(out["buildings"])
+    out["houses"] = houses.houses(out["addresses"], seed, out["buildings"])
+    out["addresses"] = bldg.link_addresses(out["addresses"], out["buildings"])
     out["organisations"] = houses.organisations(sc, out["addresses"], seed)
     out["people"] = people.people(sc, out["addresses"], seed)
     out["cameras"] = devices.cameras(sc, seed)

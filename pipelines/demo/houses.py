@@ -21,8 +21,12 @@ CATEGORIES = {"enterprise": ("91", 0.55), "shop": ("92", 0.28), "government": ("
               "school": ("12", 0.04), "hospital": ("12", 0.02), "other": ("52", 0.09)}
 
 
-def houses(addresses: gpd.GeoDataFrame, seed: int) -> gpd.GeoDataFrame:
-    """Return the ``houses`` layer: one house per building (号 or 幢) address."""
+def houses(addresses: gpd.GeoDataFrame, seed: int, bldgs: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+    """Return the ``houses`` layer: one house per building (号 or 幢) address, in its building when it has one.
+
+    A house in a building takes the building's id, use and storeys, and a floor area of storeys × footprint
+    (less 10 % of walls and shafts); a house without a building keeps drawn values.
+    """
     rng = rng_for(seed, "houses")
     b = building_addresses(addresses)
     n = len(b)
@@ -32,9 +36,19 @@ def houses(addresses: gpd.GeoDataFrame, seed: int) -> gpd.GeoDataFrame:
     floors = np.where(res, rng.choice([5, 6, 6, 11, 14, 18, 24, 30], n), rng.integers(1, 12, n)).astype(np.int64)
     built = np.where(res, rng.integers(1985, 2021, n), rng.integers(1990, 2021, n)).astype(np.int64)
     area = np.round(floors * rng.uniform(300, 900, n), 1)
+    building_id = np.full(n, None, dtype=object)
+    if bldgs is not None and len(bldgs):
+        at = bldgs.set_index("address_code").reindex(b["address_code"].to_numpy())
+        has = at["building_id"].notna().to_numpy()
+        building_id[has] = at["building_id"].to_numpy()[has]
+        use = np.where(has, at["use"].to_numpy(), use)
+        floors = np.where(has, at["floors"].fillna(1).to_numpy(), floors).astype(np.int64)
+        footprint = at["footprint_m2"].to_numpy(dtype=float)
+        area = np.where(has, np.round(floors * np.nan_to_num(footprint) * 0.9, 1), area)
     return points_frame({
         "house_id": [f"MHFW{i + 1:07d}" for i in range(n)],
         "address_code": b["address_code"].to_numpy(),
+        "building_id": building_id,
         "use": use,
         "floors": floors,
         "floor_area_m2": area,

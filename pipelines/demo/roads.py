@@ -50,6 +50,37 @@ ROADS: tuple[tuple[str, str, str, tuple[tuple[float, float], ...]], ...] = (
     ("BSGL", "北松公路", "secondary", ((121.280, 31.040), (121.330, 31.030), (121.380, 31.030))),
 )
 
+#: English road names (the map's EN labels)
+ROAD_NAMES_EN: dict[str, str] = {
+    "S20": "Outer Ring Expressway (S20)",
+    "G60": "Shanghai–Kunming Expressway (G60)",
+    "S4": "Shanghai–Jinshan Expressway (S4)",
+    "JMGJ": "Jiamin Elevated Road",
+    "HMR": "Humin Road",
+    "HMEI": "Hongmei Road",
+    "HMNR": "South Hongmei Road",
+    "LHNR": "South Lianhua Road",
+    "CBR": "Caobao Road",
+    "QXR": "Qixin Road",
+    "DSR": "Dushi Road",
+    "JCR": "Jianchuan Road",
+    "PXGL": "Puxing Highway",
+    "WZR": "Wuzhong Road",
+    "BZR": "Beizhai Road",
+    "GDR": "Gudai Road",
+    "CSR": "Chunshen Road",
+    "ZCR": "Zhongchun Road",
+    "YJR": "Yuanjiang Road",
+    "DCR": "Dongchuan Road",
+    "JCLR": "Jiangchuan Road",
+    "LWR": "Longwu Road",
+    "CHGL": "Chenhang Highway",
+    "SDGL": "Shendu Highway",
+    "SLGL": "Sanlu Highway",
+    "SCR": "Shenchang Road",
+    "BSGL": "Beisong Highway",
+}
+
 #: key areas: (name, English name, 5G coverage target, rough extent lon/lat box)
 KEY_AREAS = (
     ("虹桥商务区", "Hongqiao Business District (Minhang part)", 0.99, (121.295, 31.175, 121.335, 31.215)),
@@ -74,7 +105,8 @@ def roads_frame() -> gpd.GeoDataFrame:
     """Return the ``main_roads`` layer."""
     lines = road_lines()
     return gpd.GeoDataFrame(
-        {"road_id": list(lines), "name": [v[0] for v in lines.values()], "grade": [v[1] for v in lines.values()]},
+        {"road_id": list(lines), "name": [v[0] for v in lines.values()],
+         "name_en": [ROAD_NAMES_EN.get(rid) for rid in lines], "grade": [v[1] for v in lines.values()]},
         geometry=[v[2] for v in lines.values()],
         crs=4326,
     )

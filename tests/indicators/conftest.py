@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from cim_service.core.catalog import Catalog
+from cim_service.store import history
 from cim_service.store.db import make_engine
 from cim_service.store.layer_state import bump_version
 from cim_service.store.localdb import LocalCluster
@@ -57,8 +58,9 @@ def hand_url(throwaway_database) -> Iterator[str]:
 def hand(hand_url: str, catalog: Catalog) -> Iterator[Engine]:
     """Engine on the hand-case database with every layer and stored result emptied."""
     eng = make_engine(hand_url)
-    with eng.begin() as conn:  # stored results go too, so nothing computed before can be served
-        tables = ", ".join(spec.qualified_table for spec in catalog)
+    with eng.begin() as conn:  # stored results and history go too, so nothing computed before can be served
+        tables = ", ".join([*(spec.qualified_table for spec in catalog),
+                            *(history.table_name(spec) for spec in catalog if history.has_history(spec))])
         conn.execute(sa.text(f"TRUNCATE {tables}, cim_meta.indicator_result"))
     yield eng
     eng.dispose()

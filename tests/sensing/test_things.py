@@ -1,0 +1,70 @@
+"""Sensing layers: an ingest makes their features SensorThings Things, in the ingest's transaction."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from cim_service.store import sta_entities
+
+
+def _layer_rows(conn, spec):
+    return conn.execute(sa.text(
+        f"SELECT feature_key, ST_X(geom), ST_Y(geom) FROM {spec.qualified_table} ORDER BY feature_key")).all()
+
+
+def test_catalog_declares_sensing_layers(catalog):
+    sensing = {s.id: s for s in catalog.sensing_layers}
+    assert {"waterlogging_sensors", "iot_nodes"} <= set(sensing)
+    depth = next(p for p in sensing["waterlogging_sensors"].sensing.observed_properties if p.name == "water_depth")
+    assert (depth.unit.name, depth.unit.symbol) == ("centimetre", "cm")
+    assert any(p.where for p in sensing["iot_nodes"].sensing.observed_properties)
+
+
+def test_demo_ingest_creates_things_locations_datastreams(demo_database_url, engine, catalog):
+    for spec in catalog.sensing_layers:
+        with engine.connect() as conn:
+            features = _layer_rows(conn, spec)
+            things = sta_entities.things_of_layer(conn, spec.id)
+            streams = sta_entities.catalog_datastreams(conn, spec.id)
+        assert features, spec.id
+        assert [t["feature_key"] for t in things] == [f[0] for f in features]
+        for thing, (_key, x, y) in zip(things, features, strict=True):
+            assert json.loads(thing["location"])["coordinates"] == pytest.approx([x, y], abs=1e-8)
+            assert thing["historical_locations"] == 1
+        # every feature has a datastream for each property its kind senses (and only those)
+        expected = 0
+        with engine.connect() as conn:
+            for prop in spec.sensing.observed_properties:
+                where = " AND ".join(f'"{f}"::text = ANY(:v_{f})' for f in prop.where) or "TRUE"
+                expected += conn.execute(sa.text(f"SELECT count(*) FROM {spec.qualified_table} WHERE {where}"),
+                                         {f"v_{f}": [str(v) for v in vals] for f, vals in prop.where.items()}
+                                         ).scalar_one()
+        assert len(streams) == expected
+        with engine.connect() as conn:
+            units = dict(conn.execute(sa.text(
+                "SELECT d.properties->>'property', d.unit_symbol FROM cim_sta.datastream d "
+                "JOIN cim_sta.thing t ON t.id = d.thing_id WHERE t.layer_id = :l"), {"l": spec.id}).all())
+        for prop in spec.sensing.observed_properties:
+            if prop.name in units:
+                assert units[prop.name] == prop.unit.symbol
+
+
+def test_sync_is_idempotent_and_follows_moves(demo_database_url, engine, catalog):
+    spec = next(s for s in catalog.sensing_layers if s.id == "waterlogging_sensors")
+    with engine.begin() as conn:
+        before = sta_entities.things_of_layer(conn, spec.id)
+        again = sta_entities.sync_layer(conn, spec)
+        assert (again.things, again.datastreams, again.moved) == (0, 0, 0)
+        key = before[0]["feature_key"]
+        conn.execute(sa.text(f"UPDATE {spec.qualified_table} SET geom = ST_Translate(geom, 0.001, 0) "
+                             "WHERE feature_key = :k"), {"k": key})
+        moved = sta_entities.sync_layer(conn, spec)
+        after = {t["feature_key"]: t for t in sta_entities.things_of_layer(conn, spec.id)}
+        conn.rollback()
+    assert moved.moved == 1
+    assert after[key]["historical_locations"] == 2
+    assert json.loads(after[key]["location"])["coordinates"][0] > json.loads(before[0]["location"])["coordinates"][0]
+    assert [t["id"] for t in before] == [after[t["feature_key"]]["id"] for t in before]
