@@ -36,6 +36,7 @@ from cim_service.errors import install_error_handlers
 from cim_service.geocode.service import Geocoder
 from cim_service.metrics import SENSOR_OBSERVATIONS, SENSOR_REJECTED, RequestObserver
 from cim_service.offloop import Slots
+from cim_service.routes import edit as edit_routes
 from cim_service.routes import features, geocode, indicators, ops, pmtiles, sta, styles, tiles, tiles3d
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = load_catalog(settings.catalog_dir)
     app.state.geocoder = Geocoder(app.state.catalog)  # the address index is read on first use
     app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE,
-                                                *styles.CONFORMANCE]))
+                                                *styles.CONFORMANCE, *edit_routes.CONFORMANCE]))
     install_error_handlers(app)
     _document_400_not_422(app)
     _openapi_document(app)
@@ -109,9 +110,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Methods)  # HEAD and OPTIONS on every route; inside CORS so preflights reach CORS first
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "HEAD", "OPTIONS"],
-                           allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match", "Range"],
-                           expose_headers=["Content-Crs", "ETag", "Link", "Content-Range", "Accept-Ranges"],
+                           allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["X-API-Key", "Authorization", "Accept", "If-None-Match", "Range",
+                                          "If-Match", "Content-Type", "Content-Crs"],
+                           expose_headers=["Content-Crs", "ETag", "Link", "Content-Range", "Accept-Ranges",
+                                           "Location"],
                            max_age=3600)
     app.add_middleware(Edge, settings=settings)  # request bounds, link origin, client address, loop-lag probe
     app.add_middleware(RequestObserver, log_json=settings.log_json)
@@ -119,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(features.router)
     app.include_router(history_routes.router)
+    app.include_router(edit_routes.router)
     app.include_router(tiles.router)
     app.include_router(tiles3d.router)
     app.include_router(styles.router)

@@ -36,9 +36,10 @@ from cim_service.store.db import Database
 #: scopes granted to each role
 ROLES: dict[str, frozenset[str]] = {
     "analyst": frozenset({"internal"}),
-    "officer": frozenset({"internal", "restricted", "personal_data"}),
+    "editor": frozenset({"internal", "editor"}),
+    "officer": frozenset({"internal", "restricted", "personal_data", "editor"}),
     "sensor": frozenset({"sensor_writer"}),
-    "admin": frozenset({"internal", "restricted", "personal_data", "admin", "sensor_writer"}),
+    "admin": frozenset({"internal", "restricted", "personal_data", "admin", "sensor_writer", "editor"}),
 }
 KEY_PREFIX = "cim_"
 KEY_CACHE_SECONDS = 10.0

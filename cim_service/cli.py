@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from cim_service.commands import broker, db, demo, indicators, ingest, report, sensors, serve, tiles
+from cim_service.commands import broker, db, demo, history, indicators, ingest, report, sensors, serve, tiles
 from cim_service.commands import map as map_command
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ ingest.register(app)
 demo.register(app)
 serve.register(app)
 indicators.register(app)
+history.register(app)
 map_command.register(app)
 report.register(app)
 tiles.register(app)

@@ -75,6 +75,27 @@ class Forbidden(CimError):
     code = "Forbidden"
 
 
+class PreconditionFailed(CimError):
+    """``If-Match`` names a version of the feature that is no longer the current one (an edit conflict)."""
+
+    status = 412
+    code = "PreconditionFailed"
+
+
+class PayloadTooLarge(CimError):
+    """The request body exceeds its bound."""
+
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class UnprocessableContent(CimError):
+    """A well-formed body whose values break the catalog's rules (the message names the field)."""
+
+    status = 422
+    code = "UnprocessableContent"
+
+
 class NotAcceptable(CimError):
     """No representation matches the requested format."""
 

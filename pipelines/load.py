@@ -469,7 +469,7 @@ def _drop_spatial_indexes(conn: Connection, spec: LayerSpec, rows: int) -> list[
     ), {"schema": LAYER_SCHEMA, "table": spec.table}).all()
     for name, _ in indexes:
         conn.execute(sa.text(f'DROP INDEX "{LAYER_SCHEMA}"."{name}"'))
-    return [ddl for _, ddl in indexes]
+    return [ddl for _, ddl in indexes] + history.drop_bulk_indexes(conn, spec)
 
 
 def _district_sql(conn: Connection, spec: LayerSpec, outline: LayerSpec | None) -> str | None:

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     max_limit: int = Field(default=10_000, ge=1)
     #: the longest interval ``/collections/{id}/changes`` accepts (``to - from``), in days
     history_max_interval_days: int = Field(default=3_660, ge=1)
+    #: the largest feature an edit (POST/PUT/PATCH) may send, in bytes
+    edit_max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)

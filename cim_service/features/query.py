@@ -17,6 +17,7 @@ from cim_service.core.catalog import FieldSpec, LayerSpec
 from cim_service.features.crs import OutputCrs, geometry_sql
 from cim_service.features.sql import Params, quote_ident
 from cim_service.store import history, layer_state
+from cim_service.store.layer_tables import etag_sql
 
 COUNT_CAP = 100_000
 
@@ -103,7 +104,7 @@ def item_sql(spec: LayerSpec, properties: list[FieldSpec], crs: OutputCrs, param
     """The statement returning one feature's GeoJSON text (no row when absent); ``source`` as in ItemsQuery."""
     geom = geometry_sql(crs)
     relation = f'{source} AS "__src"' if source else spec.qualified_table
-    return (f"SELECT {feature_text_sql(properties, crs, geom=geom)} AS feature "
+    return (f"SELECT {feature_text_sql(properties, crs, geom=geom)} AS feature, {etag_sql()} AS etag "
             f"FROM {relation} WHERE \"id\" = {params.bind(fid, 'bigint')}")
 
 

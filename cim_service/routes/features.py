@@ -365,7 +365,8 @@ async def item(
         await check_at(request.app.state.db, [spec], instant)
         source = as_of_source(spec, params.bind(instant, "timestamptz"))
     sql = item_sql(spec, props, out_crs, params, fid, source)
-    text = await request.app.state.db.fetchval(sql, *params.values)
+    row = await request.app.state.db.fetchrow(sql, *params.values)
+    text = row["feature"] if row is not None else None
     if text is None:
         raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}"
                        + (f" as of {at}" if at is not None else ""))
@@ -380,7 +381,10 @@ async def item(
               link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]
     headers = {"Content-Crs": content_crs_header(out_crs)}
     expanded = await _expanded(request, principal, spec, links, fid, out_crs) if links else None
-    etag = formats.content_etag(fmt, headers["Content-Crs"], text, orjson.dumps(links_).decode(), expanded or "")
+    # "<version>.<representation>": the feature's version (store.layer_tables.etag_sql), which If-Match on an
+    # edit compares, then the hash of this representation (format, CRS, links, expanded features)
+    content = formats.content_etag(fmt, headers["Content-Crs"], text, orjson.dumps(links_).decode(), expanded or "")
+    etag = f'"{row["etag"].strip(chr(34))}.{content.strip(chr(34))[:12]}"'
     unchanged = formats.not_modified(request, etag, headers)
     if unchanged is not None:
         return unchanged

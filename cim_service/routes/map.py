@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from cim_service import encoding
-from cim_service.auth import Principal, get_principal
+from cim_service.auth import ANONYMOUS, Principal, can_read_layer, get_principal
 from cim_service.core.catalog import Catalog, Role
+from cim_service.features.asof import check_at, parse_at
 from cim_service.store import layer_state
 from cim_service.store.db import Database
 from cim_service.webmap.assets import (
@@ -34,23 +36,39 @@ async def district_bbox(db: Database, catalog: Catalog) -> tuple[float, float, f
     return extents[outline.id]
 
 
+At = Annotated[str | None, Query(description="RFC 3339 instant: the layers' tiles as of then (their history).")]
+
+
+async def _at(request: Request, principal: Principal, at: str | None) -> str | None:
+    """``at`` checked against the history of the source layers the caller may read, as a UTC instant."""
+    if at is None:
+        return None
+    instant = parse_at(at)
+    specs = [s for s in request.app.state.catalog if s.kind == "source" and can_read_layer(s, principal)]
+    await check_at(request.app.state.db, specs, instant)
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 @router.get("", response_class=HTMLResponse, summary="The CIM一张图 planners' web map")
-async def map_page(request: Request) -> HTMLResponse:
+async def map_page(request: Request, at: At = None) -> HTMLResponse:
     """Serve the map page (deck.gl, offline: every asset comes from this service).
 
     A page load carries no credentials, so the page describes the public layers only; once an API key is
     entered, the page replaces its configuration with ``/map/config`` for that key.
     """
     bbox = await district_bbox(request.app.state.db, request.app.state.catalog)
-    config = build_page_config(request.app.state.catalog, district_bbox=bbox)
+    config = build_page_config(request.app.state.catalog, district_bbox=bbox,
+                               at=await _at(request, ANONYMOUS, at))
     return HTMLResponse(render_page(config), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/config", summary="The map's configuration for the caller: the layers and fields its key may see")
-async def map_config(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> JSONResponse:
+async def map_config(request: Request, principal: Annotated[Principal, Depends(get_principal)],
+                     at: At = None) -> JSONResponse:
     """Return the page configuration (layers, fields, deck.gl spec) for the caller's API key."""
     bbox = await district_bbox(request.app.state.db, request.app.state.catalog)
-    config = build_page_config(request.app.state.catalog, principal=principal, district_bbox=bbox)
+    config = build_page_config(request.app.state.catalog, principal=principal, district_bbox=bbox,
+                               at=await _at(request, principal, at))
     return JSONResponse(config, headers={"Cache-Control": "private, no-store"})
 
 

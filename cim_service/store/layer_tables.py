@@ -130,3 +130,14 @@ def feature_count(conn: Connection, spec: LayerSpec) -> int:
 def is_empty(conn: Connection, spec: LayerSpec) -> bool:
     """Tell whether the layer's table has no row."""
     return not conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {spec.qualified_table})")).scalar()
+
+
+def etag_sql(alias: str = "") -> str:
+    """SQL expression of a layer row's entity tag (its id and last write time, quoted), for reads and edits.
+
+    ``updated_at`` changes with every write of the row (ingest, edit), so the tag names one version of the
+    feature; history rows carry the same columns, so a version read ``at`` an instant has the tag it had then.
+    """
+    a = f'{alias}.' if alias else ""
+    return (f"'\"' || left(md5({a}\"id\"::text || ':' || extract(epoch FROM {a}\"updated_at\")::text), 20) "
+            "|| '\"'")

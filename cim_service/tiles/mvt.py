@@ -66,6 +66,8 @@ def build_tile_sql(spec: LayerSpec, tile: TileRef, fields: tuple[str, ...], limi
     env = f"ST_MakeEnvelope({p[0]}::float8, {p[1]}::float8, {p[2]}::float8, {p[3]}::float8, {tile.srid})"
     col = f't."{tile.column}"'
     cond = f"{col} && ST_Expand(env.e, {p[4]}::float8)" + (f" AND ({where})" if where else "")
+    if at is not None and tile.srid != 4326:  # the history's one spatial index is on geom (store.history)
+        cond += f' AND t."geom" && ST_Transform(ST_Expand(env.e, {p[4]}::float8), 4326)'
     props = _columns(spec, fields)
     if spec.geometry.is_point and tile.z < THIN_BELOW_ZOOM:
         sql = _thinned_sql(relation, env, col, cond, props, fields, p, limit,

@@ -177,14 +177,19 @@ def build_deck_spec(catalog: Catalog) -> dict[str, Any]:
 
 
 def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inline: dict[str, Any] | None = None,
-                      district_bbox: tuple[float, float, float, float] | None = None) -> dict[str, Any]:
+                      district_bbox: tuple[float, float, float, float] | None = None,
+                      at: str | None = None) -> dict[str, Any]:
     """Build the page configuration for ``principal``: layer metadata, deck spec, endpoints, inlined data.
 
     Only the layers ``principal`` may read are described, with only the fields it may see: the page (loaded
     without credentials) and the static export never name a restricted layer or a personal field; a page
-    given an API key asks ``/map/config`` for the configuration of that key.
+    given an API key asks ``/map/config`` for the configuration of that key. With ``at`` (an RFC 3339 instant,
+    already checked), the tiles of the layers that keep a history are those as of that instant (``?at=``).
     """
     catalog = Catalog([spec for spec in catalog if can_read_layer(spec, principal)])
+    deck = build_deck_spec(catalog)
+    if at is not None:
+        _tiles_as_of(deck, {spec.id for spec in catalog if spec.kind == "source"}, at)
     return {
         "title_zh": "闵行区CIM一张图",
         "title_en": "Minhang CIM One Map",
@@ -195,7 +200,8 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
         "groups": group_titles([spec.style.group for spec in catalog] + [DENSITY_RASTER["group"]]),
         "public_layers": [spec.id for spec in catalog if spec.access is Access.public],
         "raster": DENSITY_RASTER,
-        "deck": build_deck_spec(catalog),
+        "deck": deck,
+        "at": at,
         "endpoints": {
             "items": "/collections/{id}/items",
             "item": "/collections/{id}/items/{fid}",
@@ -207,6 +213,16 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
         },
         "inline": inline,
     }
+
+
+def _tiles_as_of(deck: dict[str, Any], layer_ids: set[str], at: str) -> None:
+    """Point the MVT layers of ``layer_ids`` at their tiles as of ``at``."""
+    from urllib.parse import quote
+
+    for layer in deck.get("layers", []):
+        if layer.get("@@type") == "MVTLayer" and layer.get("id") in layer_ids and isinstance(layer.get("data"), str):
+            sep = "&" if "?" in layer["data"] else "?"
+            layer["data"] = f"{layer['data']}{sep}at={quote(at, safe='')}"
 
 
 def _script_json(value: Any) -> str:

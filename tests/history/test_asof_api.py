@@ -210,3 +210,18 @@ def test_history_access_control_and_audit(api, db):
     people_admin = create_api_key(db, "hist-admin", "admin")
     r = api.get(f"/collections/people/items/{fid}", params={"at": "2000-01-01"}, headers={"X-API-Key": people_admin})
     assert r.status_code == 400 and "begins at" in r.json()["description"]
+
+
+def test_map_config_passes_at_to_the_tiles(api):
+    r = api.get("/map/config", params={"at": "2022-06-01T00:00:00+08:00"})
+    assert r.status_code == 200, r.text
+    config = r.json()
+    assert config["at"] == "2022-05-31T16:00:00Z"
+    urls = {layer["id"]: layer["data"] for layer in config["deck"]["layers"] if layer.get("@@type") == "MVTLayer"}
+    assert urls["iot_nodes"].endswith("at=2022-05-31T16%3A00%3A00Z")
+    assert "at=" not in urls["gap_5g"]  # derived layers have no history: shown as they are now
+    assert "at=" not in api.get("/map/config").json()["deck"]["layers"][-2].get("data", "")
+    page = api.get("/map", params={"at": "2022-06-01"})
+    assert page.status_code == 200 and "at=2022-06-01T00%3A00%3A00Z" in page.text
+    bad = api.get("/map", params={"at": "2020-01-01"})
+    assert bad.status_code == 400 and "begins at" in bad.json()["description"]

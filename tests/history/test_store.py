@@ -93,3 +93,55 @@ def test_purge_keeps_later_states_and_is_logged(db, catalog, story):
         log = history.purges(conn)
         assert {r["actor"] for r in log if r["layer_id"] == "iot_nodes"} == {"admin-test"}
     assert T3 > T2
+
+
+def test_bulk_first_load_rebuilds_the_history_indexes(db, catalog):
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    from pipelines.load import BULK_REBUILD_ROWS, load_geodataframe
+
+    spec = catalog.get("smart_poles")
+    n = BULK_REBUILD_ROWS
+    gdf = gpd.GeoDataFrame({"pole_id": [f"P{i:06d}" for i in range(n)]},
+                           geometry=shapely.points(np.linspace(121.3, 121.5, n), np.full(n, 31.1)), crs="EPSG:4326")
+    load_geodataframe(db, spec, gdf, source_name="poles.csv", source_sha256="p" * 64, source_crs="EPSG:4326",
+                      outline=None)
+    with db.connect() as conn:
+        gist = conn.execute(sa.text("SELECT count(*) FROM pg_indexes WHERE schemaname = 'cim_hist' "
+                                    "AND tablename = 'smart_poles' AND indexdef LIKE '% USING gist %'")).scalar()
+        rows = conn.execute(sa.text("SELECT count(*) FROM cim_hist.smart_poles WHERE op = 'insert'")).scalar()
+    assert (gist, rows) == (1, n)
+
+
+def test_closing_a_version_touches_no_index(db, catalog):
+    """Closing the open version is a HOT update (no index on valid_to, room on the page): cheap ingests.
+
+    An ingest's changes are spread over the layer (here every 20th feature, 5 %).
+    """
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE cim.smart_poles SET road_name = 'x' WHERE right(pole_id, 2) IN "
+                             "('00', '20', '40', '60', '80')"))
+        upd, hot = conn.execute(sa.text(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE schemaname = 'cim_hist' AND relname = 'smart_poles'")).one()
+    assert upd == 500 and hot >= 0.95 * upd
+
+
+def test_migrate_brings_an_earlier_history_layout_up_to_date(db, catalog):
+    from cim_service.store.migrate import migrate
+
+    with db.begin() as conn:  # the first layout: a primary key and the validity inside two GIST indexes
+        conn.execute(sa.text('ALTER TABLE cim_hist.bus_stops ADD CONSTRAINT "bus_stops_pkey" PRIMARY KEY (hist_id)'))
+        conn.execute(sa.text('DROP INDEX cim_hist."hx_bus_stops_geom"'))
+        conn.execute(sa.text("CREATE INDEX \"hx_bus_stops_geom\" ON cim_hist.bus_stops USING gist "
+                             "(geom, (tstzrange(valid_from, valid_to, '[)')))"))
+        conn.execute(sa.text("CREATE INDEX \"hx_bus_stops_geom_3857\" ON cim_hist.bus_stops USING gist "
+                             "(geom_3857, (tstzrange(valid_from, valid_to, '[)')))"))
+    migrate(db, catalog)
+    with db.connect() as conn:
+        defs = dict(conn.execute(sa.text("SELECT indexname, indexdef FROM pg_indexes "
+                                         "WHERE schemaname = 'cim_hist' AND tablename = 'bus_stops'")).all())
+    assert set(defs) == {"hx_bus_stops_id", "hx_bus_stops_from", "hx_bus_stops_geom"}
+    assert "tstzrange" not in defs["hx_bus_stops_geom"]
