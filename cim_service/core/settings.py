@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 from enum import StrEnum
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -204,9 +203,10 @@ class Settings(BaseSettings):
         """Folder of the PMTiles archives served at ``/pmtiles/{name}``."""
         return self.pmtiles_dir if self.pmtiles_dir is not None else self.home / "pmtiles"
 
-    @cached_property
+    @property
     def catalog_dir(self) -> Path:
-        """Folder of the declarative layer catalog."""
+        """Folder of the declarative layer catalog (a plain property: ``model_copy(update={"layers_dir": …})`` copies
+        a cached value, and a copy made for another catalog would keep reading the first one)."""
         if self.layers_dir is not None:
             return self.layers_dir
         import layers
