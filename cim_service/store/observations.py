@@ -143,23 +143,26 @@ def _copy_rows(cur: psycopg.Cursor, rows: Sequence[Observation]) -> None:
 def _upsert_latest(cur: psycopg.Cursor, rows: Sequence[Observation]) -> None:
     newest: dict[int, Observation] = {}
     for o in rows:
-        cur_best = newest.get(o.datastream_id)
-        if cur_best is None or o.phenomenon_time >= cur_best.phenomenon_time:
+        best = newest.get(o.datastream_id)
+        if best is None or o.phenomenon_time >= best.phenomenon_time:
             newest[o.datastream_id] = o
-    obs = list(newest.values())
+    # the newest value per datastream goes through a temporary table (binary COPY), then one upsert
+    cur.execute("CREATE TEMP TABLE IF NOT EXISTS latest_in (datastream_id int4, phenomenon_time timestamptz, "
+                "result float8, result_json jsonb, result_time timestamptz) ON COMMIT DELETE ROWS")
+    with cur.copy("COPY latest_in FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "timestamptz", "float8", "jsonb", "timestamptz"])
+        for o in newest.values():
+            copy.write_row((o.datastream_id, o.phenomenon_time, o.result,
+                            None if o.result_json is None else Jsonb(o.result_json), o.result_time))
     cur.execute(
         f"""
-        INSERT INTO {LATEST} (datastream_id, phenomenon_time, result, result_json, result_time, received_at)
-        SELECT d, t, r, j, rt, now()
-          FROM unnest(%s::int4[], %s::timestamptz[], %s::float8[], %s::jsonb[], %s::timestamptz[]) AS u(d, t, r, j, rt)
+        INSERT INTO {LATEST} AS l (datastream_id, phenomenon_time, result, result_json, result_time, received_at)
+        SELECT datastream_id, phenomenon_time, result, result_json, result_time, now() FROM latest_in
         ON CONFLICT (datastream_id) DO UPDATE
            SET phenomenon_time = excluded.phenomenon_time, result = excluded.result,
                result_json = excluded.result_json, result_time = excluded.result_time, received_at = now()
-         WHERE {LATEST}.phenomenon_time <= excluded.phenomenon_time
-        """,
-        ([o.datastream_id for o in obs], [o.phenomenon_time for o in obs], [o.result for o in obs],
-         [None if o.result_json is None else Jsonb(o.result_json) for o in obs], [o.result_time for o in obs]),
-    )
+         WHERE l.phenomenon_time <= excluded.phenomenon_time
+        """)
 
 
 def write_batch(conn: psycopg.Connection, rows: Sequence[Observation]) -> None:

@@ -173,6 +173,11 @@ def sync_layer(conn: Connection, spec: LayerSpec) -> SyncReport:
     return SyncReport(things=things, datastreams=datastreams, moved=moved)
 
 
+def thing_count(conn: Connection, layer_id: str) -> int:
+    """Number of Things made from a layer's features."""
+    return conn.execute(sa.text(f"SELECT count(*) FROM {THING} WHERE layer_id = :l"), {"l": layer_id}).scalar_one()
+
+
 # -- readers for the bridge, the simulator and tests ----------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class DatastreamInfo:
