@@ -325,10 +325,10 @@ def live_join_sql(spec: LayerSpec, feature_key: str, bind: Callable[[Any, str], 
     """
     live = _live(spec)
     prefix, suffix = bind(f"{spec.id}|", "text"), bind(f"|{live.property}", "text")
-    return (f' LEFT JOIN (SELECT ds.catalog_key AS "__live_key", l.result AS {LIVE_VALUE}, '
-            f"l.phenomenon_time AS {LIVE_TIME}, l.received_at AS {LIVE_AT} "
-            f"FROM {DATASTREAM} ds JOIN {LATEST} l ON l.datastream_id = ds.id) AS \"__live\" "
-            f'ON "__live"."__live_key" = {prefix} || {feature_key} || {suffix}')
+    # LATERAL: one index probe per row (catalog_key, then latest's primary key), whatever the row count
+    return (f" LEFT JOIN LATERAL (SELECT l.result AS {LIVE_VALUE}, l.phenomenon_time AS {LIVE_TIME}, "
+            f"l.received_at AS {LIVE_AT} FROM {DATASTREAM} ds JOIN {LATEST} l ON l.datastream_id = ds.id "
+            f'WHERE ds.catalog_key = {prefix} || {feature_key} || {suffix}) AS "__live" ON TRUE')
 
 
 def live_status_sql(spec: LayerSpec, offline_s: float, bind: Callable[[Any, str], str]) -> str:

@@ -61,11 +61,11 @@ def build_tile_sql(spec: LayerSpec, tile: TileRef, fields: tuple[str, ...], limi
     it was at that instant (its history, ``store.history.as_of_source``). With ``offline_s``, a sensing layer
     read now carries its live members (``latest_value``, ``latest_time`` as ISO text, ``status``).
     """
-    relation = spec.qualified_table
+    relation = base = spec.qualified_table
     live_props = ""
     if at is not None:
         where_args = (*where_args, at)
-        relation = history.as_of_source(spec, f"${len(where_args)}::timestamptz")
+        relation = base = history.as_of_source(spec, f"${len(where_args)}::timestamptz")
     elif offline_s is not None and spec.sensing is not None:
         args = list(where_args)
 
@@ -87,7 +87,7 @@ def build_tile_sql(spec: LayerSpec, tile: TileRef, fields: tuple[str, ...], limi
     cond = f"{col} && ST_Expand(env.e, {p[4]}::float8)" + (f" AND ({where})" if where else "")
     props = _columns(spec, fields) + live_props
     if spec.geometry.is_point and tile.z < THIN_BELOW_ZOOM:
-        sql = _thinned_sql(relation, env, col, cond, props, fields, p, limit,
+        sql = _thinned_sql(base, relation, env, col, cond, props, fields, p, limit,
                            spec.geometry.value == "MultiPoint")
         extra: float | None = tile.width / THIN_GRID
     elif spec.geometry.is_point:
@@ -114,12 +114,13 @@ q AS (
 SELECT ST_AsMVT(q.*, {p[5]}::text, {EXTENT}, 'mvtgeom', 'id') FROM q WHERE q.mvtgeom IS NOT NULL"""
 
 
-def _thinned_sql(relation: str, env: str, col: str, cond: str, props: str, fields: tuple[str, ...],
+def _thinned_sql(base: str, relation: str, env: str, col: str, cond: str, props: str, fields: tuple[str, ...],
                  p: list[str], limit: int, multipoint: bool) -> str:
     x, y = (f"ST_X({col})", f"ST_Y({col})")
     if multipoint:
         x, y = (f"ST_X(ST_GeometryN({col}, 1))", f"ST_Y(ST_GeometryN({col}, 1))")
-    # cells are grouped on narrow (id, cx, cy) rows; only each cell's representative is read in full
+    # cells are grouped on narrow (id, cx, cy) rows of the layer (``base``); only each cell's representative is
+    # read in full from ``relation`` (the layer with its live members, when it has them)
     return f"""
 WITH env AS (SELECT {env} AS e),
 cells AS (
@@ -127,7 +128,7 @@ cells AS (
   FROM (
     SELECT t."id", floor(({x} - {p[0]}::float8) / {p[6]}::float8) AS cx,
            floor(({y} - {p[1]}::float8) / {p[6]}::float8) AS cy
-    FROM {relation} t, env
+    FROM {base} t, env
     WHERE {cond}
   ) c
   GROUP BY c.cx, c.cy
