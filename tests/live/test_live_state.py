@@ -100,3 +100,13 @@ def test_other_layers_carry_no_live_members(live_settings):
         r = client.get("/collections/cameras/items", params={"f": "json", "limit": 3})
         assert r.status_code == 200
         assert all("status" not in f["properties"] for f in r.json()["features"])
+
+
+def test_tilejson_describes_the_live_members(live_settings):
+    with TestClient(create_app(live_settings.model_copy(update={"sensor_bridge": False}))) as client:
+        doc = client.get("/collections/waterlogging_sensors/tiles/WebMercatorQuad/tilejson.json")
+        assert doc.status_code == 200, doc.text
+        fields = doc.json()["vector_layers"][0]["fields"]
+        assert fields["status"] == "String" and fields["latest_value"] == "Number" and "site_kind" in fields
+        cameras = client.get("/collections/cameras/tiles/WebMercatorQuad/tilejson.json").json()
+        assert "status" not in cameras["vector_layers"][0]["fields"]
