@@ -110,3 +110,17 @@ def test_tilejson_describes_the_live_members(live_settings):
         assert fields["status"] == "String" and fields["latest_value"] == "Number" and "site_kind" in fields
         cameras = client.get("/collections/cameras/tiles/WebMercatorQuad/tilejson.json").json()
         assert "status" not in cameras["vector_layers"][0]["fields"]
+
+
+def test_every_items_format_of_a_sensing_layer_answers(live_settings):
+    with TestClient(create_app(live_settings.model_copy(update={"sensor_bridge": False}))) as client:
+        for f in ("json", "html", "csv"):
+            r = client.get("/collections/waterlogging_sensors/items", params={"f": f, "limit": 5})
+            assert r.status_code == 200, (f, r.text[:300])
+        r = client.get("/collections/waterlogging_sensors/items", params={"f": "json", "limit": 5,
+                                                                          "sortby": "-sensor_id"})
+        assert r.status_code == 200 and all("status" in x["properties"] for x in r.json()["features"])
+        nxt = next(link["href"] for link in r.json()["links"] if link["rel"] == "next")
+        page2 = client.get(nxt.replace("http://testserver", ""))
+        assert page2.status_code == 200 and len(page2.json()["features"]) == 5
+        assert all("status" in x["properties"] for x in page2.json()["features"])
