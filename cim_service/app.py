@@ -36,7 +36,7 @@ from cim_service.errors import install_error_handlers
 from cim_service.geocode.service import Geocoder
 from cim_service.metrics import SENSOR_OBSERVATIONS, SENSOR_REJECTED, RequestObserver
 from cim_service.offloop import Slots
-from cim_service.routes import features, geocode, indicators, ops, pmtiles, sta, tiles, tiles3d
+from cim_service.routes import features, geocode, indicators, ops, pmtiles, sta, styles, tiles, tiles3d
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
 from cim_service.sensing.service import SensingService
@@ -72,8 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          on_rejected=lambda reason, n: SENSOR_REJECTED.labels(reason).inc(n))
                 if await asyncio.to_thread(sensing.start):
                     app.state.sensing = sensing
+            await sta.startup(app)  # after the sensing service, which starts the project-local broker
             yield
         finally:
+            await sta.shutdown(app)
             if getattr(app.state, "sensing", None) is not None:
                 await asyncio.to_thread(app.state.sensing.stop)
             await indicators.shutdown(app)
@@ -95,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.exports = Slots(settings.max_concurrent_exports)  # file exports running at once
     app.state.catalog = load_catalog(settings.catalog_dir)
     app.state.geocoder = Geocoder(app.state.catalog)  # the address index is read on first use
-    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE]))
+    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE,
+                                                *styles.CONFORMANCE]))
     install_error_handlers(app)
     _document_400_not_422(app)
     _openapi_document(app)
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(history_routes.router)
     app.include_router(tiles.router)
     app.include_router(tiles3d.router)
+    app.include_router(styles.router)
     app.include_router(indicators.router)
     app.include_router(geocode.router)
     app.include_router(map_routes.router)

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     max_features_per_tile: int = Field(default=20_000, ge=1)
     tiles3d_max_features: int = Field(default=2_500, ge=1, le=100_000, description="Most features of one 3D "
                                       "Tiles content tile (more are split into quadrants).")
+    tiles3d_disk_cache: bool = Field(default=True, description="Keep built 3D Tiles in CIM_HOME/3dtiles "
+                                     "(CIM_TILES3D_DISK_CACHE=off: memory only).")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["*"],
         description="Origins whose pages may read the API (CORS): `*` (default: any page reads what anonymous "
@@ -88,6 +90,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
     max_bulk_body_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="Largest body of a bulk "
                                      "write (`POST /sta/v1.1/CreateObservations`, the dataArray extension).")
+    sta_mqtt_publish: bool = Field(default=True, description="Publish entities created over /sta/v1.1 on their "
+                                   "MQTT entity-set topics (v1.1/Things...) when a broker is configured.")
     sta_max_top: int = Field(default=10_000, ge=1, description="Largest `$top` of a SensorThings request.")
     sta_default_top: int = Field(default=100, ge=1, description="`$top` of a SensorThings request without one.")
     max_html_limit: int = Field(default=500, ge=1, description="Largest items page rendered as HTML.")
@@ -136,7 +140,7 @@ class Settings(BaseSettings):
             raise ValueError("CIM_MQTT_URL must look like mqtt://user:password@host:port")
         return value.strip()
 
-    @field_validator("tile_cache", "sensor_bridge", mode="before")
+    @field_validator("tile_cache", "sensor_bridge", "sta_mqtt_publish", mode="before")
     @classmethod
     def _on_off(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in {"on", "off"}:

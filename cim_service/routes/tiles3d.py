@@ -17,19 +17,22 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from cim_service import encoding
 from cim_service.auth import resolve_layer
 from cim_service.core.catalog import Access, LayerSpec
-from cim_service.errors import NotFound
+from cim_service.errors import NotFound, error_responses
 from cim_service.store import layer_state
 from cim_service.tiles.cache import etag_of
 from cim_service.tiles3d.documents import container_doc
 from cim_service.tiles3d.service import Built, Tiles3DState
 
-router = APIRouter(tags=["3D Tiles"])
+router = APIRouter(tags=["3D Tiles"], responses=error_responses(400, 401, 404, 503, 504))
 GLB = "model/gltf-binary"
 
 
 async def startup(app: FastAPI) -> None:
-    """Keep the built tilesets of this process (the builds use the app's synchronous engine in a thread)."""
-    app.state.tiles3d = Tiles3DState(app.state.engine, app.state.settings.tiles3d_max_features)
+    """Keep the built tilesets of this process (built with the app's synchronous engine in a thread; on disk in
+    ``CIM_HOME/3dtiles`` unless ``CIM_TILES3D_DISK_CACHE=off``)."""
+    settings = app.state.settings
+    folder = settings.home / "3dtiles" if settings.tiles3d_disk_cache else None
+    app.state.tiles3d = Tiles3DState(app.state.engine, settings.tiles3d_max_features, folder)
 
 
 def _root(request: Request) -> str:
@@ -58,7 +61,9 @@ async def container(request: Request, spec: LayerSpec = Depends(resolve_layer)) 
     return container_doc(spec, _root(request), built.tileset.document)
 
 
-@router.get("/collections/{collectionId}/3dtiles/tileset.json", summary="3D Tiles 1.1 tileset")
+@router.get("/collections/{collectionId}/3dtiles/tileset.json", summary="3D Tiles 1.1 tileset",
+            response_class=Response, responses={200: {"content": {"application/json": {}}, "description": "tileset"},
+                                                304: {"description": "Not modified"}})
 async def tileset(request: Request, spec: LayerSpec = Depends(resolve_layer)) -> Response:
     """Return the tileset (built on first use and when the layer changed)."""
     built = await _built(request, _extruded(spec))

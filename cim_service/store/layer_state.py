@@ -57,6 +57,13 @@ def version(conn: Connection, layer_id: str) -> int | None:
     return conn.execute(sa.text(f"SELECT version FROM {TABLE} WHERE layer_id = :id"), {"id": layer_id}).scalar()
 
 
+def version_stamp(conn: Connection, layer_id: str) -> tuple[int, str] | None:
+    """A layer's version and the time it was set (ISO text): together they name one state of the layer."""
+    row = conn.execute(sa.text(f"SELECT version, updated_at FROM {TABLE} WHERE layer_id = :id"),
+                       {"id": layer_id}).first()
+    return None if row is None else (int(row[0]), row[1].isoformat() if row[1] is not None else "")
+
+
 def versions(conn: Connection) -> dict[str, int]:
     """Current version of every layer."""
     return {r[0]: int(r[1]) for r in conn.execute(sa.text(f"SELECT layer_id, version FROM {TABLE}"))}

@@ -309,6 +309,65 @@ def update_one(conn: Connection, datastream_id: int, phenomenon_time: datetime, 
                         {**params, "_d": datastream_id, "_t": phenomenon_time}).rowcount > 0
 
 
+# -- columnar writes (the dataArray extension: many numeric readings of few datastreams) -----------------------------
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_PGCOPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+#: microseconds between the Unix epoch and PostgreSQL's (2000-01-01), the origin of binary timestamps
+_PG_EPOCH_US = 946_684_800_000_000
+
+
+def _binary_rows(ds: Any, t_us: Any, result: Any, feature: Any | None) -> bytes:
+    """Binary COPY rows of (datastream_id, phenomenon_time, result[, feature_id]) built by numpy in one pass."""
+    import numpy as np
+
+    fields = [("n", ">i2"), ("l0", ">i4"), ("d", ">i4"), ("l1", ">i4"), ("t", ">i8"), ("l2", ">i4"), ("r", ">f8")]
+    if feature is not None:
+        fields += [("l3", ">i4"), ("f", ">i8")]
+    buf = np.empty(len(ds), dtype=np.dtype(fields))
+    buf["n"] = 4 if feature is not None else 3
+    buf["l0"], buf["l1"], buf["l2"] = 4, 8, 8
+    buf["d"], buf["t"], buf["r"] = ds, t_us - _PG_EPOCH_US, result
+    if feature is not None:
+        buf["l3"], buf["f"] = 8, feature
+    return buf.tobytes()
+
+
+def write_columns(conn: psycopg.Connection, ds: Any, t_ms: Any, result: Any, feature: Any) -> None:
+    """COPY numeric observations given as numpy columns and upsert the latest values, in ``conn``'s transaction.
+
+    ``ds`` int32 datastream ids, ``t_ms`` int64 milliseconds since the Unix epoch (UTC), ``result`` float64,
+    ``feature`` int64 FeatureOfInterest ids with -1 for none (the datastream's). The same rows as
+    :func:`write_batch` with ``Observation(ds, t, result, feature_id=...)``, without a Python object per row.
+    """
+    import numpy as np
+
+    if len(ds) == 0:
+        return
+    t_us = t_ms.astype(np.int64) * 1000
+    has = feature >= 0
+    with conn.cursor() as cur:
+        for mask, cols in ((has, "datastream_id, phenomenon_time, result, feature_id"),
+                           (~has, "datastream_id, phenomenon_time, result")):
+            if not mask.any():
+                continue
+            rows = _binary_rows(ds[mask], t_us[mask], result[mask], feature[mask] if "feature" in cols else None)
+            with cur.copy(f"COPY {TABLE} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(_PGCOPY_HEADER + rows + _PGCOPY_TRAILER)
+        order = np.lexsort((t_ms, ds))  # the newest row of each datastream is the last of its run
+        last = order[np.r_[ds[order][1:] != ds[order][:-1], True]]
+        newest = [Observation(int(ds[i]), EPOCH + timedelta(milliseconds=int(t_ms[i]) - 946_684_800_000),
+                              float(result[i])) for i in last]
+        _upsert_latest(cur, newest)
+
+
+def delete_datastreams(conn: Connection, datastream_ids: list[int]) -> None:
+    """:func:`delete_datastream` for many datastreams, one scan of each table."""
+    if not datastream_ids:
+        return
+    for table in (TABLE, HOURLY, LATEST):
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE datastream_id = ANY(:d)"), {"d": list(datastream_ids)})
+
+
 # -- live state of a sensing layer's features (items and tiles join it) ---------------------------------------
 
 #: columns the live join adds to a layer's rows (names no catalog field can take: they start with "__")

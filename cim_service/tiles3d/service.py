@@ -3,7 +3,9 @@
 A build reads the layer and meshes it in a worker thread (never on the event loop), one build at a time per
 process; requests for the same layer wait for the build under way instead of starting another. The built
 tileset stays in memory until the layer's version moves on (``cim_meta.layer_state``, bumped by every
-writer), so ``tileset.json`` and its content are served from memory after the first request.
+writer), so ``tileset.json`` and its content are served from memory after the first request. Builds are also
+kept on disk (:mod:`cim_service.tiles3d.store`), so a restarted service or another worker process loads the
+build of the current version instead of meshing the layer again.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -19,8 +22,9 @@ from sqlalchemy.engine import Engine
 
 from cim_service.core.catalog import LayerSpec
 from cim_service.metrics import REGISTRY
+from cim_service.tiles3d import store
 from cim_service.tiles3d.build import MAX_FEATURES, Tileset, build_tileset
-from cim_service.tiles3d.source import read_features
+from cim_service.tiles3d.source import database_identity, layer_stamp, read_features
 
 BUILDS = Counter("cim_3dtiles_builds", "3D Tiles tilesets built (a layer's first request or a new version).",
                  registry=REGISTRY)
@@ -37,21 +41,36 @@ class Built:
     seconds: float
 
 
-def build_layer(engine: Engine, spec: LayerSpec, max_features: int = MAX_FEATURES) -> Built:
-    """Read ``spec`` and build its tileset (blocking: run it in a thread)."""
+def build_layer(engine: Engine, spec: LayerSpec, max_features: int = MAX_FEATURES,
+                folder: Path | None = None) -> Built:
+    """The tileset of ``spec``'s current version: from ``folder`` when stored there, else built (and stored).
+
+    Blocking: run it in a thread. ``Built.seconds`` is 0 for a tileset loaded from disk.
+    """
     started = time.perf_counter()
-    version, feats = read_features(engine, spec)
-    tileset = build_tileset(feats, version, spec.title_en, max_features=max_features)
-    return Built(version, tileset, time.perf_counter() - started)
+    database = database_identity(engine)
+    if folder is not None:
+        stamp = layer_stamp(engine, spec)
+        stored = store.load(store.path_for(folder, database, spec.id, stamp, max_features))
+        if stored is not None:
+            return Built(stamp[0], stored, 0.0)
+    stamp, feats = read_features(engine, spec)
+    tileset = build_tileset(feats, stamp[0], spec.title_en, max_features=max_features)
+    if folder is not None:
+        store.save(store.path_for(folder, database, spec.id, stamp, max_features), tileset)
+    return Built(stamp[0], tileset, time.perf_counter() - started)
 
 
 class Tiles3DState:
     """Per-process built tilesets (``app.state.tiles3d``)."""
 
-    def __init__(self, engine: Engine, max_features: int = MAX_FEATURES):
+    def __init__(self, engine: Engine, max_features: int = MAX_FEATURES, folder: Path | None = None):
         self.engine = engine
         self.max_features = max_features
+        self.folder = folder
+        #: tilesets meshed by this process, and loaded from disk
         self.builds = 0
+        self.loads = 0
         self._built: dict[str, Built] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._limiter: anyio.CapacityLimiter | None = None
@@ -72,10 +91,13 @@ class Tiles3DState:
                 return built
             if self._limiter is None:
                 self._limiter = anyio.CapacityLimiter(1)
-            built = await anyio.to_thread.run_sync(build_layer, self.engine, spec, self.max_features,
+            built = await anyio.to_thread.run_sync(build_layer, self.engine, spec, self.max_features, self.folder,
                                                    limiter=self._limiter)
-            self.builds += 1
-            BUILDS.inc()
-            BUILD_SECONDS.observe(built.seconds)
+            if built.seconds:
+                self.builds += 1
+                BUILDS.inc()
+                BUILD_SECONDS.observe(built.seconds)
+            else:
+                self.loads += 1
             self._built[spec.id] = built
             return built

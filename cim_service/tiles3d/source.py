@@ -25,14 +25,26 @@ def height_sql(spec: LayerSpec) -> str:
     return f"COALESCE({', '.join(parts)}, {DEFAULT_HEIGHT_M!r})"
 
 
-def read_features(engine: Engine, spec: LayerSpec) -> tuple[int, Features]:
-    """Return the layer's version and its features, read in one repeatable-read transaction."""
+def layer_stamp(engine: Engine, spec: LayerSpec) -> tuple[int, str]:
+    """The layer's current version and the time it was set (names what a build would read)."""
+    with engine.connect() as conn:
+        return layer_state.version_stamp(conn, spec.id) or (0, "")
+
+
+def database_identity(engine: Engine) -> str:
+    """Server address and database name: tilesets of different databases never share a cache entry."""
+    url = engine.url
+    return f"{url.host or ''}:{url.port or ''}/{url.database or ''}"
+
+
+def read_features(engine: Engine, spec: LayerSpec) -> tuple[tuple[int, str], Features]:
+    """Return the layer's version stamp and its features, read in one repeatable-read transaction."""
     sql = sa.text(f"SELECT feature_key, {height_sql(spec)} AS h, ST_AsBinary(geom) AS g "
                   f"FROM {spec.qualified_table} WHERE geom IS NOT NULL AND NOT ST_IsEmpty(geom) ORDER BY id")
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
-        version = layer_state.version(conn, spec.id) or 0
+        stamp = layer_state.version_stamp(conn, spec.id) or (0, "")
         rows = conn.execute(sql).all()
     keys = [r[0] for r in rows]
     heights = np.array([max(float(r[1]), 0.1) for r in rows], dtype=float)
     geoms = shapely.from_wkb([bytes(r[2]) for r in rows]) if rows else np.zeros(0, dtype=object)
-    return int(version), Features(keys, heights, np.asarray(geoms, dtype=object))
+    return stamp, Features(keys, heights, np.asarray(geoms, dtype=object))

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { cellText, featureTitle, fieldRows, formatValue, statusKey } from '../../cim_service/static/js/format.js';
+import { cellText, featureLabel, featureTitle, fieldRows, formatValue, statusKey } from '../../cim_service/static/js/format.js';
 
 test('formatValue separates thousands from 100 on and rounds to two decimals below', () => {
   assert.equal(formatValue(69061), '69,061');
@@ -42,6 +42,15 @@ test('featureTitle joins the layer title and the label field', () => {
   assert.equal(featureTitle(towns, { name: '七宝镇' }, 'en'), 'Towns · 七宝镇');
   assert.equal(featureTitle(towns, {}, 'zh'), '街镇');
   assert.equal(featureTitle(undefined, { name: 'x' }, 'zh'), '');
+});
+
+test('featureLabel takes the English label field on the EN switch, the Chinese one otherwise or when it is empty', () => {
+  const roads = { ...towns, label_field_en: 'name_en' };
+  assert.equal(featureLabel(roads, { name: '沪闵路', name_en: 'Humin Road' }, 'en'), 'Humin Road');
+  assert.equal(featureLabel(roads, { name: '沪闵路', name_en: 'Humin Road' }, 'zh'), '沪闵路');
+  assert.equal(featureLabel(roads, { name: '沪闵路', name_en: null }, 'en'), '沪闵路');
+  assert.equal(featureLabel(towns, { name: '七宝镇', name_en: 'Qibao' }, 'en'), '七宝镇');
+  assert.equal(featureTitle(roads, { name: '沪闵路', name_en: 'Humin Road' }, 'en'), 'Towns · Humin Road');
 });
 
 test('fieldRows lists declared fields by title first, then other properties, never internal ones', () => {

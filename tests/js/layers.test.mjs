@@ -3,7 +3,7 @@ import { test } from 'node:test';
 
 import { NODATA, RAMP } from '../../cim_service/static/js/colour.js';
 import {
-  choroplethAccessor, deckLayerProps, layerProps, MARKER_ID, pendingTileLayers,
+  choroplethAccessor, deckLayerProps, extrusionProps, layerProps, MARKER_ID, pendingTileLayers,
 } from '../../cim_service/static/js/layers.js';
 import { createState } from '../../cim_service/static/js/state.js';
 import { indicator, pageConfig, townCollection } from './fixtures.mjs';
@@ -86,6 +86,22 @@ test('vector tile layers carry the MVT loader, the API key and the tile hooks', 
   const keyed = layerProps(spec(state, 'dots'), state, env);
   assert.deepEqual(keyed.loadOptions.core.fetch.headers, { 'X-API-Key': 'cim_key' });
   assert.equal(keyed.updateTriggers.getTileData, 'cim_key');
+});
+
+test('a layer with a height field is extruded by that field; the others are flat', () => {
+  const config = pageConfig();
+  config.layers.push({ id: 'blocks', title_zh: '建筑', title_en: 'Blocks', group: '三维', access: 'public',
+    geometry: 'MultiPolygon', height_field: 'height_m', fields: [] });
+  config.deck.layers.push({ '@@type': 'MVTLayer', id: 'blocks', visible: true, data: '/collections/blocks/tiles/x' });
+  config.public_layers.push('blocks');
+  const state = loadedState(config);
+  const blocks = layerProps(spec(state, 'blocks'), state, env);
+  assert.equal(blocks.extruded, true);
+  assert.equal(blocks.getElevation({ properties: { height_m: 54.5 } }), 54.5);
+  assert.equal(blocks.getElevation({ properties: {} }), 0);
+  assert.equal(blocks.getElevation({ properties: { height_m: -3 } }), 0);
+  assert.equal(layerProps(spec(state, 'dots'), state, env).extruded, undefined);
+  assert.deepEqual(extrusionProps({ id: 'flat' }), {});
 });
 
 test('hidden and locked tile layers are left out (deck.gl would still fetch their tiles)', () => {

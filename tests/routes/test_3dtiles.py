@@ -157,6 +157,24 @@ def test_rebuilt_only_when_the_layer_changes(api, engine, extruded):
     assert gone.status_code == 404 and "reload tileset.json" in gone.json()["description"]
 
 
+def test_a_new_process_loads_the_stored_build(api, settings, tmp_path, extruded):
+    """Another worker (or the restarted service) reads the current version's build from disk instead of meshing."""
+    current = api.get(f"/collections/{extruded.id}/3dtiles/tileset.json").json()
+    same = settings.model_copy(update={"tiles3d_max_features": 120})
+    with TestClient(create_app(same)) as other:
+        again = other.get(f"/collections/{extruded.id}/3dtiles/tileset.json").json()
+        state = other.app.state.tiles3d
+        assert again == current and state.loads == 1 and state.builds == 0
+        uri = next(t["content"]["uri"] for t, _ in _tiles(again["root"]) if "content" in t)
+        assert other.get(f"/collections/{extruded.id}/3dtiles/{uri}").content == \
+            api.get(f"/collections/{extruded.id}/3dtiles/{uri}").content
+    # without the disk cache a new process meshes the layer itself
+    memory_only = settings.model_copy(update={"tiles3d_max_features": 120, "tiles3d_disk_cache": False})
+    with TestClient(create_app(memory_only)) as third:
+        assert third.get(f"/collections/{extruded.id}/3dtiles/tileset.json").json() == current
+        assert third.app.state.tiles3d.builds == 1 and third.app.state.tiles3d.loads == 0
+
+
 def test_layers_without_height_have_no_3d_tiles(api, catalog):
     flat = next(s for s in catalog if not s.extruded and s.access.value == "public")
     r = api.get(f"/collections/{flat.id}/3dtiles/tileset.json")

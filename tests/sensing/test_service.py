@@ -106,3 +106,22 @@ def test_simulator_is_deterministic_and_tells_the_rain_story(demo_database_url, 
     assert sum(peaks[d] for d in low) / len(low) > sum(peaks[d] for d in high) / len(high)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM cim_sta.datastream")).scalar_one() >= len(rows)
+
+
+def test_cim_sensors_simulate_publishes_through_the_broker(bridge_factory, demo_database_url, mqtt_url, engine,
+                                                          tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    bridge = bridge_factory()
+    before = bridge.stats.committed
+    env = {**os.environ, "CIM_DATABASE_URL": demo_database_url, "CIM_MQTT_URL": mqtt_url, "CIM_HOME": str(tmp_path),
+           "CIM_ENVIRONMENT": "test"}
+    out = subprocess.run([sys.executable, "-m", "cim_service", "sensors", "simulate", "--nodes", "5", "--interval",
+                          "1", "--duration", "3", "--seed", "11", "--silent-share", "0"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    sent = int(out.stdout.split("published ")[1].split()[0].replace(",", ""))
+    assert sent >= 5 * 2 * 2   # 5 nodes, at least 2 rounds of at least 2 streams
+    wait_for(lambda: bridge.stats.committed - before >= sent, timeout=30)

@@ -21,9 +21,16 @@ export function statusKey(status) {
   return status === 'met' || status === 'not_met' ? status : 'unknown';
 }
 
-/** Return the title of a feature: its layer's title and, when the layer names one, its label field. */
+/** Return a feature's label: the English label field on the EN switch when the layer has one, else the label field. */
+export function featureLabel(meta, props, lang) {
+  if (!meta || !props) return null;
+  const en = lang === 'en' && meta.label_field_en ? props[meta.label_field_en] : null;
+  return en || (meta.label_field ? props[meta.label_field] : null) || null;
+}
+
+/** Return the title of a feature: its layer's title and, when the layer names one, its label. */
 export function featureTitle(meta, props, lang) {
-  const label = meta && meta.label_field && props ? props[meta.label_field] : null;
+  const label = featureLabel(meta, props, lang);
   return `${localTitle(meta, lang)}${label ? ' · ' + label : ''}`;
 }
 

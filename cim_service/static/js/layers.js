@@ -2,7 +2,7 @@
  * vector tile layers (with the API key), the raster tiles, the export's inlined layers, the search marker.
  * Props carry their class in '@@type' (deck.js makes the layers). No DOM. */
 import { townFill, valueRange } from '#cim/colour.js';
-import { isRasterLayer, isTileLayer, ROLE, roleLayer } from '#cim/config.js';
+import { isRasterLayer, isTileLayer, layerIndex, ROLE, roleLayer } from '#cim/config.js';
 import { authHeaders, fetchTileImage } from '#cim/data.js';
 import { ringSegments } from '#cim/geometry.js';
 import { lookupTown, townValues } from '#cim/indicators.js';
@@ -41,8 +41,19 @@ function rasterProps(spec, state, env) {
   });
 }
 
+/** Return the extrusion props of a layer that declares a height field (its tiles carry the height), else {}. */
+export function extrusionProps(meta) {
+  if (!meta || !meta.height_field) return {};
+  const field = meta.height_field;
+  return {
+    extruded: true, wireframe: false,
+    getElevation: (f) => Math.max(0, Number(f.properties && f.properties[field]) || 0),
+    material: { ambient: 0.5, diffuse: 0.55, shininess: 8, specularColor: [40, 40, 40] },
+  };
+}
+
 function mvtProps(spec, state, env) {
-  return Object.assign({}, spec, env.tileHooks(spec.id), {
+  return Object.assign({}, spec, env.tileHooks(spec.id), extrusionProps(layerIndex(state.config)[spec.id]), {
     loaders: env.loaders,
     loadOptions: { core: { worker: false, fetch: { headers: authHeaders(state.apiKey) } } },
     updateTriggers: { getTileData: state.apiKey },
