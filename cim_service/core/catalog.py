@@ -182,6 +182,26 @@ class SensorSpec(BaseModel):
     metadata: str = ""
 
 
+#: members the items and tiles of a sensing layer carry besides its fields (its primary datastream's state)
+LIVE_MEMBERS = ("latest_value", "latest_time", "status")
+
+
+class LiveStatus(BaseModel):
+    """Which reading is a sensing feature's live state, and the levels of its status.
+
+    ``status`` is ``offline`` when the primary datastream has reported nothing for the configured silence
+    (``CIM_SENSOR_OFFLINE_S``), else ``alarm`` / ``warning`` when the latest value is at or beyond that level
+    (above it, or below it with ``direction: below``), else ``ok``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    property: str = Field(description="The observed property whose latest reading is the feature's state.")
+    warning: float | None = None
+    alarm: float | None = None
+    direction: Literal["above", "below"] = "above"
+
+
 class Sensing(BaseModel):
     """A sensing layer: its features are SensorThings Things whose Location is the feature's point."""
 
@@ -189,12 +209,21 @@ class Sensing(BaseModel):
 
     sensor: SensorSpec
     observed_properties: list[ObservedPropertySpec] = Field(min_length=1)
+    live: LiveStatus | None = Field(default=None, description="Primary property and status levels; default: the "
+                                    "first observed property, no levels (ok or offline).")
 
     @model_validator(mode="after")
     def _unique(self) -> Sensing:
         names = [p.name for p in self.observed_properties]
         if len(set(names)) != len(names):
             raise ValueError("observed property names must be unique within a layer")
+        if self.live is None:
+            self.live = LiveStatus(property=names[0])
+        elif self.live.property not in names:
+            raise ValueError(f"live.property {self.live.property!r} is not an observed property of the layer")
+        primary = next(p for p in self.observed_properties if p.name == self.live.property)
+        if primary.where:
+            raise ValueError(f"live.property {primary.name!r} must be sensed by every feature (no 'where')")
         return self
 
 
@@ -266,6 +295,9 @@ class LayerSpec(BaseModel):
             if not self.geometry.is_point:
                 raise ValueError(f"layer {self.id}: a sensing layer must have point geometry")
             refs += [f for p in self.sensing.observed_properties for f in p.where]
+            clash = set(LIVE_MEMBERS) & set(names)
+            if clash:
+                raise ValueError(f"layer {self.id}: fields {sorted(clash)} are the live members of a sensing layer")
         for ref in refs:
             if ref is not None and ref not in names:
                 raise ValueError(f"layer {self.id}: {ref!r} is not a declared field")

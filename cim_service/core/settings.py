@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     sensor_rate_per_s: float = Field(default=10.0, gt=0, description="Readings a second accepted per datastream "
                                      "(token bucket; a device's flood beyond it is dead-lettered).")
     sensor_rate_burst: float = Field(default=50.0, ge=1, description="Burst size of the per-datastream limit.")
+    sensor_offline_s: float = Field(default=3600.0, gt=0, le=30 * 86400, description="A sensing feature whose "
+                                    "primary datastream received nothing for this long is `offline`.")
 
     @field_validator("mqtt_url")
     @classmethod

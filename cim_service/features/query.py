@@ -16,10 +16,12 @@ from datetime import datetime
 from cim_service.core.catalog import FieldSpec, LayerSpec
 from cim_service.features.crs import OutputCrs, geometry_sql
 from cim_service.features.sql import Params, quote_ident
-from cim_service.store import history, layer_state
+from cim_service.store import history, layer_state, observations
 from cim_service.store.layer_tables import etag_sql
 
 COUNT_CAP = 100_000
+#: the live members of a sensing layer's features, from the page's columns (``ItemsQuery.live``)
+LIVE_PAIRS = (("latest_value", '"__live_value"'), ("latest_time", '"__live_time"'), ("status", '"__live_status"'))
 
 
 @dataclass
@@ -38,30 +40,39 @@ class ItemsQuery:
     source: str | None = None
     #: keyset condition of a ``cursor`` (rows after it); not part of ``numberMatched``
     after: str | None = None
+    #: silence (s) after which a sensing feature is offline; None: no live members (``observations.live_*``)
+    offline_s: float | None = None
 
     @property
     def relation(self) -> str:
         """FROM item of the query: the layer table, or the as-of source under an alias."""
         return f'{self.source} AS "__src"' if self.source else self.spec.qualified_table
 
+    @property
+    def live(self) -> bool:
+        """Whether the features carry their live state (a sensing layer read now)."""
+        return self.offline_s is not None and self.spec.sensing is not None and self.source is None
+
 
 def _digits(crs: OutputCrs) -> int:
     return 15 if crs.python_crs else crs.digits
 
 
-def feature_text_sql(properties: list[FieldSpec], crs: OutputCrs, id_col: str = '"id"', geom: str = '"__g"') -> str:
-    """SQL expression rendering one row as a GeoJSON Feature (text)."""
+def feature_text_sql(properties: list[FieldSpec], crs: OutputCrs, id_col: str = '"id"', geom: str = '"__g"',
+                     extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """SQL expression rendering one row as a GeoJSON Feature (text); ``extra``: more (member, SQL) pairs."""
     return ("'{\"type\":\"Feature\",\"id\":' || " + id_col + " || ',\"geometry\":' || "
             f"coalesce(ST_AsGeoJSON({geom}, {_digits(crs)}), 'null') || ',\"properties\":' || "
-            f"{properties_sql(properties)} || '}}'")
+            f"{properties_sql(properties, extra)} || '}}'")
 
 
-def properties_sql(properties: list[FieldSpec]) -> str:
-    """SQL expression rendering the selected columns as a JSON object (text), in declaration order."""
-    if not properties:
+def properties_sql(properties: list[FieldSpec], extra: tuple[tuple[str, str], ...] = ()) -> str:
+    """SQL expression rendering the selected columns (then ``extra``) as a JSON object (text), in order."""
+    pairs = [(f.name, quote_ident(f.name)) for f in properties] + list(extra)
+    if not pairs:
         return "'{}'"
-    chunks = [properties[i:i + 50] for i in range(0, len(properties), 50)]  # json_build_object: <= 100 args
-    parts = ["json_build_object(" + ", ".join(f"'{f.name}', {quote_ident(f.name)}" for f in chunk) + ")"
+    chunks = [pairs[i:i + 50] for i in range(0, len(pairs), 50)]  # json_build_object: <= 100 args
+    parts = ["json_build_object(" + ", ".join(f"'{name}', {expr}" for name, expr in chunk) + ")"
              for chunk in chunks]
     if len(parts) == 1:
         return parts[0] + "::text"
@@ -79,7 +90,13 @@ def items_sql(q: ItemsQuery) -> str:
     sort_cols = [f'{col} AS "__s{i}"' for i, (col, _) in enumerate(q.order)]
     order_page = ", ".join(f"{col} {'ASC' if asc else 'DESC'}" for col, asc in q.order)
     order_agg = ", ".join(f'"__s{i}" {"ASC" if asc else "DESC"}' for i, (_, asc) in enumerate(q.order))
-    cols = ", ".join(['"id"', *(quote_ident(f.name) for f in q.properties), *sort_cols,
+    live_cols, extra, relation = [], (), q.relation
+    if q.live:
+        relation += observations.live_join_sql(q.spec, '"feature_key"', p.bind)
+        live_cols = [observations.LIVE_VALUE, observations.LIVE_TIME,
+                     f'{observations.live_status_sql(q.spec, q.offline_s, p.bind)} AS "__live_status"']
+        extra = LIVE_PAIRS
+    cols = ", ".join(['"id"', *(quote_ident(f.name) for f in q.properties), *sort_cols, *live_cols,
                       f'{geometry_sql(q.crs)} AS "__g"'])
     limit, offset = p.bind(q.limit, "bigint"), p.bind(q.offset, "bigint")
     if q.where or q.source:  # the recorded count is the current one
@@ -90,21 +107,29 @@ def items_sql(q: ItemsQuery) -> str:
     keys = ", ".join(f'"__s{i}"::text' for i in range(len(q.order)))
     order_last = ", ".join(f'"__s{i}" {"DESC" if asc else "ASC"}' for i, (_, asc) in enumerate(q.order))
     return (
-        f"WITH page AS (SELECT {cols} FROM {q.relation} WHERE {where}"
+        f"WITH page AS (SELECT {cols} FROM {relation} WHERE {where}"
         f"{' AND ' + q.after if q.after else ''} ORDER BY {order_page} LIMIT {limit} OFFSET {offset}) "
         f"SELECT count(*) AS returned, {matched} AS matched, "
-        f"coalesce(string_agg({feature_text_sql(q.properties, q.crs)}, ',' ORDER BY {order_agg}), '') AS features, "
+        f"coalesce(string_agg({feature_text_sql(q.properties, q.crs, extra=extra)}, ',' ORDER BY {order_agg}), '') "
+        f"AS features, "
         f"(SELECT ARRAY[{keys}] FROM page ORDER BY {order_last} LIMIT 1) AS last_key "
         f"FROM page"
     )
 
 
 def item_sql(spec: LayerSpec, properties: list[FieldSpec], crs: OutputCrs, params: Params, fid: int,
-             source: str | None = None) -> str:
-    """The statement returning one feature's GeoJSON text (no row when absent); ``source`` as in ItemsQuery."""
+             source: str | None = None, offline_s: float | None = None) -> str:
+    """The statement returning one feature's GeoJSON text (no row when absent); ``source``, ``offline_s`` as in
+    ItemsQuery."""
     geom = geometry_sql(crs)
     relation = f'{source} AS "__src"' if source else spec.qualified_table
-    return (f"SELECT {feature_text_sql(properties, crs, geom=geom)} AS feature, {etag_sql()} AS etag "
+    extra: tuple[tuple[str, str], ...] = ()
+    if offline_s is not None and spec.sensing is not None and source is None:
+        relation += observations.live_join_sql(spec, '"feature_key"', params.bind)
+        status = observations.live_status_sql(spec, offline_s, params.bind)
+        extra = (("latest_value", observations.LIVE_VALUE), ("latest_time", observations.LIVE_TIME),
+                 ("status", status))
+    return (f"SELECT {feature_text_sql(properties, crs, geom=geom, extra=extra)} AS feature, {etag_sql()} AS etag "
             f"FROM {relation} WHERE \"id\" = {params.bind(fid, 'bigint')}")
 
 

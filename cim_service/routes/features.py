@@ -163,7 +163,7 @@ async def items(
     page_max = settings.max_limit if fmt != "html" else min(settings.max_limit, settings.max_html_limit)
     q = ItemsQuery(spec=spec, properties=parse_properties(properties, visible), crs=out_crs,
                    order=parse_sortby(sortby, visible), limit=min(limit or settings.default_limit, page_max),
-                   offset=offset)
+                   offset=offset, offline_s=settings.sensor_offline_s)
     args = (request, spec, visible, q.params, bbox, bbox_crs, datetime_, filter_, filter_lang, filter_crs)
     # parsing a filter is CPU work proportional to its length: off the event loop
     q.where, filtered_on = await off_loop(_conditions, *args) if filter_ else _conditions(*args)
@@ -364,7 +364,7 @@ async def item(
         instant = parse_at(at)
         await check_at(request.app.state.db, [spec], instant)
         source = as_of_source(spec, params.bind(instant, "timestamptz"))
-    sql = item_sql(spec, props, out_crs, params, fid, source)
+    sql = item_sql(spec, props, out_crs, params, fid, source, request.app.state.settings.sensor_offline_s)
     row = await request.app.state.db.fetchrow(sql, *params.values)
     text = row["feature"] if row is not None else None
     if text is None:

@@ -160,7 +160,7 @@ async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: i
         req = replace(req, at=await _instant(request, [spec], at))
     content = await request.app.state.tiles.tile([req], tile, request_coding(request))
     await _audit(request, principal, [req], {"tms": tile.tms_id, "z": z, "x": x, "y": y})
-    return tile_response(request, content, is_public([spec], [fields]))
+    return tile_response(request, content, is_public([spec], [fields]), live=spec.sensing is not None and at is None)
 
 
 async def _instant(request: Request, specs: list[LayerSpec], at: str) -> datetime:
@@ -230,7 +230,8 @@ async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int,
     reqs = [LayerRequest(s, select_fields(s, principal, properties, strict=False), at=instant) for s in specs]
     content = await request.app.state.tiles.tile(reqs, tile, request_coding(request))
     await _audit(request, principal, reqs, {"tms": tile.tms_id, "z": z, "x": x, "y": y})
-    return tile_response(request, content, is_public(specs, [r.fields for r in reqs]))
+    return tile_response(request, content, is_public(specs, [r.fields for r in reqs]),
+                         live=instant is None and any(s.sensing is not None for s in specs))
 
 
 # -- raster tiles ----------------------------------------------------------------------------------

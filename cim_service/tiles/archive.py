@@ -117,7 +117,7 @@ async def write_pmtiles(db: Database, specs: list[LayerSpec], out: Path, *, minz
                     written += 1
         if not written:
             raise InvalidParameter("the selected layers have no feature in the zoom range: nothing to write")
-        doc = tilejson(name, "", TMS, [(s, s.public_fields(personal_data=False)) for s in specs], bbox)
+        doc = tilejson(name, "", TMS, [(s, s.public_fields(personal_data=False)) for s in specs], bbox, live=False)
         for layer in doc["vector_layers"]:
             layer.update(minzoom=minzoom, maxzoom=maxzoom)
         metadata = {"name": name, "format": "pbf", "type": "overlay",

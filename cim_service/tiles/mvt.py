@@ -11,7 +11,9 @@ What a client sees in a tile of layer ``L``:
   ``sum(count)`` over a tile therefore equals the number of points in it (deterministic, no sampling);
 - lines and polygons are simplified (``ST_Simplify`` with a tolerance of one tile pixel, 1/4096 of the tile) and
   clipped to the tile plus buffer;
-- at most ``max_features_per_tile`` features per layer (``LIMIT``; which ones is then unspecified).
+- at most ``max_features_per_tile`` features per layer (``LIMIT``; which ones is then unspecified);
+- a sensing layer's features (read now) also carry ``latest_value``, ``latest_time`` and ``status``, the state of
+  their primary datastream (``store.observations.live_join_sql``); such tiles are never cached.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cim_service.core.catalog import LayerSpec
-from cim_service.store import history
+from cim_service.store import history, observations
 from cim_service.tiles.tms import TileRef
 
 EXTENT = 4096
@@ -49,18 +51,35 @@ def _columns(spec: LayerSpec, fields: tuple[str, ...]) -> str:
 
 
 def build_tile_sql(spec: LayerSpec, tile: TileRef, fields: tuple[str, ...], limit: int,
-                   where: str | None = None, where_args: tuple = (), at: datetime | None = None) -> TileSQL:
+                   where: str | None = None, where_args: tuple = (), at: datetime | None = None,
+                   offline_s: float | None = None) -> TileSQL:
     """Build the MVT query of one layer and tile.
 
     ``where`` is an optional SQL boolean expression over the layer's quoted columns using placeholders
     ``$1..$k`` for ``where_args`` (e.g. a CQL2 filter); the tile's own parameters are numbered after them.
     Identifiers come from the catalog only; every value is a bound parameter. With ``at``, the layer is read as
-    it was at that instant (its history, ``store.history.as_of_source``).
+    it was at that instant (its history, ``store.history.as_of_source``). With ``offline_s``, a sensing layer
+    read now carries its live members (``latest_value``, ``latest_time`` as ISO text, ``status``).
     """
-    relation = spec.qualified_table
+    relation = base = spec.qualified_table
+    live_props = ""
     if at is not None:
         where_args = (*where_args, at)
-        relation = history.as_of_source(spec, f"${len(where_args)}::timestamptz")
+        relation = base = history.as_of_source(spec, f"${len(where_args)}::timestamptz")
+    elif offline_s is not None and spec.sensing is not None:
+        args = list(where_args)
+
+        def bind(value: object, cast: str) -> str:
+            args.append(value)
+            return f"${len(args)}::{cast}"
+
+        join = observations.live_join_sql(spec, 't0."feature_key"', bind)
+        status = observations.live_status_sql(spec, offline_s, bind)
+        relation = (f"(SELECT t0.*, {observations.LIVE_VALUE} AS latest_value, "
+                    f"to_json({observations.LIVE_TIME}) #>> '{{}}' AS latest_time, {status} AS status "
+                    f"FROM {relation} t0{join})")
+        where_args = tuple(args)
+        live_props = ', t."latest_value", t."latest_time", t."status"'
     n = len(where_args)
     p = [f"${n + i}" for i in range(1, 8)]  # xmin, ymin, xmax, ymax, margin, layer name, tolerance/cell
     env = f"ST_MakeEnvelope({p[0]}::float8, {p[1]}::float8, {p[2]}::float8, {p[3]}::float8, {tile.srid})"
@@ -68,9 +87,9 @@ def build_tile_sql(spec: LayerSpec, tile: TileRef, fields: tuple[str, ...], limi
     cond = f"{col} && ST_Expand(env.e, {p[4]}::float8)" + (f" AND ({where})" if where else "")
     if at is not None and tile.srid != 4326:  # the history's one spatial index is on geom (store.history)
         cond += f' AND t."geom" && ST_Transform(ST_Expand(env.e, {p[4]}::float8), 4326)'
-    props = _columns(spec, fields)
+    props = _columns(spec, fields) + live_props
     if spec.geometry.is_point and tile.z < THIN_BELOW_ZOOM:
-        sql = _thinned_sql(relation, env, col, cond, props, fields, p, limit,
+        sql = _thinned_sql(base, relation, env, col, cond, props, fields, p, limit,
                            spec.geometry.value == "MultiPoint")
         extra: float | None = tile.width / THIN_GRID
     elif spec.geometry.is_point:
@@ -97,12 +116,13 @@ q AS (
 SELECT ST_AsMVT(q.*, {p[5]}::text, {EXTENT}, 'mvtgeom', 'id') FROM q WHERE q.mvtgeom IS NOT NULL"""
 
 
-def _thinned_sql(relation: str, env: str, col: str, cond: str, props: str, fields: tuple[str, ...],
+def _thinned_sql(base: str, relation: str, env: str, col: str, cond: str, props: str, fields: tuple[str, ...],
                  p: list[str], limit: int, multipoint: bool) -> str:
     x, y = (f"ST_X({col})", f"ST_Y({col})")
     if multipoint:
         x, y = (f"ST_X(ST_GeometryN({col}, 1))", f"ST_Y(ST_GeometryN({col}, 1))")
-    # cells are grouped on narrow (id, cx, cy) rows; only each cell's representative is read in full
+    # cells are grouped on narrow (id, cx, cy) rows of the layer (``base``); only each cell's representative is
+    # read in full from ``relation`` (the layer with its live members, when it has them)
     return f"""
 WITH env AS (SELECT {env} AS e),
 cells AS (
@@ -110,7 +130,7 @@ cells AS (
   FROM (
     SELECT t."id", floor(({x} - {p[0]}::float8) / {p[6]}::float8) AS cx,
            floor(({y} - {p[1]}::float8) / {p[6]}::float8) AS cy
-    FROM {relation} t, env
+    FROM {base} t, env
     WHERE {cond}
   ) c
   GROUP BY c.cx, c.cy

@@ -82,15 +82,17 @@ def request_coding(request: Request) -> str:
     return encoding.negotiate(request.headers.get("accept-encoding"))
 
 
-def tile_response(request: Request, tile: CachedTile, public: bool) -> Response:
+def tile_response(request: Request, tile: CachedTile, public: bool, live: bool = False) -> Response:
     """200 with the MVT, 204 when the tile is empty, 304 when ``If-None-Match`` matches the ETag.
 
     The body is the tile's stored form in the client's preferred coding (``Content-Encoding``), with the
-    ETag of that coding; every answer varies by ``Accept-Encoding``.
+    ETag of that coding; every answer varies by ``Accept-Encoding``. A ``live`` tile (a sensing layer's, whose
+    state moves with each reading) is revalidated on every use (``no-cache``).
     """
     body, coding = tile.body(request_coding(request))
     etag = encoding.coded_etag(tile.etag, coding)
-    headers = {"ETag": etag, "Cache-Control": "public, max-age=60" if public else "private, no-store",
+    control = ("public, no-cache" if live else "public, max-age=60") if public else "private, no-store"
+    headers = {"ETag": etag, "Cache-Control": control,
                "Vary": "Accept-Encoding"}
     inm = request.headers.get("if-none-match")
     # the coded tag (fast path: the client's header as sent) or the identity tag (behind the compression

@@ -47,6 +47,8 @@ class TileState:
 
     db: Database
     max_features: int
+    #: silence after which a sensing feature is offline (its tiles carry live state and are not cached)
+    offline_s: float = 3600.0
     cache: TileCache | None = None
     versions: LayerVersions = field(default_factory=LayerVersions)
     #: the app's listener when the cache is on (it keeps ``versions`` current), else None
@@ -55,7 +57,7 @@ class TileState:
     @classmethod
     def create(cls, db: Database, settings: Settings, listener: VersionListener) -> TileState:
         """Create the state; with the cache on, its versions are ``listener``'s (cleared on each reconnection)."""
-        state = cls(db=db, max_features=settings.max_features_per_tile)
+        state = cls(db=db, max_features=settings.max_features_per_tile, offline_s=settings.sensor_offline_s)
         if settings.tile_cache and settings.tile_cache_max_bytes > 0:
             state.cache = TileCache(settings.tile_cache_max_bytes)
             state.listener = listener
@@ -66,6 +68,8 @@ class TileState:
     def cache_key(self, req: LayerRequest, tile: TileRef) -> tuple | None:
         """Cache key of a layer tile, or None when the cache is off or the layer version is not known live."""
         if self.cache is None or not self.versions.live:
+            return None
+        if req.spec.sensing is not None and req.at is None:  # live state changes with every reading
             return None
         version = self.versions.get(req.spec.id)
         if version is None:
@@ -82,7 +86,8 @@ class TileState:
                 TILE_CACHE_HITS.inc()
                 return hit
         TILE_CACHE_MISSES.inc()
-        q = build_tile_sql(req.spec, tile, req.fields, self.max_features, req.where, req.where_args, req.at)
+        q = build_tile_sql(req.spec, tile, req.fields, self.max_features, req.where, req.where_args, req.at,
+                           self.offline_s)
 
         rendered = CachedTile.of(bytes(await self.db.fetchval(q.sql, *q.args) or b""))
         if key is not None:

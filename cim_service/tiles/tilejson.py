@@ -38,12 +38,24 @@ def _dimension(spec: LayerSpec) -> int:
     return 1 if "Line" in spec.geometry.value else 2
 
 
+#: TileJSON types and JSON schemas of the live members a sensing layer's tiles carry (``tiles.mvt``)
+LIVE_TILEJSON = {"latest_value": "Number", "latest_time": "String", "status": "String"}
+LIVE_SCHEMA = {
+    "latest_value": {"type": "number", "title": "Latest reading of the primary observed property"},
+    "latest_time": {"type": "string", "format": "date-time", "title": "Phenomenon time of that reading"},
+    "status": {"type": "string", "enum": ["ok", "warning", "alarm", "offline"], "title": "Live status"},
+}
+
+
 def properties_schema(spec: LayerSpec, fields: list[FieldSpec]) -> dict:
-    """JSON schema of the properties a tile of ``spec`` carries (``count`` for point layers)."""
+    """JSON schema of the properties a tile of ``spec`` carries (``count`` for point layers, the live members
+    for sensing layers)."""
     props = {f.name: {**f.type.info.tile_schema, "title": f.title_en, "x-title-zh": f.title_zh} for f in fields}
     if spec.geometry.is_point:
         props["count"] = {"type": "integer", "title": "Points represented by this feature "
                           f"(> 1 only below zoom {THIN_BELOW_ZOOM}, where points are thinned per grid cell)"}
+    if spec.sensing is not None:
+        props.update(LIVE_SCHEMA)
     return {"type": "object", "properties": props}
 
 
@@ -127,8 +139,9 @@ def tileset_list(title: str, base: str, root: str, data_type: str = "vector") ->
 
 
 def tilejson(name: str, base: str, tms_id: str, layers: list[tuple[LayerSpec, list[FieldSpec]]],
-             bbox: Bbox, query: dict[str, str] | None = None) -> dict:
-    """TileJSON 3.0 document for ``layers`` (xyz scheme) with their ``vector_layers`` and fields."""
+             bbox: Bbox, query: dict[str, str] | None = None, live: bool = True) -> dict:
+    """TileJSON 3.0 document for ``layers`` (xyz scheme) with their ``vector_layers`` and fields (with ``live``,
+    the live members of sensing layers too)."""
     check_tilejson_tms(tms_id)
     tms = get_tms(tms_id)
     vector_layers = []
@@ -138,6 +151,8 @@ def tilejson(name: str, base: str, tms_id: str, layers: list[tuple[LayerSpec, li
             described["count"] = "Number"
         layer = {"id": spec.id, "description": spec.title_en, "fields": described,
                  "minzoom": tms.minzoom, "maxzoom": tms.maxzoom}
+        if live and spec.sensing is not None:
+            layer["fields"].update(LIVE_TILEJSON)
         thin = thinning(spec)
         if thin is not None:
             layer["x-cim-thinning"] = thin
