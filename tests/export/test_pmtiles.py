@@ -62,6 +62,11 @@ def test_archive_header_and_metadata(archive):
     assert {z for (z, _, _), _ in tiles} == set(range(9, 15))
 
 
+def _features(decoded: dict) -> dict:
+    return {name: sorted((repr(f.get("id")), repr(sorted(f["properties"].items())), repr(f["geometry"]))
+                         for f in layer["features"]) for name, layer in decoded.items()}
+
+
 def test_tiles_equal_the_service_tiles_and_decode(archive, client, engine):
     with archive.open("rb") as f:
         reader = Reader(MmapSource(f))
@@ -71,8 +76,9 @@ def test_tiles_equal_the_service_tiles_and_decode(archive, client, engine):
         raw = gzip.decompress(data)
         live = client.get(f"/tiles/WebMercatorQuad/{z}/{x}/{y}", params={"collections": LAYERS})
         assert live.status_code == 200
-        assert raw == live.content
         decoded = mapbox_vector_tile.decode(raw)
+        # the same features, attributes and geometry (a tile's feature order is not defined: no ORDER BY)
+        assert _features(decoded) == _features(mapbox_vector_tile.decode(live.content))
         assert set(decoded) <= set(LAYERS.split(","))
         checked += 1
     assert checked >= 6

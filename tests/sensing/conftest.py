@@ -25,6 +25,10 @@ def depth_streams(demo_database_url, engine) -> list[int]:
             "SELECT d.id FROM cim_sta.datastream d JOIN cim_sta.observed_property p ON p.id = d.observed_property_id "
             "WHERE p.catalog_key = 'waterlogging_sensors/water_depth' ORDER BY d.id")).scalars().all()
     assert len(ids) > 10
+    # the session's other tests (live state, SensorThings) publish to these streams too: start from none
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM cim_sta.observation WHERE datastream_id = ANY(:d)"), {"d": list(ids)})
+        conn.execute(sa.text("DELETE FROM cim_sta.latest WHERE datastream_id = ANY(:d)"), {"d": list(ids)})
     return list(ids)
 
 

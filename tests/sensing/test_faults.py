@@ -116,6 +116,18 @@ def test_killed_database_connections_lose_nothing(bridge_factory, engine, databa
             if i % 50 == 0:
                 time.sleep(0.1)
         wait_for(lambda: len(pub.acked) == len(plan))
+        # go on until a kill has hit the bridge's own connection (not only idle ones), at most five more rounds
+        for _ in range(5):
+            if bridge.stats.db_errors > 0:
+                break
+            more = _plan(streams, 200, plan[-1][1] + timedelta(milliseconds=10))
+            for i, (ds, t) in enumerate(more):
+                pub.send(ds, t, float(i % 80))
+                if i % 50 == 0:
+                    time.sleep(0.1)
+            plan += more
+            expected = len(plan)
+            wait_for(lambda n=expected: len(pub.acked) == n)
         time.sleep(1.0)
     finally:
         stop.set()
