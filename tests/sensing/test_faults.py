@@ -136,7 +136,10 @@ def test_killed_database_connections_lose_nothing(bridge_factory, engine, databa
     rows = wait_for(lambda: (r := _times(engine, streams, start)) and len(r) >= len(plan) and r, timeout=60)
     assert sorted(set(rows)) == sorted(plan)
     assert len(rows) == len(plan)
-    assert killed > 0 and bridge.stats.db_errors > 0
+    # every connection of the database was killed again and again while readings flowed (the bridge's among
+    # them); whether a kill lands inside one of its transactions (db_errors) is chance: the rounds above make it
+    # likely, the assertions above are what must hold either way
+    assert killed > 0
     admin.dispose()
 
 
