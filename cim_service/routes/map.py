@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from cim_service import encoding
 from cim_service.auth import Principal, get_principal
 from cim_service.core.catalog import Catalog, Role
+from cim_service.errors import InvalidParameter
 from cim_service.store import layer_state
 from cim_service.store.db import Database
 from cim_service.webmap.assets import (
@@ -19,7 +20,7 @@ from cim_service.webmap.assets import (
     own_asset_type,
     own_assets,
 )
-from cim_service.webmap.page import build_page_config, render_page
+from cim_service.webmap.page import SCREENS, VIEW_MODES, build_page_config, render_page
 from cim_service.webmap.search import search_addresses
 
 router = APIRouter(prefix="/map", tags=["map"])
@@ -35,14 +36,25 @@ async def district_bbox(db: Database, catalog: Catalog) -> tuple[float, float, f
 
 
 @router.get("", response_class=HTMLResponse, summary="The CIM一张图 planners' web map")
-async def map_page(request: Request) -> HTMLResponse:
+async def map_page(
+    request: Request,
+    view: Annotated[str | None, Query(description="The first view: `2d` (default) or `3d` (pitched, rotated, "
+                                                  "extruded buildings over the basemap).")] = None,
+    screen: Annotated[str | None, Query(description="The layout: `planner` (default) or `ops`, the operations "
+                                                    "centre's dark screen with KPI cards.")] = None,
+) -> HTMLResponse:
     """Serve the map page (deck.gl, offline: every asset comes from this service).
 
     A page load carries no credentials, so the page describes the public layers only; once an API key is
     entered, the page replaces its configuration with ``/map/config`` for that key.
     """
+    if view is not None and view not in VIEW_MODES:
+        raise InvalidParameter(f"parameter 'view': {view[:40]!r} is not one of {', '.join(VIEW_MODES)}")
+    if screen is not None and screen not in SCREENS:
+        raise InvalidParameter(f"parameter 'screen': {screen[:40]!r} is not one of {', '.join(SCREENS)}")
     bbox = await district_bbox(request.app.state.db, request.app.state.catalog)
-    config = build_page_config(request.app.state.catalog, district_bbox=bbox)
+    config = build_page_config(request.app.state.catalog, district_bbox=bbox, view_mode=view or "2d",
+                               screen=screen or "planner")
     return HTMLResponse(render_page(config), headers={"Cache-Control": "no-cache"})
 
 

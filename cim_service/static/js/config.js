@@ -45,3 +45,22 @@ export function addLayerDefaults(deckLayers, visible, opacity) {
     }
   }
 }
+
+/** Return the ids of the basemap layers and of the extruded ones (a height field): what the 3D view shows. */
+export function contextLayerIds(config) {
+  return config.layers.filter((l) => l.basemap || l.height_field).map((l) => l.id);
+}
+
+/** Return `url` as of `day` (`at=`), for a layer that keeps history; unchanged without a day or a history. */
+export function atUrl(url, meta, day) {
+  if (!day || !meta || !meta.history) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}at=${encodeURIComponent(day)}`;
+}
+
+/** Return the days of the time slider: the 31st of December of each year of `config.time_years`. */
+export function timeDays(config) {
+  const [first, last] = config.time_years || [];
+  const days = [];
+  for (let y = first; y <= last; y += 1) days.push(`${y}-12-31`);
+  return days;
+}
