@@ -11,7 +11,7 @@ from cim_service import encoding
 from cim_service.auth import Principal, get_principal
 from cim_service.core.catalog import Catalog, Role
 from cim_service.errors import InvalidParameter
-from cim_service.store import layer_state
+from cim_service.store import history, layer_state
 from cim_service.store.db import Database
 from cim_service.webmap.assets import (
     deck_bundle_etag,
@@ -35,6 +35,21 @@ async def district_bbox(db: Database, catalog: Catalog) -> tuple[float, float, f
     return extents[outline.id]
 
 
+async def history_begins(db: Database, catalog: Catalog) -> dict[str, str | None]:
+    """Return when each layer's history begins (RFC 3339, None: none yet): the time slider asks a layer as of a
+    day only from then on (an earlier ``at=`` is refused)."""
+    specs = [spec for spec in catalog if history.has_history(spec)]
+
+    async def fetch(session) -> dict[str, str | None]:
+        out = {}
+        for spec in specs:
+            begins = await history.fetch_begins(session, spec)
+            out[spec.id] = begins.isoformat() if begins is not None else None
+        return out
+
+    return await db.run(fetch)
+
+
 @router.get("", response_class=HTMLResponse, summary="The CIM一张图 planners' web map")
 async def map_page(
     request: Request,
@@ -53,8 +68,9 @@ async def map_page(
     if screen is not None and screen not in SCREENS:
         raise InvalidParameter(f"parameter 'screen': {screen[:40]!r} is not one of {', '.join(SCREENS)}")
     bbox = await district_bbox(request.app.state.db, request.app.state.catalog)
+    begins = await history_begins(request.app.state.db, request.app.state.catalog)
     config = build_page_config(request.app.state.catalog, district_bbox=bbox, view_mode=view or "2d",
-                               screen=screen or "planner")
+                               screen=screen or "planner", history_begins=begins)
     return HTMLResponse(render_page(config), headers={"Cache-Control": "no-cache"})
 
 
@@ -62,7 +78,9 @@ async def map_page(
 async def map_config(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> JSONResponse:
     """Return the page configuration (layers, fields, deck.gl spec) for the caller's API key."""
     bbox = await district_bbox(request.app.state.db, request.app.state.catalog)
-    config = build_page_config(request.app.state.catalog, principal=principal, district_bbox=bbox)
+    begins = await history_begins(request.app.state.db, request.app.state.catalog)
+    config = build_page_config(request.app.state.catalog, principal=principal, district_bbox=bbox,
+                               history_begins=begins)
     return JSONResponse(config, headers={"Cache-Control": "private, no-store"})
 
 

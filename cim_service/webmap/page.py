@@ -77,8 +77,9 @@ def tile_url(layer_id: str) -> str:
     return f"/collections/{layer_id}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
 
 
-def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS) -> dict[str, Any]:
-    """Describe one catalog layer for the map's panels (titles, style, access, the fields ``principal`` may see)."""
+def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS, history_begins: str | None = None) -> dict[str, Any]:
+    """Describe one catalog layer for the map's panels (titles, style, access, the fields ``principal`` may see,
+    whether it keeps history and since when)."""
     return {
         "id": spec.id,
         "title_zh": spec.title_zh,
@@ -93,6 +94,7 @@ def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS) -> dict[str, 
         "height_field": spec.height_field,
         "basemap": spec.style.group == BASEMAP_GROUP,
         "history": has_history(spec),
+        "history_begins": history_begins,
         "tiles3d": f"/collections/{spec.id}/3dtiles/tileset.json" if spec.extruded else None,
         "visible": spec.style.visible,
         "min_zoom": spec.style.min_zoom,
@@ -194,13 +196,14 @@ def build_deck_spec(catalog: Catalog) -> dict[str, Any]:
 
 def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inline: dict[str, Any] | None = None,
                       district_bbox: tuple[float, float, float, float] | None = None, view_mode: str = "2d",
-                      screen: str = "planner") -> dict[str, Any]:
+                      screen: str = "planner", history_begins: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Build the page configuration for ``principal``: layer metadata, deck spec, endpoints, inlined data.
 
     Only the layers ``principal`` may read are described, with only the fields it may see: the page (loaded
     without credentials) and the static export never name a restricted layer or a personal field; a page
     given an API key asks ``/map/config`` for the configuration of that key. ``view_mode`` (2d, 3d) is the
-    first view; ``screen`` the layout (planner, or ops: the operations centre's dark screen).
+    first view; ``screen`` the layout (planner, or ops: the operations centre's dark screen); ``history_begins``:
+    layer id -> when its history begins (RFC 3339), for the time slider.
     """
     if view_mode not in VIEW_MODES:
         raise ValueError(f"view mode {view_mode!r} is not one of {VIEW_MODES}")
@@ -216,7 +219,7 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
         "screen": screen,
         "time_years": list(TIME_YEARS),
         "district_bbox": district_bbox or DISTRICT_BBOX,
-        "layers": [layer_entry(spec, principal) for spec in catalog],
+        "layers": [layer_entry(spec, principal, (history_begins or {}).get(spec.id)) for spec in catalog],
         "roles": catalog.roles,
         "groups": group_titles([spec.style.group for spec in catalog] + [DENSITY_RASTER["group"]]),
         "public_layers": [spec.id for spec in catalog if spec.access is Access.public],

@@ -76,3 +76,120 @@ def test_map_refuses_an_unknown_view_or_screen(service_url):
         response = httpx.get(f"{service_url}/map?{query}", timeout=10)
         assert response.status_code == 400, query
         assert f"'{name}'" in response.text
+
+
+def test_controls_zoom_compass_scale_and_the_layer_menu(map_page, service_url, artifacts):
+    page, log = map_page
+    open_map(page, f"{service_url}/map")
+    got = metrics(page)
+    zoom0, bar0 = got["view"]["zoom"], got["scaleBar"]
+    # the scale bar is a round length drawn at its true width for the view's latitude and zoom
+    mpp = page.evaluate("(() => { const v = window.__cimMap.deck.getViewports()[0];"
+                        " return 1 / (v.getDistanceScales().unitsPerMeter[0] * v.scale); })()")
+    assert abs(bar0["px"] * mpp - bar0["metres"]) / bar0["metres"] < 0.02, (bar0, mpp)
+    assert page.locator("#scale-label").inner_text() == bar0["label"]
+    assert abs(page.locator("#scale-line").bounding_box()["width"] - bar0["px"]) <= 1
+
+    page.locator("#zoom-in").click()
+    wait_view(page, f"Math.abs(v.zoom - {zoom0 + 1}) < 0.01")
+    bar1 = metrics(page)["scaleBar"]
+    ratio = (bar1["px"] / bar1["metres"]) / (bar0["px"] / bar0["metres"])
+    assert abs(ratio - 2) < 0.1, f"one zoom level in doubles the pixels per metre: {bar0} -> {bar1}"
+    page.locator("#zoom-out").click()
+    wait_view(page, f"Math.abs(v.zoom - {zoom0}) < 0.01")
+
+    # rotate the map: the compass needle follows; a click on it turns the map north again
+    page.evaluate("window.updateDeck({ initialViewState: Object.assign(window.__cimMap.viewState(),"
+                  " { bearing: 40 }) }, window.__cimMap.deck)")
+    wait_view(page, "Math.abs(v.bearing - 40) < 0.5")
+    page.wait_for_timeout(200)
+    assert "rotate(-40" in page.locator("#compass-needle").get_attribute("style")
+    page.screenshot(path=str(artifacts / "map-controls-rotated.png"))
+    page.locator("#compass").click()
+    wait_view(page, "Math.abs(v.bearing) < 0.01")
+
+    # opacity sits behind each layer's menu: no slider shows until the menu is opened
+    sliders = page.locator(".layer-row input[type=range]")
+    assert sliders.count() > 5
+    assert all(not sliders.nth(i).is_visible() for i in range(sliders.count()))
+    first = page.locator(".layer-menu-button").first
+    first.click()
+    assert first.get_attribute("aria-expanded") == "true"
+    assert sum(sliders.nth(i).is_visible() for i in range(sliders.count())) == 1
+    page.locator("#layers-panel").screenshot(path=str(artifacts / "map-layer-menu.png"))
+    assert log.errors() == []
+
+
+def test_time_slider_plays_the_years_with_at_on_tiles_and_indicators(map_page, service_url, artifacts):
+    page, log = map_page
+    open_map(page, f"{service_url}/map")
+    history = page.evaluate("window.CIM_CONFIG.layers.filter((l) => l.history && l.history_begins"
+                            " && Date.parse(l.history_begins) <= Date.parse('2020-12-31T23:59:59+08:00'))"
+                            ".map((l) => l.id)")
+    derived = config_ids(page, "!l.history")
+    assert history and derived, "the demo keeps history from 2020 on; its gap layers keep none"
+    indicator = page.evaluate("window.__cimMap.state.indicatorId")
+    now_value = page.evaluate("(() => { const s = window.__cimMap.state;"
+                              " return s.indicators.find((i) => i.id === s.indicatorId).value; })()")
+    assert page.locator("#time-label").inner_text() == "现在"
+
+    page.locator("#time-slider").fill("0")  # the first year
+    page.wait_for_function("window.__cimMetrics.indicatorAtRequests >= 1", timeout=30_000)
+    page.wait_for_function("window.__cimMetrics.atTileRequests > 0", timeout=30_000)
+    assert page.locator("#time-label").inner_text() == "2020"
+    assert metrics(page)["at"] == "2020-12-31"
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(artifacts / "map-time-2020.png"))
+    at_tiles = [u for u in log.requests if "/tiles/" in u and "at=2020-12-31" in u]
+    assert at_tiles, "no tile was asked as of 2020"
+    assert all(any(f"/collections/{h}/" in u for h in history) for u in at_tiles), "at= on a layer without history"
+    assert f"/indicators/{indicator}?at=2020-12-31" in "".join(log.requests)
+    past = httpx.get(f"{service_url}/indicators/{indicator}?at=2020-12-31", timeout=30).json()
+    shown = page.evaluate("(() => { const s = window.__cimMap.state;"
+                          " return s.indicatorAt[`${s.indicatorId}@2020-12-31`].value; })()")
+    assert shown == past["value"]
+    assert page.locator("#indicator-summary .big").inner_text().startswith(
+        page.evaluate("v => String(v)", past["value"])[:2]) or past["value"] != now_value
+    statuses = {u: s for u, s in log.tile_statuses().items() if "at=" in u}
+    assert statuses and all(s in (200, 204) for s in statuses.values()), statuses
+
+    # play runs 2020 → 2025, one year after the other
+    page.evaluate("window.__cimSeen = []; setInterval(() => window.__cimSeen.push(window.__cimMetrics.at), 100)")
+    page.locator("#time-play").click()
+    page.wait_for_function("window.__cimSeen.includes('2025-12-31')", timeout=30_000)
+    seen = [d for d in dict.fromkeys(page.evaluate("window.__cimSeen")) if d]
+    assert seen == [f"{y}-12-31" for y in range(2020, 2026)], seen
+    page.locator("#time-slider").fill(page.locator("#time-slider").get_attribute("max"))
+    assert metrics(page)["at"] is None and page.locator("#time-label").inner_text() == "现在"
+    assert log.errors() == []
+
+
+def test_ops_screen_kpis_equal_the_indicators(browser, service_url, artifacts):
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, device_scale_factor=1)
+    page = context.new_page()
+    from tests.browser.conftest import attach_log
+    log = attach_log(page)
+    try:
+        open_map(page, f"{service_url}/map?screen=ops", timeout_ms=60_000)
+        page.wait_for_function("window.__cimMetrics.kpis.length > 0")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts / "map-ops-1920x1080.png"))
+        kpis = metrics(page)["kpis"]
+        indicators = httpx.get(f"{service_url}/indicators", timeout=30).json()["indicators"]
+        assert [(k["id"], k["value"], k["target"], k["status"]) for k in kpis] == \
+            [(i["id"], i["value"], i["target"], i["status"]) for i in indicators]
+        cards = page.locator(".kpi-card")
+        assert cards.count() == len(indicators)
+        assert page.locator("#layers-panel").is_hidden() and page.locator("#indicator-panel").is_hidden()
+        # legible across a room: large type, light on dark
+        size = page.evaluate("parseFloat(getComputedStyle(document.querySelector('.kpi-value')).fontSize)")
+        assert size >= 36
+        bg = page.evaluate("getComputedStyle(document.querySelector('#kpi-panel')).backgroundColor")
+        assert sum(int(c) for c in bg[bg.index("(") + 1:bg.index(")")].split(",")[:3]) < 150, bg
+        for i in range(cards.count()):
+            b = cards.nth(i).bounding_box()
+            assert b["y"] + b["height"] <= 1080, "a KPI card falls below the screen"
+        assert 45 <= metrics(page)["view"]["pitch"] <= 60, "the operations screen shows the 3D map"
+        assert log.errors() == [] and log.foreign_hosts() == set()
+    finally:
+        context.close()

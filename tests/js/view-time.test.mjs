@@ -10,7 +10,7 @@ import { indicator, pageConfig } from './fixtures.mjs';
 function configWithContext(extra = {}) {
   const config = Object.assign(pageConfig(), { time_years: [2020, 2025], view_3d: { pitch: 55, bearing: -25, zoom: 13.6 } }, extra);
   config.layers.push(
-    { id: 'shui', group: '底图', access: 'public', basemap: true, history: true, style: {}, fields: [] },
+    { id: 'shui', group: '底图', access: 'public', basemap: true, history: true, history_begins: '2020-07-01T00:00:00Z', style: {}, fields: [] },
     { id: 'lou', group: '三维', access: 'public', height_field: 'gao', history: true, style: {}, fields: [] },
   );
   config.deck.layers.unshift(
@@ -32,12 +32,17 @@ test('scale bar: a round length that fits, its width in pixels at the latitude',
   assert.match(scaleBar(31.1, 9).label, /^\d+ km$/);
 });
 
-test('atUrl adds at= to layers that keep history only, and only with a day', () => {
+test('atUrl adds at= to layers whose history has begun by the day only, and only with a day', () => {
   const url = '/collections/x/tiles/WebMercatorQuad/{z}/{x}/{y}';
-  assert.equal(atUrl(url, { history: true }, '2022-12-31'), `${url}?at=2022-12-31`);
-  assert.equal(atUrl(`${url}?f=mvt`, { history: true }, '2022-12-31'), `${url}?f=mvt&at=2022-12-31`);
+  const kept = { history: true, history_begins: '2020-07-01T00:00:00+08:00' };
+  assert.equal(atUrl(url, kept, '2022-12-31'), `${url}?at=2022-12-31`);
+  assert.equal(atUrl(`${url}?f=mvt`, kept, '2022-12-31'), `${url}?f=mvt&at=2022-12-31`);
   assert.equal(atUrl(url, { history: false }, '2022-12-31'), url);
-  assert.equal(atUrl(url, { history: true }, null), url);
+  assert.equal(atUrl(url, kept, null), url);
+  assert.equal(atUrl(url, { history: true, history_begins: null }, '2022-12-31'), url, 'no history yet');
+  // begun later than the end of the day (Shanghai time): drawn as it is now
+  assert.equal(atUrl(url, { history: true, history_begins: '2021-01-01T00:00:00+08:00' }, '2020-12-31'), url);
+  assert.equal(atUrl(url, { history: true, history_begins: '2020-12-31T15:59:59Z' }, '2020-12-31'), `${url}?at=2020-12-31`);
 });
 
 test('timeDays: the last day of each year of the slider', () => {

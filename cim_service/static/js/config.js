@@ -51,9 +51,17 @@ export function contextLayerIds(config) {
   return config.layers.filter((l) => l.basemap || l.height_field).map((l) => l.id);
 }
 
-/** Return `url` as of `day` (`at=`), for a layer that keeps history; unchanged without a day or a history. */
+/** Return whether the layer `meta` can be read as of the end of `day` (Asia/Shanghai): it keeps history and
+ * that history had begun by then (the service refuses an earlier `at=`). */
+export function readableAt(meta, day) {
+  if (!meta || !meta.history || !meta.history_begins) return false;
+  return Date.parse(meta.history_begins) <= Date.parse(`${day}T23:59:59+08:00`);
+}
+
+/** Return `url` as of `day` (`at=`) for a layer readable then; unchanged without a day, or for a layer without
+ * history then (it is drawn as it is now). */
 export function atUrl(url, meta, day) {
-  if (!day || !meta || !meta.history) return url;
+  if (!day || !readableAt(meta, day)) return url;
   return `${url}${url.includes('?') ? '&' : '?'}at=${encodeURIComponent(day)}`;
 }
 
