@@ -10,6 +10,7 @@ export const PLAY_STEP_MS = 1600;
 
 /** Wire the slider and the play button. */
 export function wireTime(app) {
+  if (app.config.inline) { $('time-bar').hidden = true; return; } // the export holds the present only
   const days = timeDays(app.config);
   const slider = $('time-slider');
   slider.min = '0';
