@@ -161,7 +161,7 @@ class Server:
 
 
 def _wait(base: str, path: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a start-up wait on a loaded machine, not a measure
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
@@ -175,11 +175,14 @@ def _wait(base: str, path: str, proc: subprocess.Popen, log: Path) -> None:
 
 
 def start_ours(url: str, cache: bool, workdir: Path, driver: str = "psycopg", python: str | None = None,
-               label: str | None = None) -> Server:
-    """Our service under uvicorn; ``python``: the interpreter of another checkout's venv (its code is served)."""
+               label: str | None = None, source: Path | None = None) -> Server:
+    """Our service under uvicorn; ``python``: the interpreter of another checkout's venv (its code is served);
+    ``source``: a source tree served with this interpreter (first on ``PYTHONPATH``)."""
     port = free_port()
     env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_TILE_CACHE": "on" if cache else "off",
            "CIM_ENVIRONMENT": "production", "CIM_LOG_JSON": "false"}
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))
     if driver == "asyncpg":  # the same service on asyncpg (benchmarks/asyncpg_driver/sitecustomize.py)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ASYNCPG_DRIVER), str(PROJECT),
                                                           os.environ.get("PYTHONPATH")]))
@@ -339,14 +342,17 @@ def measure(servers: tuple[Server, Server], sc: Scenario, concurrency: int, roun
 def _row(name: str, target: str, ours: Result, tipg: Result) -> str:
     ratio = ours.rps / tipg.rps if tipg.rps else float("nan")
     speed = tipg.pct(0.5) / ours.pct(0.5) if ours.latencies else float("nan")
+    ours_b = ours.bytes // max(1, len(ours.latencies))
+    tipg_b = tipg.bytes // max(1, len(tipg.latencies))
     return (f"| {name} | {len(ours.latencies)} | {ours.rps:.1f} | {ours.pct(.5):.1f} | {ours.pct(.95):.1f} | "
             f"{ours.errors} | {tipg.rps:.1f} | {tipg.pct(.5):.1f} | {tipg.pct(.95):.1f} | {tipg.errors} | "
-            f"**{ratio:.2f}x** | {speed:.2f}x | {target} |")
+            f"**{ratio:.2f}x** | {speed:.2f}x | {ours_b} | {tipg_b} | {target} |")
 
 
 HEADER = ("| scenario | requests | ours req/s | ours p50 ms | ours p95 ms | ours errors | tipg req/s | tipg p50 ms | "
-          "tipg p95 ms | tipg errors | throughput ours/tipg | p50 speed-up | target |\n"
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "tipg p95 ms | tipg errors | throughput ours/tipg | p50 speed-up | ours bytes/req | tipg bytes/req | "
+          "target |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 
 
 def main() -> None:
@@ -363,7 +369,8 @@ def main() -> None:
     ap.add_argument("--compare-drivers", action="store_true",
                     help="instead of tipg: our service on psycopg 3 vs the same service on asyncpg (print only)")
     ap.add_argument("--compare-checkout", type=Path, default=None,
-                    help="instead of tipg: this checkout vs another one (its .venv), same scenarios (print only)")
+                    help="instead of tipg: this checkout vs another one (its .venv, or its source tree served by "
+                         "this interpreter), same scenarios (print only)")
     ap.add_argument("--encoding", default="identity",
                     help="Accept-Encoding of the load client, e.g. gzip (both servers compress)")
     args = ap.parse_args()
@@ -429,13 +436,15 @@ def compare_checkout(args: argparse.Namespace) -> None:
     scenarios = build_scenarios(camera_points(url, 2000, 42), args.quick)
     if args.only:
         scenarios = [s for s in scenarios if args.only in s.name]
-    other = str(args.compare_checkout.resolve() / ".venv" / "bin" / "python")
+    checkout = args.compare_checkout.resolve()
+    venv_python = checkout / ".venv" / "bin" / "python"  # a checkout without a venv: served by this interpreter
+    other, source = (str(venv_python), None) if venv_python.exists() else (None, checkout)
     workdir = Path(tempfile.mkdtemp(prefix="cim-bench-"))
     print("| scenario | requests | this req/s | p50 ms | bytes/req | other req/s | p50 ms | bytes/req | "
           "throughput this/other |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     for sc in scenarios:
         servers = (start_ours(url, sc.cached, workdir, label="this"),
-                   start_ours(url, sc.cached, workdir, python=other, label="other"))
+                   start_ours(url, sc.cached, workdir, python=other, label="other", source=source))
         try:
             for server in servers:
                 warm(server, sc, args.concurrency)
@@ -453,7 +462,8 @@ def report(out: Path, data: str, concurrency: int, rounds: int, rows: list[str])
     text = (f"# API benchmark: Minhang CIM vs tipg\n\nGenerated by `python benchmarks/bench_api.py` on "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu} CPU cores shared by PostgreSQL, the "
             f"servers (one uvicorn worker each) and the load client.\n\n"
-            f"Data: {data}. Concurrency: {concurrency} clients, keep-alive, no compression. Each scenario: one "
+            f"Data: {data}. Concurrency: {concurrency} clients, keep-alive, Accept-Encoding: {ACCEPT_ENCODING} "
+            f"(bytes/req: body bytes on the wire). Each scenario: one "
             f"unmeasured warm-up pass per server, then {rounds} measured passes alternating between the servers.\n"
             f"Uncached rows: our service with `CIM_TILE_CACHE=off`; the cached row: our service with the cache on "
             f"(warmed by the warm-up pass; tipg has no tile cache).\n\n"

@@ -9,11 +9,14 @@ name. The lifespan opens what one process holds, in this order, and closes it in
 - ``app.state.listener``: one LISTEN connection keeping layer versions current, shared by the tile cache and
   the gap-layer refresher;
 - the tile cache (``app.state.tiles``), the built 3D Tiles (``app.state.tiles3d``), the indicator engine and
-  the refresher (``routes.indicators``).
+  the refresher (``routes.indicators``);
+- ``app.state.sensing``: the MQTT bridge and the observations' maintenance (``cim_service.sensing.service``), when
+  ``Settings.run_sensor_bridge``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,11 +34,12 @@ from cim_service.core.settings import Settings
 from cim_service.edge import Edge, Methods
 from cim_service.errors import install_error_handlers
 from cim_service.geocode.service import Geocoder
-from cim_service.metrics import RequestObserver
+from cim_service.metrics import SENSOR_OBSERVATIONS, SENSOR_REJECTED, RequestObserver
 from cim_service.offloop import Slots
-from cim_service.routes import features, geocode, indicators, ops, pmtiles, sta, tiles, tiles3d
+from cim_service.routes import features, geocode, indicators, ops, pmtiles, sta, styles, tiles, tiles3d
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
+from cim_service.sensing.service import SensingService
 from cim_service.store.db import Database, make_engine
 from cim_service.store.localdb import resolve_database_url
 from cim_service.store.versions import VersionListener
@@ -62,8 +66,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await indicators.startup(app)
             if app.state.tiles.listener is not None or app.state.gap_refresher is not None:
                 await app.state.listener.start()
+            app.state.sensing = None
+            if settings.run_sensor_bridge:
+                sensing = SensingService(settings, url, on_committed=SENSOR_OBSERVATIONS.inc,
+                                         on_rejected=lambda reason, n: SENSOR_REJECTED.labels(reason).inc(n))
+                if await asyncio.to_thread(sensing.start):
+                    app.state.sensing = sensing
+            await sta.startup(app)  # after the sensing service, which starts the project-local broker
             yield
         finally:
+            await sta.shutdown(app)
+            if getattr(app.state, "sensing", None) is not None:
+                await asyncio.to_thread(app.state.sensing.stop)
             await indicators.shutdown(app)
             await app.state.listener.stop()
             app.state.engine.dispose()
@@ -83,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.exports = Slots(settings.max_concurrent_exports)  # file exports running at once
     app.state.catalog = load_catalog(settings.catalog_dir)
     app.state.geocoder = Geocoder(app.state.catalog)  # the address index is read on first use
-    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE]))
+    app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE,
+                                                *styles.CONFORMANCE]))
     install_error_handlers(app)
     _document_400_not_422(app)
     _openapi_document(app)
@@ -106,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(history_routes.router)
     app.include_router(tiles.router)
     app.include_router(tiles3d.router)
+    app.include_router(styles.router)
     app.include_router(indicators.router)
     app.include_router(geocode.router)
     app.include_router(map_routes.router)

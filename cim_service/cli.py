@@ -1,4 +1,4 @@
-"""The ``cim`` command: database, ingest, demo data, server, indicators and map export.
+"""The ``cim`` command: database, ingest, demo data, server, indicators, map export, MQTT broker and sensors.
 
 Each command group lives in its own module under ``cim_service.commands`` and adds itself to the app
 through ``register(app)``; the groups are imported and registered here by name (a missing one fails at start).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cim_service.commands import db, demo, indicators, ingest, serve, tiles
+from cim_service.commands import broker, db, demo, indicators, ingest, sensors, serve, tiles
 from cim_service.commands import map as map_command
 
 app = typer.Typer(
@@ -26,3 +26,5 @@ serve.register(app)
 indicators.register(app)
 map_command.register(app)
 tiles.register(app)
+broker.register(app)
+sensors.register(app)

@@ -5,8 +5,8 @@
 - Responses that already have a ``Content-Encoding`` (tiles from the cache, stored compressed once), partial
   content, 204/304 and non-compressible types (PNG, COG) pass unchanged.
 - An ``ETag`` set by a route names the identity body; the coded body gets its own tag (``"…-gz"``, ``"…-br"``).
-  ``If-None-Match`` naming a coded tag is handed to the route with the identity tag added, and a 304 is sent
-  back with the tag the client holds.
+  ``If-None-Match`` naming a tag of the negotiated coding is handed to the route as the identity tag, and a 304
+  is sent back with the tag the client holds.
 - Bodies larger than :data:`OFF_LOOP_BYTES` are compressed in the worker thread (:func:`cim_service.offloop.off_loop`),
   never on the event loop; streamed bodies are compressed chunk by chunk.
 """
@@ -53,7 +53,7 @@ class Compression:
         if inm is not None:
             text = inm.decode("latin-1")
             client_tags = [t.strip() for t in text.split(",")]
-            decoded = encoding.decoded_tags(text)
+            decoded = encoding.decoded_tags(text, coding)
             if decoded != text:
                 scope["headers"] = [(n, v) for n, v in headers if n != b"if-none-match"] + \
                                    [(b"if-none-match", decoded.encode("latin-1"))]

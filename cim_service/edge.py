@@ -333,6 +333,7 @@ class Methods:
             await send(message)
 
         scope["method"] = "GET"
+        scope["cim.head"] = True  # routes whose body is costly to make (exports) may skip making it
         try:
             await self.app(scope, receive, no_body)
         finally:

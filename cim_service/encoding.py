@@ -2,8 +2,9 @@
 
 A response body is sent as Brotli (``br``) when the client accepts it, else gzip, else as it is. Each coding
 is a distinct representation with its own ETag: the identity tag with ``-br`` or ``-gz`` before its closing
-quote (``"abc"`` → ``"abc-gz"``). Conditional requests naming a coded tag match the identity representation too
-(:func:`decoded_tags`), so a route compares its identity ETag and the coding is put back on the way out.
+quote (``"abc"`` → ``"abc-gz"``). Conditional requests naming a tag of the coding being negotiated are handed
+to routes as identity tags (:func:`decoded_tags`), so a route compares its identity ETag and the coding is put
+back on the way out.
 
 Pure functions (no HTTP framework): used by the response middleware (:mod:`cim_service.compression`) and by
 the tile cache, which keeps the coded bytes of a tile next to its identity bytes.
@@ -115,15 +116,17 @@ def coded_etag(etag: str, coding: str) -> str:
     return etag[:-1] + SUFFIX[coding] + '"'
 
 
-def decoded_tags(if_none_match: str) -> str:
-    """An ``If-None-Match`` value with each coded tag followed by its identity tag."""
-    out: list[str] = []
-    for tag in (t.strip() for t in if_none_match.split(",")):
-        out.append(tag)
-        for suffix in SUFFIX.values():
-            if tag.endswith(suffix + '"'):
-                out.append(tag[: -len(suffix) - 1] + '"')
-    return ", ".join(out)
+def decoded_tags(if_none_match: str, coding: str) -> str:
+    """An ``If-None-Match`` value with the tags of ``coding`` replaced by their identity tags.
+
+    Routes compare identity ETags (some by plain equality), so a client holding the Brotli body (``"abc-br"``)
+    asking again with Brotli is asked about ``"abc"``; the 304 goes back with the tag it sent.
+    """
+    if coding == IDENTITY:
+        return if_none_match
+    suffix = SUFFIX[coding] + '"'
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return ", ".join(t[: -len(suffix)] + '"' if t.endswith(suffix) else t for t in tags)
 
 
 def matches(if_none_match: str, etag: str) -> bool:

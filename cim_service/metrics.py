@@ -42,6 +42,14 @@ FEATURES_RETURNED = Counter(
     "cim_features_returned", "Features returned by the items endpoints.", ("collection",), registry=REGISTRY
 )
 
+SENSOR_OBSERVATIONS = Counter(
+    "cim_sensor_observations", "Observations committed by the MQTT bridge.", registry=REGISTRY
+)
+SENSOR_REJECTED = Counter(
+    "cim_sensor_rejected", "MQTT messages the bridge refused (kept in cim_sta.dead_letter), by reason.",
+    ("reason",), registry=REGISTRY,
+)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 

@@ -125,3 +125,23 @@ def demo_database_url(database_url: str, catalog: Catalog) -> str:
     finally:
         eng.dispose()
     return database_url
+
+
+@pytest.fixture(scope="session")
+def local_broker(tmp_path_factory: pytest.TempPathFactory):
+    """A project-local Mosquitto for this session (own folder and port, authentication on); stopped at the end."""
+    from cim_service.sensing.broker import LocalBroker
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    broker = LocalBroker(home=tmp_path_factory.mktemp("mosquitto"), port=port)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(local_broker) -> str:
+    """mqtt://cim:<password>@127.0.0.1:<port> of the session's broker."""
+    return local_broker.url()

@@ -60,9 +60,21 @@ def demo(
         except Exception as exc:  # noqa: BLE001 - one line for the operator, no traceback
             fail(f"demo load failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     _summary(results, timings)
+    _sync_sensing(engine, catalog)
     from cim_service.commands.indicators import refresh_gaps
 
     refresh_gaps([layer_id for layer_id, r in results.items() if r.status == "committed"], settings=settings)
+
+
+def _sync_sensing(engine, catalog) -> None:
+    """Things of sensing layers loaded before the SensorThings tables existed (a changed load syncs them itself)."""
+    from cim_service.store import sta_entities
+
+    with engine.begin() as conn:
+        for spec in catalog.sensing_layers:
+            if sta_entities.thing_count(conn, spec.id) == 0:
+                r = sta_entities.sync_layer(conn, spec)
+                console.print(f"{spec.id}: {r.things:,} SensorThings Things created", highlight=False)
 
 
 def _summary(results: dict, timings: dict[str, float]) -> None:

@@ -98,7 +98,7 @@ def _engine():
 
 @keys_app.command("create")
 def create(name: Annotated[str, typer.Argument(help="Key name (who holds it).")],
-           role: Annotated[str, typer.Option(help="analyst, officer or admin.")] = "analyst") -> None:
+           role: Annotated[str, typer.Option(help="analyst, officer, sensor or admin.")] = "analyst") -> None:
     """Create an API key and print it once (only its sha256 is stored)."""
     from cim_service.auth import create_api_key
     from cim_service.errors import InvalidParameter

@@ -528,8 +528,13 @@ def _scan_place(sc: _Scanner) -> None:
             sc.put("cross_road", cross.group(1))  # 浦建路东方路交界口
 
 
+_CHAIN_WORDS = {"lane": "弄", "sub_lane": "支弄", "number": "号", "building": "幢", "unit": "单元", "room": "室"}
+
+
 def _scan_chain(sc: _Scanner) -> None:
     for key, pattern in _CHAIN:
+        if sc.pos >= len(sc.text) or _CHAIN_WORDS[key] not in sc.text[sc.pos:]:
+            continue  # (cheap test first: most texts stop at a lane or number)
         sc.put(key, sc.take(pattern, 1))
         if key == "number" and sc.f.get("number") and _RE_NUMBER_SUFFIX.match(sc.text, sc.pos):
             sc.f["number"] = f"{sc.f['number']}{sc.text[sc.pos]}"  # 重庆南路12号丙
@@ -608,6 +613,9 @@ def _resolve_town(fields: dict[str, str | None], town_hint: str | None) -> None:
             fields["district"] = town.district
 
 
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ParsedAddress) if f.name not in ("raw", "normalized"))
+
+
 def parse_address(text: str, *, town_hint: str | None = None) -> ParsedAddress:
     """Parse a free-form Shanghai address; *town_hint* fills the town when the text names none."""
     raw = "" if text is None else str(text)
@@ -619,10 +627,14 @@ def parse_address(text: str, *, town_hint: str | None = None) -> ParsedAddress:
     _scan_residual(sc)
     fields = sc.f
     _resolve_town(fields, town_hint)
-    names = [f.name for f in dataclasses.fields(ParsedAddress) if f.name not in ("raw", "normalized")]
-    values = {name: fields.get(name) for name in names}
+    values = {name: fields.get(name) for name in _FIELD_NAMES}
     values["alternates"] = fields.get("alternates") or ()
-    return ParsedAddress(raw=raw, normalized=sc.text, **values)
+    values["raw"], values["normalized"] = raw, sc.text
+    # the frozen dataclass's __init__ sets its 20 fields one by one through object.__setattr__ (a quarter of a
+    # parse); every field is given here, so the instance's dict is filled at once
+    parsed = object.__new__(ParsedAddress)
+    parsed.__dict__.update(values)
+    return parsed
 
 
 def address_code(p: ParsedAddress) -> str:

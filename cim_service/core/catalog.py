@@ -355,6 +355,15 @@ class Catalog:
         """Layer ids in catalog order."""
         return list(self._layers)
 
+    def links_to(self, target: LayerSpec) -> list[tuple[LayerSpec, FieldSpec, str]]:
+        """The layers whose fields reference ``target``: (linking layer, its field, the target's key field)."""
+        out = []
+        for layer in self._layers.values():
+            for f in layer.fields:
+                if f.references == target.id:
+                    out.append((layer, f, target.key[0]))
+        return out
+
     def role(self, role: Role | str) -> LayerSpec | None:
         """Return the layer declaring ``role``, or None when no layer plays it."""
         return self._roles.get(Role(role))

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
     max_bulk_body_bytes: int = Field(default=64 * 1024 * 1024, ge=0, description="Largest body of a bulk "
                                      "write (`POST /sta/v1.1/CreateObservations`, the dataArray extension).")
+    sta_mqtt_publish: bool = Field(default=True, description="Publish entities created over /sta/v1.1 on their "
+                                   "MQTT entity-set topics (v1.1/Things...) when a broker is configured.")
     sta_max_top: int = Field(default=10_000, ge=1, description="Largest `$top` of a SensorThings request.")
     sta_default_top: int = Field(default=100, ge=1, description="`$top` of a SensorThings request without one.")
     max_html_limit: int = Field(default=500, ge=1, description="Largest items page rendered as HTML.")
@@ -114,7 +116,8 @@ class Settings(BaseSettings):
                                  "means the project-local Mosquitto (`cim broker start`).")
     local_mqtt_port: int = Field(default=18839, ge=1024, le=65535, description="Port of the project-local broker "
                                  "(a free one is taken when another server holds it).")
-    sensor_bridge: bool = Field(default=True, description="CIM_SENSOR_BRIDGE=off: `cim serve` runs no MQTT bridge.")
+    sensor_bridge: bool | None = Field(default=None, description="CIM_SENSOR_BRIDGE=on|off: whether `cim serve` "
+                                       "runs the MQTT bridge; unset: on, except in the test environment.")
     sensor_raw_days: int = Field(default=30, ge=1, description="Days of raw observations kept; older days are "
                                  "folded into hourly aggregates (`cim sensors compact`).")
     sensor_max_future_s: float = Field(default=300.0, ge=0, description="Readings later than now + this are "
@@ -135,7 +138,7 @@ class Settings(BaseSettings):
             raise ValueError("CIM_MQTT_URL must look like mqtt://user:password@host:port")
         return value.strip()
 
-    @field_validator("tile_cache", "sensor_bridge", mode="before")
+    @field_validator("tile_cache", "sensor_bridge", "sta_mqtt_publish", mode="before")
     @classmethod
     def _on_off(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() in {"on", "off"}:
@@ -175,6 +178,13 @@ class Settings(BaseSettings):
         if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
             raise ValueError("CIM_PUBLIC_URL must be an http(s) URL with a host, e.g. https://cim.example.gov.cn")
         return value.strip().rstrip("/")
+
+    @property
+    def run_sensor_bridge(self) -> bool:
+        """Whether the service runs the MQTT bridge (tests start their own unless told)."""
+        if self.sensor_bridge is None:
+            return self.environment is not Environment.test
+        return self.sensor_bridge
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -6,6 +6,7 @@ from typing import Any
 
 from cim_service.core.catalog import FieldSpec, LayerSpec
 from cim_service.features.crs import CRS84, CRS_LIST
+from cim_service.features.export import FORMATS as EXPORT_FORMATS
 from cim_service.features.formats import CSV, GEOJSON, HTML, JSON
 from cim_service.features.sql import quote_ident
 from cim_service.store.db import Session
@@ -80,6 +81,8 @@ def collection_doc(spec: LayerSpec, state: dict[str, Any] | None, base: str,
             link(f"{url}/items?f=csv", REL_ITEMS, CSV, "features as CSV"),
             link(f"{url}/queryables", REL_QUERYABLES, "application/schema+json", "queryables"),
             link(f"{url}/tiles", REL_TILESETS, JSON, "vector tilesets"),
+            *(link(f"{url}/items?f={f.name}", "enclosure", f.media_type, f"all features as {f.title}")
+              for f in EXPORT_FORMATS.values()),
             *([link(f"{url}/3dtiles", REL_3DTILES, JSON, "3D container (OGC API 3D GeoVolumes)"),
                link(f"{url}/3dtiles/tileset.json", "original", TILESET_3D, "3D Tiles 1.1 tileset")]
               if spec.extruded else []),

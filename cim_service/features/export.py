@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import struct
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -118,9 +120,9 @@ def export_sql(plan: ExportPlan) -> str:
     order = ", ".join(f"{col} {'ASC' if asc else 'DESC'}" for col, asc in plan.order)
     tail = f"ORDER BY {order} LIMIT {p.bind(plan.limit, 'bigint')} OFFSET {p.bind(plan.offset, 'bigint')}"
     source = f"FROM {plan.spec.qualified_table} WHERE {plan.conditions()}"
-    if plan.fmt.name == "geojsonseq":
+    if plan.fmt.name == "geojsonseq":  # each record as the bytes to send: RS, the feature, LF
         text = feature_text_sql(plan.properties, plan.crs, geom=geometry_sql(plan.crs))
-        return f"SELECT {text} {source} {tail}"
+        return f"SELECT convert_to(chr(30) || {text} || chr(10), 'UTF8') {source} {tail}"
     cols = ", ".join(['"id"', *(_column_sql(f) for f in plan.properties),
                       f"ST_AsBinary({_file_geometry_sql(plan.crs)})"])
     return f"SELECT {cols} {source} {tail}"
@@ -150,8 +152,8 @@ def run_export(plan: ExportPlan, url: str, emit: Emit, *, batch_rows: int, state
         if int(fetch_value(url, sql, args, statement_timeout_ms=statement_timeout_ms)) > plan.limit:
             raise ExportTooLarge(plan.limit)
     sql = export_sql(plan)
-    batches = stream_rows(url, sql, plan.params.values, batch_rows=batch_rows,
-                          statement_timeout_ms=statement_timeout_ms)
+    batches = _prefetched(stream_rows(url, sql, plan.params.values, batch_rows=batch_rows,
+                                      statement_timeout_ms=statement_timeout_ms))
     writer = WRITERS[plan.fmt.name](plan, emit)
     written = 0
     try:
@@ -163,6 +165,53 @@ def run_export(plan: ExportPlan, url: str, emit: Emit, *, batch_rows: int, state
         writer.discard()
         batches.close()
     return written
+
+
+def _prefetched(batches: Iterator[list[tuple]]) -> Generator[list[tuple], None, None]:
+    """``batches`` read one ahead in a helper thread: the database makes batch n+1 while batch n is written.
+
+    At most one batch waits (two in memory with the one being written); closing the generator stops the reader
+    at its next batch and closes ``batches`` (the cursor's connection) there.
+    """
+    box: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def read() -> None:
+        try:
+            for rows in batches:
+                while not stop.is_set():
+                    try:
+                        box.put(rows, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+            box.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            box.put(exc)
+        finally:
+            batches.close()
+
+    reader = threading.Thread(target=read, name="cim-export-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = box.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a blocked put finish so the reader sees the stop
+            try:
+                box.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        reader.join()
 
 
 class _Writer:
@@ -184,14 +233,15 @@ class GeoJSONSeqWriter(_Writer):
     """RFC 8142: ``RS`` + feature + ``LF`` per feature."""
 
     def write(self, rows: list[tuple]) -> None:
-        """Emit one batch of feature texts."""
-        texts = [r[0] for r in rows]
+        """Emit one batch of records (made in PostgreSQL; GCJ-02/BD-09 geometries converted here)."""
         if self.plan.crs.python_crs:
             from cim_service.features.formats import to_python_crs
 
-            texts = [orjson.dumps(f).decode() for f in orjson.loads("[" + to_python_crs(",".join(texts),
-                                                                        self.plan.crs.python_crs) + "]")]
-        self.emit(b"".join(b"\x1e" + t.encode() + b"\n" for t in texts))
+            texts = ",".join(bytes(r[0])[1:-1].decode() for r in rows)
+            features = orjson.loads("[" + to_python_crs(texts, self.plan.crs.python_crs) + "]")
+            self.emit(b"".join(b"\x1e" + orjson.dumps(f) + b"\n" for f in features))
+            return
+        self.emit(b"".join([r[0] for r in rows]))
 
 
 def _arrow_schema(plan: ExportPlan):  # noqa: ANN202 - pyarrow.Schema
@@ -213,7 +263,11 @@ def _arrow_type(name: str):  # noqa: ANN202 - pyarrow.DataType
 
 def _wkb_column(rows: list[tuple], crs: OutputCrs) -> tuple[list[bytes | None], np.ndarray]:
     """The geometries of a batch as WKB (GCJ-02/BD-09 converted here) and their bounds (n x 4)."""
-    wkb = [bytes(r[-1]) if r[-1] is not None else None for r in rows]
+    wkb = [r[-1] for r in rows]
+    if not crs.python_crs:
+        bounds = _point_bounds(wkb)
+        if bounds is not None:
+            return wkb, bounds
     geoms = shapely.from_wkb(wkb)
     if crs.python_crs:
         from cim_service.core.crs import transform_geometry
@@ -221,6 +275,20 @@ def _wkb_column(rows: list[tuple], crs: OutputCrs) -> tuple[list[bytes | None], 
         geoms = transform_geometry(geoms, "EPSG:4326", crs.python_crs)
         wkb = list(shapely.to_wkb(geoms))
     return wkb, shapely.bounds(geoms)
+
+
+_POINT_LE = b"\x01\x01\x00\x00\x00"
+
+
+def _point_bounds(wkb: list[bytes | None]) -> np.ndarray | None:
+    """Bounds of 2D little-endian WKB points read straight from their bytes; None for anything else."""
+    if not wkb or any(w is None or len(w) != 21 for w in wkb):
+        return None
+    raw = np.frombuffer(b"".join(wkb), dtype=np.uint8).reshape(-1, 21)
+    if not (raw[:, :5] == np.frombuffer(_POINT_LE, dtype=np.uint8)).all():
+        return None
+    xy = raw[:, 5:].copy().view("<f8")
+    return np.column_stack([xy[:, 0], xy[:, 1], xy[:, 0], xy[:, 1]])
 
 
 def _arrow_table(plan: ExportPlan, rows: list[tuple], bbox_column: bool):  # noqa: ANN202 - pyarrow.Table

@@ -114,6 +114,12 @@ def matched_value(matched: int | None, filtered: bool) -> int | None:
     return int(matched)
 
 
+def linked_condition(target: LayerSpec, target_field: str, link_field: str, params: Params, fid: int) -> str:
+    """WHERE clause of a linked layer: its ``link_field`` equals ``target_field`` of the target's feature ``fid``."""
+    return (f"{quote_ident(link_field)} = (SELECT {quote_ident(target_field)} FROM {target.qualified_table} "
+            f"WHERE \"id\" = {params.bind(fid, 'bigint')})")
+
+
 # -- history (store.history's tables) ------------------------------------------------------------------
 
 #: members every history/changes feature carries in its properties, besides the layer's fields

@@ -29,6 +29,7 @@ MATCH_LEVELS = ("building", "door_plate", "road", "community", "town", "district
 COLUMNS = ("address_code", "full_address", "district", "town", "community", "road", "lane", "number", "building",
            "poi")
 _DIGITS = re.compile(r"\d+")
+_UNIQUE = {"address_code", "full_address"}  # one value per address: nothing to share
 
 
 def _first_number(value: str | None) -> int | None:
@@ -59,11 +60,13 @@ class AddressIndex:
         self.by_plate: dict[tuple, list[int]] = defaultdict(list)
         self.by_lane: dict[tuple, list[int]] = defaultdict(list)
         self.by_number: dict[tuple, list[int]] = defaultdict(list)
+        self.by_building: dict[tuple, list[int]] = defaultdict(list)
         self.by_road: dict[str, list[int]] = defaultdict(list)
         self.by_place: dict[str, list[int]] = defaultdict(list)
         self.by_town: dict[str, list[int]] = defaultdict(list)
         self.centres: dict[str, tuple[float, float]] = {}
         self.district: str | None = None
+        self._shared: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -83,8 +86,11 @@ class AddressIndex:
         self.lon.append(float(row["lon"]))
         self.lat.append(float(row["lat"]))
         for name in COLUMNS:
-            self.values[name].append(row.get(name))
-        road, lane, number = row.get("road"), row.get("lane"), row.get("number")
+            value = row.get(name)
+            if value is not None and name not in _UNIQUE:
+                value = self._shared.setdefault(value, value)  # one object per distinct town, road, lane ...
+            self.values[name].append(value)
+        road, lane, number = (self.values[c][i] for c in ("road", "lane", "number"))
         if road:
             self.by_road[road].append(i)
             self.by_plate[(road, lane, number)].append(i)
@@ -92,6 +98,8 @@ class AddressIndex:
                 self.by_lane[(road, lane)].append(i)
             if number:
                 self.by_number[(road, number)].append(i)
+            if row.get("building"):
+                self.by_building[(road, lane, number, row["building"])].append(i)
         for place in (row.get("community"), row.get("poi")):
             if place:
                 self.by_place[place].append(i)
@@ -99,6 +107,7 @@ class AddressIndex:
             self.by_town[row["town"]].append(i)
 
     def _finish(self) -> None:
+        self._shared.clear()
         for town, rows in self.by_town.items():
             self.centres[town] = self._centre(rows)
         districts: dict[str, int] = defaultdict(int)
@@ -110,6 +119,10 @@ class AddressIndex:
             self.centres[self.district] = self._centre(range(len(self.ids)))
         for rows in self.by_road.values():  # door plates in numeric order: the nearest one is found by bisection
             rows.sort(key=lambda r: (_first_number(self.values["lane"][r] or self.values["number"][r]) or 0))
+        v = self.values
+        for table in (self.by_plate, self.by_lane, self.by_number, self.by_place):
+            for rows in table.values():  # the plate itself first: fewest finer parts (no number, building)
+                rows.sort(key=lambda r: (v["number"][r] is not None, v["building"][r] is not None, r))
 
     def _centre(self, rows: Iterable[int]) -> tuple[float, float]:
         rows = list(rows)
@@ -153,8 +166,12 @@ class AddressIndex:
                 exact = self.by_lane.get((road, p.lane), [])
         else:
             exact = self.by_plate.get((road, None, None), [])
-        if limit == 1 and exact:
-            best = max(exact, key=lambda r: self._road_score(p, r))
+        if limit == 1 and exact:  # a batch: the first of the sorted exact rows, or of those in the text's town
+            if p.building:
+                exact = self.by_building.get((road, p.lane, p.number, p.building)) or exact
+            best = exact[0]
+            if p.town and self.values["town"][best] not in (None, p.town):
+                best = next((r for r in exact if self.values["town"][r] == p.town), best)
             return [self._candidate(p, best)]
         pool = exact if len(exact) >= limit else [*exact, *self._nearest_on_road(p, limit * 4)]
         scored = sorted(dict.fromkeys(pool), key=lambda r: -self._road_score(p, r))
@@ -201,20 +218,19 @@ class AddressIndex:
 
     def _candidate(self, p: ParsedAddress, r: int) -> Candidate:
         v = self.values
-        wanted = [n for n in ("lane", "number") if getattr(p, n)]
-        plate = bool(wanted) and all(v[n][r] == getattr(p, n) for n in wanted)
-        if p.lane and p.number and v["lane"][r] == p.lane and v["number"][r] is None:
-            plate = True  # the lane is the standard address; the 号 inside it is not recorded
-        if plate and p.building and v["building"][r] == p.building:
-            level = "building"
-        elif plate or (not wanted and v["lane"][r] is None and v["number"][r] is None):
-            level = "door_plate" if plate else "road"
+        lane, number = v["lane"][r], v["number"][r]
+        if p.lane or p.number:
+            plate = (not p.lane or lane == p.lane) and (not p.number or number == p.number or
+                                                        (lane == p.lane and number is None))
         else:
-            level = "road"
-        score = {"building": 1.0, "door_plate": 0.9, "road": 0.6}[level]
+            plate = False
+        if plate:
+            level, score = ("building", 1.0) if p.building and v["building"][r] == p.building else ("door_plate", 0.9)
+        else:
+            level, score = "road", 0.6
         if p.town and v["town"][r] and v["town"][r] != p.town:
             score -= 0.2
-        return Candidate(r, round(max(score, 0.05), 3), level)
+        return Candidate(r, score, level)
 
     def _place_score(self, p: ParsedAddress, r: int) -> float:
         s = 0.7

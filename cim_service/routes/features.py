@@ -33,7 +33,7 @@ from cim_service.features.collections import collection_doc, link, queryables_do
 from cim_service.features.cql2 import FilterContext, coerce, parse_filter, to_sql
 from cim_service.features.crs import content_crs_header, resolve_crs
 from cim_service.features.params import bbox_condition, parse_properties, parse_sortby
-from cim_service.features.query import ItemsQuery, item_sql, items_sql, matched_value
+from cim_service.features.query import ItemsQuery, item_sql, items_sql, linked_condition, matched_value
 from cim_service.features.sql import Params, field_cast, quote_ident
 from cim_service.features.temporal import datetime_condition
 from cim_service.metrics import FEATURES_RETURNED
@@ -222,6 +222,11 @@ async def _export(request: Request, principal: Principal, q: ItemsQuery, fmt: ex
                              limit=min(limit or settings.max_export_features, settings.max_export_features),
                              offset=q.offset, refuse_above_limit=limit is None, params=q.params, where=q.where,
                              after=q.after)
+    headers = {"Content-Crs": content_crs_header(q.crs),
+               "Content-Disposition": f'attachment; filename="{plan.filename}"',
+               "Cache-Control": "private, no-store" if q.spec.access is not Access.public else "no-cache"}
+    if request.scope.get("cim.head"):  # HEAD: the headers of the export, without running it
+        return Response(status_code=200, media_type=fmt.media_type, headers=headers)
     slots = request.app.state.exports
     if not slots.take():
         raise Busy(f"{slots.size} exports are running (CIM_MAX_CONCURRENT_EXPORTS); retry later",
@@ -243,9 +248,6 @@ async def _export(request: Request, principal: Principal, q: ItemsQuery, fmt: ex
     if needs_audit(spec, read):
         await log_access(request.app.state.db, principal, spec, "export", read,
                          {"query": request.url.query, "format": fmt.name}, _client(request))
-    headers = {"Content-Crs": content_crs_header(q.crs),
-               "Content-Disposition": f'attachment; filename="{plan.filename}"',
-               "Cache-Control": "private, no-store" if spec.access is not Access.public else "no-cache"}
     return StreamingResponse(body, media_type=fmt.media_type, headers=headers)
 
 
@@ -335,12 +337,20 @@ async def item(
     principal: Annotated[Principal, Depends(get_principal)],
     properties: Annotated[str | None, Query(description="Comma-separated properties to return.")] = None,
     crs: Annotated[str | None, Query(description="Output CRS URI (default CRS84).")] = None,
+    expand: Annotated[str | None, Query(description="Comma-separated layers linked to this one (declared with "
+                                                    "`references:`), e.g. `houses,organisations,people` on a "
+                                                    "standard address: their features are added under "
+                                                    "`expanded`.")] = None,
     f: F = None,
     at: At = None,
 ) -> Response:
-    """Return one feature by id (as of ``at``); 404 when absent."""
+    """Return one feature by id (as of ``at``); 404 when absent. ``expand`` adds the linked records the caller
+    may read (current ones: not with ``at``)."""
     fmt = formats.negotiate(request, f)
     out_crs = resolve_crs(crs, "crs")
+    if expand is not None and at is not None:
+        raise InvalidParameter("parameter 'expand': linked records are current; not available with 'at'")
+    links = _expand_links(request, spec, principal, expand) if expand is not None else []
     props = parse_properties(properties, visible_fields(spec, principal))
     try:
         fid = int(featureId)
@@ -366,18 +376,74 @@ async def item(
         await log_access(request.app.state.db, principal, spec, "item", names, {"id": fid, "at": at},
                          _client(request))
     base = base_url(request)
-    links = [link(str(request.url), "self", formats.GEOJSON, "this feature"),
-             link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]
+    links_ = [link(str(request.url), "self", formats.GEOJSON, "this feature"),
+              link(f"{base}/collections/{spec.id}", "collection", formats.JSON, spec.title_en)]
     headers = {"Content-Crs": content_crs_header(out_crs)}
-    etag = formats.content_etag(fmt, headers["Content-Crs"], text, orjson.dumps(links).decode())
+    expanded = await _expanded(request, principal, spec, links, fid, out_crs) if links else None
+    etag = formats.content_etag(fmt, headers["Content-Crs"], text, orjson.dumps(links_).decode(), expanded or "")
     unchanged = formats.not_modified(request, etag, headers)
     if unchanged is not None:
         return unchanged
     headers["ETag"] = etag
     if fmt == "html":
-        response = formats.html("item.html", doc=orjson.loads(text), base=base, links=links,
+        doc = orjson.loads(text)
+        if expanded is not None:
+            doc["expanded"] = orjson.loads(expanded)
+        response = formats.html("item.html", doc=doc, base=base, links=links_,
                                 title=f"{spec.title_zh} {spec.title_en}")
         response.headers.update(headers)
         return response
-    body = text[:-1] + ',"links":' + orjson.dumps(links).decode() + "}"
+    more = f',"expanded":{expanded}' if expanded is not None else ""
+    body = text[:-1] + ',"links":' + orjson.dumps(links_).decode() + more + "}"
     return Response(body, media_type=formats.GEOJSON, headers=headers)
+
+
+#: largest number of linked features returned per expanded layer
+EXPAND_LIMIT = 1000
+
+
+def _expand_links(request: Request, spec: LayerSpec, principal: Principal,
+                  expand: str) -> list[tuple[LayerSpec, str, str]]:
+    """The requested linked layers (layer, its linking field, this layer's field); 400 for unknown names.
+
+    Only layers the caller may read are offered: another is as unknown as a missing one (like collections).
+    """
+    offered = {layer.id: (layer, f.name, target_field)
+               for layer, f, target_field in request.app.state.catalog.links_to(spec)
+               if can_read_layer(layer, principal)}
+    names = list(dict.fromkeys(n.strip() for n in expand.split(",") if n.strip()))
+    if not names:
+        raise InvalidParameter("parameter 'expand': name one or more linked layers")
+    for name in names:
+        if name not in offered:
+            raise InvalidParameter(f"parameter 'expand': {name!r} is not linked to {spec.id!r}"
+                                   + (f"; linked: {', '.join(sorted(offered))}" if offered else ""))
+    return [offered[n] for n in names]
+
+
+async def _expanded(request: Request, principal: Principal, target: LayerSpec,
+                    links: list[tuple[LayerSpec, str, str]], fid: int, out_crs) -> str:  # noqa: ANN001
+    """JSON text ``{layer: FeatureCollection}`` of the linked features, each layer with its own access rules.
+
+    Personal fields only with ``personal_data``; reads of restricted layers or personal fields are access-logged.
+    """
+    parts = []
+    for layer, link_field, target_field in links:
+        visible = visible_fields(layer, principal)
+        q = ItemsQuery(spec=layer, properties=visible, crs=out_crs, order=[('"id"', True)], limit=EXPAND_LIMIT,
+                       offset=0)
+        q.where = [linked_condition(target, target_field, link_field, q.params, fid)]
+        row = await request.app.state.db.fetchrow(items_sql(q), *q.params.values)
+        features = row["features"]
+        if out_crs.python_crs and features:
+            features = await off_loop(formats.to_python_crs, features, out_crs.python_crs)
+        returned = int(row["returned"])
+        names = [f.name for f in visible]
+        if needs_audit(layer, names):
+            await log_access(request.app.state.db, principal, layer, "expand", names,
+                             {"via": target.id, "id": fid, "returned": returned}, _client(request))
+        matched = matched_value(row["matched"], True)
+        parts.append(f'{orjson.dumps(layer.id).decode()}:{{"type":"FeatureCollection","features":[{features}],'
+                     f'"numberReturned":{returned}'
+                     + (f',"numberMatched":{matched}' if matched is not None else "") + "}")
+    return "{" + ",".join(parts) + "}"

@@ -7,21 +7,34 @@ API. Writes need the ``sensor_writer`` scope (X-API-Key, Bearer, or HTTP Basic w
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from cim_service.auth import Principal, can_read_layer, get_principal, require_scope
 from cim_service.errors import InvalidParameter, NotFound, error_responses
 from cim_service.offloop import off_loop
+from cim_service.sensing.broker import LocalBroker
+from cim_service.sensing.payload import created_json
 from cim_service.sta import service
 from cim_service.sta.model import ENTITY_SETS
-from cim_service.sta.writes import Created, WriteLimits, Writer, parse_data_arrays
+from cim_service.sta.mqtt import EntityPublisher
+from cim_service.sta.writes import (
+    Created,
+    WriteLimits,
+    Writer,
+    data_array_columns,
+    parse_data_arrays,
+    write_data_array_columns,
+)
 from cim_service.store import observations
 
+log = logging.getLogger(__name__)
 PREFIX = "/sta/v1.1"
 router = APIRouter(prefix=PREFIX, tags=["SensorThings API"])
 
@@ -38,6 +51,45 @@ CONFORMANCE = [
 JSON = "application/json"
 WRITER = "sensor_writer"
 _ERRORS = error_responses(400, 401, 404, 503)
+
+
+async def startup(app: FastAPI) -> None:
+    """Start the publisher of created entities: on ``CIM_MQTT_URL``, else on the project-local broker when the
+    service runs the MQTT bridge and that broker runs (the sensing service starts it, in one process of a home;
+    starting it here too would race between workers)."""
+    settings = app.state.settings
+    app.state.sta_publisher = None
+    if not settings.sta_mqtt_publish:
+        return
+    url = settings.mqtt_url
+    if url is None and settings.run_sensor_bridge:
+        broker = LocalBroker.from_settings(settings)
+        if await asyncio.to_thread(broker.running_port) is not None:
+            url = await asyncio.to_thread(broker.url)
+        else:
+            log.info("no running project-local broker: entities created over HTTP are not published")
+    if url:
+        app.state.sta_publisher = EntityPublisher(url)
+        app.state.sta_publisher.start()
+
+
+async def shutdown(app: FastAPI) -> None:
+    """Stop the publisher."""
+    publisher = getattr(app.state, "sta_publisher", None)
+    if publisher is not None:
+        publisher.stop()
+
+
+def _publish(request: Request, created: Created, doc: Any, es_name: str) -> None:
+    """Publish the created entity and the observations written with it (after the commit)."""
+    publisher = request.app.state.sta_publisher
+    if publisher is None:
+        return
+    root = str(request.base_url).rstrip("/")
+    publisher.publish(es_name, orjson.dumps(doc))
+    for o in created.observations[:10_000]:
+        if es_name != "Observations" or o.id != doc.get("@iot.id"):
+            publisher.publish("Observations", created_json(o, root))
 
 
 def _base(request: Request) -> str:
@@ -77,20 +129,25 @@ async def landing(request: Request) -> Response:
 async def create_observations(request: Request, principal: Principal = Depends(get_principal)) -> Response:
     """Write ``[{Datastream, components, dataArray}]`` in one transaction (COPY); answer the selfLinks."""
     require_scope(principal, WRITER)
-    body = _body(await request.body())
+    raw = await request.body()
     limits, base, engine = _limits(request), _base(request), request.app.state.engine
 
-    def run() -> list[str]:
+    def run() -> bytes:  # parsing megabytes of JSON is work for the worker thread, not for the event loop
+        body = _body(raw)
         now = datetime.now(UTC)
+        columns = data_array_columns(body, limits, now)
+        prefix = f"{base}/Observations("
+        if columns is not None:  # numeric readings with UTC times: parsed and copied column-wise
+            with engine.begin() as conn:
+                ids = write_data_array_columns(conn, columns)
+            return orjson.dumps([f"{prefix}{i})" for i in ids.tolist()])
         rows = parse_data_arrays(body, limits, now)
         with engine.begin() as conn:
-            writer = Writer(conn, limits)
-            writer.write_observations(rows, where="Datastream")
-        return [f"{base}/Observations({observations.observation_id(o.datastream_id, o.phenomenon_time)})"
-                for o in rows]
+            Writer(conn, limits).write_observations(rows, where="Datastream")
+        return orjson.dumps([f"{prefix}{observations.observation_id(o.datastream_id, o.phenomenon_time)})"
+                             for o in rows])
 
-    links = await off_loop(run)
-    return _json(links, 201)
+    return Response(await off_loop(run), status_code=201, media_type=JSON)
 
 
 def _body(raw: bytes) -> Any:
@@ -172,6 +229,7 @@ async def create(path: str, request: Request, principal: Principal = Depends(get
     opts = service.query_options([], max_top=1, default_top=1)
     doc, _ = await service.read(request.app.state.db, service.Resource([(es_name, ident)]), opts, [],
                                 base=_base(request), hidden=[], request_url="")
+    _publish(request, created, doc, es_name)
     return _json(doc, 201, headers={"Location": link})
 
 

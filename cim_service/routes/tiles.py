@@ -2,7 +2,9 @@
 
 Conventions (documented for clients):
 
-- tile paths are ``.../{tileMatrixSetId}/{z}/{x}/{y}`` (z = tileMatrix, x = tileCol, y = tileRow);
+- tile paths are ``.../{tileMatrixSetId}/{z}/{x}/{y}`` (z = tileMatrix, x = tileCol, y = tileRow), also with the
+  extension ``.mvt`` or ``.pbf`` (``.../12/3429/1675.pbf``: the same tile, for clients that want one, e.g.
+  GDAL's MVT driver);
 - a zoom, column or row outside the tile matrix set → **404** naming the valid range; an unknown tile matrix
   set → 404 listing the supported ones; malformed parameters → 400 naming the parameter;
 - a tile without features → **204 No Content** (MapLibre, deck.gl and OpenLayers treat it as empty);
@@ -19,6 +21,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import FileResponse
 
 from cim_service.auth import Principal, get_principal, log_access, needs_audit, resolve_layer, visible_fields
 from cim_service.core.catalog import LayerSpec
@@ -139,6 +142,8 @@ async def collection_tilejson(request: Request, tileMatrixSetId: TmsId,  # noqa:
 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}", summary="Vector tile of a collection",
             description=TILE_DESCRIPTION, response_class=Response, responses=TILE_RESPONSES)
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}.pbf", include_in_schema=False)
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/{z}/{x}/{y}.mvt", include_in_schema=False)
 async def collection_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                           properties: Properties = None, f: Format = None, filter: Filter = None,
                           filter_lang: FilterLang = None, filter_crs: FilterCrs = None, at: At = None,
@@ -205,6 +210,8 @@ async def dataset_tilejson(request: Request, tileMatrixSetId: TmsId, collections
 @router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}", summary="Multi-layer vector tile",
             description="One MVT layer per collection (named by its id). " + TILE_DESCRIPTION,
             response_class=Response, responses=TILE_RESPONSES)
+@router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}.pbf", include_in_schema=False)
+@router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}.mvt", include_in_schema=False)
 async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                        collections: Collections = None, properties: Properties = None, f: Format = None,
                        filter: Annotated[str | None, Query(description="Not supported here: use collection tiles.")]
@@ -258,3 +265,53 @@ def raster_tile(request: Request, name: str, tileMatrixSetId: TmsId, z: int, x: 
         return Response(status_code=204)
     return Response(content=png, media_type="image/png", headers={"Cache-Control": "public, max-age=60"})
 
+
+# -- rasters as coverages (OGC API Coverages: the COG itself, its description and value legend) ----------
+
+COG = "image/tiff; application=geotiff; profile=cloud-optimized"
+
+
+def _raster_doc(request: Request, name: str, path) -> dict:
+    root = _root(request)
+    info = raster.raster_description(path)
+    return {
+        "id": name, "title": name.replace("_", " "), "itemType": "coverage", "dataType": "coverage",
+        "extent": {"spatial": {"bbox": [info["bbox"]], "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}},
+        "storageCrs": info["crs"], "x-cim-raster": info,
+        "legend": raster.raster_legend(path),
+        "links": [
+            {"rel": "self", "type": "application/json", "href": f"{root}/rasters/{name}"},
+            {"rel": "http://www.opengis.net/def/rel/ogc/1.0/coverage", "type": COG,
+             "href": f"{root}/rasters/{name}/coverage", "title": "the Cloud-Optimized GeoTIFF (range requests)"},
+            {"rel": "describedby", "type": "application/json", "href": f"{root}/rasters/{name}/legend",
+             "title": "value legend"},
+            {"rel": "alternate", "type": "application/json", "href": f"{root}/rasters/{name}/tilejson.json",
+             "title": "TileJSON 3.0 of the PNG tiles"},
+            {"rel": "item", "type": "image/png", "templated": True,
+             "href": f"{root}/rasters/{name}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png"},
+        ],
+    }
+
+
+@router.get("/rasters/{name}", summary="A raster as a coverage: description, legend, links")
+def raster_collection(request: Request, name: str) -> dict:
+    """Describe a raster (CRS, grid, data type, nodata, extent), with its value legend and links."""
+    return _raster_doc(request, name, raster.raster_path(request.app.state.settings.home, name))
+
+
+@router.get("/rasters/{name}/legend", summary="Value legend of a raster")
+def raster_legend(request: Request, name: str,
+                  colormap: Annotated[str, Query(description="rio-tiler colormap name.")] = raster.DEFAULT_COLORMAP,
+                  rescale: Annotated[str | None, Query(description="min,max of the colour ramp.")] = None) -> dict:
+    """Values and the colours the PNG tiles draw them in (same ``colormap`` and ``rescale``)."""
+    path = raster.raster_path(request.app.state.settings.home, name)
+    return raster.raster_legend(path, colormap.lower(), raster.parse_rescale(rescale))
+
+
+@router.get("/rasters/{name}/coverage", summary="The raster as a Cloud-Optimized GeoTIFF",
+            response_class=FileResponse, responses={200: {"content": {COG: {}}}, 206: {"description": "Range"}})
+def raster_coverage(request: Request, name: str) -> FileResponse:
+    """Download the COG (``Range`` requests give 206, so GDAL's /vsicurl/ reads only the blocks it needs)."""
+    path = raster.raster_path(request.app.state.settings.home, name)
+    return FileResponse(path, media_type=COG, filename=f"{name}.tif",
+                        headers={"Cache-Control": "public, max-age=60"})

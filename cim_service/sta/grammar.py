@@ -22,6 +22,7 @@ from cim_service.errors import InvalidParameter
 MAX_FILTER_LENGTH = 8_000
 MAX_DEPTH = 40
 MAX_EXPAND_DEPTH = 5
+MAX_EXPANDS = 25  # navigation properties expanded in one request, all levels together
 
 _DTX = r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?"
 FILTER_GRAMMAR = r"""
@@ -373,13 +374,20 @@ def parse_options(params: dict[str, str], *, max_top: int, default_top: int, pre
                 raise InvalidParameter(f"parameter '{shown}': true or false")
             opts.count = v == "true"
         elif name == "$resultFormat":
-            if value.strip() not in ("dataArray", "default"):
-                raise InvalidParameter(f"parameter '{shown}': dataArray or default")
+            if value.strip() != "default":
+                raise InvalidParameter(f"parameter '{shown}': only 'default' is served (dataArray responses are "
+                                       "not implemented; dataArray is accepted for writes)")
             opts.result_format = value.strip()
         elif name == "$expand":
             opts.expand = parse_expand(value, max_top=max_top, default_top=default_top, prefix=prefix,
                                        depth=depth)
+    if depth == 0 and _count_expands(opts.expand) > MAX_EXPANDS:
+        raise InvalidParameter(f"parameter '$expand': at most {MAX_EXPANDS} navigation properties in one request")
     return opts
+
+
+def _count_expands(expands: list[Expand]) -> int:
+    return sum(len(e.path) + _count_expands(e.options.expand) for e in expands)
 
 
 def parse_expand(text: str, *, max_top: int, default_top: int, prefix: str = "", depth: int = 0) -> list[Expand]:

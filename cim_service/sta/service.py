@@ -24,6 +24,7 @@ from cim_service.sta.sql import (
     property_sql,
     ref_sql,
     scope_for,
+    source,
 )
 from cim_service.store.db import Database, QueryDataError
 
@@ -117,6 +118,14 @@ async def _fetch(db: Database, sql: str, params: Params, option: str) -> list[di
 async def read(db: Database, res: Resource, opts: Options, raw_query: list[tuple[str, str]], *, base: str,
                hidden: list[str], request_url: str) -> tuple[Any, bool]:
     """Answer a GET: (JSON document or plain value, True when the value is for ``$value``)."""
+    try:
+        return await _read(db, res, opts, raw_query, base=base, hidden=hidden, request_url=request_url)
+    except RecursionError:  # an expression nested too deeply for the compiler (a long chain of operators)
+        raise InvalidParameter("parameter '$filter': too complex (nested too deeply)") from None
+
+
+async def _read(db: Database, res: Resource, opts: Options, raw_query: list[tuple[str, str]], *, base: str,
+                hidden: list[str], request_url: str) -> tuple[Any, bool]:
     ctx = Ctx(Params(), hidden=hidden)
     try:
         scope, single = scope_for(res.segments, ctx)
@@ -146,6 +155,13 @@ async def read(db: Database, res: Resource, opts: Options, raw_query: list[tuple
             raise NotFound("no such entity")
         return rows[0]["j"], False
     rows = await _fetch(db, collection_sql(scope, opts, ctx, base), ctx.params, option)
+    if not rows and len(res.segments) > 1:  # an empty collection of a missing (or invisible) entity is a 404
+        pctx = Ctx(Params(), hidden=hidden)
+        pscope, _ = scope_for(res.segments[:-1], pctx)
+        found = await _fetch(db, f"SELECT 1 AS j {source(pscope.es, pscope.alias, pctx, *pscope.conds)} LIMIT 1",
+                             pctx.params, option)
+        if not found:
+            raise NotFound("no such entity")
     count = None
     if opts.count:
         cctx = Ctx(Params(), hidden=hidden)
@@ -160,7 +176,7 @@ def _page(values: list[Any], opts: Options, count: int | None, raw_query: list[t
     if count is not None:
         doc["@iot.count"] = count
     top = int(opts.top or 0)
-    more = len(values) > top
+    more = top > 0 and len(values) > top
     doc["value"] = values[:top]
     if more:
         query = [(k, v) for k, v in raw_query if k not in ("$skip", "$top")]

@@ -143,23 +143,26 @@ def _copy_rows(cur: psycopg.Cursor, rows: Sequence[Observation]) -> None:
 def _upsert_latest(cur: psycopg.Cursor, rows: Sequence[Observation]) -> None:
     newest: dict[int, Observation] = {}
     for o in rows:
-        cur_best = newest.get(o.datastream_id)
-        if cur_best is None or o.phenomenon_time >= cur_best.phenomenon_time:
+        best = newest.get(o.datastream_id)
+        if best is None or o.phenomenon_time >= best.phenomenon_time:
             newest[o.datastream_id] = o
-    obs = list(newest.values())
+    # the newest value per datastream goes through a temporary table (binary COPY), then one upsert
+    cur.execute("CREATE TEMP TABLE IF NOT EXISTS latest_in (datastream_id int4, phenomenon_time timestamptz, "
+                "result float8, result_json jsonb, result_time timestamptz) ON COMMIT DELETE ROWS")
+    with cur.copy("COPY latest_in FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "timestamptz", "float8", "jsonb", "timestamptz"])
+        for o in newest.values():
+            copy.write_row((o.datastream_id, o.phenomenon_time, o.result,
+                            None if o.result_json is None else Jsonb(o.result_json), o.result_time))
     cur.execute(
         f"""
-        INSERT INTO {LATEST} (datastream_id, phenomenon_time, result, result_json, result_time, received_at)
-        SELECT d, t, r, j, rt, now()
-          FROM unnest(%s::int4[], %s::timestamptz[], %s::float8[], %s::jsonb[], %s::timestamptz[]) AS u(d, t, r, j, rt)
+        INSERT INTO {LATEST} AS l (datastream_id, phenomenon_time, result, result_json, result_time, received_at)
+        SELECT datastream_id, phenomenon_time, result, result_json, result_time, now() FROM latest_in
         ON CONFLICT (datastream_id) DO UPDATE
            SET phenomenon_time = excluded.phenomenon_time, result = excluded.result,
                result_json = excluded.result_json, result_time = excluded.result_time, received_at = now()
-         WHERE {LATEST}.phenomenon_time <= excluded.phenomenon_time
-        """,
-        ([o.datastream_id for o in obs], [o.phenomenon_time for o in obs], [o.result for o in obs],
-         [None if o.result_json is None else Jsonb(o.result_json) for o in obs], [o.result_time for o in obs]),
-    )
+         WHERE l.phenomenon_time <= excluded.phenomenon_time
+        """)
 
 
 def write_batch(conn: psycopg.Connection, rows: Sequence[Observation]) -> None:
@@ -301,3 +304,62 @@ def update_one(conn: Connection, datastream_id: int, phenomenon_time: datetime, 
     sets = ", ".join(f"{k} = CAST(:{k} AS {allowed[k]})" for k in params)
     return conn.execute(sa.text(f"UPDATE {TABLE} SET {sets} WHERE datastream_id = :_d AND phenomenon_time = :_t"),
                         {**params, "_d": datastream_id, "_t": phenomenon_time}).rowcount > 0
+
+
+# -- columnar writes (the dataArray extension: many numeric readings of few datastreams) -----------------------------
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_PGCOPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+#: microseconds between the Unix epoch and PostgreSQL's (2000-01-01), the origin of binary timestamps
+_PG_EPOCH_US = 946_684_800_000_000
+
+
+def _binary_rows(ds: Any, t_us: Any, result: Any, feature: Any | None) -> bytes:
+    """Binary COPY rows of (datastream_id, phenomenon_time, result[, feature_id]) built by numpy in one pass."""
+    import numpy as np
+
+    fields = [("n", ">i2"), ("l0", ">i4"), ("d", ">i4"), ("l1", ">i4"), ("t", ">i8"), ("l2", ">i4"), ("r", ">f8")]
+    if feature is not None:
+        fields += [("l3", ">i4"), ("f", ">i8")]
+    buf = np.empty(len(ds), dtype=np.dtype(fields))
+    buf["n"] = 4 if feature is not None else 3
+    buf["l0"], buf["l1"], buf["l2"] = 4, 8, 8
+    buf["d"], buf["t"], buf["r"] = ds, t_us - _PG_EPOCH_US, result
+    if feature is not None:
+        buf["l3"], buf["f"] = 8, feature
+    return buf.tobytes()
+
+
+def write_columns(conn: psycopg.Connection, ds: Any, t_ms: Any, result: Any, feature: Any) -> None:
+    """COPY numeric observations given as numpy columns and upsert the latest values, in ``conn``'s transaction.
+
+    ``ds`` int32 datastream ids, ``t_ms`` int64 milliseconds since the Unix epoch (UTC), ``result`` float64,
+    ``feature`` int64 FeatureOfInterest ids with -1 for none (the datastream's). The same rows as
+    :func:`write_batch` with ``Observation(ds, t, result, feature_id=...)``, without a Python object per row.
+    """
+    import numpy as np
+
+    if len(ds) == 0:
+        return
+    t_us = t_ms.astype(np.int64) * 1000
+    has = feature >= 0
+    with conn.cursor() as cur:
+        for mask, cols in ((has, "datastream_id, phenomenon_time, result, feature_id"),
+                           (~has, "datastream_id, phenomenon_time, result")):
+            if not mask.any():
+                continue
+            rows = _binary_rows(ds[mask], t_us[mask], result[mask], feature[mask] if "feature" in cols else None)
+            with cur.copy(f"COPY {TABLE} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(_PGCOPY_HEADER + rows + _PGCOPY_TRAILER)
+        order = np.lexsort((t_ms, ds))  # the newest row of each datastream is the last of its run
+        last = order[np.r_[ds[order][1:] != ds[order][:-1], True]]
+        newest = [Observation(int(ds[i]), EPOCH + timedelta(milliseconds=int(t_ms[i]) - 946_684_800_000),
+                              float(result[i])) for i in last]
+        _upsert_latest(cur, newest)
+
+
+def delete_datastreams(conn: Connection, datastream_ids: list[int]) -> None:
+    """:func:`delete_datastream` for many datastreams, one scan of each table."""
+    if not datastream_ids:
+        return
+    for table in (TABLE, HOURLY, LATEST):
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE datastream_id = ANY(:d)"), {"d": list(datastream_ids)})

@@ -266,6 +266,7 @@ sta_latest = sa.Table(
     sa.Column("result_json", JSONB),
     sa.Column("result_time", _ts),
     sa.Column("received_at", _ts, nullable=False, server_default=sa.func.now()),
+    postgresql_with={"fillfactor": 50},  # frequent updates stay HOT
 )
 
 sta_observation_hourly = sa.Table(

@@ -173,6 +173,11 @@ def sync_layer(conn: Connection, spec: LayerSpec) -> SyncReport:
     return SyncReport(things=things, datastreams=datastreams, moved=moved)
 
 
+def thing_count(conn: Connection, layer_id: str) -> int:
+    """Number of Things made from a layer's features."""
+    return conn.execute(sa.text(f"SELECT count(*) FROM {THING} WHERE layer_id = :l"), {"l": layer_id}).scalar_one()
+
+
 # -- readers for the bridge, the simulator and tests ----------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class DatastreamInfo:
@@ -337,8 +342,9 @@ def link_historical_locations(conn: Connection, historical_location_id: int, loc
 def datastream_features(conn: Connection, ids: list[int]) -> dict[int, int | None]:
     """Datastream id -> its FeatureOfInterest id, creating one from its Thing's Location where it has none.
 
-    As FROST-Server does: an Observation posted without a FeatureOfInterest observes its Thing's Location; the
-    generated feature is kept on the datastream, so later observations reuse it. Unknown ids are absent.
+    As FROST-Server does: an Observation posted without a FeatureOfInterest observes its Thing's Location; one
+    feature is generated per Location (``properties.generatedFromLocation``) and kept on the datastream, so later
+    observations, and the other datastreams of the same place, reuse it. Unknown ids are absent.
     """
     rows = conn.execute(sa.text(f"SELECT id, feature_id FROM {DATASTREAM} WHERE id = ANY(:ids) FOR UPDATE"),
                         {"ids": ids}).all()
@@ -347,14 +353,19 @@ def datastream_features(conn: Connection, ids: list[int]) -> dict[int, int | Non
         feature = conn.execute(sa.text(
             f"""
             WITH loc AS (
-              SELECT l.name, l.description, l.encoding_type, l.geom FROM {DATASTREAM} d
+              SELECT l.id, l.name, l.description, l.encoding_type, l.geom FROM {DATASTREAM} d
                 JOIN {THING_LOCATION} tl ON tl.thing_id = d.thing_id JOIN {LOCATION} l ON l.id = tl.location_id
                WHERE d.id = :d ORDER BY l.id LIMIT 1
-            ), foi AS (
-              INSERT INTO {FEATURE_OF_INTEREST} (name, description, encoding_type, geom)
-              SELECT name, description, encoding_type, geom FROM loc RETURNING id
+            ), old AS (
+              SELECT f.id FROM {FEATURE_OF_INTEREST} f, loc
+               WHERE f.properties @> jsonb_build_object('generatedFromLocation', loc.id) ORDER BY f.id LIMIT 1
+            ), new AS (
+              INSERT INTO {FEATURE_OF_INTEREST} (name, description, encoding_type, geom, properties)
+              SELECT name, description, encoding_type, geom, jsonb_build_object('generatedFromLocation', id)
+                FROM loc WHERE NOT EXISTS (SELECT 1 FROM old) RETURNING id
             )
-            UPDATE {DATASTREAM} SET feature_id = (SELECT id FROM foi) WHERE id = :d RETURNING feature_id
+            UPDATE {DATASTREAM} SET feature_id = coalesce((SELECT id FROM old), (SELECT id FROM new))
+             WHERE id = :d RETURNING feature_id
             """), {"d": ds_id}).scalar_one_or_none()
         out[ds_id] = feature
     return out

@@ -2,10 +2,10 @@
 
 A web map asks for hundreds of tiles per minute, nearly all of them cached; routing, parameter validation and
 dependency injection then cost more than the answer. This middleware answers exactly those requests before
-routing — ``GET /collections/{id}/tiles/{tms}/{z}/{x}/{y}`` with no query string and no credentials, for a public
-layer whose tile is in the cache (in the coding the client prefers) — with the same bytes, ``ETag``/304 and
-headers as the route, and the same cache key, counters and route label. Everything else (misses, credentials,
-parameters, errors, a coding not made yet) goes on to the route unchanged.
+routing — ``GET /collections/{id}/tiles/{tms}/{z}/{x}/{y}`` (or ``{y}.mvt``, ``{y}.pbf``) with no query string
+and no credentials, for a public layer whose tile is in the cache (in the coding the client prefers) — with the
+same bytes, ``ETag``/304 and headers as the route, and the same cache key, counters and route label. Everything
+else (misses, credentials, parameters, errors, a coding not made yet) goes on to the route unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from cim_service.tiles.params import request_coding, tile_response
 from cim_service.tiles.service import LayerRequest
 from cim_service.tiles.tms import tile_ref
 
-_PATH = re.compile(r"^/collections/([a-z][a-z0-9_]{0,62})/tiles/([A-Za-z0-9]{1,40})/(\d{1,2})/(\d{1,9})/(\d{1,9})$")
+_PATH = re.compile(r"^/collections/([a-z][a-z0-9_]{0,62})/tiles/([A-Za-z0-9]{1,40})/(\d{1,2})/(\d{1,9})/(\d{1,9})"
+                   r"(?:\.mvt|\.pbf)?$")
 _CREDENTIALS = (b"x-api-key", b"authorization")
 
 

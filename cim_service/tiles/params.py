@@ -93,7 +93,9 @@ def tile_response(request: Request, tile: CachedTile, public: bool) -> Response:
     headers = {"ETag": etag, "Cache-Control": "public, max-age=60" if public else "private, no-store",
                "Vary": "Accept-Encoding"}
     inm = request.headers.get("if-none-match")
-    if inm and encoding.matches(inm, etag):
+    # the coded tag (fast path: the client's header as sent) or the identity tag (behind the compression
+    # middleware, which hands routes the identity form of the negotiated coding's tags)
+    if inm and (encoding.matches(inm, etag) or encoding.matches(inm, tile.etag)):
         return Response(status_code=304, headers=headers)
     if not tile.content:
         return Response(status_code=204, headers=headers)

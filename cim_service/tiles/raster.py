@@ -92,3 +92,32 @@ def raster_tilejson(path: Path, name: str, base: str) -> dict:
         "bounds": bounds, "minzoom": minzoom, "maxzoom": maxzoom,
         "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, maxzoom],
     }
+
+
+#: colour stops of the value legend (evenly spaced over the ramp)
+LEGEND_STOPS = 6
+
+
+def raster_legend(path: Path, colormap: str = DEFAULT_COLORMAP,
+                  rescale: tuple[float, float] | None = None) -> dict:
+    """Value legend of a raster's colour ramp: ``stops`` of value → ``#rrggbb`` as the PNG tiles draw them."""
+    if colormap not in cmap.list():
+        raise InvalidParameter(f"parameter 'colormap': unknown colormap {colormap!r} (e.g. viridis, magma, reds)")
+    lo, hi = rescale or _band_range(str(path), path.stat().st_mtime_ns)
+    ramp = cmap.get(colormap)
+    stops = []
+    for i in range(LEGEND_STOPS):
+        k = round(i * 255 / (LEGEND_STOPS - 1))
+        r, g, b, _ = ramp[k]
+        stops.append({"value": lo + (hi - lo) * k / 255, "color": f"#{r:02x}{g:02x}{b:02x}"})
+    return {"type": "continuous", "colormap": colormap, "min": lo, "max": hi, "stops": stops}
+
+
+def raster_description(path: Path) -> dict:
+    """What a coverage client needs to know of the file: CRS, size, resolution, data type, nodata, bounds."""
+    with Reader(str(path)) as src:
+        ds = src.dataset
+        bounds = [float(v) for v in src.get_geographic_bounds(src.tms.rasterio_geographic_crs)]
+        return {"crs": ds.crs.to_string(), "width": ds.width, "height": ds.height,
+                "resolution": [abs(ds.res[0]), abs(ds.res[1])], "dataType": ds.dtypes[0],
+                "nodata": ds.nodata, "bbox": bounds}

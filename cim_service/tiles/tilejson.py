@@ -7,12 +7,13 @@ from urllib.parse import urlencode
 from cim_service.core.catalog import FieldSpec, LayerSpec
 from cim_service.core.region import DISTRICT_BBOX
 from cim_service.errors import NotFound
-from cim_service.tiles.mvt import THIN_BELOW_ZOOM
+from cim_service.tiles.mvt import THIN_BELOW_ZOOM, THIN_GRID
 from cim_service.tiles.tms import SUPPORTED, get_tms, tile_matrix_limits
 
 MVT = "application/vnd.mapbox-vector-tile"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 REL_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
+REL_TILESET = "http://www.opengis.net/def/rel/ogc/1.0/tileset"
 #: the district (declared in ``core.region``), used when a layer has no extent yet
 DEFAULT_BBOX = DISTRICT_BBOX
 Bbox = tuple[float, float, float, float]
@@ -46,6 +47,18 @@ def properties_schema(spec: LayerSpec, fields: list[FieldSpec]) -> dict:
     return {"type": "object", "properties": props}
 
 
+def thinning(spec: LayerSpec) -> dict | None:
+    """How low-zoom tiles of a point layer are thinned (``x-cim-thinning`` in tileset metadata and TileJSON)."""
+    if not spec.geometry.is_point:
+        return None
+    return {"belowZoom": THIN_BELOW_ZOOM, "method": "one feature per grid cell", "grid": THIN_GRID,
+            "countProperty": "count",
+            "description": (f"Below zoom {THIN_BELOW_ZOOM} each tile is divided into {THIN_GRID} x {THIN_GRID} "
+                            "cells and each non-empty cell holds one point (its smallest id) whose 'count' is "
+                            "the number of points in the cell; sum(count) over a tile is the number of points "
+                            f"in it. From zoom {THIN_BELOW_ZOOM} on every point is present with count = 1.")}
+
+
 def union_bbox(boxes: list[Bbox | None]) -> Bbox:
     """Union of the known boxes, or Minhang's when none is known."""
     known = [b for b in boxes if b is not None]
@@ -55,12 +68,16 @@ def union_bbox(boxes: list[Bbox | None]) -> Bbox:
 
 
 def _layer_entry(spec: LayerSpec, fields: list[FieldSpec], maxzoom: int) -> dict:
-    return {
+    entry = {
         "id": spec.id, "title": spec.title_en, "description": spec.description_en or spec.title_zh,
         "dataType": "vector", "geometryDimension": _dimension(spec),
         "minTileMatrix": "0", "maxTileMatrix": str(maxzoom),
         "propertiesSchema": properties_schema(spec, fields),
     }
+    thin = thinning(spec)
+    if thin is not None:
+        entry["x-cim-thinning"] = thin
+    return entry
 
 
 def tileset_metadata(title: str, base: str, root: str, tms_id: str,
@@ -73,6 +90,7 @@ def tileset_metadata(title: str, base: str, root: str, tms_id: str,
         "dataType": "vector",
         "crs": str(tms.crs.root),
         "tileMatrixSetURI": str(tms.uri),
+        "tileMatrixSetDefinition": f"{root}/tileMatrixSets/{tms_id}",
         "boundingBox": {"lowerLeft": [bbox[0], bbox[1]], "upperRight": [bbox[2], bbox[3]], "crs": CRS84},
         "centerPoint": {"coordinates": [(bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2], "crs": CRS84,
                         "tileMatrix": "12"},
@@ -98,8 +116,10 @@ def tileset_list(title: str, base: str, root: str, data_type: str = "vector") ->
         sets.append({
             "title": f"{title} ({tms_id})", "dataType": data_type, "crs": str(tms.crs.root),
             "tileMatrixSetURI": str(tms.uri),
+            "tileMatrixSetDefinition": f"{root}/tileMatrixSets/{tms_id}",
             "links": [
                 {"rel": "self", "type": "application/json", "href": f"{base}/{tms_id}"},
+                {"rel": REL_TILESET, "type": "application/json", "href": f"{base}/{tms_id}"},
                 {"rel": REL_SCHEME, "type": "application/json", "href": f"{root}/tileMatrixSets/{tms_id}"},
             ],
         })
@@ -116,8 +136,12 @@ def tilejson(name: str, base: str, tms_id: str, layers: list[tuple[LayerSpec, li
         described = {f.name: f.type.info.tilejson for f in fields}
         if spec.geometry.is_point:
             described["count"] = "Number"
-        vector_layers.append({"id": spec.id, "description": spec.title_en, "fields": described,
-                              "minzoom": tms.minzoom, "maxzoom": tms.maxzoom})
+        layer = {"id": spec.id, "description": spec.title_en, "fields": described,
+                 "minzoom": tms.minzoom, "maxzoom": tms.maxzoom}
+        thin = thinning(spec)
+        if thin is not None:
+            layer["x-cim-thinning"] = thin
+        vector_layers.append(layer)
     return {
         "tilejson": "3.0.0", "name": name, "version": "1.0.0", "scheme": "xyz",
         "tiles": [tile_template(base, tms_id, query)],

@@ -78,9 +78,29 @@ def tms_summary(tms_id: str, base_url: str) -> dict:
     }
 
 
+@cache
 def tms_definition(tms_id: str) -> dict:
-    """Full OGC TileMatrixSet 2.0 JSON of ``tms_id``."""
-    return get_tms(tms_id).model_dump(mode="json", exclude_none=True)
+    """OGC TileMatrixSet 2.0 JSON of ``tms_id``, with the TMS 1.0 (OGC 17-083r2) members beside it.
+
+    GDAL before 3.7 reads only the 1.0 encoding (``type: TileMatrixSetType``, ``identifier``,
+    ``supportedCRS``, ``tileMatrix[].topLeftCorner``); newer readers take the 2.0 members (``id``, ``crs``,
+    ``tileMatrices``). The two describe the same grid; neither set of names collides with the other.
+    """
+    doc = get_tms(tms_id).model_dump(mode="json", exclude_none=True)
+    crs = doc["crs"] if isinstance(doc["crs"], str) else doc["crs"].get("uri", str(doc["crs"]))
+    legacy = {
+        "type": "TileMatrixSetType",
+        "identifier": doc["id"],
+        "supportedCRS": crs,
+        "tileMatrix": [{
+            "type": "TileMatrixType", "identifier": m["id"], "scaleDenominator": m["scaleDenominator"],
+            "topLeftCorner": m["pointOfOrigin"], "tileWidth": m["tileWidth"], "tileHeight": m["tileHeight"],
+            "matrixWidth": m["matrixWidth"], "matrixHeight": m["matrixHeight"],
+        } for m in doc["tileMatrices"]],
+    }
+    if "boundingBox" in doc:
+        legacy["boundingBox"] = {"type": "BoundingBoxType", "crs": crs, **doc["boundingBox"]}
+    return {**doc, **legacy}
 
 
 def tile_matrix_limits(tms_id: str, bbox: tuple[float, float, float, float], minzoom: int,

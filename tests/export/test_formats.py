@@ -183,3 +183,26 @@ def test_export_larger_than_the_maximum_is_refused_without_limit(settings, demo_
         # with a limit, the house rule: clamped to the maximum
         r = client.get("/collections/addresses/items", params={"f": "geojsonseq", "limit": n + 50})
         assert r.status_code == 200 and r.content.count(b"\x1e") == n - 1
+
+
+def test_collection_lists_its_downloads(api):
+    doc = api.get("/collections/cameras").json()
+    enclosures = {link["type"]: link["href"] for link in doc["links"] if link["rel"] == "enclosure"}
+    assert set(enclosures) == {"application/geopackage+sqlite3", "application/flatgeobuf",
+                               "application/vnd.apache.parquet", "application/geo+json-seq"}
+    for media, href in enclosures.items():
+        r = api.get(href.replace("http://testserver", ""))
+        assert r.status_code == 200 and r.headers["content-type"].startswith(media)
+        assert r.headers["content-disposition"].startswith('attachment; filename="cameras.')
+
+
+def test_head_of_an_export_does_not_run_it(api, engine):
+    before = db_count(engine, "SELECT count(*) FROM cim_meta.access_log WHERE action = 'export'")
+    r = api.head("/collections/addresses/items", params={"f": "parquet"})
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-type"].startswith("application/vnd.apache.parquet")
+    assert r.headers["content-disposition"] == 'attachment; filename="addresses.parquet"'
+    assert api.app.state.exports.busy == 0
+    r = api.head("/collections/addresses/items", params={"f": "parquet", "filter": "nosuch = 1"})
+    assert r.status_code == 400  # parameters are still checked
+    assert db_count(engine, "SELECT count(*) FROM cim_meta.access_log WHERE action = 'export'") == before

@@ -105,3 +105,30 @@ def test_bad_parameters_are_400_naming_them(geo_api, params, named):
     r = geo_api.get("/geocode", params=params)
     assert r.status_code == 400, r.text
     assert named in r.json()["description"]
+
+
+def test_index_follows_the_layer_version(geo_api, geo_engine, catalog, address_table):
+    """A standard address added (and its version bumped, as every writer does) is found by the next request."""
+    import sqlalchemy as sa
+
+    from cim_service.core.address import address_code, parse_address
+    from cim_service.core.catalog import Role
+    from cim_service.store.layer_state import bump_version
+
+    spec = catalog.require_role(Role.standard_addresses)
+    p = parse_address("上海市闵行区测试新路7788弄", town_hint="七宝镇")
+    assert geo_api.get("/geocode", params={"q": "测试新路7788弄"}).json()["features"] == []
+    with geo_engine.begin() as conn:
+        conn.execute(sa.text(
+            f"INSERT INTO {address_table} (feature_key, address_code, full_address, district, town, road, lane, geom) "
+            "VALUES (:k, :k, :f, '闵行区', '七宝镇', :r, :l, ST_SetSRID(ST_MakePoint(121.35, 31.15), 4326))"),
+            {"k": address_code(p), "f": p.standard_address(), "r": p.road, "l": p.lane})
+        bump_version(conn, spec.id, spec.qualified_table)
+    try:
+        top = geo_api.get("/geocode", params={"q": "测试新路7788弄"}).json()["features"][0]
+        assert top["properties"]["address_code"] == address_code(p)
+        assert top["properties"]["match_level"] == "door_plate"
+    finally:
+        with geo_engine.begin() as conn:
+            conn.execute(sa.text(f"DELETE FROM {address_table} WHERE feature_key = :k"), {"k": address_code(p)})
+            bump_version(conn, spec.id, spec.qualified_table)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import pytest
 
-from cim_service.core.address import address_code, parse_address, report_parse_rate, shanghai_town
+from cim_service.core.address import address_code, parse_address, shanghai_town
 from cim_service.core.gazetteer import gazetteer
 
-SAMPLE = Path(__file__).parent / "data" / "shanghai_addresses_sample.csv"
 SHOWN = ("district", "town", "community", "group", "hamlet", "road", "cross_road", "lane", "number", "poi",
          "alternates", "extra")
 
@@ -110,13 +106,3 @@ def test_every_town_name_is_read_in_an_address():
         if (p.town, p.district, p.road) != (town.name, town.district, "测试路"):
             wrong.append((town.name, p.town, p.district, p.road))
     assert wrong == []
-
-
-def test_rate_on_the_shanghai_sample():
-    with open(SAMPLE, encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert len(rows) == 400 and len({r["district"] for r in rows}) == 16
-    report = report_parse_rate(SAMPLE)
-    assert report["rows"] == 400
-    assert report["fully_parsed_share"] >= 0.98, report["not_fully_parsed_examples"]
-    assert report["complete_share"] >= 0.80

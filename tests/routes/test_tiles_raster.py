@@ -74,3 +74,31 @@ def test_raster_errors(client):
     bad = client.get(base + "?colormap=nope")
     assert bad.status_code == 400 and "colormap" in bad.json()["description"]
     assert client.get(base + "?rescale=5,1").status_code == 400
+
+
+def test_raster_as_coverage_description_legend_and_cog_download(client, settings):
+    doc = client.get("/rasters/camera_density_test").json()
+    assert doc["itemType"] == "coverage" and doc["x-cim-raster"]["width"] == 64
+    assert doc["x-cim-raster"]["nodata"] == -1 and doc["x-cim-raster"]["dataType"] == "float32"
+    box = doc["extent"]["spatial"]["bbox"][0]
+    assert all(abs(a - b) < 1e-6 for a, b in zip(box, BOUNDS, strict=True))
+    legend = client.get("/rasters/camera_density_test/legend").json()
+    assert legend == doc["legend"]
+    assert legend["min"] == 0 and legend["max"] == 126  # the ramp's values, as the tiles rescale them
+    assert legend["stops"][0] == {"value": 0.0, "color": "#440154"}  # viridis, low end
+    assert legend["stops"][-1]["value"] == 126 and legend["stops"][-1]["color"] == "#fde724"
+    fixed = client.get("/rasters/camera_density_test/legend", params={"rescale": "0,10", "colormap": "reds"}).json()
+    assert fixed["max"] == 10 and fixed["colormap"] == "reds" and fixed["stops"][0]["color"] != "#440154"
+    assert client.get("/rasters/camera_density_test/legend", params={"colormap": "nope"}).status_code == 400
+
+    whole = client.get("/rasters/camera_density_test/coverage")
+    assert whole.status_code == 200 and whole.headers["content-type"].startswith("image/tiff")
+    on_disk = (settings.home / "rasters" / "camera_density_test.tif").read_bytes()
+    assert whole.content == on_disk
+    with MemoryFile(whole.content) as mem, mem.open() as ds:
+        assert ds.read(1)[5, 7] == 12.0  # the ramp: row + column
+    part = client.get("/rasters/camera_density_test/coverage", headers={"Range": "bytes=0-1023"})
+    assert part.status_code == 206 and part.content == on_disk[:1024]
+    assert part.headers["content-range"] == f"bytes 0-1023/{len(on_disk)}"
+    assert client.get("/rasters/nothing_here/coverage").status_code == 404
+    assert client.get("/rasters/..%2Fsecrets/coverage").status_code == 404

@@ -1,0 +1,131 @@
+"""``cim sensors``: the MQTT bridge, the simulator, compaction and the catalog sync of the sensing layers."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from cim_service.commands import console, fail, open_database
+
+sensors_app = typer.Typer(help="Sensors: MQTT bridge, simulator, compaction, Things of the sensing layers.",
+                          no_args_is_help=True)
+
+
+def _mqtt_url(settings) -> str:
+    from cim_service.sensing.broker import BrokerError, resolve_mqtt_url
+
+    try:
+        return resolve_mqtt_url(settings)
+    except BrokerError as exc:
+        fail(str(exc))
+        raise
+
+
+def _until_signal() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_a: stop.set())
+    return stop
+
+
+@sensors_app.command("bridge")
+def bridge(
+    client_id: Annotated[str, typer.Option(help="MQTT client id (its persistent session holds unacknowledged "
+                                                "readings while the bridge is away).")] = "cim-sensor-bridge",
+    publish_created: Annotated[bool, typer.Option(help="Publish each committed Observation for subscribers.")] = True,
+) -> None:
+    """Run the MQTT bridge in the foreground until SIGINT/SIGTERM."""
+    from cim_service.sensing.bridge import Bridge
+
+    settings, engine, catalog = open_database()
+    engine.dispose()
+    stop = _until_signal()
+    b = Bridge(settings, settings.database_url, _mqtt_url(settings), client_id=client_id,
+               publish_created=publish_created).start()
+    console.print(f"bridge {client_id} running", highlight=False)
+    last = 0
+    while not stop.wait(5.0):
+        s = b.stats
+        if s.committed != last:
+            console.print(f"committed {s.committed:,} · rejected {sum(s.rejected.values()):,} · "
+                          f"duplicates {s.duplicates:,} · db errors {s.db_errors}", highlight=False)
+            last = s.committed
+    b.stop()
+
+
+@sensors_app.command("simulate")
+def simulate(
+    nodes: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="Nodes that report (default: 300; "
+                                               "0 or more than there are: all).")] = 300,
+    interval: Annotated[float, typer.Option(min=0.01, help="Seconds between two reports of one node.")] = 60.0,
+    duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after this many seconds (default: run "
+                                                   "until interrupted).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same city.")] = 20260601,
+    qos: Annotated[int, typer.Option(min=0, max=1, help="MQTT QoS of the publications.")] = 1,
+    silent_share: Annotated[float, typer.Option(min=0, max=1, help="Share of nodes going silent.")] = 0.03,
+    cell_period: Annotated[float, typer.Option(min=10, help="Seconds the rain cell takes to cross.")] = 1800.0,
+) -> None:
+    """Publish realistic readings of the catalog's sensors through the broker (all nodes: --nodes 100000)."""
+    from cim_service.sensing import simulate as sim
+    from cim_service.sensing.publisher import Publisher
+    from cim_service.store import sta_entities
+
+    settings, engine, catalog = open_database()
+    rows = []
+    with engine.connect() as conn:
+        for spec in catalog.sensing_layers:
+            rows += sta_entities.catalog_datastreams(conn, spec.id)
+    engine.dispose()
+    if not rows:
+        fail("no datastreams: load the sensing layers first (`cim demo`)")
+    city = sim.build_nodes(rows, seed=seed, nodes=nodes, silent_share=silent_share)
+    client = Publisher(_mqtt_url(settings), f"cim-simulator-{seed}", max_backlog=300)
+    stop = _until_signal()
+    per_min = sum(len(n.streams) for n in city) * 60 / interval
+    console.print(f"simulating {len(city):,} nodes every {interval:g} s (~{per_min:,.0f} readings/min)",
+                  highlight=False)
+    started = time.time()
+    sent = sim.publish(client, sim.schedule(city, interval_s=interval, duration_s=duration, seed=seed,
+                                            rain=sim.RainCell(period_s=cell_period)),
+                       qos=qos, should_stop=stop.is_set)
+    client.drain(timeout=30)
+    client.close()
+    console.print(f"published {sent:,} readings in {time.time() - started:.1f} s", highlight=False)
+
+
+@sensors_app.command("compact")
+def compact(
+    raw_days: Annotated[int | None, typer.Option(min=1, help="Days of raw readings to keep (default "
+                                                 "CIM_SENSOR_RAW_DAYS).")] = None,
+) -> None:
+    """Fold raw readings older than the retention into hourly aggregates and drop their day partitions."""
+    from cim_service.store import observations
+
+    settings, engine, _catalog = open_database()
+    with engine.connect() as conn:
+        report = observations.compact(conn, now=datetime.now(UTC), raw_days=raw_days or settings.sensor_raw_days)
+    console.print(f"compacted {len(report.days_compacted)} days into {report.rows_aggregated:,} hourly rows",
+                  highlight=False)
+
+
+@sensors_app.command("sync")
+def sync() -> None:
+    """Create or update the Things, Locations and Datastreams of every sensing layer's features."""
+    from cim_service.store import sta_entities
+
+    _settings, engine, catalog = open_database()
+    with engine.begin() as conn:
+        for spec in catalog.sensing_layers:
+            r = sta_entities.sync_layer(conn, spec)
+            console.print(f"{spec.id}: {r.things:,} things written, {r.datastreams:,} datastreams, {r.moved} moved",
+                          highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``sensors`` group to the CLI."""
+    app.add_typer(sensors_app, name="sensors")

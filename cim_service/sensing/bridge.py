@@ -1,0 +1,379 @@
+"""The MQTT bridge: SensorThings Observations published to the broker, committed to PostgreSQL in batches.
+
+One bridge per service process (``cim serve``'s lifespan) or as ``cim sensors bridge``. It holds a persistent
+MQTT 5 session (client id ``cim-sensor-bridge``, session expiry 7 days, clean start off) subscribed with QoS 1
+to ``v1.1/+/Observations`` and acknowledges messages by hand (paho ``manual_ack``):
+
+1. the network thread appends each message to a queue;
+2. the writer thread takes up to ``CIM_SENSOR_BATCH_SIZE`` of them (or what came within
+   ``CIM_SENSOR_BATCH_WAIT_MS``), checks them (:mod:`cim_service.sensing.payload`, the datastream's unit and
+   range, a per-datastream token bucket); the committer thread writes each checked batch in one transaction
+   (COPY of the observations, upsert of the latest values, the dead letters of the refused ones) while the next
+   one is checked;
+3. only after the commit it sends the PUBACKs, then publishes each created Observation (QoS 0) on the
+   SensorThings topic ``v1.1/Datastreams(<id>)/Observations`` for subscribers.
+
+So a message the broker has handed over is acknowledged only once it is committed: a crash (kill -9) loses none
+(the broker redelivers what was not acknowledged), a broker restart is a reconnect to the same session, and a
+database that is away stops the acknowledgements (the batch is retried until the database is back; the broker
+holds the rest). A redelivered message already committed has the phenomenon time of its datastream's latest value
+and is dropped as a duplicate. The bridge's subscription has MQTT 5 *no local*, so the Observations it
+publishes come back to subscribers only, never to itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from cim_service.core.settings import Settings
+from cim_service.sensing import payload as pl
+from cim_service.sensing.broker import MqttEndpoint
+from cim_service.store import dead_letters, observations, sta_entities
+from cim_service.store.db import make_engine
+from cim_service.store.dead_letters import DeadLetter
+from cim_service.store.observations import Observation
+
+log = logging.getLogger("cim.sensing.bridge")
+CLIENT_ID = "cim-sensor-bridge"
+SESSION_EXPIRY_S = 7 * 86_400
+RECEIVE_MAXIMUM = 65_535
+#: a datastream refused as unknown is looked up again after this many seconds
+UNKNOWN_TTL_S = 10.0
+#: at most one dead letter per datastream and this many seconds for rate-limited readings (all are counted)
+RATE_LETTER_EVERY_S = 60.0
+
+
+@dataclass(slots=True)
+class _Msg:
+    gen: int
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    received: float
+
+
+@dataclass(slots=True)
+class _Prepared:
+    batch: list[_Msg]
+    rows: list[Observation]
+    letters: list[DeadLetter]
+    rejected: dict[str, int]
+    dupes: int
+
+
+@dataclass
+class BridgeStats:
+    """Counters of one bridge (also exported to Prometheus by the service)."""
+
+    committed: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    batches: int = 0
+    db_errors: int = 0
+    connects: int = 0
+    last_commit_latency_s: float = 0.0
+
+
+class _Bucket:
+    __slots__ = ("tokens", "at")
+
+    def __init__(self, burst: float, now: float):
+        self.tokens = burst
+        self.at = now
+
+
+class Bridge:
+    """MQTT -> PostgreSQL for SensorThings Observations (see the module docstring)."""
+
+    def __init__(self, settings: Settings, database_url: str, mqtt_url: str, *, client_id: str = CLIENT_ID,
+                 publish_created: bool = True,
+                 on_committed: Callable[[int], None] | None = None,
+                 on_rejected: Callable[[str, int], None] | None = None):
+        self.settings = settings
+        self.endpoint = MqttEndpoint.parse(mqtt_url)
+        self.engine = make_engine(database_url, pool_size=2, max_overflow=0)
+        self.client_id = client_id
+        self.publish_created = publish_created
+        self.on_committed = on_committed
+        self.on_rejected = on_rejected
+        self.stats = BridgeStats()
+        self._queue: deque[_Msg] = deque()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._gen = 0
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._infos: dict[int, sta_entities.DatastreamInfo] = {}
+        self._unknown: dict[int, float] = {}
+        self._latest: dict[int, datetime] = {}
+        self._days: set[date] = set()
+        self._buckets: dict[int, _Bucket] = {}
+        self._rate_lettered: dict[int, float] = {}
+        self._writer: threading.Thread | None = None
+        self._prepared: queue.Queue[_Prepared | None] = queue.Queue(maxsize=2)
+        self._client = self._make_client()
+
+    # -- MQTT ---------------------------------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                        protocol=mqtt.MQTTv5, manual_ack=True)
+        if self.endpoint.username:
+            c.username_pw_set(self.endpoint.username, self.endpoint.password)
+        if self.endpoint.tls:
+            c.tls_set()
+        c.max_queued_messages_set(0)
+        c.max_inflight_messages_set(1000)
+        c.reconnect_delay_set(min_delay=0.2, max_delay=5)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_subscribe = lambda *_a: self._subscribed.set()
+        return c
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused the bridge: %s", reason_code)
+            return
+        self._gen += 1  # messages of the previous connection are redelivered by the broker: not acknowledged
+        self.stats.connects += 1
+        client.subscribe(pl.SUBSCRIPTION, options=SubscribeOptions(qos=1, noLocal=True))
+        self._connected.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("bridge lost the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
+        self._queue.append(_Msg(self._gen, msg.mid, msg.qos, msg.topic, msg.payload, time.monotonic()))
+        self._wake.set()
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def start(self, wait_s: float = 10.0) -> Bridge:
+        """Load the datastreams, connect to the broker, start the writer; wait up to ``wait_s`` for the session."""
+        self._load_state()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30, clean_start=False,
+                                   properties=props)
+        self._client.loop_start()
+        self._writer = threading.Thread(target=self._write_loop, name="cim-sensor-writer", daemon=True)
+        self._writer.start()
+        if wait_s:
+            self._subscribed.wait(wait_s)
+        return self
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Wait until the bridge's subscription is in place (its session then holds every new message)."""
+        return self._subscribed.wait(timeout)
+
+    def stop(self) -> None:
+        """Finish the batch in hand, disconnect (the session keeps the rest), close the database engine."""
+        self._stop.set()
+        self._wake.set()
+        if self._writer is not None:
+            self._writer.join(timeout=30)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.engine.dispose()
+
+    def _load_state(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.engine.connect() as conn:
+                    self._infos = sta_entities.datastream_infos(conn)
+                    self._latest = observations.latest_times(conn.connection.driver_connection)
+                    self._days = set(observations.partition_days(conn))
+                return
+            except sa.exc.OperationalError as exc:
+                log.warning("bridge waits for the database: %s", str(exc).splitlines()[0])
+                self._stop.wait(1.0)
+
+    # -- the writer ---------------------------------------------------------------------------------------
+    def _take(self) -> list[_Msg]:
+        limit = self.settings.sensor_batch_size
+        deadline = time.monotonic() + self.settings.sensor_batch_wait_ms / 1000
+        batch: list[_Msg] = []
+        q = self._queue
+        while len(batch) < limit:
+            while q and len(batch) < limit:
+                batch.append(q.popleft())
+            if len(batch) >= limit or self._stop.is_set():
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.clear()
+            if not q:
+                self._wake.wait(left)
+        return batch
+
+    def _retrying(self, what: str, n: int, fn: Callable[[], object]) -> bool:
+        """Run ``fn`` until it succeeds (False: the bridge stopped first). Database errors are waited out."""
+        backoff = 0.2
+        while True:
+            try:
+                fn()
+                return True
+            except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DBAPIError) as exc:
+                self.stats.db_errors += 1
+                log.warning("bridge cannot %s %d readings (%s); not acknowledging, retrying", what, n,
+                            str(exc).splitlines()[0])
+            except Exception:  # noqa: BLE001 - the bridge never stops on a message
+                log.exception("bridge failed to %s a batch; retrying", what)
+            if self._stop.wait(backoff):
+                return False
+            backoff = min(backoff * 2, 5.0)
+
+    def _write_loop(self) -> None:
+        """Take and check batches; the committer thread writes them (checking overlaps the database's work)."""
+        committer = threading.Thread(target=self._commit_loop, name="cim-sensor-committer", daemon=True)
+        committer.start()
+        try:
+            while not self._stop.is_set() or self._queue:
+                if self._stop.is_set() and not self._connected.is_set():
+                    break
+                batch = [m for m in self._take() if m.gen == self._gen]  # older ones come again from the broker
+                if not batch:
+                    if self._stop.is_set():
+                        break
+                    continue
+                out: list[_Prepared] = []
+                if not self._retrying("check", len(batch), lambda b=batch, o=out: o.append(self._prepare(b))):
+                    break
+                while not self._put(out[0]):
+                    if self._stop.is_set() and not committer.is_alive():
+                        return
+        finally:
+            while committer.is_alive() and not self._put(None):
+                pass
+            committer.join()
+
+    def _put(self, item: _Prepared | None) -> bool:
+        try:
+            self._prepared.put(item, timeout=0.5)
+            return True
+        except queue.Full:
+            return False
+
+    def _commit_loop(self) -> None:
+        while True:
+            prepared = self._prepared.get()
+            if prepared is None:
+                return
+            if not self._retrying("commit", len(prepared.batch), lambda p=prepared: self._write(p)):
+                return
+
+    def _lookup_unknown(self, ids: set[int]) -> None:
+        now = time.monotonic()
+        ask = [i for i in ids if i not in self._infos and now - self._unknown.get(i, -1e9) > UNKNOWN_TTL_S]
+        if not ask:
+            return
+        with self.engine.connect() as conn:
+            found = sta_entities.datastream_infos(conn, ask)
+        self._infos.update(found)
+        for i in ask:
+            if i not in found:
+                self._unknown[i] = now
+
+    def _rate_ok(self, ds: int, now: float) -> bool:
+        b = self._buckets.get(ds)
+        rate, burst = self.settings.sensor_rate_per_s, self.settings.sensor_rate_burst
+        if b is None:
+            b = self._buckets[ds] = _Bucket(burst, now)
+        b.tokens = min(burst, b.tokens + (now - b.at) * rate)
+        b.at = now
+        if b.tokens >= 1:
+            b.tokens -= 1
+            return True
+        return False
+
+    def _prepare(self, batch: list[_Msg]) -> _Prepared:
+        """Check the messages of a batch: observations to write, dead letters, counts."""
+        dss: list[int | None] = []
+        for m in batch:
+            try:
+                dss.append(pl.datastream_of(m.topic))
+            except pl.Rejected:
+                dss.append(None)
+        self._lookup_unknown({d for d in dss if d is not None})
+        now = datetime.now(UTC)
+        mono = time.monotonic()
+        max_past = timedelta(days=self.settings.sensor_raw_days)
+        max_future = timedelta(seconds=self.settings.sensor_max_future_s)
+        rows: list[Observation] = []
+        letters: list[DeadLetter] = []
+        rejected: dict[str, int] = {}
+        seen: set[tuple[int, datetime]] = set()
+        dupes = 0
+        infos, latest = self._infos, self._latest
+        for m, ds in zip(batch, dss, strict=True):
+            try:
+                o = pl.parse(m.topic, m.payload, infos.get(ds) if ds is not None else None, now=now,
+                             max_past=max_past, max_future=max_future, ds=ds)
+                key = (o.datastream_id, o.phenomenon_time)
+                if key in seen or latest.get(ds) == o.phenomenon_time:
+                    dupes += 1  # a redelivery of what is committed (or twice in this batch)
+                    continue
+                if not self._rate_ok(ds, mono):
+                    rejected["rate_limited"] = rejected.get("rate_limited", 0) + 1
+                    if mono - self._rate_lettered.get(ds, -1e9) >= RATE_LETTER_EVERY_S:
+                        self._rate_lettered[ds] = mono
+                        letters.append(DeadLetter(m.topic, m.payload, "rate_limited",
+                                                  f"above {self.settings.sensor_rate_per_s}/s; later ones in "
+                                                  f"the next {RATE_LETTER_EVERY_S:.0f} s are only counted"))
+                    continue
+                seen.add(key)
+                rows.append(o)
+            except pl.Rejected as exc:
+                rejected[exc.reason] = rejected.get(exc.reason, 0) + 1
+                letters.append(DeadLetter(m.topic, m.payload, exc.reason, exc.detail))
+        for o in rows:  # from here on, a redelivery of these is a duplicate (a failed commit is retried as is)
+            prev = latest.get(o.datastream_id)
+            if prev is None or o.phenomenon_time > prev:
+                latest[o.datastream_id] = o.phenomenon_time
+        return _Prepared(batch, rows, letters, rejected, dupes)
+
+    def _write(self, p: _Prepared) -> None:
+        """One transaction: partitions if new days, COPY + latest upsert, dead letters; then the PUBACKs."""
+        batch, rows, letters, rejected, dupes = p.batch, p.rows, p.letters, p.rejected, p.dupes
+        days = {o.phenomenon_time.date() for o in rows} - self._days
+        with self.engine.begin() as conn:
+            if days:
+                observations.ensure_partitions(conn, days)
+            pg = conn.connection.driver_connection
+            observations.write_batch(pg, rows)
+            dead_letters.write(pg, letters)
+        self._days |= days
+        gen = self._gen
+        for m in batch:
+            if m.qos and m.gen == gen:
+                self._client.ack(m.mid, m.qos)
+        if self.publish_created:
+            for o in rows:
+                self._client.publish(f"v1.1/Datastreams({o.datastream_id})/Observations", pl.created_json(o), qos=0)
+        self.stats.batches += 1
+        self.stats.committed += len(rows)
+        self.stats.duplicates += dupes
+        self.stats.last_commit_latency_s = time.monotonic() - batch[0].received
+        for reason, n in rejected.items():
+            self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + n
+            if self.on_rejected:
+                self.on_rejected(reason, n)
+        if self.on_committed and rows:
+            self.on_committed(len(rows))

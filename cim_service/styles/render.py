@@ -1,0 +1,132 @@
+"""Styles of the catalog in two encodings: MapLibre GL style JSON (version 8) and OGC SLD 1.1.
+
+Both are made from each layer's ``style:`` (deck.gl conventions: RGBA 0-255, radius and widths in pixels,
+``min_zoom``, ``visible``) and its geometry type:
+
+- points → MapLibre ``circle`` layer / SLD ``PointSymbolizer`` with a circle ``Mark``;
+- lines → ``line`` / ``LineSymbolizer``;
+- polygons → ``fill`` plus an outline ``line`` / ``PolygonSymbolizer`` with ``Fill`` and ``Stroke``.
+
+The MapLibre style's one source is the service's multi-layer vector tiles (``/tiles/WebMercatorQuad/{z}/{x}/{y}.pbf``
+with the styled collections), each style layer's ``source-layer`` the collection id (the MVT layer name).
+No request of the style leaves the service: there are no glyphs or sprites to fetch (no symbol layers).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+from xml.sax.saxutils import escape
+
+from cim_service.core.catalog import LayerSpec, Style
+
+MAPBOX = "application/vnd.mapbox.style+json"
+SLD = "application/vnd.ogc.sld+xml;version=1.1"
+#: zoom levels of the vector tile source (WebMercatorQuad as served)
+SOURCE_MAXZOOM = 22
+
+
+def _rgba(colour: list[int]) -> tuple[str, float]:
+    """``#rrggbb`` and opacity (0-1) of an RGBA 0-255 colour."""
+    r, g, b = colour[:3]
+    alpha = colour[3] if len(colour) > 3 else 255
+    return f"#{r:02x}{g:02x}{b:02x}", round(alpha / 255, 3)
+
+
+def _css(colour: list[int]) -> str:
+    hexa, opacity = _rgba(colour)
+    r, g, b = (int(hexa[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {opacity})"
+
+
+def _kind(spec: LayerSpec) -> str:
+    if spec.geometry.is_point:
+        return "point"
+    return "line" if "Line" in spec.geometry.value else "polygon"
+
+
+def mapbox_layers(spec: LayerSpec, source: str = "cim") -> list[dict]:
+    """MapLibre style layers drawing one collection."""
+    st: Style = spec.style
+    common = {"source": source, "source-layer": spec.id, "minzoom": st.min_zoom,
+              "layout": {"visibility": "visible" if st.visible else "none"},
+              "metadata": {"cim:collection": spec.id, "cim:group": st.group, "cim:title": spec.title_zh}}
+    kind = _kind(spec)
+    if kind == "point":
+        return [{"id": spec.id, "type": "circle", **common,
+                 "paint": {"circle-color": _css(st.fill), "circle-radius": st.radius,
+                           "circle-stroke-color": _css(st.line), "circle-stroke-width": 0}}]
+    if kind == "line":
+        return [{"id": spec.id, "type": "line", **common,
+                 "paint": {"line-color": _css(st.line), "line-width": st.line_width}}]
+    return [
+        {"id": f"{spec.id}-fill", "type": "fill", **common, "paint": {"fill-color": _css(st.fill)}},
+        {"id": f"{spec.id}-outline", "type": "line", **common,
+         "paint": {"line-color": _css(st.line), "line-width": st.line_width}},
+    ]
+
+
+def mapbox_style(name: str, specs: list[LayerSpec], root: str, bbox: tuple[float, float, float, float]) -> dict:
+    """A MapLibre GL style (version 8) of ``specs`` over the service's multi-layer vector tiles."""
+    collections = ",".join(s.id for s in specs)
+    tiles = f"{root}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.pbf?collections={quote(collections, safe=',')}"
+    layers: list[dict] = [{"id": "background", "type": "background", "paint": {"background-color": "#f4f4f2"}}]
+    # the catalog's order lists base layers first; polygons below lines below points, as on the web map
+    rank = {"polygon": 0, "line": 1, "point": 2}
+    for spec in sorted(specs, key=lambda s: rank[_kind(s)]):
+        layers += mapbox_layers(spec)
+    return {
+        "version": 8,
+        "name": name,
+        "metadata": {"cim:source": "layers/*.yaml style"},
+        "center": [(bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2],
+        "zoom": 11,
+        "sources": {"cim": {"type": "vector", "tiles": [tiles], "minzoom": 0, "maxzoom": SOURCE_MAXZOOM,
+                            "bounds": list(bbox), "attribution": "Minhang CIM"}},
+        "layers": layers,
+    }
+
+
+def _svg(name: str, value: object) -> str:
+    return f'<se:SvgParameter name="{name}">{escape(str(value))}</se:SvgParameter>'
+
+
+def _fill(colour: list[int]) -> str:
+    hexa, opacity = _rgba(colour)
+    return f"<se:Fill>{_svg('fill', hexa)}{_svg('fill-opacity', opacity)}</se:Fill>"
+
+
+def _stroke(colour: list[int], width: float) -> str:
+    hexa, opacity = _rgba(colour)
+    return (f"<se:Stroke>{_svg('stroke', hexa)}{_svg('stroke-opacity', opacity)}"
+            f"{_svg('stroke-width', width)}</se:Stroke>")
+
+
+def sld_named_layer(spec: LayerSpec) -> str:
+    """One ``NamedLayer`` (SLD 1.1, Symbology Encoding 1.1) drawing a collection."""
+    st: Style = spec.style
+    kind = _kind(spec)
+    if kind == "point":
+        symbolizer = ("<se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle</se:WellKnownName>"
+                      f"{_fill(st.fill)}</se:Mark><se:Size>{2 * st.radius:g}</se:Size></se:Graphic>"
+                      "</se:PointSymbolizer>")
+    elif kind == "line":
+        symbolizer = f"<se:LineSymbolizer>{_stroke(st.line, st.line_width)}</se:LineSymbolizer>"
+    else:
+        symbolizer = (f"<se:PolygonSymbolizer>{_fill(st.fill)}{_stroke(st.line, st.line_width)}"
+                      "</se:PolygonSymbolizer>")
+    title = escape(f"{spec.title_zh} {spec.title_en}")
+    return (f"<NamedLayer><se:Name>{escape(spec.id)}</se:Name><UserStyle><se:Name>default</se:Name>"
+            f"<se:Description><se:Title>{title}</se:Title></se:Description><se:FeatureTypeStyle><se:Rule>"
+            f"<se:Name>{escape(spec.id)}</se:Name>{symbolizer}</se:Rule></se:FeatureTypeStyle></UserStyle>"
+            "</NamedLayer>")
+
+
+def sld(specs: list[LayerSpec]) -> str:
+    """An SLD 1.1 document with one named layer per collection."""
+    return ('<?xml version="1.0" encoding="UTF-8"?>'
+            '<StyledLayerDescriptor version="1.1.0" xmlns="http://www.opengis.net/sld" '
+            'xmlns:se="http://www.opengis.net/se" xmlns:ogc="http://www.opengis.net/ogc" '
+            'xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            'xsi:schemaLocation="http://www.opengis.net/sld '
+            'http://schemas.opengis.net/sld/1.1.0/StyledLayerDescriptor.xsd">'
+            + "".join(sld_named_layer(s) for s in specs) + "</StyledLayerDescriptor>")
