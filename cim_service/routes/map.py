@@ -11,8 +11,9 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from cim_service import encoding
 from cim_service.auth import ANONYMOUS, Principal, can_read_layer, get_principal
 from cim_service.core.catalog import Catalog, Role
+from cim_service.errors import InvalidParameter
 from cim_service.features.asof import check_at, parse_at
-from cim_service.store import layer_state
+from cim_service.store import history, layer_state
 from cim_service.store.db import Database
 from cim_service.webmap.assets import (
     deck_bundle_etag,
@@ -21,7 +22,7 @@ from cim_service.webmap.assets import (
     own_asset_type,
     own_assets,
 )
-from cim_service.webmap.page import build_page_config, render_page
+from cim_service.webmap.page import SCREENS, VIEW_MODES, build_page_config, render_page
 from cim_service.webmap.search import search_addresses
 
 router = APIRouter(prefix="/map", tags=["map"])
@@ -49,15 +50,43 @@ async def _at(request: Request, principal: Principal, at: str | None) -> str | N
     return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+async def history_begins(db: Database, catalog: Catalog) -> dict[str, str | None]:
+    """Return when each layer's history begins (RFC 3339, None: none yet): the time slider asks a layer as of a
+    day only from then on (an earlier ``at=`` is refused)."""
+    specs = [spec for spec in catalog if history.has_history(spec)]
+
+    async def fetch(session) -> dict[str, str | None]:
+        out = {}
+        for spec in specs:
+            begins = await history.fetch_begins(session, spec)
+            out[spec.id] = begins.isoformat() if begins is not None else None
+        return out
+
+    return await db.run(fetch)
+
+
 @router.get("", response_class=HTMLResponse, summary="The CIM一张图 planners' web map")
-async def map_page(request: Request, at: At = None) -> HTMLResponse:
+async def map_page(
+    request: Request,
+    view: Annotated[str | None, Query(description="The first view: `2d` (default) or `3d` (pitched, rotated, "
+                                                  "extruded buildings over the basemap).")] = None,
+    screen: Annotated[str | None, Query(description="The layout: `planner` (default) or `ops`, the operations "
+                                                    "centre's dark screen with KPI cards.")] = None,
+    at: At = None,
+) -> HTMLResponse:
     """Serve the map page (deck.gl, offline: every asset comes from this service).
 
     A page load carries no credentials, so the page describes the public layers only; once an API key is
     entered, the page replaces its configuration with ``/map/config`` for that key.
     """
+    if view is not None and view not in VIEW_MODES:
+        raise InvalidParameter(f"parameter 'view': {view[:40]!r} is not one of {', '.join(VIEW_MODES)}")
+    if screen is not None and screen not in SCREENS:
+        raise InvalidParameter(f"parameter 'screen': {screen[:40]!r} is not one of {', '.join(SCREENS)}")
     bbox = await district_bbox(request.app.state.db, request.app.state.catalog)
-    config = build_page_config(request.app.state.catalog, district_bbox=bbox,
+    begins = await history_begins(request.app.state.db, request.app.state.catalog)
+    config = build_page_config(request.app.state.catalog, district_bbox=bbox, view_mode=view or "2d",
+                               screen=screen or "planner", history_begins=begins,
                                at=await _at(request, ANONYMOUS, at))
     return HTMLResponse(render_page(config), headers={"Cache-Control": "no-cache"})
 
@@ -67,8 +96,9 @@ async def map_config(request: Request, principal: Annotated[Principal, Depends(g
                      at: At = None) -> JSONResponse:
     """Return the page configuration (layers, fields, deck.gl spec) for the caller's API key."""
     bbox = await district_bbox(request.app.state.db, request.app.state.catalog)
+    begins = await history_begins(request.app.state.db, request.app.state.catalog)
     config = build_page_config(request.app.state.catalog, principal=principal, district_bbox=bbox,
-                               at=await _at(request, principal, at))
+                               history_begins=begins, at=await _at(request, principal, at))
     return JSONResponse(config, headers={"Cache-Control": "private, no-store"})
 
 

@@ -8,27 +8,35 @@
  *   data access: data (requests with the API key, the page's early requests)
  *   deck.gl: deck (the deck, layer classes, views), layers (layer props from the spec and the state)
  *   page: dom, layer-panel, legend, indicator-panel, click-panel, search, language, load (base layers,
- *     indicators, rasters, an API key's configuration) */
+ *     indicators, rasters, an API key's configuration), controls (zoom, compass, 3D switch, scale bar),
+ *     time (the time slider), ops (the operations screen's KPI cards) */
 import { tooltip, onClick, wireClickPanel } from '#cim/click-panel.js';
+import { wireControls, updateControls } from '#cim/controls.js';
 import { createMap, currentView, flyTo, makeLayer, mvtLoaders } from '#cim/deck.js';
 import { $, showStatus } from '#cim/dom.js';
 import { fitBounds } from '#cim/geometry.js';
 import { localTitle, translate } from '#cim/i18n.js';
 import { wireIndicatorSelect } from '#cim/indicator-panel.js';
 import { applyLanguage, wireLanguageSwitch } from '#cim/language.js';
-import { deckLayerProps, pendingTileLayers } from '#cim/layers.js';
+import { deckLayerProps, extrudedLayerIds, pendingTileLayers } from '#cim/layers.js';
+import { renderLayerList } from '#cim/layer-panel.js';
 import { renderLegend } from '#cim/legend.js';
-import { loadBase, loadIndicators, loadRasters, wireApiKey } from '#cim/load.js';
+import { loadBase, loadIndicatorAt, loadIndicators, loadRasters, wireApiKey } from '#cim/load.js';
 import { createMetrics, observeTileRequests, recordFrame, tileHooks } from '#cim/metrics.js';
+import { renderKpis } from '#cim/ops.js';
 import { wireSearch } from '#cim/search.js';
 import { baseLoaded, createState } from '#cim/state.js';
+import { renderTimeLabel, wireTime } from '#cim/time.js';
 
 const config = window.CIM_CONFIG;
 const metrics = createMetrics(window);
 const state = createState(config);
 const container = $('deck-container');
-const { deck, classes } = createMap(container, config.deck,
-  fitBounds(config.district_bbox, container.clientWidth, container.clientHeight));
+document.body.classList.toggle('screen-ops', config.screen === 'ops');
+const districtView = fitBounds(config.district_bbox, container.clientWidth, container.clientHeight);
+const { deck, classes } = createMap(container, config.deck, state.view3d
+  ? Object.assign({}, districtView, config.view_3d)
+  : districtView);
 
 /** What the page's modules share: configuration, state, metrics, the deck, and the redraw. */
 const app = {
@@ -36,7 +44,10 @@ const app = {
   t: (key) => translate(state.lang, key),
   title: (obj) => localTitle(obj, state.lang),
   flyTo: (view, duration) => flyTo(deck, view, duration),
+  view: () => currentView(deck),
   render,
+  renderPanels: () => { renderLayerList(app); renderTimeLabel(app); renderKpis(app); },
+  indicatorChanged: () => loadIndicatorAt(app),
 };
 const env = {
   classes,
@@ -48,7 +59,10 @@ const env = {
 };
 
 function render() {
-  deck.setProps({ layers: deckLayerProps(state, env).map((props) => makeLayer(classes, props)) });
+  const props = deckLayerProps(state, env);
+  metrics.drawnLayers = props.map((p) => p.id);
+  metrics.extrudedLayers = extrudedLayerIds(props);
+  deck.setProps({ layers: props.map((p) => makeLayer(classes, p)) });
   renderLegend(app);
 }
 
@@ -66,6 +80,7 @@ deck.setProps({
   onAfterRender: () => {
     const now = performance.now();
     firstFrameDrawn();
+    updateControls(app, currentView(deck));
     recordFrame(metrics, now, meaningful, (callback) => requestAnimationFrame(callback), () => performance.now());
   },
   onError: (error) => console.error('deck.gl', error),
@@ -77,6 +92,8 @@ wireSearch(app);
 wireLanguageSwitch(app);
 wireApiKey(app);
 wireIndicatorSelect(app);
+wireControls(app);
+wireTime(app);
 applyLanguage(app);
 loadBase(app, tileRequestsSent).catch((error) => console.error('base layers failed', error.message));
 loadIndicators(app);

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from cim_service.auth import ANONYMOUS, Principal, can_read_layer, visible_fields
 from cim_service.core.catalog import Access, Catalog, LayerSpec, Role
 from cim_service.core.region import DISTRICT_BBOX
+from cim_service.store.history import has_history
 from cim_service.webmap.assets import (
     ENTRY_MODULE,
     TEMPLATES_DIR,
@@ -30,6 +31,16 @@ from cim_service.webmap.assets import (
 
 #: the first view (the district, centred); the page fits the district outline once it is loaded
 DEFAULT_VIEW = {"longitude": 121.41, "latitude": 31.09, "zoom": 10.4, "pitch": 0, "bearing": 0}
+#: the 3D view (``/map?view=3d``): pitched and rotated over 莘庄 (the district's centre, dense mid-rise), close
+#: enough for the extruded layers (their min zoom)
+VIEW_3D = {"longitude": 121.385, "latitude": 31.108, "pitch": 55, "bearing": -25, "zoom": 14.2}
+#: the page's view modes and screens (``/map?view=`` and ``/map?screen=``)
+VIEW_MODES = ("2d", "3d")
+SCREENS = ("planner", "ops")
+#: the layer group drawn as the basemap (under the data; shown in the 3D view and the operations screen)
+BASEMAP_GROUP = "底图"
+#: the years of the time slider (the plan's baseline to its target year)
+TIME_YEARS = (2020, 2025)
 #: roles of the boundary layers, drawn as GeoJSON from the features API rather than as vector tiles
 BASE_ROLES = (Role.district_outline, Role.town_boundaries)
 
@@ -66,8 +77,9 @@ def tile_url(layer_id: str) -> str:
     return f"/collections/{layer_id}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}"
 
 
-def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS) -> dict[str, Any]:
-    """Describe one catalog layer for the map's panels (titles, style, access, the fields ``principal`` may see)."""
+def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS, history_begins: str | None = None) -> dict[str, Any]:
+    """Describe one catalog layer for the map's panels (titles, style, access, the fields ``principal`` may see,
+    whether it keeps history and since when)."""
     return {
         "id": spec.id,
         "title_zh": spec.title_zh,
@@ -80,6 +92,9 @@ def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS) -> dict[str, 
         "label_field": spec.label_field,
         "label_field_en": spec.label_field_en,
         "height_field": spec.height_field,
+        "basemap": spec.style.group == BASEMAP_GROUP,
+        "history": has_history(spec),
+        "history_begins": history_begins,
         "tiles3d": f"/collections/{spec.id}/3dtiles/tileset.json" if spec.extruded else None,
         "visible": spec.style.visible,
         "min_zoom": spec.style.min_zoom,
@@ -151,16 +166,19 @@ def group_titles(groups: list[str]) -> dict[str, dict[str, str]]:
 
 
 def build_deck_spec(catalog: Catalog) -> dict[str, Any]:
-    """Build the deck.gl JSON spec (pydeck) of the map: base boundaries, choropleth, MVT layers, raster."""
+    """Build the deck.gl JSON spec (pydeck) of the map, bottom up: basemap, choropleth, raster, MVT layers, outline."""
     layers: list[pdk.Layer] = []
     towns, outline = catalog.role(Role.town_boundaries), catalog.role(Role.district_outline)
+    tiled = [s for s in catalog if s not in (towns, outline)]
+    basemap = [s for s in tiled if s.style.group == BASEMAP_GROUP]
+    for spec in sorted(basemap, key=_geometry_rank):  # the basemap under everything, the choropleth over it
+        layers.append(_mvt_layer(spec))
     if towns is not None:
         layers.append(_geojson_layer(towns, filled=True))
     raster = DENSITY_RASTER
     layers.append(pdk.Layer("TileLayer", id=raster["id"], data=raster["tiles"], visible=raster["visible"],
                             opacity=raster["opacity"], min_zoom=8, max_zoom=MAX_TILE_ZOOM, tile_size=256))
-    tiled = [s for s in catalog if s not in (towns, outline)]
-    for spec in sorted(tiled, key=_geometry_rank):
+    for spec in sorted([s for s in tiled if s not in basemap], key=_geometry_rank):
         layers.append(_mvt_layer(spec))
     if outline is not None:
         layers.append(_geojson_layer(outline, filled=False))
@@ -177,15 +195,22 @@ def build_deck_spec(catalog: Catalog) -> dict[str, Any]:
 
 
 def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inline: dict[str, Any] | None = None,
-                      district_bbox: tuple[float, float, float, float] | None = None,
+                      district_bbox: tuple[float, float, float, float] | None = None, view_mode: str = "2d",
+                      screen: str = "planner", history_begins: dict[str, str | None] | None = None,
                       at: str | None = None) -> dict[str, Any]:
     """Build the page configuration for ``principal``: layer metadata, deck spec, endpoints, inlined data.
 
     Only the layers ``principal`` may read are described, with only the fields it may see: the page (loaded
     without credentials) and the static export never name a restricted layer or a personal field; a page
-    given an API key asks ``/map/config`` for the configuration of that key. With ``at`` (an RFC 3339 instant,
+    given an API key asks ``/map/config`` for the configuration of that key. ``view_mode`` (2d, 3d) is the
+    first view; ``screen`` the layout (planner, or ops: the operations centre's dark screen); ``history_begins``:
+    layer id -> when its history begins (RFC 3339), for the time slider. With ``at`` (an RFC 3339 instant,
     already checked), the tiles of the layers that keep a history are those as of that instant (``?at=``).
     """
+    if view_mode not in VIEW_MODES:
+        raise ValueError(f"view mode {view_mode!r} is not one of {VIEW_MODES}")
+    if screen not in SCREENS:
+        raise ValueError(f"screen {screen!r} is not one of {SCREENS}")
     catalog = Catalog([spec for spec in catalog if can_read_layer(spec, principal)])
     deck = build_deck_spec(catalog)
     if at is not None:
@@ -194,8 +219,12 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
         "title_zh": "闵行区CIM一张图",
         "title_en": "Minhang CIM One Map",
         "view": DEFAULT_VIEW,
+        "view_mode": view_mode,
+        "view_3d": VIEW_3D,
+        "screen": screen,
+        "time_years": list(TIME_YEARS),
         "district_bbox": district_bbox or DISTRICT_BBOX,
-        "layers": [layer_entry(spec, principal) for spec in catalog],
+        "layers": [layer_entry(spec, principal, (history_begins or {}).get(spec.id)) for spec in catalog],
         "roles": catalog.roles,
         "groups": group_titles([spec.style.group for spec in catalog] + [DENSITY_RASTER["group"]]),
         "public_layers": [spec.id for spec in catalog if spec.access is Access.public],
@@ -206,6 +235,7 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
             "items": "/collections/{id}/items",
             "item": "/collections/{id}/items/{fid}",
             "indicators": "/indicators",
+            "indicator": "/indicators/{id}",
             "search": "/map/search",
             "config": "/map/config",
             "rasters": "/rasters",

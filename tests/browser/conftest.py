@@ -53,6 +53,11 @@ def map_settings(demo_database_url: str, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def service_url(map_settings: Settings) -> Iterator[str]:
     """Run the service with uvicorn on a free 127.0.0.1 port in a background thread."""
+    yield from serve(map_settings)
+
+
+def serve(map_settings: Settings) -> Iterator[str]:
+    """Run the service of ``map_settings`` on a free 127.0.0.1 port in a background thread; yield its URL."""
     port = _free_port()
     config = uvicorn.Config(create_app(map_settings), host="127.0.0.1", port=port, log_level="warning",
                             lifespan="on")

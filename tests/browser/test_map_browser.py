@@ -121,6 +121,8 @@ def test_toggling_a_layer_changes_the_picture(map_page, service_url, engine, art
     now_background = [is_background(patch(after, x, y, 0)).all() for _, x, y in points]
     assert sum(now_background) >= len(points) // 2, "the town fills should be gone"
     count = renders(page)
+    assert not page.locator("#opacity-cameras").is_visible(), "opacity sits behind the layer's menu"
+    page.locator("#menu-cameras").click()
     page.locator("#opacity-cameras").fill("0")
     frame_after(page, count)
     faded = map_pixels(page, artifacts / "toggle-cameras-opacity0.png")
@@ -315,6 +317,7 @@ def test_gap_layer_and_density_raster(map_page, service_url, artifacts):
     page.locator("#toggle-camera_density_raster").check()
     page.wait_for_function("window.__cimMetrics.tilesLoaded.camera_density_raster !== undefined", timeout=30_000)
     count = renders(page)
+    page.locator("#menu-camera_density_raster").click()
     page.locator("#opacity-camera_density_raster").fill("1")
     frame_after(page, count)
     raster = map_pixels(page, artifacts / "raster-camera-density.png")

@@ -12,6 +12,8 @@ test('createMetrics publishes every metric the tests and bench_map.py read', () 
   assert.deepEqual(metrics, {
     firstRenderMs: null, firstMeaningfulPaintMs: null, fmpFrameCommittedMs: null,
     tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
+    view: null, drawnLayers: [], extrudedLayers: [], scaleBar: null, at: null, atTileRequests: 0,
+    indicatorAtRequests: 0, kpis: [],
   });
 });
 

@@ -45,3 +45,30 @@ export function addLayerDefaults(deckLayers, visible, opacity) {
     }
   }
 }
+
+/** Return the ids of the basemap layers and of the extruded ones (a height field): what the 3D view shows. */
+export function contextLayerIds(config) {
+  return config.layers.filter((l) => l.basemap || l.height_field).map((l) => l.id);
+}
+
+/** Return whether the layer `meta` can be read as of the end of `day` (Asia/Shanghai): it keeps history and
+ * that history had begun by then (the service refuses an earlier `at=`). */
+export function readableAt(meta, day) {
+  if (!meta || !meta.history || !meta.history_begins) return false;
+  return Date.parse(meta.history_begins) <= Date.parse(`${day}T23:59:59+08:00`);
+}
+
+/** Return `url` as of `day` (`at=`) for a layer readable then; unchanged without a day, or for a layer without
+ * history then (it is drawn as it is now). */
+export function atUrl(url, meta, day) {
+  if (!day || !readableAt(meta, day)) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}at=${encodeURIComponent(day)}`;
+}
+
+/** Return the days of the time slider: the 31st of December of each year of `config.time_years`. */
+export function timeDays(config) {
+  const [first, last] = config.time_years || [];
+  const days = [];
+  for (let y = first; y <= last; y += 1) days.push(`${y}-12-31`);
+  return days;
+}

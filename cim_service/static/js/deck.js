@@ -30,17 +30,26 @@ export function makeLayer(classes, props) {
   return new classes[type](rest);
 }
 
-/** Fly to `view` (longitude, latitude, zoom) in `duration` ms, facing north, unpitched. */
+/** Fly to `view` (longitude, latitude, zoom) in `duration` ms; the pitch and bearing are kept unless given. */
 export function flyTo(deck, view, duration = 1200) {
-  const target = Object.assign({}, view, {
-    pitch: 0, bearing: 0, transitionDuration: duration,
+  const now = currentView(deck) || {};
+  const target = Object.assign({ pitch: now.pitch || 0, bearing: now.bearing || 0 }, view, {
+    transitionDuration: duration,
     transitionInterpolator: { '@@type': 'FlyToInterpolator' },
   });
   window.updateDeck({ initialViewState: target }, deck);
 }
 
-/** Return the current centre and zoom of the map, or null before the first frame. */
+/** Move the camera by `change` (any of longitude, latitude, zoom, pitch, bearing) from where it is now. */
+export function moveCamera(deck, change, duration = 400) {
+  const now = currentView(deck);
+  if (!now) return;
+  flyTo(deck, Object.assign({}, now, change), duration);
+}
+
+/** Return the current camera (centre, zoom, pitch, bearing) of the map, or null before the first frame. */
 export function currentView(deck) {
   const vp = deck.getViewports()[0];
-  return vp ? { longitude: vp.longitude, latitude: vp.latitude, zoom: vp.zoom } : null;
+  return vp ? { longitude: vp.longitude, latitude: vp.latitude, zoom: vp.zoom, pitch: vp.pitch, bearing: vp.bearing }
+    : null;
 }

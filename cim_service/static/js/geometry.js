@@ -64,3 +64,18 @@ export function pointCollection(longitude, latitude, properties = {}) {
     features: [{ type: 'Feature', properties, geometry: { type: 'Point', coordinates: [longitude, latitude] } }],
   };
 }
+
+/** Metres per CSS pixel of a Web Mercator view at `latitude` and `zoom` (deck.gl: 512 px tiles). */
+export function metresPerPixel(latitude, zoom) {
+  return (40075016.686 * Math.cos((latitude * Math.PI) / 180)) / (512 * 2 ** zoom);
+}
+
+/** Return the scale bar of a view: the round length (1, 2 or 5 × 10^n m) that fits in `maxPx`, its width. */
+export function scaleBar(latitude, zoom, maxPx = 120) {
+  const mpp = metresPerPixel(latitude, zoom);
+  const most = mpp * maxPx;
+  const magnitude = 10 ** Math.floor(Math.log10(most));
+  const step = [5, 2, 1].find((m) => m * magnitude <= most) || 1;
+  const metres = step * magnitude;
+  return { metres, px: Math.round(metres / mpp), label: metres >= 1000 ? `${metres / 1000} km` : `${metres} m` };
+}

@@ -8,6 +8,8 @@ export const STRINGS = {
     legendTitle: '街镇指标', tileError: '部分瓦片加载失败', apiKey: 'API 密钥', lang: 'EN',
     keyRejected: 'API 密钥无效',
     noIndicators: '暂无指标数据',
+    opacity: '透明度', now: '现在', time: '时间', zoomIn: '放大', zoomOut: '缩小', north: '指北(点击复位)',
+    view3d: '三维视图', play: '播放', kpis: '规划指标 · 目标对照',
   },
   en: {
     layers: 'Layers', indicators: 'Plan indicators', search: 'Search', placeholder: 'Address, e.g. 莲花南路1500弄',
@@ -16,6 +18,8 @@ export const STRINGS = {
     legendTitle: 'Town indicator', tileError: 'Some tiles failed to load', apiKey: 'API key', lang: '中文',
     keyRejected: 'API key rejected',
     noIndicators: 'No indicator data',
+    opacity: 'Opacity', now: 'Now', time: 'Time', zoomIn: 'Zoom in', zoomOut: 'Zoom out', north: 'North (click to reset)',
+    view3d: '3D view', play: 'Play', kpis: 'Plan indicators against targets',
   },
 };
 

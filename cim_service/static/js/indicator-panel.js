@@ -64,5 +64,6 @@ export function wireIndicatorSelect(app) {
     app.state.indicatorId = event.target.value;
     renderIndicators(app);
     app.render();
+    if (app.indicatorChanged) app.indicatorChanged(); // as of the time slider's day
   });
 }

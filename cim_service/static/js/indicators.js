@@ -44,3 +44,16 @@ export function townFeature(collection, name) {
   if (!collection || !collection.features) return undefined;
   return collection.features.find((f) => lookupTown({ [name]: true }, f.properties && f.properties.name));
 }
+
+/** Return the operations screen's KPI cards: each indicator's district value against its target (higher is
+ * better), its status and how far along it is (value / target, within 0..1; null without both). */
+export function kpiCards(indicators) {
+  return indicators.map((ind) => {
+    const { value, target } = ind;
+    const known = typeof value === 'number' && typeof target === 'number' && target > 0;
+    return {
+      id: ind.id, name_zh: ind.name_zh, name_en: ind.name_en, unit: ind.unit || '', value, target,
+      status: ind.status, progress: known ? Math.max(0, Math.min(1, value / target)) : null,
+    };
+  });
+}

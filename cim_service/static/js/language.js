@@ -10,12 +10,14 @@ export function applyLanguage(app) {
   document.documentElement.lang = state.lang === 'zh' ? 'zh-CN' : 'en';
   $('title').textContent = state.lang === 'zh' ? config.title_zh : config.title_en;
   document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = app.t(el.dataset.i18n); });
+  document.querySelectorAll('[data-i18n-title]').forEach((el) => { el.title = app.t(el.dataset.i18nTitle); });
   $('search-input').placeholder = app.t('placeholder');
   $('search-go').textContent = app.t('search');
   $('api-key').placeholder = app.t('apiKey');
   $('lang').textContent = app.t('lang');
   renderLayerList(app);
   renderIndicators(app);
+  if (app.renderPanels) app.renderPanels();
   app.render();
 }
 

@@ -1,4 +1,5 @@
-/* The layer panel: layers by group (titles from config.groups), each with a toggle and an opacity slider. */
+/* The layer panel: layers by group (titles from config.groups), each with a toggle and a menu (⋯) holding its
+ * opacity slider, so the panel does not scroll with a slider per layer. */
 import { swatchColor } from '#cim/colour.js';
 import { $, element } from '#cim/dom.js';
 import { groupTitle } from '#cim/i18n.js';
@@ -48,6 +49,18 @@ function layerRow(app, meta) {
   range.id = `opacity-${meta.id}`;
   range.setAttribute('aria-label', 'opacity');
   range.addEventListener('input', () => { state.opacity[meta.id] = Number(range.value); app.render(); });
-  row.append(box, swatch, label, range);
+  const menuButton = element('button', 'layer-menu-button', '⋯');
+  menuButton.type = 'button';
+  menuButton.id = `menu-${meta.id}`;
+  menuButton.setAttribute('aria-label', `${app.title(meta)}: ${app.t('opacity')}`);
+  menuButton.setAttribute('aria-expanded', 'false');
+  const menu = element('div', 'layer-menu');
+  menu.hidden = true;
+  menu.append(element('span', 'layer-menu-label', app.t('opacity')), range);
+  menuButton.addEventListener('click', () => {
+    menu.hidden = !menu.hidden;
+    menuButton.setAttribute('aria-expanded', String(!menu.hidden));
+  });
+  row.append(box, swatch, label, menuButton, menu);
   return row;
 }

@@ -2,7 +2,7 @@
  * vector tile layers (with the API key), the raster tiles, the export's inlined layers, the search marker.
  * Props carry their class in '@@type' (deck.js makes the layers). No DOM. */
 import { townFill, valueRange } from '#cim/colour.js';
-import { isRasterLayer, isTileLayer, layerIndex, ROLE, roleLayer } from '#cim/config.js';
+import { atUrl, isRasterLayer, isTileLayer, layerIndex, ROLE, roleLayer } from '#cim/config.js';
 import { authHeaders, fetchTileImage } from '#cim/data.js';
 import { ringSegments } from '#cim/geometry.js';
 import { lookupTown, townValues } from '#cim/indicators.js';
@@ -53,7 +53,9 @@ export function extrusionProps(meta) {
 }
 
 function mvtProps(spec, state, env) {
-  return Object.assign({}, spec, env.tileHooks(spec.id), extrusionProps(layerIndex(state.config)[spec.id]), {
+  const meta = layerIndex(state.config)[spec.id];
+  return Object.assign({}, spec, env.tileHooks(spec.id), extrusionProps(meta), {
+    data: atUrl(spec.data, meta, state.at),
     loaders: env.loaders,
     loadOptions: { core: { worker: false, fetch: { headers: authHeaders(state.apiKey) } } },
     updateTriggers: { getTileData: state.apiKey },
@@ -70,7 +72,8 @@ export function layerProps(spec, state, env) {
   const common = { visible: state.visible[id] && allowed(state, id), opacity: state.opacity[id] };
   if (id === roleLayer(state.config, ROLE.towns)) {
     const towns = state.base[id];
-    const fill = Object.assign({}, spec, common, {
+    // in the 3D view the choropleth is a wash over the basemap, the buildings standing out of it
+    const fill = Object.assign({}, spec, common, state.view3d ? { opacity: common.opacity * 0.3 } : {}, {
       data: towns || [], stroked: false, getFillColor: choroplethAccessor(state),
       updateTriggers: { getFillColor: [state.indicatorId, state.selectedTown] },
     });
@@ -109,4 +112,9 @@ export function pendingTileLayers(state, metrics) {
   if (state.config.inline) return [];
   return state.config.deck.layers.filter((s) => isTileLayer(s) && state.visible[s.id] && allowed(state, s.id)
     && !metrics.tilesLoaded[s.id] && (!isRasterLayer(s) || state.rasterUrl));
+}
+
+/** Return the ids of the drawn layers that are extruded (what window.__cimMetrics reports of the 3D view). */
+export function extrudedLayerIds(props) {
+  return props.filter((p) => p.extruded && p.visible !== false).map((p) => p.id);
 }

@@ -7,7 +7,7 @@ import { renderIndicators } from '#cim/indicator-panel.js';
 import { defaultIndicatorId, indicatorList } from '#cim/indicators.js';
 import { inlineBase } from '#cim/inline.js';
 import { renderLayerList } from '#cim/layer-panel.js';
-import { applyConfig } from '#cim/state.js';
+import { addIndicatorAt, applyConfig } from '#cim/state.js';
 
 /**
  * Load the features of the base layers (district outline, town boundaries) and draw them.
@@ -41,6 +41,7 @@ export async function loadIndicators(app) {
   }
   state.indicatorsLoaded = true;
   renderIndicators(app);
+  if (app.renderPanels) app.renderPanels();
   app.render();
 }
 
@@ -80,4 +81,21 @@ export function wireApiKey(app) {
     app.render();
     loadIndicators(app);
   });
+}
+
+/** Load the selected indicator as of the time slider's day (/indicators/{id}?at=), then redraw. */
+export async function loadIndicatorAt(app) {
+  const { state } = app;
+  const { at: day, indicatorId: id } = state;
+  if (!day || !id || state.config.inline || state.indicatorAt[`${id}@${day}`]) return;
+  const url = `${state.config.endpoints.indicator.replace('{id}', encodeURIComponent(id))}?at=${day}`;
+  try {
+    addIndicatorAt(state, id, day, await getJSON(url, state.apiKey, null));
+    app.metrics.indicatorAtRequests += 1;
+  } catch (error) {
+    console.warn('indicator as of a day unavailable', error.message);
+    return;
+  }
+  renderIndicators(app);
+  app.render();
 }

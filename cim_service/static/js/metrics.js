@@ -8,7 +8,12 @@
  *   tileRequests            tile requests sent (Resource Timing entries with /tiles/)
  *   tileErrors              tiles that failed to load
  *   tilesLoaded             layer id -> time its viewport's tiles had loaded
- *   frames                  times of the first 200 frames; renders: frames drawn */
+ *   frames                  times of the first 200 frames; renders: frames drawn
+ *   view                    the camera of the last frame (longitude, latitude, zoom, pitch, bearing)
+ *   drawnLayers             ids of the deck layers of the last render; extrudedLayers: those drawn extruded
+ *   scaleBar                the scale bar shown ({metres, px, label}); at: the time slider's day (null: now)
+ *   atTileRequests          tile requests carrying at=; indicatorAtRequests: indicators loaded as of a day
+ *   kpis                    the operations screen's KPI cards ({id, value, target, status}) */
 
 /** Frames whose times are kept. */
 export const MAX_FRAMES = 200;
@@ -18,6 +23,8 @@ export function createMetrics(target = globalThis) {
   const metrics = {
     firstRenderMs: null, firstMeaningfulPaintMs: null, fmpFrameCommittedMs: null,
     tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
+    view: null, drawnLayers: [], extrudedLayers: [], scaleBar: null, at: null, atTileRequests: 0,
+    indicatorAtRequests: 0, kpis: [],
   };
   target.__cimMetrics = metrics;
   return metrics;
@@ -56,7 +63,11 @@ export function isTileRequest(name) {
 /** Count the page's tile requests (buffered: those sent before this call too). */
 export function observeTileRequests(metrics) {
   new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) if (isTileRequest(entry.name)) metrics.tileRequests += 1;
+    for (const entry of list.getEntries()) {
+      if (!isTileRequest(entry.name)) continue;
+      metrics.tileRequests += 1;
+      if (/[?&]at=/.test(entry.name)) metrics.atTileRequests += 1;
+    }
   }).observe({ type: 'resource', buffered: true });
 }
 

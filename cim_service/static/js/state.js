@@ -1,6 +1,7 @@
-/* The map's state: language, API key, per-layer visibility and opacity, indicators, base data, selection.
+/* The map's state: language, API key, per-layer visibility and opacity, indicators, base data, selection, the
+ * 3D view and the time slider's day.
  * window.__cimMap.state is this object (the browser tests set `visible` through it). Pure: no DOM. */
-import { addLayerDefaults, baseLayerIds, layerIndex } from '#cim/config.js';
+import { addLayerDefaults, baseLayerIds, contextLayerIds, layerIndex } from '#cim/config.js';
 import { inlineLayer } from '#cim/inline.js';
 
 /** Return the initial state of a page configuration. */
@@ -19,9 +20,30 @@ export function createState(config) {
     selectedTown: null,
     rasterUrl: null,
     marker: null,
+    view3d: config.view_mode === '3d' || config.screen === 'ops',
+    at: null,
+    indicatorAt: {},
   };
   addLayerDefaults(config.deck.layers, state.visible, state.opacity);
+  if (state.view3d) showContext(state);
   return state;
+}
+
+/** Show the layers the 3D view is made of: the basemap and the extruded layers (height field). */
+export function showContext(state) {
+  for (const id of contextLayerIds(state.config)) state.visible[id] = true;
+}
+
+/** Switch the 3D view on or off (on: the basemap and the extruded layers are shown). */
+export function setView3d(state, on) {
+  state.view3d = Boolean(on);
+  if (state.view3d) showContext(state);
+}
+
+/** Set the time slider's day (`YYYY-MM-DD`, null for now): tiles of layers with history and indicators as of it. */
+export function setAt(state, day) {
+  if (day !== null && !/^\d{4}-\d{2}-\d{2}$/.test(day)) throw new Error(`not a day: ${day}`);
+  state.at = day;
 }
 
 /**
@@ -43,9 +65,15 @@ export function allowed(state, id) {
   return !meta || meta.access === 'public' || Boolean(state.apiKey);
 }
 
-/** Return the selected indicator, or null. */
+/** Return the selected indicator (as of the time slider's day once that has loaded), or null. */
 export function currentIndicator(state) {
-  return state.indicators.find((i) => i.id === state.indicatorId) || null;
+  const past = state.at && state.indicatorAt[`${state.indicatorId}@${state.at}`];
+  return past || state.indicators.find((i) => i.id === state.indicatorId) || null;
+}
+
+/** Keep the indicator `id` as of `day` (the result of /indicators/{id}?at=day). */
+export function addIndicatorAt(state, id, day, result) {
+  state.indicatorAt[`${id}@${day}`] = result;
 }
 
 /** Return whether every base layer of the configuration has its features. */
