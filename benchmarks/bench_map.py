@@ -2,6 +2,7 @@
 
     python benchmarks/bench_map.py                       # small demo in `cim_bench_map` on the local cluster
     python benchmarks/bench_map.py --database-url postgresql://...  --runs 7 --json benchmarks/results/map.json
+    python benchmarks/bench_map.py --query 'view=3d'         # the 3D view (or 'screen=ops')
 
 The service runs under uvicorn (one worker, 127.0.0.1) in its own process and is warmed by one unmeasured page
 load. Each measured run opens the map in a fresh browser context (empty HTTP cache: the 4.3 MB deck.gl bundle
@@ -79,12 +80,13 @@ def start_service(database_url: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the service did not start")
 
 
-def measure(browser, base: str, width: int, height: int) -> dict:
-    """Open the map once in a fresh context; return its paint metrics and tile requests."""
+def measure(browser, base: str, width: int, height: int, query: str = "") -> dict:
+    """Open the map once in a fresh context (``query``: the page's query string); return its paint metrics and
+    tile requests."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     try:
-        page.goto(f"{base}/map")
+        page.goto(f"{base}/map" + (f"?{query}" if query else ""))
         page.wait_for_function(FMP, timeout=60_000)
         metrics = page.evaluate("window.__cimMetrics")
         resources = page.evaluate(RESOURCES)
@@ -131,18 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", type=Path, help="write the raw runs and medians here")
+    parser.add_argument("--query", default="", help="the map page's query string, e.g. view=3d or screen=ops")
     args = parser.parse_args(argv)
     url = prepare_database(args.database_url)
     proc, base = start_service(url)
     from playwright.sync_api import sync_playwright
 
-    report: dict[str, object] = {"target_fmp_ms": 2000, "cpus": os.cpu_count(), "views": {}}
+    report: dict[str, object] = {"target_fmp_ms": 2000, "cpus": os.cpu_count(), "query": args.query, "views": {}}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             measure(browser, base, 1600, 900)  # warm the service (tile cache, pool, shader cache)
             for width, height in ((1920, 1080), (1600, 900), (1366, 768)):
-                runs = [measure(browser, base, width, height) for _ in range(args.runs)]
+                runs = [measure(browser, base, width, height, args.query) for _ in range(args.runs)]
                 report["views"][f"{width}x{height}"] = {"median": summarise(runs), "runs": runs}
             browser.close()
     finally:
