@@ -69,8 +69,8 @@ def test_qgis_reads_a_bbox_and_a_subset_correctly(settings, features_data, engin
         mark = _lines(log)
         out = _qgis(url, "cameras", bbox=AREA)
         assert out["features"] == inside
-        assert len(_items(log, mark, "cameras")) == 1 + math.ceil(total / page)
+        assert math.ceil(total / page) <= len(_items(log, mark, "cameras")) <= 1 + math.ceil(total / page)
         mark = _lines(log)
         out = _qgis(url, "cameras", subset="camera_type = 'dome'")
         assert out["subset_accepted"] and out["features"] == dome
-        assert len(_items(log, mark, "cameras")) == 1 + math.ceil(total / page)
+        assert math.ceil(total / page) <= len(_items(log, mark, "cameras")) <= 1 + math.ceil(total / page)
