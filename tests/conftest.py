@@ -8,7 +8,6 @@ which is started if needed. When PostGIS is missing the fixtures fail with what 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -22,6 +21,7 @@ from cim_service.core.catalog import Catalog, load_catalog
 from cim_service.core.settings import PROJECT_ROOT, Settings
 from cim_service.store.db import make_engine
 from cim_service.store.localdb import LocalCluster
+from cim_service.store.localserver import free_port
 from cim_service.store.migrate import migrate
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -34,9 +34,7 @@ def _server_url() -> str:
     cluster = LocalCluster.from_settings(Settings(database_url=None))
     if not cluster.is_running() and cluster.port_in_use():
         # another server (e.g. another checkout's cluster) holds the default port: run ours on a free one
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            cluster.port = sock.getsockname()[1]
+        cluster.port = free_port()
     return cluster.start()
 
 
@@ -109,6 +107,22 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
     return Settings(database_url=database_url, environment="test", home=tmp_path_factory.mktemp("cim-home"))
 
 
+@pytest.fixture(scope="module")
+def db_url(request, throwaway_database):
+    """URL of a migrated database of the test module's own (for tests that must not see other modules' rows)."""
+    tag = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:20]
+    with throwaway_database(tag) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def db(db_url):
+    """Synchronous engine on the module's database (``db_url``)."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def demo_database_url(database_url: str, catalog: Catalog) -> str:
     """The session database with the small demo dataset (default seed) loaded once (see pipelines/demo).
@@ -132,10 +146,7 @@ def local_broker(tmp_path_factory: pytest.TempPathFactory):
     """A project-local Mosquitto for this session (own folder and port, authentication on); stopped at the end."""
     from cim_service.sensing.broker import LocalBroker
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    broker = LocalBroker(home=tmp_path_factory.mktemp("mosquitto"), port=port)
+    broker = LocalBroker(home=tmp_path_factory.mktemp("mosquitto"), port=free_port())
     broker.start()
     yield broker
     broker.stop()

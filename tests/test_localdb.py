@@ -13,12 +13,7 @@ import sqlalchemy as sa
 
 from cim_service.store.db import make_engine
 from cim_service.store.localdb import LocalCluster
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from cim_service.store.localserver import free_port
 
 
 @pytest.fixture
@@ -37,7 +32,7 @@ def _cim(args, env):
 
 def test_cli_creates_starts_and_stops_a_local_postgis_cluster(cluster_home):
     tmp_path = cluster_home
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CIM_HOME": str(tmp_path / "home"), "CIM_LOCAL_DB_PORT": str(port)}
     env.pop("CIM_DATABASE_URL", None)
     try:
@@ -84,7 +79,7 @@ def test_start_refuses_a_port_taken_by_another_server(cluster_home):
 
 
 def test_a_stopped_cluster_restarts_on_another_port(cluster_home):
-    first, second = _free_port(), _free_port()
+    first, second = free_port(), free_port()
     base = {**os.environ, "CIM_HOME": str(cluster_home / "home")}
     base.pop("CIM_DATABASE_URL", None)
     try:

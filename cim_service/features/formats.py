@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from cim_service import encoding
 from cim_service.errors import InvalidParameter
 from cim_service.excel import excel_safe
 
@@ -48,10 +49,8 @@ def content_etag(*parts: str) -> str:
 def not_modified(request: Request, etag: str, headers: dict[str, str]) -> Response | None:
     """A 304 when the request's ``If-None-Match`` names ``etag`` (or ``*``), else None."""
     inm = request.headers.get("if-none-match")
-    if inm:
-        tags = [t.strip().removeprefix("W/") for t in inm.split(",")]
-        if "*" in tags or etag in tags:
-            return Response(status_code=304, headers={**headers, "ETag": etag})
+    if inm and encoding.matches(inm, etag):
+        return Response(status_code=304, headers={**headers, "ETag": etag})
     return None
 
 

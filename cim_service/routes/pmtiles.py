@@ -17,6 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
+from cim_service import encoding
 from cim_service.errors import error_responses
 from cim_service.offloop import off_loop
 from cim_service.tiles.archive import archive_path, etag, parse_range, read_range, read_tile
@@ -29,10 +30,6 @@ Name = Annotated[str, Path(description="Archive name (`<name>` or `<name>.pmtile
 CHUNK = 1024 * 1024
 
 
-def _matches(header: str | None, tag: str) -> bool:
-    return header is not None and ("*" in header or tag in [t.strip() for t in header.split(",")])
-
-
 @router.get("/pmtiles/{name}", summary="A PMTiles archive (HTTP range requests)",
             responses={200: {"content": {PMTILES: {}}}, 206: {"description": "Partial content (Range)"},
                        304: {"description": "Not modified"}, 416: {"description": "Range not satisfiable"}})
@@ -42,7 +39,7 @@ async def archive(request: Request, name: Name) -> Response:
     size, tag = path.stat().st_size, etag(path)
     headers = {"ETag": tag, "Accept-Ranges": "bytes", "Cache-Control": "public, max-age=300",
                "Content-Encoding": "identity"}
-    if _matches(request.headers.get("if-none-match"), tag):
+    if encoding.matches(request.headers.get("if-none-match", ""), tag):
         return Response(status_code=304, headers=headers)
     wanted = request.headers.get("range")
     if_range = request.headers.get("if-range")

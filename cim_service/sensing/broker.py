@@ -13,24 +13,23 @@ are delivered when it is back.
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 from cim_service.core.settings import Settings
+from cim_service.store.localserver import folder_lock, free_port, port_open
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    pass
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 MOSQUITTO_PASSWD = Path("/usr/bin/mosquitto_passwd")
@@ -76,18 +75,6 @@ def resolve_mqtt_url(settings: Settings) -> str:
     if settings.mqtt_url:
         return settings.mqtt_url
     return LocalBroker.from_settings(settings).start()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -138,15 +125,8 @@ class LocalBroker:
         """Persistence folder (the retained and queued messages)."""
         return self.home / "data"
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _lock(self) -> AbstractContextManager[None]:
+        return folder_lock(self.home)
 
     def service_password(self) -> str:
         """The service account's password, generated (0600) on first use."""
@@ -249,7 +229,7 @@ class LocalBroker:
             port = int(self.portfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        return port if _port_open(port) else None
+        return port if port_open(port) else None
 
     def url(self) -> str:
         """URL of the broker (service account), on the port it runs on if it runs."""
@@ -265,8 +245,8 @@ class LocalBroker:
             if running is not None:
                 self.port = running
                 return self.url()
-            if _port_open(self.port):
-                self.port = _free_port()  # another server holds the configured port
+            if port_open(self.port):
+                self.port = free_port()  # another server holds the configured port
             self._write_passwd(self._users())
             self._write_conf()
             self.portfile.write_text(str(self.port))
@@ -276,7 +256,7 @@ class LocalBroker:
                 raise BrokerError(f"mosquitto did not start: {res.stderr.strip()} {self._log_tail()}")
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if self._pid() is not None and _port_open(self.port):
+                if self._pid() is not None and port_open(self.port):
                     return self.url()
                 time.sleep(0.05)
             raise BrokerError(f"mosquitto did not listen on 127.0.0.1:{self.port} within {timeout:.0f} s; "

@@ -83,6 +83,18 @@ def _props(body: dict, key: str, where: str) -> dict | None:
     return v
 
 
+
+def _encoded_geometry(body: dict, member: str, where: str) -> dict:
+    """Columns of a Location or FeatureOfInterest: name, description, a GeoJSON ``encodingType`` and its geometry."""
+    enc = _text(body, "encodingType", where, required=True)
+    if enc not in GEO_TYPES:
+        raise _bad(f"{where}encodingType", f"must be one of {sorted(GEO_TYPES)}")
+    return {"name": _text(body, "name", where, required=True),
+            "description": _text(body, "description", where, required=True) or "",
+            "encoding_type": enc, "geom": _geojson(body, member, where, required=True),
+            "properties": _props(body, "properties", where)}
+
+
 def _geojson(body: dict, key: str, where: str, *, required: bool) -> str | None:
     v = body.get(key)
     if v is None:
@@ -203,14 +215,7 @@ class Writer:
 
     def _location(self, body: dict, where: str, implied: dict) -> int:
         _check_keys(body, {"name", "description", "encodingType", "location", "properties", "Things"}, where)
-        enc = _text(body, "encodingType", where, required=True)
-        if enc not in GEO_TYPES:
-            raise _bad(f"{where}encodingType", f"must be one of {sorted(GEO_TYPES)}")
-        lid = sta_entities.insert_entity(self.conn, "location", {
-            "name": _text(body, "name", where, required=True),
-            "description": _text(body, "description", where, required=True) or "",
-            "encoding_type": enc, "geom": _geojson(body, "location", where, required=True),
-            "properties": _props(body, "properties", where)})
+        lid = sta_entities.insert_entity(self.conn, "location", _encoded_geometry(body, "location", where))
         self.created.entities.append(("Locations", lid))
         things = [self.entity("Things", b, f"{where}Things[{i}]/", {"location_id": lid})
                   for i, b in enumerate(self._list(body, "Things", where))]
@@ -310,14 +315,7 @@ class Writer:
 
     def _feature(self, body: dict, where: str, implied: dict) -> int:
         _check_keys(body, {"name", "description", "encodingType", "feature", "properties"}, where)
-        enc = _text(body, "encodingType", where, required=True)
-        if enc not in GEO_TYPES:
-            raise _bad(f"{where}encodingType", f"must be one of {sorted(GEO_TYPES)}")
-        fid = sta_entities.insert_entity(self.conn, "feature_of_interest", {
-            "name": _text(body, "name", where, required=True),
-            "description": _text(body, "description", where, required=True) or "",
-            "encoding_type": enc, "geom": _geojson(body, "feature", where, required=True),
-            "properties": _props(body, "properties", where)})
+        fid = sta_entities.insert_entity(self.conn, "feature_of_interest", _encoded_geometry(body, "feature", where))
         self.created.entities.append(("FeaturesOfInterest", fid))
         return fid
 

@@ -8,22 +8,21 @@ to it.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cim_service.core.settings import Settings
+from cim_service.store.localserver import folder_lock, port_open
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    pass
 
 DB_NAME = "cim"
 DB_USER = "cim"
@@ -122,16 +121,9 @@ class LocalCluster:
             ) from exc
         return entry.pw_uid, entry.pw_gid
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self) -> AbstractContextManager[None]:
         """Serialise start/stop between processes (tests and servers start concurrently)."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.home / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return folder_lock(self.home)
 
     def running_port(self) -> int | None:
         """Port of this cluster's running server (from ``postmaster.pid``), or None when it is not running."""
@@ -153,9 +145,7 @@ class LocalCluster:
 
     def port_in_use(self) -> bool:
         """Tell whether something listens on the configured port of 127.0.0.1."""
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+        return port_open(self.port)
 
     def status(self) -> dict[str, object]:
         """Describe the cluster for `cim db status`."""

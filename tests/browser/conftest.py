@@ -6,20 +6,15 @@ page makes is recorded, so tests can assert that nothing leaves 127.0.0.1.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-import uvicorn
 
-from cim_service.app import create_app
 from cim_service.core.settings import PROJECT_ROOT, Settings
+from tests.routes.serving import in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -28,12 +23,6 @@ CHROMIUM_ARGS = [
     "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
 ]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -58,26 +47,8 @@ def service_url(map_settings: Settings) -> Iterator[str]:
 
 def serve(map_settings: Settings) -> Iterator[str]:
     """Run the service of ``map_settings`` on a free 127.0.0.1 port in a background thread; yield its URL."""
-    port = _free_port()
-    config = uvicorn.Config(create_app(map_settings), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/map", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the service did not start on 127.0.0.1")
-        time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with in_thread(map_settings, ready="/map") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

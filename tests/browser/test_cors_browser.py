@@ -11,6 +11,7 @@ import morecantile
 import pytest
 
 from cim_service.core.settings import Settings
+from tests.routes.serving import in_thread
 
 PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>another origin</title></head><body>
 <script>
@@ -87,35 +88,8 @@ def test_a_page_on_another_origin_reads_public_items_and_tiles(browser, service_
 
 
 def test_configured_origins_only(browser, other_origin, map_settings):
-    import time
-
-    import httpx
-    import uvicorn
-
-    from cim_service.app import create_app
-
-    from .conftest import _free_port
-
-    port = _free_port()
     only = map_settings.model_copy(update={"cors_origins": ["https://gis.example.gov.cn"]})
-    server = uvicorn.Server(uvicorn.Config(create_app(only), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the second service did not start")
-            time.sleep(0.1)
+    with in_thread(only) as url:
         out = _read(browser, other_origin + "/", url)
         assert "Failed to fetch" in out.get("error", ""), out
         assert "itemsStatus" not in out
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -8,29 +8,12 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from cim_service.store.db import make_engine
 from pipelines.load import load_geodataframe
 
 #: the three ingests of the story: a feature inserted, updated (attribute), moved, then deleted
 T1 = datetime(2021, 6, 1, tzinfo=UTC)
 T2 = datetime(2022, 6, 1, tzinfo=UTC)
 T3 = datetime(2023, 6, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def db_url(request, throwaway_database):
-    """URL of a migrated database of the test module's own."""
-    tag = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:20]
-    with throwaway_database(tag) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def db(db_url):
-    """Synchronous engine on the module's database."""
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def nodes(rows: list[tuple[str, str, float, float]]) -> gpd.GeoDataFrame:

@@ -13,24 +13,7 @@ from typer.testing import CliRunner
 
 from cim_service.cli import app
 from cim_service.core.catalog import Catalog
-from cim_service.store.db import make_engine
 from pipelines.ingest import IngestError, ingest_file
-
-
-@pytest.fixture(scope="module")
-def db_url(request, throwaway_database):
-    """URL of a migrated database of the test module's own (ingests must not see other modules' layers)."""
-    tag = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:20]
-    with throwaway_database(tag) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def db(db_url):
-    """Synchronous engine on the module's database."""
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def database_state(engine: Engine, catalog: Catalog) -> tuple:

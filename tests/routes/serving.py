@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,13 +13,38 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+
+from cim_service.app import create_app
+from cim_service.core.settings import Settings
+from cim_service.store.localserver import free_port
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextmanager
+def in_thread(settings: Settings, ready: str = "/healthz") -> Iterator[str]:
+    """Run the app of ``settings`` under uvicorn on a free loopback port in a thread; yield its base URL once
+    ``ready`` answers 200 (for clients that need a real HTTP server: GDAL, a browser, a second origin)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}{ready}", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or not thread.is_alive():
+                pytest.fail("the service did not start on 127.0.0.1")
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @contextmanager

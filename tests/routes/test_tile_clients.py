@@ -4,18 +4,15 @@ the TMS 2.0 and 1.0 encodings (GDAL 3.6 reads only 1.0), thinning described in t
 from __future__ import annotations
 
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 
-import httpx
 import morecantile
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from cim_service.app import create_app
 from cim_service.tiles.mvt import THIN_BELOW_ZOOM
+from tests.routes.serving import in_thread
 
 from .conftest import AREA
 
@@ -47,28 +44,8 @@ def test_extension_aliases_serve_the_same_tile(client, ext):
 @pytest.fixture(scope="module")
 def served(settings, features_data) -> Iterator[str]:
     """The app under uvicorn on a free loopback port (GDAL needs a real HTTP server)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail("the service did not start")
-        time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with in_thread(settings) as url:
+        yield url
 
 
 def test_gdal_mvt_driver_opens_a_pbf_tile_url(served, engine):
