@@ -26,7 +26,8 @@ def _modules() -> list[Path]:
     return found
 
 
-def _literals(path: Path) -> list[tuple[int, str]]:
+def literals(path: Path) -> list[tuple[int, str]]:
+    """String constants of a module that are not docstrings nor the API's result keys (``*_KEY = ...``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skip = set()
     for node in ast.walk(tree):
@@ -47,7 +48,7 @@ def test_no_module_names_a_layer(catalog):
     modules = _modules()
     found = []
     for path in modules:
-        for line, text in _literals(path):
+        for line, text in literals(path):
             for name in names:
                 qualified = re.search(rf'\bcim"?\."?{name}\b', text)
                 word = "_" in name and re.search(rf"\b{name}\b", text)

@@ -5,9 +5,20 @@ from __future__ import annotations
 import math
 
 from cim_service.core.catalog import FieldSpec, LayerSpec
-from cim_service.errors import InvalidParameter
+from cim_service.errors import InvalidParameter, NotFound
 from cim_service.features.crs import OutputCrs, check_transformable
 from cim_service.features.sql import Params, quote_ident
+
+
+def parse_feature_id(text: str, spec: LayerSpec) -> int:
+    """The feature id of a path (a 64-bit integer); anything else names no feature of ``spec``: 404."""
+    try:
+        fid = int(text)
+        if not -2**63 <= fid < 2**63:
+            raise ValueError
+    except ValueError:
+        raise NotFound(f"feature {text!r} not found in collection {spec.id!r}") from None
+    return fid
 
 
 def parse_numbers(text: str, parameter: str) -> list[float]:

@@ -29,6 +29,7 @@ from cim_service.errors import (
     error_responses,
 )
 from cim_service.features.crs import resolve_crs
+from cim_service.features.params import parse_feature_id
 from pipelines import edit
 
 CONFORMANCE = [
@@ -93,16 +94,6 @@ async def _body(request: Request) -> dict:
         raise InvalidParameter(f"body: {exc.reason}") from None
 
 
-def _fid(text: str, spec: LayerSpec) -> int:
-    try:
-        fid = int(text)
-        if not -2**63 <= fid < 2**63:
-            raise ValueError
-    except ValueError:
-        raise NotFound(f"feature {text!r} not found in collection {spec.id!r}") from None
-    return fid
-
-
 async def _run(request: Request, principal: Principal, spec: LayerSpec, action: str, fn, *args) -> edit.EditResult:
     """Run the edit in a worker thread (it waits on the database) and map its refusals to HTTP statuses."""
     try:
@@ -148,7 +139,7 @@ async def replace_item(request: Request, collectionId: str, featureId: FeatureId
                        principal: Annotated[Principal, Depends(get_principal)]) -> Response:
     """Replace the feature's geometry and properties (absent properties become null)."""
     _editor(principal, spec)
-    fid = _fid(featureId, spec)
+    fid = parse_feature_id(featureId, spec)
     doc = await _body(request)
     result = await _run(request, principal, spec, "edit:replace", edit.update, fid, doc, _crs(request),
                         visible_fields(spec, principal), principal.name, _outline(request), _if_match(request),
@@ -163,7 +154,7 @@ async def patch_item(request: Request, collectionId: str, featureId: FeatureId, 
                      principal: Annotated[Principal, Depends(get_principal)]) -> Response:
     """Change the given properties (null clears one) and, when sent, the geometry."""
     _editor(principal, spec)
-    fid = _fid(featureId, spec)
+    fid = parse_feature_id(featureId, spec)
     doc = await _body(request)
     result = await _run(request, principal, spec, "edit:update", edit.update, fid, doc, _crs(request),
                         visible_fields(spec, principal), principal.name, _outline(request), _if_match(request),
@@ -177,6 +168,6 @@ async def delete_item(request: Request, collectionId: str, featureId: FeatureId,
                       principal: Annotated[Principal, Depends(get_principal)]) -> Response:
     """Delete the feature (its history keeps it)."""
     _editor(principal, spec)
-    fid = _fid(featureId, spec)
+    fid = parse_feature_id(featureId, spec)
     await _run(request, principal, spec, "edit:delete", edit.delete, fid, principal.name, _if_match(request))
     return Response(status_code=204)

@@ -32,7 +32,7 @@ from cim_service.features.asof import source as as_of_source
 from cim_service.features.collections import collection_doc, link, queryables_doc, temporal_extent
 from cim_service.features.cql2 import FilterContext, coerce, parse_filter, to_sql
 from cim_service.features.crs import content_crs_header, resolve_crs
-from cim_service.features.params import bbox_condition, parse_properties, parse_sortby
+from cim_service.features.params import bbox_condition, parse_feature_id, parse_properties, parse_sortby
 from cim_service.features.query import ItemsQuery, item_sql, items_sql, linked_condition, matched_value
 from cim_service.features.sql import Params, field_cast, quote_ident
 from cim_service.features.temporal import datetime_condition
@@ -352,12 +352,7 @@ async def item(
         raise InvalidParameter("parameter 'expand': linked records are current; not available with 'at'")
     links = _expand_links(request, spec, principal, expand) if expand is not None else []
     props = parse_properties(properties, visible_fields(spec, principal))
-    try:
-        fid = int(featureId)
-        if not -2**63 <= fid < 2**63:
-            raise ValueError
-    except ValueError:
-        raise NotFound(f"feature {featureId!r} not found in collection {spec.id!r}") from None
+    fid = parse_feature_id(featureId, spec)
     params = Params()
     source = None
     if at is not None:

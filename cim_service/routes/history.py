@@ -23,7 +23,7 @@ from cim_service.features import formats
 from cim_service.features.asof import check_at, parse_at
 from cim_service.features.collections import link
 from cim_service.features.crs import content_crs_header, resolve_crs
-from cim_service.features.params import parse_properties
+from cim_service.features.params import parse_feature_id, parse_properties
 from cim_service.features.query import changes_sql, history_sql
 from cim_service.features.sql import Params
 from cim_service.offloop import off_loop
@@ -35,16 +35,6 @@ Limit = Annotated[int | None, Query(ge=1, description="Page size; values above t
 Offset = Annotated[int, Query(ge=0, le=2**53, description="Number of versions to skip.")]
 Props = Annotated[str | None, Query(description="Comma-separated properties to return.")]
 Crs = Annotated[str | None, Query(description="Output CRS URI (default CRS84).")]
-
-
-def _feature_id(text: str, spec: LayerSpec) -> int:
-    try:
-        fid = int(text)
-        if not -2**63 <= fid < 2**63:
-            raise ValueError
-    except ValueError:
-        raise NotFound(f"feature {text!r} not found in collection {spec.id!r}") from None
-    return fid
 
 
 async def _page(request: Request, spec: LayerSpec, principal: Principal, sql: str, params: Params, out_crs,
@@ -81,7 +71,7 @@ async def feature_history(
     """Every version of the feature, oldest first (a deleted feature ends with its ``delete`` tombstone)."""
     settings = request.app.state.settings
     _no_history(spec)
-    fid = _feature_id(featureId, spec)
+    fid = parse_feature_id(featureId, spec)
     out_crs = resolve_crs(crs, "crs")
     props = parse_properties(properties, visible_fields(spec, principal))
     size = min(limit or settings.default_limit, settings.max_limit)

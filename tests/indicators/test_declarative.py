@@ -6,7 +6,6 @@ declaration that names an unknown layer, field or setting is refused with the fi
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cim_service.cli import app as cli
 from cim_service.core.settings import PROJECT_ROOT, Settings
 from cim_service.indicators.catalog import indicators_for
 from cim_service.indicators.engine import IndicatorEngine
+from tests.test_no_layer_ids import literals
 
 CODE = [*sorted((PROJECT_ROOT / "cim_service" / "indicators").glob("*.py")),
         PROJECT_ROOT / "cim_service" / "commands" / "indicators.py",
@@ -52,27 +52,11 @@ indicators:
 """
 
 
-def _literals(path: Path) -> list[tuple[int, str]]:
-    """String constants of a module that are not docstrings nor the result-key constants (``*_KEY = ...``)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip = set()
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant):
-            skip.add(id(body[0].value))  # a docstring
-        if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.endswith("_KEY")
-                                                for t in node.targets):
-            skip.add(id(node.value))  # keys of the result JSON (the API), e.g. "towns"
-    return [(n.lineno, n.value) for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip]
-
-
 def test_the_indicator_code_names_no_layer(catalog):
     names = {spec.id for spec in catalog} | {spec.table for spec in catalog}
     found = []
     for path in CODE:
-        for line, text in _literals(path):
+        for line, text in literals(path):
             for name in names:
                 qualified = re.search(rf'\bcim"?\."?{name}\b', text)
                 word = "_" in name and re.search(rf"\b{name}\b", text)
