@@ -36,10 +36,12 @@ from cim_service.errors import install_error_handlers
 from cim_service.geocode.service import Geocoder
 from cim_service.metrics import SENSOR_OBSERVATIONS, SENSOR_REJECTED, RequestObserver
 from cim_service.offloop import Slots
+from cim_service.routes import alerts as alerts_routes
 from cim_service.routes import edit as edit_routes
 from cim_service.routes import features, geocode, indicators, ops, pmtiles, sta, styles, tiles, tiles3d
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
+from cim_service.sensing.alerts import rules_for
 from cim_service.sensing.service import SensingService
 from cim_service.store.db import Database, make_engine
 from cim_service.store.localdb import resolve_database_url
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await tiles.startup(app)
             await tiles3d.startup(app)
             await indicators.startup(app)
+            await alerts_routes.startup(app)  # the rules in the database before the bridge writes readings
             if app.state.tiles.listener is not None or app.state.gap_refresher is not None:
                 await app.state.listener.start()
             app.state.sensing = None
@@ -97,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.exports = Slots(settings.max_concurrent_exports)  # file exports running at once
     app.state.catalog = load_catalog(settings.catalog_dir)
+    app.state.alert_rules = rules_for(settings, app.state.catalog)  # a bad rules file stops the start here
     app.state.geocoder = Geocoder(app.state.catalog)  # the address index is read on first use
     app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE,
                                                 *styles.CONFORMANCE, *edit_routes.CONFORMANCE]))
@@ -131,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(map_routes.router)
     app.include_router(sta.router)
     app.include_router(pmtiles.router)
+    app.include_router(alerts_routes.router)
     return app
 
 

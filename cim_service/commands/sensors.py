@@ -126,6 +126,58 @@ def sync() -> None:
                           highlight=False)
 
 
+alerts_app = typer.Typer(help="Alerts: the rules in force, an offline sweep, the active alerts.", no_args_is_help=True)
+sensors_app.add_typer(alerts_app, name="alert")
+
+
+def _alert_rules():
+    from cim_service.sensing import alerts
+
+    settings, engine, catalog = open_database()
+    try:
+        rules = alerts.rules_for(settings, catalog)
+    except alerts.AlertRulesError as exc:
+        fail(str(exc))
+        raise
+    with engine.begin() as conn:
+        alerts.install(conn, catalog, rules, settings)
+    return engine, rules
+
+
+@alerts_app.command("rules")
+def alert_rules() -> None:
+    """Check the rules file (CIM_ALERT_RULES or the project's), write it to the database and print it."""
+    engine, rules = _alert_rules()
+    for r in rules.rules:
+        levels = "".join(f"; {k}: {lv.warning}/{lv.alarm}" for k, lv in r.levels.items())
+        console.print(f"{r.id}: {r.layer}.{r.property} {r.direction} warning {r.warning} alarm {r.alarm} "
+                      f"hysteresis {r.hysteresis}{levels}", highlight=False)
+
+
+@alerts_app.command("sweep")
+def alert_sweep() -> None:
+    """Raise the offline alerts of sensors silent for longer than their rule's offline time (the service does it
+    every CIM_ALERT_SWEEP_S)."""
+    from cim_service.sensing import alerts
+
+    engine, _rules = _alert_rules()
+    console.print(f"{alerts.sweep(engine):,} offline alerts raised", highlight=False)
+
+
+@alerts_app.command("list")
+def alert_list() -> None:
+    """Print the active alerts, oldest first."""
+    from cim_service.store import alerts as store
+
+    _settings, engine, _catalog = open_database()
+    with engine.connect() as conn:
+        rows = store.active(conn)
+    for a in rows:
+        console.print(f"#{a['id']} {a['severity']:<8} {a['layer_id']} {a['feature_key']} {a['property']}="
+                      f"{a['value']} town {a['town']} since {a['raised_at']:%Y-%m-%d %H:%M:%S}", highlight=False)
+    console.print(f"{len(rows):,} active alerts", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``sensors`` group to the CLI."""
     app.add_typer(sensors_app, name="sensors")

@@ -187,19 +187,16 @@ LIVE_MEMBERS = ("latest_value", "latest_time", "status")
 
 
 class LiveStatus(BaseModel):
-    """Which reading is a sensing feature's live state, and the levels of its status.
+    """Which reading is a sensing feature's live state (its levels are the alert rules', ``sensing.alerts``).
 
-    ``status`` is ``offline`` when the primary datastream has reported nothing for the configured silence
-    (``CIM_SENSOR_OFFLINE_S``), else ``alarm`` / ``warning`` when the latest value is at or beyond that level
-    (above it, or below it with ``direction: below``), else ``ok``.
+    ``status`` is ``offline`` when the primary datastream has reported nothing for the offline time of its alert
+    rule (default ``CIM_SENSOR_OFFLINE_S``), else the severity of its active alert (``alarm`` / ``warning``, with
+    the rule's hysteresis), else ``ok``.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     property: str = Field(description="The observed property whose latest reading is the feature's state.")
-    warning: float | None = None
-    alarm: float | None = None
-    direction: Literal["above", "below"] = "above"
 
 
 class Sensing(BaseModel):
@@ -233,6 +230,7 @@ class Role(StrEnum):
     district_outline = "district_outline"
     town_boundaries = "town_boundaries"
     standard_addresses = "standard_addresses"
+    alert_feed = "alert_feed"  # the OGC API collection of the alerts (fed by the alert trigger, store.alerts)
 
 
 class LayerSpec(BaseModel):

@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     sensor_rate_burst: float = Field(default=50.0, ge=1, description="Burst size of the per-datastream limit.")
     sensor_offline_s: float = Field(default=3600.0, gt=0, le=30 * 86400, description="A sensing feature whose "
                                     "primary datastream received nothing for this long is `offline`.")
+    alert_rules: Path | None = Field(default=None, description="CIM_ALERT_RULES: the alert rules file (YAML); "
+                                     "unset: cim_service/sensing/alert_rules.yaml.")
+    alert_sweep_s: float = Field(default=30.0, ge=1, le=3600, description="Period of the offline sweep of the "
+                                 "alerts in the service (`cim sensors alerts sweep` does one).")
 
     @field_validator("mqtt_url")
     @classmethod

@@ -16,6 +16,7 @@ from cim_service.errors import error_response, error_responses
 from cim_service.features import formats
 from cim_service.features.collections import link
 from cim_service.metrics import CONTENT_TYPE, render
+from cim_service.routes.alerts import update_metrics
 
 router = APIRouter(tags=["Service"])
 
@@ -113,6 +114,7 @@ async def healthz(request: Request) -> Response:
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-async def metrics() -> Response:
-    """Expose the Prometheus metrics (request latency by route, tile cache hits/misses, ...)."""
+async def metrics(request: Request) -> Response:
+    """Expose the Prometheus metrics (request latency by route, tile cache hits/misses, active alerts, ...)."""
+    await update_metrics(request.app)
     return Response(render(), media_type=CONTENT_TYPE)

@@ -2,7 +2,8 @@
 
 Started from the app's lifespan (in a thread: it may start the project-local broker). One process of a host runs
 it: with several workers, the first to take the lock file ``<home>/sensing.lock`` runs the bridge, the others
-none (one persistent MQTT session, one writer). Every ``MAINTENANCE_S`` it creates the partitions of the coming
+none (one persistent MQTT session, one writer). Every ``CIM_ALERT_SWEEP_S`` (30 s) it raises the alerts of
+sensors gone silent (``sensing.alerts.sweep``); every ``MAINTENANCE_S`` it creates the partitions of the coming
 days and folds days older than ``CIM_SENSOR_RAW_DAYS`` into hourly aggregates (the same as ``cim sensors
 compact``).
 """
@@ -13,12 +14,14 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from cim_service.core.settings import Settings
+from cim_service.sensing import alerts
 from cim_service.sensing.bridge import Bridge
 from cim_service.sensing.broker import resolve_mqtt_url
 from cim_service.store import observations
@@ -87,7 +90,17 @@ class SensingService:
         return True
 
     def _maintenance(self) -> None:
-        while not self._stop.wait(MAINTENANCE_S):
+        last = time.monotonic()
+        while not self._stop.wait(self.settings.alert_sweep_s):
+            try:  # the offline sweep of the alerts, every CIM_ALERT_SWEEP_S
+                raised = alerts.sweep(self._engine)
+                if raised:
+                    log.info("%d sensors went offline", raised)
+            except Exception:  # noqa: BLE001 - tried again at the next round
+                log.exception("offline sweep of the alerts failed")
+            if time.monotonic() - last < MAINTENANCE_S:
+                continue
+            last = time.monotonic()
             try:
                 report = maintain(self._engine, self.settings)
                 if report.days_compacted:

@@ -52,6 +52,15 @@ def bump_version(conn: Connection, layer_id: str, qualified_table: str) -> int:
     return int(row[0])
 
 
+def bump_sql(qualified_table: str) -> str:
+    """The statement of :func:`bump_version` for the layer ``$1`` (text), for SQL run elsewhere (the alert feed's
+    trigger, ``store.alerts``)."""
+    return (f"WITH s AS (SELECT count(*) AS n, ST_Extent(geom) AS e FROM {qualified_table}) "
+            f"UPDATE {TABLE} ls SET version = ls.version + 1, feature_count = s.n, minx = ST_XMin(s.e), "
+            "miny = ST_YMin(s.e), maxx = ST_XMax(s.e), maxy = ST_YMax(s.e), updated_at = now() "
+            "FROM s WHERE ls.layer_id = $1")
+
+
 def version(conn: Connection, layer_id: str) -> int | None:
     """Current version of one layer (None when it is not registered)."""
     return conn.execute(sa.text(f"SELECT version FROM {TABLE} WHERE layer_id = :id"), {"id": layer_id}).scalar()

@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 
 from cim_service.core.catalog import LayerSpec, LiveStatus
+from cim_service.store import alerts
 from cim_service.store.sta_entities import DATASTREAM
 
 TABLE = "cim_sta.observation"
@@ -372,6 +373,7 @@ def delete_datastreams(conn: Connection, datastream_ids: list[int]) -> None:
 
 #: columns the live join adds to a layer's rows (names no catalog field can take: they start with "__")
 LIVE_VALUE, LIVE_TIME, LIVE_AT = '"__live_value"', '"__live_time"', '"__live_at"'
+LIVE_LEVEL = '"__live_level"'
 
 
 def live_join_sql(spec: LayerSpec, feature_key: str, bind: Callable[[Any, str], str]) -> str:
@@ -380,31 +382,30 @@ def live_join_sql(spec: LayerSpec, feature_key: str, bind: Callable[[Any, str], 
     ``feature_key`` is the SQL expression of the row's feature key (the layer table's ``feature_key`` column);
     the primary datastream is the catalog's ``<layer>|<feature_key>|<property>`` (``store.sta_entities``), whose
     latest row gives :data:`LIVE_VALUE`, :data:`LIVE_TIME` (phenomenon time) and :data:`LIVE_AT` (when the
-    service received it). A feature without a reading has NULLs. ``bind(value, cast)`` returns a placeholder.
+    service received it), and whose active level alert (``store.alerts``) :data:`LIVE_LEVEL`. A feature without a
+    reading has NULLs. ``bind(value, cast)`` returns a placeholder.
     """
     live = _live(spec)
     prefix, suffix = bind(f"{spec.id}|", "text"), bind(f"|{live.property}", "text")
     # LATERAL: one index probe per row (catalog_key, then latest's primary key), whatever the row count
     return (f" LEFT JOIN LATERAL (SELECT l.result AS {LIVE_VALUE}, l.phenomenon_time AS {LIVE_TIME}, "
-            f"l.received_at AS {LIVE_AT} FROM {DATASTREAM} ds JOIN {LATEST} l ON l.datastream_id = ds.id "
+            f"l.received_at AS {LIVE_AT}, {alerts.level_severity_sql('ds.id')} AS {LIVE_LEVEL} "
+            f"FROM {DATASTREAM} ds JOIN {LATEST} l ON l.datastream_id = ds.id "
             f'WHERE ds.catalog_key = {prefix} || {feature_key} || {suffix}) AS "__live" ON TRUE')
 
 
 def live_status_sql(spec: LayerSpec, offline_s: float, bind: Callable[[Any, str], str]) -> str:
     """SQL expression of a joined row's status: ``offline``, ``alarm``, ``warning`` or ``ok``.
 
-    ``offline`` when nothing was received for ``offline_s`` seconds (or ever); the levels are the catalog's
-    ``sensing.live`` (a reading at or beyond a level has it).
+    ``offline`` when nothing was received for the offline time of the property's alert rule (``offline_s`` when
+    the rule has none, or there is no rule) or ever; else the severity of the datastream's active level alert:
+    the alert rules' levels and hysteresis, so the map and ``/alerts`` agree; else ``ok``.
     """
     live = _live(spec)
-    op = ">=" if live.direction == "above" else "<="
-    cases = [f"WHEN {LIVE_AT} IS NULL OR {LIVE_AT} < now() - make_interval(secs => {bind(offline_s, 'float8')}) "
-             "THEN 'offline'"]
-    for level in ("alarm", "warning"):
-        value = getattr(live, level)
-        if value is not None:
-            cases.append(f"WHEN {LIVE_VALUE} {op} {bind(float(value), 'float8')} THEN '{level}'")
-    return f"(CASE {' '.join(cases)} ELSE 'ok' END)"
+    silence = f"coalesce({alerts.offline_s_sql(bind(f'{spec.id}/{live.property}', 'text'))}, " \
+              f"{bind(offline_s, 'float8')})"
+    return (f"(CASE WHEN {LIVE_AT} IS NULL OR {LIVE_AT} < now() - make_interval(secs => {silence}) "
+            f"THEN 'offline' ELSE coalesce({LIVE_LEVEL}, 'ok') END)")
 
 
 def _live(spec: LayerSpec) -> LiveStatus:

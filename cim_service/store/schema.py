@@ -127,6 +127,7 @@ indicator_result = sa.Table(
 # | ``observation`` (and its partitions ``observation_pYYYYMMDD``), ``latest``, ``observation_hourly`` |
 #   ``store.observations`` |
 # | ``dead_letter`` | ``store.dead_letters`` |
+# | ``alert_rule``, ``alert_feed``, ``alert``, ``alert_change`` | ``store.alerts`` |
 #
 # ``observation`` is kept narrow (≤ 60 bytes a row on disk, indexes included): 8 columns, so the tuple header with
 # its null bitmap stays 24 bytes; the Observation's ``@iot.id`` is not stored but derived from (datastream,
@@ -289,6 +290,66 @@ sta_dead_letter = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("client", sa.Text),
     sa.Index("ix_sta_dead_letter_received_at", "received_at"),
+)
+
+
+# -- alerts (schema ``cim_sta``; owner ``store.alerts``): rules synced from the rules file at start, the alert
+# layer's feed, alerts (active: ``cleared_at`` null; at most one level and one offline alert per datastream) and
+# their changes. Written by the trigger ``cim_sta.alert_evaluate`` on ``latest`` (migration 0005).
+sta_alert_rule = sa.Table(
+    "alert_rule", sta_metadata, _id(big=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("layer_id", sa.Text, nullable=False),
+    sa.Column("property", sa.Text, nullable=False),
+    sa.Column("op_key", sa.Text, nullable=False),     # the ObservedProperty's catalog_key '<layer>/<property>'
+    sa.Column("kind_field", sa.Text),
+    sa.Column("site_kind", sa.Text, nullable=False, server_default=""),  # '': the rule's default levels
+    sa.Column("sign", sa.Float, nullable=False, server_default="1"),     # 1: above, -1: below
+    sa.Column("warning", sa.Float), sa.Column("alarm", sa.Float),
+    sa.Column("hysteresis", sa.Float, nullable=False, server_default="0"),
+    sa.Column("offline_s", sa.Float),
+    sa.UniqueConstraint("op_key", "site_kind", name="uq_alert_rule_kind"),
+)
+
+sta_alert_feed = sa.Table(
+    "alert_feed", sta_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, server_default="1", autoincrement=False),
+    sa.Column("layer_id", sa.Text), sa.Column("feed_sql", sa.Text), sa.Column("bump_sql", sa.Text),
+    sa.Column("town_sql", sa.Text),
+    sa.CheckConstraint("id = 1", name="alert_feed_id_check"),
+)
+
+sta_alert = sa.Table(
+    "alert", sta_metadata, _id(),
+    sa.Column("datastream_id", sa.Integer, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("layer_id", sa.Text, nullable=False),
+    sa.Column("property", sa.Text, nullable=False),
+    sa.Column("feature_id", sa.BigInteger), sa.Column("feature_key", sa.Text),
+    sa.Column("site_kind", sa.Text), sa.Column("town", sa.Text),
+    sa.Column("severity", sa.Text, nullable=False),  # warning | alarm | offline
+    sa.Column("raised_at", _ts, nullable=False), sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("cleared_at", _ts),
+    sa.Column("value", sa.Float), sa.Column("peak_value", sa.Float), sa.Column("peak_at", _ts),
+    sa.Column("geom", Geometry("POINT", srid=4326, spatial_index=False)),
+    sa.Index("ux_alert_active_level", "datastream_id", unique=True,
+             postgresql_where=sa.text("cleared_at IS NULL AND severity <> 'offline'")),
+    sa.Index("ux_alert_active_offline", "datastream_id", unique=True,
+             postgresql_where=sa.text("cleared_at IS NULL AND severity = 'offline'")),
+    sa.Index("ix_alert_active", "datastream_id", postgresql_where=sa.text("cleared_at IS NULL")),
+    sa.Index("ix_alert_raised_at", "raised_at"),
+    sa.Index("ix_alert_geom", "geom", postgresql_using="gist"),
+)
+
+sta_alert_change = sa.Table(
+    "alert_change", sta_metadata, _id(),
+    _fk("alert_id", "alert"),
+    sa.Column("at", _ts, nullable=False),
+    sa.Column("change", sa.Text, nullable=False),  # raised | escalated | deescalated | updated | cleared
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("recorded_at", _ts, nullable=False, server_default=sa.func.now()),
+    sa.Index("ix_alert_change_alert", "alert_id", "id"),
 )
 
 
