@@ -16,7 +16,7 @@ import logging
 import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,6 +44,10 @@ FEATURES_RETURNED = Counter(
 
 SENSOR_OBSERVATIONS = Counter(
     "cim_sensor_observations", "Observations committed by the MQTT bridge.", registry=REGISTRY
+)
+ALERTS_ACTIVE = Gauge(
+    "cim_alerts_active", "Active alerts of the sensing layers, by severity (read from the database at each scrape).",
+    ("severity",), registry=REGISTRY, multiprocess_mode="livemax",
 )
 SENSOR_REJECTED = Counter(
     "cim_sensor_rejected", "MQTT messages the bridge refused (kept in cim_sta.dead_letter), by reason.",

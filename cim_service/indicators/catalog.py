@@ -125,6 +125,11 @@ class IndicatorSpec(Declared):
         return self
 
     @property
+    def lower_is_better(self) -> bool:
+        """Tell whether the target is a most (events: met at or below it), not a least."""
+        return self.kind is Kind.events
+
+    @property
     def is_share(self) -> bool:
         """Tell whether the value is a percentage."""
         return self.unit == "%"

@@ -9,9 +9,11 @@ join the features to the (subdivided) town polygons.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, datetime, time
 from typing import Any
 
 from cim_service.indicators import coverage as cov
+from cim_service.indicators.asof import PLAN_TZ, day_end
 from cim_service.indicators.catalog import IndicatorSpec
 from cim_service.indicators.context import METRIC_SRID, Context
 from cim_service.indicators.kinds import Kind, number
@@ -133,6 +135,18 @@ def measure_line_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
     return out
 
 
+def measure_events(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Features dated from 1 January of the day's year to the day's end (Asia/Shanghai) per area; no denominator."""
+    p = spec.p
+    ctx.spec(p.layer).field(p.date_field)
+    day = ctx.at or datetime.now(PLAN_TZ).date()
+    cond, params = ctx.where(p.layer, p)
+    cond += f' AND s."{p.date_field}" >= :ev_start AND s."{p.date_field}" <= :ev_end'
+    m = _per_point(ctx, p.layer, "TRUE", cond, ev_start=datetime.combine(date(day.year, 1, 1), time(0), PLAN_TZ),
+                   ev_end=day_end(day), **params)
+    return {area: (num, None) for area, (num, _) in m.items()}
+
+
 MEASURES: dict[Kind, Callable[[Context, IndicatorSpec], Measure]] = {
     Kind.count: measure_count,
     Kind.density: measure_density,
@@ -141,6 +155,7 @@ MEASURES: dict[Kind, Callable[[Context, IndicatorSpec], Measure]] = {
     Kind.site_coverage: measure_site_coverage,
     Kind.flag_share: measure_flag_share,
     Kind.line_coverage: measure_line_coverage,
+    Kind.events: measure_events,
 }
 
 

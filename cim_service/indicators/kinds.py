@@ -12,6 +12,8 @@ kind                      params
 ``site_coverage``         ``sites``, ``near`` (point layers), ``radius_m``: sites with a ``near`` feature within it
 ``line_coverage``         ``lines``, ``near``, ``radius_m``: line length within ``radius_m`` of a ``near`` feature
 ``flag_share``            ``layer``, ``field`` (boolean): share of features whose flag is true; ``where``
+``events``                ``layer``, ``date_field``; ``where`` / ``where_not``: features dated in the year of the day
+                          measured (1 January to the day's end, Asia/Shanghai), e.g. the alerts of a rule
 ========================  ==============================================================================
 
 Derived kinds (``gaps.py``, ``raster.py``, ``suggest.py``):
@@ -185,6 +187,17 @@ class FlagShareParams(Filtered):
         return [self.layer]
 
 
+class EventsParams(Filtered):
+    """``events``: features of ``layer`` whose ``date_field`` falls in the current year up to the day measured."""
+
+    layer: str
+    date_field: str
+
+    def layers(self) -> list[str]:
+        """The layer of the events."""
+        return [self.layer]
+
+
 class Kind(StrEnum):
     """How an indicator value is computed (one measure per kind in ``compute.py``)."""
 
@@ -195,13 +208,15 @@ class Kind(StrEnum):
     site_coverage = "site_coverage"
     line_coverage = "line_coverage"
     flag_share = "flag_share"
+    events = "events"
 
     @property
     def params(self) -> type[Params]:
         """The parameter model of the kind."""
         return {Kind.count: CountParams, Kind.density: CountParams, Kind.area_coverage: AreaCoverageParams,
                 Kind.address_coverage: AddressCoverageParams, Kind.site_coverage: SiteCoverageParams,
-                Kind.line_coverage: LineCoverageParams, Kind.flag_share: FlagShareParams}[self]
+                Kind.line_coverage: LineCoverageParams, Kind.flag_share: FlagShareParams,
+                Kind.events: EventsParams}[self]
 
     @property
     def per_area(self) -> bool:

@@ -26,6 +26,8 @@ METHODS = {
     Kind.site_coverage: "sites with a feature of the covering layer within radius_m (spheroid) / all sites",
     Kind.line_coverage: "line length within radius_m of a feature of the covering layer / line length (EPSG:4549)",
     Kind.flag_share: "features whose flag is true / all features",
+    Kind.events: ("features dated from 1 January of the day's year to its end, Asia/Shanghai (district: not flagged "
+                  "outside the district; towns: inside the town polygon)"),
 }
 #: the gap sentence of each kind (an indicator's ``gap_text`` overrides it); placeholders: catalog.GAP_FIELDS
 GAP_TEXTS = {
@@ -43,11 +45,13 @@ GAP_TEXTS = {
                                    zh="{area}{den:,.0f}个地址中有{gap:,}个未被{noun_zh}覆盖"),
     Kind.site_coverage: GapText(en="{area}: {gap:,} of {den:,.0f} {noun} lack coverage nearby",
                                 zh="{area}{den:,.0f}个{noun_zh}中有{gap:,}个附近未覆盖"),
+    Kind.events: GapText(en="{area}: {gap:,} {noun} more than the target of {target:,.0f} this year",
+                         zh="{area}今年{noun_zh}比目标{target:,.0f}多{gap:,}{unit}"),
 }
 
 
 def _value(spec: IndicatorSpec, num: float, den: float | None) -> float | None:
-    if spec.kind is Kind.count:
+    if spec.kind in (Kind.count, Kind.events):
         return num
     if not den:
         return None
@@ -69,8 +73,10 @@ def _gap(spec: IndicatorSpec, area: str, num: float, den: float | None, target: 
     """Gap amount (in the natural unit of the kind) and a human sentence, in English and in Chinese."""
     den_f = float(den or 0)
     share = target / 100.0
-    if spec.kind is Kind.count:
-        gap: float = math.ceil(target - num)
+    if spec.kind is Kind.events:  # fewer is better
+        gap: float = math.ceil(num - target)
+    elif spec.kind is Kind.count:
+        gap = math.ceil(target - num)
     elif spec.kind is Kind.density:
         gap = math.ceil(target * den_f - num - 1e-9)
     elif spec.kind in (Kind.area_coverage, Kind.line_coverage):  # km² or km
@@ -93,7 +99,8 @@ def area_result(spec: IndicatorSpec, area: str, num: float | None, den: float | 
     if value is None or target is None:
         reason = missing or f"no {spec.noun} to measure in {area}"
         out.update(status="no_data", gap=f"no data: {reason}", gap_zh=f"{area}暂无数据", gap_value=None)
-    elif value >= target - TOLERANCE * max(1.0, abs(target)):
+    elif (value <= target + TOLERANCE * max(1.0, abs(target)) if spec.lower_is_better
+          else value >= target - TOLERANCE * max(1.0, abs(target))):
         out.update(status="met", gap=f"{area} meets the target", gap_zh=f"{area}已达标", gap_value=0)
     else:
         gap_value, text, text_zh = _gap(spec, area, float(num or 0), den, target)

@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response
-from prometheus_client import Gauge
 
 from cim_service.auth import Principal, can_read_layer, get_principal
 from cim_service.core.catalog import Access, Catalog, Role
@@ -26,6 +25,7 @@ from cim_service.features import formats
 from cim_service.features.params import parse_numbers
 from cim_service.features.temporal import parse_instant
 from cim_service.indicators.asof import PLAN_TZ
+from cim_service.metrics import ALERTS_ACTIVE
 from cim_service.routes.features import base_url
 from cim_service.sensing import alerts as rules_mod
 from cim_service.store import alerts as store
@@ -33,7 +33,6 @@ from cim_service.store.db import Session
 
 log = logging.getLogger("cim.alert")
 router = APIRouter(tags=["Alerts"], responses=error_responses(400, 404, 503))
-ACTIVE = Gauge("cim_alerts_active", "Active alerts of the sensing layers, by severity", ["severity"])
 STATES = ("active", "cleared", "all")
 MAX_LIMIT = 1000
 MAX_OFFSET = 100_000
@@ -64,7 +63,7 @@ async def update_metrics(app: FastAPI) -> None:
         log.warning("active alerts not counted for /metrics", exc_info=True)
         return
     for severity, n in counts.items():
-        ACTIVE.labels(severity).set(n)
+        ALERTS_ACTIVE.labels(severity).set(n)
 
 
 def _list(text: str | None, parameter: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:

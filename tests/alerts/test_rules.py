@@ -22,7 +22,7 @@ from cim_service.store.observations import Observation
 
 RULES = """
 rules:
-  - {id: depth, layer: waterlogging_sensors, property: water_depth, warning: 15, alarm: 30, hysteresis: 2,
+  - {id: water_depth, layer: waterlogging_sensors, property: water_depth, warning: 15, alarm: 30, hysteresis: 2,
      by: site_kind, levels: {地下空间: {warning: 5, alarm: 10}}, offline_minutes: 0.01}
   - {id: battery, layer: iot_nodes, property: battery, direction: below, warning: 20, alarm: 5, offline_minutes: null}
 """
@@ -82,7 +82,7 @@ def test_hysteresis_raise_once_escalate_deescalate_clear(db, db_url, world):
         assert store.active(conn, ds) == []
         row = conn.execute(sa.text("SELECT * FROM cim_sta.alert WHERE datastream_id = :d"), {"d": ds}).mappings().one()
     assert row["peak_value"] == 31.0 and row["town"] == "甲镇" and row["site_kind"] == "小区道路"
-    assert row["cleared_at"] is not None and row["rule"] == "depth"
+    assert row["cleared_at"] is not None and row["rule"] == "water_depth"
 
 
 def test_one_batch_is_evaluated_on_its_newest_reading(db, db_url, world):
@@ -185,3 +185,26 @@ def test_the_project_rules_load(catalog):
     depth = rules.get("waterlogging_sensors", "water_depth")
     assert (depth.warning, depth.alarm, depth.direction) == (15, 30, "above")
     assert rules.get("iot_nodes", "battery").direction == "below"
+
+
+def test_waterlogging_events_per_town_indicator(db, db_url, world):
+    """The indicator counts this year's level alerts of the water-depth rule per town (an independent count)."""
+    with db.connect() as conn:
+        expected = conn.execute(sa.text(
+            "SELECT count(*) FILTER (WHERE ST_Intersects(geom, ST_MakeEnvelope(121.3, 31.1, 121.4, 31.2, 4326))), "
+            "count(*) FROM cim_sta.alert WHERE rule = 'water_depth' AND severity <> 'offline' "
+            "AND raised_at >= date_trunc('year', now() AT TIME ZONE 'Asia/Shanghai') AT TIME ZONE 'Asia/Shanghai'"
+        )).one()
+    assert expected[1] >= 4
+    with TestClient(create_app(world["settings"])) as client:
+        body = client.get("/indicators/waterlogging_events").json()
+        assert body["value"] == expected[1] and body["status"] == "not_met", body
+        towns = {t["town"]: t for t in body["towns"]}
+        assert towns["甲镇"]["value"] == expected[0]
+        listed = {i["id"] for i in client.get("/indicators").json()["indicators"]}
+        assert "waterlogging_events" in listed and len(listed) >= 15
+        before = client.get("/indicators/waterlogging_events", params={"at": "2020-12-31"}).json()
+        assert before["value"] == 0 and before["status"] == "met"
+        write(db_url, world, world["ds"]["W1"], 50)  # a new event: the alert layer's version moves, so does the value
+        assert client.get("/indicators/waterlogging_events").json()["value"] == expected[1] + 1
+        write(db_url, world, world["ds"]["W1"], 0)
