@@ -21,6 +21,7 @@ from cim_service.indicators.kinds import (
     AreaCoverageParams,
     CountParams,
     DerivedKind,
+    EventsParams,
     Filtered,
     Kind,
     Number,
@@ -333,6 +334,8 @@ class IndicatorCatalog:
             out.add(self.coverage(spec.p.coverage).zones.layer)
         if isinstance(spec.p, AreaCoverageParams) and spec.p.key_areas:
             out.add(spec.p.key_areas.layer)
+        if isinstance(spec.p, EventsParams):  # no event yet: none this year, not no data
+            out.add(spec.p.layer)
         return out
 
     def input_layers(self, layers: Catalog) -> frozenset[str]:

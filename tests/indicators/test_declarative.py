@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cim_service.app import create_app
 from cim_service.cli import app as cli
 from cim_service.core.settings import PROJECT_ROOT, Settings
-from cim_service.indicators.catalog import indicators_for
+from cim_service.indicators.catalog import indicators_for, load_indicators
 from cim_service.indicators.engine import IndicatorEngine
 from tests.test_no_layer_ids import literals
 
@@ -96,7 +96,7 @@ def test_a_new_indicator_in_a_file_of_its_own_is_served(hand, hand_url, extra, d
     assert {t["town"]: (t["value"], t["target"]) for t in ptz["towns"]} == {"甲镇": (3, 5), "乙镇": (1, 5)}
     assert density["value"] == pytest.approx(2.0) and density["district_value"] == pytest.approx(1.0)
     assert density["gap"] == "乙镇 needs 298 more IoT nodes to reach 300/km²"
-    assert listed[-2:] == ["ptz_cameras", "iot_density"] and len(listed) == 16
+    assert listed[-2:] == ["ptz_cameras", "iot_density"] and len(listed) == len(load_indicators().ids) + 2
     assert built_in["value"] == pytest.approx(2.5)  # the built-in ones are still there
     with TestClient(create_app(Settings(database_url=hand_url, environment="test", home=tmp_path,
                                         gap_refresh=False))) as client:
