@@ -1,7 +1,9 @@
-"""Alerts: ``cim_sta.alert_rule``, ``cim_sta.alert_feed``, ``cim_sta.alert`` and ``cim_sta.alert_change``.
+"""Alerts: ``cim_sta.alert_rule``, ``cim_sta.alert_watch``, ``cim_sta.alert_feed``, ``cim_sta.alert``,
+``cim_sta.alert_change``.
 
 The rules of the rules file (``sensing.alerts``) are written to ``alert_rule`` by the service at start
-(:func:`sync_rules`): one row per rule and site kind (``site_kind`` '' holds the rule's own levels). Every
+(:func:`sync_rules`): one row per rule and site kind (``site_kind`` '' holds the rule's own levels), and the
+datastreams they watch to ``alert_watch`` (a trigger on ``cim_sta.datastream`` adds new ones). Every
 writer of readings upserts ``cim_sta.latest``; the statement-level trigger ``cim_sta.alert_evaluate()``
 (migration 0005) evaluates the new latest values against the rules in the writer's transaction: an alert is
 raised, escalated (warning → alarm), de-escalated, updated (a new peak) or cleared, with hysteresis; each change is
@@ -27,8 +29,10 @@ from sqlalchemy.engine import Connection
 from cim_service.core.catalog import LayerSpec
 from cim_service.store import layer_state
 from cim_service.store.db import Session
+from cim_service.store.sta_entities import DATASTREAM, OBSERVED_PROPERTY
 
 RULE = "cim_sta.alert_rule"
+WATCH = "cim_sta.alert_watch"
 FEED = "cim_sta.alert_feed"
 ALERT = "cim_sta.alert"
 CHANGE = "cim_sta.alert_change"
@@ -91,6 +95,11 @@ def sync_rules(conn: Connection, rows: Sequence[RuleRow]) -> None:
         conn.execute(sa.text(
             f"INSERT INTO {RULE} ({', '.join(names)}, op_key) VALUES ({', '.join(':' + n for n in names)}, :op_key)"),
             [{**dict(zip(names, astuple(r), strict=True)), "op_key": r.op_key} for r in rows])
+    conn.execute(sa.text(f"DELETE FROM {WATCH}"))
+    conn.execute(sa.text(
+        f"INSERT INTO {WATCH} (datastream_id, op_key) SELECT d.id, op.catalog_key FROM {DATASTREAM} d "
+        f"JOIN {OBSERVED_PROPERTY} op ON op.id = d.observed_property_id "
+        f"WHERE op.catalog_key IN (SELECT op_key FROM {RULE})"))
 
 
 def rules(conn: Connection) -> list[dict[str, Any]]:

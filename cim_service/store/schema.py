@@ -127,7 +127,7 @@ indicator_result = sa.Table(
 # | ``observation`` (and its partitions ``observation_pYYYYMMDD``), ``latest``, ``observation_hourly`` |
 #   ``store.observations`` |
 # | ``dead_letter`` | ``store.dead_letters`` |
-# | ``alert_rule``, ``alert_feed``, ``alert``, ``alert_change`` | ``store.alerts`` |
+# | ``alert_rule``, ``alert_watch``, ``alert_feed``, ``alert``, ``alert_change`` | ``store.alerts`` |
 #
 # ``observation`` is kept narrow (≤ 60 bytes a row on disk, indexes included): 8 columns, so the tuple header with
 # its null bitmap stays 24 bytes; the Observation's ``@iot.id`` is not stored but derived from (datastream,
@@ -309,6 +309,13 @@ sta_alert_rule = sa.Table(
     sa.Column("hysteresis", sa.Float, nullable=False, server_default="0"),
     sa.Column("offline_s", sa.Float),
     sa.UniqueConstraint("op_key", "site_kind", name="uq_alert_rule_kind"),
+)
+
+sta_alert_watch = sa.Table(
+    "alert_watch", sta_metadata,  # the datastreams a rule watches (sync_rules, and a trigger on new datastreams)
+    sa.Column("datastream_id", sa.Integer, sa.ForeignKey(f"{STA_SCHEMA}.datastream.id", ondelete="CASCADE"),
+              primary_key=True, autoincrement=False),
+    sa.Column("op_key", sa.Text, nullable=False),
 )
 
 sta_alert_feed = sa.Table(

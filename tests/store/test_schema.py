@@ -18,7 +18,7 @@ STA_OWNERS = {**{t: "sta_entities.py" for t in (
     "observed_property", "datastream", "feature_of_interest")},
     "observation": "observations.py", "latest": "observations.py", "observation_hourly": "observations.py",
     "dead_letter": "dead_letters.py",
-    **{t: "alerts.py" for t in ("alert_rule", "alert_feed", "alert", "alert_change")}}
+    **{t: "alerts.py" for t in ("alert_rule", "alert_watch", "alert_feed", "alert", "alert_change")}}
 #: daily partitions of cim_sta.observation (created by store.observations, not by the migrations)
 PARTITION = re.compile(r"^observation_p\d{8}$")
 

@@ -36,6 +36,25 @@ CREATE TABLE cim_sta.alert_rule (
   CONSTRAINT uq_alert_rule_kind UNIQUE (op_key, site_kind)
 );
 
+-- the datastreams a rule watches (kept by sync_rules and by a trigger on new datastreams): the writers' readings are
+-- joined to this narrow table, not to the datastreams
+CREATE TABLE cim_sta.alert_watch (
+  datastream_id integer PRIMARY KEY REFERENCES cim_sta.datastream (id) ON DELETE CASCADE,
+  op_key text NOT NULL
+);
+
+CREATE FUNCTION cim_sta.alert_watch_new() RETURNS trigger
+  LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO cim_sta.alert_watch (datastream_id, op_key)
+  SELECT n.id, op.catalog_key FROM new_ds n JOIN cim_sta.observed_property op ON op.id = n.observed_property_id
+   WHERE op.catalog_key IN (SELECT op_key FROM cim_sta.alert_rule)
+  ON CONFLICT (datastream_id) DO NOTHING;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER alert_watch_new AFTER INSERT ON cim_sta.datastream
+  REFERENCING NEW TABLE AS new_ds FOR EACH STATEMENT EXECUTE FUNCTION cim_sta.alert_watch_new();
+
 CREATE TABLE cim_sta.alert_feed (
   id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
   layer_id text,
@@ -149,7 +168,7 @@ BEGIN
 END $$;
 
 -- the trigger: readings of datastreams a rule watches that are beyond its loosest level, and readings of
--- datastreams with an active alert, are evaluated; any other reading costs a probe of its datastream's row
+-- datastreams with an active alert, are evaluated; any other reading costs a look-up in alert_watch
 CREATE FUNCTION cim_sta.alert_evaluate() RETURNS trigger
   LANGUAGE plpgsql AS $$
 DECLARE
@@ -159,75 +178,83 @@ DECLARE
   ch text;
   changed bigint[] := '{}';
 BEGIN
-  FOR c IN
-    WITH loose AS (
-      SELECT op_key, max(sign) AS sign, min(least(sign * warning, sign * alarm)) AS lo
-        FROM cim_sta.alert_rule GROUP BY op_key
-    ), hit AS (
-      SELECT n.datastream_id, n.phenomenon_time, n.result, d.thing_id, op.catalog_key AS op_key
-        FROM new_rows n
-        JOIN cim_sta.datastream d ON d.id = n.datastream_id
+  BEGIN  -- a fault of the alerts never fails the writer's readings: it is logged, the readings commit
+    FOR c IN
+      WITH loose AS (
+        SELECT op_key, max(sign) AS sign, min(least(sign * warning, sign * alarm)) AS lo
+          FROM cim_sta.alert_rule GROUP BY op_key
+      ), hit AS (
+        SELECT n.datastream_id, n.phenomenon_time, n.result
+          FROM new_rows n
+          JOIN cim_sta.alert_watch w ON w.datastream_id = n.datastream_id
+          JOIN loose ON loose.op_key = w.op_key
+         WHERE n.result * loose.sign >= loose.lo
+        UNION
+        SELECT n.datastream_id, n.phenomenon_time, n.result
+          FROM new_rows n
+         WHERE n.datastream_id IN (SELECT x.datastream_id FROM cim_sta.alert x WHERE x.cleared_at IS NULL)
+      )
+      SELECT h.datastream_id, h.phenomenon_time AS t, h.result AS v, th.feature_key,
+             (th.properties ->> 'feature_id')::bigint AS feature_id, rr.r AS rule, (rr.r).id AS rule_id,
+             (rr.r).sign AS sign, (rr.r).warning AS warning, (rr.r).alarm AS alarm, (rr.r).hysteresis AS h,
+             coalesce(th.properties -> 'fields' ->> (rr.r).kind_field, '') AS kind,
+             (SELECT x.id FROM cim_sta.alert x WHERE x.datastream_id = h.datastream_id AND x.cleared_at IS NULL
+                 AND x.severity = 'offline') AS offline_id,
+             (SELECT x.id FROM cim_sta.alert x WHERE x.datastream_id = h.datastream_id AND x.cleared_at IS NULL
+                 AND x.severity <> 'offline') AS level_id
+        FROM hit h
+        JOIN cim_sta.datastream d ON d.id = h.datastream_id
         JOIN cim_sta.observed_property op ON op.id = d.observed_property_id
-        LEFT JOIN loose ON loose.op_key = op.catalog_key
-       WHERE n.result * loose.sign >= loose.lo
-          OR EXISTS (SELECT 1 FROM cim_sta.alert x WHERE x.datastream_id = n.datastream_id AND x.cleared_at IS NULL)
-    )
-    SELECT h.datastream_id, h.phenomenon_time AS t, h.result AS v, th.feature_key,
-           (th.properties ->> 'feature_id')::bigint AS feature_id, rr.r AS rule, (rr.r).id AS rule_id,
-           (rr.r).sign AS sign, (rr.r).warning AS warning, (rr.r).alarm AS alarm, (rr.r).hysteresis AS h,
-           coalesce(th.properties -> 'fields' ->> (rr.r).kind_field, '') AS kind,
-           (SELECT x.id FROM cim_sta.alert x WHERE x.datastream_id = h.datastream_id AND x.cleared_at IS NULL
-               AND x.severity = 'offline') AS offline_id,
-           (SELECT x.id FROM cim_sta.alert x WHERE x.datastream_id = h.datastream_id AND x.cleared_at IS NULL
-               AND x.severity <> 'offline') AS level_id
-      FROM hit h
-      JOIN cim_sta.thing th ON th.id = h.thing_id
-      LEFT JOIN LATERAL (
-        SELECT r FROM cim_sta.alert_rule r
-         WHERE r.op_key = h.op_key
-           AND r.site_kind IN ('', coalesce(th.properties -> 'fields' ->> r.kind_field, ''))
-         ORDER BY r.site_kind = '' LIMIT 1) rr ON TRUE
-     ORDER BY h.datastream_id
-  LOOP
-    IF c.offline_id IS NOT NULL THEN  -- a reading after a silence: the offline alert clears
-      UPDATE cim_sta.alert SET cleared_at = c.t, updated_at = c.t, value = c.v WHERE id = c.offline_id
-      RETURNING * INTO a;
-      PERFORM cim_sta.alert_note(a, 'cleared', c.t);
-      changed := changed || a.id;
-    END IF;
-    IF c.rule_id IS NULL THEN
-      CONTINUE;
-    END IF;
-    IF c.level_id IS NULL THEN
-      sev := cim_sta.alert_level(c.sign * c.v, c.sign * c.warning, c.sign * c.alarm, c.h, NULL);
-      IF sev IS NOT NULL THEN
-        changed := changed || cim_sta.alert_raise(c.datastream_id, c.rule, c.feature_id, c.feature_key, c.kind,
-                                                  sev, c.v, c.t);
+        JOIN cim_sta.thing th ON th.id = d.thing_id
+        LEFT JOIN LATERAL (
+          SELECT r FROM cim_sta.alert_rule r
+           WHERE r.op_key = op.catalog_key
+             AND r.site_kind IN ('', coalesce(th.properties -> 'fields' ->> r.kind_field, ''))
+           ORDER BY r.site_kind = '' LIMIT 1) rr ON TRUE
+       ORDER BY h.datastream_id
+    LOOP
+      IF c.offline_id IS NOT NULL THEN  -- a reading after a silence: the offline alert clears
+        UPDATE cim_sta.alert SET cleared_at = c.t, updated_at = c.t, value = c.v WHERE id = c.offline_id
+        RETURNING * INTO a;
+        PERFORM cim_sta.alert_note(a, 'cleared', c.t);
+        changed := changed || a.id;
       END IF;
-      CONTINUE;
-    END IF;
-    SELECT * INTO a FROM cim_sta.alert WHERE id = c.level_id;
-    sev := cim_sta.alert_level(c.sign * c.v, c.sign * c.warning, c.sign * c.alarm, c.h, a.severity);
-    IF sev IS NULL THEN
-      ch := 'cleared';
-      UPDATE cim_sta.alert SET cleared_at = c.t, updated_at = c.t, value = c.v WHERE id = a.id RETURNING * INTO a;
-    ELSIF sev <> a.severity THEN
-      ch := CASE WHEN sev = 'alarm' THEN 'escalated' ELSE 'deescalated' END;
-      UPDATE cim_sta.alert SET severity = sev, updated_at = c.t, value = c.v,
-             peak_at = CASE WHEN c.sign * c.v > c.sign * peak_value THEN c.t ELSE peak_at END,
-             peak_value = CASE WHEN c.sign * c.v > c.sign * peak_value THEN c.v ELSE peak_value END
-       WHERE id = a.id RETURNING * INTO a;
-    ELSIF c.v IS NOT NULL AND c.sign * c.v > c.sign * a.peak_value THEN
-      ch := 'updated';  -- a new peak
-      UPDATE cim_sta.alert SET updated_at = c.t, value = c.v, peak_value = c.v, peak_at = c.t
-       WHERE id = a.id RETURNING * INTO a;
-    ELSE
-      CONTINUE;
-    END IF;
-    PERFORM cim_sta.alert_note(a, ch, c.t);
-    changed := changed || a.id;
-  END LOOP;
-  PERFORM cim_sta.alert_publish(changed);
+      IF c.rule_id IS NULL THEN
+        CONTINUE;
+      END IF;
+      IF c.level_id IS NULL THEN
+        sev := cim_sta.alert_level(c.sign * c.v, c.sign * c.warning, c.sign * c.alarm, c.h, NULL);
+        IF sev IS NOT NULL THEN
+          changed := changed || cim_sta.alert_raise(c.datastream_id, c.rule, c.feature_id, c.feature_key, c.kind,
+                                                    sev, c.v, c.t);
+        END IF;
+        CONTINUE;
+      END IF;
+      SELECT * INTO a FROM cim_sta.alert WHERE id = c.level_id;
+      sev := cim_sta.alert_level(c.sign * c.v, c.sign * c.warning, c.sign * c.alarm, c.h, a.severity);
+      IF sev IS NULL THEN
+        ch := 'cleared';
+        UPDATE cim_sta.alert SET cleared_at = c.t, updated_at = c.t, value = c.v WHERE id = a.id RETURNING * INTO a;
+      ELSIF sev <> a.severity THEN
+        ch := CASE WHEN sev = 'alarm' THEN 'escalated' ELSE 'deescalated' END;
+        UPDATE cim_sta.alert SET severity = sev, updated_at = c.t, value = c.v,
+               peak_at = CASE WHEN c.sign * c.v > c.sign * peak_value THEN c.t ELSE peak_at END,
+               peak_value = CASE WHEN c.sign * c.v > c.sign * peak_value THEN c.v ELSE peak_value END
+         WHERE id = a.id RETURNING * INTO a;
+      ELSIF c.v IS NOT NULL AND c.sign * c.v > c.sign * a.peak_value THEN
+        ch := 'updated';  -- a new peak
+        UPDATE cim_sta.alert SET updated_at = c.t, value = c.v, peak_value = c.v, peak_at = c.t
+         WHERE id = a.id RETURNING * INTO a;
+      ELSE
+        CONTINUE;
+      END IF;
+      PERFORM cim_sta.alert_note(a, ch, c.t);
+      changed := changed || a.id;
+    END LOOP;
+    PERFORM cim_sta.alert_publish(changed);
+  EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'cim alerts: evaluation failed (%: %); readings kept, alerts not changed', SQLSTATE, SQLERRM;
+  END;
   RETURN NULL;
 END $$;
 
@@ -288,5 +315,8 @@ def downgrade() -> None:
     DROP FUNCTION IF EXISTS cim_sta.alert_note(cim_sta.alert, text, timestamptz);
     DROP FUNCTION IF EXISTS cim_sta.alert_level(double precision, double precision, double precision,
                                                 double precision, text);
-    DROP TABLE IF EXISTS cim_sta.alert_change, cim_sta.alert, cim_sta.alert_feed, cim_sta.alert_rule;
+    DROP TRIGGER IF EXISTS alert_watch_new ON cim_sta.datastream;
+    DROP FUNCTION IF EXISTS cim_sta.alert_watch_new();
+    DROP TABLE IF EXISTS cim_sta.alert_change, cim_sta.alert, cim_sta.alert_feed, cim_sta.alert_watch,
+      cim_sta.alert_rule;
     """)
