@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from cim_service.app import create_app
+from cim_service.auth import create_api_key
 from cim_service.core.catalog import Role
 from cim_service.core.settings import Settings
 from cim_service.sensing import alerts
@@ -19,6 +20,7 @@ from cim_service.store import alerts as store
 from cim_service.store import observations, sta_entities
 from cim_service.store.db import libpq_url
 from cim_service.store.observations import Observation
+from tests.live.conftest import wait_for
 
 RULES = """
 rules:
@@ -208,3 +210,35 @@ def test_waterlogging_events_per_town_indicator(db, db_url, world):
         write(db_url, world, world["ds"]["W1"], 50)  # a new event: the alert layer's version moves, so does the value
         assert client.get("/indicators/waterlogging_events").json()["value"] == expected[1] + 1
         write(db_url, world, world["ds"]["W1"], 0)
+
+
+def _next_time(world) -> str:
+    world["t"][0] += timedelta(seconds=1)
+    return world["t"][0].isoformat()
+
+
+def test_every_writer_raises_alerts_sta_post_data_array_and_the_service_sweeps(db, db_url, world, mqtt_url,
+                                                                             tmp_path):
+    """STA POST and dataArray write through the same latest upsert (the trigger); the service's maintenance
+    thread runs the offline sweep every CIM_ALERT_SWEEP_S."""
+    ds = world["ds"]["W3"]
+    key = create_api_key(db, "alerts-sensor", "sensor")
+    settings = world["settings"].model_copy(update={"sensor_bridge": True, "mqtt_url": mqtt_url, "home": tmp_path,
+                                                    "alert_sweep_s": 1.0})
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/sta/v1.1/Observations", headers={"X-API-Key": key},
+                        json={"Datastream": {"@iot.id": ds}, "result": 33.0, "phenomenonTime": _next_time(world)})
+        assert r.status_code == 201, r.text
+        with db.connect() as conn:
+            assert [a["severity"] for a in store.active(conn, ds)] == ["alarm"]
+        rows = [[_next_time(world), v] for v in (20.0, 2.0)]
+        r = client.post("/sta/v1.1/CreateObservations", headers={"X-API-Key": key},
+                        json=[{"Datastream": {"@iot.id": ds}, "components": ["phenomenonTime", "result"],
+                               "dataArray": rows}])
+        assert r.status_code == 201, r.text
+        assert changes(db, ds)[-2:] == [("raised", "alarm", 33.0), ("cleared", "alarm", 2.0)]
+
+        def offline():
+            with db.connect() as conn:
+                return [a for a in store.active(conn, ds) if a["severity"] == "offline"]
+        wait_for(offline, timeout=30)  # the rule's offline time is 0.6 s, the sweep runs every second

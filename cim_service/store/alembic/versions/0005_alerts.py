@@ -183,16 +183,16 @@ BEGIN
       WITH loose AS (
         SELECT op_key, max(sign) AS sign, min(least(sign * warning, sign * alarm)) AS lo
           FROM cim_sta.alert_rule GROUP BY op_key
-      ), hit AS (
-        SELECT n.datastream_id, n.phenomenon_time, n.result
-          FROM new_rows n
-          JOIN cim_sta.alert_watch w ON w.datastream_id = n.datastream_id
-          JOIN loose ON loose.op_key = w.op_key
-         WHERE n.result * loose.sign >= loose.lo
-        UNION
-        SELECT n.datastream_id, n.phenomenon_time, n.result
-          FROM new_rows n
-         WHERE n.datastream_id IN (SELECT x.datastream_id FROM cim_sta.alert x WHERE x.cleared_at IS NULL)
+      ), cand AS MATERIALIZED (  -- one pass over the readings: beyond the loosest level of any rule, or alerting
+        SELECT n.datastream_id, n.phenomenon_time, n.result FROM new_rows n
+         WHERE n.result >= (SELECT min(least(warning, alarm)) FROM cim_sta.alert_rule WHERE sign > 0)
+            OR n.result <= (SELECT max(greatest(warning, alarm)) FROM cim_sta.alert_rule WHERE sign < 0)
+            OR n.datastream_id IN (SELECT x.datastream_id FROM cim_sta.alert x WHERE x.cleared_at IS NULL)
+      ), hit AS MATERIALIZED (  -- of those: alerting, or watched by a rule and beyond its loosest level
+        SELECT k.datastream_id, k.phenomenon_time, k.result FROM cand k
+         WHERE k.datastream_id IN (SELECT x.datastream_id FROM cim_sta.alert x WHERE x.cleared_at IS NULL)
+            OR EXISTS (SELECT 1 FROM cim_sta.alert_watch w JOIN loose ON loose.op_key = w.op_key
+                        WHERE w.datastream_id = k.datastream_id AND k.result * loose.sign >= loose.lo)
       )
       SELECT h.datastream_id, h.phenomenon_time AS t, h.result AS v, th.feature_key,
              (th.properties ->> 'feature_id')::bigint AS feature_id, rr.r AS rule, (rr.r).id AS rule_id,
