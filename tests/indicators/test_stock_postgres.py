@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cim_service.core.catalog import Role
 from cim_service.core.settings import Settings
 from cim_service.indicators.catalog import load_indicators
 from cim_service.indicators.engine import IndicatorEngine
@@ -89,13 +90,20 @@ def test_the_stock_cluster_has_postgresql_defaults(stock_url):
     assert shared_buffers == "128MB"  # what initdb itself writes on a machine with enough memory
 
 
-def test_results_equal_the_tuned_cluster_and_no_plan_degrades(stock_url, tuned_url, tmp_path_factory):
+def test_results_equal_the_tuned_cluster_and_no_plan_degrades(stock_url, tuned_url, tmp_path_factory, catalog):
     recorder = PlanRecorder()
     stock, stock_derived = compute(stock_url, tmp_path_factory.mktemp("stock"), recorder)
     tuned, tuned_derived = compute(tuned_url, tmp_path_factory.mktemp("tuned"))
-    assert len(stock) == len(load_indicators().ids) and list(stock) == list(tuned)
+    indicators = load_indicators()
+    assert len(stock) == len(indicators.ids) and list(stock) == list(tuned)
     assert all(r["status"] != "no_data" for r in stock.values())  # every kind really measured something
-    assert same(stock, tuned) == []
+    # the alert feed is written by the service (the alerts the session's other tests raised), not by the demo:
+    # indicators over it hold the same data on both clusters only by chance
+    feed = catalog.role(Role.alert_feed)
+    fed = {s.id for s in indicators if feed is not None and feed.id in indicators.source_layers(s)}
+    assert fed  # the waterlogging events
+    assert same({k: v for k, v in stock.items() if k not in fed},
+                {k: v for k, v in tuned.items() if k not in fed}) == []
     assert same(stock_derived, tuned_derived) == []
     assert stock_derived["gap_camera_hex"]["features"] > 400 and stock_derived["suggested_sites"]["charging"]["sites"]
     # every statement was planned on the stock server; none in a shape that degrades with size
