@@ -29,24 +29,18 @@ def register(conn: Connection, layer_ids: list[str]) -> None:
                      {"id": layer_id})
 
 
+def _bump_statement(qualified_table: str, layer: str) -> str:
+    """The UPDATE of a layer's version, count and extent, for the layer named by the placeholder ``layer``."""
+    return (f"WITH s AS (SELECT count(*) AS n, ST_Extent(geom) AS e FROM {qualified_table}) "
+            f"UPDATE {TABLE} ls SET version = ls.version + 1, feature_count = s.n, minx = ST_XMin(s.e), "
+            "miny = ST_YMin(s.e), maxx = ST_XMax(s.e), maxy = ST_YMax(s.e), updated_at = now() "
+            f"FROM s WHERE ls.layer_id = {layer}")
+
+
 def bump_version(conn: Connection, layer_id: str, qualified_table: str) -> int:
     """Record that a layer changed: new version, count and extent; listeners are notified. Return the version."""
-    row = conn.execute(
-        sa.text(
-            f"""
-            WITH s AS (
-              SELECT count(*) AS n, ST_Extent(geom) AS e FROM {qualified_table}
-            )
-            UPDATE {TABLE} ls
-               SET version = ls.version + 1, feature_count = s.n,
-                   minx = ST_XMin(s.e), miny = ST_YMin(s.e), maxx = ST_XMax(s.e), maxy = ST_YMax(s.e),
-                   updated_at = now()
-              FROM s WHERE ls.layer_id = :id
-            RETURNING ls.version
-            """
-        ),
-        {"id": layer_id},
-    ).first()
+    row = conn.execute(sa.text(_bump_statement(qualified_table, ":id") + " RETURNING ls.version"),
+                       {"id": layer_id}).first()
     if row is None:
         raise KeyError(f"layer {layer_id!r} is not registered in {TABLE}; run `cim db migrate`")
     return int(row[0])
@@ -55,10 +49,7 @@ def bump_version(conn: Connection, layer_id: str, qualified_table: str) -> int:
 def bump_sql(qualified_table: str) -> str:
     """The statement of :func:`bump_version` for the layer ``$1`` (text), for SQL run elsewhere (the alert feed's
     trigger, ``store.alerts``)."""
-    return (f"WITH s AS (SELECT count(*) AS n, ST_Extent(geom) AS e FROM {qualified_table}) "
-            f"UPDATE {TABLE} ls SET version = ls.version + 1, feature_count = s.n, minx = ST_XMin(s.e), "
-            "miny = ST_YMin(s.e), maxx = ST_XMax(s.e), maxy = ST_YMax(s.e), updated_at = now() "
-            "FROM s WHERE ls.layer_id = $1")
+    return _bump_statement(qualified_table, "$1")
 
 
 def version(conn: Connection, layer_id: str) -> int | None:
