@@ -29,16 +29,6 @@ def _q(engine, sql, **params):
         return conn.execute(sa.text(sql), params).all()
 
 
-def _nodes_csv(path, n: int) -> None:
-    rng = np.random.default_rng(3)
-    pd.DataFrame({
-        "node_id": [f"N{i:07d}" for i in range(n)],
-        "sensor_kind": rng.choice(["environment", "road", "water"], n),
-        "lon": np.round(rng.uniform(121.30, 121.50, n), 6),
-        "lat": np.round(rng.uniform(31.00, 31.15, n), 6),
-    }).to_csv(path, index=False)
-
-
 def test_ingest_summary_rerun_batches_and_rejects(db_url, db, shared_data, tmp_path):
     metro = shared_data / "metro/shanghai_metro_stations_gcj02.csv"
     first = _cim(db_url, "ingest", "metro_stations", metro, "--crs", "gcj02")
@@ -69,22 +59,7 @@ def test_ingest_summary_rerun_batches_and_rejects(db_url, db, shared_data, tmp_p
     assert missing.exit_code == 1 and "error: no ingest batch 987654" in missing.output
 
 
-def test_large_file_with_progress(db_url, db, tmp_path):
-    path = tmp_path / "nodes.csv"
-    _nodes_csv(path, 80_000)  # > 2 MiB: the progress bar is on
-    assert path.stat().st_size > 2 * 1024 * 1024
-    result = _cim(db_url, "ingest", "iot_nodes", path, "--crs", "wgs84")
-    assert result.exit_code == 0, result.output
-    assert _q(db, "SELECT count(*) FROM cim.iot_nodes") == [(80_000,)]
-
-
-def test_killed_ingest_leaves_nothing(db_url, db, tmp_path):
-    with db.begin() as conn:
-        conn.execute(sa.text("TRUNCATE cim.cameras"))
-    before = _q(db, "SELECT (SELECT count(*) FROM cim_meta.ingest_batch), "
-                    "(SELECT version FROM cim_meta.layer_state WHERE layer_id = 'cameras')")
-    n = 300_000
-    path = tmp_path / "cameras.csv"
+def _cameras_csv(path, n: int) -> None:
     rng = np.random.default_rng(5)
     pd.DataFrame({
         "device_id": [f"{31011200000000000000 + i}" for i in range(n)],
@@ -92,6 +67,25 @@ def test_killed_ingest_leaves_nothing(db_url, db, tmp_path):
         "lon": np.round(rng.uniform(121.30, 121.50, n), 6),
         "lat": np.round(rng.uniform(31.00, 31.15, n), 6),
     }).to_csv(path, index=False)
+
+
+def test_large_file_with_progress(db_url, db, tmp_path):
+    # a plain point layer (no sensing sync behind it): the test is about the progress bar, not the layer
+    path = tmp_path / "cameras.csv"
+    _cameras_csv(path, 60_000)  # > 2 MiB: the progress bar is on
+    assert path.stat().st_size > 2 * 1024 * 1024
+    result = _cim(db_url, "ingest", "cameras", path, "--crs", "wgs84", "--replace")
+    assert result.exit_code == 0, result.output
+    assert _q(db, "SELECT count(*) FROM cim.cameras") == [(60_000,)]
+
+
+def test_killed_ingest_leaves_nothing(db_url, db, tmp_path):
+    with db.begin() as conn:
+        conn.execute(sa.text("TRUNCATE cim.cameras"))
+    before = _q(db, "SELECT (SELECT count(*) FROM cim_meta.ingest_batch), "
+                    "(SELECT version FROM cim_meta.layer_state WHERE layer_id = 'cameras')")
+    path = tmp_path / "cameras.csv"
+    _cameras_csv(path, 300_000)
     database = make_url(db_url).database
     proc = subprocess.Popen(
         [sys.executable, "-c", "from cim_service.cli import app; app()", "ingest", "cameras", str(path)],
