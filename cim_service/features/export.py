@@ -33,7 +33,6 @@ import binascii
 import io
 import os
 import queue
-import re
 import struct
 import tempfile
 import threading
@@ -134,31 +133,36 @@ def _column_sql(f: FieldSpec) -> str:
 #: COPY options: CSV for the Arrow reader; for geojsonseq, a quote and a delimiter JSON text never holds raw
 #: (control characters are escaped in JSON), so each COPY line is exactly one record
 CSV_OPTIONS = "FORMAT csv"
-SEQ_OPTIONS = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'"
-_SEQ_KEYS = re.compile(rb"^[^\x1e\n]*", re.M)
-
-
-def _key_sql(plan: ExportPlan) -> list[str]:
-    """The sort keys as text (the next batch starts after the last row's), hex for geojsonseq lines."""
-    if plan.fmt.name == "geojsonseq":
-        return [f"encode(convert_to({expr}, 'UTF8'), 'hex')" for expr in keyset.key_columns(plan.order)]
-    return [f'{expr} AS "__k{i}"' for i, expr in enumerate(keyset.key_columns(plan.order))]
+SEQ_OPTIONS = "FORMAT csv, DELIMITER E'\\x03', QUOTE E'\\x01'"
+#: what follows the last record of a full geojsonseq batch: its sort keys (hex, ``-`` for NULL), the next
+#: batch's start
+SEQ_KEYS = b"\x02"
 
 
 def export_sql(plan: ExportPlan, params: Params, after: str | None, limit: int, offset: int) -> str:
-    """One batch: the matched rows after ``after`` (keyset) in order, at most ``limit``, ``offset`` skipped."""
+    """One batch: the matched rows after ``after`` (keyset) in order, at most ``limit``, ``offset`` skipped.
+
+    Columnar formats select the sort keys as text on every row (Arrow reads the last one). A geojsonseq record is
+    one text; only the batch's last possible row (``row_number`` = offset + limit) carries its keys, after
+    :data:`SEQ_KEYS`, so the records need no cutting.
+    """
     order = ", ".join(f"{col} {'ASC' if asc else 'DESC'}" for col, asc in plan.order)
+    last_row = params.bind(offset + limit, "bigint")
     tail = f"ORDER BY {order} LIMIT {params.bind(limit, 'bigint')}"
     if offset:
         tail += f" OFFSET {params.bind(offset, 'bigint')}"
     conditions = plan.conditions() + (f" AND {after}" if after else "")
     source = f"FROM {plan.spec.qualified_table} WHERE {conditions}"
-    keys = _key_sql(plan)
-    if plan.fmt.name == "geojsonseq":  # the keys, then RS + the feature (COPY ends the line)
+    keys = keyset.key_columns(plan.order)
+    if plan.fmt.name == "geojsonseq":  # RS + the feature (COPY ends the line); the last one, its keys
         text = feature_text_sql(plan.properties, plan.crs, geom=geometry_sql(plan.crs))
-        return f"SELECT {', '.join(keys)}, chr(30) || {text} {source} {tail}"
+        hexed = ", ".join(f"coalesce(encode(convert_to({k}, 'UTF8'), 'hex'), '-')" for k in keys)
+        marked = (f"CASE WHEN row_number() OVER (ORDER BY {order}) = {last_row} "
+                  f"THEN concat_ws(E'\\x02', '', {hexed}) ELSE '' END")
+        return f"SELECT chr(30) || {text} || {marked} {source} {tail}"
     cols = ['"id"', *(_column_sql(f) for f in plan.properties),
-            f"encode(ST_AsBinary({_file_geometry_sql(plan.crs)}), 'hex')", *keys]
+            f"encode(ST_AsBinary({_file_geometry_sql(plan.crs)}), 'hex')",
+            *(f'{k} AS "__k{i}"' for i, k in enumerate(keys))]
     return f"SELECT {', '.join(cols)} {source} {tail}"
 
 
@@ -227,16 +231,21 @@ def read_batches(plan: ExportPlan, url: str, *, batch_rows: int, statement_timeo
             read += batch.rows
             if batch.rows < want:
                 return
+            if position is None:  # a full batch names where the next starts; never start over
+                raise RuntimeError("an export batch came without its last sort key")
 
 
 def _seq_batch(plan: ExportPlan, data: bytes) -> tuple[Batch, list[str | None] | None]:
-    """The records of a geojsonseq batch (keys cut off each line) and the last line's sort keys."""
+    """The records of a geojsonseq batch and, when it is full, the sort keys its last record carried."""
     if not data:
         return Batch(0), None
-    last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-    fields = last.split(b"\x1e", 1)[0].split(b"\x02")[:len(plan.order)]
-    keys = [None if f == b"" else bytes.fromhex(f.strip(b"\x01").decode()).decode() for f in fields]
-    return Batch(data.count(b"\n"), records=_SEQ_KEYS.sub(b"", data)), keys
+    rows = data.count(b"\n")
+    cut = data.find(SEQ_KEYS, data.rfind(b"\x1e"))
+    if cut < 0:
+        return Batch(rows, records=data), None
+    fields = data[cut + 1:-1].split(SEQ_KEYS)
+    keys = [None if f == b"-" else bytes.fromhex(f.decode()).decode() for f in fields]
+    return Batch(rows, records=data[:cut] + b"\n"), keys
 
 
 def _csv_types(plan: ExportPlan) -> tuple[list[str], dict]:
