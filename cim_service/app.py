@@ -37,8 +37,8 @@ from cim_service.geocode.service import Geocoder
 from cim_service.metrics import SENSOR_OBSERVATIONS, SENSOR_REJECTED, RequestObserver
 from cim_service.offloop import Slots
 from cim_service.routes import alerts as alerts_routes
+from cim_service.routes import coverages, features, geocode, indicators, ops, pmtiles, sta, styles, tiles, tiles3d
 from cim_service.routes import edit as edit_routes
-from cim_service.routes import features, geocode, indicators, ops, pmtiles, sta, styles, tiles, tiles3d
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
 from cim_service.sensing.alerts import rules_for
@@ -103,7 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.alert_rules = rules_for(settings, app.state.catalog)  # a bad rules file stops the start here
     app.state.geocoder = Geocoder(app.state.catalog)  # the address index is read on first use
     app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE,
-                                                *styles.CONFORMANCE, *edit_routes.CONFORMANCE]))
+                                                *styles.CONFORMANCE, *edit_routes.CONFORMANCE,
+                                                *coverages.CONFORMANCE]))
     install_error_handlers(app)
     _document_400_not_422(app)
     _openapi_document(app)
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(history_routes.router)
     app.include_router(edit_routes.router)
     app.include_router(tiles.router)
+    app.include_router(coverages.router)
     app.include_router(tiles3d.router)
     app.include_router(styles.router)
     app.include_router(indicators.router)

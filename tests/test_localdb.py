@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from cim_service.core.settings import Settings
 from cim_service.store.db import make_engine
-from cim_service.store.localdb import LocalCluster
+from cim_service.store.localdb import LocalCluster, LocalDatabaseError, resolve_database_url
 from cim_service.store.localserver import free_port
 
 
@@ -93,3 +94,51 @@ def test_a_stopped_cluster_restarts_on_another_port(cluster_home):
         assert cluster.running_port() == second and cluster.url().endswith(f":{second}/cim")
     finally:
         _cim(["db", "stop"], {**base, "CIM_LOCAL_DB_PORT": str(second)})
+
+
+def test_no_url_before_the_cluster_exists_or_runs(cluster_home):
+    """The configured port names no server of ours until the cluster runs: no URL is made up from it."""
+    port = free_port()
+    cluster = LocalCluster(home=cluster_home / "home", port=port)
+    with pytest.raises(LocalDatabaseError, match=r"does not exist yet.*cim db start"):
+        cluster.url()
+    status = cluster.status()
+    assert status["running"] is False and status["initialised"] is False and str(port) not in str(status["url"])
+    settings = Settings(database_url=None, home=cluster_home / "home", local_db_port=port)
+    with pytest.raises(LocalDatabaseError, match="cim db start"):
+        resolve_database_url(settings)
+    env = {**os.environ, "CIM_HOME": str(cluster_home / "home"), "CIM_LOCAL_DB_PORT": str(port)}
+    env.pop("CIM_DATABASE_URL", None)
+    shown = _cim(["db", "status"], env)
+    assert shown.returncode == 0 and "running: False" in shown.stdout and f":{port}/" not in shown.stdout
+    # a command that needs the database ends in one line saying what to do, not on a made-up URL
+    listed = _cim(["keys", "list"], env)
+    assert listed.returncode == 1 and "cim db start" in listed.stderr and "Traceback" not in listed.stderr
+
+
+def test_no_url_to_another_server_on_the_configured_port(cluster_home):
+    """Another server on the default port (e.g. another checkout's cluster) is never taken for ours."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        settings = Settings(database_url=None, home=cluster_home / "home", local_db_port=port)
+        with pytest.raises(LocalDatabaseError, match=f"port {port} is held by another server"):
+            resolve_database_url(settings)
+        env = {**os.environ, "CIM_HOME": str(cluster_home / "home"), "CIM_LOCAL_DB_PORT": str(port)}
+        env.pop("CIM_DATABASE_URL", None)
+        served = _cim(["serve", "--port", str(free_port())], env)
+    assert served.returncode == 1 and "held by another server" in served.stderr
+
+
+def test_a_stopped_cluster_has_no_url(cluster_home):
+    port = free_port()
+    base = {**os.environ, "CIM_HOME": str(cluster_home / "home"), "CIM_LOCAL_DB_PORT": str(port)}
+    base.pop("CIM_DATABASE_URL", None)
+    try:
+        assert _cim(["db", "start"], base).returncode == 0
+        assert LocalCluster(home=cluster_home / "home", port=port).url().endswith(f":{port}/cim")
+    finally:
+        assert _cim(["db", "stop"], base).returncode == 0
+    with pytest.raises(LocalDatabaseError, match="is not running"):
+        LocalCluster(home=cluster_home / "home", port=port).url()

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from cim_service.commands import console, fail
-from cim_service.core.settings import Settings
 
 APP_FACTORY = "cim_service.app:create_app"
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
@@ -80,7 +79,10 @@ def register(app: typer.Typer) -> None:
         loop: Annotated[str, typer.Option(help="Event loop: auto (uvloop when installed), asyncio, uvloop.")] = "auto",
     ) -> None:
         """Serve OGC API Features/Tiles, indicators and the web map."""
-        Settings()  # fail early on invalid configuration, before forking workers
+        from cim_service.commands import command_settings
+
+        # fail early, in one line, on invalid configuration or a project-local cluster that is not running
+        command_settings()
         try:
             serve(host, port, workers, log_level, loop)
         except OSError as exc:

@@ -34,6 +34,19 @@ def link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str,
     return out
 
 
+def tilesets_link(href: str) -> dict[str, str]:
+    """The collection's link to its vector tilesets, without a ``type`` (optional in OGC API links).
+
+    GDAL's ``OGCAPI:`` driver takes the tiles path for a collection whose links hold ``tilesets-vector`` typed
+    ``application/json``, and never falls back to the items when that path fails. In GDAL 3.6 (Debian 12) the
+    reading of vector tiles in that driver is compiled out (it sits under ``OGR_ENABLE_DRIVER_GML``, which its
+    build defines only after the raster drivers are configured), so the path fails without a message and
+    ``ogrinfo OGCAPI:…/collections/<id>`` opens nothing. Without the ``type`` the driver reads the features from
+    ``items`` (exact geometries, every feature, no thinning), and clients that follow rels still find the tiles.
+    """
+    return {"href": href, "rel": REL_TILESETS, "title": "vector tilesets (OGC API Tiles; JSON)"}
+
+
 async def temporal_extent(session: Session, spec: LayerSpec) -> list[str | None] | None:
     """``[min, max]`` of the layer's time field as ISO strings (index-assisted), None without a time field."""
     if not spec.time_field:
@@ -80,7 +93,7 @@ def collection_doc(spec: LayerSpec, state: dict[str, Any] | None, base: str,
             link(f"{url}/items?f=html", REL_ITEMS, HTML, "features as HTML"),
             link(f"{url}/items?f=csv", REL_ITEMS, CSV, "features as CSV"),
             link(f"{url}/queryables", REL_QUERYABLES, "application/schema+json", "queryables"),
-            link(f"{url}/tiles", REL_TILESETS, JSON, "vector tilesets"),
+            tilesets_link(f"{url}/tiles"),
             *(link(f"{url}/items?f={f.name}", "enclosure", f.media_type, f"all features as {f.title}")
               for f in EXPORT_FORMATS.values()),
             *([link(f"{url}/3dtiles", REL_3DTILES, JSON, "3D container (OGC API 3D GeoVolumes)"),

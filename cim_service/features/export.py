@@ -1,12 +1,19 @@
 """File exports of items: GeoPackage, FlatGeobuf, GeoParquet 1.1 and GeoJSON text sequences, streamed.
 
-An export is the items query (same filters, CRS, properties and access rules) run once through a server-side
-cursor (:func:`cim_service.store.db.stream_rows`) in a worker thread, written batch by batch, each batch's bytes
-handed to the response as soon as they are written. Memory holds one batch (``CIM_EXPORT_BATCH_ROWS``) and the
-writer's state, whatever the size of the layer:
+An export is the items query (same filters, CRS, properties and access rules) read through ``COPY (SELECT …) TO
+STDOUT`` (:class:`cim_service.store.db.CopySession`), never as Python rows: each batch of
+``CIM_EXPORT_BATCH_ROWS`` features is one COPY in CSV, parsed by Arrow's multi-threaded CSV reader into columns
+(geometry as hex WKB, decoded in one call), then written. Batches follow each other by **keyset**: the next one
+starts after the sort key of the last feature of the previous one (``features.keyset``), so a batch at the end
+of a 300,000-feature layer costs what the first one costs, each COPY is bounded by the statement timeout
+whatever the client's speed, and the whole export reads one snapshot (one REPEATABLE READ transaction). A helper
+thread reads batch n+1 while batch n is written; memory holds two batches and the writer's state, whatever the
+size of the layer:
 
 - ``geojsonseq`` (RFC 8142, ``application/geo+json-seq``): each feature is ``RS`` + GeoJSON text + ``LF``, rendered
-  in PostgreSQL as the JSON items are; coordinates in the ``crs`` axis order, like the JSON.
+  in PostgreSQL as the JSON items are; COPY's own lines are the records (its CSV quote and delimiter are control
+  characters that JSON text never holds raw), so the bytes go out as they come; coordinates in the ``crs`` axis
+  order, like the JSON.
 - ``fgb`` (FlatGeobuf): written without a spatial index (an index needs every feature before the first one),
   so the header declares no feature count and readers read to the end. Each batch is encoded by GDAL and only
   its features are sent after the first batch's header.
@@ -22,6 +29,7 @@ expect); GCJ-02 and BD-09 are converted in Python and carry no CRS (PROJ knows n
 
 from __future__ import annotations
 
+import binascii
 import io
 import os
 import queue
@@ -32,16 +40,18 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 import shapely
 
 from cim_service.core.catalog import FieldSpec, FieldType, LayerSpec
+from cim_service.features import keyset
 from cim_service.features.crs import OutputCrs, geometry_sql
 from cim_service.features.query import feature_text_sql
 from cim_service.features.sql import Params, quote_ident
-from cim_service.store.db import fetch_value, stream_rows
+from cim_service.store.db import copy_session, fetch_value
 
 GEOJSONSEQ = "application/geo+json-seq"
 
@@ -111,21 +121,49 @@ def _file_geometry_sql(crs: OutputCrs) -> str:
 
 
 def _column_sql(f: FieldSpec) -> str:
-    return f"{quote_ident(f.name)}::text" if f.type is FieldType.json else quote_ident(f.name)
+    """A property as COPY writes it for Arrow's CSV reader (timestamps as UTC wall time, JSON as text)."""
+    col = quote_ident(f.name)
+    if f.type is FieldType.json:
+        return f"{col}::text"
+    if f.type is FieldType.timestamp:
+        return f"({col} AT TIME ZONE 'UTC')"
+    return col
 
 
-def export_sql(plan: ExportPlan) -> str:
-    """The cursor's statement: every matched row in order, bounded by ``limit`` (and skipped by ``offset``)."""
-    p = plan.params
+#: COPY options: CSV for the Arrow reader; for geojsonseq, a quote and a delimiter JSON text never holds raw
+#: (control characters are escaped in JSON), so each COPY line is exactly one record
+CSV_OPTIONS = "FORMAT csv"
+SEQ_OPTIONS = "FORMAT csv, DELIMITER E'\\x03', QUOTE E'\\x01'"
+#: what follows the last record of a full geojsonseq batch: its sort keys (hex, ``-`` for NULL), the next
+#: batch's start
+SEQ_KEYS = b"\x02"
+
+
+def export_sql(plan: ExportPlan, params: Params, after: str | None, limit: int, offset: int) -> str:
+    """One batch: the matched rows after ``after`` (keyset) in order, at most ``limit``, ``offset`` skipped.
+
+    Columnar formats select the sort keys as text on every row (Arrow reads the last one). A geojsonseq record is
+    one text; only the batch's last possible row (``row_number`` = offset + limit) carries its keys, after
+    :data:`SEQ_KEYS`, so the records need no cutting.
+    """
     order = ", ".join(f"{col} {'ASC' if asc else 'DESC'}" for col, asc in plan.order)
-    tail = f"ORDER BY {order} LIMIT {p.bind(plan.limit, 'bigint')} OFFSET {p.bind(plan.offset, 'bigint')}"
-    source = f"FROM {plan.spec.qualified_table} WHERE {plan.conditions()}"
-    if plan.fmt.name == "geojsonseq":  # each record as the bytes to send: RS, the feature, LF
+    last_row = params.bind(offset + limit, "bigint")
+    tail = f"ORDER BY {order} LIMIT {params.bind(limit, 'bigint')}"
+    if offset:
+        tail += f" OFFSET {params.bind(offset, 'bigint')}"
+    conditions = plan.conditions() + (f" AND {after}" if after else "")
+    source = f"FROM {plan.spec.qualified_table} WHERE {conditions}"
+    keys = keyset.key_columns(plan.order)
+    if plan.fmt.name == "geojsonseq":  # RS + the feature (COPY ends the line); the last one, its keys
         text = feature_text_sql(plan.properties, plan.crs, geom=geometry_sql(plan.crs))
-        return f"SELECT convert_to(chr(30) || {text} || chr(10), 'UTF8') {source} {tail}"
-    cols = ", ".join(['"id"', *(_column_sql(f) for f in plan.properties),
-                      f"ST_AsBinary({_file_geometry_sql(plan.crs)})"])
-    return f"SELECT {cols} {source} {tail}"
+        hexed = ", ".join(f"coalesce(encode(convert_to({k}, 'UTF8'), 'hex'), '-')" for k in keys)
+        marked = (f"CASE WHEN row_number() OVER (ORDER BY {order}) = {last_row} "
+                  f"THEN concat_ws(E'\\x02', '', {hexed}) ELSE '' END")
+        return f"SELECT chr(30) || {text} || {marked} {source} {tail}"
+    cols = ['"id"', *(_column_sql(f) for f in plan.properties),
+            f"encode(ST_AsBinary({_file_geometry_sql(plan.crs)}), 'hex')",
+            *(f'{k} AS "__k{i}"' for i, k in enumerate(keys))]
+    return f"SELECT {', '.join(cols)} {source} {tail}"
 
 
 def count_sql(plan: ExportPlan, bound: int) -> tuple[str, list]:
@@ -136,9 +174,18 @@ def count_sql(plan: ExportPlan, bound: int) -> tuple[str, list]:
             f"LIMIT ${len(params)}::bigint) AS c", params)
 
 
-# -- writing ----------------------------------------------------------------------------------------
+# -- reading: COPY batches by keyset --------------------------------------------------------------------
 
 Emit = Callable[[bytes], None]
+
+
+@dataclass
+class Batch:
+    """One batch as read: an Arrow table (id, properties, hex geometry) or, for geojsonseq, the records' bytes."""
+
+    rows: int
+    table: Any = None
+    records: bytes = b""
 
 
 def run_export(plan: ExportPlan, url: str, emit: Emit, *, batch_rows: int, statement_timeout_ms: int) -> int:
@@ -151,15 +198,13 @@ def run_export(plan: ExportPlan, url: str, emit: Emit, *, batch_rows: int, state
         sql, args = count_sql(plan, plan.limit)
         if int(fetch_value(url, sql, args, statement_timeout_ms=statement_timeout_ms)) > plan.limit:
             raise ExportTooLarge(plan.limit)
-    sql = export_sql(plan)
-    batches = _prefetched(stream_rows(url, sql, plan.params.values, batch_rows=batch_rows,
-                                      statement_timeout_ms=statement_timeout_ms))
+    batches = _prefetched(read_batches(plan, url, batch_rows=batch_rows, statement_timeout_ms=statement_timeout_ms))
     writer = WRITERS[plan.fmt.name](plan, emit)
     written = 0
     try:
-        for rows in batches:
-            writer.write(rows)
-            written += len(rows)
+        for batch in batches:
+            writer.write(batch)
+            written += batch.rows
         writer.close()
     finally:
         writer.discard()
@@ -167,11 +212,77 @@ def run_export(plan: ExportPlan, url: str, emit: Emit, *, batch_rows: int, state
     return written
 
 
-def _prefetched(batches: Iterator[list[tuple]]) -> Generator[list[tuple], None, None]:
+def read_batches(plan: ExportPlan, url: str, *, batch_rows: int, statement_timeout_ms: int) -> Iterator[Batch]:
+    """The export's batches, one COPY each, the next after the last sort key of the one before."""
+    with copy_session(url, statement_timeout_ms=statement_timeout_ms) as session:
+        position: list[str | None] | None = None
+        read = 0
+        while read < plan.limit:
+            want = min(batch_rows, plan.limit - read)
+            params = Params()
+            params.values = list(plan.params.values)
+            after = keyset.after_condition(plan.spec, plan.order, position, params) if position else None
+            sql = export_sql(plan, params, after, want, plan.offset if position is None else 0)
+            seq = plan.fmt.name == "geojsonseq"
+            data = b"".join(session.copy(sql, params.values, SEQ_OPTIONS if seq else CSV_OPTIONS))
+            batch, position = _seq_batch(plan, data) if seq else _csv_batch(plan, data)
+            if batch.rows:
+                yield batch
+            read += batch.rows
+            if batch.rows < want:
+                return
+            if position is None:  # a full batch names where the next starts; never start over
+                raise RuntimeError("an export batch came without its last sort key")
+
+
+def _seq_batch(plan: ExportPlan, data: bytes) -> tuple[Batch, list[str | None] | None]:
+    """The records of a geojsonseq batch and, when it is full, the sort keys its last record carried."""
+    if not data:
+        return Batch(0), None
+    rows = data.count(b"\n")
+    cut = data.find(SEQ_KEYS, data.rfind(b"\x1e"))
+    if cut < 0:
+        return Batch(rows, records=data), None
+    fields = data[cut + 1:-1].split(SEQ_KEYS)
+    keys = [None if f == b"-" else bytes.fromhex(f.decode()).decode() for f in fields]
+    return Batch(rows, records=data[:cut] + b"\n"), keys
+
+
+def _csv_types(plan: ExportPlan) -> tuple[list[str], dict]:
+    import pyarrow as pa
+
+    names = ["id", *(f.name for f in plan.properties), "__geom", *(f"__k{i}" for i in range(len(plan.order)))]
+    types = {"id": pa.int64(), "__geom": pa.string(), **{f"__k{i}": pa.string() for i in range(len(plan.order))}}
+    for f in plan.properties:
+        arrow = _arrow_type(f.type.info.arrow)
+        types[f.name] = pa.timestamp("us") if pa.types.is_timestamp(arrow) else arrow
+    return names, types
+
+
+def _csv_batch(plan: ExportPlan, data: bytes) -> tuple[Batch, list[str | None] | None]:
+    """A CSV batch parsed by Arrow (multi-threaded, no Python row) and the last row's sort keys."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not data:
+        return Batch(0), None
+    names, types = _csv_types(plan)
+    table = pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=max(1 << 20, len(data) // 2 + 1)),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
+                                             quoted_strings_can_be_null=False, true_values=["t"],
+                                             false_values=["f"]))
+    keys = [table.column(f"__k{i}")[-1].as_py() for i in range(len(plan.order))]
+    return Batch(table.num_rows, table=table), keys
+
+
+def _prefetched(batches: Iterator[Batch]) -> Generator[Batch, None, None]:
     """``batches`` read one ahead in a helper thread: the database makes batch n+1 while batch n is written.
 
     At most one batch waits (two in memory with the one being written); closing the generator stops the reader
-    at its next batch and closes ``batches`` (the cursor's connection) there.
+    at its next batch and closes ``batches`` (the COPY session's connection) there.
     """
     box: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
@@ -179,10 +290,10 @@ def _prefetched(batches: Iterator[list[tuple]]) -> Generator[list[tuple], None, 
 
     def read() -> None:
         try:
-            for rows in batches:
+            for item in batches:
                 while not stop.is_set():
                     try:
-                        box.put(rows, timeout=0.5)
+                        box.put(item, timeout=0.5)
                         break
                     except queue.Full:
                         continue
@@ -192,7 +303,9 @@ def _prefetched(batches: Iterator[list[tuple]]) -> Generator[list[tuple], None, 
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             box.put(exc)
         finally:
-            batches.close()
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
 
     reader = threading.Thread(target=read, name="cim-export-reader", daemon=True)
     reader.start()
@@ -219,7 +332,7 @@ class _Writer:
         self.plan = plan
         self.emit = emit
 
-    def write(self, rows: list[tuple]) -> None:
+    def write(self, batch: Batch) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -232,19 +345,19 @@ class _Writer:
 class GeoJSONSeqWriter(_Writer):
     """RFC 8142: ``RS`` + feature + ``LF`` per feature."""
 
-    def write(self, rows: list[tuple]) -> None:
+    def write(self, batch: Batch) -> None:
         """Emit one batch of records (made in PostgreSQL; GCJ-02/BD-09 geometries converted here)."""
         if self.plan.crs.python_crs:
             from cim_service.features.formats import to_python_crs
 
-            texts = ",".join(bytes(r[0])[1:-1].decode() for r in rows)
+            texts = ",".join(line[1:].decode() for line in batch.records.split(b"\n") if line)
             features = orjson.loads("[" + to_python_crs(texts, self.plan.crs.python_crs) + "]")
             self.emit(b"".join(b"\x1e" + orjson.dumps(f) + b"\n" for f in features))
             return
-        self.emit(b"".join([r[0] for r in rows]))
+        self.emit(batch.records)
 
 
-def _arrow_schema(plan: ExportPlan):  # noqa: ANN202 - pyarrow.Schema
+def _arrow_schema(plan: ExportPlan):  # noqa: ANN202 - list of pyarrow.Field
     import pyarrow as pa
 
     fields = [pa.field("id", pa.int64(), nullable=False)]
@@ -261,45 +374,73 @@ def _arrow_type(name: str):  # noqa: ANN202 - pyarrow.DataType
     return pa.type_for_alias(name)
 
 
-def _wkb_column(rows: list[tuple], crs: OutputCrs) -> tuple[list[bytes | None], np.ndarray]:
-    """The geometries of a batch as WKB (GCJ-02/BD-09 converted here) and their bounds (n x 4)."""
-    wkb = [r[-1] for r in rows]
-    if not crs.python_crs:
-        bounds = _point_bounds(wkb)
-        if bounds is not None:
-            return wkb, bounds
-    geoms = shapely.from_wkb(wkb)
-    if crs.python_crs:
-        from cim_service.core.crs import transform_geometry
+def _unhex(column) -> Any:  # noqa: ANN001 - pyarrow string (Chunked)Array → pyarrow BinaryArray
+    """Hex text → binary in one call: the concatenated hex of every row is the hex of the concatenated bytes."""
+    import pyarrow as pa
 
-        geoms = transform_geometry(geoms, "EPSG:4326", crs.python_crs)
-        wkb = list(shapely.to_wkb(geoms))
-    return wkb, shapely.bounds(geoms)
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    validity, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+    start, end = int(offsets[0]), int(offsets[-1])
+    raw = binascii.unhexlify(memoryview(data_buf)[start:end]) if data_buf is not None else b""
+    halves = ((offsets - start) // 2).astype(np.int32)
+    if arr.offset and validity is not None:  # re-base the validity bitmap on the slice (never after a fresh parse)
+        return pa.array([None if v is None else bytes.fromhex(v) for v in arr.to_pylist()], type=pa.binary())
+    return pa.Array.from_buffers(pa.binary(), len(arr), [validity, pa.py_buffer(halves), pa.py_buffer(raw)],
+                                 null_count=arr.null_count)
 
 
 _POINT_LE = b"\x01\x01\x00\x00\x00"
 
 
-def _point_bounds(wkb: list[bytes | None]) -> np.ndarray | None:
-    """Bounds of 2D little-endian WKB points read straight from their bytes; None for anything else."""
-    if not wkb or any(w is None or len(w) != 21 for w in wkb):
+def _geometry(plan: ExportPlan, hexwkb) -> tuple[Any, np.ndarray]:  # noqa: ANN001 - pyarrow arrays
+    """The WKB column of a batch (GCJ-02/BD-09 converted here) and the geometries' bounds (n x 4)."""
+    import pyarrow as pa
+
+    wkb = _unhex(hexwkb)
+    if not plan.crs.python_crs:
+        bounds = _point_bounds(wkb)
+        if bounds is not None:
+            return wkb, bounds
+    geoms = shapely.from_wkb(wkb.to_numpy(zero_copy_only=False))
+    if plan.crs.python_crs:
+        from cim_service.core.crs import transform_geometry
+
+        geoms = transform_geometry(geoms, "EPSG:4326", plan.crs.python_crs)
+        wkb = pa.array(shapely.to_wkb(geoms), type=pa.binary())
+    return wkb, shapely.bounds(geoms)
+
+
+def _point_bounds(wkb) -> np.ndarray | None:  # noqa: ANN001 - pyarrow BinaryArray
+    """Bounds of 2D little-endian WKB points read straight from the array's bytes; None for anything else."""
+    n = len(wkb)
+    if n == 0 or wkb.null_count:
         return None
-    raw = np.frombuffer(b"".join(wkb), dtype=np.uint8).reshape(-1, 21)
+    _, offsets_buf, data_buf = wkb.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[wkb.offset:wkb.offset + n + 1]
+    if not (np.diff(offsets) == 21).all():
+        return None
+    raw = np.frombuffer(data_buf, dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 21)
     if not (raw[:, :5] == np.frombuffer(_POINT_LE, dtype=np.uint8)).all():
         return None
     xy = raw[:, 5:].copy().view("<f8")
     return np.column_stack([xy[:, 0], xy[:, 1], xy[:, 0], xy[:, 1]])
 
 
-def _arrow_table(plan: ExportPlan, rows: list[tuple], bbox_column: bool):  # noqa: ANN202 - pyarrow.Table
+def _arrow_table(plan: ExportPlan, batch: Batch | None, bbox_column: bool):  # noqa: ANN202 - pyarrow.Table
+    """The file's table of a batch (None: the empty table of the file's schema)."""
     import pyarrow as pa
 
     schema_fields = _arrow_schema(plan)
-    columns = list(zip(*rows, strict=True)) if rows else [()] * (len(schema_fields) + 1)
-    arrays = [pa.array(col, type=f.type) for col, f in zip(columns[:-1], schema_fields, strict=True)]
-    wkb, bounds = _wkb_column(rows, plan.crs) if rows else ([], np.empty((0, 4)))
+    if batch is None or batch.table is None:
+        arrays = [pa.array([], type=f.type) for f in schema_fields]
+        wkb, bounds = pa.array([], type=pa.binary()), np.empty((0, 4))
+    else:
+        parsed = batch.table
+        arrays = [parsed.column(f.name).cast(f.type) for f in schema_fields]
+        wkb, bounds = _geometry(plan, parsed.column("__geom"))
     names = [f.name for f in schema_fields]
-    arrays.append(pa.array(wkb, type=pa.binary()))
+    arrays.append(wkb)
     names.append(GEOMETRY)
     if bbox_column:
         arrays.append(pa.StructArray.from_arrays([pa.array(bounds[:, i], type=pa.float64()) for i in range(4)],
@@ -366,17 +507,17 @@ class ParquetWriter(_Writer):
         import pyarrow.parquet as pq
 
         super().__init__(plan, emit)
-        empty = _arrow_table(plan, [], bbox_column=True)
+        empty = _arrow_table(plan, None, bbox_column=True)
         schema = empty.schema.with_metadata({b"geo": orjson.dumps(geo_metadata(plan))})
         self.sink = _Drain()
         self.writer = pq.ParquetWriter(pa.PythonFile(self.sink, mode="w"), schema, compression="zstd",
                                        compression_level=1, write_statistics=[BBOX, "id"])
         self.schema = schema
 
-    def write(self, rows: list[tuple]) -> None:
+    def write(self, batch: Batch) -> None:
         """Write one row group and emit its bytes."""
-        table = _arrow_table(self.plan, rows, bbox_column=True).replace_schema_metadata(self.schema.metadata)
-        self.writer.write_table(table, row_group_size=len(rows))
+        table = _arrow_table(self.plan, batch, bbox_column=True).replace_schema_metadata(self.schema.metadata)
+        self.writer.write_table(table, row_group_size=batch.rows)
         self.emit(self.sink.take())
 
     def close(self) -> None:
@@ -389,10 +530,11 @@ def _ogr_crs(crs: OutputCrs) -> str | None:
     return None if crs.python_crs else f"EPSG:{crs.srid}"
 
 
-def _ogr_write(plan: ExportPlan, rows: list[tuple], path, driver: str, append: bool, **options) -> None:  # noqa: ANN001
+def _ogr_write(plan: ExportPlan, batch: Batch | None, path, driver: str, append: bool,  # noqa: ANN001
+               **options) -> None:
     import pyogrio
 
-    table = _arrow_table(plan, rows, bbox_column=False)
+    table = _arrow_table(plan, batch, bbox_column=False)
     pyogrio.write_arrow(table, path, layer=plan.spec.id, driver=driver, geometry_name=GEOMETRY,
                         geometry_type=plan.spec.geometry.value, crs=_ogr_crs(plan.crs), encoding="UTF-8",
                         append=append, **options)
@@ -406,20 +548,20 @@ class FlatGeobufWriter(_Writer):
         super().__init__(plan, emit)
         self.started = False
 
-    def _encode(self, rows: list[tuple]) -> bytes:
+    def _encode(self, batch: Batch | None) -> bytes:
         buf = io.BytesIO()
-        _ogr_write(self.plan, rows, buf, "FlatGeobuf", False, SPATIAL_INDEX="NO")
+        _ogr_write(self.plan, batch, buf, "FlatGeobuf", False, SPATIAL_INDEX="NO")
         return buf.getvalue()
 
     def _header(self) -> None:
         if not self.started:
-            self.emit(self._encode([]))
+            self.emit(self._encode(None))
             self.started = True
 
-    def write(self, rows: list[tuple]) -> None:
+    def write(self, batch: Batch) -> None:
         """Emit one batch's features (after the file's magic bytes and header, the first time)."""
         self._header()
-        data = self._encode(rows)
+        data = self._encode(batch)
         self.emit(data[_fgb_features_offset(data):])
 
     def close(self) -> None:
@@ -444,15 +586,15 @@ class GeoPackageWriter(_Writer):
         self.path = Path(self.folder) / plan.filename
         self.started = False
 
-    def write(self, rows: list[tuple]) -> None:
+    def write(self, batch: Batch) -> None:
         """Append one batch to the file."""
-        _ogr_write(self.plan, rows, str(self.path), "GPKG", self.started)
+        _ogr_write(self.plan, batch, str(self.path), "GPKG", self.started)
         self.started = True
 
     def close(self) -> None:
         """Send the file."""
         if not self.started:
-            _ogr_write(self.plan, [], str(self.path), "GPKG", False)
+            _ogr_write(self.plan, None, str(self.path), "GPKG", False)
         with self.path.open("rb") as f:
             while chunk := f.read(GPKG_CHUNK):
                 self.emit(chunk)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from cim_service.auth import (
     Principal,
@@ -38,6 +39,7 @@ from cim_service.features.sql import Params, field_cast, quote_ident
 from cim_service.features.temporal import datetime_condition
 from cim_service.metrics import FEATURES_RETURNED
 from cim_service.offloop import off_loop, stream_from_thread
+from cim_service.routes import coverages
 from cim_service.store import layer_state
 from cim_service.store.db import Session
 
@@ -75,6 +77,7 @@ async def collections(request: Request, principal: Annotated[Principal, Depends(
         return [collection_doc(s, states.get(s.id), base, await temporal_extent(session, s)) for s in specs]
 
     docs = await request.app.state.db.run(fetch)
+    docs += await run_in_threadpool(coverages.listed, request)  # the rasters, as coverage collections
     body = {"collections": docs, "links": [
         formats_link(base, "/collections", "self", formats.JSON),
         formats_link(base, "/collections?f=html", "alternate", formats.HTML)]}
@@ -90,10 +93,16 @@ def formats_link(base: str, path: str, rel: str, type_: str) -> dict[str, str]:
 
 @router.get("/collections/{collectionId}", summary="Describe one collection", responses=_DOC)
 async def collection(request: Request, collectionId: CollectionId,  # noqa: N803
-                     spec: Annotated[LayerSpec, Depends(resolve_layer)], f: F = None) -> Response:
-    """Return the layer's metadata: titles, extent (spatial and temporal), CRS list and links."""
+                     principal: Annotated[Principal, Depends(get_principal)], f: F = None) -> Response:
+    """Return the layer's metadata: titles, extent (spatial and temporal), CRS list and links (or a coverage's)."""
     fmt = formats.negotiate(request, f)
     base = base_url(request)
+    if coverages.is_coverage(request, collectionId):
+        doc = await run_in_threadpool(coverages.describe, request, collectionId)
+        if fmt == "html":
+            return formats.html("collection.html", doc=doc, base=base, links=doc["links"])
+        return formats.json_response(doc)
+    spec = await resolve_layer(collectionId, request, principal)
 
     async def fetch(session: Session) -> dict[str, Any]:
         states = await layer_state.fetch_states(session)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 import psycopg
@@ -226,3 +228,62 @@ def fetch_value(url: str, sql: str, args: Sequence[Any], *, statement_timeout_ms
         for rows in batches:
             return rows[0][0]
     return None
+
+
+#: a ``$n`` placeholder of the statements built by ``cim_service.features.sql.Params``
+_PLACEHOLDER = re.compile(r"\$(\d+)\b")
+#: bytes gathered from COPY's one-row messages before they are handed on
+COPY_CHUNK = 1 << 20
+
+
+class CopySession:
+    """One connection in one REPEATABLE READ transaction, running ``COPY (SELECT …) TO STDOUT`` statements.
+
+    PostgreSQL takes no bound parameters in ``COPY``: each statement's values are bound (server-side, never
+    spliced into SQL text) into a one-row temporary table, and the statement's ``$n`` read them from it as
+    ``(SELECT a<n> FROM pg_temp.cim_copy_args)`` (an init-plan: evaluated once, usable as an index condition).
+    Every statement is bounded by the connection's ``statement_timeout``; between two statements the client may
+    take as long as it needs, and the snapshot stays the transaction's.
+    """
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+
+    def copy(self, sql: str, args: Sequence[Any], options: str) -> Iterator[bytes]:
+        """The bytes of ``COPY (sql) TO STDOUT WITH (options)``, in chunks of about :data:`COPY_CHUNK`."""
+        with psycopg.RawCursor(self.conn) as cur:
+            cur.execute("DROP TABLE IF EXISTS pg_temp.cim_copy_args")
+            if args:
+                columns = ", ".join(f"${i} AS a{i}" for i in range(1, len(args) + 1))
+                cur.execute(f"CREATE TEMP TABLE cim_copy_args ON COMMIT DROP AS SELECT {columns}", list(args))
+                sql = _PLACEHOLDER.sub(lambda m: f"(SELECT a{m[1]} FROM pg_temp.cim_copy_args)", sql)
+        with self.conn.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT WITH ({options})") as copy:
+            chunk = bytearray()
+            for data in copy:
+                chunk += data
+                if len(chunk) >= COPY_CHUNK:
+                    yield bytes(chunk)
+                    chunk.clear()
+            if chunk:
+                yield bytes(chunk)
+
+
+@contextmanager
+def copy_session(url: str, *, statement_timeout_ms: int,
+                 application_name: str = "minhang-cim-export") -> Iterator[CopySession]:
+    """A :class:`CopySession` on a dedicated connection (exports, in a worker thread); errors as :func:`stream_rows`."""
+    options = f"-c statement_timeout={int(statement_timeout_ms)} -c jit=off -c DateStyle=ISO,YMD"
+    try:
+        with psycopg.connect(libpq_url(url), application_name=application_name, options=options) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                yield CopySession(conn)
+    except psycopg.errors.QueryCanceled as exc:
+        raise QueryTimeout("statement timeout") from exc
+    except psycopg.DataError as exc:
+        raise QueryDataError(type(exc).__name__) from exc
+    except (psycopg.ProgrammingError, psycopg.IntegrityError, psycopg.InternalError,
+            psycopg.NotSupportedError) as exc:
+        raise QueryError(type(exc).__name__) from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise DatabaseUnavailable("the database is not reachable") from exc

@@ -16,13 +16,9 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cim_service.core.settings import Settings
 from cim_service.store.localserver import folder_lock, port_open
-
-if TYPE_CHECKING:
-    pass
 
 DB_NAME = "cim"
 DB_USER = "cim"
@@ -99,9 +95,23 @@ class LocalCluster:
         return self.home / "postgres.log"
 
     def url(self, dbname: str = DB_NAME) -> str:
-        """Connection URL of the cluster (loopback TCP), on the port its server runs on if it runs."""
-        port = self.running_port() or self.port
+        """Connection URL of the cluster's running server (loopback TCP, the port it runs on).
+
+        :class:`LocalDatabaseError` when the cluster does not exist or its server is not running: the configured
+        port then names no server of ours (nothing, or another checkout's cluster, may listen there), so no URL is
+        made up from it.
+        """
+        port = self.running_port()
+        if port is None:
+            raise LocalDatabaseError(self._not_running())
         return f"postgresql://{DB_USER}@127.0.0.1:{port}/{dbname}"
+
+    def _not_running(self) -> str:
+        """Why there is no URL, and what to do."""
+        state = "is not running" if (self.datadir / "PG_VERSION").exists() else "does not exist yet"
+        taken = (f"; port {self.port} is held by another server, not this cluster" if self.port_in_use() else "")
+        return (f"the project-local cluster in {self.datadir} {state}{taken}: start it with `cim db start` "
+                f"(or set CIM_DATABASE_URL)")
 
     # -- process helpers -------------------------------------------------------------------------
     def _run_as_owner(self, args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
@@ -149,11 +159,12 @@ class LocalCluster:
 
     def status(self) -> dict[str, object]:
         """Describe the cluster for `cim db status`."""
+        port = self.running_port()
         return {
             "datadir": str(self.datadir),
             "initialised": (self.datadir / "PG_VERSION").exists(),
-            "running": self.is_running(),
-            "url": self.url(),
+            "running": port is not None,
+            "url": self.url() if port is not None else "none (not running)",
         }
 
     def _initdb(self, bindir: Path) -> None:

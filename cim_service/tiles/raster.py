@@ -82,16 +82,44 @@ def _band_range(path: str, _mtime_ns: int) -> tuple[float, float]:
 
 
 def raster_tilejson(path: Path, name: str, base: str) -> dict:
-    """TileJSON 3.0 of raster ``name`` (PNG tiles in WebMercatorQuad), bounds and zooms from the COG."""
+    """TileJSON 3.0 of raster ``name`` (PNG tiles in WebMercatorQuad), bounds from the COG.
+
+    ``minzoom`` is 0: a tile of any zoom that meets the raster is drawn (from the COG's overviews), so a client
+    shows the raster at the district's and the city's scale too. ``maxzoom`` is the first zoom whose pixels are as
+    fine as the raster's cells at its latitude (:func:`native_zoom`): past it a client over-zooms instead of asking
+    for tiles that only repeat cells.
+    """
     with Reader(str(path), tms=get_tms("WebMercatorQuad")) as src:
         bounds = [float(v) for v in src.get_geographic_bounds(src.tms.rasterio_geographic_crs)]
-        minzoom, maxzoom = int(src.minzoom), int(src.maxzoom)
+    maxzoom = native_zoom(path)
     return {
         "tilejson": "3.0.0", "name": name, "scheme": "xyz", "format": "png",
         "tiles": [f"{base}/rasters/{name}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png"],
-        "bounds": bounds, "minzoom": minzoom, "maxzoom": maxzoom,
-        "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, maxzoom],
+        "bounds": bounds, "minzoom": 0, "maxzoom": maxzoom,
+        "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2, max(0, maxzoom - 2)],
     }
+
+
+def native_zoom(path: Path) -> int:
+    """The first WebMercatorQuad zoom whose pixel, on the ground at the raster's centre, is no larger than a cell."""
+    import math
+
+    import rasterio
+    from rasterio.warp import transform as warp_points
+
+    with rasterio.open(path) as src:
+        cx, cy = (src.bounds.left + src.bounds.right) / 2, (src.bounds.bottom + src.bounds.top) / 2
+        lat = warp_points(src.crs, "EPSG:4326", [cx], [cy])[1][0] if not src.crs.is_geographic else cy
+        cell = min(abs(src.res[0]), abs(src.res[1]))
+        if src.crs.is_geographic:  # degrees to metres along the parallel
+            cell *= 6378137 * math.pi / 180 * math.cos(math.radians(lat))
+        else:
+            cell *= src.crs.linear_units_factor[1]
+    tms = get_tms("WebMercatorQuad")
+    for z in range(tms.minzoom, tms.maxzoom + 1):
+        if tms.matrix(z).cellSize * math.cos(math.radians(lat)) <= cell:
+            return z
+    return tms.maxzoom
 
 
 #: colour stops of the value legend (evenly spaced over the ramp)

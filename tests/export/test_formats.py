@@ -206,3 +206,26 @@ def test_head_of_an_export_does_not_run_it(api, engine):
     r = api.head("/collections/addresses/items", params={"f": "parquet", "filter": "nosuch = 1"})
     assert r.status_code == 400  # parameters are still checked
     assert db_count(engine, "SELECT count(*) FROM cim_meta.access_log WHERE action = 'export'") == before
+
+
+@pytest.mark.parametrize("fmt", FILE_FORMATS)
+@pytest.mark.parametrize("coding", ["br", "gzip"])
+def test_exports_are_compressed_on_the_wire_when_accepted(api, fmt, coding):
+    """GeoJSONSeq, FlatGeobuf and GeoPackage travel in the coding the client accepts (decoded: the same file);
+    GeoParquet, compressed inside, and clients that accept nothing get the file as it is."""
+    params = {"f": fmt, "limit": 2000}
+    plain = api.get("/collections/addresses/items", params=params, headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    with api.stream("GET", "/collections/addresses/items", params=params,
+                    headers={"Accept-Encoding": coding}) as coded:
+        body = coded.read()
+        wire = coded.num_bytes_downloaded
+    assert coded.headers["content-encoding"] == coding and "Accept-Encoding" in coded.headers["vary"]
+    if fmt == "gpkg":  # SQLite pages: the same features, not necessarily the same bytes from run to run
+        assert body[:16] == b"SQLite format 3\x00" and abs(len(body) - len(plain.content)) < len(plain.content) / 4
+    else:
+        assert body == plain.content
+    assert wire * 4 < len(body)
+    parquet = api.get("/collections/addresses/items", params={"f": "parquet", "limit": 2000},
+                      headers={"Accept-Encoding": coding})
+    assert "content-encoding" not in parquet.headers

@@ -99,3 +99,89 @@ def test_export_from_a_cursor(api, engine):
 
     ids = [json.loads(t)["id"] for t in r.content.split(b"\x1e")[1:]]
     assert ids == ids_in_db(engine, "cim.cameras", "id")[100:350]
+
+
+@pytest.fixture(scope="module")
+def small_batches(settings, demo_database_url):
+    """The service with exports read 100 features a COPY: every export below spans many keyset batches."""
+    from fastapi.testclient import TestClient
+
+    from cim_service.app import create_app
+
+    with TestClient(create_app(settings.model_copy(update={"export_batch_rows": 100}))) as client:
+        yield client
+
+
+@pytest.mark.parametrize("sortby,order", [
+    (None, "id"),
+    ("-installed_at", "installed_at DESC NULLS FIRST, id"),
+    ("-owner,installed_at", "owner DESC, installed_at, id"),
+])
+def test_exports_read_batch_after_batch_by_keyset(small_batches, engine, null_dates, sortby, order, tmp_path):
+    """Batches of 100 follow each other after the last sort key (NULLs, ties, mixed directions): every feature
+    once, in the order asked, in the record formats and the columnar ones; limit and offset still hold."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    params = {"properties": "camera_type,installed_at", **({"sortby": sortby} if sortby else {})}
+    want = ids_in_db(engine, "cim.cameras", order)
+    assert len(want) > 300
+    seq = small_batches.get("/collections/cameras/items", params={"f": "geojsonseq", **params})
+    assert seq.status_code == 200 and seq.content.count(b"\x1e") == len(want)
+    assert [json.loads(t)["id"] for t in seq.content.split(b"\x1e")[1:]] == want
+    parquet = small_batches.get("/collections/cameras/items", params={"f": "parquet", **params})
+    (tmp_path / "c.parquet").write_bytes(parquet.content)
+    table = pq.read_table(tmp_path / "c.parquet")
+    assert table.column("id").to_pylist() == want
+    assert pq.ParquetFile(tmp_path / "c.parquet").metadata.num_row_groups == -(-len(want) // 100)
+    part = small_batches.get("/collections/cameras/items",
+                             params={"f": "geojsonseq", "limit": 250, "offset": 30, **params})
+    assert [json.loads(t)["id"] for t in part.content.split(b"\x1e")[1:]] == want[30:280]
+
+
+def test_export_values_survive_the_csv_path(small_batches, engine, tmp_path):
+    """Text with commas, quotes and newlines, empty text and NULL, and dates come out of COPY as stored."""
+    import pyarrow.parquet as pq
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, owner, installed_at FROM cim.cameras ORDER BY id LIMIT 3")).all()
+    values = ['闵行, "公安"\n第二行', "", None]
+    with engine.begin() as conn:
+        for row, value in zip(rows, values, strict=True):
+            conn.execute(sa.text("UPDATE cim.cameras SET owner = :o WHERE id = :i"), {"o": value, "i": row.id})
+    try:
+        r = small_batches.get("/collections/cameras/items",
+                              params={"f": "parquet", "limit": 3, "properties": "owner,installed_at"})
+        (tmp_path / "v.parquet").write_bytes(r.content)
+        got = pq.read_table(tmp_path / "v.parquet").to_pylist()
+        assert [g["owner"] for g in got] == values
+        assert [g["installed_at"] for g in got] == [row.installed_at for row in rows]
+    finally:
+        with engine.begin() as conn:
+            for row in rows:
+                conn.execute(sa.text("UPDATE cim.cameras SET owner = :o WHERE id = :i"), {"o": row.owner, "i": row.id})
+
+
+def test_timestamps_booleans_and_json_parse_from_copy_csv(catalog):
+    """COPY's CSV of a timestamp (UTC wall time), a JSON value and a point become the file's typed columns."""
+    from datetime import UTC, datetime
+
+    import shapely
+
+    from cim_service.features import export
+    from cim_service.features.crs import resolve_crs
+
+    spec = next(s for s in catalog if any(f.type.value == "timestamp" for f in s.fields))
+    stamp = next(f for f in spec.fields if f.type.value == "timestamp")
+    plan = export.ExportPlan(spec=spec, fmt=export.FORMATS["parquet"], properties=[stamp], crs=resolve_crs(None, "crs"),
+                             order=[('"id"', True)], limit=10, offset=0, refuse_above_limit=False)
+    point = shapely.to_wkb(shapely.Point(121.4, 31.1), hex=True).lower()
+    data = f"7,2026-05-01 08:30:00.123456,{point},7\n8,,{point},8\n".encode()
+    batch, last = export._csv_batch(plan, data)
+    assert batch.rows == 2 and last == ["8"]
+    table = export._arrow_table(plan, batch, bbox_column=True).to_pylist()
+    assert table[0][stamp.name] == datetime(2026, 5, 1, 8, 30, 0, 123456, tzinfo=UTC)
+    assert table[1][stamp.name] is None
+    assert shapely.from_wkb(table[0]["geometry"]).equals(shapely.Point(121.4, 31.1))
+    assert table[0]["bbox"] == {"xmin": 121.4, "ymin": 31.1, "xmax": 121.4, "ymax": 31.1}

@@ -85,7 +85,7 @@ def test_collections_lists_public_layers_with_extent(api, engine):
 
 def test_collection_document_links(api):
     doc = api.get("/collections/cameras").json()
-    rels = {(link["rel"], link["type"]) for link in doc["links"]}
+    rels = {(link["rel"], link.get("type")) for link in doc["links"]}
     assert ("items", "application/geo+json") in rels and ("items", "text/csv") in rels
     assert ("http://www.opengis.net/def/rel/ogc/1.0/queryables", "application/schema+json") in rels
     assert any(link["href"].endswith("/collections/cameras/tiles") for link in doc["links"])

@@ -7,7 +7,9 @@ import subprocess
 from collections.abc import Iterator
 
 import morecantile
+import pyogrio
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from cim_service.app import create_app
@@ -104,3 +106,22 @@ def test_thinning_is_described_in_tileset_metadata_and_tilejson(client):
     listing = client.get("/collections/cameras/tiles").json()
     rels = {link["rel"] for link in listing["tilesets"][0]["links"]}
     assert "http://www.opengis.net/def/rel/ogc/1.0/tileset" in rels
+
+
+def test_gdal_ogcapi_driver_reads_the_features_of_a_collection_with_tiles(served, engine, tmp_path):
+    """`ogrinfo OGCAPI:…/collections/cameras` opens the layer and reads every feature (GDAL 3.6 used to take the
+    collection's typed tilesets link into its compiled-out vector-tiles path and open nothing, silently)."""
+    url = f"OGCAPI:{served}/collections/cameras"
+    info = subprocess.run(["/usr/bin/ogrinfo", "-ro", "-al", "-so", url], capture_output=True, text=True,
+                          timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert "Layer name: cameras" in info.stdout and "Geometry: Point" in info.stdout
+    out = tmp_path / "cameras.fgb"
+    copied = subprocess.run(["/usr/bin/ogr2ogr", "-f", "FlatGeobuf", str(out), url, "-oo", "PAGE_SIZE=10000"],
+                            capture_output=True, text=True, timeout=300)
+    assert copied.returncode == 0, copied.stderr
+    got = pyogrio.read_dataframe(out)
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT count(*) FROM cim.cameras")).scalar_one()
+    assert len(got) == n > 0 and got.geometry.notna().all()
+    assert {"device_id", "camera_type"} <= set(got.columns)
