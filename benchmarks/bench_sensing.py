@@ -309,7 +309,11 @@ def main() -> None:
     bridge = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     load0 = os.getloadavg()[0]
     try:
-        time.sleep(8)  # bridge: migrate check, load datastreams, subscribe
+        deadline = time.time() + 120  # bridge: migrate check, load datastreams, subscribe ("running")
+        while "running" not in (Path(settings.home) / "bench-bridge.log").read_text() and time.time() < deadline:
+            if bridge.poll() is not None:
+                raise SystemExit("the bridge stopped; see bench-bridge.log")
+            time.sleep(0.2)
         proc = psutil.Process(bridge.pid)
         cpu0 = sum(proc.cpu_times()[:2])
         sampler = Sampler(mqtt_url, ids[:SAMPLED])

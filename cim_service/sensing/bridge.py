@@ -41,7 +41,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cim_service.core.settings import Settings
-from cim_service.sensing import bulk
+from cim_service.sensing import bulk, notify
 from cim_service.sensing import payload as pl
 from cim_service.sensing.broker import MqttEndpoint
 from cim_service.store import dead_letters, observations, sta_entities
@@ -482,11 +482,10 @@ class Bridge:
             if m.qos and m.gen == gen:
                 self._client.ack(m.mid, m.qos)
         if self.publish_created:
-            for o in rows:
-                self._client.publish(f"v1.1/Datastreams({o.datastream_id})/Observations", pl.created_json(o), qos=0)
+            notify.publish_qos0(self._client, ((f"v1.1/Datastreams({o.datastream_id})/Observations",
+                                                pl.created_json(o)) for o in rows))
             if cols is not None:
-                for topic, doc in pl.created_columns(cols):
-                    self._client.publish(topic, doc, qos=0)
+                notify.publish_qos0(self._client, pl.created_columns(cols))
         n = len(rows) + (len(cols) if cols is not None else 0)
         self.stats.batches += 1
         self.stats.committed += n
