@@ -59,6 +59,18 @@ def test_bulk_message_commits_good_rows_and_dead_letters_bad_ones(bridge_factory
         {"Datastream": {"@iot.id": 2147480001}, "components": ["result"], "dataArray": [[1.0], [2.0]]},
         {"Datastream": {"@iot.id": b}, "components": ["result", "resultQuality"], "dataArray": [[1.0, "good"]]},
     ]
+    # a SensorThings subscriber of b receives the created Observation (published by the bridge after commit)
+    ep = MqttEndpoint.parse(mqtt_url)
+    sub = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="bulk-created-sub")
+    sub.username_pw_set(ep.username, ep.password)
+    created: list[dict] = []
+    sub.on_message = lambda _c, _u, msg: created.append(orjson.loads(msg.payload))
+    sub.on_subscribe = lambda *_a: subscribed.append(True)
+    subscribed: list[bool] = []
+    sub.connect(ep.host, ep.port)
+    sub.subscribe(f"v1.1/Datastreams({b})/Observations", qos=0)
+    sub.loop_start()
+    wait_for(lambda: subscribed)
     mosquitto_pub(mqtt_url, TOPIC, orjson.dumps(body))
     mosquitto_pub(mqtt_url, TOPIC, b"[{not json")
     mosquitto_pub(mqtt_url, TOPIC, orjson.dumps({"Datastream": {"@iot.id": a}}))
@@ -77,6 +89,15 @@ def test_bulk_message_commits_good_rows_and_dead_letters_bad_ones(bridge_factory
     with engine.connect() as conn:
         latest = observations.latest(conn, a)
     assert (latest["phenomenon_time"], latest["result"]) == (t0 + timedelta(seconds=299), 299.0)
+    wait_for(lambda: created)
+    sub.loop_stop()
+    sub.disconnect()
+    tb = t0 + timedelta(milliseconds=250)
+    assert created == [{"@iot.id": observations.observation_id(b, tb),
+                        "@iot.selfLink": f"/sta/v1.1/Observations({observations.observation_id(b, tb)})",
+                        "phenomenonTime": _iso(tb), "resultTime": _iso(tb), "result": 4.5,
+                        "Datastream@iot.navigationLink":
+                            f"/sta/v1.1/Observations({observations.observation_id(b, tb)})/Datastream"}]
     reasons = Counter(r.reason for r in letters)
     # row faults: bad time, text result, two times out of the window, out of range (-5 cm), short row, a boolean;
     # an unknown datastream (two rows); a component the bulk topic does not take; not JSON; not an array
