@@ -128,6 +128,9 @@ class Settings(BaseSettings):
                                        "refused (clock of the device wrong).")
     sensor_batch_size: int = Field(default=5000, ge=1, description="Most observations committed in one batch.")
     sensor_batch_wait_ms: int = Field(default=100, ge=1, description="Longest wait for a batch to fill.")
+    sensor_batch_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Most "
+                                    "payload bytes in one batch of the bridge (bulk messages of "
+                                    "`v1.1/CreateObservations` carry many readings each).")
     sensor_rate_per_s: float = Field(default=10.0, gt=0, description="Readings a second accepted per datastream "
                                      "(token bucket; a device's flood beyond it is dead-lettered).")
     sensor_rate_burst: float = Field(default=50.0, ge=1, description="Burst size of the per-datastream limit.")

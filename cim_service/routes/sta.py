@@ -28,9 +28,9 @@ from cim_service.sta.writes import (
     Created,
     WriteLimits,
     Writer,
-    data_array_columns,
+    fast_data_array,
     parse_data_arrays,
-    write_data_array_columns,
+    write_data_array,
 )
 from cim_service.store import observations
 
@@ -135,11 +135,11 @@ async def create_observations(request: Request, principal: Principal = Depends(g
     def run() -> bytes:  # parsing megabytes of JSON is work for the worker thread, not for the event loop
         body = _body(raw)
         now = datetime.now(UTC)
-        columns = data_array_columns(body, limits, now)
+        columns = fast_data_array(body, limits, now)
         prefix = f"{base}/Observations("
-        if columns is not None:  # numeric readings with UTC times: parsed and copied column-wise
+        if columns is not None:  # numeric readings: parsed and copied column-wise
             with engine.begin() as conn:
-                ids = write_data_array_columns(conn, columns)
+                ids = write_data_array(conn, columns)
             return orjson.dumps([f"{prefix}{i})" for i in ids.tolist()])
         rows = parse_data_arrays(body, limits, now)
         with engine.begin() as conn:

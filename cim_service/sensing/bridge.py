@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+import orjson
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from paho.mqtt.packettypes import PacketTypes
@@ -39,14 +41,22 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from cim_service.core.settings import Settings
+from cim_service.sensing import bulk, notify
 from cim_service.sensing import payload as pl
 from cim_service.sensing.broker import MqttEndpoint
 from cim_service.store import dead_letters, observations, sta_entities
 from cim_service.store.db import make_engine
 from cim_service.store.dead_letters import DeadLetter
-from cim_service.store.observations import Observation
+from cim_service.store.observations import Columns, Observation
 
 log = logging.getLogger("cim.sensing.bridge")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ms(t: datetime | None) -> int:
+    """Milliseconds since the Unix epoch (-1: none)."""
+    return -1 if t is None else (t - _EPOCH) // timedelta(milliseconds=1)
+
 CLIENT_ID = "cim-sensor-bridge"
 SESSION_EXPIRY_S = 7 * 86_400
 RECEIVE_MAXIMUM = 65_535
@@ -64,6 +74,7 @@ class _Msg:
     topic: str
     payload: bytes
     received: float
+    dup: bool = False
 
 
 @dataclass(slots=True)
@@ -73,6 +84,7 @@ class _Prepared:
     letters: list[DeadLetter]
     rejected: dict[str, int]
     dupes: int
+    columns: Columns | None = None
 
 
 @dataclass
@@ -150,7 +162,8 @@ class Bridge:
             return
         self._gen += 1  # messages of the previous connection are redelivered by the broker: not acknowledged
         self.stats.connects += 1
-        client.subscribe(pl.SUBSCRIPTION, options=SubscribeOptions(qos=1, noLocal=True))
+        opts = SubscribeOptions(qos=1, noLocal=True)
+        client.subscribe([(pl.SUBSCRIPTION, opts), (bulk.TOPIC, opts)])
         self._connected.set()
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
@@ -159,7 +172,8 @@ class Bridge:
             log.warning("bridge lost the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:
-        self._queue.append(_Msg(self._gen, msg.mid, msg.qos, msg.topic, msg.payload, time.monotonic()))
+        self._queue.append(_Msg(self._gen, msg.mid, msg.qos, msg.topic, msg.payload, time.monotonic(),
+                                bool(msg.dup)))
         self._wake.set()
 
     # -- lifecycle ----------------------------------------------------------------------------------------
@@ -206,14 +220,17 @@ class Bridge:
 
     # -- the writer ---------------------------------------------------------------------------------------
     def _take(self) -> list[_Msg]:
-        limit = self.settings.sensor_batch_size
+        limit, max_bytes = self.settings.sensor_batch_size, self.settings.sensor_batch_bytes
         deadline = time.monotonic() + self.settings.sensor_batch_wait_ms / 1000
         batch: list[_Msg] = []
+        size = 0
         q = self._queue
-        while len(batch) < limit:
-            while q and len(batch) < limit:
-                batch.append(q.popleft())
-            if len(batch) >= limit or self._stop.is_set():
+        while len(batch) < limit and size < max_bytes:
+            while q and len(batch) < limit and size < max_bytes:
+                m = q.popleft()
+                batch.append(m)
+                size += len(m.payload)
+            if len(batch) >= limit or size >= max_bytes or self._stop.is_set():
                 break
             left = deadline - time.monotonic()
             if left <= 0:
@@ -305,8 +322,106 @@ class Bridge:
 
     def _prepare(self, batch: list[_Msg]) -> _Prepared:
         """Check the messages of a batch: observations to write, dead letters, counts."""
+        singles = [m for m in batch if m.topic != bulk.TOPIC]
+        p = self._prepare_singles(batch, singles)
+        bulks = [m for m in batch if m.topic == bulk.TOPIC]
+        if bulks:
+            p.columns = self._prepare_bulk(bulks, p)
+        return p
+
+    def _infos_of(self, ids: list[int]) -> dict[int, sta_entities.DatastreamInfo]:
+        self._lookup_unknown(set(ids))
+        return {i: self._infos[i] for i in ids if i in self._infos}
+
+    def _prepare_bulk(self, msgs: list[_Msg], p: _Prepared) -> Columns | None:
+        """The rows of the bulk messages of a batch, checked column-wise (see :mod:`cim_service.sensing.bulk`);
+        rate-limited per datastream like single readings; duplicates dropped: a row twice in the batch, a row at
+        its datastream's latest time, and in a redelivered message (MQTT DUP) the rows already stored."""
+        now = datetime.now(UTC)
+        max_past = timedelta(days=self.settings.sensor_raw_days)
+        max_future = timedelta(seconds=self.settings.sensor_max_future_s)
+        parts: list[Columns] = []
+        for m in msgs:
+            parsed = bulk.parse(m.payload, self._infos_of, now=now, max_past=max_past, max_future=max_future)
+            p.letters.extend(parsed.letters)
+            for reason, n in parsed.rejected.items():
+                p.rejected[reason] = p.rejected.get(reason, 0) + n
+            cols = parsed.columns
+            if m.dup and len(cols):
+                with self.engine.connect() as conn:
+                    stored = observations.existing(conn.connection.driver_connection, cols)
+                if stored.any():
+                    p.dupes += int(stored.sum())
+                    keep = ~stored
+                    cols = Columns(cols.datastream[keep], cols.t_ms[keep], cols.result[keep], cols.feature[keep])
+            if len(cols):
+                parts.append(cols)
+        if not parts:
+            return None
+        cols = Columns(*(np.concatenate([getattr(c, k) for c in parts]) for k in ("datastream", "t_ms", "result",
+                                                                                    "feature")))
+        # twice in the batch (or already among its single readings), or at the datastream's latest time
+        ids = cols.ids()
+        _, first = np.unique(ids, return_index=True)
+        keep = np.zeros(len(ids), dtype=bool)
+        keep[first] = True
+        uniq, inverse = np.unique(cols.datastream, return_inverse=True)
+        latest_ms = np.array([_ms(self._latest.get(d)) for d in uniq.tolist()], dtype=np.int64)
+        keep &= cols.t_ms != latest_ms[inverse]
+        if p.rows:
+            keep &= ~np.isin(ids, np.array([o.id for o in p.rows], dtype=np.int64))
+        p.dupes += int((~keep).sum())
+        # the per-datastream token bucket: the first readings of a datastream in the batch take its tokens
+        mono = time.monotonic()
+        counts = np.bincount(inverse, weights=keep, minlength=len(uniq)).astype(np.int64)
+        allowed = np.array([self._take_tokens(d, int(c), mono) for d, c in zip(uniq.tolist(), counts.tolist(),
+                                                                               strict=True)], dtype=np.int64)
+        order = np.argsort(inverse, kind="stable")
+        kept_sorted = keep[order].astype(np.int64)
+        starts = np.r_[0, np.cumsum(np.bincount(inverse, minlength=len(uniq)))[:-1]]
+        csum = np.cumsum(kept_sorted)
+        rank_sorted = csum - kept_sorted - (csum - kept_sorted)[starts][inverse[order]]
+        rank = np.empty_like(rank_sorted)
+        rank[order] = rank_sorted
+        limited = keep & (rank >= allowed[inverse])
+        if limited.any():
+            p.rejected["rate_limited"] = p.rejected.get("rate_limited", 0) + int(limited.sum())
+            for d in np.unique(cols.datastream[limited]).tolist():
+                if mono - self._rate_lettered.get(d, -1e9) >= RATE_LETTER_EVERY_S:
+                    self._rate_lettered[d] = mono
+                    p.letters.append(DeadLetter(bulk.TOPIC, orjson.dumps({"Datastream": {"@iot.id": d}}),
+                                                "rate_limited", f"above {self.settings.sensor_rate_per_s}/s; "
+                                                f"later ones in the next {RATE_LETTER_EVERY_S:.0f} s are only "
+                                                "counted"))
+        keep &= ~limited
+        cols = Columns(cols.datastream[keep], cols.t_ms[keep], cols.result[keep], cols.feature[keep])
+        if not len(cols):
+            return None
+        # from here on, a redelivery of these is a duplicate (a failed commit is retried as is)
+        uniq, inverse = np.unique(cols.datastream, return_inverse=True)
+        newest = np.full(len(uniq), np.iinfo(np.int64).min)
+        np.maximum.at(newest, inverse, cols.t_ms)
+        for d, t in zip(uniq.tolist(), newest.tolist(), strict=True):
+            prev = self._latest.get(d)
+            if prev is None or t > _ms(prev):
+                self._latest[d] = _EPOCH + timedelta(milliseconds=t)
+        return cols
+
+    def _take_tokens(self, ds: int, n: int, now: float) -> int:
+        """Up to ``n`` readings of ``ds`` let through by its token bucket."""
+        b = self._buckets.get(ds)
+        rate, burst = self.settings.sensor_rate_per_s, self.settings.sensor_rate_burst
+        if b is None:
+            b = self._buckets[ds] = _Bucket(burst, now)
+        b.tokens = min(burst, b.tokens + (now - b.at) * rate)
+        b.at = now
+        k = min(n, int(b.tokens))
+        b.tokens -= k
+        return k
+
+    def _prepare_singles(self, batch: list[_Msg], singles: list[_Msg]) -> _Prepared:
         dss: list[int | None] = []
-        for m in batch:
+        for m in singles:
             try:
                 dss.append(pl.datastream_of(m.topic))
             except pl.Rejected:
@@ -322,7 +437,7 @@ class Bridge:
         seen: set[tuple[int, datetime]] = set()
         dupes = 0
         infos, latest = self._infos, self._latest
-        for m, ds in zip(batch, dss, strict=True):
+        for m, ds in zip(singles, dss, strict=True):
             try:
                 o = pl.parse(m.topic, m.payload, infos.get(ds) if ds is not None else None, now=now,
                              max_past=max_past, max_future=max_future, ds=ds)
@@ -352,12 +467,14 @@ class Bridge:
     def _write(self, p: _Prepared) -> None:
         """One transaction: partitions if new days, COPY + latest upsert, dead letters; then the PUBACKs."""
         batch, rows, letters, rejected, dupes = p.batch, p.rows, p.letters, p.rejected, p.dupes
-        days = {o.phenomenon_time.date() for o in rows} - self._days
+        cols = p.columns
+        days = {o.phenomenon_time.date() for o in rows} | (cols.days() if cols is not None else set())
+        days -= self._days
         with self.engine.begin() as conn:
             if days:
                 observations.ensure_partitions(conn, days)
             pg = conn.connection.driver_connection
-            observations.write_batch(pg, rows)
+            observations.write_batch(pg, rows, cols)
             dead_letters.write(pg, letters)
         self._days |= days
         gen = self._gen
@@ -365,15 +482,18 @@ class Bridge:
             if m.qos and m.gen == gen:
                 self._client.ack(m.mid, m.qos)
         if self.publish_created:
-            for o in rows:
-                self._client.publish(f"v1.1/Datastreams({o.datastream_id})/Observations", pl.created_json(o), qos=0)
+            notify.publish_qos0(self._client, ((f"v1.1/Datastreams({o.datastream_id})/Observations",
+                                                pl.created_json(o)) for o in rows))
+            if cols is not None:
+                notify.publish_qos0(self._client, pl.created_columns(cols))
+        n = len(rows) + (len(cols) if cols is not None else 0)
         self.stats.batches += 1
-        self.stats.committed += len(rows)
+        self.stats.committed += n
         self.stats.duplicates += dupes
         self.stats.last_commit_latency_s = time.monotonic() - batch[0].received
         for reason, n in rejected.items():
             self.stats.rejected[reason] = self.stats.rejected.get(reason, 0) + n
             if self.on_rejected:
                 self.on_rejected(reason, n)
-        if self.on_committed and rows:
-            self.on_committed(len(rows))
+        if self.on_committed and n:
+            self.on_committed(n)

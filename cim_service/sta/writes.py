@@ -19,6 +19,8 @@ import orjson
 import shapely.geometry
 from sqlalchemy.engine import Connection
 
+from cim_service.core import data_array
+from cim_service.core.data_array import DataArray
 from cim_service.errors import InvalidParameter, NotFound
 from cim_service.sta.grammar import parse_instant
 from cim_service.store import observations, sta_entities
@@ -601,105 +603,51 @@ def parse_data_arrays(body: Any, limits: WriteLimits, now: datetime) -> list[Obs
     return rows
 
 
-@dataclass
-class Columns:
-    """One dataArray group in columns: a datastream, times (ms since the Unix epoch) and numeric results."""
+def fast_data_array(body: Any, limits: WriteLimits, now: datetime) -> DataArray | None:
+    """The column-wise reading of a ``CreateObservations`` body (:mod:`cim_service.core.data_array`), or None
+    when the body needs the general one (:func:`parse_data_arrays`, which also names the first fault exactly)."""
+    now_ms = int(truncate_ms(now).timestamp() * 1000)
+    lo = int((now - limits.max_past).timestamp() * 1000)
+    hi = int((now + limits.max_future).timestamp() * 1000)
+    try:
+        arr = data_array.read(body, now_ms=now_ms, lo_ms=lo, hi_ms=hi, max_faults=1)
+    except data_array.BodyError:
+        return None
+    if arr.faults or arr.general:
+        return None
+    return arr
 
-    datastream_id: int
-    t_ms: Any
-    result: Any
 
+def write_data_array(conn: Connection, arr: DataArray) -> Any:
+    """Write the rows of ``arr`` through the single batch writer; return the ``@iot.id`` of every row (in order).
 
-def data_array_columns(body: Any, limits: WriteLimits, now: datetime) -> list[Columns] | None:
-    """The fast reading of a ``CreateObservations`` body, or None when it needs the general one.
-
-    It applies to groups of ``[phenomenonTime, result]`` (or ``[result]``) rows with UTC times written with
-    ``Z`` and numeric results: the columns are parsed by numpy, not row by row. Anything else (or any fault,
-    which :func:`parse_data_arrays` then reports precisely) takes the general path.
+    Rows without a FeatureOfInterest observe their datastream's (generated from its Thing's Location if need be);
+    each datastream's phenomenon and result times are widened in one statement.
     """
     import numpy as np
 
-    if not isinstance(body, list):
-        return None
-    out: list[Columns] = []
-    total = 0
-    hi = int((now + limits.max_future).timestamp() * 1000)
-    lo = int((now - limits.max_past).timestamp() * 1000)
-    for group in body:
-        if not isinstance(group, dict) or set(group) - {"Datastream", "components", "dataArray",
-                                                         "dataArray@iot.count"}:
-            return None
-        ref = group.get("Datastream")
-        if not isinstance(ref, dict) or set(ref) != {"@iot.id"} or type(ref["@iot.id"]) is not int \
-                or not 0 <= ref["@iot.id"] < 2**31:
-            return None
-        comps, data = group.get("components"), group.get("dataArray")
-        if comps not in (["phenomenonTime", "result"], ["result", "phenomenonTime"], ["result"]) \
-                or not isinstance(data, list):
-            return None
-        width = len(comps)
-        if not all(type(r) is list and len(r) == width for r in data):
-            return None
-        total += len(data)
-        if total > MAX_BULK_ROWS:
-            return None
-        if not data:
-            continue
-        ir = comps.index("result")
-        results = [r[ir] for r in data]
-        if not all(type(x) is float or type(x) is int for x in results):
-            return None
-        try:
-            result = np.array(results, dtype=np.float64)
-        except (OverflowError, ValueError):
-            return None
-        if not np.isfinite(result).all():
-            return None
-        if width == 1:
-            t_ms = np.full(len(data), int(truncate_ms(now).timestamp() * 1000), dtype=np.int64)
-        else:
-            ip = comps.index("phenomenonTime")
-            try:  # numpy reads the times without their Z (a time without Z, or not a string, is no match)
-                stripped = [r[ip][:-1] for r in data if r[ip][-1:] == "Z" and r[ip][4:5] == "-"]
-                if len(stripped) != len(data):
-                    return None
-                t_ms = np.array(stripped, dtype="datetime64[ms]").astype(np.int64)
-            except (TypeError, ValueError):
-                return None
-            if len(t_ms) and (t_ms.min() < lo or t_ms.max() > hi):
-                return None
-        out.append(Columns(ref["@iot.id"], t_ms, result))
-    return out
-
-
-def write_data_array_columns(conn: Connection, groups: list[Columns]) -> Any:
-    """Write the groups through the owner module's columnar writer; return the ``@iot.id`` of every row."""
-    import numpy as np
-
-    groups = [g for g in groups if len(g.t_ms)]
-    if not groups:
+    if not len(arr):
         return np.empty(0, dtype=np.int64)
-    ids = sorted({g.datastream_id for g in groups})
+    uniq, inverse = np.unique(arr.datastream, return_inverse=True)
+    ids = [int(i) for i in uniq]
     features = sta_entities.datastream_features(conn, ids)
     missing = [i for i in ids if i not in features]
     if missing:
         raise _bad("Datastream", f"no Datastream with id {missing[0]}")
-    ds = np.concatenate([np.full(len(g.t_ms), g.datastream_id, dtype=np.int32) for g in groups])
-    t_ms = np.concatenate([g.t_ms for g in groups])
-    result = np.concatenate([g.result for g in groups])
-    feature = np.concatenate([np.full(len(g.t_ms), features[g.datastream_id] or -1, dtype=np.int64)
-                              for g in groups])
-    days = {datetime(1970, 1, 1, tzinfo=UTC).date() + timedelta(days=int(d))
-            for d in np.unique(t_ms // 86_400_000)}
-    observations.ensure_partitions(conn, days)
-    observations.write_columns(conn.connection.driver_connection, ds, t_ms, result, feature)
-    bounds = {}
+    default = np.array([features[i] or -1 for i in ids], dtype=np.int64)[inverse]
+    feature = np.where(arr.feature >= 0, arr.feature, default)
+    cols = observations.Columns(arr.datastream, arr.t_ms, arr.result, feature)
+    observations.ensure_partitions(conn, cols.days())
+    observations.write_batch(conn.connection.driver_connection, columns=cols)
+    lo = np.full(len(uniq), np.iinfo(np.int64).max)
+    hi = np.full(len(uniq), np.iinfo(np.int64).min)
+    np.minimum.at(lo, inverse, arr.t_ms)
+    np.maximum.at(hi, inverse, arr.t_ms)
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    for g in groups:
-        a = epoch + timedelta(milliseconds=int(g.t_ms.min()))
-        b = epoch + timedelta(milliseconds=int(g.t_ms.max()))
-        old = bounds.get(g.datastream_id)
-        bounds[g.datastream_id] = (a, b, a, b) if old is None else (min(old[0], a), max(old[1], b),
-                                                                    min(old[2], a), max(old[3], b))
+    bounds = {}
+    for i, d in enumerate(ids):
+        a = epoch + timedelta(milliseconds=int(lo[i]))
+        b = epoch + timedelta(milliseconds=int(hi[i]))
+        bounds[d] = (a, b, a, b)
     sta_entities.extend_datastream_times(conn, bounds)
-    return (ds.astype(np.int64) << observations.TIME_BITS) | (t_ms - 946_684_800_000)
+    return cols.ids()

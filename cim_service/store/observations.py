@@ -134,6 +134,97 @@ def ensure_partitions_around(conn: Connection, now: datetime, *, back_days: int,
 
 
 # -- writing -----------------------------------------------------------------------------------------------------
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_PGCOPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+#: milliseconds between the Unix epoch and PostgreSQL's (2000-01-01), the origin of binary timestamps
+_PG_EPOCH_MS = 946_684_800_000
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+#: the columns of the numeric rows (one binary COPY built by numpy)
+_NUMERIC = "datastream_id, phenomenon_time, result, feature_id"
+
+
+@dataclass(slots=True)
+class Columns:
+    """Numeric observations as numpy columns: what the bulk writers (dataArray over HTTP and MQTT) hand over.
+
+    ``datastream`` int32 ids, ``t_ms`` int64 milliseconds since the Unix epoch (UTC), ``result`` float64,
+    ``feature`` int64 FeatureOfInterest ids, -1 for none. Row ``i`` is ``Observation(datastream[i],
+    t_ms[i], result[i], feature_id=feature[i] or None)``.
+    """
+
+    datastream: Any
+    t_ms: Any
+    result: Any
+    feature: Any
+
+    def __len__(self) -> int:
+        return len(self.t_ms)
+
+    def days(self) -> set[date]:
+        """UTC days of the rows (their partitions)."""
+        import numpy as np
+
+        return {date(1970, 1, 1) + timedelta(days=int(d)) for d in np.unique(self.t_ms // 86_400_000)}
+
+    def ids(self) -> Any:
+        """The ``@iot.id`` of every row (int64; see :func:`observation_id`)."""
+        import numpy as np
+
+        return (self.datastream.astype(np.int64) << TIME_BITS) | (self.t_ms - _PG_EPOCH_MS)
+
+
+def _simple(o: Observation) -> bool:
+    return (o.result is not None and o.result_json is None and o.result_time is None and o.result_quality is None
+            and o.extra is None)
+
+
+def _as_columns(rows: Sequence[Observation]) -> Columns:
+    import numpy as np
+
+    n = len(rows)
+    return Columns(np.fromiter((o.datastream_id for o in rows), np.int32, n),
+                   np.fromiter(((o.phenomenon_time - _UNIX) // _MS for o in rows), np.int64, n),
+                   np.fromiter((o.result for o in rows), np.float64, n),
+                   np.fromiter((-1 if o.feature_id is None else o.feature_id for o in rows), np.int64, n))
+
+
+def _concat(parts: list[Columns]) -> Columns:
+    import numpy as np
+
+    if len(parts) == 1:
+        return parts[0]
+    return Columns(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("datastream", "t_ms", "result",
+                                                                              "feature")))
+
+
+def _numeric_copy(cols: Columns) -> bytes:
+    """Binary COPY data of (datastream_id, phenomenon_time, result, feature_id), built by numpy in one pass per
+    layout (rows with and without a FeatureOfInterest: a NULL field is its length -1 and no bytes)."""
+    import numpy as np
+
+    head = [("n", ">i2"), ("l0", ">i4"), ("d", ">i4"), ("l1", ">i4"), ("t", ">i8"), ("l2", ">i4"), ("r", ">f8"),
+            ("l3", ">i4")]
+    t_us = (cols.t_ms - _PG_EPOCH_MS) * 1000
+    has = cols.feature >= 0
+    out = [_PGCOPY_HEADER]
+    for mask, fields in ((has, [*head, ("f", ">i8")]), (~has, head)):
+        k = int(mask.sum())
+        if not k:
+            continue
+        buf = np.empty(k, dtype=np.dtype(fields))
+        buf["n"] = 4
+        buf["l0"], buf["l1"], buf["l2"] = 4, 8, 8
+        buf["d"], buf["t"], buf["r"] = cols.datastream[mask], t_us[mask], cols.result[mask]
+        if len(fields) > len(head):
+            buf["l3"], buf["f"] = 8, cols.feature[mask]
+        else:
+            buf["l3"] = -1
+        out.append(buf.tobytes())
+    out.append(_PGCOPY_TRAILER)
+    return b"".join(out)
+
+
 def _copy_rows(cur: psycopg.Cursor, rows: Sequence[Observation]) -> None:
     with cur.copy(f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(["int4", "timestamptz", "float8", "timestamptz", "int8", "jsonb", "jsonb", "jsonb"])
@@ -144,20 +235,58 @@ def _copy_rows(cur: psycopg.Cursor, rows: Sequence[Observation]) -> None:
                             None if o.extra is None else Jsonb(o.extra)))
 
 
-def _upsert_latest(cur: psycopg.Cursor, rows: Sequence[Observation]) -> None:
+def _newest_numeric(cols: Columns) -> Any:
+    """Index of the newest row of each datastream (ties: the later row), ordered by datastream id."""
+    import numpy as np
+
+    order = np.lexsort((np.arange(len(cols.t_ms)), cols.t_ms, cols.datastream))
+    ds = cols.datastream[order]
+    return order[np.r_[ds[1:] != ds[:-1], True]]
+
+
+def _upsert_latest(cur: psycopg.Cursor, cols: Columns | None, rows: Sequence[Observation]) -> None:
+    """One upsert of ``cim_sta.latest`` with the newest reading of each datastream among ``cols`` and ``rows``
+    (through a temporary table filled by binary COPY); an older reading than the stored one changes nothing."""
+    import numpy as np
+
     newest: dict[int, Observation] = {}
     for o in rows:
         best = newest.get(o.datastream_id)
         if best is None or o.phenomenon_time >= best.phenomenon_time:
             newest[o.datastream_id] = o
-    # the newest value per datastream goes through a temporary table (binary COPY), then one upsert
+    data = b""
+    if cols is not None and len(cols):
+        last = _newest_numeric(cols)
+        if newest:  # a datastream in both: the newer reading wins (the general rows come later on a tie)
+            keep = np.ones(len(last), dtype=bool)
+            ds_last = cols.datastream[last]
+            for d, o in list(newest.items()):
+                i = np.searchsorted(ds_last, d)
+                if i < len(ds_last) and ds_last[i] == d:
+                    if cols.t_ms[last[i]] > (o.phenomenon_time - _UNIX) // _MS:
+                        del newest[d]
+                    else:
+                        keep[i] = False
+            last = last[keep]
+        buf = np.empty(len(last), dtype=np.dtype([("n", ">i2"), ("l0", ">i4"), ("d", ">i4"), ("l1", ">i4"),
+                                                   ("t", ">i8"), ("l2", ">i4"), ("r", ">f8"), ("l3", ">i4"),
+                                                   ("l4", ">i4")]))
+        buf["n"], buf["l0"], buf["l1"], buf["l2"], buf["l3"], buf["l4"] = 5, 4, 8, 8, -1, -1
+        buf["d"] = cols.datastream[last]
+        buf["t"] = (cols.t_ms[last] - _PG_EPOCH_MS) * 1000
+        buf["r"] = cols.result[last]
+        data = buf.tobytes()
     cur.execute("CREATE TEMP TABLE IF NOT EXISTS latest_in (datastream_id int4, phenomenon_time timestamptz, "
                 "result float8, result_json jsonb, result_time timestamptz) ON COMMIT DELETE ROWS")
-    with cur.copy("COPY latest_in FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int4", "timestamptz", "float8", "jsonb", "timestamptz"])
-        for o in newest.values():
-            copy.write_row((o.datastream_id, o.phenomenon_time, o.result,
-                            None if o.result_json is None else Jsonb(o.result_json), o.result_time))
+    if data:
+        with cur.copy("COPY latest_in FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(_PGCOPY_HEADER + data + _PGCOPY_TRAILER)
+    if newest:
+        with cur.copy("COPY latest_in FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "timestamptz", "float8", "jsonb", "timestamptz"])
+            for o in newest.values():
+                copy.write_row((o.datastream_id, o.phenomenon_time, o.result,
+                                None if o.result_json is None else Jsonb(o.result_json), o.result_time))
     cur.execute(
         f"""
         INSERT INTO {LATEST} AS l (datastream_id, phenomenon_time, result, result_json, result_time, received_at)
@@ -169,22 +298,64 @@ def _upsert_latest(cur: psycopg.Cursor, rows: Sequence[Observation]) -> None:
         """)
 
 
-def write_batch(conn: psycopg.Connection, rows: Sequence[Observation]) -> None:
-    """COPY ``rows`` and update the latest values, in the current transaction of ``conn`` (psycopg, not autocommit).
+def _split(rows: Sequence[Observation], columns: Columns | None) -> tuple[Columns | None, list[Observation]]:
+    simple = [o for o in rows if _simple(o)]
+    general = [o for o in rows if not _simple(o)] if len(simple) != len(rows) else []
+    parts = ([columns] if columns is not None and len(columns) else []) + ([_as_columns(simple)] if simple else [])
+    return (_concat(parts) if parts else None), general
 
-    The partitions of the rows' days must exist (:func:`ensure_partitions`); the caller commits.
+
+def write_batch(conn: psycopg.Connection, rows: Sequence[Observation] = (), columns: Columns | None = None) -> None:
+    """Write ``rows`` and ``columns`` in the current transaction of ``conn`` (psycopg, not autocommit).
+
+    The single write path of readings (MQTT bridge, STA POST, dataArray over HTTP and MQTT): numeric readings
+    (``columns``, and the ``rows`` holding only a number) go in ONE binary COPY built by numpy; rows with more
+    (JSON results, result time, quality, parameters) in a second, row-wise COPY only when there are any; then ONE
+    upsert of ``cim_sta.latest`` with the newest reading of each datastream in the batch (its statement-level
+    triggers, the alert evaluation among them, run once per batch). The partitions of the rows' days must exist
+    (:func:`ensure_partitions`); the caller commits.
     """
-    if not rows:
+    cols, general = _split(rows, columns)
+    if cols is None and not general:
         return
     with conn.cursor() as cur:
-        _copy_rows(cur, rows)
-        _upsert_latest(cur, rows)
+        if cols is not None:
+            with cur.copy(f"COPY {TABLE} ({_NUMERIC}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(_numeric_copy(cols))
+        if general:
+            _copy_rows(cur, general)
+        _upsert_latest(cur, cols, general)
 
 
-def copy_only(conn: psycopg.Connection, rows: Sequence[Observation]) -> None:
-    """COPY ``rows`` alone (the database's own limit, measured by the benchmark beside :func:`write_batch`)."""
+def copy_only(conn: psycopg.Connection, rows: Sequence[Observation] = (), columns: Columns | None = None) -> None:
+    """The COPY of :func:`write_batch` alone, no latest upsert (the database's own limit, for the benchmarks)."""
+    cols, general = _split(rows, columns)
     with conn.cursor() as cur:
-        _copy_rows(cur, rows)
+        if cols is not None:
+            with cur.copy(f"COPY {TABLE} ({_NUMERIC}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(_numeric_copy(cols))
+        if general:
+            _copy_rows(cur, general)
+
+
+def existing(conn: psycopg.Connection, cols: Columns) -> Any:
+    """Mask of the rows of ``cols`` already stored (a redelivered bulk message; read through the BRIN on time)."""
+    import numpy as np
+
+    if not len(cols):
+        return np.zeros(0, dtype=bool)
+    lo, hi = int(cols.t_ms.min()), int(cols.t_ms.max())
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT cim_sta.observation_id(o.datastream_id, o.phenomenon_time)
+              FROM {TABLE} o
+             WHERE o.phenomenon_time BETWEEN timestamptz 'epoch' + %(lo)s * interval '1 millisecond'
+                                         AND timestamptz 'epoch' + %(hi)s * interval '1 millisecond'
+               AND o.datastream_id = ANY(%(ds)s)
+            """, {"lo": lo, "hi": hi, "ds": sorted({int(d) for d in np.unique(cols.datastream)})})
+        found = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
+    return np.isin(cols.ids(), found)
 
 
 def latest_times(conn: psycopg.Connection) -> dict[int, datetime]:
@@ -308,57 +479,6 @@ def update_one(conn: Connection, datastream_id: int, phenomenon_time: datetime, 
     sets = ", ".join(f"{k} = CAST(:{k} AS {allowed[k]})" for k in params)
     return conn.execute(sa.text(f"UPDATE {TABLE} SET {sets} WHERE datastream_id = :_d AND phenomenon_time = :_t"),
                         {**params, "_d": datastream_id, "_t": phenomenon_time}).rowcount > 0
-
-
-# -- columnar writes (the dataArray extension: many numeric readings of few datastreams) -----------------------------
-_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-_PGCOPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
-#: microseconds between the Unix epoch and PostgreSQL's (2000-01-01), the origin of binary timestamps
-_PG_EPOCH_US = 946_684_800_000_000
-
-
-def _binary_rows(ds: Any, t_us: Any, result: Any, feature: Any | None) -> bytes:
-    """Binary COPY rows of (datastream_id, phenomenon_time, result[, feature_id]) built by numpy in one pass."""
-    import numpy as np
-
-    fields = [("n", ">i2"), ("l0", ">i4"), ("d", ">i4"), ("l1", ">i4"), ("t", ">i8"), ("l2", ">i4"), ("r", ">f8")]
-    if feature is not None:
-        fields += [("l3", ">i4"), ("f", ">i8")]
-    buf = np.empty(len(ds), dtype=np.dtype(fields))
-    buf["n"] = 4 if feature is not None else 3
-    buf["l0"], buf["l1"], buf["l2"] = 4, 8, 8
-    buf["d"], buf["t"], buf["r"] = ds, t_us - _PG_EPOCH_US, result
-    if feature is not None:
-        buf["l3"], buf["f"] = 8, feature
-    return buf.tobytes()
-
-
-def write_columns(conn: psycopg.Connection, ds: Any, t_ms: Any, result: Any, feature: Any) -> None:
-    """COPY numeric observations given as numpy columns and upsert the latest values, in ``conn``'s transaction.
-
-    ``ds`` int32 datastream ids, ``t_ms`` int64 milliseconds since the Unix epoch (UTC), ``result`` float64,
-    ``feature`` int64 FeatureOfInterest ids with -1 for none (the datastream's). The same rows as
-    :func:`write_batch` with ``Observation(ds, t, result, feature_id=...)``, without a Python object per row.
-    """
-    import numpy as np
-
-    if len(ds) == 0:
-        return
-    t_us = t_ms.astype(np.int64) * 1000
-    has = feature >= 0
-    with conn.cursor() as cur:
-        for mask, cols in ((has, "datastream_id, phenomenon_time, result, feature_id"),
-                           (~has, "datastream_id, phenomenon_time, result")):
-            if not mask.any():
-                continue
-            rows = _binary_rows(ds[mask], t_us[mask], result[mask], feature[mask] if "feature" in cols else None)
-            with cur.copy(f"COPY {TABLE} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(_PGCOPY_HEADER + rows + _PGCOPY_TRAILER)
-        order = np.lexsort((t_ms, ds))  # the newest row of each datastream is the last of its run
-        last = order[np.r_[ds[order][1:] != ds[order][:-1], True]]
-        newest = [Observation(int(ds[i]), EPOCH + timedelta(milliseconds=int(t_ms[i]) - 946_684_800_000),
-                              float(result[i])) for i in last]
-        _upsert_latest(cur, newest)
 
 
 def delete_datastreams(conn: Connection, datastream_ids: list[int]) -> None:

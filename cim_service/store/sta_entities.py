@@ -372,17 +372,24 @@ def datastream_features(conn: Connection, ids: list[int]) -> dict[int, int | Non
 
 
 def extend_datastream_times(conn: Connection, bounds: dict[int, tuple[Any, Any, Any, Any]]) -> None:
-    """Widen each Datastream's phenomenonTime and resultTime to cover newly written observations.
+    """Widen each Datastream's phenomenonTime and resultTime to cover newly written observations (one statement).
 
     ``bounds``: datastream id -> (phenomenon start, phenomenon end, result start, result end).
     """
-    for ds_id, (ps, pe, rs, re_) in bounds.items():
-        conn.execute(sa.text(
-            f"""
-            UPDATE {DATASTREAM} SET
-              phenomenon_time_start = least(phenomenon_time_start, CAST(:ps AS timestamptz)),
-              phenomenon_time_end = greatest(phenomenon_time_end, CAST(:pe AS timestamptz)),
-              result_time_start = least(result_time_start, CAST(:rs AS timestamptz)),
-              result_time_end = greatest(result_time_end, CAST(:re AS timestamptz))
-             WHERE id = :d
-            """), {"d": ds_id, "ps": ps, "pe": pe, "rs": rs, "re": re_})
+    if not bounds:
+        return
+    ids = sorted(bounds)
+    cols = list(zip(*(bounds[i] for i in ids), strict=True))
+    conn.execute(sa.text(
+        f"""
+        UPDATE {DATASTREAM} AS d SET
+          phenomenon_time_start = least(d.phenomenon_time_start, b.ps),
+          phenomenon_time_end = greatest(d.phenomenon_time_end, b.pe),
+          result_time_start = least(d.result_time_start, b.rs),
+          result_time_end = greatest(d.result_time_end, b.re)
+          FROM unnest(CAST(:d AS int4[]), CAST(:ps AS timestamptz[]), CAST(:pe AS timestamptz[]),
+                      CAST(:rs AS timestamptz[]), CAST(:re AS timestamptz[])) AS b(id, ps, pe, rs, re)
+         WHERE d.id = b.id
+           AND (d.phenomenon_time_start IS NULL OR d.result_time_start IS NULL OR d.phenomenon_time_start > b.ps
+                OR d.phenomenon_time_end < b.pe OR d.result_time_start > b.rs OR d.result_time_end < b.re)
+        """), {"d": ids, "ps": list(cols[0]), "pe": list(cols[1]), "rs": list(cols[2]), "re": list(cols[3])})

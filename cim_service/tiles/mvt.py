@@ -92,6 +92,11 @@ def build_tile_sql(spec: LayerSpec, tile: TileRef, fields: tuple[str, ...], limi
         sql = _thinned_sql(base, relation, env, col, cond, props, fields, p, limit,
                            spec.geometry.value == "MultiPoint")
         extra: float | None = tile.width / THIN_GRID
+    elif spec.geometry.is_point and relation is not base:
+        # live members: the tile's rows are picked from the layer (its spatial index), then each is joined to its
+        # state; a condition over the lateral join's relation made the planner scan the whole layer
+        sql = _picked_sql(base, relation, env, col, cond, props + ", 1 AS count", p, limit)
+        extra = None
     elif spec.geometry.is_point:
         sql = _plain_sql(relation, env, col, cond, props + ", 1 AS count", p, limit)
         extra = None
@@ -112,6 +117,20 @@ q AS (
   FROM {relation} t, env
   WHERE {cond}
   LIMIT {int(limit)}
+)
+SELECT ST_AsMVT(q.*, {p[5]}::text, {EXTENT}, 'mvtgeom', 'id') FROM q WHERE q.mvtgeom IS NOT NULL"""
+
+
+def _picked_sql(base: str, relation: str, env: str, col: str, cond: str, props: str, p: list[str],
+                limit: int) -> str:
+    return f"""
+WITH env AS (SELECT {env} AS e),
+picked AS (
+  SELECT t."id" FROM {base} t, env WHERE {cond} LIMIT {int(limit)}
+),
+q AS (
+  SELECT t."id"{props}, ST_AsMVTGeom({col}, env.e, {EXTENT}, {BUFFER}, true) AS mvtgeom
+  FROM picked JOIN {relation} t ON t."id" = picked.id, env
 )
 SELECT ST_AsMVT(q.*, {p[5]}::text, {EXTENT}, 'mvtgeom', 'id') FROM q WHERE q.mvtgeom IS NOT NULL"""
 
