@@ -115,15 +115,16 @@ def compact(
 
 @sensors_app.command("sync")
 def sync() -> None:
-    """Create or update the Things, Locations and Datastreams of every sensing layer's features."""
-    from cim_service.store import sta_entities
+    """Create or update the Things, Locations and Datastreams of every sensing layer's features; delete the
+    Datastreams (and readings) the catalog no longer declares."""
+    from cim_service.store import sensing_sync
 
     _settings, engine, catalog = open_database()
     with engine.begin() as conn:
         for spec in catalog.sensing_layers:
-            r = sta_entities.sync_layer(conn, spec)
-            console.print(f"{spec.id}: {r.things:,} things written, {r.datastreams:,} datastreams, {r.moved} moved",
-                          highlight=False)
+            r = sensing_sync.sync(conn, spec)
+            console.print(f"{spec.id}: {r.things:,} things written, {r.datastreams:,} datastreams, {r.moved} moved, "
+                          f"{r.deleted_datastreams:,} undeclared datastreams deleted", highlight=False)
 
 
 alerts_app = typer.Typer(help="Alerts: the rules in force, an offline sweep, the active alerts.", no_args_is_help=True)
