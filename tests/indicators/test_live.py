@@ -185,3 +185,32 @@ def test_waterlogging_event_across_new_year_is_counted_once(ind, hand, put, sq):
         with hand.begin() as conn:
             conn.execute(sa.text(f'ALTER DATABASE "{db}" RESET timezone'))
         hand.dispose()
+
+
+def test_the_service_task_recomputes_aged_live_indicators(ind, hand, put, sq):
+    import asyncio
+
+    from cim_service.indicators.live import LiveIndicators
+
+    put("towns", sq(0, 0, 1000), name="甲镇")
+    put("iot_nodes", "POINT(100 100)", node_id="n0", sensor_kind="power")
+    ind.results(["iot_nodes_online", "waterlogging_sites_live"])
+    with hand.begin() as conn:
+        conn.execute(sa.text("UPDATE cim_meta.indicator_result SET computed_at = now() - interval '1 day' "
+                             "WHERE key = :k"), {"k": indicator_key("iot_nodes_online")})
+
+    async def run() -> int:
+        task = LiveIndicators(ind, period_s=0.05)
+        await task.start()
+        for _ in range(400):
+            if task.runs:
+                break
+            await asyncio.sleep(0.05)
+        await task.stop()
+        return task.runs
+
+    assert asyncio.run(run()) >= 1
+    with hand.connect() as conn:
+        age = conn.execute(sa.text("SELECT now() - computed_at FROM cim_meta.indicator_result WHERE key = :k"),
+                           {"k": indicator_key("iot_nodes_online")}).scalar_one()
+    assert age < timedelta(minutes=5)
