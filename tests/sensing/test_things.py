@@ -35,8 +35,9 @@ def test_demo_ingest_creates_things_locations_datastreams(demo_database_url, eng
             assert json.loads(thing["location"])["coordinates"] == pytest.approx([x, y], abs=1e-8)
             # one per position the feature has had (other tests of the session move sensors and reload the demo)
             assert thing["historical_locations"] >= 1
-        # every current feature has a datastream for each property its kind senses (a feature whose kind other
-        # tests of the session changed keeps the datastreams of its former kind: only the inclusion is checked)
+        # every current feature has a datastream for each property its kind senses (other tests of the session
+        # change kinds in place, without the ingest's sync that would delete the former kind's: only the inclusion
+        # is checked here; test_sync_deletes_undeclared_datastreams_and_their_readings checks the deletions)
         expected = set()
         with engine.connect() as conn:
             for prop in spec.sensing.observed_properties:
