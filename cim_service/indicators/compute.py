@@ -176,9 +176,17 @@ def reported(ctx: Context, layer_id: str, window_s: float) -> str:
     return name
 
 
+def _before_readings(ctx: Context) -> bool:
+    """Tell whether the moment measured (a past day's end) precedes every reading: no data then, not 0 %."""
+    until, current = moment(ctx)
+    return not current and not observations.any_reading_until(ctx.conn, until)
+
+
 def measure_online_share(ctx: Context, spec: IndicatorSpec) -> Measure:
     """Features of a sensing layer (e.g. the neuron nodes) that reported within ``window_s``, of all."""
     p = spec.p
+    if _before_readings(ctx):
+        return {}
     rep = reported(ctx, p.layer, number(p.window_s, ctx.settings))
     return _per_point(ctx, p.layer, "r.feature_key IS NOT NULL", join=f"LEFT JOIN {rep} r USING (feature_key)")
 
@@ -187,6 +195,8 @@ def measure_live_site_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
     """Sites (of every site layer) with a feature of ``near`` within ``radius_m`` that reported within
     ``window_s``, of all sites."""
     p = spec.p
+    if _before_readings(ctx):
+        return {}
     r = number(p.radius_m, ctx.settings)
     rep = reported(ctx, p.near, number(p.window_s, ctx.settings))
     live = f"_ind_live_{ctx.spec(p.near).table}"

@@ -392,6 +392,13 @@ def reported_features_sql(*, current: bool) -> str:
             ) r {things}""")
 
 
+def any_reading_until(conn: Connection, until: datetime) -> bool:
+    """Tell whether any reading (raw or hourly) is dated at or before ``until`` (did the data plane run yet?)."""
+    return bool(conn.execute(sa.text(
+        f"SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE phenomenon_time <= :t) "
+        f"OR EXISTS (SELECT 1 FROM {HOURLY} WHERE hour <= :t)"), {"t": until}).scalar_one())
+
+
 # -- live state of a sensing layer's features (items and tiles join it) ---------------------------------------
 
 #: columns the live join adds to a layer's rows (names no catalog field can take: they start with "__")

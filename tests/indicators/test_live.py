@@ -94,6 +94,8 @@ def test_online_rate_counts_reporting_nodes_per_town_now_and_as_of_a_day(ind, ha
     assert (past["numerator"], past["denominator"]) == _independent_online(hand, spec.id, day_end - window,
                                                                            day_end) == (1, 6)
     assert town(past, "乙镇")["numerator"] == 1
+    before = ind.results(["iot_nodes_online"], at=datetime(2020, 12, 31).date())[0]   # before any reading:
+    assert before["value"] is None and before["status"] == "no_data"                 # no data, not 0 %
 
     # live: the stored result holds within the period, a reading does not change it; an aged one is recomputed
     _report(hand, [Observation(streams[(key["n3"], "battery")], now, 90.0)])
