@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from cim_service.core.catalog import LAYER_SCHEMA, FieldType, LayerSpec, Role, load_catalog
-from cim_service.store import batches, history, layer_state, sta_entities
+from cim_service.store import batches, history, layer_state, sensing_sync
 from cim_service.store import rejects as reject_rows
 from cim_service.store.layer_tables import feature_count, is_empty
 
@@ -196,7 +196,7 @@ def load_chunks(
             reject_rows.write(conn, batch_id, final_rejects)
         changed = counts["inserted"] + counts["updated"] + deleted > 0
         if changed and spec.sensing is not None:
-            sta_entities.sync_layer(conn, spec)  # its features are SensorThings Things: same transaction
+            sensing_sync.sync(conn, spec)  # its features are SensorThings Things: same transaction
         version = (layer_state.bump_version(conn, spec.id, spec.qualified_table) if changed
                    else layer_state.version(conn, spec.id))
         result = LoadResult(

@@ -68,12 +68,12 @@ def demo(
 
 def _sync_sensing(engine, catalog) -> None:
     """Things of sensing layers loaded before the SensorThings tables existed (a changed load syncs them itself)."""
-    from cim_service.store import sta_entities
+    from cim_service.store import sensing_sync, sta_entities
 
     with engine.begin() as conn:
         for spec in catalog.sensing_layers:
             if sta_entities.thing_count(conn, spec.id) == 0:
-                r = sta_entities.sync_layer(conn, spec)
+                r = sensing_sync.sync(conn, spec)
                 console.print(f"{spec.id}: {r.things:,} SensorThings Things created", highlight=False)
 
 

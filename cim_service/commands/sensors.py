@@ -60,17 +60,28 @@ def bridge(
 
 @sensors_app.command("simulate")
 def simulate(
-    nodes: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="Nodes that report (default: 300; "
-                                               "0 or more than there are: all).")] = 300,
-    interval: Annotated[float, typer.Option(min=0.01, help="Seconds between two reports of one node.")] = 60.0,
+    nodes: Annotated[int | None, typer.Option(min=0, max=1_000_000, help="Nodes that report, a seeded pick "
+                                               "(default: all; 0 or more than there are: all).")] = None,
+    gauge_interval: Annotated[float, typer.Option(min=0.01, help="Seconds between two reports of a waterlogging "
+                                                  "gauge.")] = 60.0,
+    node_interval: Annotated[float, typer.Option(min=0.01, help="Seconds between two reports of a neuron node "
+                                                 "(the plan's full scale: 60 on `cim demo --scale plan`).")] = 600.0,
     duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after this many seconds (default: run "
                                                    "until interrupted).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same city.")] = 20260601,
     qos: Annotated[int, typer.Option(min=0, max=1, help="MQTT QoS of the publications.")] = 1,
     silent_share: Annotated[float, typer.Option(min=0, max=1, help="Share of nodes going silent.")] = 0.03,
-    cell_period: Annotated[float, typer.Option(min=10, help="Seconds the rain cell takes to cross.")] = 1800.0,
+    cell_period: Annotated[float, typer.Option(min=10, help="Seconds between two crossings of the rain cell.")
+                           ] = 3600.0,
+    bad_rate: Annotated[float, typer.Option(min=0, max=0.5, help="Share of malformed or out-of-range messages "
+                                            "(default none).")] = 0.0,
+    backfill: Annotated[bool, typer.Option(help="Date each node's first report in the interval before the start "
+                                           "(sent at once: the map is alive from the first minute).")] = True,
+    while_pid: Annotated[int | None, typer.Option(min=1, help="Stop when this process ends (./scripts/run passes "
+                                                  "the service's).")] = None,
 ) -> None:
-    """Publish realistic readings of the catalog's sensors through the broker (all nodes: --nodes 100000)."""
+    """Publish realistic readings of the catalog's sensors through the broker: a rain cell crossing the district,
+    water rising at low-lying sites, batteries draining, a few nodes going silent."""
     from cim_service.sensing import simulate as sim
     from cim_service.sensing.publisher import Publisher
     from cim_service.store import sta_entities
@@ -84,15 +95,29 @@ def simulate(
     if not rows:
         fail("no datastreams: load the sensing layers first (`cim demo`)")
     city = sim.build_nodes(rows, seed=seed, nodes=nodes, silent_share=silent_share)
-    client = Publisher(_mqtt_url(settings), f"cim-simulator-{seed}", max_backlog=300)
+    gauges = sum(1 for n in city if n.is_gauge)
+    client = Publisher(_mqtt_url(settings), f"cim-simulator-{seed}", max_backlog=1000)
     stop = _until_signal()
-    per_min = sum(len(n.streams) for n in city) * 60 / interval
-    console.print(f"simulating {len(city):,} nodes every {interval:g} s (~{per_min:,.0f} readings/min)",
-                  highlight=False)
+    per_s = sum(len(n.streams) / (gauge_interval if n.is_gauge else node_interval) for n in city)
+    console.print(f"simulating {gauges:,} gauges every {gauge_interval:g} s and {len(city) - gauges:,} nodes every "
+                  f"{node_interval:g} s (~{per_s:,.0f} readings/s)", highlight=False)
+    last_check = [0.0]
+
+    def should_stop() -> bool:
+        if stop.is_set():
+            return True
+        if while_pid is not None and time.monotonic() - last_check[0] > 1.0:
+            last_check[0] = time.monotonic()
+            if not sim.process_alive(while_pid):
+                stop.set()
+        return stop.is_set()
+
     started = time.time()
-    sent = sim.publish(client, sim.schedule(city, interval_s=interval, duration_s=duration, seed=seed,
-                                            rain=sim.RainCell(period_s=cell_period)),
-                       qos=qos, should_stop=stop.is_set)
+    rain = sim.RainCell(period_s=cell_period, aim_lat=sim.aim_latitude(city))
+    sent = sim.publish(client, sim.schedule(city, gauge_interval_s=gauge_interval, node_interval_s=node_interval,
+                                            duration_s=duration, seed=seed, rain=rain, backfill=backfill,
+                                            bad_rate=bad_rate),
+                       qos=qos, should_stop=should_stop)
     client.drain(timeout=30)
     client.close()
     console.print(f"published {sent:,} readings in {time.time() - started:.1f} s", highlight=False)
@@ -115,15 +140,16 @@ def compact(
 
 @sensors_app.command("sync")
 def sync() -> None:
-    """Create or update the Things, Locations and Datastreams of every sensing layer's features."""
-    from cim_service.store import sta_entities
+    """Create or update the Things, Locations and Datastreams of every sensing layer's features; delete the
+    Datastreams (and readings) the catalog no longer declares."""
+    from cim_service.store import sensing_sync
 
     _settings, engine, catalog = open_database()
     with engine.begin() as conn:
         for spec in catalog.sensing_layers:
-            r = sta_entities.sync_layer(conn, spec)
-            console.print(f"{spec.id}: {r.things:,} things written, {r.datastreams:,} datastreams, {r.moved} moved",
-                          highlight=False)
+            r = sensing_sync.sync(conn, spec)
+            console.print(f"{spec.id}: {r.things:,} things written, {r.datastreams:,} datastreams, {r.moved} moved, "
+                          f"{r.deleted_datastreams:,} undeclared datastreams deleted", highlight=False)
 
 
 alerts_app = typer.Typer(help="Alerts: the rules in force, an offline sweep, the active alerts.", no_args_is_help=True)

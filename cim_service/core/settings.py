@@ -136,6 +136,13 @@ class Settings(BaseSettings):
     sensor_rate_burst: float = Field(default=50.0, ge=1, description="Burst size of the per-datastream limit.")
     sensor_offline_s: float = Field(default=3600.0, gt=0, le=30 * 86400, description="A sensing feature whose "
                                     "primary datastream received nothing for this long is `offline`.")
+    sensor_online_window_s: float = Field(default=3600.0, ge=60, le=30 * 86400, description="A neuron node (any "
+                                          "sensing feature) is online when it reported within this many seconds "
+                                          "(the plan's 'last hour'; indicator iot_nodes_online and "
+                                          "waterlogging_sites_live).")
+    live_indicator_period_s: float = Field(default=60.0, ge=5, le=86400, description="Period of the service's "
+                                           "recomputation of the live indicators (their stored results older "
+                                           "than this are stale).")
     alert_rules: Path | None = Field(default=None, description="CIM_ALERT_RULES: the alert rules file (YAML); "
                                      "unset: cim_service/sensing/alert_rules.yaml.")
     alert_sweep_s: float = Field(default=30.0, ge=1, le=3600, description="Period of the offline sweep of the "

@@ -6,7 +6,8 @@ Two sources, both applied:
   the end of the day (in the plan's time zone, Asia/Shanghai); a day before the history begins reads every
   feature the history knows of (its first version), dated by its own date alone;
 - the features' own dates: a feature counts only when its declared ``time_field`` (e.g. ``installed_at``,
-  ``built_at``) is on or before the day. A feature without a date is taken to have existed before the data
+  ``built_at``) is on or before the day (a timestamp field, e.g. an alert's ``raised_at``: at or before the
+  day's last instant in Asia/Shanghai). A feature without a date is taken to have existed before the data
   (the plan's 2020 baseline counts it). So where the history starts later than the data (a first load in 2023
   of devices installed since 2012), the years before it come from the devices' own dates.
 
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Connection
 
 from cim_service.core.catalog import LayerSpec
+from cim_service.core.fieldtypes import FieldType
 from cim_service.store import history
 
 #: the time zone whose days ``at`` names (Minhang's)
@@ -46,10 +48,15 @@ def asof_source(conn: Connection, spec: LayerSpec, at: date) -> tuple[str, dict[
         elif begins is not None and not history.unchanged_since(conn, spec, None):
             source = history.first_versions_source(spec)
     if spec.time_field:
-        spec.field(spec.time_field)  # declared (the catalog checks it too); quoted below
+        field = spec.field(spec.time_field)  # declared (the catalog checks it too); quoted below
         col = f's."{spec.time_field}"'
-        cond = f"({col} IS NULL OR {col} < CAST(:asof_next AS date))"
-        params["asof_next"] = (at + timedelta(days=1)).isoformat()
+        if field.type is FieldType.timestamp:  # an instant: before the day's end in Asia/Shanghai, whatever the
+            # session's TimeZone (a date cast to timestamptz would be the session's midnight)
+            cond = f"({col} IS NULL OR {col} <= CAST(:asof_end AS timestamptz))"
+            params["asof_end"] = day_end(at)
+        else:
+            cond = f"({col} IS NULL OR {col} < CAST(:asof_next AS date))"
+            params["asof_next"] = (at + timedelta(days=1)).isoformat()
     if source == spec.qualified_table and not params:
         return None
     return f"SELECT s.* FROM {source} s WHERE {cond}", params

@@ -9,7 +9,7 @@ join the features to the (subdivided) town polygons.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from cim_service.indicators import coverage as cov
@@ -17,6 +17,7 @@ from cim_service.indicators.asof import PLAN_TZ, day_end
 from cim_service.indicators.catalog import IndicatorSpec
 from cim_service.indicators.context import METRIC_SRID, Context
 from cim_service.indicators.kinds import Kind, number
+from cim_service.store import observations
 
 Measure = dict[str | None, tuple[float, float | None]]
 #: degrees of longitude per metre at Minhang's latitude, rounded up (a bounding-box prefilter only)
@@ -147,6 +148,80 @@ def measure_events(ctx: Context, spec: IndicatorSpec) -> Measure:
     return {area: (num, None) for area, (num, _) in m.items()}
 
 
+def moment(ctx: Context) -> tuple[datetime, bool]:
+    """The moment a live indicator measures: now, or the end of day ``at`` (now when that is still to come);
+    and whether it is now."""
+    now = datetime.now(UTC)
+    if ctx.at is None or day_end(ctx.at) >= now:
+        return now, True
+    return day_end(ctx.at), False
+
+
+def reported(ctx: Context, layer_id: str, window_s: float) -> str:
+    """Create ``_ind_rep_<layer>`` (feature_key) of the sensing layer's features that reported within ``window_s``
+    before the moment measured; return its name."""
+    name = f"_ind_rep_{ctx.spec(layer_id).table}"
+    if name in ctx.prepared:
+        return name
+    until, current = moment(ctx)
+    ctx.execute(
+        f"""
+        CREATE TEMP TABLE {name} ON COMMIT DROP AS {observations.reported_features_sql(current=current)};
+        ALTER TABLE {name} ADD PRIMARY KEY (feature_key);
+        ANALYZE {name}
+        """,
+        rep_layer=layer_id, rep_since=until - timedelta(seconds=window_s), rep_until=until,
+    )
+    ctx.prepared.add(name)
+    return name
+
+
+def _before_readings(ctx: Context) -> bool:
+    """Tell whether the moment measured (a past day's end) precedes every reading: no data then, not 0 %."""
+    until, current = moment(ctx)
+    return not current and not observations.any_reading_until(ctx.conn, until)
+
+
+def measure_online_share(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Features of a sensing layer (e.g. the neuron nodes) that reported within ``window_s``, of all."""
+    p = spec.p
+    if _before_readings(ctx):
+        return {}
+    rep = reported(ctx, p.layer, number(p.window_s, ctx.settings))
+    return _per_point(ctx, p.layer, "r.feature_key IS NOT NULL", join=f"LEFT JOIN {rep} r USING (feature_key)")
+
+
+def measure_live_site_coverage(ctx: Context, spec: IndicatorSpec) -> Measure:
+    """Sites (of every site layer) with a feature of ``near`` within ``radius_m`` that reported within
+    ``window_s``, of all sites."""
+    p = spec.p
+    if _before_readings(ctx):
+        return {}
+    r = number(p.radius_m, ctx.settings)
+    rep = reported(ctx, p.near, number(p.window_s, ctx.settings))
+    live = f"_ind_live_{ctx.spec(p.near).table}"
+    if live not in ctx.prepared:
+        ctx.execute(
+            f"""
+            CREATE TEMP TABLE {live} ON COMMIT DROP AS
+            SELECT w.id, w.geom FROM {ctx.table(p.near)} w JOIN {rep} USING (feature_key);
+            CREATE INDEX ON {live} USING gist (geom);
+            ANALYZE {live}
+            """
+        )
+        ctx.prepared.add(live)
+    ok = (f"EXISTS (SELECT 1 FROM {live} w "
+          f"WHERE w.geom && ST_Expand(s.geom, :deg) AND ST_DWithin(w.geom::geography, s.geom::geography, :r))")
+    out: Measure = {}
+    for layer in p.sites:
+        if layer in ctx.empty_layers:
+            continue
+        for area, (num, den) in _per_point(ctx, layer, ok, deg=r * DEG_PER_M, r=r).items():
+            n0, d0 = out.get(area, (0.0, 0.0))
+            out[area] = (n0 + num, (d0 or 0.0) + (den or 0.0))
+    return out
+
+
 MEASURES: dict[Kind, Callable[[Context, IndicatorSpec], Measure]] = {
     Kind.count: measure_count,
     Kind.density: measure_density,
@@ -156,6 +231,8 @@ MEASURES: dict[Kind, Callable[[Context, IndicatorSpec], Measure]] = {
     Kind.flag_share: measure_flag_share,
     Kind.line_coverage: measure_line_coverage,
     Kind.events: measure_events,
+    Kind.online_share: measure_online_share,
+    Kind.live_site_coverage: measure_live_site_coverage,
 }
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from cim_service.core.catalog import Catalog
 from cim_service.core.settings import Settings
 from cim_service.errors import CimError
+from cim_service.indicators.asof import day_end
 from cim_service.indicators.catalog import DerivedSpec, IndicatorCatalog, IndicatorSpec, indicators_for
 from cim_service.indicators.compute import measure
 from cim_service.indicators.context import Context
@@ -166,12 +167,37 @@ class IndicatorEngine:
                     stored: dict[str, dict[str, Any]]) -> list[str]:
         """Keys whose ``stored`` row is missing, keyed by other ``versions`` or parameters, or lost its file."""
         wanted = self.wanted(keys)
-        stale = [k for k in keys if not is_fresh(stored.get(k), versions, *wanted[k])]
+        stale = [k for k in keys if not is_fresh(stored.get(k), versions, *wanted[k]) or self._aged(k, stored.get(k))]
         for key in keys:  # an output written to a file (a raster) whose file is gone
             path = (stored[key]["result"] or {}).get("path") if key in stored and key not in stale else None
             if path and not Path(path).exists():
                 stale.append(key)
         return stale
+
+    @property
+    def live_ids(self) -> list[str]:
+        """Indicators whose value follows the readings (``Kind.live``): recomputed by age too."""
+        return [spec.id for spec in self.indicators if spec.kind.live]
+
+    def _aged(self, key: str, stored: dict[str, Any] | None) -> bool:
+        """Tell whether a live indicator's stored result is older than ``CIM_LIVE_INDICATOR_PERIOD_S`` while the
+        moment it measures can still move (now, or a day not over when it was computed)."""
+        if stored is None:
+            return False
+        kind, name, at = split_key(key)
+        if kind != "indicator" or not self.indicators.get(name).kind.live:
+            return False
+        computed = stored["computed_at"]
+        if not isinstance(computed, datetime):
+            computed = datetime.fromisoformat(str(computed))
+        if at is not None and day_end(at) < computed:
+            return False  # computed after the day ended: its window is history
+        return (datetime.now(UTC) - computed).total_seconds() >= self.settings.live_indicator_period_s
+
+    def refresh_live(self) -> dict[str, float]:
+        """Recompute the live indicators whose stored result aged (the service's periodic task)."""
+        keys = [indicator_key(i) for i in self.live_ids]
+        return self.ensure(keys) if keys else {}
 
     def stale(self, conn: Connection, ids: list[str]) -> list[str]:
         """Indicator ids among ``ids`` whose stored result is missing or out of date."""

@@ -14,6 +14,11 @@ kind                      params
 ``flag_share``            ``layer``, ``field`` (boolean): share of features whose flag is true; ``where``
 ``events``                ``layer``, ``date_field``; ``where`` / ``where_not``: features dated in the year of the day
                           measured (1 January to the day's end, Asia/Shanghai), e.g. the alerts of a rule
+``online_share``          ``layer`` (a sensing layer), ``window_s``: share of its features whose Thing reported
+                          (any datastream) within ``window_s`` before the moment measured (live)
+``live_site_coverage``    ``sites`` (point layers), ``near`` (a sensing layer), ``radius_m``, ``window_s``: share
+                          of the sites with a ``near`` feature within ``radius_m`` that reported within
+                          ``window_s`` (live)
 ========================  ==============================================================================
 
 Derived kinds (``gaps.py``, ``raster.py``, ``suggest.py``):
@@ -27,6 +32,11 @@ Derived kinds (``gaps.py``, ``raster.py``, ``suggest.py``):
 ========================  ==============================================================================
 
 A number may be ``{setting: name}`` (the value of a ``CIM_*`` setting).
+
+*Live* kinds read the readings (``cim_sta``), not only layers: their value moves without any layer changing, so
+a stored result of theirs also goes stale with age (``CIM_LIVE_INDICATOR_PERIOD_S``), and the service recomputes
+them every such period. The moment measured is now, or the end of the day ``at`` (readings of that day's window:
+raw ones, or the hourly aggregates of compacted days).
 """
 
 from __future__ import annotations
@@ -198,6 +208,30 @@ class EventsParams(Filtered):
         return [self.layer]
 
 
+class OnlineShareParams(Params):
+    """``online_share``: features of the sensing ``layer`` whose Thing reported within ``window_s``."""
+
+    layer: str
+    window_s: Number = 3600.0
+
+    def layers(self) -> list[str]:
+        """The sensing layer."""
+        return [self.layer]
+
+
+class LiveSiteCoverageParams(Params):
+    """``live_site_coverage``: sites of every layer of ``sites`` with a live ``near`` feature within ``radius_m``."""
+
+    sites: list[str] = Field(min_length=1)
+    near: str
+    radius_m: Number = 50.0
+    window_s: Number = 3600.0
+
+    def layers(self) -> list[str]:
+        """The site layers, then the sensing layer."""
+        return [*self.sites, self.near]
+
+
 class Kind(StrEnum):
     """How an indicator value is computed (one measure per kind in ``compute.py``)."""
 
@@ -209,6 +243,8 @@ class Kind(StrEnum):
     line_coverage = "line_coverage"
     flag_share = "flag_share"
     events = "events"
+    online_share = "online_share"
+    live_site_coverage = "live_site_coverage"
 
     @property
     def params(self) -> type[Params]:
@@ -216,12 +252,18 @@ class Kind(StrEnum):
         return {Kind.count: CountParams, Kind.density: CountParams, Kind.area_coverage: AreaCoverageParams,
                 Kind.address_coverage: AddressCoverageParams, Kind.site_coverage: SiteCoverageParams,
                 Kind.line_coverage: LineCoverageParams, Kind.flag_share: FlagShareParams,
-                Kind.events: EventsParams}[self]
+                Kind.events: EventsParams, Kind.online_share: OnlineShareParams,
+                Kind.live_site_coverage: LiveSiteCoverageParams}[self]
 
     @property
     def per_area(self) -> bool:
         """Tell whether the denominator is the area's surface (km²)."""
         return self in (Kind.density, Kind.area_coverage)
+
+    @property
+    def live(self) -> bool:
+        """Tell whether the value follows the readings (recomputed by age, not only on layer changes)."""
+        return self in (Kind.online_share, Kind.live_site_coverage)
 
 
 class HexDeficitParams(Params):

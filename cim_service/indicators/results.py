@@ -28,6 +28,10 @@ METHODS = {
     Kind.flag_share: "features whose flag is true / all features",
     Kind.events: ("features dated from 1 January of the day's year to its end, Asia/Shanghai (district: not flagged "
                   "outside the district; towns: inside the town polygon)"),
+    Kind.online_share: ("features whose SensorThings Thing reported (any datastream, phenomenon time) within "
+                        "window_s before the moment measured / all features"),
+    Kind.live_site_coverage: ("sites with a sensor within radius_m (spheroid) that reported within window_s "
+                              "before the moment measured / all sites"),
 }
 #: the gap sentence of each kind (an indicator's ``gap_text`` overrides it); placeholders: catalog.GAP_FIELDS
 GAP_TEXTS = {
@@ -47,6 +51,10 @@ GAP_TEXTS = {
                                 zh="{area}{den:,.0f}个{noun_zh}中有{gap:,}个附近未覆盖"),
     Kind.events: GapText(en="{area}: {gap:,} {noun} more than the target of {target:,.0f} this year",
                          zh="{area}今年{noun_zh}比目标{target:,.0f}多{gap:,}{unit}"),
+    Kind.online_share: GapText(en="{area}: {gap:,} more of {den:,.0f} {noun} must report to reach {target:g} %",
+                               zh="{area}{den:,.0f}个{noun_zh}中还需{gap:,}个在线方可达到{target:g}%"),
+    Kind.live_site_coverage: GapText(en="{area}: {gap:,} of {den:,.0f} {noun} lack a live sensor nearby",
+                                     zh="{area}{den:,.0f}个{noun_zh}中有{gap:,}个附近无在线监测设备"),
 }
 
 

@@ -25,6 +25,7 @@ from cim_service.indicators import trajectory as traj
 from cim_service.indicators.catalog import UnknownIndicatorError
 from cim_service.indicators.engine import IndicatorEngine, indicator_key, with_meta
 from cim_service.indicators.freshness import output_keys
+from cim_service.indicators.live import LiveIndicators
 from cim_service.indicators.refresher import GapRefresher
 from cim_service.indicators.suggest import read_suggestions
 from cim_service.indicators.tables import UnknownTownError, flat_rows, select_town, to_csv
@@ -73,7 +74,8 @@ def _format(f: str | None) -> str:
 
 
 async def startup(app: FastAPI) -> None:
-    """Create the indicator engine and start the background gap-layer refresher (unless CIM_GAP_REFRESH=off)."""
+    """Create the indicator engine, start the background gap-layer refresher (unless CIM_GAP_REFRESH=off) and the
+    live indicators' periodic recomputation."""
     settings = app.state.settings
     app.state.indicator_engine = IndicatorEngine(app.state.engine, app.state.catalog, settings)
     app.state.gap_refresher = None
@@ -82,10 +84,15 @@ async def startup(app: FastAPI) -> None:
                                  debounce_seconds=settings.gap_refresh_debounce_s)
         await refresher.start()
         app.state.gap_refresher = refresher
+    app.state.live_indicators = LiveIndicators(app.state.indicator_engine, settings.live_indicator_period_s)
+    await app.state.live_indicators.start()  # every CIM_LIVE_INDICATOR_PERIOD_S (cim_service/indicators/live.py)
 
 
 async def shutdown(app: FastAPI) -> None:
-    """Stop the refresher (the engine and the listener belong to the app)."""
+    """Stop the live indicators' task and the refresher (the engine and the listener belong to the app)."""
+    live = getattr(app.state, "live_indicators", None)
+    if live is not None:
+        await live.stop()
     refresher = getattr(app.state, "gap_refresher", None)
     if refresher is not None:
         await refresher.stop()

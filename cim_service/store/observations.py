@@ -30,7 +30,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import Connection
 
 from cim_service.core.catalog import LayerSpec, LiveStatus
-from cim_service.store import alerts
+from cim_service.store import alerts, sta_entities
 from cim_service.store.sta_entities import DATASTREAM
 
 TABLE = "cim_sta.observation"
@@ -487,6 +487,36 @@ def delete_datastreams(conn: Connection, datastream_ids: list[int]) -> None:
         return
     for table in (TABLE, HOURLY, LATEST):
         conn.execute(sa.text(f"DELETE FROM {table} WHERE datastream_id = ANY(:d)"), {"d": list(datastream_ids)})
+
+
+# -- which features reported in a window (the live indicators) -----------------------------------------------------
+def reported_features_sql(*, current: bool) -> str:
+    """SQL of the feature keys of a sensing layer whose Thing reported (any datastream) in a time window.
+
+    Binds ``:rep_layer`` (layer id), ``:rep_since`` (exclusive) and ``:rep_until`` (inclusive; timestamptz).
+    ``current``: the window ends now, and the latest value of each datastream tells (one row per datastream);
+    otherwise the raw readings of the window (BRIN range on the time) and, for compacted days, the hourly
+    aggregates of the hours it touches.
+    """
+    things = (f"JOIN {DATASTREAM} d ON d.id = r.datastream_id JOIN {sta_entities.THING} th ON th.id = d.thing_id "
+              "WHERE th.layer_id = :rep_layer")
+    if current:
+        return (f"SELECT DISTINCT th.feature_key FROM {LATEST} r {things} "
+                "AND r.phenomenon_time > :rep_since")
+    return (f"""SELECT DISTINCT th.feature_key FROM (
+              SELECT DISTINCT datastream_id FROM {TABLE}
+               WHERE phenomenon_time > :rep_since AND phenomenon_time <= :rep_until
+              UNION
+              SELECT datastream_id FROM {HOURLY}
+               WHERE hour > CAST(:rep_since AS timestamptz) - interval '1 hour' AND hour <= :rep_until
+            ) r {things}""")
+
+
+def any_reading_until(conn: Connection, until: datetime) -> bool:
+    """Tell whether any reading (raw or hourly) is dated at or before ``until`` (did the data plane run yet?)."""
+    return bool(conn.execute(sa.text(
+        f"SELECT EXISTS (SELECT 1 FROM {TABLE} WHERE phenomenon_time <= :t) "
+        f"OR EXISTS (SELECT 1 FROM {HOURLY} WHERE hour <= :t)"), {"t": until}).scalar_one())
 
 
 # -- live state of a sensing layer's features (items and tiles join it) ---------------------------------------

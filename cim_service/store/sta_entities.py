@@ -11,7 +11,13 @@ its Location and FeatureOfInterest at the feature's point, the layer's Sensor, o
 property, one Datastream per feature and property. Rows the catalog made carry a ``catalog_key``
 (``<layer>``, ``<layer>/<property>``, ``<layer>|<feature_key>[|<property>]``), so a second sync updates them
 in place. A moved feature gets a HistoricalLocation. Things of features that left the layer are kept (their
-history stays readable).
+Locations and HistoricalLocations stay readable).
+
+The catalog is the truth of the catalog-made Datastreams: :func:`undeclared_datastreams` names those the
+declaration no longer makes (a property removed from the layer's ``sensing:``, a feature whose kind no longer
+senses it, a feature that left the layer), and :func:`delete_datastream_rows` removes them;
+:func:`cim_service.store.sensing_sync.sync` runs both after :func:`sync_layer`, with their readings.
+Datastreams created through the API (no ``catalog_key``) are never touched.
 """
 
 from __future__ import annotations
@@ -171,6 +177,50 @@ def sync_layer(conn: Connection, spec: LayerSpec) -> SyncReport:
                    "layer": spec.id, "pkey": prop.name, "pmin": prop.minimum, "pmax": prop.maximum,
                    **params}).rowcount
     return SyncReport(things=things, datastreams=datastreams, moved=moved)
+
+
+def _declared_keys_sql(spec: LayerSpec) -> tuple[str, dict[str, Any]]:
+    """SQL of the catalog keys of every Datastream the layer's declaration makes now (and its bound values)."""
+    parts, params = [], {"layer": spec.id}
+    for j, prop in enumerate(spec.sensing.observed_properties if spec.sensing else []):
+        conds = []
+        for i, (field, values) in enumerate(prop.where.items()):
+            spec.field(field)
+            conds.append(f't."{field}"::text = ANY(:w{j}_{i})')
+            params[f"w{j}_{i}"] = [str(v) for v in values]
+        params[f"p{j}"] = prop.name
+        parts.append(f"SELECT :layer || '|' || t.feature_key || '|' || :p{j} AS k FROM {spec.qualified_table} t "
+                     f"WHERE {' AND '.join(conds) or 'TRUE'}")
+    return " UNION ALL ".join(parts) or "SELECT NULL::text AS k WHERE FALSE", params
+
+
+def undeclared_datastreams(conn: Connection, spec: LayerSpec) -> list[int]:
+    """Ids of the layer's catalog-made Datastreams that its declaration no longer makes (see the module doc)."""
+    declared, params = _declared_keys_sql(spec)
+    return conn.execute(sa.text(
+        f"""
+        WITH declared AS MATERIALIZED ({declared})
+        SELECT d.id FROM {DATASTREAM} d JOIN {THING} th ON th.id = d.thing_id
+         WHERE th.layer_id = :layer AND d.catalog_key IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM declared x WHERE x.k = d.catalog_key)
+         ORDER BY d.id
+        """), params).scalars().all()
+
+
+def delete_datastream_rows(conn: Connection, spec: LayerSpec, ids: list[int]) -> int:
+    """Delete Datastreams ``ids`` (their readings are the caller's: ``store.observations``) and the layer's
+    catalog-made ObservedProperties that are no longer declared nor used; return the Datastreams deleted."""
+    n = 0
+    if ids:
+        n = conn.execute(sa.text(f"DELETE FROM {DATASTREAM} WHERE id = ANY(:ids)"), {"ids": list(ids)}).rowcount
+    declared = [f"{spec.id}/{p.name}" for p in (spec.sensing.observed_properties if spec.sensing else [])]
+    conn.execute(sa.text(
+        f"""
+        DELETE FROM {OBSERVED_PROPERTY} op
+         WHERE op.catalog_key LIKE :prefix AND NOT (op.catalog_key = ANY(:declared))
+           AND NOT EXISTS (SELECT 1 FROM {DATASTREAM} d WHERE d.observed_property_id = op.id)
+        """), {"prefix": spec.id.replace("_", "\\_") + "/%", "declared": declared})
+    return n
 
 
 def thing_count(conn: Connection, layer_id: str) -> int:
