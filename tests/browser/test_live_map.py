@@ -102,7 +102,7 @@ def test_a_published_alarm_turns_the_sensor_red_and_lists_its_alert_within_2_s(l
     page.wait_for_timeout(150)  # the frame with the new tiles
     after, shot = _sensor_pixels(page, lon, lat)
     page.locator("#map").screenshot(path=str(artifacts / "map-live-alarm.png"))
-    assert _is(colours["alarm"], after), after.tolist()
+    assert _is(colours["alarm"], after) and not _is(colours["offline"], after), after.tolist()
     row = page.locator("#alert-panel .alert-row.severity-alarm").first
     text = row.inner_text()
     assert "42.5 cm" in text and "积水监测设备" in text, text
@@ -122,10 +122,10 @@ def test_a_published_alarm_turns_the_sensor_red_and_lists_its_alert_within_2_s(l
     publish(mqtt_url, ds, _reading(1.0))
     page.wait_for_function(f"!window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds})", timeout=5000)
     _wait_refetched(page, since, timeout_ms=5000)
-    page.wait_for_timeout(150)
+    page.wait_for_timeout(400)
     cleared, _ = _sensor_pixels(page, lon, lat)
     page.locator("#map").screenshot(path=str(artifacts / "map-live-cleared.png"))
-    assert _is(colours["ok"], cleared), cleared.tolist()
+    assert _is(colours["ok"], cleared) and not _is(colours["alarm"], cleared), cleared.tolist()
     assert log.errors() == [] and log.foreign_hosts() == set()
 
 
