@@ -6,8 +6,8 @@ name. The lifespan opens what one process holds, in this order, and closes it in
 
 - ``app.state.db``: the async connection pool of the requests (:class:`cim_service.store.db.Database`);
 - ``app.state.engine``: the synchronous engine of work done in threads (indicator computations);
-- ``app.state.listener``: one LISTEN connection keeping layer versions current, shared by the tile cache and
-  the gap-layer refresher;
+- ``app.state.listener``: one LISTEN connection keeping layer versions current, shared by the tile cache, the
+  gap-layer refresher and the ``/events`` hub (``app.state.events``, which also listens to observations and alerts);
 - the tile cache (``app.state.tiles``), the built 3D Tiles (``app.state.tiles3d``), the indicator engine and
   the refresher (``routes.indicators``);
 - ``app.state.sensing``: the MQTT bridge and the observations' maintenance (``cim_service.sensing.service``), when
@@ -39,6 +39,7 @@ from cim_service.offloop import Slots
 from cim_service.routes import alerts as alerts_routes
 from cim_service.routes import coverages, features, geocode, indicators, ops, pmtiles, sta, styles, tiles, tiles3d
 from cim_service.routes import edit as edit_routes
+from cim_service.routes import events as events_routes
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
 from cim_service.sensing.alerts import rules_for
@@ -68,8 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await tiles3d.startup(app)
             await indicators.startup(app)
             await alerts_routes.startup(app)  # the rules in the database before the bridge writes readings
-            if app.state.tiles.listener is not None or app.state.gap_refresher is not None:
-                await app.state.listener.start()
+            await events_routes.startup(app)  # its channels registered before the listener connects
+            await app.state.listener.start()
             app.state.sensing = None
             if settings.run_sensor_bridge:
                 sensing = SensingService(settings, url, on_committed=SENSOR_OBSERVATIONS.inc,
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await sta.shutdown(app)
+            await events_routes.shutdown(app)
             if getattr(app.state, "sensing", None) is not None:
                 await asyncio.to_thread(app.state.sensing.stop)
             await indicators.shutdown(app)
@@ -138,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sta.router)
     app.include_router(pmtiles.router)
     app.include_router(alerts_routes.router)
+    app.include_router(events_routes.router)
     return app
 
 

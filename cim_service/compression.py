@@ -2,6 +2,7 @@
 
 - The coding is chosen from ``Accept-Encoding`` (:func:`cim_service.encoding.negotiate`); every response whose
   type is compressible carries ``Vary: Accept-Encoding``, also when sent as it is (short bodies, identity).
+- Event streams (``text/event-stream``, ``/events``) pass unchanged: a compressor would hold each event back.
 - Responses that already have a ``Content-Encoding`` (tiles from the cache, stored compressed once), partial
   content, 204/304 and non-compressible types (PNG, COG) pass unchanged.
 - An ``ETag`` set by a route names the identity body; the coded body gets its own tag (``"…-gz"``, ``"…-br"``).
@@ -68,7 +69,8 @@ class Compression:
                 out = list(message.get("headers", []))
                 status = message["status"]
                 content_type = _header(out, b"content-type")
-                typed = encoding.compressible(content_type.decode("latin-1") if content_type else None)
+                media = content_type.decode("latin-1") if content_type else None
+                typed = encoding.compressible(media) and not (media or "").startswith("text/event-stream")
                 if status == 304:
                     message = {**message, "headers": _not_modified_headers(out, client_tags, coding)}
                     passthrough = True

@@ -148,6 +148,18 @@ class Settings(BaseSettings):
     alert_sweep_s: float = Field(default=30.0, ge=1, le=3600, description="Period of the offline sweep of the "
                                  "alerts in the service (`cim sensors alerts sweep` does one).")
 
+    # Pushed changes: GET /events (Server-Sent Events, cim_service/sensing/events.py)
+    events_queue_size: int = Field(default=256, ge=1, le=100_000, description="Events that may wait for one "
+                                   "subscriber; a subscriber with more is dropped (a final `reset` event).")
+    events_heartbeat_s: float = Field(default=15.0, ge=0.05, le=300, description="Seconds between heartbeat "
+                                      "comments on a quiet stream.")
+    events_max_subscribers: int = Field(default=200, ge=1, le=100_000, description="Streams one process holds "
+                                        "at once; more are refused with 503 and Retry-After.")
+    events_max_datastreams: int = Field(default=1000, ge=1, le=100_000, description="Most datastreams one "
+                                        "stream subscribes to (`datastreams=`).")
+    events_retry_ms: int = Field(default=3000, ge=100, le=600_000, description="The `retry:` a stream sends "
+                                 "(how long a client waits before reconnecting).")
+
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_url(cls, value: str | None) -> str | None:

@@ -9,7 +9,8 @@
  *   deck.gl: deck (the deck, layer classes, views), layers (layer props from the spec and the state)
  *   page: dom, layer-panel, legend, indicator-panel, click-panel, search, language, load (base layers,
  *     indicators, rasters, an API key's configuration), controls (zoom, compass, 3D switch, scale bar),
- *     time (the time slider), ops (the operations screen's KPI cards) */
+ *     time (the time slider), ops (the operations screen's KPI cards), live-panel (the /events stream: sensors
+ *     by status, the alert panel and feed; its logic in live.js, pure) */
 import { tooltip, onClick, wireClickPanel } from '#cim/click-panel.js';
 import { wireControls, updateControls } from '#cim/controls.js';
 import { createMap, currentView, flyTo, makeLayer, mvtLoaders } from '#cim/deck.js';
@@ -21,6 +22,7 @@ import { applyLanguage, wireLanguageSwitch } from '#cim/language.js';
 import { deckLayerProps, extrudedLayerIds, pendingTileLayers } from '#cim/layers.js';
 import { renderLayerList } from '#cim/layer-panel.js';
 import { renderLegend } from '#cim/legend.js';
+import { liveProps, renderLive, wireLive } from '#cim/live-panel.js';
 import { loadBase, loadIndicatorAt, loadIndicators, loadRasters, wireApiKey } from '#cim/load.js';
 import { createMetrics, observeTileRequests, recordFrame, tileHooks } from '#cim/metrics.js';
 import { renderKpis } from '#cim/ops.js';
@@ -59,11 +61,12 @@ const env = {
 };
 
 function render() {
-  const props = deckLayerProps(state, env);
+  const props = liveProps(app, deckLayerProps(state, env));
   metrics.drawnLayers = props.map((p) => p.id);
   metrics.extrudedLayers = extrudedLayerIds(props);
   deck.setProps({ layers: props.map((p) => makeLayer(classes, p)) });
   renderLegend(app);
+  renderLive(app);
 }
 
 window.__cimMap = { deck, state, classes, viewState: () => currentView(deck), render };
@@ -98,3 +101,4 @@ applyLanguage(app);
 loadBase(app, tileRequestsSent).catch((error) => console.error('base layers failed', error.message));
 loadIndicators(app);
 loadRasters(app);
+wireLive(app);

@@ -248,6 +248,12 @@ async def fetch_alert(session: Session, alert_id: int) -> dict[str, Any] | None:
     return {**row, "history": changes}
 
 
+async def fetch_alerts_by_id(session: Session, alert_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Alert id -> its row (the columns of :func:`fetch_alerts`), for the ids that exist."""
+    rows = await session.fetch(f"SELECT {_COLUMNS} FROM {ALERT} a WHERE a.id = ANY($1::int8[])", list(alert_ids))
+    return {int(r["id"]): r for r in rows}
+
+
 async def fetch_active_counts(session: Session) -> dict[str, int]:
     """Active alerts by severity (every severity present, 0 when none)."""
     rows = await session.fetch(f"SELECT severity, count(*) AS n FROM {ALERT} WHERE cleared_at IS NULL "

@@ -31,7 +31,8 @@ from sqlalchemy.engine import Connection
 
 from cim_service.core.catalog import LayerSpec, LiveStatus
 from cim_service.store import alerts, sta_entities
-from cim_service.store.sta_entities import DATASTREAM
+from cim_service.store.db import Session
+from cim_service.store.sta_entities import DATASTREAM, THING
 
 TABLE = "cim_sta.observation"
 LATEST = "cim_sta.latest"
@@ -562,3 +563,34 @@ def _live(spec: LayerSpec) -> LiveStatus:
     if spec.sensing is None or spec.sensing.live is None:
         raise ValueError(f"layer {spec.id} declares no sensing")
     return spec.sensing.live
+
+
+# -- pushed changes (the /events hub reads the latest values it was notified of) ----------------------------------
+
+#: the channel of the datastream ids whose latest value changed (triggers of migration 0006)
+NOTIFY_CHANNEL = "cim_observations"
+
+
+def parse_notified_ids(payload: str) -> list[int]:
+    """The datastream ids of a ``cim_observations`` payload (comma-separated; anything else is skipped)."""
+    out = []
+    for part in payload.split(","):
+        part = part.strip()
+        if part.isdigit() and len(part) <= 10:
+            out.append(int(part))
+    return out
+
+
+async def fetch_latest_events(session: Session, datastream_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The latest value of each of ``datastream_ids`` (those that have one), with its datastream's status.
+
+    ``status`` is the severity of the datastream's active level alert (``warning`` / ``alarm``, the rules' levels
+    and hysteresis) or ``ok``: the value was just received, so the datastream is not offline. ``layer`` and
+    ``feature_id`` name the catalog feature of the datastream's Thing (NULL for entities made over the API).
+    """
+    return await session.fetch(
+        f"SELECT l.datastream_id, l.phenomenon_time, l.result, l.result_json, l.result_time, "
+        f"coalesce({alerts.level_severity_sql('l.datastream_id')}, 'ok') AS status, "
+        f"th.layer_id, (th.properties ->> 'feature_id')::bigint AS feature_id "
+        f"FROM {LATEST} l JOIN {DATASTREAM} d ON d.id = l.datastream_id JOIN {THING} th ON th.id = d.thing_id "
+        f"WHERE l.datastream_id = ANY($1::int4[])", list(datastream_ids))

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from cim_service.core.catalog import LayerSpec
+from cim_service.store.db import Session
 
 THING = "cim_sta.thing"
 LOCATION = "cim_sta.location"
@@ -443,3 +444,11 @@ def extend_datastream_times(conn: Connection, bounds: dict[int, tuple[Any, Any, 
            AND (d.phenomenon_time_start IS NULL OR d.result_time_start IS NULL OR d.phenomenon_time_start > b.ps
                 OR d.phenomenon_time_end < b.pe OR d.result_time_start > b.rs OR d.result_time_end < b.re)
         """), {"d": ids, "ps": list(cols[0]), "pe": list(cols[1]), "rs": list(cols[2]), "re": list(cols[3])})
+
+
+async def datastream_layers(session: Session, datastream_ids: list[int]) -> dict[int, str | None]:
+    """Datastream id -> the catalog layer of its Thing (None: an entity made over the API); unknown ids absent."""
+    rows = await session.fetch(
+        f"SELECT d.id, th.layer_id FROM {DATASTREAM} d JOIN {THING} th ON th.id = d.thing_id "
+        "WHERE d.id = ANY($1::int4[])", list(datastream_ids))
+    return {int(r["id"]): r["layer_id"] for r in rows}

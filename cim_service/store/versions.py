@@ -5,7 +5,9 @@ bump_version`); a trigger sends ``NOTIFY cim_layer_changed, '<layer_id>:<version
 :class:`VersionListener` per service process keeps a connection listening, reloads every version whenever it
 (re)connects (notifications sent while it was away are lost) and marks the versions *not live* while
 disconnected: the tile cache is then bypassed, never stale. The tile cache and the gap-layer refresher share it:
-``watch`` a version change, ``on_connect`` a (re)connection.
+``watch`` a version change, ``on_connect`` a (re)connection. The same connection listens to other channels for
+whoever asks (:meth:`VersionListener.listen`: the ``/events`` hub's observations and alert changes), so one
+process holds one LISTEN connection.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class VersionListener:
         self.retry_seconds = retry_seconds
         self.ping_seconds = ping_seconds
         self._on_connect: list[Callable[[], None]] = []
+        self._channels: dict[str, list[Callable[[str], None]]] = {}
         self._task: asyncio.Task | None = None
         self._conn: psycopg.AsyncConnection | None = None
         self.connected = asyncio.Event()
@@ -90,6 +93,21 @@ class VersionListener:
     def on_connect(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after each (re)connection, once the versions are reloaded."""
         self._on_connect.append(callback)
+
+    def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(payload)`` for every notification on ``channel`` (besides the layer versions').
+
+        Register before :meth:`start`: a channel added later is listened to from the next (re)connection.
+        Callbacks run on the listener's task: they must not block (schedule work, never await it).
+        """
+        if channel == CHANNEL:
+            raise ValueError(f"{CHANNEL} is the listener's own channel: use LayerVersions.watch")
+        self._channels.setdefault(channel, []).append(callback)
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` was called (and not :meth:`stop`)."""
+        return self._task is not None
 
     async def start(self, *, wait_seconds: float = 5.0) -> None:
         """Start listening; wait (bounded) for the first connection so start-up serves cached tiles at once."""
@@ -125,7 +143,7 @@ class VersionListener:
             await asyncio.sleep(self.retry_seconds)
 
     async def _listen_once(self) -> None:
-        conn = self._conn = await listen_connection(self.url, [CHANNEL], "minhang-cim-listen")
+        conn = self._conn = await listen_connection(self.url, [CHANNEL, *self._channels], "minhang-cim-listen")
         await self.versions.reload(ConnectionSession(conn))  # after LISTEN: nothing committed in between is missed
         for callback in self._on_connect:
             callback()
@@ -134,5 +152,12 @@ class VersionListener:
         self.connected.set()
         while True:
             async for notify in conn.notifies(timeout=self.ping_seconds):
-                self.versions.apply_notification(notify.payload)
+                if notify.channel == CHANNEL:
+                    self.versions.apply_notification(notify.payload)
+                    continue
+                for callback in self._channels.get(notify.channel, ()):
+                    try:
+                        callback(notify.payload)
+                    except Exception:  # one subscriber's fault never stops the versions
+                        log.exception("listener callback of %s failed", notify.channel)
             await asyncio.wait_for(conn.execute("SELECT 1"), 5)  # raises when the server is gone

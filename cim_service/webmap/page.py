@@ -93,6 +93,7 @@ def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS, history_begin
         "label_field_en": spec.label_field_en,
         "height_field": spec.height_field,
         "basemap": spec.style.group == BASEMAP_GROUP,
+        "live": spec.sensing is not None and spec.sensing.live is not None,  # tiles carry status (live.js)
         "history": has_history(spec),
         "history_begins": history_begins,
         "tiles3d": f"/collections/{spec.id}/3dtiles/tileset.json" if spec.extruded else None,
@@ -240,6 +241,8 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
             "config": "/map/config",
             "rasters": "/rasters",
             "mvt_worker": "/map/static/mvt-worker.js",
+            "events": "/events",
+            "alert_list": "/alerts",
         },
         "inline": inline,
     }

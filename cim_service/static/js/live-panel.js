@@ -1,0 +1,211 @@
+/* The live map on the page: subscribes to /events (fetch streaming, so the API key travels as a header; a
+ * reconnection after `retry:` sends Last-Event-ID), recolours the sensor layers by status and refetches their
+ * tiles at most once a second on alert and layer events, lists the active alerts (severity, site, value, since;
+ * a click flies to one), shows the status legend, and on the operations screen the live alert feed and an
+ * "active alerts" KPI card. The indicators (the KPI cards of the plan) are fetched again every 60 s and after
+ * layer events.
+ *
+ * window.__cimMetrics.live: {connected, connects, events, resets, lastEventMs, alerts: [{id, datastream,
+ * severity}], activeAlerts, epochs: {layer: n}, refetchedAt: {layer: ms}, alertShownAt: {alertId: ms},
+ * indicatorLoads, statusColours}. */
+import { authHeaders, getJSON } from '#cim/data.js';
+import { $, element } from '#cim/dom.js';
+import {
+  alertRow, alertsUrl, applyAlertEvent, countAlerts, createRefetcher, createSseParser, eventsUrl,
+  INDICATOR_REFRESH_MS, layerEventActions, liveLayerIds, liveLayerProps, liveText, sortAlerts, STATUS_COLOURS,
+  STATUSES,
+} from '#cim/live.js';
+import { loadIndicators } from '#cim/load.js';
+
+const INDICATOR_DEBOUNCE_MS = 2000;
+
+/** Return the live props of the drawn layers (sensor layers by status, at their tile epoch). */
+export function liveProps(app, props) {
+  const live = app.live;
+  return live ? liveLayerProps(props, live.ids, live.refetcher.epochs) : props;
+}
+
+function cssColour(c) {
+  return `rgba(${c[0]}, ${c[1]}, ${c[2]}, ${(c[3] ?? 255) / 255})`;
+}
+
+function panel(app) {
+  let node = $('alert-panel');
+  if (node) return node;
+  node = element('div', 'panel');
+  node.id = 'alert-panel';
+  if (app.config.screen === 'ops') { // over the map's top left: the active-alerts card, then the live feed
+    const card = element('div', 'kpi-alerts-card');
+    card.id = 'kpi-alerts';
+    const column = element('div');
+    column.id = 'live-ops';
+    column.append(card, node);
+    $('map').append(column);
+  } else {
+    $('map').append(node);
+  }
+  node.addEventListener('click', (event) => {
+    const row = event.target.closest('[data-alert-id]');
+    const alert = row && app.live.alerts.find((a) => String(a.id) === row.dataset.alertId);
+    const view = alert && alertRow(alert, app.state.lang).view;
+    if (view) app.flyTo(view, 1200);
+  });
+  return node;
+}
+
+/** Redraw the alert panel, the status legend and (operations screen) the active-alerts card. */
+export function renderLive(app) {
+  const { state } = app;
+  const live = app.live;
+  if (!live) return;
+  const lang = state.lang;
+  const node = panel(app);
+  node.replaceChildren();
+  const head = element('h3', 'alert-head', liveText(lang, 'alertsTitle'));
+  head.append(element('span', `live-dot ${live.connected ? 'on' : 'off'}`, ''));
+  head.lastChild.title = liveText(lang, live.connected ? 'connected' : 'disconnected');
+  node.append(head);
+  if (live.ids.some((id) => state.visible[id])) {
+    const legend = element('div', 'live-legend');
+    legend.append(element('span', 'live-legend-title', liveText(lang, 'live')));
+    for (const status of STATUSES) {
+      const item = element('span', 'live-legend-item');
+      const chip = element('span', 'live-chip');
+      chip.style.background = cssColour(STATUS_COLOURS[status]);
+      item.append(chip, liveText(lang, status));
+      item.dataset.status = status;
+      legend.append(item);
+    }
+    node.append(legend);
+  }
+  const list = element('ol', 'alert-list');
+  const now = performance.now();
+  for (const alert of live.alerts) {
+    const row = alertRow(alert, lang);
+    const li = element('li', `alert-row severity-${row.severity}`);
+    li.dataset.alertId = String(row.id);
+    li.append(element('span', 'alert-badge', row.label), element('span', 'alert-site', row.site),
+      element('span', 'alert-town', row.town), element('span', 'alert-value', row.value),
+      element('span', 'alert-since', row.since ? `${row.since} ${liveText(lang, 'since')}` : ''));
+    list.append(li);
+    if (!(row.id in app.metrics.live.alertShownAt)) app.metrics.live.alertShownAt[row.id] = now;
+  }
+  if (!live.alerts.length) list.append(element('li', 'alert-none', liveText(lang, 'noAlerts')));
+  node.append(list);
+  const card = $('kpi-alerts');
+  if (card) {
+    const counts = countAlerts(live.alerts);
+    card.replaceChildren(element('div', 'kpi-title', liveText(lang, 'activeAlerts')),
+      element('div', 'kpi-value', String(live.alerts.length)),
+      element('div', 'kpi-foot', `${liveText(lang, 'alarm')} ${counts.alarm} · ${liveText(lang, 'warning')} `
+        + `${counts.warning} · ${liveText(lang, 'offline')} ${counts.offline}`));
+    card.classList.toggle('status-not_met', counts.alarm + counts.warning > 0);
+    card.classList.toggle('status-met', counts.alarm + counts.warning === 0);
+  }
+  const m = app.metrics.live;
+  m.alerts = live.alerts.map((a) => ({ id: a.id, datastream: a.datastream, severity: a.severity }));
+  m.activeAlerts = live.alerts.length;
+}
+
+async function loadAlerts(app) {
+  try {
+    const body = await getJSON(alertsUrl(app.state.config), app.state.apiKey, null);
+    app.live.alerts = sortAlerts(body.alerts || []);
+  } catch (error) {
+    console.warn('alerts unavailable', error.message);
+  }
+  renderLive(app);
+}
+
+function reloadIndicators(app) {
+  if (app.state.at || app.state.config.inline) return; // the time slider shows a past day: leave it
+  app.metrics.live.indicatorLoads += 1;
+  loadIndicators(app);
+}
+
+function onEvent(app, event) {
+  const live = app.live;
+  const m = app.metrics.live;
+  m.events += 1;
+  m.lastEventMs = performance.now();
+  if (event.type === 'alert') {
+    live.alerts = applyAlertEvent(live.alerts, event.data);
+    if (live.ids.includes(event.data.layer)) live.refetcher.request(event.data.layer); // its sensors' status
+    renderLive(app);
+  } else if (event.type === 'layer') {
+    const drawn = app.state.config.deck.layers.map((s) => s.id);
+    const act = layerEventActions(event.data, live.ids, drawn);
+    if (act.refetch) live.refetcher.request(act.refetch);
+    if (act.indicators) {
+      clearTimeout(live.indicatorTimer);
+      live.indicatorTimer = setTimeout(() => reloadIndicators(app), INDICATOR_DEBOUNCE_MS);
+    }
+  } else if (event.type === 'reset') {
+    m.resets += 1;
+    for (const id of live.ids) live.refetcher.request(id);
+    loadAlerts(app);
+  }
+}
+
+async function stream(app) {
+  const live = app.live;
+  const m = app.metrics.live;
+  const parser = createSseParser((event) => onEvent(app, event));
+  const headers = Object.assign({ Accept: 'text/event-stream' }, authHeaders(app.state.apiKey));
+  if (live.lastId) headers['Last-Event-ID'] = live.lastId;
+  const controller = new AbortController();
+  live.abort = controller;
+  try {
+    const response = await fetch(eventsUrl(app.state.config), { headers, signal: controller.signal, cache: 'no-store' });
+    if (!response.ok || !response.body) throw new Error(`${response.status} /events`);
+    live.connected = true;
+    m.connected = true;
+    m.connects += 1;
+    renderLive(app);
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parser.feed(decoder.decode(value, { stream: true }));
+      if (parser.lastId) live.lastId = parser.lastId;
+      if (parser.retry) live.retryMs = parser.retry;
+    }
+  } catch (error) {
+    if (controller.signal.aborted) return;
+    console.warn('events stream', error.message);
+  }
+  live.connected = false;
+  m.connected = false;
+  renderLive(app);
+  if (!controller.signal.aborted) live.reconnect = setTimeout(() => stream(app), live.retryMs);
+}
+
+/** Start the live map (the live service only: the static export has no stream). */
+export function wireLive(app) {
+  if (app.config.inline) return;
+  app.metrics.live = {
+    connected: false, connects: 0, events: 0, resets: 0, lastEventMs: null, alerts: [], activeAlerts: 0,
+    epochs: {}, refetchedAt: {}, alertShownAt: {}, indicatorLoads: 0, statusColours: STATUS_COLOURS,
+  };
+  app.live = {
+    ids: liveLayerIds(app.config), alerts: [], connected: false, lastId: null, retryMs: 3000,
+    refetcher: createRefetcher((id, epoch) => {
+      app.metrics.live.epochs[id] = epoch;
+      app.metrics.live.refetchedAt[id] = performance.now();
+      app.render();
+    }, () => performance.now(), (fn, ms) => setTimeout(fn, ms)),
+  };
+  loadAlerts(app);
+  stream(app);
+  setInterval(() => reloadIndicators(app), INDICATOR_REFRESH_MS);
+  $('api-key').addEventListener('change', () => setTimeout(() => { // another key reads other layers: again
+    if (app.live.abort) app.live.abort.abort();
+    clearTimeout(app.live.reconnect);
+    app.live.lastId = null;
+    app.live.ids = liveLayerIds(app.state.config);
+    loadAlerts(app);
+    stream(app);
+  }, 500)); // after load.js took the key's configuration
+  $('lang').addEventListener('click', () => setTimeout(() => renderLive(app), 0));
+}

@@ -1,0 +1,214 @@
+/* The live map's logic: the /events stream (its parser, the subscription URL, reconnection), the sensors'
+ * status colours, the throttled refetch of live tiles (at most once a second per layer, by a `live=` epoch in the
+ * tile URL), and the list of active alerts. Pure: no DOM, no deck.gl (live-panel.js draws and wires it).
+ *
+ * Sensor layers are those the page configuration marks `live` (the catalog's `sensing.live`); the alert layer is
+ * the one playing the `alert_feed` role: no layer id is written here. */
+
+/** Status colours of live sensors (RGBA), the legend's order. */
+export const STATUS_COLOURS = {
+  ok: [34, 170, 85, 235],
+  warning: [250, 173, 20, 245],
+  alarm: [230, 30, 40, 255],
+  offline: [140, 140, 150, 210],
+};
+export const STATUSES = Object.keys(STATUS_COLOURS);
+/** Severity order of alerts (the panel lists the most severe first). */
+export const SEVERITY_RANK = { alarm: 0, warning: 1, offline: 2 };
+/** Least time between two refetches of one layer's tiles. */
+export const REFETCH_MS = 1000;
+/** Period of the indicators' refetch (the operations screen's KPI cards). */
+export const INDICATOR_REFRESH_MS = 60000;
+/** Active alerts the panel asks for at start and after a reset. */
+export const ALERT_LIMIT = 200;
+/** The role of the alerts' layer (catalog role `alert_feed`). */
+export const ALERT_ROLE = 'alert_feed';
+/** Most layers one subscription names (the service's bound). */
+export const MAX_LAYERS = 100;
+
+export const LIVE_STRINGS = {
+  zh: {
+    alertsTitle: '实时告警', activeAlerts: '活动告警', noAlerts: '当前无告警', since: '起', ok: '正常', warning: '预警',
+    alarm: '告警', offline: '离线', live: '实时状态', connected: '已连接', disconnected: '连接中断',
+  },
+  en: {
+    alertsTitle: 'Live alerts', activeAlerts: 'Active alerts', noAlerts: 'No active alert', since: 'since', ok: 'OK',
+    warning: 'Warning', alarm: 'Alarm', offline: 'Offline', live: 'Live status', connected: 'connected',
+    disconnected: 'reconnecting',
+  },
+};
+
+/** Return the live interface string `key` in `lang`. */
+export function liveText(lang, key) {
+  return (LIVE_STRINGS[lang] || LIVE_STRINGS.zh)[key] || key;
+}
+
+/** Return the ids of the sensor layers of the configuration (those with a live state). */
+export function liveLayerIds(config) {
+  return (config.layers || []).filter((l) => l.live).map((l) => l.id);
+}
+
+/** Return the id of the alert layer (role `alert_feed`), or null. */
+export function alertLayerId(config) {
+  return (config.roles && config.roles[ALERT_ROLE]) || null;
+}
+
+/** Return the /events URL subscribing to the alerts and to the changes of the map's layers (bounded). */
+export function eventsUrl(config) {
+  const base = (config.endpoints && config.endpoints.events) || '/events';
+  const ids = (config.layers || []).map((l) => l.id).slice(0, MAX_LAYERS);
+  const layers = ids.length ? `&layers=${ids.map(encodeURIComponent).join(',')}` : '';
+  return `${base}?alerts=true${layers}`;
+}
+
+/** Return the /alerts URL of the active alerts. */
+export function alertsUrl(config) {
+  const base = (config.endpoints && config.endpoints.alert_list) || '/alerts';
+  return `${base}?limit=${ALERT_LIMIT}`;
+}
+
+/** Return the colour of a sensor of `status` (offline for an unknown or missing one). */
+export function statusColour(status) {
+  return STATUS_COLOURS[status] || STATUS_COLOURS.offline;
+}
+
+/**
+ * Return a parser of a text/event-stream: `feed(text)` takes the next chunk (any split) and calls
+ * `onEvent({type, id, data})` per complete event (data parsed as JSON when it is JSON); `retry` and `lastId`
+ * hold the stream's last `retry:` and `id:`; comment lines (heartbeats) call `onComment(text)`.
+ */
+export function createSseParser(onEvent, onComment = () => {}) {
+  const parser = { retry: null, lastId: null, events: 0 };
+  let buffer = '';
+  let type = '';
+  let data = [];
+  let id = null;
+  const dispatch = () => {
+    if (data.length) {
+      const text = data.join('\n');
+      let body = text;
+      try { body = JSON.parse(text); } catch (error) { /* not JSON: the text itself */ }
+      if (id !== null) parser.lastId = id;
+      parser.events += 1;
+      onEvent({ type: type || 'message', id, data: body });
+    }
+    type = ''; data = []; id = null;
+  };
+  parser.feed = (chunk) => {
+    buffer += chunk;
+    let at;
+    while ((at = buffer.search(/\r\n|\r|\n/)) >= 0) {
+      if (at === buffer.length - 1 && buffer.endsWith('\r')) break; // a CR LF may be split: wait for the LF
+      const line = buffer.slice(0, at);
+      buffer = buffer.slice(at + (buffer.startsWith('\r\n', at) ? 2 : 1));
+      if (line === '') { dispatch(); continue; }
+      if (line.startsWith(':')) { onComment(line.slice(1).trim()); continue; }
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? '' : line.slice(colon + 1);
+      if (value.startsWith(' ')) value = value.slice(1);
+      if (field === 'data') data.push(value);
+      else if (field === 'event') type = value;
+      else if (field === 'id') id = value;
+      else if (field === 'retry' && /^\d+$/.test(value)) parser.retry = Number(value);
+    }
+  };
+  return parser;
+}
+
+/**
+ * Return a refetch scheduler: `request(id)` bumps layer `id`'s epoch now when its last bump is at least
+ * REFETCH_MS ago, else once at that time (requests in between are merged). `onBump(id, epoch)` is called at each.
+ * `clock()` reads milliseconds, `later(fn, ms)` schedules.
+ */
+export function createRefetcher(onBump, clock, later, minMs = REFETCH_MS) {
+  const epochs = {};
+  const last = {};
+  const pending = {};
+  const bump = (id) => {
+    pending[id] = false;
+    last[id] = clock();
+    epochs[id] = (epochs[id] || 0) + 1;
+    onBump(id, epochs[id]);
+  };
+  return {
+    epochs,
+    request(id) {
+      if (pending[id]) return false;
+      const wait = last[id] === undefined ? 0 : last[id] + minMs - clock();
+      if (wait <= 0) { bump(id); return true; }
+      pending[id] = true;
+      later(() => bump(id), wait);
+      return false;
+    },
+  };
+}
+
+/** Return `url` with the layer's live epoch (`live=`), so a bumped epoch makes deck.gl fetch its tiles again. */
+export function epochUrl(url, epoch) {
+  if (!epoch || typeof url !== 'string') return url;
+  return `${url}${url.includes('?') ? '&' : '?'}live=${epoch}`;
+}
+
+/**
+ * Return the layer props with the live layers coloured by status and their tiles at their epoch; other props
+ * pass unchanged.
+ */
+export function liveLayerProps(props, liveIds, epochs) {
+  return props.map((p) => {
+    if (!p || !liveIds.includes(p.id) || p['@@type'] !== 'MVTLayer') return p;
+    const epoch = epochs[p.id] || 0;
+    return Object.assign({}, p, {
+      data: epochUrl(p.data, epoch),
+      getFillColor: (f) => statusColour(f.properties && f.properties.status),
+      updateTriggers: Object.assign({}, p.updateTriggers, { getFillColor: epoch }),
+    });
+  });
+}
+
+/** Return the active alerts after an `alert` event (a cleared alert leaves the list; others are replaced). */
+export function applyAlertEvent(alerts, event) {
+  const rest = alerts.filter((a) => a.id !== event.id);
+  if (event.change === 'cleared' || event.state === 'cleared' || event.cleared_at) return rest;
+  return sortAlerts([...rest, event]);
+}
+
+/** Return the alerts most severe first, then the newest raised first. */
+export function sortAlerts(alerts) {
+  return [...alerts].sort((a, b) => (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9)
+    || String(b.raised_at || '').localeCompare(String(a.raised_at || '')) || b.id - a.id);
+}
+
+/** Return active alerts counted by severity (every severity present). */
+export function countAlerts(alerts) {
+  const counts = { alarm: 0, warning: 0, offline: 0 };
+  for (const a of alerts) if (a.severity in counts) counts[a.severity] += 1;
+  return counts;
+}
+
+/** Return the time of day of an RFC 3339 instant in Asia/Shanghai (HH:MM), or '' for none. */
+export function shanghaiTime(iso) {
+  const t = Date.parse(iso || '');
+  if (Number.isNaN(t)) return '';
+  const d = new Date(t + 8 * 3600 * 1000);
+  return `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
+}
+
+/** Return the panel row of an alert: severity, site (layer title, site kind, key), town, value with unit, since. */
+export function alertRow(alert, lang) {
+  const title = alert.layer_title ? (lang === 'en' ? alert.layer_title.en : alert.layer_title.zh) : alert.layer;
+  const site = [title, alert.site_kind, alert.feature_key].filter(Boolean).join(' · ');
+  const value = typeof alert.value === 'number' ? `${Math.round(alert.value * 10) / 10}${alert.unit ? ' ' + alert.unit : ''}` : '—';
+  return {
+    id: alert.id, severity: alert.severity, label: liveText(lang, alert.severity), site, town: alert.town || '',
+    value, since: shanghaiTime(alert.raised_at),
+    view: typeof alert.lon === 'number' && typeof alert.lat === 'number'
+      ? { longitude: alert.lon, latitude: alert.lat, zoom: 16 } : null,
+  };
+}
+
+/** Return what a layer event asks for: refetch that layer's tiles; and reload the indicators (debounced by the caller). */
+export function layerEventActions(event, liveIds, drawnIds) {
+  const id = event && event.layer;
+  return { refetch: drawnIds.includes(id) || liveIds.includes(id) ? id : null, indicators: Boolean(id) };
+}

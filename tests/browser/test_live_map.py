@@ -1,0 +1,158 @@
+"""The live map in headless Chromium against a service running the MQTT bridge: a reading published with
+``mosquitto_pub`` turns a sensor red and puts its alert in the panel within 2 s; a click on the alert flies
+to it; the reading falling back turns it green and empties the panel. The operations screen shows the live feed
+and the active-alerts card. Screenshots in test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from cim_service.core.settings import Settings
+from tests.alerts.conftest import fresh_sensor
+from tests.browser.conftest import attach_log, open_map
+from tests.browser.pixels import patch, rgb
+from tests.live.conftest import (
+    depth_sensors,  # noqa: F401 - fixture: the demo's depth sensors
+    publish,
+)
+from tests.routes.serving import in_thread
+
+LAYER = "waterlogging_sensors"
+
+
+@pytest.fixture(scope="module")
+def live_url(settings: Settings, demo_database_url: str, mqtt_url: str, tmp_path_factory) -> Iterator[str]:
+    live = settings.model_copy(update={
+        "sensor_batch_wait_ms": 20, "sensor_rate_per_s": 1000.0, "sensor_rate_burst": 10_000.0,
+        "sensor_bridge": True, "mqtt_url": mqtt_url, "home": tmp_path_factory.mktemp("cim-live-map"),
+        "gap_refresh": False, "log_json": False})
+    with in_thread(live, ready="/map") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def live_page(browser, live_url: str):
+    """One page load of /map on the live service for the module: ``(page, log)``."""
+    context = browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
+    page = context.new_page()
+    log = attach_log(page)
+    open_map(page, f"{live_url}/map", timeout_ms=60_000)
+    page.wait_for_function("window.__cimMetrics.live && window.__cimMetrics.live.connected", timeout=20_000)
+    yield page, log
+    context.close()
+
+
+def _reading(value: float) -> str:
+    return json.dumps({"result": value, "phenomenonTime": datetime.now(UTC).isoformat()})
+
+
+def _sensor_pixels(page, lon: float, lat: float):
+    x, y = page.evaluate(f"window.__cimMap.deck.getViewports()[0].project([{lon}, {lat}])")
+    shot = rgb(page.locator("#deck-container").screenshot())
+    return patch(shot, x, y, r=1), shot
+
+
+def _is(colour, pixels, tolerance: int = 40) -> bool:
+    """Whether the pixels around the sensor hold ``colour`` (RGB, within ``tolerance``)."""
+    return bool((abs(pixels - colour[:3]) <= tolerance).all(axis=-1).any())
+
+
+def _wait_refetched(page, since_ms: float, timeout_ms: int) -> None:
+    page.wait_for_function(
+        f"(() => {{ const m = window.__cimMetrics; const r = m.live.refetchedAt['{LAYER}'];"
+        f" return r > {since_ms} && m.tilesLoaded['{LAYER}'] > r; }})()", timeout=timeout_ms)
+
+
+def test_a_published_alarm_turns_the_sensor_red_and_lists_its_alert_within_2_s(live_page, live_url, mqtt_url,
+                                                                                engine, depth_sensors, artifacts):  # noqa: F811
+    page, log = live_page
+    ds, fid, _ = fresh_sensor(engine, depth_sensors)
+    item = httpx.get(f"{live_url}/collections/{LAYER}/items/{fid}", params={"f": "json"}, timeout=20).json()
+    lon, lat = item["geometry"]["coordinates"]
+    assert item["properties"]["status"] == "offline"  # never reported
+    # only the sensors over the towns, close to this one
+    page.evaluate(f"""(() => {{ const s = window.__cimMap.state;
+        for (const id of Object.keys(s.visible)) if (s.layers[id] && !s.layers[id].live && s.layers[id].is_point)
+          s.visible[id] = false;
+        s.visible['{LAYER}'] = true; window.__cimMap.render();
+        window.updateDeck({{ initialViewState: {{ longitude: {lon}, latitude: {lat}, zoom: 16, pitch: 0,
+          bearing: 0 }} }}, window.__cimMap.deck); }})()""")
+    page.wait_for_function(f"window.__cimMetrics.view && Math.abs(window.__cimMetrics.view.zoom - 16) < 0.01 "
+                           f"&& window.__cimMetrics.tilesLoaded['{LAYER}'] > 0", timeout=20_000)
+    page.wait_for_timeout(500)
+    colours = page.evaluate("window.__cimMetrics.live.statusColours")
+    before, _ = _sensor_pixels(page, lon, lat)
+    assert _is(colours["offline"], before), before.tolist()
+
+    since = page.evaluate("performance.now()")
+    start = time.monotonic()
+    publish(mqtt_url, ds, _reading(42.5))
+    page.wait_for_function(
+        f"window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds} && a.severity === 'alarm')",
+        timeout=2000)
+    _wait_refetched(page, since, timeout_ms=max(1, int(2000 - 1000 * (time.monotonic() - start))))
+    elapsed = time.monotonic() - start
+    assert elapsed < 2.0, elapsed
+    page.wait_for_timeout(150)  # the frame with the new tiles
+    after, shot = _sensor_pixels(page, lon, lat)
+    page.locator("#map").screenshot(path=str(artifacts / "map-live-alarm.png"))
+    assert _is(colours["alarm"], after) and not _is(colours["offline"], after), after.tolist()
+    row = page.locator("#alert-panel .alert-row.severity-alarm").first
+    text = row.inner_text()
+    assert "42.5 cm" in text and "积水监测设备" in text, text
+    assert page.locator("#alert-panel .live-legend-item").count() == 4
+
+    # a click on the alert flies back to it from elsewhere
+    page.evaluate("window.updateDeck({ initialViewState: { longitude: 121.30, latitude: 31.02, zoom: 11, pitch: 0,"
+                  " bearing: 0 } }, window.__cimMap.deck)")
+    page.wait_for_function("Math.abs(window.__cimMetrics.view.zoom - 11) < 0.01", timeout=10_000)
+    row.click()
+    page.wait_for_function(f"(() => {{ const v = window.__cimMetrics.view; return Math.abs(v.zoom - 16) < 0.05 "
+                           f"&& Math.abs(v.longitude - {lon}) < 1e-4 && Math.abs(v.latitude - {lat}) < 1e-4; }})()",
+                           timeout=10_000)
+
+    # falling back: the alert clears, the sensor turns green
+    since = page.evaluate("performance.now()")
+    publish(mqtt_url, ds, _reading(1.0))
+    page.wait_for_function(f"!window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds})", timeout=5000)
+    _wait_refetched(page, since, timeout_ms=5000)
+    page.wait_for_timeout(400)
+    cleared, _ = _sensor_pixels(page, lon, lat)
+    page.locator("#map").screenshot(path=str(artifacts / "map-live-cleared.png"))
+    assert _is(colours["ok"], cleared) and not _is(colours["alarm"], cleared), cleared.tolist()
+    assert log.errors() == [] and log.foreign_hosts() == set()
+
+
+def test_the_ops_screen_shows_the_live_feed_and_the_active_alerts_card(browser, live_url, mqtt_url, engine,
+                                                                      depth_sensors, artifacts):  # noqa: F811
+    ds, _, _ = fresh_sensor(engine, depth_sensors)
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, device_scale_factor=1)
+    page = context.new_page()
+    log = attach_log(page)
+    try:
+        open_map(page, f"{live_url}/map?screen=ops", timeout_ms=60_000)
+        page.wait_for_function("window.__cimMetrics.live.connected && window.__cimMetrics.kpis.length > 0",
+                               timeout=20_000)
+        before = page.evaluate("window.__cimMetrics.live.activeAlerts")
+        publish(mqtt_url, ds, _reading(20.0))  # a warning
+        page.wait_for_function(f"window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds})", timeout=5000)
+        active = httpx.get(f"{live_url}/alerts", params={"limit": 1000}, timeout=20).json()["numberMatched"]
+        page.wait_for_function(f"window.__cimMetrics.live.activeAlerts === {active}", timeout=5000)
+        assert active == before + 1
+        card = page.locator("#kpi-alerts")
+        assert card.locator(".kpi-value").inner_text() == str(active)
+        assert page.locator("#live-ops #alert-panel .alert-row.severity-warning").count() >= 1
+        assert page.locator(".kpi-card").count() == len(page.evaluate("window.__cimMetrics.kpis"))
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(artifacts / "map-live-ops-1920x1080.png"))
+        publish(mqtt_url, ds, _reading(0.0))
+        page.wait_for_function(f"!window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds})", timeout=5000)
+        assert log.errors() == [] and log.foreign_hosts() == set()
+    finally:
+        context.close()
