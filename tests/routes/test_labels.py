@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -14,7 +17,7 @@ from fontTools.ttLib import TTFont
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from PIL import Image
 
-from cim_service.styles.glyphs import BUFFER, FONTSTACK, range_name
+from cim_service.styles.glyphs import BUFFER, FONTSTACK, GlyphStore, range_name
 
 SE = "{http://www.opengis.net/se}"
 OGC = "{http://www.opengis.net/ogc}"
@@ -174,3 +177,21 @@ def test_map_labels_and_their_font(api, catalog):
 def test_catalog_declares_labels(catalog, layer):
     label = catalog.get(layer).style.label
     assert label is not None and label.field_en and label.field in catalog.get(layer).field_names
+
+
+def test_build_ahead_and_the_stamp(tmp_path):
+    """``cim glyphs build`` builds the catalog's and the demo's ranges, a second run none; a changed font or
+    builder (another stamp) empties the cache."""
+    env = {**os.environ, "CIM_HOME": str(tmp_path)}
+    cmd = [sys.executable, "-m", "cim_service", "glyphs", "build"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    folder = tmp_path / "glyphs" / FONTSTACK.replace(" ", "_")
+    for ch in ("莘", "闵", "A"):  # a town, the district, Latin
+        assert (folder / f"{range_name(ord(ch) // 256 * 256)}.pbf").is_file(), ch
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "glyphs: 0 of" in again.stdout, again.stdout
+    (folder / "stamp.json").write_text(json.dumps({"font": "another font", "builder": "0"}))
+    store = GlyphStore(tmp_path / "glyphs")
+    assert store.cached(0) is None and not (folder / "0-255.pbf").exists()
+    assert (folder / "stamp.json").read_text() == store.stamp
