@@ -137,10 +137,9 @@ class WebFonts:
             tt = TTFont(str(self.font.path), fontNumber=self.font.index)
             options = subset.Options()
             options.flavor = "woff2"
-            options.layout_features = ["*"]
-            options.name_IDs = ["*"]
+            options.layout_features = ["kern", "liga", "locl"]  # horizontal text: no vertical forms
             options.hinting = False
-            options.desubroutinize = True
+            options.notdef_outline = True
             sub = subset.Subsetter(options)
             sub.populate(text=chars)
             sub.subset(tt)
