@@ -73,7 +73,7 @@ async def glyph_range(request: Request, fontstack: str, range: str) -> Response:
     _fontstack(fontstack)
     store = _glyphs(request)
     try:
-        data = await off_loop(store.cached, start)
+        data = store.cached(start)  # a file read of ~200 kB (the first call checks the cache's stamp)
         if data is None:
             data = await off_loop(store.range, start)
     except GlyphsUnavailable as exc:
