@@ -294,9 +294,11 @@ class GlyphStore:
         return self.folder / f"{range_name(start)}.pbf"
 
     def cached(self, start: int) -> bytes | None:
-        """The cached range, or None when it is not built yet (no building here: safe on the event loop)."""
-        with self._lock:
-            self._ensure_folder()
+        """The cached range, or None when it is not built yet (no building and, once the stamp is checked, no
+        waiting for a build: safe on the event loop; ranges are written by an atomic rename)."""
+        if not self._stamped:
+            with self._lock:
+                self._ensure_folder()
         p = self.path(start)
         return p.read_bytes() if p.is_file() else None
 
