@@ -89,8 +89,10 @@ export function labelLayerProps(state) {
   return [{
     '@@type': 'TextLayer', id: LABELS_ID, data: labels.placed, pickable: false,
     fontFamily: labels.font ? `"${labels.font.family}", "Noto Sans CJK SC", sans-serif` : 'sans-serif',
-    characterSet: 'auto', fontSettings: { sdf: true, fontSize: 64, buffer: 8 },
-    outlineWidth: 2, outlineColor: [255, 255, 255, 235],
+    // a large, sharp SDF atlas with synthetic bold: the thin strokes of CJK stay legible at 12-15 px
+    characterSet: 'auto', fontWeight: 'bold',
+    fontSettings: { sdf: true, fontSize: 96, buffer: 12, radius: 18, smoothing: 0.05 },
+    outlineWidth: 8, outlineColor: [255, 255, 255, 235],
     getPosition: (d) => d.position, getText: (d) => d.text, getSize: (d) => d.size, getAngle: (d) => d.angle,
     getColor: (d) => d.color, getPixelOffset: (d) => d.offset, sizeUnits: 'pixels',
     getTextAnchor: 'middle', getAlignmentBaseline: 'center', billboard: true,
