@@ -326,6 +326,8 @@ class LayerSpec(BaseModel):
                 raise ValueError(f"layer {self.id}: {ref!r} must be a number field (integer or float)")
         if label is not None and label.placement == "line" and "Line" not in self.geometry.value:
             raise ValueError(f"layer {self.id}: label placement 'line' needs line geometry")
+        if label is not None and any(self.field(f).personal for f in (label.field, label.field_en) if f):
+            raise ValueError(f"layer {self.id}: a label field must not be personal data (labels are drawn for all)")
         if self.height_field is not None and self.geometry not in (GeometryType.Polygon, GeometryType.MultiPolygon):
             raise ValueError(f"layer {self.id}: height_field needs polygon geometry, not {self.geometry.value}")
         return self

@@ -195,3 +195,21 @@ def test_build_ahead_and_the_stamp(tmp_path):
     store = GlyphStore(tmp_path / "glyphs")
     assert store.cached(0) is None and not (folder / "0-255.pbf").exists()
     assert (folder / "stamp.json").read_text() == store.stamp
+
+
+def test_label_declarations_are_checked(catalog):
+    from cim_service.core.catalog import LayerSpec
+
+    people = catalog.get("people").model_dump()
+    personal = next(f["name"] for f in people["fields"] if f["personal"])
+    people["style"]["label"] = {"field": personal}
+    with pytest.raises(ValueError, match="personal"):
+        LayerSpec.model_validate(people)
+    roads = catalog.get("main_roads").model_dump()
+    roads["style"]["label"]["field"] = "no_such_field"
+    with pytest.raises(ValueError, match="not a declared field"):
+        LayerSpec.model_validate(roads)
+    towns = catalog.get("towns").model_dump()
+    towns["style"]["label"]["placement"] = "line"
+    with pytest.raises(ValueError, match="line geometry"):
+        LayerSpec.model_validate(towns)
