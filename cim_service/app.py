@@ -40,6 +40,7 @@ from cim_service.routes import alerts as alerts_routes
 from cim_service.routes import coverages, features, geocode, indicators, ops, pmtiles, sta, styles, tiles, tiles3d
 from cim_service.routes import edit as edit_routes
 from cim_service.routes import events as events_routes
+from cim_service.routes import fonts as font_routes
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes
 from cim_service.sensing.alerts import rules_for
@@ -47,6 +48,8 @@ from cim_service.sensing.service import SensingService
 from cim_service.store.db import Database, make_engine
 from cim_service.store.localdb import resolve_database_url
 from cim_service.store.versions import VersionListener
+from cim_service.styles.glyphs import GlyphStore
+from cim_service.styles.labels import WebFonts
 from cim_service.tiles.fastpath import CachedTileFastPath
 
 
@@ -104,6 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = load_catalog(settings.catalog_dir)
     app.state.alert_rules = rules_for(settings, app.state.catalog)  # a bad rules file stops the start here
     app.state.geocoder = Geocoder(app.state.catalog)  # the address index is read on first use
+    app.state.glyphs = GlyphStore(settings.home / "glyphs")  # glyph ranges, built on first request and cached
+    app.state.webfonts = WebFonts(settings.home / "fonts" / "web")  # the map's label font subsets
+    app.state.sprites = {}  # pixel ratio -> the point symbols' sprite sheet, made on first request
     app.state.conformance = list(dict.fromkeys([*ops.CONFORMANCE, *tiles.CONFORMANCE, *sta.CONFORMANCE,
                                                 *styles.CONFORMANCE, *edit_routes.CONFORMANCE,
                                                 *coverages.CONFORMANCE]))
@@ -134,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(coverages.router)
     app.include_router(tiles3d.router)
     app.include_router(styles.router)
+    app.include_router(font_routes.router)
     app.include_router(indicators.router)
     app.include_router(geocode.router)
     app.include_router(map_routes.router)

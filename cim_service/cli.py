@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from cim_service.commands import broker, db, demo, history, indicators, ingest, report, sensors, serve, tiles
+from cim_service.commands import broker, db, demo, glyphs, history, indicators, ingest, report, sensors, serve, tiles
 from cim_service.commands import map as map_command
 
 app = typer.Typer(
@@ -29,5 +29,6 @@ history.register(app)
 map_command.register(app)
 report.register(app)
 tiles.register(app)
+glyphs.register(app)
 broker.register(app)
 sensors.register(app)

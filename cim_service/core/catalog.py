@@ -83,6 +83,24 @@ class FieldSpec(BaseModel):
         return v
 
 
+class Label(BaseModel):
+    """A layer's map labels (web map, MapLibre style, SLD): which fields name a feature and how labels compete.
+
+    ``priority`` decides collisions (a higher one is placed first, the others give way); ``placement`` is
+    ``point`` (at the point, or a polygon's interior point) or ``line`` (along the line, never upside down).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(description="The Chinese label field.")
+    field_en: str | None = Field(default=None, description="The English label field (the EN switch).")
+    size: float = Field(default=12, ge=6, le=48, description="Text size in pixels.")
+    priority: int = Field(default=0, ge=0, le=100, description="Collision priority: higher labels win.")
+    placement: Literal["point", "line"] = "point"
+    min_zoom: float = Field(default=0, ge=0, le=24, description="Lowest zoom the labels show at.")
+    color: list[int] = Field(default_factory=lambda: [40, 40, 40, 255], description="Text colour (RGBA 0-255).")
+
+
 class Style(BaseModel):
     """Default map style of a layer (deck.gl conventions: RGBA 0-255, radius in pixels)."""
 
@@ -95,6 +113,7 @@ class Style(BaseModel):
     min_zoom: int = 0
     visible: bool = True
     group: str = "基础"
+    label: Label | None = Field(default=None, description="Labels drawn on the map (fields, size, priority).")
 
 
 class Target(BaseModel):
@@ -282,7 +301,9 @@ class LayerSpec(BaseModel):
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"layer {self.id}: duplicate fields {sorted(dupes)}")
+        label = self.style.label
         refs = [*self.key, self.time_field, self.label_field, self.label_field_en, self.height_field,
+                label.field if label else None, label.field_en if label else None,
                 self.ingest.merge_on, *self.ingest.merge_lists]
         rule = self.ingest.height_from_floors
         if rule is not None:
@@ -303,6 +324,10 @@ class LayerSpec(BaseModel):
         for ref in (self.height_field, rule.height if rule else None, rule.floors if rule else None):
             if ref is not None and self.field(ref).type not in numeric:
                 raise ValueError(f"layer {self.id}: {ref!r} must be a number field (integer or float)")
+        if label is not None and label.placement == "line" and "Line" not in self.geometry.value:
+            raise ValueError(f"layer {self.id}: label placement 'line' needs line geometry")
+        if label is not None and any(self.field(f).personal for f in (label.field, label.field_en) if f):
+            raise ValueError(f"layer {self.id}: a label field must not be personal data (labels are drawn for all)")
         if self.height_field is not None and self.geometry not in (GeometryType.Polygon, GeometryType.MultiPolygon):
             raise ValueError(f"layer {self.id}: height_field needs polygon geometry, not {self.geometry.value}")
         return self

@@ -7,6 +7,7 @@
  *     indicators, inline, metrics (window.__cimMetrics)
  *   data access: data (requests with the API key, the page's early requests)
  *   deck.gl: deck (the deck, layer classes, views), layers (layer props from the spec and the state)
+ *   labels: label-place (pure: text, angle, collisions), labels (their data, font and TextLayer)
  *   page: dom, layer-panel, legend, indicator-panel, click-panel, search, language, load (base layers,
  *     indicators, rasters, an API key's configuration), controls (zoom, compass, 3D switch, scale bar),
  *     time (the time slider), ops (the operations screen's KPI cards), live-panel (the /events stream: sensors
@@ -21,6 +22,7 @@ import { wireIndicatorSelect } from '#cim/indicator-panel.js';
 import { applyLanguage, wireLanguageSwitch } from '#cim/language.js';
 import { deckLayerProps, extrudedLayerIds, pendingTileLayers } from '#cim/layers.js';
 import { renderLayerList } from '#cim/layer-panel.js';
+import { labelLayerProps, labelsAfterFrame, loadLabels } from '#cim/labels.js';
 import { renderLegend } from '#cim/legend.js';
 import { liveProps, renderLive, wireLive } from '#cim/live-panel.js';
 import { loadBase, loadIndicatorAt, loadIndicators, loadRasters, wireApiKey } from '#cim/load.js';
@@ -61,7 +63,7 @@ const env = {
 };
 
 function render() {
-  const props = liveProps(app, deckLayerProps(state, env));
+  const props = liveProps(app, deckLayerProps(state, env)).concat(labelLayerProps(state));
   metrics.drawnLayers = props.map((p) => p.id);
   metrics.extrudedLayers = extrudedLayerIds(props);
   deck.setProps({ layers: props.map((p) => makeLayer(classes, p)) });
@@ -84,6 +86,7 @@ deck.setProps({
     const now = performance.now();
     firstFrameDrawn();
     updateControls(app, currentView(deck));
+    labelsAfterFrame(app, currentView(deck));
     recordFrame(metrics, now, meaningful, (callback) => requestAnimationFrame(callback), () => performance.now());
   },
   onError: (error) => console.error('deck.gl', error),
@@ -102,3 +105,4 @@ loadBase(app, tileRequestsSent).catch((error) => console.error('base layers fail
 loadIndicators(app);
 loadRasters(app);
 wireLive(app);
+loadLabels(app);

@@ -9,7 +9,12 @@ Both are made from each layer's ``style:`` (deck.gl conventions: RGBA 0-255, rad
 
 The MapLibre style's one source is the service's multi-layer vector tiles (``/tiles/WebMercatorQuad/{z}/{x}/{y}.pbf``
 with the styled collections), each style layer's ``source-layer`` the collection id (the MVT layer name).
-No request of the style leaves the service: there are no glyphs or sprites to fetch (no symbol layers).
+
+Layers with ``style.label`` get a ``symbol`` layer (SLD: a ``TextSymbolizer``): the Chinese label field, the
+declared size, ``symbol-placement: line`` along lines (MapLibre keeps line labels upright), a point layer's icon
+from the sprite sheet under its label. Label layers come last, the highest ``priority`` last of all (MapLibre
+places the topmost symbols first, so they win collisions). The style's ``glyphs`` and ``sprite`` are the
+service's own ``/fonts/{fontstack}/{range}.pbf`` and ``/sprites/default``: no request of the style leaves it.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ from __future__ import annotations
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-from cim_service.core.catalog import LayerSpec, Style
+from cim_service.core.catalog import Label, LayerSpec, Style
+from cim_service.styles.glyphs import FACE_FAMILY, FONTSTACK
 
 MAPBOX = "application/vnd.mapbox.style+json"
 SLD = "application/vnd.ogc.sld+xml;version=1.1"
 #: zoom levels of the vector tile source (WebMercatorQuad as served)
 SOURCE_MAXZOOM = 22
+#: the sprite sheet's name (``/sprites/{name}.png``)
+SPRITE = "default"
+#: halo around label text (pixels)
+HALO = 1.5
 
 
 def _rgba(colour: list[int]) -> tuple[str, float]:
@@ -65,8 +75,28 @@ def mapbox_layers(spec: LayerSpec, source: str = "cim") -> list[dict]:
     ]
 
 
+def mapbox_label_layer(spec: LayerSpec, source: str = "cim") -> dict:
+    """The MapLibre ``symbol`` layer of a labelled collection (``style.label``)."""
+    label: Label | None = spec.style.label
+    assert label is not None
+    layout: dict = {"text-field": ["coalesce", ["get", label.field], ""], "text-font": [FONTSTACK],
+                    "text-size": label.size, "text-max-width": 12,
+                    "visibility": "visible" if spec.style.visible else "none"}
+    if label.placement == "line":
+        layout.update({"symbol-placement": "line", "symbol-spacing": 300, "text-rotation-alignment": "map",
+                       "text-keep-upright": True})
+    elif spec.geometry.is_point:
+        layout.update({"icon-image": spec.id, "text-anchor": "top", "text-offset": [0, 0.6], "text-optional": True})
+    return {"id": f"{spec.id}-label", "type": "symbol", "source": source, "source-layer": spec.id,
+            "minzoom": max(label.min_zoom, spec.style.min_zoom), "layout": layout,
+            "paint": {"text-color": _css(label.color), "text-halo-color": "rgba(255, 255, 255, 0.9)",
+                      "text-halo-width": HALO},
+            "metadata": {"cim:collection": spec.id, "cim:label-priority": label.priority,
+                         "cim:label-field-en": label.field_en}}
+
+
 def mapbox_style(name: str, specs: list[LayerSpec], root: str, bbox: tuple[float, float, float, float]) -> dict:
-    """A MapLibre GL style (version 8) of ``specs`` over the service's multi-layer vector tiles."""
+    """A MapLibre GL style (version 8) of ``specs`` over the service's multi-layer vector tiles, with labels."""
     collections = ",".join(s.id for s in specs)
     tiles = f"{root}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.pbf?collections={quote(collections, safe=',')}"
     layers: list[dict] = [{"id": "background", "type": "background", "paint": {"background-color": "#f4f4f2"}}]
@@ -74,10 +104,14 @@ def mapbox_style(name: str, specs: list[LayerSpec], root: str, bbox: tuple[float
     rank = {"polygon": 0, "line": 1, "point": 2}
     for spec in sorted(specs, key=lambda s: rank[_kind(s)]):
         layers += mapbox_layers(spec)
+    labelled = [s for s in specs if s.style.label is not None]
+    layers += [mapbox_label_layer(s) for s in sorted(labelled, key=lambda s: s.style.label.priority)]
     return {
         "version": 8,
         "name": name,
         "metadata": {"cim:source": "layers/*.yaml style"},
+        "glyphs": f"{root}/fonts/{{fontstack}}/{{range}}.pbf",
+        "sprite": f"{root}/sprites/{SPRITE}",
         "center": [(bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2],
         "zoom": 11,
         "sources": {"cim": {"type": "vector", "tiles": [tiles], "minzoom": 0, "maxzoom": SOURCE_MAXZOOM,
@@ -101,6 +135,28 @@ def _stroke(colour: list[int], width: float) -> str:
             f"{_svg('stroke-width', width)}</se:Stroke>")
 
 
+def sld_text(spec: LayerSpec) -> str:
+    """The ``TextSymbolizer`` of a labelled collection (QGIS draws it as the layer's labels), else ''."""
+    label = spec.style.label
+    if label is None:
+        return ""
+    hexa, opacity = _rgba(label.color)
+    if label.placement == "line":
+        placement = "<se:LinePlacement><se:GeneralizeLine>true</se:GeneralizeLine></se:LinePlacement>"
+    else:
+        displacement = ("<se:Displacement><se:DisplacementX>0</se:DisplacementX><se:DisplacementY>"
+                        f"{-(spec.style.radius + label.size * 0.6):g}</se:DisplacementY></se:Displacement>"
+                        if spec.geometry.is_point else "")
+        placement = ("<se:PointPlacement><se:AnchorPoint><se:AnchorPointX>0.5</se:AnchorPointX>"
+                     f"<se:AnchorPointY>{1 if spec.geometry.is_point else 0.5}</se:AnchorPointY></se:AnchorPoint>"
+                     f"{displacement}</se:PointPlacement>")
+    return ("<se:TextSymbolizer><se:Label><ogc:PropertyName>" + escape(label.field) + "</ogc:PropertyName>"
+            f"</se:Label><se:Font>{_svg('font-family', FACE_FAMILY)}{_svg('font-size', label.size)}</se:Font>"
+            f"<se:LabelPlacement>{placement}</se:LabelPlacement>"
+            f"<se:Halo><se:Radius>{HALO:g}</se:Radius><se:Fill>{_svg('fill', '#ffffff')}</se:Fill></se:Halo>"
+            f"<se:Fill>{_svg('fill', hexa)}{_svg('fill-opacity', opacity)}</se:Fill></se:TextSymbolizer>")
+
+
 def sld_named_layer(spec: LayerSpec) -> str:
     """One ``NamedLayer`` (SLD 1.1, Symbology Encoding 1.1) drawing a collection."""
     st: Style = spec.style
@@ -117,7 +173,7 @@ def sld_named_layer(spec: LayerSpec) -> str:
     title = escape(f"{spec.title_zh} {spec.title_en}")
     return (f"<NamedLayer><se:Name>{escape(spec.id)}</se:Name><UserStyle><se:Name>default</se:Name>"
             f"<se:Description><se:Title>{title}</se:Title></se:Description><se:FeatureTypeStyle><se:Rule>"
-            f"<se:Name>{escape(spec.id)}</se:Name>{symbolizer}</se:Rule></se:FeatureTypeStyle></UserStyle>"
+            f"<se:Name>{escape(spec.id)}</se:Name>{symbolizer}{sld_text(spec)}</se:Rule></se:FeatureTypeStyle></UserStyle>"
             "</NamedLayer>")
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 #: classes the map needs from the bundle (checked once, so a pydeck upgrade that drops one fails loudly)
-REQUIRED_SYMBOLS = ("createDeck", "updateDeck", "MVTLayer", "TileLayer", "BitmapLayer", "GeoJsonLayer", "LineLayer")
+REQUIRED_SYMBOLS = ("createDeck", "updateDeck", "MVTLayer", "TileLayer", "BitmapLayer", "GeoJsonLayer", "LineLayer",
+                    "TextLayer")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 #: URL prefix of the map's assets

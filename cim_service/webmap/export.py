@@ -8,8 +8,10 @@ table and the derived gap layers are exported whole; point layers as a sample.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import shapely.geometry
 
@@ -76,6 +78,19 @@ def _read_features(client: Any, layer_id: str, limit: int) -> list[dict[str, Any
     return features
 
 
+def _labels(client: Any) -> dict[str, Any] | None:
+    """The map's labels (``/map/labels``) with their font inlined as a ``data:`` URL, or None."""
+    response = client.get("/map/labels")
+    if response.status_code != 200:
+        return None
+    doc = response.json()
+    font = client.get(urlsplit(doc["font"]["url"]).path)
+    if font.status_code != 200:
+        return None
+    doc["font"]["url"] = "data:font/woff2;base64," + base64.b64encode(font.content).decode("ascii")
+    return doc
+
+
 def collect_inline_data(client: Any, catalog: Catalog, *, sample: int = DEFAULT_SAMPLE
                         ) -> tuple[dict[str, Any], ExportReport]:
     """Read the exported data through ``client`` (an HTTP client on the service) into the inline block."""
@@ -99,6 +114,7 @@ def collect_inline_data(client: Any, catalog: Catalog, *, sample: int = DEFAULT_
         **{spec.id: collected.pop(spec.id, empty) for spec in base_layers(catalog)},  # under their layer ids
         "indicators": indicators,
         "layers": {k: v for k, v in collected.items() if v["features"]},
+        "labels": _labels(client),  # the labels and their font subset, drawn offline
     }
     return inline, report
 

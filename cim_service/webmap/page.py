@@ -238,6 +238,7 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
             "indicators": "/indicators",
             "indicator": "/indicators/{id}",
             "search": "/map/search",
+            "labels": "/map/labels",
             "config": "/map/config",
             "rasters": "/rasters",
             "mvt_worker": "/map/static/mvt-worker.js",

@@ -59,6 +59,13 @@ def test_export_inlines_data(exported, engine):
     assert len(inline["layers"]["cameras"]["features"]) == min(200, cameras)
     assert "people" not in inline["layers"], "restricted layers must not be exported"
     assert inline["indicators"] and any(i["towns"] for i in inline["indicators"])
+    # the labels and their font travel with the export
+    labels = {layer["id"]: layer for layer in inline["labels"]["layers"]}
+    with engine.connect() as conn:
+        town_names = set(conn.execute(sa.text("SELECT name FROM cim.towns")).scalars())
+    assert {item["zh"] for item in labels["towns"]["labels"]} == town_names
+    assert labels["main_roads"]["labels"] and labels["metro_stations"]["labels"]
+    assert inline["labels"]["font"]["url"].startswith("data:font/woff2;base64,")
 
 
 def test_export_opens_offline_and_draws(browser, exported, artifacts):
@@ -77,5 +84,7 @@ def test_export_opens_offline_and_draws(browser, exported, artifacts):
         assert dark_share(pixels) > 0.002
         assert (~is_background(pixels)).mean() > 0.2
         assert page.locator("#indicator-towns tbody tr").count() > 10
+        page.wait_for_function("(() => { const l = window.__cimMetrics.labels; return l && l.fontLoaded"
+                               " && l.byLayer.towns > 0; })()", timeout=20_000)
     finally:
         context.close()

@@ -31,7 +31,9 @@ def main() -> None:
     out: dict = {"valid": layer.isValid()}
     if layer.isValid():
         message, ok = layer.loadSldStyle(sld_file)
-        out.update(sld_loaded=ok, message=message)
+        out.update(sld_loaded=ok, message=message, labels=layer.labelsEnabled())
+        if layer.labelsEnabled():  # a TextSymbolizer becomes the layer's labels
+            out["label_field"] = layer.labeling().settings().fieldName
         settings = QgsMapSettings()
         settings.setLayers([layer])
         settings.setDestinationCrs(layer.crs())

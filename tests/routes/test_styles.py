@@ -115,3 +115,21 @@ def test_qgis_renders_the_sld_in_the_catalog_colours(server, catalog, tmp_path):
     pixels = Image.open(png).convert("RGB").getdata()
     close = sum(1 for p in pixels if all(abs(p[i] - want[i]) <= 12 for i in range(3)))
     assert close >= 20, (want, close)  # QGIS's default symbol (random colour) would not give these
+
+
+def test_qgis_draws_the_sld_labels(server, tmp_path):
+    """The towns' TextSymbolizer becomes QGIS labels in the label field, drawn as dark text."""
+    import httpx
+
+    sld_file = tmp_path / "towns.sld"
+    sld_file.write_bytes(httpx.get(f"{server}/collections/towns/styles/default?f=sld").content)
+    png = tmp_path / "towns.png"
+    bbox = "121.33,31.0,121.36,31.03"  # the fixture towns 测试西镇 / 测试东镇
+    res = subprocess.run([QGIS_PYTHON, str(RENDER), server, "towns", str(sld_file), str(png), bbox],
+                         capture_output=True, text=True, timeout=300, cwd=RENDER.parent)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["valid"] and out["sld_loaded"] and out["labels"] and out["label_field"] == "name", out
+    pixels = Image.open(png).convert("RGB").getdata()
+    text = sum(1 for p in pixels if max(p) < 60)  # the label colour (30, 30, 30); outlines are (90, 90, 90)
+    assert text >= 30, text

@@ -2,7 +2,7 @@
  * the loaders.gl MVT loader, and view changes. */
 
 /** Layer classes the map makes; the bundle exports createDeck/updateDeck only, so they are taken from probes. */
-export const LAYER_TYPES = ['GeoJsonLayer', 'MVTLayer', 'TileLayer', 'BitmapLayer', 'LineLayer'];
+export const LAYER_TYPES = ['GeoJsonLayer', 'MVTLayer', 'TileLayer', 'BitmapLayer', 'LineLayer', 'TextLayer'];
 const PROBE = '__probe_';
 
 /** Create the deck in `container` with the views of the deck spec; return it and its layer classes. */

@@ -1,0 +1,102 @@
+/* The map's labels: towns, roads (along the line, upright), metro stations, in Chinese or English (the EN
+ * switch), placed by priority without overlaps (label-place.js), drawn by one deck.gl TextLayer in the
+ * service's own WOFF2 subset of Noto Sans CJK SC (/map/labels names it; the export inlines it as a data: URL).
+ * The labels are placed again when the camera has moved (checked after each frame, at most every 150 ms).
+ * window.__cimMetrics.labels: {font, fontLoaded, lang, placed, byLayer, texts (first 200)}. */
+import { getJSON } from '#cim/data.js';
+import { placeLabels, viewMoved } from '#cim/label-place.js';
+import { allowed } from '#cim/state.js';
+
+export const LABELS_ID = '__labels';
+const PLACE_EVERY_MS = 150;
+
+/** Return the label layers of /map/labels with each point layer's text offset below its symbol. */
+export function withOffsets(layers, layerMeta) {
+  return layers.map((layer) => {
+    const meta = layerMeta[layer.id];
+    const below = meta && meta.is_point ? (meta.style.radius || 3) + layer.size * 0.75 : 0;
+    return Object.assign({}, layer, { offset: [0, below] });
+  });
+}
+
+async function loadFont(font) {
+  if (!font || typeof FontFace === 'undefined') return false;
+  const face = new FontFace(font.family, `url(${font.url})`);
+  await face.load();
+  document.fonts.add(face);
+  return true;
+}
+
+/** Load the labels (the export's inlined ones) and their font, then place and draw them. */
+export async function loadLabels(app) {
+  const { state, metrics } = app;
+  const inline = state.config.inline;
+  metrics.labels = { font: null, fontLoaded: false, lang: state.lang, placed: 0, byLayer: {}, texts: [] };
+  try {
+    const doc = inline ? inline.labels : await getJSON(state.config.endpoints.labels, state.apiKey);
+    if (!doc) return;
+    metrics.labels.font = doc.font ? doc.font.family : null;
+    metrics.labels.fontLoaded = await loadFont(doc.font).catch((error) => {
+      console.warn('label font', error.message);
+      return false;
+    });
+    state.labels = { font: doc.font, layers: withOffsets(doc.layers || [], state.layers), placed: [], view: null };
+    placeNow(app);
+  } catch (error) {
+    console.warn('labels unavailable', error.message);
+  }
+}
+
+function shownFn(state) {
+  return (id) => state.visible[id] !== false && allowed(state, id);
+}
+
+function shownKey(state) {
+  const shown = shownFn(state);
+  return state.labels.layers.map((layer) => (shown(layer.id) ? '1' : '0')).join('');
+}
+
+/** Place the labels for the current camera and language, and redraw. */
+export function placeNow(app) {
+  const { state, deck, metrics } = app;
+  const labels = state.labels;
+  const viewport = deck.getViewports()[0];
+  if (!labels || !viewport) return;
+  const view = { width: viewport.width, height: viewport.height, zoom: viewport.zoom };
+  labels.placed = placeLabels(labels.layers, view, (p) => viewport.project(p), state.lang, shownFn(state));
+  labels.view = app.view();
+  labels.lang = state.lang;
+  labels.shown = shownKey(state);
+  const byLayer = {};
+  for (const p of labels.placed) byLayer[p.layer] = (byLayer[p.layer] || 0) + 1;
+  Object.assign(metrics.labels, { lang: state.lang, placed: labels.placed.length, byLayer,
+    texts: labels.placed.slice(0, 200).map((p) => p.text) });
+  app.render();
+}
+
+/** After a frame: place the labels again when the camera moved or the language changed (throttled). */
+export function labelsAfterFrame(app, view) {
+  const labels = app.state.labels;
+  if (!labels || labels.timer || !view) return;
+  if (labels.lang === app.state.lang && labels.shown === shownKey(app.state) && !viewMoved(labels.view, view)) return;
+  labels.timer = setTimeout(() => { labels.timer = null; placeNow(app); }, PLACE_EVERY_MS);
+}
+
+/** Return the TextLayer props of the placed labels (none before they load). */
+export function labelLayerProps(state) {
+  const labels = state.labels;
+  if (!labels || !labels.placed.length) return [];
+  return [{
+    '@@type': 'TextLayer', id: LABELS_ID, data: labels.placed, pickable: false,
+    fontFamily: labels.font ? `"${labels.font.family}", "Noto Sans CJK SC", sans-serif` : 'sans-serif',
+    // a large, sharp SDF atlas with synthetic bold: the thin strokes of CJK stay legible at 12-15 px
+    characterSet: 'auto', fontWeight: 'bold',
+    fontSettings: { sdf: true, fontSize: 96, buffer: 12, radius: 18, smoothing: 0.05 },
+    outlineWidth: 8, outlineColor: [255, 255, 255, 235],
+    getPosition: (d) => d.position, getText: (d) => d.text, getSize: (d) => d.size, getAngle: (d) => d.angle,
+    getColor: (d) => d.color, getPixelOffset: (d) => d.offset, sizeUnits: 'pixels',
+    getTextAnchor: 'middle', getAlignmentBaseline: 'center', billboard: true,
+    parameters: { depthTest: false },
+    updateTriggers: { getText: [labels.placed.length, state.lang] },
+  }];
+}
