@@ -4,10 +4,11 @@
  *
  * The modules ('#cim/<name>' is static/js/<name>, mapped by the page's import map):
  *   pure (no DOM, no deck.gl, unit-tested with node --test): config, state, i18n, format, colour, geometry,
- *     indicators, inline, metrics (window.__cimMetrics)
+ *     indicators, inline, metrics (window.__cimMetrics), chart (trajectory charts)
  *   data access: data (requests with the API key, the page's early requests)
  *   deck.gl: deck (the deck, layer classes, views), layers (layer props from the spec and the state)
- *   page: dom, layer-panel, legend, indicator-panel, click-panel, search, language, load (base layers,
+ *   page: dom, layer-panel, legend, indicator-panel, click-panel, town-panel (a town's indicators and
+ *     trajectories; town: selecting a town), search, language, load (base layers,
  *     indicators, rasters, an API key's configuration), controls (zoom, compass, 3D switch, scale bar),
  *     time (the time slider), ops (the operations screen's KPI cards) */
 import { tooltip, onClick, wireClickPanel } from '#cim/click-panel.js';
@@ -27,6 +28,8 @@ import { renderKpis } from '#cim/ops.js';
 import { wireSearch } from '#cim/search.js';
 import { baseLoaded, createState } from '#cim/state.js';
 import { renderTimeLabel, wireTime } from '#cim/time.js';
+import { openTown } from '#cim/town.js';
+import { wireTownPanel } from '#cim/town-panel.js';
 
 const config = window.CIM_CONFIG;
 const metrics = createMetrics(window);
@@ -48,6 +51,7 @@ const app = {
   render,
   renderPanels: () => { renderLayerList(app); renderTimeLabel(app); renderKpis(app); },
   indicatorChanged: () => loadIndicatorAt(app),
+  openTown: (name) => openTown(app, name),
 };
 const env = {
   classes,
@@ -88,6 +92,7 @@ deck.setProps({
 observeTileRequests(metrics);
 
 wireClickPanel(app);
+wireTownPanel(app);
 wireSearch(app);
 wireLanguageSwitch(app);
 wireApiKey(app);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { NODATA, RAMP } from '../../cim_service/static/js/colour.js';
+import { DEFAULT_RAMP, NODATA } from '../../cim_service/static/js/colour.js';
 import {
   choroplethAccessor, deckLayerProps, extrusionProps, layerProps, MARKER_ID, pendingTileLayers,
 } from '../../cim_service/static/js/layers.js';
@@ -65,8 +65,11 @@ test('the choropleth colours towns by the selected indicator, matched by name', 
   const state = loadedState();
   const fill = choroplethAccessor(state);
   const [gumei, qibao] = townCollection().features;
-  assert.deepEqual(fill(gumei), [...RAMP.met[2], 190], '古美路街道 takes the row of 古美街道');
-  assert.deepEqual(fill(qibao), [...RAMP.not_met[0], 190]);
+  assert.deepEqual(fill(gumei), [...DEFAULT_RAMP.met[2], 190], '古美路街道 takes the row of 古美街道');
+  assert.deepEqual(fill(qibao), [...DEFAULT_RAMP.not_met[2], 190], 'the town furthest behind is the darkest red');
+  state.layers.jiezhen.style.ramp = { met: [[0, 0, 255], [0, 0, 99]], not_met: [[9, 9, 9], [1, 1, 1]] };
+  assert.deepEqual(choroplethAccessor(state)(qibao), [1, 1, 1, 190], 'the catalog\'s ramp of the town layer');
+  delete state.layers.jiezhen.style.ramp;
   assert.equal(fill({ properties: { name: '马桥镇' } }), NODATA);
   assert.equal(fill({ properties: {} }), NODATA);
   state.selectedTown = '七宝镇';

@@ -1,7 +1,8 @@
 /* deck.gl layer props from the deck spec and the state: the town choropleth and the boundary outlines (by role),
  * vector tile layers (with the API key), the raster tiles, the export's inlined layers, the search marker.
  * Props carry their class in '@@type' (deck.js makes the layers). No DOM. */
-import { townFill, valueRange } from '#cim/colour.js';
+import { tileCorners } from '#cim/basemap.js';
+import { choroplethScale, townFill } from '#cim/colour.js';
 import { atUrl, isRasterLayer, isTileLayer, layerIndex, ROLE, roleLayer } from '#cim/config.js';
 import { authHeaders, fetchTileImage } from '#cim/data.js';
 import { ringSegments } from '#cim/geometry.js';
@@ -16,8 +17,14 @@ export const OUTLINE_SUFFIX = '__outline';
 export function choroplethAccessor(state) {
   const ind = currentIndicator(state);
   const rows = townValues(ind);
-  const range = valueRange(ind);
-  return (feature) => townFill(lookupTown(rows, feature.properties && feature.properties.name), range, state.selectedTown);
+  const scale = townScale(state, ind);
+  return (feature) => townFill(lookupTown(rows, feature.properties && feature.properties.name), scale, state.selectedTown);
+}
+
+/** Return the choropleth scale of indicator `ind` with the town layer's ramps (`style.ramp` of the catalog). */
+export function townScale(state, ind) {
+  const meta = state.layers[roleLayer(state.config, ROLE.towns)];
+  return choroplethScale(ind, meta && meta.style && meta.style.ramp);
 }
 
 /** Return LineLayer props drawing the ring edges of `collection` with the line style of `spec`. */
@@ -52,9 +59,31 @@ export function extrusionProps(meta) {
   };
 }
 
+/** Radius (px) of a thinned tile's cell holding `count` points at which the symbols stop growing, and the
+ * count that reaches it (a cell is 8 px wide: larger symbols would hide their neighbours). */
+export const AGGREGATE_MAX_PX = 8;
+export const AGGREGATE_FULL_COUNT = 64;
+
+/**
+ * Return the radius (px) of a point feature standing for `count` points (below the zoom points are drawn from,
+ * a tile's feature is one grid cell with the count of its points; from it on, count is 1): the symbol's area
+ * grows with the count (proportional symbols), never below the layer's own radius nor above AGGREGATE_MAX_PX.
+ */
+export function aggregateRadius(count, radius) {
+  const n = Math.max(1, Math.min(AGGREGATE_FULL_COUNT, Number(count) || 1));
+  return Math.max(radius, AGGREGATE_MAX_PX * Math.sqrt(n / AGGREGATE_FULL_COUNT));
+}
+
+/** Return the proportional-symbol props of a point layer (radius from each feature's `count`), else {}. */
+export function aggregateProps(meta, spec) {
+  if (!meta || !meta.is_point) return {};
+  const radius = typeof spec.getPointRadius === 'number' ? spec.getPointRadius : (meta.style && meta.style.radius) || 3;
+  return { getPointRadius: (f) => aggregateRadius(f.properties && f.properties.count, radius), pointRadiusUnits: 'pixels' };
+}
+
 function mvtProps(spec, state, env) {
   const meta = layerIndex(state.config)[spec.id];
-  return Object.assign({}, spec, env.tileHooks(spec.id), extrusionProps(meta), {
+  return Object.assign({}, spec, env.tileHooks(spec.id), extrusionProps(meta), aggregateProps(meta, spec), {
     data: atUrl(spec.data, meta, state.at),
     loaders: env.loaders,
     loadOptions: { core: { worker: false, fetch: { headers: authHeaders(state.apiKey) } } },
@@ -100,9 +129,26 @@ export function markerProps(state) {
   };
 }
 
+/** Return the props of the external basemap's tile layer (under everything), or null without one. */
+export function basemapProps(state, env) {
+  const basemap = state.config.basemap;
+  if (!basemap || state.config.inline || state.visible[basemap.id] === false) return null;
+  return Object.assign({}, env.tileHooks(basemap.id), {
+    '@@type': 'TileLayer', id: basemap.id, data: basemap.url, tileSize: 256, minZoom: 0, maxZoom: 18,
+    pickable: false,
+    getTileData: ({ url, signal }) => fetchTileImage(url, '', signal), // never our API key to another host
+    renderSubLayers: (props) => {
+      if (!props.data) return null;
+      return new env.classes.BitmapLayer(props, { data: null, image: props.data,
+        bounds: tileCorners(props.tile.bbox, basemap.crs) });
+    },
+  });
+}
+
 /** Return the props of every layer to draw, in the deck spec's order, the search marker on top. */
 export function deckLayerProps(state, env) {
   const layers = state.config.deck.layers.flatMap((spec) => layerProps(spec, state, env));
+  layers.unshift(basemapProps(state, env));
   layers.push(markerProps(state));
   return layers.filter(Boolean);
 }

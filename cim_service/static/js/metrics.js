@@ -24,7 +24,7 @@ export function createMetrics(target = globalThis) {
     firstRenderMs: null, firstMeaningfulPaintMs: null, fmpFrameCommittedMs: null,
     tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
     view: null, drawnLayers: [], extrudedLayers: [], scaleBar: null, at: null, atTileRequests: 0,
-    indicatorAtRequests: 0, kpis: [],
+    indicatorAtRequests: 0, kpis: [], legend: null, townPanel: null,
   };
   target.__cimMetrics = metrics;
   return metrics;
