@@ -201,7 +201,8 @@ def test_clicking_a_town_opens_its_panel_with_trajectories(map_page, service_url
 
     # with the point layers drawn again, a click on a point's aggregate over a town selects the town
     count = renders(page)
-    page.evaluate("() => { Object.assign(window.__cimMap.state.visible, window.__cimShown); window.__cimMap.render(); }")
+    page.evaluate("() => { Object.assign(window.__cimMap.state.visible, window.__cimShown);"
+                  " window.__cimMap.render(); }")
     frame_after(page, count)
     page.wait_for_timeout(500)
     spot = page.evaluate(POINT_OVER_TOWN)
