@@ -202,9 +202,12 @@ def test_clicking_a_town_opens_its_panel_with_trajectories(map_page, service_url
     # with the point layers drawn again, a click on a point's aggregate over a town selects the town
     count = renders(page)
     page.evaluate("() => { Object.assign(window.__cimMap.state.visible, window.__cimShown);"
-                  " window.__cimMap.render(); }")
+                  " window.__cimMetrics.tilesLoaded = {}; window.__cimMap.render(); }")
     frame_after(page, count)
-    page.wait_for_timeout(500)
+    page.wait_for_function("""() => { const s = window.__cimMap.state;
+        return window.CIM_CONFIG.deck.layers.filter((l) => l['@@type'] === 'MVTLayer' && s.visible[l.id])
+          .every((l) => window.__cimMetrics.tilesLoaded[l.id] !== undefined); }""", timeout=30_000)
+    page.wait_for_timeout(300)
     spot = page.evaluate(POINT_OVER_TOWN)
     assert spot is not None, "no point aggregate over a town at the district zoom"
     page.mouse.move(map_box["x"] + spot["x"], map_box["y"] + spot["y"])

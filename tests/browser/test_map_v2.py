@@ -221,6 +221,19 @@ def test_ops_screen_kpis_equal_the_indicators(browser, service_url, artifacts):
         for i in range(cards.count()):
             b = cards.nth(i).bounding_box()
             assert b["y"] + b["height"] <= 1080, "a KPI card falls below the screen"
+        # a grid of 4 columns, nothing cut off: no card and not the panel overflows
+        layout = page.evaluate("""() => {
+            const cards = [...document.querySelectorAll('.kpi-card')], panel = document.getElementById('kpi-panel');
+            const grid = getComputedStyle(document.getElementById('kpi-list')).gridTemplateColumns;
+            return { columns: grid.split(' ').length,
+                     lefts: new Set(cards.map((c) => Math.round(c.getBoundingClientRect().left))).size,
+                     overflowing: cards.filter((c) => c.scrollWidth > c.clientWidth || c.scrollHeight > c.clientHeight)
+                       .map((c) => c.dataset.indicator),
+                     panel: panel.scrollHeight <= panel.clientHeight && panel.scrollWidth <= panel.clientWidth,
+                     title: parseFloat(getComputedStyle(document.querySelector('.kpi-title')).fontSize) }; }""")
+        assert layout["columns"] == 4 and layout["lefts"] == 4, layout
+        assert layout["overflowing"] == [] and layout["panel"], layout
+        assert layout["title"] >= 18, layout
         assert 45 <= metrics(page)["view"]["pitch"] <= 60, "the operations screen shows the 3D map"
         assert log.errors() == [] and log.foreign_hosts() == set()
     finally:

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { tileCorners } from '../../cim_service/static/js/basemap.js';
-import { chartGeometry, yearOf } from '../../cim_service/static/js/chart.js';
+import { latToTileY, lonToTileX, providerTiles, providerUrl, tileBox, tileCorners } from '../../cim_service/static/js/basemap.js';
+import { chartGeometry, chartSvg, escapeMarkup, yearOf } from '../../cim_service/static/js/chart.js';
 import { gcj02Offset, gcj02ToWgs84, wgs84ToGcj02 } from '../../cim_service/static/js/gcj02.js';
 import { aggregateRadius, AGGREGATE_MAX_PX, aggregateProps } from '../../cim_service/static/js/layers.js';
 import { aggregated } from '../../cim_service/static/js/state.js';
@@ -74,4 +74,30 @@ test('chartGeometry: the values, the target line and the on-track mark of a traj
   assert.equal(g.onTrack, false);
   assert.equal(chartGeometry({ target: 1, values: [] }, 2025), null);
   assert.equal(chartGeometry({ values: [{ date: '2025-12-31', value: 3 }], on_track: true }, 2025).target, null);
+});
+
+test('chartSvg: the markup of a chart, its labels escaped', () => {
+  const g = chartGeometry({ target: 5, on_track: true, values: [{ date: '2020-12-31', value: 1 }, { date: '2021-12-31', value: 6 }] }, 2022);
+  const svg = chartSvg(g, '<目标>');
+  assert.match(svg, /^<svg class="trajectory"[^>]* data-on-track="true">/);
+  assert.equal((svg.match(/<circle /g) || []).length, 2);
+  assert.match(svg, /class="target-line"/);
+  assert.match(svg, /&#60;目标&#62;/);
+  assert.ok(!svg.includes('<目标>'));
+  assert.match(svg, /class="on-track"[^>]*>✓</);
+  assert.ok(!/https?:/.test(svg), 'no namespace URL: the HTML parser gives <svg> its namespace');
+  assert.equal(escapeMarkup(`a&"'`), 'a&#38;&#34;&#39;');
+});
+
+test('a GCJ-02 provider covers a map tile with the provider tiles holding its GCJ-02 box', () => {
+  const z = 16;
+  const x = Math.floor(lonToTileX(121.385, z));
+  const y = Math.floor(latToTileY(31.108, z));
+  const box = tileBox(x, y, z);
+  assert.ok(box.west < 121.385 && 121.385 < box.east && box.south < 31.108 && 31.108 < box.north);
+  assert.deepEqual(providerTiles({ x, y, z }, 'wgs84').map((t) => [t.x, t.y]), [[x, y]]);
+  const tiles = providerTiles({ x, y, z }, 'gcj02');
+  assert.ok(tiles.length >= 1 && tiles.length <= 4, tiles.length);
+  assert.ok(tiles.every((t) => t.x >= x && t.y >= y), 'in Minhang GCJ-02 lies east and south of WGS84');
+  assert.equal(providerUrl('http://p/{z}/{x}/{y}.png', { x: 1, y: 2, z: 3 }), 'http://p/3/1/2.png');
 });

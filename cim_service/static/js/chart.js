@@ -45,3 +45,34 @@ export function chartGeometry(area, targetYear, size = CHART) {
     onTrack: area.on_track === true ? true : area.on_track === false ? false : null,
   };
 }
+
+/** Return `text` with the characters markup gives a meaning to escaped. */
+export function escapeMarkup(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * Return the SVG markup of a chart geometry `g` (chartGeometry): year ticks, the target line (dashed) with
+ * `targetLabel`, the values as a line with dots, and ✓ / ✗ after the last value when on track is known.
+ * (Markup parsed by the HTML parser, which puts <svg> in the SVG namespace itself.)
+ */
+export function chartSvg(g, targetLabel) {
+  const parts = [`<svg class="trajectory" width="${g.width}" height="${g.height}" viewBox="0 0 ${g.width} ${g.height}"`
+    + ` data-on-track="${g.onTrack}">`];
+  for (const t of g.years) {
+    parts.push(`<text class="tick" x="${t.x}" y="${g.height - 2}" text-anchor="middle">${escapeMarkup(t.label)}</text>`);
+  }
+  if (g.target) {
+    parts.push(`<line class="target-line" x1="4" x2="${g.due}" y1="${g.target.y}" y2="${g.target.y}"></line>`,
+      `<text class="target-label" x="${g.due + 3}" y="${g.target.y + 4}">${escapeMarkup(targetLabel)}</text>`);
+  }
+  parts.push(`<path class="values" d="${g.path}"></path>`);
+  for (const d of g.dots) parts.push(`<circle class="dot" cx="${d.x}" cy="${d.y}" r="2.5"></circle>`);
+  const last = g.dots[g.dots.length - 1];
+  if (g.onTrack !== null) {
+    parts.push(`<text class="${g.onTrack ? 'on-track' : 'off-track'}" x="${last.x + 6}" y="${last.y - 4}">`
+      + `${g.onTrack ? '✓' : '✗'}</text>`);
+  }
+  parts.push('</svg>');
+  return parts.join('');
+}

@@ -1,7 +1,7 @@
 /* deck.gl layer props from the deck spec and the state: the town choropleth and the boundary outlines (by role),
  * vector tile layers (with the API key), the raster tiles, the export's inlined layers, the search marker.
  * Props carry their class in '@@type' (deck.js makes the layers). No DOM. */
-import { tileCorners } from '#cim/basemap.js';
+import { providerTiles, providerUrl } from '#cim/basemap.js';
 import { choroplethScale, townFill } from '#cim/colour.js';
 import { atUrl, isRasterLayer, isTileLayer, layerIndex, ROLE, roleLayer } from '#cim/config.js';
 import { authHeaders, fetchTileImage } from '#cim/data.js';
@@ -129,6 +129,20 @@ export function markerProps(state) {
   };
 }
 
+/** Provider tiles kept (their images, by URL): a GCJ-02 provider's tile covers parts of up to four map tiles. */
+const BASEMAP_CACHE_SIZE = 256;
+const basemapImages = new Map();
+
+function basemapImage(url, signal) {
+  if (!basemapImages.has(url)) {
+    const image = fetchTileImage(url, '', signal); // never our API key to another host
+    image.catch(() => basemapImages.delete(url));
+    basemapImages.set(url, image);
+    if (basemapImages.size > BASEMAP_CACHE_SIZE) basemapImages.delete(basemapImages.keys().next().value);
+  }
+  return basemapImages.get(url);
+}
+
 /** Return the props of the external basemap's tile layer (under everything), or null without one. */
 export function basemapProps(state, env) {
   const basemap = state.config.basemap;
@@ -136,12 +150,10 @@ export function basemapProps(state, env) {
   return Object.assign({}, env.tileHooks(basemap.id), {
     '@@type': 'TileLayer', id: basemap.id, data: basemap.url, tileSize: 256, minZoom: 0, maxZoom: 18,
     pickable: false,
-    getTileData: ({ url, signal }) => fetchTileImage(url, '', signal), // never our API key to another host
-    renderSubLayers: (props) => {
-      if (!props.data) return null;
-      return new env.classes.BitmapLayer(props, { data: null, image: props.data,
-        bounds: tileCorners(props.tile.bbox, basemap.crs) });
-    },
+    getTileData: ({ index }) => Promise.all(providerTiles(index, basemap.crs).map((tile) =>
+      basemapImage(providerUrl(basemap.url, tile)).then((image) => ({ image, corners: tile.corners })))),
+    renderSubLayers: (props) => (props.data || []).filter((d) => d.image).map((d, i) =>
+      new env.classes.BitmapLayer(props, { id: `${props.id}-${i}`, data: null, image: d.image, bounds: d.corners })),
   });
 }
 

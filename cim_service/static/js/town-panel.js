@@ -1,52 +1,24 @@
 /* The town panel (a click on a town): every plan indicator of the town with its value, target, gap and its
  * trajectory mini chart (/indicators/{id}/trajectory?town=: the yearly values, the target line, on track or
  * not). What it shows is recorded in window.__cimMetrics.townPanel. */
-import { chartGeometry } from '#cim/chart.js';
+import { chartGeometry, chartSvg } from '#cim/chart.js';
 import { getJSON } from '#cim/data.js';
 import { $, element } from '#cim/dom.js';
 import { formatValue, statusKey } from '#cim/format.js';
 import { localText } from '#cim/i18n.js';
 import { lookupTown, townValues } from '#cim/indicators.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
-
-function svg(tag, attrs) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  return el;
-}
-
 /** Return the URL of an indicator's trajectory for one town. */
 export function trajectoryUrl(config, id, town) {
   return `${config.endpoints.trajectory.replace('{id}', encodeURIComponent(id))}?town=${encodeURIComponent(town)}`;
 }
 
-/** Return the SVG element of a trajectory chart (null without values). */
-export function chartElement(app, area, targetYear) {
+/** Draw the trajectory chart of `area` into `slot`; return whether it had values to draw. */
+export function drawChart(app, slot, area, targetYear) {
   const g = chartGeometry(area, targetYear);
-  if (!g) return null;
-  const root = svg('svg', { class: 'trajectory', width: g.width, height: g.height, viewBox: `0 0 ${g.width} ${g.height}` });
-  for (const t of g.years) {
-    const tick = svg('text', { x: t.x, y: g.height - 2, 'text-anchor': 'middle', class: 'tick' });
-    tick.textContent = t.label;
-    root.append(tick);
-  }
-  if (g.target) {
-    root.append(svg('line', { x1: 4, x2: g.due, y1: g.target.y, y2: g.target.y, class: 'target-line' }));
-    const label = svg('text', { x: g.due + 3, y: g.target.y + 4, class: 'target-label' });
-    label.textContent = app.t('target');
-    root.append(label);
-  }
-  root.append(svg('path', { d: g.path, class: 'values' }));
-  for (const d of g.dots) root.append(svg('circle', { cx: d.x, cy: d.y, r: 2.5, class: 'dot' }));
-  const last = g.dots[g.dots.length - 1];
-  if (g.onTrack !== null) {
-    const mark = svg('text', { x: last.x + 6, y: last.y - 4, class: g.onTrack ? 'on-track' : 'off-track' });
-    mark.textContent = g.onTrack ? '✓' : '✗';
-    root.append(mark);
-  }
-  root.dataset.onTrack = String(g.onTrack);
-  return root;
+  if (!g) return false;
+  slot.innerHTML = chartSvg(g, app.t('target')); // markup of numbers and our own labels, escaped
+  return true;
 }
 
 function indicatorBlock(app, ind, row) {
@@ -89,10 +61,8 @@ export async function openTownPanel(app, name) {
     jobs.push(getJSON(trajectoryUrl(state.config, ind.id, row.town), state.apiKey, null).then((traj) => {
       if (seq !== app.townSeq) return;
       const area = (traj.towns || [])[0];
-      const el = area && chartElement(app, area, traj.target_year);
       chart.replaceChildren();
-      if (el) {
-        chart.append(el);
+      if (area && drawChart(app, chart, area, traj.target_year)) {
         shown.charts += 1;
         entry.chart = true;
       } else {
