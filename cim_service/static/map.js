@@ -19,7 +19,7 @@ import { fitBounds } from '#cim/geometry.js';
 import { localTitle, translate } from '#cim/i18n.js';
 import { wireIndicatorSelect } from '#cim/indicator-panel.js';
 import { applyLanguage, wireLanguageSwitch } from '#cim/language.js';
-import { deckLayerProps, extrudedLayerIds, pendingTileLayers } from '#cim/layers.js';
+import { deckLayerProps, drawnLayerIds, extrudedLayerIds, pendingTileLayers } from '#cim/layers.js';
 import { renderLayerList } from '#cim/layer-panel.js';
 import { renderLegend } from '#cim/legend.js';
 import { loadBase, loadIndicatorAt, loadIndicators, loadRasters, wireApiKey } from '#cim/load.js';
@@ -64,7 +64,7 @@ const env = {
 
 function render() {
   const props = deckLayerProps(state, env);
-  metrics.drawnLayers = props.map((p) => p.id);
+  metrics.drawnLayers = drawnLayerIds(props);
   metrics.extrudedLayers = extrudedLayerIds(props);
   deck.setProps({ layers: props.map((p) => makeLayer(classes, p)) });
   renderLegend(app);

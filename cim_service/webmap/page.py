@@ -266,6 +266,7 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
             "indicators": "/indicators",
             "indicator": "/indicators/{id}",
             "trajectory": "/indicators/{id}/trajectory",
+            "tiles": "/tiles/WebMercatorQuad/{z}/{x}/{y}",
             "search": "/map/search",
             "config": "/map/config",
             "rasters": "/rasters",

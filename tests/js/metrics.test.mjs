@@ -57,6 +57,9 @@ test('tile hooks record the loaded viewport and count failed tiles', () => {
   hooks.onTileError(new Error('504'));
   assert.equal(metrics.tileErrors, 2);
   assert.deepEqual(failures, [['dots', '502'], ['dots', '504']]);
+  tileHooks(metrics, ['a', 'b'], () => {}).onViewportLoad();
+  assert.ok(typeof metrics.tilesLoaded.a === 'number' && typeof metrics.tilesLoaded.b === 'number',
+    'a bundle of layers records each');
 });
 
 test('tile requests are the vector and raster tile URLs', () => {

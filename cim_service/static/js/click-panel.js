@@ -5,13 +5,15 @@ import { $ } from '#cim/dom.js';
 import { cellText, featureTitle, fieldRows, formatValue } from '#cim/format.js';
 import { localTitle } from '#cim/i18n.js';
 import { lookupTown, townValues } from '#cim/indicators.js';
+import { pickedLayerId } from '#cim/layers.js';
 import { aggregated, currentIndicator } from '#cim/state.js';
 
-/** Return the id of the top-level layer of a picked object (tile sub-layers belong to their tile layer). */
+/** Return the id of the catalog layer of a picked object (tile sub-layers belong to their tile layer; a bundle
+ * of layers from the multi-layer tiles gives the layer its feature came from). */
 export function rootId(info) {
   let layer = info.layer;
   while (layer && layer.parent) layer = layer.parent;
-  return layer ? layer.id : null;
+  return pickedLayerId(layer ? layer.id : null, info.object);
 }
 
 /** Return the tooltip of a hovered feature (a town adds its value of the selected indicator), or null. */

@@ -112,7 +112,7 @@ export function layerProps(spec, state, env) {
   const inline = state.config.inline;
   if (inline) {
     const collection = inlineLayer(inline, id);
-    return collection ? Object.assign(inlineLayerProps(spec, collection), common) : null;
+    return collection ? Object.assign(inlineLayerProps(spec, collection), extrusionProps(state.layers[id]), common) : null;
   }
   if (!common.visible) return null; // hidden tile layers would still fetch tiles: leave them out
   if (isRasterLayer(spec)) return state.rasterUrl ? Object.assign(rasterProps(spec, state, env), common) : null;
@@ -157,12 +157,93 @@ export function basemapProps(state, env) {
   });
 }
 
-/** Return the props of every layer to draw, in the deck spec's order, the search marker on top. */
+/** Id prefix of the layers drawing several catalog layers from the multi-layer tiles (the 3D view). */
+export const BUNDLE_PREFIX = '__tiles_';
+/** Props of a tile layer spec that belong to the tile layer, not to the features drawn from its tiles. */
+const TILE_LAYER_PROPS = ['@@type', 'id', 'data', 'visible', 'minZoom', 'maxZoom', 'maxRequests', 'autoHighlight',
+  'highlightColor', 'uniqueIdProperty', 'loadOptions', 'loaders', 'onViewportLoad', 'onTileError', 'updateTriggers'];
+
+/** Return whether the tiles of the visible vector layers come bundled from the multi-layer endpoint: in the 3D
+ * view of the live page, at present (a day of the time slider asks each layer as of then). */
+export function bundled(state) {
+  return Boolean(state.view3d && !state.config.inline && !state.at && state.config.endpoints.tiles);
+}
+
+function memberProps(spec, meta, state) {
+  const out = {};
+  for (const [k, v] of Object.entries(spec)) if (!TILE_LAYER_PROPS.includes(k)) out[k] = v;
+  // in 3D the points (sensors, alerts) stand above the buildings: drawn over them, not hidden behind them
+  const above = meta && meta.is_point ? { parameters: { depthTest: false } } : {};
+  return Object.assign(out, extrusionProps(meta), aggregateProps(meta, spec), above,
+    { opacity: state.opacity[spec.id], pointType: 'circle' });
+}
+
+/**
+ * Return the props of one MVTLayer drawing the catalog layers `specs` from the multi-layer tiles
+ * (/tiles/WebMercatorQuad/{z}/{x}/{y}?collections=…): one request per tile for all of them, the features split by
+ * their MVT layer (`layerName`) into a GeoJsonLayer each, with that layer's style.
+ */
+export function bundleProps(state, env, specs, key) {
+  const ids = specs.map((s) => s.id);
+  const metas = layerIndex(state.config);
+  const hooks = env.tileHooks(ids);
+  return Object.assign({}, hooks, {
+    '@@type': 'MVTLayer', id: `${BUNDLE_PREFIX}${key}`, members: ids,
+    extrudedMembers: ids.filter((id) => metas[id] && metas[id].height_field),
+    data: `${state.config.endpoints.tiles}?collections=${ids.map(encodeURIComponent).join(',')}`,
+    binary: false, pickable: true, autoHighlight: false,
+    minZoom: Math.min(...specs.map((s) => s.minZoom || 0)), maxZoom: Math.max(...specs.map((s) => s.maxZoom || 16)),
+    maxRequests: Math.max(...specs.map((s) => s.maxRequests || 6)),
+    loaders: env.loaders,
+    loadOptions: { core: { worker: false, fetch: { headers: authHeaders(state.apiKey) } } },
+    updateTriggers: { getTileData: state.apiKey },
+    renderSubLayers: (props) => {
+      const byLayer = {};
+      for (const f of props.data || []) {
+        const name = f.properties && f.properties.layerName;
+        (byLayer[name] = byLayer[name] || []).push(f);
+      }
+      return specs.filter((s) => byLayer[s.id]).map((s) => new env.classes.GeoJsonLayer(props,
+        memberProps(s, metas[s.id], state), { id: `${props.id}-${s.id}`, data: byLayer[s.id] }));
+    },
+  });
+}
+
+/** Return the id of the catalog layer of a picked object: its top-level layer's, or, for a bundle of layers, the
+ * MVT layer its feature came from. */
+export function pickedLayerId(rootLayerId, object) {
+  if (rootLayerId && rootLayerId.startsWith(BUNDLE_PREFIX)) return (object && object.properties && object.properties.layerName) || null;
+  return rootLayerId;
+}
+
+/** Return the props of every layer to draw, in the deck spec's order, the search marker on top (in the 3D view
+ * the vector layers under the choropleth and those over it each come bundled from the multi-layer tiles). */
 export function deckLayerProps(state, env) {
-  const layers = state.config.deck.layers.flatMap((spec) => layerProps(spec, state, env));
+  let layers;
+  if (bundled(state)) {
+    const towns = roleLayer(state.config, ROLE.towns);
+    const groups = { under: [], over: [] };
+    let side = 'under';
+    layers = [];
+    for (const spec of state.config.deck.layers) {
+      if (spec.id === towns) side = 'over';
+      const vector = spec['@@type'] === 'MVTLayer' && state.visible[spec.id] && allowed(state, spec.id);
+      if (!vector) { layers.push(...[].concat(layerProps(spec, state, env))); continue; }
+      if (!groups[side].length) layers.push(side); // where the bundle is drawn: at its first member
+      groups[side].push(spec);
+    }
+    layers = layers.map((p) => (typeof p === 'string' ? bundleProps(state, env, groups[p], p) : p));
+  } else {
+    layers = state.config.deck.layers.flatMap((spec) => layerProps(spec, state, env));
+  }
   layers.unshift(basemapProps(state, env));
   layers.push(markerProps(state));
   return layers.filter(Boolean);
+}
+
+/** Return the catalog layer ids drawn by `props` in drawing order (a bundle stands for its members). */
+export function drawnLayerIds(props) {
+  return props.flatMap((p) => p.members || [p.id]);
 }
 
 /** Return the visible tile layers whose viewport has not loaded yet (none in the export: it has no tiles). */
@@ -174,5 +255,6 @@ export function pendingTileLayers(state, metrics) {
 
 /** Return the ids of the drawn layers that are extruded (what window.__cimMetrics reports of the 3D view). */
 export function extrudedLayerIds(props) {
-  return props.filter((p) => p.extruded && p.visible !== false).map((p) => p.id);
+  return props.filter((p) => p.visible !== false)
+    .flatMap((p) => (p.extrudedMembers ? p.extrudedMembers : p.extruded ? [p.id] : []));
 }
