@@ -57,8 +57,9 @@ def export_html(settings: Settings, *, sample: int = 300) -> tuple[str, ExportRe
     app = create_app(settings)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         inline, report = collect_inline_data(client, app.state.catalog, sample=sample)
+        default_indicator = app.state.map_indicator
     outline = app.state.catalog.role(Role.district_outline)
-    config = build_page_config(app.state.catalog, inline=inline,
+    config = build_page_config(app.state.catalog, inline=inline, default_indicator=default_indicator,
                                district_bbox=feature_bbox(inline.get(outline.id, {})) if outline else None)
     return render_page(config, inline_assets=True), report
 

@@ -101,6 +101,27 @@ class Label(BaseModel):
     color: list[int] = Field(default_factory=lambda: [40, 40, 40, 255], description="Text colour (RGBA 0-255).")
 
 
+class Ramp(BaseModel):
+    """The choropleth ramps of a layer drawn by an indicator's values: RGB colours from the target outwards.
+
+    ``not_met`` runs from just short of the target to furthest from it, ``met`` from just at the target to
+    furthest beyond it: the map breaks the colours at the target, so the two sides never look alike.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    met: list[list[int]] = Field(min_length=2, max_length=7, description="RGB colours at/beyond the target.")
+    not_met: list[list[int]] = Field(min_length=2, max_length=7, description="RGB colours short of the target.")
+
+    @field_validator("met", "not_met")
+    @classmethod
+    def _rgb(cls, colours: list[list[int]]) -> list[list[int]]:
+        for c in colours:
+            if len(c) != 3 or any(not 0 <= v <= 255 for v in c):
+                raise ValueError(f"a ramp colour is 3 values 0-255 (RGB), not {c}")
+        return colours
+
+
 class Style(BaseModel):
     """Default map style of a layer (deck.gl conventions: RGBA 0-255, radius in pixels)."""
 
@@ -114,6 +135,8 @@ class Style(BaseModel):
     visible: bool = True
     group: str = "基础"
     label: Label | None = Field(default=None, description="Labels drawn on the map (fields, size, priority).")
+    ramp: Ramp | None = Field(default=None, description="Choropleth ramps broken at an indicator's target "
+                              "(the town boundaries: the map colours them by the selected indicator).")
 
 
 class Target(BaseModel):

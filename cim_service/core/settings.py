@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -145,6 +145,17 @@ class Settings(BaseSettings):
                                            "than this are stale).")
     alert_rules: Path | None = Field(default=None, description="CIM_ALERT_RULES: the alert rules file (YAML); "
                                      "unset: cim_service/sensing/alert_rules.yaml.")
+    map_indicator: str | None = Field(default=None, description="CIM_MAP_INDICATOR: the indicator the web map "
+                                      "opens on (an id of the indicator catalog; default: the one it declares "
+                                      "map_default).")
+    basemap_url: str | None = Field(default=None, description="CIM_BASEMAP_URL: an external basemap under the "
+                                    "map's layers, an XYZ ({z}/{x}/{y}) or WMTS ({TileMatrix}/{TileRow}/"
+                                    "{TileCol}) PNG/JPEG tile template, e.g. 天地图 or an intranet service; "
+                                    "unset: the map asks nothing of any other host. The provider must allow "
+                                    "CORS (the map draws its tiles in WebGL).")
+    basemap_crs: Literal["wgs84", "gcj02"] = Field(default="wgs84", description="CIM_BASEMAP_CRS: the datum of "
+                                                   "the external basemap's tiles: wgs84 (天地图, OSM) or gcj02 "
+                                                   "(AMap/Tencent style; the map moves each tile onto WGS84).")
     alert_sweep_s: float = Field(default=30.0, ge=1, le=3600, description="Period of the offline sweep of the "
                                  "alerts in the service (`cim sensors alerts sweep` does one).")
 
@@ -200,6 +211,20 @@ class Settings(BaseSettings):
         for item in value if isinstance(value, list) else ():
             ipaddress.ip_network(str(item).strip(), strict=False)  # ValueError names the bad entry
         return value
+
+    @field_validator("basemap_url")
+    @classmethod
+    def _basemap_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        text = value.strip()
+        u = urlsplit(text.replace("{", "").replace("}", ""))
+        xyz = all(p in text for p in ("{z}", "{x}", "{y}"))
+        wmts = all(p in text for p in ("{TileMatrix}", "{TileRow}", "{TileCol}"))
+        if u.scheme not in ("http", "https") or not u.hostname or not (xyz or wmts):
+            raise ValueError("CIM_BASEMAP_URL must be an http(s) tile template with {z}, {x} and {y} (XYZ) or "
+                             "{TileMatrix}, {TileRow} and {TileCol} (WMTS)")
+        return text
 
     @field_validator("public_url")
     @classmethod

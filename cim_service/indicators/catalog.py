@@ -118,6 +118,8 @@ class IndicatorSpec(Declared):
     source: str
     method: str | None = Field(default=None, description="How it is measured (default: the kind's wording).")
     gap_text: GapText | None = Field(default=None, description="Gap sentence (default: the kind's wording).")
+    map_default: bool = Field(default=False, description="The indicator the web map opens on (at most one "
+                              "indicator; CIM_MAP_INDICATOR chooses another).")
 
     @model_validator(mode="after")
     def _years(self) -> IndicatorSpec:
@@ -232,7 +234,17 @@ class IndicatorCatalog:
         names = [n for s in self.suggestions for n in s.names]
         if len(set(names)) != len(names):
             raise ValueError(f"suggestion kinds share names: {sorted({n for n in names if names.count(n) > 1})}")
+        defaults = [s.id for s in specs if s.map_default]
+        if len(defaults) > 1:
+            raise ValueError(f"more than one indicator is the map's default (map_default): {defaults}")
         self._check_references()
+
+    def map_indicator(self, chosen: str | None = None) -> str | None:
+        """Return the indicator the web map opens on: ``chosen`` (CIM_MAP_INDICATOR, checked), else the one
+        declared ``map_default``, else None (the map takes the first with town values)."""
+        if chosen is not None:
+            return self.get(chosen).id
+        return next((s.id for s in self if s.map_default), None)
 
     def __iter__(self):
         return iter(self._specs.values())

@@ -125,6 +125,7 @@ def assemble(spec: IndicatorSpec, measure: Measure, *, towns: list[tuple[str, st
         "id": spec.id, "name_zh": spec.name_zh, "name_en": spec.name_en, "unit": spec.unit,
         "binding": spec.binding.value, "binding_zh": spec.binding.zh, "baseline": spec.baseline,
         "kind": spec.kind.value, "method": spec.method or METHODS[spec.kind], "town_target_rule": spec.town_target,
+        "lower_is_better": spec.lower_is_better,
         **area_result(spec, DISTRICT, num, den, spec.target, missing),
     }
     result["target"] = spec.target

@@ -78,6 +78,8 @@ async def startup(app: FastAPI) -> None:
     live indicators' periodic recomputation."""
     settings = app.state.settings
     app.state.indicator_engine = IndicatorEngine(app.state.engine, app.state.catalog, settings)
+    # the map's first indicator; an unknown CIM_MAP_INDICATOR stops the start here
+    app.state.map_indicator = app.state.indicator_engine.indicators.map_indicator(settings.map_indicator)
     app.state.gap_refresher = None
     if settings.gap_refresh:
         refresher = GapRefresher(app.state.indicator_engine, app.state.listener,

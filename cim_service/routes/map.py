@@ -22,7 +22,7 @@ from cim_service.webmap.assets import (
     own_asset_type,
     own_assets,
 )
-from cim_service.webmap.page import SCREENS, VIEW_MODES, build_page_config, render_page
+from cim_service.webmap.page import SCREENS, VIEW_MODES, build_page_config, external_basemap, render_page
 from cim_service.webmap.search import search_addresses
 
 router = APIRouter(prefix="/map", tags=["map"])
@@ -65,6 +65,12 @@ async def history_begins(db: Database, catalog: Catalog) -> dict[str, str | None
     return await db.run(fetch)
 
 
+def _basemap(request: Request) -> dict | None:
+    """The operator's external basemap (CIM_BASEMAP_URL, CIM_BASEMAP_CRS), or None."""
+    settings = request.app.state.settings
+    return external_basemap(settings.basemap_url, settings.basemap_crs)
+
+
 @router.get("", response_class=HTMLResponse, summary="The CIM一张图 planners' web map")
 async def map_page(
     request: Request,
@@ -87,7 +93,9 @@ async def map_page(
     begins = await history_begins(request.app.state.db, request.app.state.catalog)
     config = build_page_config(request.app.state.catalog, district_bbox=bbox, view_mode=view or "2d",
                                screen=screen or "planner", history_begins=begins,
-                               at=await _at(request, ANONYMOUS, at))
+                               at=await _at(request, ANONYMOUS, at),
+                               default_indicator=getattr(request.app.state, "map_indicator", None),
+                               basemap=_basemap(request))
     return HTMLResponse(render_page(config), headers={"Cache-Control": "no-cache"})
 
 
@@ -98,7 +106,9 @@ async def map_config(request: Request, principal: Annotated[Principal, Depends(g
     bbox = await district_bbox(request.app.state.db, request.app.state.catalog)
     begins = await history_begins(request.app.state.db, request.app.state.catalog)
     config = build_page_config(request.app.state.catalog, principal=principal, district_bbox=bbox,
-                               history_begins=begins, at=await _at(request, principal, at))
+                               history_begins=begins, at=await _at(request, principal, at),
+                               default_indicator=getattr(request.app.state, "map_indicator", None),
+                               basemap=_basemap(request))
     return JSONResponse(config, headers={"Cache-Control": "private, no-store"})
 
 

@@ -4,11 +4,12 @@
  *
  * The modules ('#cim/<name>' is static/js/<name>, mapped by the page's import map):
  *   pure (no DOM, no deck.gl, unit-tested with node --test): config, state, i18n, format, colour, geometry,
- *     indicators, inline, metrics (window.__cimMetrics)
+ *     indicators, inline, metrics (window.__cimMetrics), chart (trajectory charts)
  *   data access: data (requests with the API key, the page's early requests)
  *   deck.gl: deck (the deck, layer classes, views), layers (layer props from the spec and the state)
  *   labels: label-place (pure: text, angle, collisions), labels (their data, font and TextLayer)
- *   page: dom, layer-panel, legend, indicator-panel, click-panel, search, language, load (base layers,
+ *   page: dom, layer-panel, legend, indicator-panel, click-panel, town-panel (a town's indicators and
+ *     trajectories; town: selecting a town), search, language, load (base layers,
  *     indicators, rasters, an API key's configuration), controls (zoom, compass, 3D switch, scale bar),
  *     time (the time slider), ops (the operations screen's KPI cards), live-panel (the /events stream: sensors
  *     by status, the alert panel and feed; its logic in live.js, pure) */
@@ -20,7 +21,7 @@ import { fitBounds } from '#cim/geometry.js';
 import { localTitle, translate } from '#cim/i18n.js';
 import { wireIndicatorSelect } from '#cim/indicator-panel.js';
 import { applyLanguage, wireLanguageSwitch } from '#cim/language.js';
-import { deckLayerProps, extrudedLayerIds, pendingTileLayers } from '#cim/layers.js';
+import { deckLayerProps, drawnLayerIds, extrudedLayerIds, pendingTileLayers } from '#cim/layers.js';
 import { renderLayerList } from '#cim/layer-panel.js';
 import { labelLayerProps, labelsAfterFrame, loadLabels } from '#cim/labels.js';
 import { renderLegend } from '#cim/legend.js';
@@ -31,6 +32,8 @@ import { renderKpis } from '#cim/ops.js';
 import { wireSearch } from '#cim/search.js';
 import { baseLoaded, createState } from '#cim/state.js';
 import { renderTimeLabel, wireTime } from '#cim/time.js';
+import { openTown } from '#cim/town.js';
+import { wireTownPanel } from '#cim/town-panel.js';
 
 const config = window.CIM_CONFIG;
 const metrics = createMetrics(window);
@@ -52,6 +55,7 @@ const app = {
   render,
   renderPanels: () => { renderLayerList(app); renderTimeLabel(app); renderKpis(app); },
   indicatorChanged: () => loadIndicatorAt(app),
+  openTown: (name) => openTown(app, name),
 };
 const env = {
   classes,
@@ -64,7 +68,7 @@ const env = {
 
 function render() {
   const props = liveProps(app, deckLayerProps(state, env)).concat(labelLayerProps(state));
-  metrics.drawnLayers = props.map((p) => p.id);
+  metrics.drawnLayers = drawnLayerIds(props);
   metrics.extrudedLayers = extrudedLayerIds(props);
   deck.setProps({ layers: props.map((p) => makeLayer(classes, p)) });
   renderLegend(app);
@@ -94,6 +98,7 @@ deck.setProps({
 observeTileRequests(metrics);
 
 wireClickPanel(app);
+wireTownPanel(app);
 wireSearch(app);
 wireLanguageSwitch(app);
 wireApiKey(app);

@@ -61,10 +61,32 @@ GROUP_TITLES_EN = {
     "一标多实": "Addresses & residents", "通信": "Telecom", "规划": "Planning", "底图": "Basemap", "三维": "3D city",
 }
 MAX_TILE_ZOOM = 16
+#: the zoom from which the map draws points (and a click may pick one): below it, the point layers' tiles are
+#: thinned to grid cells with a ``count`` (tiles/mvt.py THIN_BELOW_ZOOM), drawn as proportional symbols, and a
+#: click selects the town under it
+POINTS_FROM_ZOOM = 14
 #: concurrent tile requests per layer (deck.gl's default of 6 splits a district view into two rounds)
 MAX_REQUESTS = 16
 #: a literal string prop (pydeck turns bare strings into ``@@=`` accessor expressions)
 PIXELS = pdk.types.String("pixels")
+
+
+#: id of the external basemap's tile layer on the map (CIM_BASEMAP_URL; not a catalog layer)
+EXTERNAL_BASEMAP_ID = "__external_basemap"
+#: WMTS template placeholders -> the XYZ ones deck.gl's TileLayer fills in (WebMercatorQuad: row = y, col = x)
+_WMTS_PLACEHOLDERS = {"{TileMatrix}": "{z}", "{TileRow}": "{y}", "{TileCol}": "{x}"}
+
+
+def external_basemap(url: str | None, crs: str = "wgs84") -> dict[str, Any] | None:
+    """Describe the operator's external basemap for the page (None without one): an XYZ template (a WMTS
+    template's placeholders rewritten) and the datum of its tiles (wgs84 or gcj02: the map then moves every
+    tile onto WGS84 so our layers stay aligned)."""
+    if not url:
+        return None
+    for wmts, xyz in _WMTS_PLACEHOLDERS.items():
+        url = url.replace(wmts, xyz)
+    return {"id": EXTERNAL_BASEMAP_ID, "url": url, "crs": crs, "title_zh": "外部底图", "title_en": "External basemap",
+            "group": BASEMAP_GROUP}
 
 
 def base_layers(catalog: Catalog) -> list[LayerSpec]:
@@ -104,6 +126,7 @@ def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS, history_begin
             "line": spec.style.line,
             "line_width": spec.style.line_width,
             "radius": spec.style.radius,
+            "ramp": spec.style.ramp.model_dump() if spec.style.ramp else None,
         },
         "fields": [
             {"name": f.name, "title_zh": f.title_zh, "title_en": f.title_en, "personal": f.personal}
@@ -198,7 +221,8 @@ def build_deck_spec(catalog: Catalog) -> dict[str, Any]:
 def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inline: dict[str, Any] | None = None,
                       district_bbox: tuple[float, float, float, float] | None = None, view_mode: str = "2d",
                       screen: str = "planner", history_begins: dict[str, str | None] | None = None,
-                      at: str | None = None) -> dict[str, Any]:
+                      at: str | None = None, default_indicator: str | None = None,
+                      basemap: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the page configuration for ``principal``: layer metadata, deck spec, endpoints, inlined data.
 
     Only the layers ``principal`` may read are described, with only the fields it may see: the page (loaded
@@ -207,6 +231,8 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
     first view; ``screen`` the layout (planner, or ops: the operations centre's dark screen); ``history_begins``:
     layer id -> when its history begins (RFC 3339), for the time slider. With ``at`` (an RFC 3339 instant,
     already checked), the tiles of the layers that keep a history are those as of that instant (``?at=``).
+    ``default_indicator``: the indicator the map opens on (CIM_MAP_INDICATOR or the catalog's map_default);
+    ``basemap``: the external basemap (:func:`external_basemap`), never in the static export (it is offline).
     """
     if view_mode not in VIEW_MODES:
         raise ValueError(f"view mode {view_mode!r} is not one of {VIEW_MODES}")
@@ -232,11 +258,16 @@ def build_page_config(catalog: Catalog, *, principal: Principal = ANONYMOUS, inl
         "raster": DENSITY_RASTER,
         "deck": deck,
         "at": at,
+        "default_indicator": default_indicator,
+        "points_from_zoom": POINTS_FROM_ZOOM,
+        "basemap": None if inline is not None else basemap,
         "endpoints": {
             "items": "/collections/{id}/items",
             "item": "/collections/{id}/items/{fid}",
             "indicators": "/indicators",
             "indicator": "/indicators/{id}",
+            "trajectory": "/indicators/{id}/trajectory",
+            "tiles": "/tiles/WebMercatorQuad/{z}/{x}/{y}",
             "search": "/map/search",
             "labels": "/map/labels",
             "config": "/map/config",

@@ -163,11 +163,30 @@ def test_indicator_panel_and_english_switch(map_page, service_url, artifacts):
     assert log.errors() == []
 
 
-def test_clicking_a_town_shows_its_attributes(map_page, service_url, engine, artifacts):
+#: a pixel of the map (relative to it) where deck.gl picks a point layer's feature over a town, and that town
+POINT_OVER_TOWN = """() => {
+  const deck = window.__cimMap.deck, towns = window.CIM_CONFIG.roles.town_boundaries;
+  const { width, height } = document.getElementById('deck-container').getBoundingClientRect();
+  const points = new Set(window.CIM_CONFIG.layers.filter((l) => l.is_point).map((l) => l.id));
+  for (let y = 40; y < height - 40; y += 6) for (let x = 240; x < width - 60; x += 6) {
+    const top = deck.pickObject({ x, y, radius: 0 });
+    const root = top && (top.layer.parent ? top.layer.parent.id : top.layer.id);
+    if (!top || !points.has(root)) continue;
+    const town = deck.pickObject({ x, y, radius: 0, layerIds: [towns] });
+    if (town) return { x, y, layer: root, town: town.object.properties.name };
+  }
+  return null;
+}"""
+
+
+def test_clicking_a_town_opens_its_panel_with_trajectories(map_page, service_url, engine, artifacts):
     page, log = map_page
     open_map(page, f"{service_url}/map")
+    assert page.evaluate("window.__cimMetrics.view.zoom < window.CIM_CONFIG.points_from_zoom"), \
+        "the district view shows aggregates"
+    # hover names the town (and its value of the selected indicator)
     count = renders(page)
-    page.evaluate("""() => { const s = window.__cimMap.state;
+    page.evaluate("""() => { const s = window.__cimMap.state; window.__cimShown = Object.assign({}, s.visible);
         for (const id of Object.keys(s.visible)) if (!['towns', 'district'].includes(id)) s.visible[id] = false;
         window.__cimMap.render(); }""")
     frame_after(page, count)
@@ -179,12 +198,48 @@ def test_clicking_a_town_shows_its_attributes(map_page, service_url, engine, art
                            arg=name, timeout=10_000)
     indicator = page.locator("#indicator-select option:checked").inner_text()
     assert tooltip.inner_text().startswith(f"街镇 · {name}\n{indicator}: ")
-    page.mouse.click(map_box["x"] + x, map_box["y"] + y)
-    panel = page.locator("#click-panel")
+
+    # with the point layers drawn again, a click on a point's aggregate over a town selects the town
+    count = renders(page)
+    page.evaluate("() => { Object.assign(window.__cimMap.state.visible, window.__cimShown);"
+                  " window.__cimMetrics.tilesLoaded = {}; window.__cimMap.render(); }")
+    frame_after(page, count)
+    page.wait_for_function("""() => { const s = window.__cimMap.state;
+        return window.CIM_CONFIG.deck.layers.filter((l) => l['@@type'] === 'MVTLayer' && s.visible[l.id])
+          .every((l) => window.__cimMetrics.tilesLoaded[l.id] !== undefined); }""", timeout=30_000)
+    page.wait_for_timeout(300)
+    spot = page.evaluate(POINT_OVER_TOWN)
+    assert spot is not None, "no point aggregate over a town at the district zoom"
+    page.mouse.move(map_box["x"] + spot["x"], map_box["y"] + spot["y"])
+    page.wait_for_function("() => /×/.test((document.querySelector('.deck-tooltip') || {}).innerText || '')",
+                           timeout=10_000)  # hover names the aggregate: the layer and its count
+    page.mouse.click(map_box["x"] + spot["x"], map_box["y"] + spot["y"])
+    panel = page.locator("#town-panel")
     panel.wait_for(state="visible", timeout=10_000)
-    assert page.locator("#click-title").inner_text() == f"街镇 · {name}"
-    assert f"街镇名称\t{name}" in page.locator("#click-table").inner_text()
-    page.screenshot(path=str(artifacts / "map-click-town.png"))
+    assert page.locator("#click-panel").is_hidden(), "a town click picks the town, never a point"
+    assert page.locator("#town-title").inner_text() == spot["town"]
+    assert page.evaluate("window.__cimMap.state.selectedTown") == spot["town"]
+    page.wait_for_function("window.__cimMetrics.townPanel && window.__cimMetrics.townPanel.done", timeout=60_000)
+    shown = page.evaluate("window.__cimMetrics.townPanel")
+    listing = httpx.get(f"{service_url}/indicators", timeout=60).json()
+    listing = listing if isinstance(listing, list) else listing["indicators"]
+    assert [i["id"] for i in shown["indicators"]] == [i["id"] for i in listing], "every indicator of the town"
+    for ind, got in zip(listing, shown["indicators"], strict=True):
+        row = next(r for r in ind["towns"] if r["town"] == spot["town"])
+        assert (got["value"], got["target"], got["status"]) == (row["value"], row["target"], row["status"]), ind["id"]
+    assert shown["chartsFailed"] == 0 and shown["charts"] + shown["chartsEmpty"] == len(listing), shown
+    assert all(got["chart"] for got in shown["indicators"] if got["value"] is not None), \
+        "every indicator the town has a value of has its trajectory chart"
+    charts = page.locator("#town-list svg.trajectory")
+    assert charts.count() == shown["charts"] > 0
+    assert page.locator("#town-list svg.trajectory .target-line").count() == shown["charts"], "a target line each"
+    assert page.locator("#town-list svg.trajectory .on-track, #town-list svg.trajectory .off-track").count() > 0
+    assert any(f"/indicators/{i['id']}/trajectory?town=" in u for u in log.requests for i in listing[:1])
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(artifacts / "map-town-panel.png"))
+    gaps = page.locator("#town-list .town-ind.status-not_met .gap")
+    assert gaps.count() == sum(1 for i in listing for r in i["towns"] if r["town"] == spot["town"]
+                               and r["status"] == "not_met"), "every missed target says its gap"
     assert log.errors() == []
 
 

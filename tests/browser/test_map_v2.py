@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -70,15 +71,29 @@ def test_3d_view_extrudes_buildings_over_the_basemap(map_page, service_url, arti
     for layer in extruded:
         assert layer in got["tilesLoaded"]
     tiles = log.tile_statuses()
-    assert any(status == 200 and f"/collections/{extruded[0]}/" in url for url, status in tiles.items()), \
+    # the vector layers come bundled from the multi-layer tiles: the data over the choropleth and the basemap under
+    # it, one request per tile each, as many as the 2D view asks at most
+    assert 0 < len(tiles) <= 54 and got["tileRequests"] <= 54, f"{len(tiles)} tile requests for the 3D view"
+    bundles = [parse_qs(urlsplit(url).query).get("collections", [""])[0].split(",") for url in tiles]
+    assert all(urlsplit(url).path.startswith("/tiles/WebMercatorQuad/") for url in tiles), "one layer's own tiles"
+    assert any(status == 200 and extruded[0] in members for (url, status), members in zip(tiles.items(), bundles,
+                                                                                       strict=True)), \
         "no tile of the extruded layer had features"
+    assert set(basemap) <= {m for members in bundles for m in members}
     assert all(status in (200, 204) for status in tiles.values())
 
     # the buildings are what stands out: hiding them changes a good part of the picture
     before = metrics(page)["renders"]
-    page.evaluate("ids => { ids.forEach((id) => { window.__cimMap.state.visible[id] = false; });"
-                  " window.__cimMap.render(); }", extruded)
+    # (the layers over the choropleth come in one bundle: without the buildings it is asked anew)
+    others = page.evaluate("""([hidden, basemap]) => window.CIM_CONFIG.deck.layers.filter((l) =>
+        l['@@type'] === 'MVTLayer' && window.__cimMap.state.visible[l.id] && !hidden.includes(l.id)
+        && !basemap.includes(l.id)).map((l) => l.id)""", [extruded, basemap])
+    page.evaluate("([ids, others]) => { ids.forEach((id) => { window.__cimMap.state.visible[id] = false; });"
+                  " others.forEach((id) => { delete window.__cimMetrics.tilesLoaded[id]; });"
+                  " window.__cimMap.render(); }", [extruded, others])
     page.wait_for_function("n => window.__cimMetrics.renders > n", arg=before)
+    page.wait_for_function("ids => ids.every((id) => window.__cimMetrics.tilesLoaded[id] !== undefined)",
+                           arg=others, timeout=30_000)  # the rest of the picture is back
     page.wait_for_timeout(300)
     flat = rgb(page.locator("#map").screenshot(path=str(artifacts / "map-3d-without-buildings.png")))
     assert changed_share(shot, flat) > 0.01, "the extruded buildings are not visible in the 3D view"
@@ -221,6 +236,19 @@ def test_ops_screen_kpis_equal_the_indicators(browser, service_url, artifacts):
         for i in range(cards.count()):
             b = cards.nth(i).bounding_box()
             assert b["y"] + b["height"] <= 1080, "a KPI card falls below the screen"
+        # a grid of 4 columns, nothing cut off: no card and not the panel overflows
+        layout = page.evaluate("""() => {
+            const cards = [...document.querySelectorAll('.kpi-card')], panel = document.getElementById('kpi-panel');
+            const grid = getComputedStyle(document.getElementById('kpi-list')).gridTemplateColumns;
+            return { columns: grid.split(' ').length,
+                     lefts: new Set(cards.map((c) => Math.round(c.getBoundingClientRect().left))).size,
+                     overflowing: cards.filter((c) => c.scrollWidth > c.clientWidth || c.scrollHeight > c.clientHeight)
+                       .map((c) => c.dataset.indicator),
+                     panel: panel.scrollHeight <= panel.clientHeight && panel.scrollWidth <= panel.clientWidth,
+                     title: parseFloat(getComputedStyle(document.querySelector('.kpi-title')).fontSize) }; }""")
+        assert layout["columns"] == 4 and layout["lefts"] == 4, layout
+        assert layout["overflowing"] == [] and layout["panel"], layout
+        assert layout["title"] >= 18, layout
         assert 45 <= metrics(page)["view"]["pitch"] <= 60, "the operations screen shows the 3D map"
         assert log.errors() == [] and log.foreign_hosts() == set()
     finally:

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { NODATA, RAMP } from '../../cim_service/static/js/colour.js';
+import { DEFAULT_RAMP, NODATA } from '../../cim_service/static/js/colour.js';
 import {
-  choroplethAccessor, deckLayerProps, extrusionProps, layerProps, MARKER_ID, pendingTileLayers,
+  BUNDLE_PREFIX, bundled, bundleProps, choroplethAccessor, deckLayerProps, drawnLayerIds, extrudedLayerIds,
+  extrusionProps, layerProps, MARKER_ID, pendingTileLayers, pickedLayerId,
 } from '../../cim_service/static/js/layers.js';
 import { createState } from '../../cim_service/static/js/state.js';
 import { indicator, pageConfig, townCollection } from './fixtures.mjs';
@@ -65,8 +66,11 @@ test('the choropleth colours towns by the selected indicator, matched by name', 
   const state = loadedState();
   const fill = choroplethAccessor(state);
   const [gumei, qibao] = townCollection().features;
-  assert.deepEqual(fill(gumei), [...RAMP.met[2], 190], '古美路街道 takes the row of 古美街道');
-  assert.deepEqual(fill(qibao), [...RAMP.not_met[0], 190]);
+  assert.deepEqual(fill(gumei), [...DEFAULT_RAMP.met[2], 190], '古美路街道 takes the row of 古美街道');
+  assert.deepEqual(fill(qibao), [...DEFAULT_RAMP.not_met[2], 190], 'the town furthest behind is the darkest red');
+  state.layers.jiezhen.style.ramp = { met: [[0, 0, 255], [0, 0, 99]], not_met: [[9, 9, 9], [1, 1, 1]] };
+  assert.deepEqual(choroplethAccessor(state)(qibao), [1, 1, 1, 190], 'the catalog\'s ramp of the town layer');
+  delete state.layers.jiezhen.style.ramp;
   assert.equal(fill({ properties: { name: '马桥镇' } }), NODATA);
   assert.equal(fill({ properties: {} }), NODATA);
   state.selectedTown = '七宝镇';
@@ -154,4 +158,41 @@ test('pendingTileLayers: visible tile layers whose viewport has not loaded', () 
   metrics.tilesLoaded = { dots: 1, density_raster: 2 };
   assert.deepEqual(pendingTileLayers(state, metrics), []);
   assert.deepEqual(pendingTileLayers(loadedState(pageConfig({ inline: { layers: {} } })), { tilesLoaded: {} }), []);
+});
+
+test('in the 3D view the visible vector layers come bundled from the multi-layer tiles, split by MVT layer', () => {
+  const config = pageConfig();
+  config.endpoints.tiles = '/tiles/WebMercatorQuad/{z}/{x}/{y}';
+  config.deck.layers.unshift({ '@@type': 'MVTLayer', id: 'water', visible: true, data: '/collections/water/tiles/x',
+    getFillColor: [1, 2, 3, 255], minZoom: 0 });
+  config.layers.push({ id: 'water', title_zh: '水', title_en: 'Water', group: '底图', access: 'public',
+    geometry: 'MultiPolygon', is_point: false, basemap: true, style: { fill: [1, 2, 3, 255] }, fields: [] });
+  const state = loadedState(config);
+  assert.equal(bundled(state), false, 'the 2D view asks each layer');
+  state.view3d = true;
+  assert.equal(bundled(state), true);
+  hooks.length = 0;
+  const props = deckLayerProps(state, env);
+  const ids = props.map((p) => p.id);
+  assert.deepEqual(ids, [`${BUNDLE_PREFIX}under`, 'jiezhen', 'jiezhen__outline', `${BUNDLE_PREFIX}over`, 'qu']);
+  const [under, , , over] = props;
+  assert.deepEqual(under.members, ['water'], 'under the choropleth: the basemap');
+  assert.deepEqual(over.members, ['dots'], 'over it: the data (hidden and locked layers left out)');
+  assert.equal(over.data, '/tiles/WebMercatorQuad/{z}/{x}/{y}?collections=dots');
+  assert.equal(over.binary, false);
+  assert.deepEqual(hooks, [['water'], ['dots']], 'the tile hooks record every member');
+  assert.deepEqual(drawnLayerIds(props), ['water', 'jiezhen', 'jiezhen__outline', 'dots', 'qu']);
+  const made = [];
+  const classes = { GeoJsonLayer: function GeoJsonLayer(...args) { made.push(Object.assign({}, ...args)); } };
+  const sub = bundleProps(state, Object.assign({}, env, { classes }), [spec(state, 'dots')], 'x')
+    .renderSubLayers({ id: 'b', data: [{ properties: { layerName: 'dots', count: 4 } }, { properties: { layerName: 'zz' } }] });
+  assert.equal(sub.length, 1);
+  assert.equal(made[0].id, 'b-dots');
+  assert.equal(made[0].data.length, 1, 'a member draws the features of its own MVT layer only');
+  assert.deepEqual(made[0].parameters, { depthTest: false }, 'points stand above the buildings in 3D');
+  assert.equal(pickedLayerId(`${BUNDLE_PREFIX}over`, { properties: { layerName: 'dots' } }), 'dots');
+  assert.equal(pickedLayerId('dots', { properties: { layerName: 'zz' } }), 'dots');
+  assert.deepEqual(extrudedLayerIds([{ extrudedMembers: ['b'] }, { id: 'c', extruded: true }, { id: 'd' }]), ['b', 'c']);
+  state.at = '2022-12-31';
+  assert.equal(bundled(state), false, 'a day of the time slider asks each layer as of then');
 });

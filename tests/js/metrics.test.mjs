@@ -13,7 +13,7 @@ test('createMetrics publishes every metric the tests and bench_map.py read', () 
     firstRenderMs: null, firstMeaningfulPaintMs: null, fmpFrameCommittedMs: null,
     tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
     view: null, drawnLayers: [], extrudedLayers: [], scaleBar: null, at: null, atTileRequests: 0,
-    indicatorAtRequests: 0, kpis: [],
+    indicatorAtRequests: 0, kpis: [], legend: null, townPanel: null,
   });
 });
 
@@ -57,6 +57,9 @@ test('tile hooks record the loaded viewport and count failed tiles', () => {
   hooks.onTileError(new Error('504'));
   assert.equal(metrics.tileErrors, 2);
   assert.deepEqual(failures, [['dots', '502'], ['dots', '504']]);
+  tileHooks(metrics, ['a', 'b'], () => {}).onViewportLoad();
+  assert.ok(typeof metrics.tilesLoaded.a === 'number' && typeof metrics.tilesLoaded.b === 'number',
+    'a bundle of layers records each');
 });
 
 test('tile requests are the vector and raster tile URLs', () => {

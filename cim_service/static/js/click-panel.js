@@ -3,14 +3,17 @@ import { ROLE, roleLayer } from '#cim/config.js';
 import { featureUrl, getJSON } from '#cim/data.js';
 import { $ } from '#cim/dom.js';
 import { cellText, featureTitle, fieldRows, formatValue } from '#cim/format.js';
+import { localTitle } from '#cim/i18n.js';
 import { lookupTown, townValues } from '#cim/indicators.js';
-import { currentIndicator } from '#cim/state.js';
+import { pickedLayerId } from '#cim/layers.js';
+import { aggregated, currentIndicator } from '#cim/state.js';
 
-/** Return the id of the top-level layer of a picked object (tile sub-layers belong to their tile layer). */
+/** Return the id of the catalog layer of a picked object (tile sub-layers belong to their tile layer; a bundle
+ * of layers from the multi-layer tiles gives the layer its feature came from). */
 export function rootId(info) {
   let layer = info.layer;
   while (layer && layer.parent) layer = layer.parent;
-  return layer ? layer.id : null;
+  return pickedLayerId(layer ? layer.id : null, info.object);
 }
 
 /** Return the tooltip of a hovered feature (a town adds its value of the selected indicator), or null. */
@@ -19,8 +22,11 @@ export function tooltip(app, info) {
   const { state } = app;
   const layerId = rootId(info);
   const props = info.object.properties || {};
-  let text = featureTitle(state.layers[layerId], props, state.lang);
-  if (layerId === roleLayer(state.config, ROLE.towns)) {
+  const meta = state.layers[layerId];
+  let text = featureTitle(meta, props, state.lang);
+  if (meta && meta.is_point && aggregated(state, app.view())) { // a thinned tile's cell: its point count
+    text = `${localTitle(meta, state.lang)} × ${formatValue(Number(props.count) || 1)}\n${app.t('aggregates')} · ${app.t('zoomForPoints')}`;
+  } else if (layerId === roleLayer(state.config, ROLE.towns)) {
     const ind = currentIndicator(state);
     const row = lookupTown(townValues(ind), props.name);
     if (row) text += `\n${app.title(ind)}: ${formatValue(row.value)} (${app.t(row.status || 'unknown')})`;
@@ -41,11 +47,29 @@ function showClickPanel(app, layerId, props) {
   $('click-panel').hidden = false;
 }
 
-/** Show a clicked feature's attributes, then all of them as the features API gives them to the caller. */
-export async function onClick(app, info) {
+/**
+ * Return what a click at `info` is on: below the zoom points are drawn from (aggregates), only a town can be
+ * clicked (the town under the pointer, never a point); from that zoom on, what deck.gl picked.
+ */
+export function clickTarget(app, info) {
+  const towns = roleLayer(app.state.config, ROLE.towns);
+  if (!info || !aggregated(app.state, app.view()) || !towns) return info;
+  if (info.object && rootId(info) === towns) return info;
+  return app.deck.pickObject({ x: info.x, y: info.y, radius: 0, layerIds: [towns] });
+}
+
+/** On a click: a town opens the town panel (and is selected); any other feature shows its attributes, then all
+ * of them as the features API gives them to the caller. */
+export async function onClick(app, picked) {
+  const info = clickTarget(app, picked);
   if (!info || !info.object) return;
   const { state } = app;
   const layerId = rootId(info);
+  if (layerId === roleLayer(state.config, ROLE.towns) && app.openTown) {
+    const name = info.object.properties && info.object.properties.name;
+    if (name) app.openTown(name);
+    return;
+  }
   const props = Object.assign({}, info.object.properties || {});
   showClickPanel(app, layerId, props);
   const fid = info.object.id !== undefined ? info.object.id : props.id;

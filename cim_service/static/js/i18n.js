@@ -10,6 +10,8 @@ export const STRINGS = {
     noIndicators: '暂无指标数据',
     opacity: '透明度', now: '现在', time: '时间', zoomIn: '放大', zoomOut: '缩小', north: '指北(点击复位)',
     view3d: '三维视图', play: '播放', kpis: '规划指标 · 目标对照',
+    ofTownTarget: '占本街镇目标 %', targetLine: '目标线', onTrack: '按期可达', offTrack: '进度落后', trajectory: '历年走势',
+    townPanel: '街镇指标', noTrajectory: '暂无历年数据', aggregates: '数量(按区域汇总)', zoomForPoints: '放大至 14 级查看点位',
   },
   en: {
     layers: 'Layers', indicators: 'Plan indicators', search: 'Search', placeholder: 'Address, e.g. 莲花南路1500弄',
@@ -20,6 +22,9 @@ export const STRINGS = {
     noIndicators: 'No indicator data',
     opacity: 'Opacity', now: 'Now', time: 'Time', zoomIn: 'Zoom in', zoomOut: 'Zoom out', north: 'North (click to reset)',
     view3d: '3D view', play: 'Play', kpis: 'Plan indicators against targets',
+    ofTownTarget: '% of the town\'s target', targetLine: 'target', onTrack: 'on track', offTrack: 'behind pace',
+    trajectory: 'Trajectory', townPanel: 'Town indicators', noTrajectory: 'no yearly values yet', aggregates: 'Counts (aggregated)',
+    zoomForPoints: 'zoom to 14 for points',
   },
 };
 

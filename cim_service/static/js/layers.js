@@ -1,7 +1,8 @@
 /* deck.gl layer props from the deck spec and the state: the town choropleth and the boundary outlines (by role),
  * vector tile layers (with the API key), the raster tiles, the export's inlined layers, the search marker.
  * Props carry their class in '@@type' (deck.js makes the layers). No DOM. */
-import { townFill, valueRange } from '#cim/colour.js';
+import { providerTiles, providerUrl } from '#cim/basemap.js';
+import { choroplethScale, townFill } from '#cim/colour.js';
 import { atUrl, isRasterLayer, isTileLayer, layerIndex, ROLE, roleLayer } from '#cim/config.js';
 import { authHeaders, fetchTileImage } from '#cim/data.js';
 import { ringSegments } from '#cim/geometry.js';
@@ -16,8 +17,14 @@ export const OUTLINE_SUFFIX = '__outline';
 export function choroplethAccessor(state) {
   const ind = currentIndicator(state);
   const rows = townValues(ind);
-  const range = valueRange(ind);
-  return (feature) => townFill(lookupTown(rows, feature.properties && feature.properties.name), range, state.selectedTown);
+  const scale = townScale(state, ind);
+  return (feature) => townFill(lookupTown(rows, feature.properties && feature.properties.name), scale, state.selectedTown);
+}
+
+/** Return the choropleth scale of indicator `ind` with the town layer's ramps (`style.ramp` of the catalog). */
+export function townScale(state, ind) {
+  const meta = state.layers[roleLayer(state.config, ROLE.towns)];
+  return choroplethScale(ind, meta && meta.style && meta.style.ramp);
 }
 
 /** Return LineLayer props drawing the ring edges of `collection` with the line style of `spec`. */
@@ -52,9 +59,31 @@ export function extrusionProps(meta) {
   };
 }
 
+/** Radius (px) of a thinned tile's cell holding `count` points at which the symbols stop growing, and the
+ * count that reaches it (a cell is 8 px wide: larger symbols would hide their neighbours). */
+export const AGGREGATE_MAX_PX = 8;
+export const AGGREGATE_FULL_COUNT = 64;
+
+/**
+ * Return the radius (px) of a point feature standing for `count` points (below the zoom points are drawn from,
+ * a tile's feature is one grid cell with the count of its points; from it on, count is 1): the symbol's area
+ * grows with the count (proportional symbols), never below the layer's own radius nor above AGGREGATE_MAX_PX.
+ */
+export function aggregateRadius(count, radius) {
+  const n = Math.max(1, Math.min(AGGREGATE_FULL_COUNT, Number(count) || 1));
+  return Math.max(radius, AGGREGATE_MAX_PX * Math.sqrt(n / AGGREGATE_FULL_COUNT));
+}
+
+/** Return the proportional-symbol props of a point layer (radius from each feature's `count`), else {}. */
+export function aggregateProps(meta, spec) {
+  if (!meta || !meta.is_point) return {};
+  const radius = typeof spec.getPointRadius === 'number' ? spec.getPointRadius : (meta.style && meta.style.radius) || 3;
+  return { getPointRadius: (f) => aggregateRadius(f.properties && f.properties.count, radius), pointRadiusUnits: 'pixels' };
+}
+
 function mvtProps(spec, state, env) {
   const meta = layerIndex(state.config)[spec.id];
-  return Object.assign({}, spec, env.tileHooks(spec.id), extrusionProps(meta), {
+  return Object.assign({}, spec, env.tileHooks(spec.id), extrusionProps(meta), aggregateProps(meta, spec), {
     data: atUrl(spec.data, meta, state.at),
     loaders: env.loaders,
     loadOptions: { core: { worker: false, fetch: { headers: authHeaders(state.apiKey) } } },
@@ -83,7 +112,7 @@ export function layerProps(spec, state, env) {
   const inline = state.config.inline;
   if (inline) {
     const collection = inlineLayer(inline, id);
-    return collection ? Object.assign(inlineLayerProps(spec, collection), common) : null;
+    return collection ? Object.assign(inlineLayerProps(spec, collection), extrusionProps(state.layers[id]), common) : null;
   }
   if (!common.visible) return null; // hidden tile layers would still fetch tiles: leave them out
   if (isRasterLayer(spec)) return state.rasterUrl ? Object.assign(rasterProps(spec, state, env), common) : null;
@@ -100,11 +129,121 @@ export function markerProps(state) {
   };
 }
 
-/** Return the props of every layer to draw, in the deck spec's order, the search marker on top. */
+/** Provider tiles kept (their images, by URL): a GCJ-02 provider's tile covers parts of up to four map tiles. */
+const BASEMAP_CACHE_SIZE = 256;
+const basemapImages = new Map();
+
+function basemapImage(url, signal) {
+  if (!basemapImages.has(url)) {
+    const image = fetchTileImage(url, '', signal); // never our API key to another host
+    image.catch(() => basemapImages.delete(url));
+    basemapImages.set(url, image);
+    if (basemapImages.size > BASEMAP_CACHE_SIZE) basemapImages.delete(basemapImages.keys().next().value);
+  }
+  return basemapImages.get(url);
+}
+
+/** Return the props of the external basemap's tile layer (under everything), or null without one. */
+export function basemapProps(state, env) {
+  const basemap = state.config.basemap;
+  if (!basemap || state.config.inline || state.visible[basemap.id] === false) return null;
+  return Object.assign({}, env.tileHooks(basemap.id), {
+    '@@type': 'TileLayer', id: basemap.id, data: basemap.url, tileSize: 256, minZoom: 0, maxZoom: 18,
+    pickable: false,
+    getTileData: ({ index }) => Promise.all(providerTiles(index, basemap.crs).map((tile) =>
+      basemapImage(providerUrl(basemap.url, tile)).then((image) => ({ image, corners: tile.corners })))),
+    renderSubLayers: (props) => (props.data || []).filter((d) => d.image).map((d, i) =>
+      new env.classes.BitmapLayer(props, { id: `${props.id}-${i}`, data: null, image: d.image, bounds: d.corners })),
+  });
+}
+
+/** Id prefix of the layers drawing several catalog layers from the multi-layer tiles (the 3D view). */
+export const BUNDLE_PREFIX = '__tiles_';
+/** Props of a tile layer spec that belong to the tile layer, not to the features drawn from its tiles. */
+const TILE_LAYER_PROPS = ['@@type', 'id', 'data', 'visible', 'minZoom', 'maxZoom', 'maxRequests', 'autoHighlight',
+  'highlightColor', 'uniqueIdProperty', 'loadOptions', 'loaders', 'onViewportLoad', 'onTileError', 'updateTriggers'];
+
+/** Return whether the tiles of the visible vector layers come bundled from the multi-layer endpoint: in the 3D
+ * view of the live page, at present (a day of the time slider asks each layer as of then). */
+export function bundled(state) {
+  return Boolean(state.view3d && !state.config.inline && !state.at && state.config.endpoints.tiles);
+}
+
+function memberProps(spec, meta, state) {
+  const out = {};
+  for (const [k, v] of Object.entries(spec)) if (!TILE_LAYER_PROPS.includes(k)) out[k] = v;
+  // in 3D the points (sensors, alerts) stand above the buildings: drawn over them, not hidden behind them
+  const above = meta && meta.is_point ? { parameters: { depthTest: false } } : {};
+  return Object.assign(out, extrusionProps(meta), aggregateProps(meta, spec), above,
+    { opacity: state.opacity[spec.id], pointType: 'circle' });
+}
+
+/**
+ * Return the props of one MVTLayer drawing the catalog layers `specs` from the multi-layer tiles
+ * (/tiles/WebMercatorQuad/{z}/{x}/{y}?collections=…): one request per tile for all of them, the features split by
+ * their MVT layer (`layerName`) into a GeoJsonLayer each, with that layer's style.
+ */
+export function bundleProps(state, env, specs, key) {
+  const ids = specs.map((s) => s.id);
+  const metas = layerIndex(state.config);
+  const hooks = env.tileHooks(ids);
+  return Object.assign({}, hooks, {
+    '@@type': 'MVTLayer', id: `${BUNDLE_PREFIX}${key}`, members: ids,
+    extrudedMembers: ids.filter((id) => metas[id] && metas[id].height_field),
+    data: `${state.config.endpoints.tiles}?collections=${ids.map(encodeURIComponent).join(',')}`,
+    binary: false, pickable: true, autoHighlight: false,
+    minZoom: Math.min(...specs.map((s) => s.minZoom || 0)), maxZoom: Math.max(...specs.map((s) => s.maxZoom || 16)),
+    maxRequests: Math.max(...specs.map((s) => s.maxRequests || 6)),
+    loaders: env.loaders,
+    loadOptions: { core: { worker: false, fetch: { headers: authHeaders(state.apiKey) } } },
+    updateTriggers: { getTileData: state.apiKey },
+    renderSubLayers: (props) => {
+      const byLayer = {};
+      for (const f of props.data || []) {
+        const name = f.properties && f.properties.layerName;
+        (byLayer[name] = byLayer[name] || []).push(f);
+      }
+      return specs.filter((s) => byLayer[s.id]).map((s) => new env.classes.GeoJsonLayer(props,
+        memberProps(s, metas[s.id], state), { id: `${props.id}-${s.id}`, data: byLayer[s.id] }));
+    },
+  });
+}
+
+/** Return the id of the catalog layer of a picked object: its top-level layer's, or, for a bundle of layers, the
+ * MVT layer its feature came from. */
+export function pickedLayerId(rootLayerId, object) {
+  if (rootLayerId && rootLayerId.startsWith(BUNDLE_PREFIX)) return (object && object.properties && object.properties.layerName) || null;
+  return rootLayerId;
+}
+
+/** Return the props of every layer to draw, in the deck spec's order, the search marker on top (in the 3D view
+ * the vector layers under the choropleth and those over it each come bundled from the multi-layer tiles). */
 export function deckLayerProps(state, env) {
-  const layers = state.config.deck.layers.flatMap((spec) => layerProps(spec, state, env));
+  let layers;
+  if (bundled(state)) {
+    const towns = roleLayer(state.config, ROLE.towns);
+    const groups = { under: [], over: [] };
+    let side = 'under';
+    layers = [];
+    for (const spec of state.config.deck.layers) {
+      if (spec.id === towns) side = 'over';
+      const vector = spec['@@type'] === 'MVTLayer' && state.visible[spec.id] && allowed(state, spec.id);
+      if (!vector) { layers.push(...[].concat(layerProps(spec, state, env))); continue; }
+      if (!groups[side].length) layers.push(side); // where the bundle is drawn: at its first member
+      groups[side].push(spec);
+    }
+    layers = layers.map((p) => (typeof p === 'string' ? bundleProps(state, env, groups[p], p) : p));
+  } else {
+    layers = state.config.deck.layers.flatMap((spec) => layerProps(spec, state, env));
+  }
+  layers.unshift(basemapProps(state, env));
   layers.push(markerProps(state));
   return layers.filter(Boolean);
+}
+
+/** Return the catalog layer ids drawn by `props` in drawing order (a bundle stands for its members). */
+export function drawnLayerIds(props) {
+  return props.flatMap((p) => p.members || [p.id]);
 }
 
 /** Return the visible tile layers whose viewport has not loaded yet (none in the export: it has no tiles). */
@@ -116,5 +255,6 @@ export function pendingTileLayers(state, metrics) {
 
 /** Return the ids of the drawn layers that are extruded (what window.__cimMetrics reports of the 3D view). */
 export function extrudedLayerIds(props) {
-  return props.filter((p) => p.extruded && p.visible !== false).map((p) => p.id);
+  return props.filter((p) => p.visible !== false)
+    .flatMap((p) => (p.extrudedMembers ? p.extrudedMembers : p.extruded ? [p.id] : []));
 }

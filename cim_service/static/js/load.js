@@ -34,7 +34,7 @@ export async function loadIndicators(app) {
   try {
     const data = state.config.inline ? state.config.inline.indicators : await getJSON(state.config.endpoints.indicators, state.apiKey);
     state.indicators = indicatorList(data);
-    state.indicatorId = defaultIndicatorId(state.indicators, state.indicatorId);
+    state.indicatorId = defaultIndicatorId(state.indicators, state.indicatorId || state.config.default_indicator);
   } catch (error) {
     console.warn('indicators unavailable', error.message);
     state.indicators = [];

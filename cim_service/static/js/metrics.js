@@ -24,7 +24,7 @@ export function createMetrics(target = globalThis) {
     firstRenderMs: null, firstMeaningfulPaintMs: null, fmpFrameCommittedMs: null,
     tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
     view: null, drawnLayers: [], extrudedLayers: [], scaleBar: null, at: null, atTileRequests: 0,
-    indicatorAtRequests: 0, kpis: [],
+    indicatorAtRequests: 0, kpis: [], legend: null, townPanel: null,
   };
   target.__cimMetrics = metrics;
   return metrics;
@@ -71,10 +71,11 @@ export function observeTileRequests(metrics) {
   }).observe({ type: 'resource', buffered: true });
 }
 
-/** Return a tile layer's hooks that record its loaded viewport and its failed tiles (then call `onError`). */
+/** Return a tile layer's hooks that record its loaded viewport and its failed tiles (then call `onError`); `id`
+ * may be a list: a layer drawing several catalog layers from the multi-layer tiles records each. */
 export function tileHooks(metrics, id, onError) {
   return {
-    onViewportLoad: () => recordTilesLoaded(metrics, id, performance.now()),
+    onViewportLoad: () => { for (const one of [].concat(id)) recordTilesLoaded(metrics, one, performance.now()); },
     onTileError: (error) => {
       recordTileError(metrics);
       onError(id, error);

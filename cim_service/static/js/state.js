@@ -87,3 +87,10 @@ export function available(state, id) {
   const inline = state.config.inline;
   return !inline || baseLayerIds(state.config).includes(id) || Boolean(inlineLayer(inline, id));
 }
+
+/** Return whether the camera `view` shows aggregates: below the zoom the point layers' tiles are thinned from
+ * (config.points_from_zoom; their features are grid cells with a `count`), points drawn as proportional symbols. */
+export function aggregated(state, view) {
+  const from = state.config.points_from_zoom;
+  return Boolean(view) && typeof from === 'number' && view.zoom < from;
+}
