@@ -177,8 +177,8 @@ def test_gdal_ogcapi_driver_reads_the_coverage(served, cog, tmp_path):
     and scaleSize=; the result matches gdalwarp of the COG to the same grid."""
     url = f"OGCAPI:{served}/collections/{NAME}"
     out = tmp_path / "read.tif"
-    res = subprocess.run(["/usr/bin/gdal_translate", "-q", url, str(out)], capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(["/usr/bin/gdal_translate", "-q", "-oo", "CACHE=NO", url, str(out)], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)  # GDAL's WMS cache, if any, stays in tmp_path
     assert res.returncode == 0, res.stderr
     with rasterio.open(out) as got:
         data, bounds, shape = got.read(1), got.bounds, (got.height, got.width)
