@@ -27,6 +27,7 @@ MIN_BYTES = 512
 #: compression levels for bodies compressed on each request; cached tiles use the same (stored once)
 GZIP_LEVEL = 6
 BROTLI_QUALITY = 5
+STREAM_BROTLI_LGWIN = 19
 #: media types (without parameters) worth compressing besides ``text/*`` and ``*+json``/``*+xml``
 COMPRESSIBLE = frozenset({
     "application/json", "application/javascript", "application/xml", "application/vnd.mapbox-vector-tile",
@@ -97,7 +98,8 @@ class StreamCompressor:
 
             self._z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
         else:
-            self._b = brotli.Compressor(quality=BROTLI_QUALITY)
+            # a 512 KiB window (not 4 MiB): a streamed export's encoder stays a few MB whatever its length
+            self._b = brotli.Compressor(quality=BROTLI_QUALITY, lgwin=STREAM_BROTLI_LGWIN)
 
     def feed(self, data: bytes) -> bytes:
         """Compressed bytes available after ``data``."""

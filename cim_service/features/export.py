@@ -185,7 +185,9 @@ class Batch:
 
     rows: int
     table: Any = None
-    records: bytes = b""
+    records: bytes | memoryview = b""
+    #: bytes that follow ``records`` (the last record's LF, when its sort keys were cut off)
+    tail: bytes = b""
 
 
 def run_export(plan: ExportPlan, url: str, emit: Emit, *, batch_rows: int, statement_timeout_ms: int) -> int:
@@ -224,7 +226,7 @@ def read_batches(plan: ExportPlan, url: str, *, batch_rows: int, statement_timeo
             after = keyset.after_condition(plan.spec, plan.order, position, params) if position else None
             sql = export_sql(plan, params, after, want, plan.offset if position is None else 0)
             seq = plan.fmt.name == "geojsonseq"
-            data = b"".join(session.copy(sql, params.values, SEQ_OPTIONS if seq else CSV_OPTIONS))
+            data = session.read(sql, params.values, SEQ_OPTIONS if seq else CSV_OPTIONS)
             batch, position = _seq_batch(plan, data) if seq else _csv_batch(plan, data)
             if batch.rows:
                 yield batch
@@ -245,7 +247,7 @@ def _seq_batch(plan: ExportPlan, data: bytes) -> tuple[Batch, list[str | None] |
         return Batch(rows, records=data), None
     fields = data[cut + 1:-1].split(SEQ_KEYS)
     keys = [None if f == b"-" else bytes.fromhex(f.decode()).decode() for f in fields]
-    return Batch(rows, records=data[:cut] + b"\n"), keys
+    return Batch(rows, records=memoryview(data)[:cut], tail=b"\n"), keys  # the keys cut off without a copy
 
 
 def _csv_types(plan: ExportPlan) -> tuple[list[str], dict]:
@@ -350,11 +352,13 @@ class GeoJSONSeqWriter(_Writer):
         if self.plan.crs.python_crs:
             from cim_service.features.formats import to_python_crs
 
-            texts = ",".join(line[1:].decode() for line in batch.records.split(b"\n") if line)
+            texts = ",".join(line[1:].decode() for line in bytes(batch.records).split(b"\n") if line)
             features = orjson.loads("[" + to_python_crs(texts, self.plan.crs.python_crs) + "]")
             self.emit(b"".join(b"\x1e" + orjson.dumps(f) + b"\n" for f in features))
             return
         self.emit(batch.records)
+        if batch.tail:
+            self.emit(batch.tail)
 
 
 def _arrow_schema(plan: ExportPlan):  # noqa: ANN202 - list of pyarrow.Field

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 
+from cim_service.errors import error_responses
 from cim_service.features import formats
 from cim_service.tiles import coverage
 
@@ -54,7 +55,7 @@ def listed(request: Request) -> list[dict]:
 @router.get("/collections/{collectionId}/coverage", summary="The coverage: the COG, or a GeoTIFF subset",
             response_class=Response,
             responses={200: {"content": {coverage.COG: {}, coverage.GEOTIFF: {}}},
-                       206: {"description": "Range of the COG"}})
+                       206: {"description": "Range of the COG"}, **error_responses(400, 404)})
 def get_coverage(
     request: Request, collectionId: CoverageId,  # noqa: N803 - OGC path parameter name
     subset: Annotated[list[str] | None, Query(description="Window in CRS84 degrees: `Lon(a:b),Lat(c:d)` (or one "
@@ -76,13 +77,15 @@ def get_coverage(
         "Content-Crs": "<http://www.opengis.net/def/crs/EPSG/0/4326>"})
 
 
-@router.get("/collections/{collectionId}/coverage/domainset", summary="Domain set of a coverage (CIS 1.1 JSON)")
+@router.get("/collections/{collectionId}/coverage/domainset", summary="Domain set of a coverage (CIS 1.1 JSON)",
+            responses=error_responses(404))
 def get_domainset(request: Request, collectionId: CoverageId) -> Response:  # noqa: N803
     """The coverage's grid: CRS84 axes (Lon, Lat) with bounds and cell size, and its index limits."""
     return formats.json_response(coverage.domainset(_path(request, collectionId)))
 
 
-@router.get("/collections/{collectionId}/coverage/rangetype", summary="Range type of a coverage (CIS 1.1 JSON)")
+@router.get("/collections/{collectionId}/coverage/rangetype", summary="Range type of a coverage (CIS 1.1 JSON)",
+            responses=error_responses(404))
 def get_rangetype(request: Request, collectionId: CoverageId) -> Response:  # noqa: N803
     """What a cell holds: the band's quantity, data type and nodata value."""
     return formats.json_response(coverage.rangetype(_path(request, collectionId), collectionId))

@@ -249,6 +249,11 @@ class CopySession:
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
 
+    def read(self, sql: str, args: Sequence[Any], options: str) -> bytes:
+        """All the bytes of ``COPY (sql) TO STDOUT WITH (options)`` (one batch: bounded by the statement)."""
+        chunks = list(self.copy(sql, args, options))
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
     def copy(self, sql: str, args: Sequence[Any], options: str) -> Iterator[bytes]:
         """The bytes of ``COPY (sql) TO STDOUT WITH (options)``, in chunks of about :data:`COPY_CHUNK`."""
         with psycopg.RawCursor(self.conn) as cur:

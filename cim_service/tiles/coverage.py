@@ -286,6 +286,8 @@ def collection_doc(path: Path, name: str, root: str) -> dict:
     url = f"{root}/collections/{name}"
     return {
         "id": name, "title": name.replace("_", " "), "itemType": "coverage", "dataType": "coverage",
+        # GDAL's OAPIF driver (QGIS and ogr2ogr on OAPIF:) lists every collection as a vector layer but this one
+        "layerDataType": "Coverage",
         "extent": {"spatial": {"bbox": [[g.west, g.south, g.east, g.north]], "crs": CRS84}},
         "crs": [CRS84], "storageCrs": g.storage_crs,
         "legend": raster.raster_legend(path),

@@ -164,13 +164,21 @@ def test_unknown_coverages_and_layers_are_404(client):
     assert client.get("/collections/cameras").json()["itemType"] == "feature"
 
 
+def test_gdal_feature_clients_do_not_take_the_coverage_for_a_layer(served):
+    """OAPIF: (GDAL, QGIS's provider) lists the feature collections only: the coverage says it is one."""
+    out = subprocess.run(["/usr/bin/ogrinfo", "-ro", "-so", f"OAPIF:{served}"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert ": cameras " in out.stdout and NAME not in out.stdout
+
+
 def test_gdal_ogcapi_driver_reads_the_coverage(served, cog, tmp_path):
     """GDAL 3.6 opens OGCAPI:…/collections/<id> as a raster in CRS84 and reads it block by block through subset=
     and scaleSize=; the result matches gdalwarp of the COG to the same grid."""
     url = f"OGCAPI:{served}/collections/{NAME}"
     out = tmp_path / "read.tif"
-    res = subprocess.run(["/usr/bin/gdal_translate", "-q", url, str(out)], capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(["/usr/bin/gdal_translate", "-q", "-oo", "CACHE=NO", url, str(out)], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)  # GDAL's WMS cache, if any, stays in tmp_path
     assert res.returncode == 0, res.stderr
     with rasterio.open(out) as got:
         data, bounds, shape = got.read(1), got.bounds, (got.height, got.width)
