@@ -242,7 +242,7 @@ def read(body: Any, *, now_ms: int, lo_ms: int, hi_ms: int, max_faults: int = 10
     n = len(results)
     counts = np.array(g_n, dtype=np.int64)
     group = np.repeat(np.array(g_ids, dtype=np.int32), counts)
-    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    starts = np.cumsum(counts) - counts
     row = (np.arange(n, dtype=np.int64) - np.repeat(starts, counts)).astype(np.int32)
     datastream = np.repeat(np.array(g_ds, dtype=np.int32), counts)
 

@@ -342,7 +342,15 @@ class Bridge:
         max_future = timedelta(seconds=self.settings.sensor_max_future_s)
         parts: list[Columns] = []
         for m in msgs:
-            parsed = bulk.parse(m.payload, self._infos_of, now=now, max_past=max_past, max_future=max_future)
+            try:
+                parsed = bulk.parse(m.payload, self._infos_of, now=now, max_past=max_past, max_future=max_future)
+            except sa.exc.DBAPIError:
+                raise  # the datastream look-up: the batch is retried when the database is back
+            except Exception as exc:  # noqa: BLE001 - a message the reader fails on never stalls the bridge
+                log.exception("bridge could not read a bulk message; dead-lettered")
+                p.letters.append(DeadLetter(bulk.TOPIC, m.payload, "unreadable", type(exc).__name__))
+                p.rejected["unreadable"] = p.rejected.get("unreadable", 0) + 1
+                continue
             p.letters.extend(parsed.letters)
             for reason, n in parsed.rejected.items():
                 p.rejected[reason] = p.rejected.get(reason, 0) + n

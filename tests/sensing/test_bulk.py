@@ -19,6 +19,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 
+from cim_service.core import data_array
 from cim_service.sensing.broker import MqttEndpoint
 from cim_service.store import observations
 from cim_service.store.observations import Columns, Observation
@@ -212,3 +213,16 @@ def test_one_latest_upsert_per_batch_keeps_the_newest_reading(demo_database_url,
     assert stored == {(t + timedelta(milliseconds=1), 0.5), (t + timedelta(seconds=3), 3.0),
                       (t + timedelta(seconds=5), 5.0), (t + timedelta(seconds=8), 8.0),
                       (t + timedelta(seconds=9), 9.0)}
+
+
+def test_reader_of_bodies_without_a_column_wise_group():
+    """Bodies the column-wise reader leaves whole to others, or finds nothing in, give empty columns."""
+    kw = {"now_ms": 1_000_000, "lo_ms": 0, "hi_ms": 2_000_000}
+    general = data_array.read([{"Datastream": {"@iot.id": 1}, "components": ["result", "resultQuality"],
+                                "dataArray": [[1.0, "good"]]}], **kw)
+    assert (len(general), general.general, general.faults) == (0, [0], [])
+    empty = data_array.read([{"Datastream": {"@iot.id": 1}, "components": ["result"], "dataArray": []}], **kw)
+    assert (len(empty), empty.general, empty.refused) == (0, [], {})
+    only_now = data_array.read([{"Datastream": {"@iot.id": 3}, "components": ["result"], "dataArray": [[2], [3]]}],
+                               **kw)
+    assert only_now.t_ms.tolist() == [1_000_000, 1_000_000] and only_now.result.tolist() == [2.0, 3.0]
