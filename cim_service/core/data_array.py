@@ -108,10 +108,13 @@ def _results(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     res = np.zeros(len(values), dtype=np.float64)
     bad = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values):
-        if (type(v) is float or type(v) is int) and math.isfinite(float(v)):
-            res[i] = float(v)
-        else:
-            bad[i] = True
+        try:
+            if (type(v) is float or type(v) is int) and math.isfinite(float(v)):
+                res[i] = float(v)
+                continue
+        except OverflowError:  # an integer beyond float64
+            pass
+        bad[i] = True
     return res, bad
 
 
