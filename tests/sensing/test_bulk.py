@@ -210,6 +210,13 @@ def test_one_latest_upsert_per_batch_keeps_the_newest_reading(demo_database_url,
         assert observations.latest(conn, a)["result"] == 9.0
         assert observations.latest(conn, c)["result"] == 60.0
         stored = {(r["phenomenon_time"], r["result"]) for r in observations.fetch(conn, a)}
+    # what a redelivered message finds stored, over times hours apart (ranges of the BRIN, not the partitions)
+    probe = Columns(np.array([a, a, a, b, a], dtype=np.int32),
+                    np.array([ms + 3000, ms - 3_600_000, ms + 9000, ms + 9000, ms + 6_000_000], dtype=np.int64),
+                    np.zeros(5), np.full(5, -1, dtype=np.int64))
+    with engine.connect() as conn:
+        assert observations.existing(conn.connection.driver_connection, probe).tolist() == \
+            [True, False, True, False, False]
     assert stored == {(t + timedelta(milliseconds=1), 0.5), (t + timedelta(seconds=3), 3.0),
                       (t + timedelta(seconds=5), 5.0), (t + timedelta(seconds=8), 8.0),
                       (t + timedelta(seconds=9), 9.0)}
