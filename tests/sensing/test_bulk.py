@@ -131,6 +131,19 @@ class _Publisher:
         self.client.disconnect()
 
 
+def _drop_session(mqtt_url: str, client_id: str) -> None:
+    """End the persistent session of ``client_id`` (clean start, session expiry 0)."""
+    ep = MqttEndpoint.parse(mqtt_url)
+    c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                    protocol=mqtt.MQTTv5)
+    c.username_pw_set(ep.username, ep.password)
+    c.connect(ep.host, ep.port, clean_start=True)
+    c.loop_start()
+    wait_for(c.is_connected, timeout=10)
+    c.disconnect()
+    c.loop_stop()
+
+
 def test_kill_9_of_the_bridge_mid_batch_loses_and_duplicates_no_bulk_reading(demo_database_url, engine,
                                                                              mqtt_url, depth_streams, tmp_path):
     env = {**os.environ, "CIM_DATABASE_URL": demo_database_url, "CIM_MQTT_URL": mqtt_url,
@@ -175,6 +188,7 @@ def test_kill_9_of_the_bridge_mid_batch_loses_and_duplicates_no_bulk_reading(dem
             if p is not None and p.poll() is None:
                 p.terminate()
                 p.wait(timeout=30)
+        _drop_session(mqtt_url, "bulk-kill9-bridge")  # the broker would queue the session's readings for good
     keys = [(d, t) for d, t, _v in rows]
     assert set(keys) == expected
     assert len(keys) == len(expected), "a redelivered bulk message was written twice"
