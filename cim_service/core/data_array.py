@@ -108,10 +108,13 @@ def _results(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     res = np.zeros(len(values), dtype=np.float64)
     bad = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values):
-        if (type(v) is float or type(v) is int) and math.isfinite(float(v)):
-            res[i] = float(v)
-        else:
-            bad[i] = True
+        try:
+            if (type(v) is float or type(v) is int) and math.isfinite(float(v)):
+                res[i] = float(v)
+                continue
+        except OverflowError:  # an integer beyond float64
+            pass
+        bad[i] = True
     return res, bad
 
 
@@ -242,7 +245,7 @@ def read(body: Any, *, now_ms: int, lo_ms: int, hi_ms: int, max_faults: int = 10
     n = len(results)
     counts = np.array(g_n, dtype=np.int64)
     group = np.repeat(np.array(g_ids, dtype=np.int32), counts)
-    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    starts = np.cumsum(counts) - counts
     row = (np.arange(n, dtype=np.int64) - np.repeat(starts, counts)).astype(np.int32)
     datastream = np.repeat(np.array(g_ds, dtype=np.int32), counts)
 

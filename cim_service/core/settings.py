@@ -126,7 +126,8 @@ class Settings(BaseSettings):
                                  "folded into hourly aggregates (`cim sensors compact`).")
     sensor_max_future_s: float = Field(default=300.0, ge=0, description="Readings later than now + this are "
                                        "refused (clock of the device wrong).")
-    sensor_batch_size: int = Field(default=5000, ge=1, description="Most observations committed in one batch.")
+    sensor_batch_size: int = Field(default=5000, ge=1, description="Most messages in one batch of "
+                                   "the bridge (one transaction).")
     sensor_batch_wait_ms: int = Field(default=100, ge=1, description="Longest wait for a batch to fill.")
     sensor_batch_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="Most "
                                     "payload bytes in one batch of the bridge (bulk messages of "

@@ -2,16 +2,17 @@
 
 One bridge per service process (``cim serve``'s lifespan) or as ``cim sensors bridge``. It holds a persistent
 MQTT 5 session (client id ``cim-sensor-bridge``, session expiry 7 days, clean start off) subscribed with QoS 1
-to ``v1.1/+/Observations`` and acknowledges messages by hand (paho ``manual_ack``):
+to ``v1.1/+/Observations`` (one reading a message) and ``v1.1/CreateObservations`` (a dataArray body a message,
+:mod:`cim_service.sensing.bulk`) and acknowledges messages by hand (paho ``manual_ack``):
 
 1. the network thread appends each message to a queue;
-2. the writer thread takes up to ``CIM_SENSOR_BATCH_SIZE`` of them (or what came within
-   ``CIM_SENSOR_BATCH_WAIT_MS``), checks them (:mod:`cim_service.sensing.payload`, the datastream's unit and
-   range, a per-datastream token bucket); the committer thread writes each checked batch in one transaction
-   (COPY of the observations, upsert of the latest values, the dead letters of the refused ones) while the next
-   one is checked;
+2. the writer thread takes up to ``CIM_SENSOR_BATCH_SIZE`` of them or ``CIM_SENSOR_BATCH_BYTES`` of payload (or
+   what came within ``CIM_SENSOR_BATCH_WAIT_MS``), checks them (:mod:`cim_service.sensing.payload`, the
+   datastream's unit and range, a per-datastream token bucket; bulk rows column-wise); the committer thread writes
+   each checked batch in one transaction (``observations.write_batch``: one COPY of the numeric readings, one
+   upsert of the latest values; the dead letters of the refused ones) while the next one is checked;
 3. only after the commit it sends the PUBACKs, then publishes each created Observation (QoS 0) on the
-   SensorThings topic ``v1.1/Datastreams(<id>)/Observations`` for subscribers.
+   SensorThings topic ``v1.1/Datastreams(<id>)/Observations`` for subscribers (:mod:`cim_service.sensing.notify`).
 
 So a message the broker has handed over is acknowledged only once it is committed: a crash (kill -9) loses none
 (the broker redelivers what was not acknowledged), a broker restart is a reconnect to the same session, and a
@@ -342,7 +343,15 @@ class Bridge:
         max_future = timedelta(seconds=self.settings.sensor_max_future_s)
         parts: list[Columns] = []
         for m in msgs:
-            parsed = bulk.parse(m.payload, self._infos_of, now=now, max_past=max_past, max_future=max_future)
+            try:
+                parsed = bulk.parse(m.payload, self._infos_of, now=now, max_past=max_past, max_future=max_future)
+            except sa.exc.DBAPIError:
+                raise  # the datastream look-up: the batch is retried when the database is back
+            except Exception as exc:  # noqa: BLE001 - a message the reader fails on never stalls the bridge
+                log.exception("bridge could not read a bulk message; dead-lettered")
+                p.letters.append(DeadLetter(bulk.TOPIC, m.payload, "unreadable", type(exc).__name__))
+                p.rejected["unreadable"] = p.rejected.get("unreadable", 0) + 1
+                continue
             p.letters.extend(parsed.letters)
             for reason, n in parsed.rejected.items():
                 p.rejected[reason] = p.rejected.get(reason, 0) + n

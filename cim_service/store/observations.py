@@ -339,24 +339,43 @@ def copy_only(conn: psycopg.Connection, rows: Sequence[Observation] = (), column
             _copy_rows(cur, general)
 
 
+#: the most time ranges :func:`existing` reads (the widest gaps between the rows' times split them)
+EXISTING_RANGES = 64
+EXISTING_GAP_MS = 60_000
+
+
 def existing(conn: psycopg.Connection, cols: Columns) -> Any:
-    """Mask of the rows of ``cols`` already stored (a redelivered bulk message; read through the BRIN on time)."""
+    """Mask of the rows of ``cols`` already stored (a redelivered bulk message).
+
+    Read through the BRIN on time: the rows' times are cut at gaps wider than a minute into at most
+    :data:`EXISTING_RANGES` ranges (the widest gaps first), one range scan each, so a message holding a day of
+    one device's backlog reads the block ranges of its readings, not the whole day's partitions.
+    """
     import numpy as np
 
     if not len(cols):
         return np.zeros(0, dtype=bool)
-    lo, hi = int(cols.t_ms.min()), int(cols.t_ms.max())
+    t = np.unique(cols.t_ms)
+    cuts = np.flatnonzero(np.diff(t) > EXISTING_GAP_MS)  # readings closer than this share a range
+    if len(cuts) >= EXISTING_RANGES:  # keep the widest gaps
+        gaps = np.diff(t)[cuts]
+        cuts = np.sort(cuts[np.argsort(gaps, kind="stable")[-(EXISTING_RANGES - 1):]])
+    starts = np.r_[0, cuts + 1]
+    ends = np.r_[cuts, len(t) - 1]
+    dss = sorted({int(d) for d in np.unique(cols.datastream)})
+    found: list[int] = []
     with conn.cursor() as cur:
-        cur.execute(
-            f"""
-            SELECT cim_sta.observation_id(o.datastream_id, o.phenomenon_time)
-              FROM {TABLE} o
-             WHERE o.phenomenon_time BETWEEN timestamptz 'epoch' + %(lo)s * interval '1 millisecond'
-                                         AND timestamptz 'epoch' + %(hi)s * interval '1 millisecond'
-               AND o.datastream_id = ANY(%(ds)s)
-            """, {"lo": lo, "hi": hi, "ds": sorted({int(d) for d in np.unique(cols.datastream)})})
-        found = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
-    return np.isin(cols.ids(), found)
+        for lo, hi in zip(t[starts].tolist(), t[ends].tolist(), strict=True):
+            cur.execute(
+                f"""
+                SELECT cim_sta.observation_id(o.datastream_id, o.phenomenon_time)
+                  FROM {TABLE} o
+                 WHERE o.phenomenon_time BETWEEN timestamptz 'epoch' + %(lo)s * interval '1 millisecond'
+                                             AND timestamptz 'epoch' + %(hi)s * interval '1 millisecond'
+                   AND o.datastream_id = ANY(%(ds)s)
+                """, {"lo": lo, "hi": hi, "ds": dss})
+            found.extend(r[0] for r in cur.fetchall())
+    return np.isin(cols.ids(), np.array(found, dtype=np.int64))
 
 
 def latest_times(conn: psycopg.Connection) -> dict[int, datetime]:

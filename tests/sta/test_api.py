@@ -407,7 +407,8 @@ def test_delete_thing_removes_its_datastreams_and_observations(api, keys, engine
 
 
 def test_column_and_row_paths_of_data_arrays_write_the_same(api, keys, engine, world):
-    """Numeric rows with Z times take the columnar COPY; an offset time sends the body the general way."""
+    """Numeric rows take the column-wise reader; a component it does not take (resultQuality) sends the body the
+    general way; both write the same rows through the one batch writer."""
     h = {"X-API-Key": keys["sensor"]}
     t = _id(api.post(f"{STA}/Things", json=thing_body("Twins", 121.36, 31.06, 2), headers=h))
     a, b = [d["@iot.id"] for d in api.get(f"{STA}/Things({t})/Datastreams").json()["value"]]
@@ -415,10 +416,11 @@ def test_column_and_row_paths_of_data_arrays_write_the_same(api, keys, engine, w
     rows = [[iso(x), float(i) * 1.5] for i, x in enumerate(times)]
     fast = api.post(f"{STA}/CreateObservations", headers=h, json=[
         {"Datastream": {"@iot.id": a}, "components": ["phenomenonTime", "result"], "dataArray": rows}])
-    slow_rows = [[x.astimezone(timezone(timedelta(hours=8))).isoformat(timespec="milliseconds"), r]
+    slow_rows = [[x.astimezone(timezone(timedelta(hours=8))).isoformat(timespec="milliseconds"), r, None]
                  for x, (_, r) in zip(times, rows, strict=True)]
     slow = api.post(f"{STA}/CreateObservations", headers=h, json=[
-        {"Datastream": {"@iot.id": b}, "components": ["phenomenonTime", "result"], "dataArray": slow_rows}])
+        {"Datastream": {"@iot.id": b}, "components": ["phenomenonTime", "result", "resultQuality"],
+         "dataArray": slow_rows}])
     assert fast.status_code == slow.status_code == 201
     assert [link.rsplit("(", 1)[1] for link in fast.json()] == \
         [f"{observations.observation_id(a, x.replace(microsecond=x.microsecond // 1000 * 1000))})" for x in times]
@@ -438,3 +440,36 @@ def test_column_and_row_paths_of_data_arrays_write_the_same(api, keys, engine, w
     assert la["result"] == lb["result"] == 73.5
     ds = api.get(f"{STA}/Datastreams({a})").json()
     assert ds["phenomenonTime"] == f"{iso(fa[0]['phenomenon_time'])}/{iso(fa[-1]['phenomenon_time'])}"
+
+
+def test_data_array_of_many_one_row_groups_in_one_copy(api, keys, engine, world):
+    """A gateway's body (one-row groups, offsets, out-of-order readings, a FeatureOfInterest/id component): the
+    links answer the rows in the body's order, the latest value is the newest reading, the datastreams' times
+    cover them all."""
+    h = {"X-API-Key": keys["sensor"]}
+    t = _id(api.post(f"{STA}/Things", json=thing_body("Gateway", 121.37, 31.07, 2), headers=h))
+    a, b = [d["@iot.id"] for d in api.get(f"{STA}/Things({t})/Datastreams").json()["value"]]
+    base = NOW - timedelta(minutes=30)
+    offsets = [7, 3, 9, 1, 5, 8, 2, 6, 4, 0]  # seconds, out of order
+    cst = timezone(timedelta(hours=8))
+    body = [{"Datastream": {"@iot.id": a if k % 2 == 0 else b}, "components": ["phenomenonTime", "result"],
+             "dataArray": [[(base + timedelta(seconds=s)).astimezone(cst).isoformat(timespec="milliseconds"),
+                            float(s)]]} for k, s in enumerate(offsets)]
+    foi = api.get(f"{STA}/Datastreams({world['ds'][0]})/Observations?$top=1&$expand=FeatureOfInterest").json()
+    foi_id = foi["value"][0]["FeatureOfInterest"]["@iot.id"]
+    body.append({"Datastream": {"@iot.id": b}, "components": ["result", "phenomenonTime", "FeatureOfInterest/id"],
+                 "dataArray": [[42.0, iso(base - timedelta(seconds=1)), foi_id]]})
+    r = api.post(f"{STA}/CreateObservations", headers=h, json=body)
+    assert r.status_code == 201, r.text
+    expect = [(a if k % 2 == 0 else b, base + timedelta(seconds=s)) for k, s in enumerate(offsets)]
+    expect.append((b, base - timedelta(seconds=1)))
+    assert r.json() == [f"http://testserver{STA}/Observations({observations.observation_id(d, x)})"
+                        for d, x in expect]
+    with engine.connect() as conn:
+        la, lb = observations.latest(conn, a), observations.latest(conn, b)
+        rows_b = observations.fetch(conn, b)
+    assert (la["phenomenon_time"], la["result"]) == (base + timedelta(seconds=9), 9.0)
+    assert (lb["phenomenon_time"], lb["result"]) == (base + timedelta(seconds=8), 8.0)
+    assert [r["feature_id"] == foi_id for r in rows_b] == [True, False, False, False, False, False]
+    ds = api.get(f"{STA}/Datastreams({b})").json()
+    assert ds["phenomenonTime"] == f"{iso(base - timedelta(seconds=1))}/{iso(base + timedelta(seconds=8))}"
