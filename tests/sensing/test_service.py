@@ -211,11 +211,12 @@ def test_cim_sensors_simulate_publishes_through_the_broker(bridge_factory, demo_
     sent = int(out.stdout.split("published ")[1].split()[0].replace(",", ""))
     assert sent >= 5 * 2 * 2   # 5 nodes, at least 2 rounds of at least 2 streams
     wait_for(lambda: bridge.stats.committed - before >= sent, timeout=30)
-    # started by ./scripts/run with the service's pid: it ends when the service does (no --duration)
+    # started by ./scripts/run with the service's pid: it ends when the service does (no --duration; no backfill,
+    # so it leaves the session's datastreams alone: the alert tests need gauges without readings)
     service = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])
     try:
         follower = subprocess.run([sys.executable, "-m", "cim_service", "sensors", "simulate", "--nodes", "3",
-                                   "--while-pid", str(service.pid), "--seed", "12"],
+                                   "--while-pid", str(service.pid), "--seed", "12", "--no-backfill"],
                                   env=env, capture_output=True, text=True, timeout=60)
     finally:
         service.wait(timeout=30)
