@@ -231,6 +231,14 @@ def things_of_layer(conn: Connection, layer_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+async def datastream_layers(session: Session, datastream_ids: list[int]) -> dict[int, str | None]:
+    """Datastream id -> the catalog layer of its Thing (None: an entity made over the API); unknown ids absent."""
+    rows = await session.fetch(
+        f"SELECT d.id, th.layer_id FROM {DATASTREAM} d JOIN {THING} th ON th.id = d.thing_id "
+        "WHERE d.id = ANY($1::int4[])", list(datastream_ids))
+    return {int(r["id"]): r["layer_id"] for r in rows}
+
+
 # -- writes of the SensorThings API (POST, PATCH, DELETE over /sta/v1.1) ----------------------------------------------
 _TABLES = {"thing": THING, "location": LOCATION, "historical_location": HISTORICAL_LOCATION, "sensor": SENSOR,
            "observed_property": OBSERVED_PROPERTY, "datastream": DATASTREAM,
@@ -387,11 +395,3 @@ def extend_datastream_times(conn: Connection, bounds: dict[int, tuple[Any, Any, 
               result_time_end = greatest(result_time_end, CAST(:re AS timestamptz))
              WHERE id = :d
             """), {"d": ds_id, "ps": ps, "pe": pe, "rs": rs, "re": re_})
-
-
-async def datastream_layers(session: Session, datastream_ids: list[int]) -> dict[int, str | None]:
-    """Datastream id -> the catalog layer of its Thing (None: an entity made over the API); unknown ids absent."""
-    rows = await session.fetch(
-        f"SELECT d.id, th.layer_id FROM {DATASTREAM} d JOIN {THING} th ON th.id = d.thing_id "
-        "WHERE d.id = ANY($1::int4[])", list(datastream_ids))
-    return {int(r["id"]): r["layer_id"] for r in rows}
