@@ -61,10 +61,10 @@ const env = {
 };
 
 function render() {
-  const props = liveProps(app, deckLayerProps(state, env));
+  const props = deckLayerProps(state, env);
   metrics.drawnLayers = props.map((p) => p.id);
   metrics.extrudedLayers = extrudedLayerIds(props);
-  deck.setProps({ layers: props.map((p) => makeLayer(classes, p)) });
+  deck.setProps({ layers: liveProps(app, props).map((p) => makeLayer(classes, p)) });
   renderLegend(app);
   renderLive(app);
 }
@@ -97,8 +97,8 @@ wireApiKey(app);
 wireIndicatorSelect(app);
 wireControls(app);
 wireTime(app);
+wireLive(app);
 applyLanguage(app);
 loadBase(app, tileRequestsSent).catch((error) => console.error('base layers failed', error.message));
 loadIndicators(app);
 loadRasters(app);
-wireLive(app);
