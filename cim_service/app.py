@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
 
+import cim_service.routes.events as events_routes
 from cim_service import __version__
 from cim_service.apidoc import MEDIA_TYPE as OPENAPI_MEDIA_TYPE
 from cim_service.apidoc import openapi_30
@@ -39,7 +40,6 @@ from cim_service.offloop import Slots
 from cim_service.routes import alerts as alerts_routes
 from cim_service.routes import coverages, features, geocode, indicators, ops, pmtiles, sta, styles, tiles, tiles3d
 from cim_service.routes import edit as edit_routes
-from cim_service.routes import events as events_routes
 from cim_service.routes import fonts as font_routes
 from cim_service.routes import history as history_routes
 from cim_service.routes import map as map_routes

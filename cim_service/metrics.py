@@ -49,6 +49,15 @@ ALERTS_ACTIVE = Gauge(
     "cim_alerts_active", "Active alerts of the sensing layers, by severity (read from the database at each scrape).",
     ("severity",), registry=REGISTRY, multiprocess_mode="livemax",
 )
+EVENTS_STREAMS = Gauge(
+    "cim_events_streams", "Open /events streams (Server-Sent Events).", registry=REGISTRY, multiprocess_mode="livesum",
+)
+EVENTS_SENT = Counter(
+    "cim_events_sent", "Events written to /events streams, by type.", ("type",), registry=REGISTRY
+)
+EVENTS_DROPPED = Counter(
+    "cim_events_dropped", "/events subscribers dropped for reading too slowly (sent a final reset).", registry=REGISTRY
+)
 SENSOR_REJECTED = Counter(
     "cim_sensor_rejected", "MQTT messages the bridge refused (kept in cim_sta.dead_letter), by reason.",
     ("reason",), registry=REGISTRY,

@@ -25,6 +25,7 @@ from fastapi.responses import StreamingResponse
 from cim_service.auth import Principal, can_read_layer, get_principal
 from cim_service.core.catalog import Catalog
 from cim_service.errors import Busy, InvalidParameter, error_responses
+from cim_service.metrics import EVENTS_DROPPED, EVENTS_SENT, EVENTS_STREAMS
 from cim_service.routes import alerts as alert_routes
 from cim_service.sensing.events import EventHub, Subscription, TooManySubscribers, format_event
 from cim_service.store import sta_entities
@@ -161,6 +162,7 @@ async def events(request: Request, q: Annotated[EventsQuery, Depends()]) -> Stre
 
 async def _stream(hub: EventHub, sub: Subscription, heartbeat_s: float, retry_ms: int,
                   resumed: bool) -> AsyncIterator[bytes]:
+    EVENTS_STREAMS.inc()
     try:
         head = b"retry: %d\n: subscribed to %d datastreams, %d layers, alerts %s\n\n" % (
             retry_ms, len(sub.datastreams), len(sub.layers), b"on" if sub.alerts else b"off")
@@ -175,12 +177,17 @@ async def _stream(hub: EventHub, sub: Subscription, heartbeat_s: float, retry_ms
                 yield b": heartbeat\n\n"
                 continue
             batch, final = [format_event(event)], event.type == "reset" and event.data.get("final")
+            EVENTS_SENT.labels(event.type).inc()
             while not final and len(batch) < BATCH and not sub.queue.empty():
                 event = sub.queue.get_nowait()
                 batch.append(format_event(event))
+                EVENTS_SENT.labels(event.type).inc()
                 final = event.type == "reset" and event.data.get("final")
             yield b"".join(batch)
             if final:
+                if sub.slow:
+                    EVENTS_DROPPED.inc()
                 return
     finally:
+        EVENTS_STREAMS.dec()
         hub.unsubscribe(sub)

@@ -65,6 +65,7 @@ class Subscription:
     alert_layers: frozenset[str] | None  # None: no alerts; else the sensing layers whose alerts it may see
     queue: asyncio.Queue[Event]
     dropped: bool = False
+    slow: bool = False  # dropped for reading too slowly (else: the service stopping)
     delivered: int = 0
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -179,6 +180,7 @@ class EventHub:
             self.sent += 1
         except asyncio.QueueFull:
             self.dropped += 1
+            sub.slow = True
             self._drop(sub, f"the client read too slowly: more than {sub.queue.maxsize} events waited")
 
     def _drop(self, sub: Subscription, reason: str) -> None:

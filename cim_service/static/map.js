@@ -67,10 +67,10 @@ const env = {
 };
 
 function render() {
-  const props = liveProps(app, deckLayerProps(state, env)).concat(labelLayerProps(state));
+  const props = deckLayerProps(state, env).concat(labelLayerProps(state));
   metrics.drawnLayers = drawnLayerIds(props);
   metrics.extrudedLayers = extrudedLayerIds(props);
-  deck.setProps({ layers: props.map((p) => makeLayer(classes, p)) });
+  deck.setProps({ layers: liveProps(app, props).map((p) => makeLayer(classes, p)) });
   renderLegend(app);
   renderLive(app);
 }
@@ -105,9 +105,9 @@ wireApiKey(app);
 wireIndicatorSelect(app);
 wireControls(app);
 wireTime(app);
+wireLive(app);
 applyLanguage(app);
 loadBase(app, tileRequestsSent).catch((error) => console.error('base layers failed', error.message));
 loadIndicators(app);
 loadRasters(app);
-wireLive(app);
 loadLabels(app);

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import sqlalchemy as sa
@@ -31,8 +31,10 @@ from sqlalchemy.engine import Connection
 
 from cim_service.core.catalog import LayerSpec, LiveStatus
 from cim_service.store import alerts, sta_entities
-from cim_service.store.db import Session
-from cim_service.store.sta_entities import DATASTREAM, THING
+from cim_service.store.sta_entities import DATASTREAM
+
+if TYPE_CHECKING:
+    from cim_service.store.db import Session
 
 TABLE = "cim_sta.observation"
 LATEST = "cim_sta.latest"
@@ -611,5 +613,6 @@ async def fetch_latest_events(session: Session, datastream_ids: Sequence[int]) -
         f"SELECT l.datastream_id, l.phenomenon_time, l.result, l.result_json, l.result_time, "
         f"coalesce({alerts.level_severity_sql('l.datastream_id')}, 'ok') AS status, "
         f"th.layer_id, (th.properties ->> 'feature_id')::bigint AS feature_id "
-        f"FROM {LATEST} l JOIN {DATASTREAM} d ON d.id = l.datastream_id JOIN {THING} th ON th.id = d.thing_id "
+        f"FROM {LATEST} l JOIN {DATASTREAM} d ON d.id = l.datastream_id JOIN {sta_entities.THING} th "
+        f"ON th.id = d.thing_id "
         f"WHERE l.datastream_id = ANY($1::int4[])", list(datastream_ids))

@@ -281,6 +281,14 @@ def things_of_layer(conn: Connection, layer_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+async def datastream_layers(session: Session, datastream_ids: list[int]) -> dict[int, str | None]:
+    """Datastream id -> the catalog layer of its Thing (None: an entity made over the API); unknown ids absent."""
+    rows = await session.fetch(
+        f"SELECT d.id, th.layer_id FROM {DATASTREAM} d JOIN {THING} th ON th.id = d.thing_id "
+        "WHERE d.id = ANY($1::int4[])", list(datastream_ids))
+    return {int(r["id"]): r["layer_id"] for r in rows}
+
+
 # -- writes of the SensorThings API (POST, PATCH, DELETE over /sta/v1.1) ----------------------------------------------
 _TABLES = {"thing": THING, "location": LOCATION, "historical_location": HISTORICAL_LOCATION, "sensor": SENSOR,
            "observed_property": OBSERVED_PROPERTY, "datastream": DATASTREAM,
@@ -445,10 +453,3 @@ def extend_datastream_times(conn: Connection, bounds: dict[int, tuple[Any, Any, 
                 OR d.phenomenon_time_end < b.pe OR d.result_time_start > b.rs OR d.result_time_end < b.re)
         """), {"d": ids, "ps": list(cols[0]), "pe": list(cols[1]), "rs": list(cols[2]), "re": list(cols[3])})
 
-
-async def datastream_layers(session: Session, datastream_ids: list[int]) -> dict[int, str | None]:
-    """Datastream id -> the catalog layer of its Thing (None: an entity made over the API); unknown ids absent."""
-    rows = await session.fetch(
-        f"SELECT d.id, th.layer_id FROM {DATASTREAM} d JOIN {THING} th ON th.id = d.thing_id "
-        "WHERE d.id = ANY($1::int4[])", list(datastream_ids))
-    return {int(r["id"]): r["layer_id"] for r in rows}

@@ -25,7 +25,7 @@ def _of(ds: int, kind: str):
     return lambda e: e.get("event") == kind and e["data"].get("datastream") == ds
 
 
-def test_a_published_alarm_reading_is_an_observation_and_an_alert_event(open_stream, mqtt_url, engine,
+def test_a_published_alarm_reading_is_an_observation_and_an_alert_event(open_stream, events_url, mqtt_url, engine,
                                                                         depth_sensors):
     ds, fid, kind = fresh_sensor(engine, depth_sensors)
     other, _, _ = fresh_sensor(engine, depth_sensors)
@@ -51,6 +51,11 @@ def test_a_published_alarm_reading_is_an_observation_and_an_alert_event(open_str
     assert mine.next(_of(ds, "observation"))["data"]["status"] == "ok"
     assert mine.next(_of(ds, "alert"))["data"]["change"] == "cleared"
     assert any(c == ": heartbeat" for c in theirs.comments)  # a quiet stream keeps sending heartbeats
+    metrics = httpx.get(f"{events_url}/metrics", timeout=10).text
+    sent = [ln for ln in metrics.splitlines() if ln.startswith('cim_events_sent_total{type="alert"}')]
+    assert sent and float(sent[0].rsplit(" ", 1)[1]) >= 2
+    streams = [ln for ln in metrics.splitlines() if ln.startswith("cim_events_streams ")]
+    assert streams and float(streams[0].rsplit(" ", 1)[1]) >= 2
 
 
 def test_an_sta_post_reaches_the_datastream_subscribers(open_stream, events_url, engine, depth_sensors):

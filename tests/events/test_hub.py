@@ -77,6 +77,8 @@ def test_one_write_of_many_datastreams_is_one_round_and_drops_nobody(database_ur
         try:
             sub = hub.subscribe(datastreams=streams)
             t = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+            with engine.begin() as conn:
+                observations.ensure_partitions(conn, {t.date()})
 
             def write() -> None:
                 with psycopg.connect(libpq_url(demo_database_url)) as conn, conn.transaction():
@@ -95,3 +97,20 @@ def test_one_write_of_many_datastreams_is_one_round_and_drops_nobody(database_ur
             await db.close()
 
     asyncio.run(run())
+
+
+def test_one_statement_of_many_latest_values_notifies_their_ids_in_chunks_of_at_most_700(database_url):
+    ids = list(range(2_000_000_001, 2_000_001_501))  # 1,500 ids of 10 digits: the longest payloads
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as listener, \
+            psycopg.connect(libpq_url(database_url), autocommit=True) as writer:
+        listener.execute(f"LISTEN {observations.NOTIFY_CHANNEL}")
+        try:
+            writer.execute("INSERT INTO cim_sta.latest (datastream_id, phenomenon_time, result) "
+                           "SELECT unnest(%s::int4[]), now(), 1.0", (ids,))
+            payloads = [n.payload for n in listener.notifies(timeout=5, stop_after=3)]
+        finally:
+            writer.execute("DELETE FROM cim_sta.latest WHERE datastream_id = ANY(%s::int4[])", (ids,))
+    chunks = [observations.parse_notified_ids(p) for p in payloads]
+    assert sorted(len(c) for c in chunks) == [100, 700, 700]
+    assert max(len(p.encode()) for p in payloads) < 8000
+    assert sorted(i for c in chunks for i in c) == ids

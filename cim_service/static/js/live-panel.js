@@ -11,7 +11,7 @@
 import { authHeaders, getJSON } from '#cim/data.js';
 import { $, element } from '#cim/dom.js';
 import {
-  alertRow, alertsUrl, applyAlertEvent, countAlerts, createRefetcher, createSseParser, eventsUrl,
+  alertLayerId, alertRow, alertsUrl, applyAlertEvent, countAlerts, createRefetcher, createSseParser, eventsUrl,
   INDICATOR_REFRESH_MS, layerEventActions, liveLayerIds, liveLayerProps, liveText, sortAlerts, STATUS_COLOURS,
   STATUSES,
 } from '#cim/live.js';
@@ -61,6 +61,7 @@ export function renderLive(app) {
   const lang = state.lang;
   const node = panel(app);
   node.replaceChildren();
+  node.hidden = !live.ids.length && !alertLayerId(state.config) && !live.alerts.length; // a catalog without sensors
   const head = element('h3', 'alert-head', liveText(lang, 'alertsTitle'));
   head.append(element('span', `live-dot ${live.connected ? 'on' : 'off'}`, ''));
   head.lastChild.title = liveText(lang, live.connected ? 'connected' : 'disconnected');

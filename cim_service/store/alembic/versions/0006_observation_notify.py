@@ -29,14 +29,14 @@ DDL = f"""
 CREATE FUNCTION cim_sta.observations_notify() RETURNS trigger
   LANGUAGE plpgsql AS $$
 DECLARE
-  chunk text;
+  ids text[];
+  n integer;
 BEGIN
-  FOR chunk IN
-    SELECT string_agg(s.datastream_id::text, ',')
-      FROM (SELECT n.datastream_id, (row_number() OVER () - 1) / {CHUNK} AS k FROM new_rows n) s
-     GROUP BY s.k
-  LOOP
-    PERFORM pg_notify('{CHANNEL}', chunk);
+  SELECT array_agg(datastream_id::text) INTO ids FROM new_rows;  -- one pass, no sort
+  n := coalesce(cardinality(ids), 0);
+  FOR i IN 0 .. (n - 1) / {CHUNK} LOOP
+    EXIT WHEN n = 0;
+    PERFORM pg_notify('{CHANNEL}', array_to_string(ids[i * {CHUNK} + 1 : (i + 1) * {CHUNK}], ','));
   END LOOP;
   RETURN NULL;
 END $$;
