@@ -13,7 +13,8 @@
  *   drawnLayers             ids of the deck layers of the last render; extrudedLayers: those drawn extruded
  *   scaleBar                the scale bar shown ({metres, px, label}); at: the time slider's day (null: now)
  *   atTileRequests          tile requests carrying at=; indicatorAtRequests: indicators loaded as of a day
- *   kpis                    the operations screen's KPI cards ({id, value, target, status}) */
+ *   kpis                    the operations screen's KPI cards ({id, value, target, status})
+ *   labels                  the map labels (labels.js): {font, fontLoaded, lang, placed, byLayer, texts} */
 
 /** Frames whose times are kept. */
 export const MAX_FRAMES = 200;
