@@ -34,10 +34,22 @@ def test_height_field_makes_a_polygon_layer_extruded():
     ({"ingest": {"height_from_floors": {"height": "h", "floors": "label", "storey_height_m": 3}}}, "number field"),
     ({"ingest": {"height_from_floors": {"height": "h", "floors": "n", "storey_height_m": 0}}}, "greater than 0"),
     ({"label_field_en": "name_en"}, "is not a declared field"),
+    ({"style": {"columns": {"field": "label", "metres_per_unit": 2}}}, "must be a declared number field"),
+    ({"style": {"columns": {"field": "h", "metres_per_unit": 2}}, "geometry": "Point"}, "needs polygon geometry"),
+    ({"style": {"columns": {"field": "h", "metres_per_unit": 0}}}, "greater than 0"),
+    ({"style": {"ramp": {"met": [[0, 0, 0]], "not_met": [[1, 1, 1], [2, 2, 2]]}}}, "at least 2"),
+    ({"style": {"ramp": {"met": [[0, 0, 0], [0, 0, 300]], "not_met": [[1, 1, 1], [2, 2, 2]]}}}, "0-255"),
 ])
 def test_wrong_3d_declarations_are_refused(changes, message):
     with pytest.raises(ValueError, match=message):
         _spec(**changes)
+
+
+def test_the_catalog_declares_the_town_ramps_and_gap_columns(catalog):
+    towns = catalog.role("town_boundaries")
+    assert towns.style.ramp is not None and len(towns.style.ramp.met) >= 2
+    columns = [spec for spec in catalog if spec.style.columns is not None]
+    assert columns and all(spec.kind == "derived" for spec in columns), "the gap layers stand as columns in 3D"
 
 
 def test_references_must_name_a_layer_with_a_one_field_key(tmp_path):

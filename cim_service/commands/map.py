@@ -17,10 +17,16 @@ if TYPE_CHECKING:
 def map_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write", dir_okay=False)],
     sample: Annotated[int, typer.Option(help="features exported per public point layer", min=0)] = 300,
+    view: Annotated[str, typer.Option(help="the first view: 2d, or 3d (pitched, the basemap layers and the "
+                                           "extruded buildings)")] = "2d",
 ) -> None:
     """Write the map with its data inlined (no server, no network needed to open it)."""
+    from cim_service.webmap.page import VIEW_MODES
+
+    if view not in VIEW_MODES:
+        fail(f"--view must be one of {', '.join(VIEW_MODES)}, not {view!r}")
     try:
-        html, report = export_html(command_settings(), sample=sample)
+        html, report = export_html(command_settings(), sample=sample, view_mode=view)
     except Exception as exc:  # noqa: BLE001 - one line for the operator, no traceback
         fail(f"map export failed: {type(exc).__name__}: {exc}".splitlines()[0])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -32,7 +38,7 @@ def map_cmd(
         console.print(f"[yellow]skipped[/] {layer_id}: {reason}", highlight=False)
 
 
-def export_html(settings: Settings, *, sample: int = 300) -> tuple[str, ExportReport]:
+def export_html(settings: Settings, *, sample: int = 300, view_mode: str = "2d") -> tuple[str, ExportReport]:
     """Build the self-contained map HTML from the database of ``settings``.
 
     Parameters
@@ -41,6 +47,8 @@ def export_html(settings: Settings, *, sample: int = 300) -> tuple[str, ExportRe
         Service settings (database, catalog).
     sample : int
         Features exported per public point layer.
+    view_mode : str
+        The first view of the exported map: ``2d`` or ``3d`` (its 3D switch works either way).
 
     Returns
     -------
@@ -60,6 +68,7 @@ def export_html(settings: Settings, *, sample: int = 300) -> tuple[str, ExportRe
         default_indicator = app.state.map_indicator
     outline = app.state.catalog.role(Role.district_outline)
     config = build_page_config(app.state.catalog, inline=inline, default_indicator=default_indicator,
+                               view_mode=view_mode,
                                district_bbox=feature_bbox(inline.get(outline.id, {})) if outline else None)
     return render_page(config, inline_assets=True), report
 

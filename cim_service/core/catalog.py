@@ -122,6 +122,16 @@ class Ramp(BaseModel):
         return colours
 
 
+class Columns(BaseModel):
+    """In the 3D view, the layer's polygons stand as columns as high as a number field says (a gap layer's
+    deficit): ``field`` × ``metres_per_unit`` metres."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(description="The number field the columns' height comes from.")
+    metres_per_unit: float = Field(gt=0, le=1000, description="Metres of column per unit of the field.")
+
+
 class Style(BaseModel):
     """Default map style of a layer (deck.gl conventions: RGBA 0-255, radius in pixels)."""
 
@@ -137,6 +147,8 @@ class Style(BaseModel):
     label: Label | None = Field(default=None, description="Labels drawn on the map (fields, size, priority).")
     ramp: Ramp | None = Field(default=None, description="Choropleth ramps broken at an indicator's target "
                               "(the town boundaries: the map colours them by the selected indicator).")
+    columns: Columns | None = Field(default=None, description="3D view: the polygons as columns of a number "
+                                    "field (shown with the 3D view).")
 
 
 class Target(BaseModel):
@@ -353,6 +365,13 @@ class LayerSpec(BaseModel):
             raise ValueError(f"layer {self.id}: a label field must not be personal data (labels are drawn for all)")
         if self.height_field is not None and self.geometry not in (GeometryType.Polygon, GeometryType.MultiPolygon):
             raise ValueError(f"layer {self.id}: height_field needs polygon geometry, not {self.geometry.value}")
+        columns = self.style.columns
+        if columns is not None:
+            if columns.field not in names or self.field(columns.field).type not in numeric:
+                raise ValueError(f"layer {self.id}: style.columns.field {columns.field!r} must be a declared "
+                                 "number field")
+            if self.geometry not in (GeometryType.Polygon, GeometryType.MultiPolygon):
+                raise ValueError(f"layer {self.id}: style.columns needs polygon geometry, not {self.geometry.value}")
         return self
 
     @property

@@ -127,6 +127,7 @@ def layer_entry(spec: LayerSpec, principal: Principal = ANONYMOUS, history_begin
             "line_width": spec.style.line_width,
             "radius": spec.style.radius,
             "ramp": spec.style.ramp.model_dump() if spec.style.ramp else None,
+            "columns": spec.style.columns.model_dump() if spec.style.columns else None,
         },
         "fields": [
             {"name": f.name, "title_zh": f.title_zh, "title_en": f.title_en, "personal": f.personal}

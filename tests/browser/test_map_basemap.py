@@ -146,6 +146,12 @@ def test_a_gcj02_basemap_lines_up_with_our_layers(browser, basemap_service_url, 
             glon, glat = (float(v) for v in wgs84_to_gcj02(lon, lat))
             gx, gy = page.evaluate("p => window.__cimMap.deck.getViewports()[0].project(p)", [glon, glat])
             assert math.dist((x, y), (gx, gy)) > 100, "without the correction the marker would be far off"
+        # for the eye: our own markers (the search marker's style) at the WGS84 places, over the provider's discs
+        page.evaluate("""(places) => { window.__cimMap.state.marker = { type: 'FeatureCollection',
+            features: places.map((p) => ({ type: 'Feature', properties: {}, geometry: { type: 'Point',
+              coordinates: p } })) }; window.__cimMap.render(); }""", [list(p) for p in PLACES])
+        page.wait_for_timeout(400)
+        page.locator("#deck-container").screenshot(path=str(artifacts / "map-basemap-gcj02-ours.png"))
         assert any("/standin/" in u for u in log.requests)
         assert not any("/standin/" in u and "x-api-key" in (log.request_headers[u] or {}) for u in log.requests)
         assert log.errors() == []

@@ -168,7 +168,7 @@ POINT_OVER_TOWN = """() => {
   const deck = window.__cimMap.deck, towns = window.CIM_CONFIG.roles.town_boundaries;
   const { width, height } = document.getElementById('deck-container').getBoundingClientRect();
   const points = new Set(window.CIM_CONFIG.layers.filter((l) => l.is_point).map((l) => l.id));
-  for (let y = 40; y < height - 40; y += 6) for (let x = 240; x < width - 60; x += 6) {
+  for (let y = 40; y < height - 40; y += 10) for (let x = 240; x < width - 60; x += 10) {
     const top = deck.pickObject({ x, y, radius: 0 });
     const root = top && (top.layer.parent ? top.layer.parent.id : top.layer.id);
     if (!top || !points.has(root)) continue;

@@ -20,15 +20,11 @@ pytestmark = pytest.mark.browser
 PICKED_POINTS = """() => {
   const deck = window.__cimMap.deck;
   const { width, height } = document.getElementById('deck-container').getBoundingClientRect();
-  const points = new Set(window.CIM_CONFIG.layers.filter((l) => l.is_point).map((l) => l.id));
-  const out = [];
-  for (let y = 20; y < height - 20; y += 8) for (let x = 20; x < width - 20; x += 8) {
-    const hit = deck.pickObject({ x, y, radius: 0 });
-    if (!hit) continue;
-    let layer = hit.layer; while (layer.parent) layer = layer.parent;
-    if (points.has(layer.id)) out.push({ layer: layer.id, count: Number(hit.object.properties.count) || 1 });
-  }
-  return out;
+  const points = window.CIM_CONFIG.layers.filter((l) => l.is_point).map((l) => l.id);
+  const ids = deck.props.layers.filter((l) => points.includes(l.id)).map((l) => l.id);
+  return deck.pickObjects({ x: 0, y: 0, width, height, layerIds: ids, maxObjects: 2000 })
+    .map((hit) => { let layer = hit.layer; while (layer.parent) layer = layer.parent;
+      return { layer: layer.id, count: Number(hit.object.properties.count) || 1 }; });
 }"""
 
 

@@ -58,6 +58,9 @@ def test_export_inlines_data(exported, engine):
     assert len(inline["district"]["features"]) == 1
     assert len(inline["layers"]["cameras"]["features"]) == min(200, cameras)
     assert "people" not in inline["layers"], "restricted layers must not be exported"
+    basemap = [layer["id"] for layer in config["layers"] if layer["basemap"] or layer["height_field"]]
+    assert basemap and all(inline["layers"][b]["features"] for b in basemap), "the basemap and 3D layers go along"
+    assert config["basemap"] is None, "an external basemap is never part of the offline export"
     assert inline["indicators"] and any(i["towns"] for i in inline["indicators"])
     # the labels and their font travel with the export
     labels = {layer["id"]: layer for layer in inline["labels"]["layers"]}
@@ -86,5 +89,18 @@ def test_export_opens_offline_and_draws(browser, exported, artifacts):
         assert page.locator("#indicator-towns tbody tr").count() > 10
         page.wait_for_function("(() => { const l = window.__cimMetrics.labels; return l && l.fontLoaded"
                                " && l.byLayer.towns > 0; })()", timeout=20_000)
+        # the 3D view offline: the exported buildings extruded over the exported basemap layers
+        page.locator("#view-3d").click()
+        page.wait_for_function("(() => { const v = window.__cimMetrics.view; return v && v.pitch >= 45; })()",
+                               timeout=15_000)
+        got = page.evaluate("window.__cimMetrics")
+        extruded = page.evaluate("window.CIM_CONFIG.layers.filter((l) => l.height_field).map((l) => l.id)")
+        basemap = page.evaluate("window.CIM_CONFIG.layers.filter((l) => l.basemap).map((l) => l.id)")
+        assert extruded and set(extruded) <= set(got["extrudedLayers"]), got["extrudedLayers"]
+        assert set(basemap) <= set(got["drawnLayers"])
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts / "export-3d.png"))
+        assert {u.split(":", 1)[0] for u in log.requests} <= {"file", "data"}, log.requests
+        assert log.errors() == []
     finally:
         context.close()

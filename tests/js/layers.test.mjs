@@ -106,6 +106,12 @@ test('a layer with a height field is extruded by that field; the others are flat
   assert.equal(blocks.getElevation({ properties: { height_m: -3 } }), 0);
   assert.equal(layerProps(spec(state, 'dots'), state, env).extruded, undefined);
   assert.deepEqual(extrusionProps({ id: 'flat' }), {});
+  const gap = { id: 'gap', style: { columns: { field: 'deficit', metres_per_unit: 2 } } };
+  assert.deepEqual(extrusionProps(gap, false), {}, 'columns stand in the 3D view only');
+  const columns = extrusionProps(gap, true);
+  assert.equal(columns.extruded, true);
+  assert.equal(columns.getElevation({ properties: { deficit: 30 } }), 60, 'field × metres per unit');
+  assert.equal(columns.getElevation({ properties: { deficit: -4 } }), 0);
 });
 
 test('hidden and locked tile layers are left out (deck.gl would still fetch their tiles)', () => {

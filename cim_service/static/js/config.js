@@ -46,9 +46,10 @@ export function addLayerDefaults(deckLayers, visible, opacity) {
   }
 }
 
-/** Return the ids of the basemap layers and of the extruded ones (a height field): what the 3D view shows. */
+/** Return the ids of the basemap layers, the extruded ones (a height field) and those standing as columns in 3D
+ * (style.columns: gap layers): what the 3D view shows. */
 export function contextLayerIds(config) {
-  return config.layers.filter((l) => l.basemap || l.height_field).map((l) => l.id);
+  return config.layers.filter((l) => l.basemap || l.height_field || (l.style && l.style.columns)).map((l) => l.id);
 }
 
 /** Return whether the layer `meta` can be read as of the end of `day` (Asia/Shanghai): it keeps history and

@@ -48,13 +48,15 @@ function rasterProps(spec, state, env) {
   });
 }
 
-/** Return the extrusion props of a layer that declares a height field (its tiles carry the height), else {}. */
-export function extrusionProps(meta) {
-  if (!meta || !meta.height_field) return {};
-  const field = meta.height_field;
+/** Return the extrusion props of a layer that declares a height field (its tiles carry the height), or, in the
+ * 3D view (`view3d`), of one whose polygons stand as columns of a number field (style.columns), else {}. */
+export function extrusionProps(meta, view3d = false) {
+  const columns = meta && meta.style && meta.style.columns;
+  if (!meta || (!meta.height_field && !(view3d && columns))) return {};
+  const [field, scale] = meta.height_field ? [meta.height_field, 1] : [columns.field, columns.metres_per_unit];
   return {
     extruded: true, wireframe: false,
-    getElevation: (f) => Math.max(0, Number(f.properties && f.properties[field]) || 0),
+    getElevation: (f) => Math.max(0, scale * (Number(f.properties && f.properties[field]) || 0)),
     material: { ambient: 0.5, diffuse: 0.55, shininess: 8, specularColor: [40, 40, 40] },
   };
 }
@@ -83,7 +85,8 @@ export function aggregateProps(meta, spec) {
 
 function mvtProps(spec, state, env) {
   const meta = layerIndex(state.config)[spec.id];
-  return Object.assign({}, spec, env.tileHooks(spec.id), extrusionProps(meta), aggregateProps(meta, spec), {
+  return Object.assign({}, spec, env.tileHooks(spec.id), extrusionProps(meta, state.view3d),
+    aggregateProps(meta, spec), {
     data: atUrl(spec.data, meta, state.at),
     loaders: env.loaders,
     loadOptions: { core: { worker: false, fetch: { headers: authHeaders(state.apiKey) } } },
@@ -112,7 +115,8 @@ export function layerProps(spec, state, env) {
   const inline = state.config.inline;
   if (inline) {
     const collection = inlineLayer(inline, id);
-    return collection ? Object.assign(inlineLayerProps(spec, collection), extrusionProps(state.layers[id]), common) : null;
+    return collection ? Object.assign(inlineLayerProps(spec, collection), extrusionProps(state.layers[id], state.view3d), common)
+      : null;
   }
   if (!common.visible) return null; // hidden tile layers would still fetch tiles: leave them out
   if (isRasterLayer(spec)) return state.rasterUrl ? Object.assign(rasterProps(spec, state, env), common) : null;
@@ -174,7 +178,7 @@ function memberProps(spec, meta, state) {
   for (const [k, v] of Object.entries(spec)) if (!TILE_LAYER_PROPS.includes(k)) out[k] = v;
   // in 3D the points (sensors, alerts) stand above the buildings: drawn over them, not hidden behind them
   const above = meta && meta.is_point ? { parameters: { depthTest: false } } : {};
-  return Object.assign(out, extrusionProps(meta), aggregateProps(meta, spec), above,
+  return Object.assign(out, extrusionProps(meta, state.view3d), aggregateProps(meta, spec), above,
     { opacity: state.opacity[spec.id], pointType: 'circle' });
 }
 
@@ -189,7 +193,7 @@ export function bundleProps(state, env, specs, key) {
   const hooks = env.tileHooks(ids);
   return Object.assign({}, hooks, {
     '@@type': 'MVTLayer', id: `${BUNDLE_PREFIX}${key}`, members: ids,
-    extrudedMembers: ids.filter((id) => metas[id] && metas[id].height_field),
+    extrudedMembers: ids.filter((id) => extrusionProps(metas[id], state.view3d).extruded),
     data: `${state.config.endpoints.tiles}?collections=${ids.map(encodeURIComponent).join(',')}`,
     binary: false, pickable: true, autoHighlight: false,
     minZoom: Math.min(...specs.map((s) => s.minZoom || 0)), maxZoom: Math.max(...specs.map((s) => s.maxZoom || 16)),
