@@ -228,8 +228,14 @@ def test_clicking_a_town_opens_its_panel_with_trajectories(map_page, service_url
         row = next(r for r in ind["towns"] if r["town"] == spot["town"])
         assert (got["value"], got["target"], got["status"]) == (row["value"], row["target"], row["status"]), ind["id"]
     assert shown["chartsFailed"] == 0 and shown["charts"] + shown["chartsEmpty"] == len(listing), shown
-    assert all(got["chart"] for got in shown["indicators"] if got["value"] is not None), \
-        "every indicator the town has a value of has its trajectory chart"
+    # a chart for every indicator whose trajectory holds a yearly value (a live one, e.g. the nodes online, has
+    # none before its first readings: its slot says so instead)
+    for ind, got in zip(listing, shown["indicators"], strict=True):
+        traj = httpx.get(f"{service_url}/indicators/{ind['id']}/trajectory", params={"town": spot["town"]},
+                         timeout=60).json()
+        has_values = any(isinstance(v["value"], (int, float)) for a in traj["towns"] for v in a["values"])
+        assert got["chart"] == has_values, ind["id"]
+    assert shown["charts"] > 10, shown
     charts = page.locator("#town-list svg.trajectory")
     assert charts.count() == shown["charts"] > 0
     assert page.locator("#town-list svg.trajectory .target-line").count() == shown["charts"], "a target line each"
