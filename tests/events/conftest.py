@@ -123,11 +123,12 @@ def _read(url: str, params: dict, headers: dict, stream: Stream, stop: threading
 @pytest.fixture
 def open_stream(events_url: str):
     """``open_stream(params, headers)``: a :class:`Stream` of ``/events`` (closed after the test)."""
-    stops = []
+    stops, streams = [], []
 
     def open_(params: dict, headers: dict | None = None) -> Stream:
         stream, stop = Stream(), threading.Event()
         stops.append(stop)
+        streams.append(stream)
         threading.Thread(target=_read, args=(events_url, params, headers or {}, stream, stop), daemon=True).start()
         assert stream.opened.wait(20), "the stream did not open"
         if stream.status == 200:
@@ -139,3 +140,15 @@ def open_stream(events_url: str):
     yield open_
     for stop in stops:
         stop.set()
+    for stream in streams:  # each reader leaves at its next line (a heartbeat at most)
+        stream.ended.wait(10)
+    # the service frees a stream's slot when its next write finds the client gone: wait for that, so the next
+    # test's streams count against an empty service (the limit of 6 is small on purpose)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _open_streams(events_url) > 0:
+        time.sleep(0.1)
+
+
+def _open_streams(url: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("cim_events_streams"))
