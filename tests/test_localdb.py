@@ -26,12 +26,23 @@ def cluster_home():
     shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def made_cluster_home():
+    """One home for the tests that start a cluster: the first start creates it (initdb + PostGIS, the slow part),
+    the others start, stop and restart that cluster, as a user's checkout does."""
+    home = tempfile.mkdtemp(prefix="cim-localdb-made-", dir="/tmp")
+    os.chmod(home, 0o755)
+    yield Path(home)
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def _cim(args, env):
     return subprocess.run([sys.executable, "-m", "cim_service", *args], capture_output=True, text=True, env=env,
                           timeout=180)
 
 
-def test_cli_creates_starts_and_stops_a_local_postgis_cluster(cluster_home):
+def test_cli_creates_starts_and_stops_a_local_postgis_cluster(made_cluster_home):
+    cluster_home = made_cluster_home
     tmp_path = cluster_home
     port = free_port()
     env = {**os.environ, "CIM_HOME": str(tmp_path / "home"), "CIM_LOCAL_DB_PORT": str(port)}
@@ -79,7 +90,8 @@ def test_start_refuses_a_port_taken_by_another_server(cluster_home):
     assert f"port {port} on 127.0.0.1 is taken by another server" in res.stderr
 
 
-def test_a_stopped_cluster_restarts_on_another_port(cluster_home):
+def test_a_stopped_cluster_restarts_on_another_port(made_cluster_home):
+    cluster_home = made_cluster_home
     first, second = free_port(), free_port()
     base = {**os.environ, "CIM_HOME": str(cluster_home / "home")}
     base.pop("CIM_DATABASE_URL", None)
@@ -131,7 +143,8 @@ def test_no_url_to_another_server_on_the_configured_port(cluster_home):
     assert served.returncode == 1 and "held by another server" in served.stderr
 
 
-def test_a_stopped_cluster_has_no_url(cluster_home):
+def test_a_stopped_cluster_has_no_url(made_cluster_home):
+    cluster_home = made_cluster_home
     port = free_port()
     base = {**os.environ, "CIM_HOME": str(cluster_home / "home"), "CIM_LOCAL_DB_PORT": str(port)}
     base.pop("CIM_DATABASE_URL", None)
