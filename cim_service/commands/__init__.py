@@ -7,6 +7,7 @@ resolved (the configured one, or the project-local cluster's), and passes them o
 from __future__ import annotations
 
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -16,6 +17,12 @@ if TYPE_CHECKING:
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+#: SQLSTATEs of a schema check that lost a race with another writer (deadlock, serialization, lock not available):
+#: run again, up to TRANSIENT_ATTEMPTS times
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+TRANSIENT_ATTEMPTS = 4
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -52,14 +59,25 @@ def open_database(*, migrate_schema: bool = True):
     from cim_service.store.migrate import PostGISMissingError, migrate
 
     settings = command_settings()
-    try:
-        engine = make_engine(settings.database_url)
-        catalog = load_catalog(settings.catalog_dir)
-        if migrate_schema:
-            migrate(engine, catalog)
-    except (LocalDatabaseError, PostGISMissingError) as exc:
-        fail(str(exc))
-    except sa.exc.OperationalError:
-        fail("cannot connect to the database: start the project-local one with `cim db start` "
-             "or set CIM_DATABASE_URL")
-    return settings, engine, catalog
+    for attempt in range(TRANSIENT_ATTEMPTS):
+        try:
+            engine = make_engine(settings.database_url)
+            catalog = load_catalog(settings.catalog_dir)
+            if migrate_schema:
+                migrate(engine, catalog)
+            return settings, engine, catalog
+        except (LocalDatabaseError, PostGISMissingError) as exc:
+            fail(str(exc))
+        except sa.exc.OperationalError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            if state in TRANSIENT_SQLSTATES and attempt + 1 < TRANSIENT_ATTEMPTS:
+                # a deadlock or lock wait with a writer that is still finishing (e.g. the backend of a killed
+                # process): the schema check is one transaction, so it is simply run again
+                engine.dispose()
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            if state is None or state[:2] in ("08", "28", "3D"):  # no connection, no login, no such database
+                fail("cannot connect to the database: start the project-local one with `cim db start` "
+                     "or set CIM_DATABASE_URL")
+            fail(f"the database refused the schema check: {str(exc.orig).splitlines()[0]}")
+    raise AssertionError("unreachable")  # every path above returns or fails

@@ -294,3 +294,16 @@ def test_cim_demo_without_a_database_fails_with_one_line(monkeypatch):
     result = CliRunner().invoke(app, ["demo", "--scale", "small"])
     assert result.exit_code == 1
     assert "cannot connect to the database" in result.output and "Traceback" not in result.output
+
+
+def test_a_command_on_a_database_that_does_not_exist_fails_with_one_line(db_url, monkeypatch):
+    """A reachable server without the database (SQLSTATE 3D000) is a connection problem too, said in one line."""
+    from sqlalchemy.engine import make_url
+
+    from cim_service.cli import app
+
+    missing = make_url(db_url).set(database="cim_no_such_database").render_as_string(hide_password=False)
+    monkeypatch.setenv("CIM_DATABASE_URL", missing.replace("postgresql+psycopg://", "postgresql://"))
+    result = CliRunner().invoke(app, ["demo", "--scale", "small"])
+    assert result.exit_code == 1
+    assert "cannot connect to the database" in result.output and "Traceback" not in result.output

@@ -152,10 +152,12 @@ def test_kill_9_of_the_bridge_under_load_loses_no_acknowledged_reading(demo_data
     def start_bridge() -> subprocess.Popen:
         p = subprocess.Popen([sys.executable, "-m", "cim_service", "sensors", "bridge", "--client-id", "kill9-bridge"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        said = []
         for line in p.stdout:
             if "running" in line:
                 return p
-        raise AssertionError(f"bridge did not start: {p.wait()}")
+            said.append(line.rstrip())
+        raise AssertionError(f"bridge did not start: {p.wait()}: " + " | ".join(said[-8:]))
 
     streams = depth_streams[10:-1]
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
