@@ -310,16 +310,7 @@ class Bridge:
                 self._unknown[i] = now
 
     def _rate_ok(self, ds: int, now: float) -> bool:
-        b = self._buckets.get(ds)
-        rate, burst = self.settings.sensor_rate_per_s, self.settings.sensor_rate_burst
-        if b is None:
-            b = self._buckets[ds] = _Bucket(burst, now)
-        b.tokens = min(burst, b.tokens + (now - b.at) * rate)
-        b.at = now
-        if b.tokens >= 1:
-            b.tokens -= 1
-            return True
-        return False
+        return self._take_tokens(ds, 1, now) == 1
 
     def _prepare(self, batch: list[_Msg]) -> _Prepared:
         """Check the messages of a batch: observations to write, dead letters, counts."""

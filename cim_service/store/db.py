@@ -192,6 +192,22 @@ async def listen_connection(url: str, channels: Sequence[str], application_name:
     return conn
 
 
+@contextmanager
+def _driver_errors() -> Iterator[None]:
+    """Map the driver's errors of a worker-thread connection to the store's: timeout, bad data, bad query, gone."""
+    try:
+        yield
+    except psycopg.errors.QueryCanceled as exc:
+        raise QueryTimeout("statement timeout") from exc
+    except psycopg.DataError as exc:
+        raise QueryDataError(type(exc).__name__) from exc
+    except (psycopg.ProgrammingError, psycopg.IntegrityError, psycopg.InternalError,
+            psycopg.NotSupportedError) as exc:
+        raise QueryError(type(exc).__name__) from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise DatabaseUnavailable("the database is not reachable") from exc
+
+
 def stream_rows(url: str, sql: str, args: Sequence[Any], *, batch_rows: int, statement_timeout_ms: int,
                 application_name: str = "minhang-cim-export") -> Iterator[list[tuple]]:
     """Rows of ``sql`` (``$n`` placeholders) in batches of ``batch_rows``, from a server-side cursor.
@@ -202,22 +218,13 @@ def stream_rows(url: str, sql: str, args: Sequence[Any], *, batch_rows: int, sta
     :class:`QueryTimeout`, :class:`QueryDataError`, :class:`QueryError` or :class:`DatabaseUnavailable`.
     """
     options = f"-c statement_timeout={int(statement_timeout_ms)} -c jit=off"
-    try:
-        with psycopg.connect(libpq_url(url), application_name=application_name, options=options) as conn:
-            conn.read_only = True
-            with conn.transaction(), psycopg.RawServerCursor(conn, "cim_export") as cur:
-                cur.execute(sql, args, binary=True)
-                while rows := cur.fetchmany(batch_rows):
-                    yield rows
-    except psycopg.errors.QueryCanceled as exc:
-        raise QueryTimeout("statement timeout") from exc
-    except psycopg.DataError as exc:
-        raise QueryDataError(type(exc).__name__) from exc
-    except (psycopg.ProgrammingError, psycopg.IntegrityError, psycopg.InternalError,
-            psycopg.NotSupportedError) as exc:
-        raise QueryError(type(exc).__name__) from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        raise DatabaseUnavailable("the database is not reachable") from exc
+    with _driver_errors(), psycopg.connect(libpq_url(url), application_name=application_name,
+                                           options=options) as conn:
+        conn.read_only = True
+        with conn.transaction(), psycopg.RawServerCursor(conn, "cim_export") as cur:
+            cur.execute(sql, args, binary=True)
+            while rows := cur.fetchmany(batch_rows):
+                yield rows
 
 
 def fetch_value(url: str, sql: str, args: Sequence[Any], *, statement_timeout_ms: int) -> Any:
@@ -278,17 +285,8 @@ def copy_session(url: str, *, statement_timeout_ms: int,
                  application_name: str = "minhang-cim-export") -> Iterator[CopySession]:
     """A :class:`CopySession` on a dedicated connection (exports, in a worker thread); errors as :func:`stream_rows`."""
     options = f"-c statement_timeout={int(statement_timeout_ms)} -c jit=off -c DateStyle=ISO,YMD"
-    try:
-        with psycopg.connect(libpq_url(url), application_name=application_name, options=options) as conn:
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            with conn.transaction():
-                yield CopySession(conn)
-    except psycopg.errors.QueryCanceled as exc:
-        raise QueryTimeout("statement timeout") from exc
-    except psycopg.DataError as exc:
-        raise QueryDataError(type(exc).__name__) from exc
-    except (psycopg.ProgrammingError, psycopg.IntegrityError, psycopg.InternalError,
-            psycopg.NotSupportedError) as exc:
-        raise QueryError(type(exc).__name__) from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        raise DatabaseUnavailable("the database is not reachable") from exc
+    with _driver_errors(), psycopg.connect(libpq_url(url), application_name=application_name,
+                                           options=options) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        with conn.transaction():
+            yield CopySession(conn)
