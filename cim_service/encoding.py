@@ -16,6 +16,7 @@ import gzip
 from collections.abc import Iterable
 
 import brotli
+from isal import igzip
 
 IDENTITY, GZIP, BR = "identity", "gzip", "br"
 #: preference when several codings are equally acceptable
@@ -24,9 +25,14 @@ PREFERENCE = (BR, GZIP)
 SUFFIX = {GZIP: "-gz", BR: "-br"}
 #: bodies shorter than this are sent as they are (the coding's framing would eat the gain)
 MIN_BYTES = 512
-#: compression levels for bodies compressed on each request; cached tiles use the same (stored once)
+#: compression levels of bodies kept once compressed (cached tiles) and of the response middleware's bodies
 GZIP_LEVEL = 6
 BROTLI_QUALITY = 5
+#: levels of bodies compressed for one response and then dropped (uncached tiles): gzip with ISA-L's igzip at
+#: its highest level (a z14 camera tile of 25.7 KB: 10.6 KB in 0.21 ms, where zlib's level 6 gives 9.7 KB in
+#: 1.03 ms and tipg sends 10.7 KB) and Brotli at quality 3 (10.1 KB in 0.52 ms; quality 5: 8.3 KB in 1.8 ms)
+FAST_GZIP_LEVEL = 3
+FAST_BROTLI_QUALITY = 3
 STREAM_BROTLI_LGWIN = 19
 #: media types (without parameters) worth compressing besides ``text/*`` and ``*+json``/``*+xml``
 COMPRESSIBLE = frozenset({
@@ -85,6 +91,15 @@ def compress(data: bytes, coding: str) -> bytes:
         return gzip.compress(data, GZIP_LEVEL, mtime=0)
     if coding == BR:
         return brotli.compress(data, quality=BROTLI_QUALITY)
+    return data
+
+
+def compress_fast(data: bytes, coding: str) -> bytes:
+    """``data`` in ``coding`` at the fast levels, for a body sent once and not kept (an uncached tile)."""
+    if coding == GZIP:
+        return igzip.compress(data, FAST_GZIP_LEVEL, mtime=0)
+    if coding == BR:
+        return brotli.compress(data, quality=FAST_BROTLI_QUALITY)
     return data
 
 

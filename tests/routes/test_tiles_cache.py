@@ -175,8 +175,9 @@ def test_lru_is_bounded_by_bytes():
     assert cache.get("huge") is None and len(cache) == 3
 
 
-def _through_fast_path(app, path: str, query: bytes = b"", headers: list | None = None) -> tuple[bool, int]:
-    """Send one request through the fast path alone; tell whether it passed the request on, and the status."""
+def _through_fast_path(client, path: str, query: bytes = b"", headers: list | None = None) -> tuple[bool, int]:
+    """Send one request through the fast path alone, on the app's own event loop (its database pool's); tell
+    whether it passed the request on, and the status."""
     passed, status = [], []
 
     async def inner(scope, receive, send):
@@ -190,13 +191,13 @@ def _through_fast_path(app, path: str, query: bytes = b"", headers: list | None 
             status.append(message["status"])
 
     scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": query,
-             "headers": headers or [], "app": app, "scheme": "http", "server": ("testserver", 80),
+             "headers": headers or [], "app": client.app, "scheme": "http", "server": ("testserver", 80),
              "root_path": "", "http_version": "1.1"}
-    asyncio.run(CachedTileFastPath(inner)(scope, receive, send))
+    client.portal.call(CachedTileFastPath(inner), scope, receive, send)
     return bool(passed), (status or [0])[0]
 
 
-def test_fast_path_serves_only_anonymous_public_cache_hits(client, engine):
+def test_fast_path_serves_only_anonymous_public_tiles(client, engine, monkeypatch):
     via_route = client.get(PATH)  # fills the cache (or hits it)
     hits = _counter("cim_tile_cache_hits")
     again = client.get(PATH)
@@ -210,19 +211,36 @@ def test_fast_path_serves_only_anonymous_public_cache_hits(client, engine):
     assert client.get(PATH, headers={"If-None-Match": again.headers["etag"]}).status_code == 304
     assert REGISTRY.get_sample_value("cim_http_request_duration_seconds_count", label) == before + 1
 
-    app = client.app
-    assert _through_fast_path(app, PATH) == (False, 200)  # answered from the cache, the app not called
+    assert _through_fast_path(client, PATH) == (False, 200)  # answered from the cache, the app not called
     plain = client.get(PATH, headers={"Accept-Encoding": "identity"})  # the fast path below sends no coding
     assert "content-encoding" not in plain.headers and plain.headers["etag"] != again.headers["etag"]
-    assert _through_fast_path(app, PATH, headers=[(b"if-none-match", plain.headers["etag"].encode())]) == (False, 304)
-    assert _through_fast_path(app, PATH, headers=[(b"if-none-match", again.headers["etag"].encode())]) == (False, 200)
-    assert _through_fast_path(app, PATH, headers=[(b"if-none-match", again.headers["etag"].encode()),
-                                                  (b"accept-encoding", b"gzip, br")]) == (False, 304)
-    assert _through_fast_path(app, PATH, b"properties=camera_type")[0]  # parameters: the route decides
-    assert _through_fast_path(app, PATH, headers=[(b"x-api-key", b"whatever")])[0]  # credentials: the route
-    assert _through_fast_path(app, PATH.replace("cameras", "people"))[0]  # restricted layer: never here
-    assert _through_fast_path(app, PATH.replace("/15/", "/40/"))[0]  # invalid tile: the route answers 404
-    assert _through_fast_path(app, f"/collections/cameras/tiles/WebMercatorQuad/15/{TILE.x + 1}/{TILE.y}")[0]
+    assert _through_fast_path(client, PATH, headers=[(b"if-none-match", plain.headers["etag"].encode())]) \
+        == (False, 304)
+    assert _through_fast_path(client, PATH, headers=[(b"if-none-match", again.headers["etag"].encode())]) \
+        == (False, 200)
+    assert _through_fast_path(client, PATH, headers=[(b"if-none-match", again.headers["etag"].encode()),
+                                                     (b"accept-encoding", b"gzip, br")]) == (False, 304)
+    assert _through_fast_path(client, PATH, b"properties=camera_type")[0]  # parameters: the route decides
+    assert _through_fast_path(client, PATH, headers=[(b"x-api-key", b"whatever")])[0]  # credentials: the route
+    assert _through_fast_path(client, PATH.replace("cameras", "people"))[0]  # restricted layer: never here
+    assert _through_fast_path(client, PATH.replace("/15/", "/40/"))[0]  # invalid tile: the route answers 404
+
+    # a miss is rendered here too (and cached), with the same bytes and tag as the route's answer
+    miss = f"/collections/cameras/tiles/WebMercatorQuad/15/{TILE.x + 1}/{TILE.y}"
+    misses = _counter("cim_tile_cache_misses")
+    assert _through_fast_path(client, miss, headers=[(b"accept-encoding", b"gzip")])[0] is False
+    assert _counter("cim_tile_cache_misses") == misses + 1
+    routed = client.get(miss, params={"f": "mvt"}, headers={"Accept-Encoding": "gzip"})  # a parameter: the route
+    fast = client.get(miss, headers={"Accept-Encoding": "gzip"})
+    assert fast.status_code == routed.status_code and fast.content == routed.content
+    assert fast.headers["etag"] == routed.headers["etag"]
+
+    # a rendering that fails is handed to the route, which renders it again and maps the error to its status
+    async def failing(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(client.app.state.tiles, "tile", failing)
+    assert _through_fast_path(client, f"/collections/cameras/tiles/WebMercatorQuad/15/{TILE.x + 2}/{TILE.y}")[0]
 
 
 def test_fast_path_responses_carry_cors_headers(settings, cameras):
