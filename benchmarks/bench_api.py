@@ -292,6 +292,7 @@ class Scenario:
     make: object  # callable(collection) -> list[str]
     target: str
     cached: bool = False  # measured against our service with the tile cache on
+    tiles: list[tuple[int, int, int]] = field(default_factory=list)  # z/x/y of a tile scenario (for --pgbench)
 
 
 def tile_paths(points: list[tuple[float, float]], z: int, n: int) -> list[tuple[int, int, int]]:
@@ -314,10 +315,10 @@ def build_scenarios(points: list[tuple[float, float]], quick: bool) -> list[Scen
         return lambda c: [f"/collections/{c}/tiles/WebMercatorQuad/{z}/{x}/{y}" for z, x, y in ts]
 
     return [
-        Scenario("tiles z12, uncached", tiles(z12), ">= 1.5x"),
-        Scenario("tiles z14, uncached", tiles(z14), ">= 1.5x"),
-        Scenario("tiles z16, uncached", tiles(z16), ">= 1.5x"),
-        Scenario("tiles z14, cached (after a warm pass)", tiles(z14), ">= 10x", cached=True),
+        Scenario("tiles z12, uncached", tiles(z12), ">= 1.5x", tiles=z12),
+        Scenario("tiles z14, uncached", tiles(z14), ">= 1.5x", tiles=z14),
+        Scenario("tiles z16, uncached", tiles(z16), ">= 1.5x", tiles=z16),
+        Scenario("tiles z14, cached (after a warm pass)", tiles(z14), ">= 10x", cached=True, tiles=z14),
         Scenario("items small bbox, limit 100", lambda c: [f"/collections/{c}/items?bbox={b}&limit=100"
                                                            for b in boxes], ">= 1.5x, p95 < 50 ms"),
         Scenario("items page of 10,000", lambda c: [f"/collections/{c}/items?limit=10000"] * (12 // k),
@@ -337,6 +338,51 @@ def measure(servers: tuple[Server, Server], sc: Scenario, concurrency: int, roun
         for server in servers if i % 2 == 0 else servers[::-1]:
             runs[server.name].append(asyncio.run(run_load(server.base, sc.make(server.collection), concurrency)))
     return merge(runs[servers[0].name]), merge(runs[servers[1].name])
+
+
+def pgbench_script(tiles: list[tuple[int, int, int]]) -> str:
+    """A pgbench script running our tile SQL of ``cameras`` (anonymous fields) for a random tile of ``tiles``.
+
+    The SQL is :func:`cim_service.tiles.mvt.build_tile_sql`'s, its envelope made by ``ST_TileEnvelope`` from the
+    tile drawn (the same bounds as ours) and its other parameters inlined: the database's work per tile alone.
+    """
+    from cim_service.core.catalog import load_catalog
+    from cim_service.tiles.mvt import build_tile_sql
+    from cim_service.tiles.tms import tile_ref
+
+    spec = load_catalog().get("cameras")
+    fields = tuple(f.name for f in spec.public_fields(personal_data=False))
+    z = tiles[0][0]
+    from cim_service.core.settings import Settings
+
+    q = build_tile_sql(spec, tile_ref("WebMercatorQuad", *tiles[0]), fields, Settings().max_features_per_tile)
+    xs, ys = ",".join(str(t[1]) for t in tiles), ",".join(str(t[2]) for t in tiles)
+    sql = q.sql.replace("ST_MakeEnvelope($1::float8, $2::float8, $3::float8, $4::float8, 3857)",
+                        f"ST_TileEnvelope({z}, (ARRAY[{xs}])[:i], (ARRAY[{ys}])[:i])")
+    sql = sql.replace("$1::float8", "ST_XMin(env.e)").replace("$2::float8", "ST_YMin(env.e)")  # thinning cells
+    sql = sql.replace("$5::float8", repr(q.args[4])).replace("$6::text", f"'{q.args[5]}'")
+    if len(q.args) > 6:  # thinned tiles: the cell size
+        sql = sql.replace("$7::float8", repr(q.args[6]))
+    if "$" in sql:
+        raise RuntimeError("pgbench: a tile parameter was not inlined")
+    return f"\\set i random(1, {len(tiles)})\n" + " ".join(sql.split()) + ";\n"
+
+
+def run_pgbench(url: str, tiles: list[tuple[int, int, int]], concurrency: int, seconds: int, workdir: Path) -> float:
+    """Transactions per second of :func:`pgbench_script` with ``concurrency`` clients (prepared statements)."""
+    from sqlalchemy.engine import make_url
+
+    from cim_service.store.localdb import find_pg_bindir
+
+    script = workdir / f"tiles-z{tiles[0][0]}.sql"
+    script.write_text(pgbench_script(tiles), encoding="utf-8")
+    u = make_url(url)
+    cmd = [str(find_pg_bindir() / "pgbench"), "-n", "-M", "prepared", "-c", str(concurrency), "-j", str(concurrency),
+           "-T", str(seconds), "-f", str(script), "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432),
+           "-U", u.username or "postgres", u.database or "postgres"]
+    env = {**os.environ, **({"PGPASSWORD": u.password} if u.password else {})}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    return float(out.split("tps = ", 1)[1].split()[0])
 
 
 def _row(name: str, target: str, ours: Result, tipg: Result) -> str:
@@ -373,6 +419,8 @@ def main() -> None:
                          "this interpreter), same scenarios (print only)")
     ap.add_argument("--encoding", default="identity",
                     help="Accept-Encoding of the load client, e.g. gzip (both servers compress)")
+    ap.add_argument("--pgbench", type=int, default=0, metavar="SECONDS",
+                    help="after each uncached tile row: our tile SQL alone in pgbench for SECONDS (physical limit)")
     args = ap.parse_args()
     global ACCEPT_ENCODING
     ACCEPT_ENCODING = args.encoding
@@ -400,6 +448,11 @@ def main() -> None:
             mine, theirs = measure((ours, tipg), sc, args.concurrency, args.rounds)
             rows.append(_row(sc.name, sc.target, mine, theirs))
             print(rows[-1], flush=True)
+            if args.pgbench and sc.tiles and not sc.cached:
+                tps = run_pgbench(url, sc.tiles, args.concurrency, args.pgbench, workdir)
+                rows.append(f"| {sc.name}: the same SQL in pgbench ({args.concurrency} clients, {args.pgbench} s) | | "
+                            f"{tps:.1f} | | | | | | | | **{mine.rps / tps:.2f}x of it** | | | | physical limit |")
+                print(rows[-1], flush=True)
     finally:
         for server in servers:
             server.stop()
