@@ -65,9 +65,10 @@ def mapbox_layers(spec: LayerSpec, source: str = "cim") -> list[dict]:
               "metadata": {"cim:collection": spec.id, "cim:group": st.group, "cim:title": spec.title_zh}}
     kind = _kind(spec)
     if kind == "point":
+        # no circle-stroke-* at all (MapLibre's default is no stroke): QGIS 3.22 reads a stroke width of 0 as a
+        # hairline and would ring every point in the line colour
         return [{"id": spec.id, "type": "circle", **common,
-                 "paint": {"circle-color": _css(st.fill), "circle-radius": st.radius,
-                           "circle-stroke-color": _css(st.line), "circle-stroke-width": 0}}]
+                 "paint": {"circle-color": _css(st.fill), "circle-radius": st.radius}}]
     if kind == "line":
         return [{"id": spec.id, "type": "line", **common,
                  "paint": {"line-color": _css(st.line), "line-width": st.line_width}}]
@@ -82,7 +83,9 @@ def mapbox_label_layer(spec: LayerSpec, source: str = "cim") -> dict:
     """The MapLibre ``symbol`` layer of a labelled collection (``style.label``)."""
     label: Label | None = spec.style.label
     assert label is not None
-    layout: dict = {"text-field": ["coalesce", ["get", label.field], ""], "text-font": [FONTSTACK],
+    # a plain ``get`` (a feature without the field has no label): QGIS 3.22's style converter reads no
+    # ``coalesce`` and would label nothing
+    layout: dict = {"text-field": ["get", label.field], "text-font": [FONTSTACK],
                     "text-size": label.size, "text-max-width": 12,
                     "visibility": "visible" if spec.style.visible else "none"}
     source_layer = spec.id
