@@ -31,6 +31,9 @@ CONFORMANCE = ["http://www.opengis.net/spec/ogcapi-styles-1/1.0/conf/core",
                "http://www.opengis.net/spec/ogcapi-styles-1/1.0/conf/sld-11"]
 STYLE_ID = "default"
 F = Annotated[str | None, Query(description="Style encoding: mapbox (default) or sld.")]
+Visible = Annotated[bool, Query(description=(
+    "Only the layers shown by default (style.visible): for clients that draw every layer whatever its "
+    "layout visibility, such as QGIS 3.22's MapLibre style converter."))]
 _FORMATS = {"mapbox": "mapbox", MAPBOX: "mapbox", "sld": "sld", "application/vnd.ogc.sld+xml": "sld", SLD: "sld"}
 _STYLE_RESPONSES = {200: {"content": {MAPBOX: {}, "application/vnd.ogc.sld+xml": {}},
                           "description": "MapLibre GL style JSON or SLD 1.1"}}
@@ -81,10 +84,11 @@ async def styles(request: Request) -> dict:
 @router.get("/styles/{styleId}", summary="A style of the dataset", response_class=Response,
             responses=_STYLE_RESPONSES)
 async def style(request: Request, styleId: str, f: F = None,  # noqa: N803 - OGC parameter name
-                principal: Principal = Depends(get_principal)) -> Response:
-    """The style of every collection the caller may read, as MapLibre GL style JSON or SLD 1.1."""
+                visible: Visible = False, principal: Principal = Depends(get_principal)) -> Response:
+    """The style of every collection the caller may read (with ``visible``, of those shown by default), as
+    MapLibre GL style JSON or SLD 1.1."""
     _check_style(styleId)
-    specs = [s for s in request.app.state.catalog if can_read_layer(s, principal)]
+    specs = [s for s in request.app.state.catalog if can_read_layer(s, principal) and (s.style.visible or not visible)]
     return await _render(request, specs, _format(request, f), "Minhang CIM")
 
 

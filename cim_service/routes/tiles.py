@@ -31,6 +31,7 @@ from cim_service.offloop import off_loop
 from cim_service.store import history, layer_state
 from cim_service.tiles import mvt, raster
 from cim_service.tiles.filters import filtered_request
+from cim_service.tiles.labels import has_label_points, label_fields
 from cim_service.tiles.params import (
     MVT,
     check_format,
@@ -64,6 +65,8 @@ FilterCrs = Annotated[str | None, Query(alias="filter-crs", description="CRS of 
 FilterLang = Annotated[str | None, Query(alias="filter-lang", description="cql2-text (default) or cql2-json.")]
 At = Annotated[str | None, Query(description="RFC 3339 instant (or date): the layers as they were then.")]
 Collections = Annotated[str | None, Query(description="Comma-separated collection ids (default: all readable).")]
+Labels = Annotated[bool, Query(description="Also one label point per feature of the labelled polygon collections, "
+                                           "in the one tile holding it: MVT layer '<collection>.labels'.")]
 TILE_DESCRIPTION = (
     "Mapbox vector tile (`application/vnd.mapbox-vector-tile`). Empty tile → 204; `ETag` + `If-None-Match` → "
     "304; zoom/column/row outside the tile matrix set → 404 naming the valid range.\n\n" + (mvt.__doc__ or "")
@@ -198,13 +201,15 @@ async def dataset_tileset(request: Request, tileMatrixSetId: TmsId, collections:
 
 @router.get("/tiles/{tileMatrixSetId}/tilejson.json", summary="TileJSON of the multi-layer tiles")
 async def dataset_tilejson(request: Request, tileMatrixSetId: TmsId, collections: Collections = None,  # noqa: N803
-                           principal: Principal = Depends(get_principal)) -> dict:
-    """Return TileJSON 3.0 for the multi-layer tiles, one vector layer per collection."""
+                           labels: Labels = False, principal: Principal = Depends(get_principal)) -> dict:
+    """Return TileJSON 3.0 for the multi-layer tiles, one vector layer per collection (and label layer)."""
     get_tms(tileMatrixSetId)
     layers = _dataset_layers(request, principal, collections)
-    query = {"collections": collections} if collections else None
+    query = {"collections": collections} if collections else {}
+    if labels:
+        query["labels"] = "true"
     return tilejson("minhang-cim", f"{_root(request)}/tiles", tileMatrixSetId, layers,
-                    union_bbox(await _bboxes(request, [s for s, _ in layers])), query)
+                    union_bbox(await _bboxes(request, [s for s, _ in layers])), query or None, labels=labels)
 
 
 @router.get("/tiles/{tileMatrixSetId}/{z}/{x}/{y}", summary="Multi-layer vector tile",
@@ -215,12 +220,15 @@ async def dataset_tilejson(request: Request, tileMatrixSetId: TmsId, collections
 async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int, y: int,  # noqa: N803
                        collections: Collections = None, properties: Properties = None, f: Format = None,
                        filter: Annotated[str | None, Query(description="Not supported here: use collection tiles.")]
-                       = None, at: At = None, principal: Principal = Depends(get_principal)) -> Response:
-    """Return one MVT with one layer per selected collection."""
+                       = None, at: At = None, labels: Labels = False,
+                       principal: Principal = Depends(get_principal)) -> Response:
+    """Return one MVT with one layer per selected collection (and, with ``labels``, their label points)."""
     check_format(f)
     if filter is not None:
         raise InvalidParameter("parameter 'filter' is supported on collection tiles "
                                "(/collections/{collectionId}/tiles/...), not on multi-layer tiles")
+    if labels and at is not None:
+        raise InvalidParameter("parameter 'labels' shows the layers as they are now: not with 'at'")
     tile = tile_ref(tileMatrixSetId, z, x, y)
     specs = select_layers(request, principal, collections)
     check_properties_known(specs, principal, properties)
@@ -228,10 +236,24 @@ async def dataset_tile(request: Request, tileMatrixSetId: TmsId, z: int, x: int,
         specs = [s for s in specs if history.has_history(s)]
     instant = await _instant(request, specs, at) if at is not None else None
     reqs = [LayerRequest(s, select_fields(s, principal, properties, strict=False), at=instant) for s in specs]
+    if labels:
+        reqs += label_requests(specs, principal)
     content = await request.app.state.tiles.tile(reqs, tile, request_coding(request))
     await _audit(request, principal, reqs, {"tms": tile.tms_id, "z": z, "x": x, "y": y})
-    return tile_response(request, content, is_public(specs, [r.fields for r in reqs]),
+    return tile_response(request, content, is_public([r.spec for r in reqs], [r.fields for r in reqs]),
                          live=instant is None and any(s.sensing is not None for s in specs))
+
+
+def label_requests(specs: list[LayerSpec], principal: Principal) -> list[LayerRequest]:
+    """The label-point layers of the labelled polygon collections among ``specs`` whose label fields the caller
+    may see."""
+    out = []
+    for spec in specs:
+        if has_label_points(spec):
+            fields = label_fields(spec)
+            if set(fields) <= set(select_fields(spec, principal, None, strict=False)):
+                out.append(LayerRequest(spec, fields, labels=True))
+    return out
 
 
 # -- raster tiles ----------------------------------------------------------------------------------

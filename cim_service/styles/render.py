@@ -8,7 +8,9 @@ Both are made from each layer's ``style:`` (deck.gl conventions: RGBA 0-255, rad
 - polygons → ``fill`` plus an outline ``line`` / ``PolygonSymbolizer`` with ``Fill`` and ``Stroke``.
 
 The MapLibre style's one source is the service's multi-layer vector tiles (``/tiles/WebMercatorQuad/{z}/{x}/{y}.pbf``
-with the styled collections), each style layer's ``source-layer`` the collection id (the MVT layer name).
+with the styled collections), each style layer's ``source-layer`` the collection id (the MVT layer name); a
+labelled polygon layer is labelled from its label points (``labels=true``: ``<id>.labels``, one point per
+feature in one tile, ``tiles.labels``), so a town spanning many tiles is labelled once.
 
 Layers with ``style.label`` get a ``symbol`` layer (SLD: a ``TextSymbolizer``): the Chinese label field, the
 declared size, ``symbol-placement: line`` along lines (MapLibre keeps line labels upright), a point layer's icon
@@ -24,6 +26,7 @@ from xml.sax.saxutils import escape
 
 from cim_service.core.catalog import Label, LayerSpec, Style
 from cim_service.styles.glyphs import FACE_FAMILY, FONTSTACK
+from cim_service.tiles.labels import has_label_points, label_layer_name
 
 MAPBOX = "application/vnd.mapbox.style+json"
 SLD = "application/vnd.ogc.sld+xml;version=1.1"
@@ -62,9 +65,10 @@ def mapbox_layers(spec: LayerSpec, source: str = "cim") -> list[dict]:
               "metadata": {"cim:collection": spec.id, "cim:group": st.group, "cim:title": spec.title_zh}}
     kind = _kind(spec)
     if kind == "point":
+        # no circle-stroke-* at all (MapLibre's default is no stroke): QGIS 3.22 reads a stroke width of 0 as a
+        # hairline and would ring every point in the line colour
         return [{"id": spec.id, "type": "circle", **common,
-                 "paint": {"circle-color": _css(st.fill), "circle-radius": st.radius,
-                           "circle-stroke-color": _css(st.line), "circle-stroke-width": 0}}]
+                 "paint": {"circle-color": _css(st.fill), "circle-radius": st.radius}}]
     if kind == "line":
         return [{"id": spec.id, "type": "line", **common,
                  "paint": {"line-color": _css(st.line), "line-width": st.line_width}}]
@@ -79,15 +83,21 @@ def mapbox_label_layer(spec: LayerSpec, source: str = "cim") -> dict:
     """The MapLibre ``symbol`` layer of a labelled collection (``style.label``)."""
     label: Label | None = spec.style.label
     assert label is not None
-    layout: dict = {"text-field": ["coalesce", ["get", label.field], ""], "text-font": [FONTSTACK],
+    # a plain ``get`` (a feature without the field has no label): QGIS 3.22's style converter reads no
+    # ``coalesce`` and would label nothing
+    layout: dict = {"text-field": ["get", label.field], "text-font": [FONTSTACK],
                     "text-size": label.size, "text-max-width": 12,
                     "visibility": "visible" if spec.style.visible else "none"}
+    source_layer = spec.id
     if label.placement == "line":
         layout.update({"symbol-placement": "line", "symbol-spacing": 300, "text-rotation-alignment": "map",
                        "text-keep-upright": True})
     elif spec.geometry.is_point:
         layout.update({"icon-image": spec.id, "text-anchor": "top", "text-offset": [0, 0.6], "text-optional": True})
-    return {"id": f"{spec.id}-label", "type": "symbol", "source": source, "source-layer": spec.id,
+    elif has_label_points(spec):  # a polygon: its one label point (``tiles.labels``), not a label in every tile
+        source_layer = label_layer_name(spec)
+        layout["symbol-placement"] = "point"
+    return {"id": f"{spec.id}-label", "type": "symbol", "source": source, "source-layer": source_layer,
             "minzoom": max(label.min_zoom, spec.style.min_zoom), "layout": layout,
             "paint": {"text-color": _css(label.color), "text-halo-color": "rgba(255, 255, 255, 0.9)",
                       "text-halo-width": HALO},
@@ -99,6 +109,8 @@ def mapbox_style(name: str, specs: list[LayerSpec], root: str, bbox: tuple[float
     """A MapLibre GL style (version 8) of ``specs`` over the service's multi-layer vector tiles, with labels."""
     collections = ",".join(s.id for s in specs)
     tiles = f"{root}/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.pbf?collections={quote(collections, safe=',')}"
+    if any(has_label_points(s) for s in specs):
+        tiles += "&labels=true"
     layers: list[dict] = [{"id": "background", "type": "background", "paint": {"background-color": "#f4f4f2"}}]
     # the catalog's order lists base layers first; polygons below lines below points, as on the web map
     rank = {"polygon": 0, "line": 1, "point": 2}

@@ -22,6 +22,7 @@ from cim_service.offloop import off_loop
 from cim_service.store.db import Database
 from cim_service.store.versions import LayerVersions, VersionListener
 from cim_service.tiles.cache import CachedTile, TileCache
+from cim_service.tiles.labels import build_label_sql
 from cim_service.tiles.mvt import build_tile_sql
 from cim_service.tiles.tms import TileRef
 
@@ -39,6 +40,8 @@ class LayerRequest:
     filter_fields: tuple[str, ...] = ()
     #: read the layer as of this instant (its history) instead of now
     at: datetime | None = None
+    #: render the layer's label points (``tiles.labels``) instead of its features
+    labels: bool = False
 
 
 @dataclass
@@ -75,7 +78,7 @@ class TileState:
         if version is None:
             return None
         return (req.spec.id, version, tile.tms_id, tile.z, tile.x, tile.y, req.fields, req.filter_key,
-                self.max_features, req.at)
+                self.max_features, req.at, req.labels)
 
     async def layer_tile(self, req: LayerRequest, tile: TileRef) -> CachedTile:
         """MVT of one layer for ``tile``, from the cache when possible."""
@@ -86,8 +89,11 @@ class TileState:
                 TILE_CACHE_HITS.inc()
                 return hit
         TILE_CACHE_MISSES.inc()
-        q = build_tile_sql(req.spec, tile, req.fields, self.max_features, req.where, req.where_args, req.at,
-                           self.offline_s)
+        if req.labels:
+            q = build_label_sql(req.spec, tile)
+        else:
+            q = build_tile_sql(req.spec, tile, req.fields, self.max_features, req.where, req.where_args, req.at,
+                               self.offline_s)
 
         rendered = CachedTile.of(bytes(await self.db.fetchval(q.sql, *q.args) or b""))
         if key is not None:

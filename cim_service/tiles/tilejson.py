@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from cim_service.core.catalog import FieldSpec, LayerSpec
 from cim_service.core.region import DISTRICT_BBOX
 from cim_service.errors import NotFound
+from cim_service.tiles.labels import has_label_points, label_fields, label_layer_name
 from cim_service.tiles.mvt import THIN_BELOW_ZOOM, THIN_GRID
 from cim_service.tiles.tms import SUPPORTED, get_tms, tile_matrix_limits
 
@@ -139,9 +140,9 @@ def tileset_list(title: str, base: str, root: str, data_type: str = "vector") ->
 
 
 def tilejson(name: str, base: str, tms_id: str, layers: list[tuple[LayerSpec, list[FieldSpec]]],
-             bbox: Bbox, query: dict[str, str] | None = None, live: bool = True) -> dict:
+             bbox: Bbox, query: dict[str, str] | None = None, live: bool = True, labels: bool = False) -> dict:
     """TileJSON 3.0 document for ``layers`` (xyz scheme) with their ``vector_layers`` and fields (with ``live``,
-    the live members of sensing layers too)."""
+    the live members of sensing layers too; with ``labels``, the label-point layers of ``tiles.labels``)."""
     check_tilejson_tms(tms_id)
     tms = get_tms(tms_id)
     vector_layers = []
@@ -157,6 +158,13 @@ def tilejson(name: str, base: str, tms_id: str, layers: list[tuple[LayerSpec, li
         if thin is not None:
             layer["x-cim-thinning"] = thin
         vector_layers.append(layer)
+    if labels:
+        vector_layers += [{"id": label_layer_name(spec), "description": f"{spec.title_en}: one label point per "
+                           "feature (its interior point), in the one tile that holds it",
+                           "fields": {name: "String" for name in label_fields(spec)},
+                           "minzoom": tms.minzoom, "maxzoom": tms.maxzoom}
+                          for spec, fields in layers if has_label_points(spec)
+                          and set(label_fields(spec)) <= {f.name for f in fields}]
     return {
         "tilejson": "3.0.0", "name": name, "version": "1.0.0", "scheme": "xyz",
         "tiles": [tile_template(base, tms_id, query)],

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from cim_service.core.settings import PROJECT_ROOT
+from cim_service.tiles.labels import has_label_points, label_layer_name
 from tests.routes.conftest import AREA
 from tests.routes.serving import cim_serve
 
@@ -58,7 +59,17 @@ def test_mapbox_style_validates_and_follows_the_catalog(api, catalog, tmp_path, 
     by_layer = {}
     for layer in style["layers"]:
         by_layer.setdefault(layer.get("source-layer"), []).append(layer)
-    assert set(by_layer) - {None} == {s.id for s in public}
+    labelled = {label_layer_name(s) for s in public if has_label_points(s)}
+    assert labelled  # a town is labelled from its one label point, not from its polygon in every tile
+    assert set(by_layer) - {None} == {s.id for s in public} | labelled
+    for name in labelled:
+        (label,) = by_layer[name]
+        assert label["type"] == "symbol" and label["layout"]["symbol-placement"] == "point"
+    assert "labels=true" in style["sources"]["cim"]["tiles"][0]
+    shown = api.get("/styles/default", params={"f": "mapbox", "visible": "true"}).json()
+    assert {layer.get("source-layer") for layer in shown["layers"]} - {None} == \
+        {s.id for s in public if s.style.visible} | {label_layer_name(s) for s in public
+                                                     if s.style.visible and has_label_points(s)}
     cams = by_layer["cameras"][0]
     spec = catalog.get("cameras")
     assert cams["type"] == "circle" and _rgba(cams["paint"]["circle-color"]) == spec.style.fill
