@@ -3,7 +3,9 @@
 :func:`fetch_anchors` reads where labels go, from the layer tables, bounded: a polygon's label at its interior
 point (``ST_PointOnSurface``), a point's at the point, a line's at anchors spaced along it (every
 :data:`LINE_SPACING_M` metres, at least one at its middle) with a second point a little further on, so the map
-turns the text along the line on screen (and keeps it upright whatever the map's bearing).
+turns the text along the line on screen (and keeps it upright whatever the map's bearing), and the line's path
+either side of the anchor (:data:`PATH_HALF_M`, with ``at``: the anchor's place on it as a share of its length),
+along which the map sets the name glyph by glyph.
 
 :class:`WebFonts` subsets the installed Noto Sans CJK to the characters of those labels as WOFF2 (fontTools),
 named by the digest of the character set and the font, cached under ``<home>/fonts/web``: the deck.gl map
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import tempfile
@@ -26,6 +29,10 @@ from cim_service.styles.glyphs import FontFile, find_font
 
 #: metres between two label anchors of a line (Web Mercator metres, ~0.86 of ground metres here)
 LINE_SPACING_M = 2500.0
+#: a line label's path: the line this far (Web Mercator metres) either side of its anchor, simplified by this much
+#: (the map sets the name along it glyph by glyph: ~1.6 km holds a long name from z12 on)
+PATH_HALF_M = 800.0
+PATH_SIMPLIFY_M = 2.0
 #: most anchors one line gets, and most label features one layer gives
 MAX_ANCHORS_PER_LINE = 12
 MAX_LABELS_PER_LAYER = 5000
@@ -55,26 +62,36 @@ def _anchor_sql(spec: LayerSpec) -> str:
             "sized AS (SELECT zh, en, g, LEAST($1::int, GREATEST(1, floor(ST_Length(g) / $2::float8)::int)) AS n, "
             "ST_Length(g) AS len FROM parts WHERE ST_Length(g) > 0), "
             "at AS (SELECT zh, en, g, len, (k + 0.5) / n AS f FROM sized, generate_series(0, n - 1) AS k) "
-            "SELECT zh, en, ST_X(a) AS x, ST_Y(a) AS y, ST_X(b) AS bx, ST_Y(b) AS by FROM ("
-            "SELECT zh, en, ST_Transform(ST_LineInterpolatePoint(g, f), 4326) AS a, "
-            "ST_Transform(ST_LineInterpolatePoint(g, LEAST(1.0, f + LEAST(0.02, 200.0 / len))), 4326) AS b "
-            "FROM at) p LIMIT $3")
+            "SELECT zh, en, ST_X(a) AS x, ST_Y(a) AS y, ST_X(b) AS bx, ST_Y(b) AS by, "
+            "ST_AsGeoJSON(path, 6) AS path, (f - f0) / NULLIF(f1 - f0, 0) AS path_at FROM ("
+            "SELECT zh, en, f, f0, f1, ST_Transform(ST_LineInterpolatePoint(g, f), 4326) AS a, "
+            "ST_Transform(ST_LineInterpolatePoint(g, LEAST(1.0, f + LEAST(0.02, 200.0 / len))), 4326) AS b, "
+            "ST_Transform(ST_Simplify(ST_LineSubstring(g, f0, f1), $4::float8), 4326) AS path "
+            "FROM (SELECT *, GREATEST(0.0, f - $3::float8 / len) AS f0, LEAST(1.0, f + $3::float8 / len) AS f1 "
+            "FROM at) w) p LIMIT $5")
     return ("SELECT zh, en, ST_X(p) AS x, ST_Y(p) AS y, NULL::float8 AS bx, NULL::float8 AS by FROM ("
             "SELECT zh, en, ST_Transform(ST_PointOnSurface(g), 4326) AS p FROM (" + base + ") s) q "
             "WHERE p IS NOT NULL LIMIT $1")
 
 
 async def fetch_anchors(session: Any, spec: LayerSpec) -> list[dict[str, Any]]:
-    """Label anchors of one layer: ``{zh, en, position: [lon, lat], toward: [lon, lat] | None}``."""
+    """Label anchors of one layer: ``{zh, en, position: [lon, lat], toward: [lon, lat] | None}``, a line's with
+    ``path`` ([[lon, lat], ...] around the anchor) and ``at`` (the anchor's share of the path's length)."""
     label = spec.style.label
     assert label is not None
-    args: list[Any] = [MAX_ANCHORS_PER_LINE, LINE_SPACING_M] if label.placement == "line" else []
+    line = label.placement == "line"
+    args: list[Any] = [MAX_ANCHORS_PER_LINE, LINE_SPACING_M, PATH_HALF_M, PATH_SIMPLIFY_M] if line else []
     rows = await session.fetch(_anchor_sql(spec), *args, MAX_LABELS_PER_LAYER)
     out = []
     for r in rows:
         item = {"zh": r["zh"], "en": r["en"], "position": [round(r["x"], 6), round(r["y"], 6)], "toward": None}
         if r["bx"] is not None:
             item["toward"] = [round(r["bx"], 6), round(r["by"], 6)]
+        if line and r["path"] is not None:
+            coords = json.loads(r["path"])["coordinates"]
+            if len(coords) >= 2 and r["path_at"] is not None:
+                item["path"] = coords
+                item["at"] = round(float(r["path_at"]), 4)
         out.append(item)
     return out
 

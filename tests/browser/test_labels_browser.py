@@ -3,6 +3,8 @@ own CJK font, without overlaps, in English on the EN switch; one page load for t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,53 @@ def test_english_switch_changes_the_labels(labelled_page, artifacts):
     assert changed_share(before, rgb(after)) > 0.002
     page.click("#lang")
     page.wait_for_function("window.__cimMetrics.labels.lang === 'zh'", timeout=10_000)
+
+
+def _max_turn(path: list[list[float]]) -> float:
+    """The sharpest turn (degrees) between two segments of a lon/lat path."""
+    angles = [math.degrees(math.atan2(b[1] - a[1], b[0] - a[0])) for a, b in zip(path, path[1:], strict=False)]
+    return max((abs((b - a + 540) % 360 - 180) for a, b in zip(angles, angles[1:], strict=False)), default=0.0)
+
+
+def _distance_to(line: list[list[float]], p: list[float]) -> float:
+    best = math.inf
+    for a, b in zip(line, line[1:], strict=False):
+        dx, dy = b[0] - a[0], b[1] - a[1]
+        t = max(0.0, min(1.0, ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / ((dx * dx + dy * dy) or 1)))
+        best = min(best, math.hypot(p[0] - a[0] - t * dx, p[1] - a[1] - t * dy))
+    return best
+
+
+def test_road_names_follow_the_road_glyph_by_glyph_at_z15(labelled_page, artifacts):
+    page, _ = labelled_page
+    doc = page.evaluate("fetch('/map/labels').then((r) => r.json())")
+    roads = next(layer for layer in doc["layers"] if layer["id"] == "main_roads")
+    bent = max(roads["labels"], key=lambda item: _max_turn(item["path"]))
+    assert _max_turn(bent["path"]) > 20, "the demo has a road bending near a label anchor"
+    set_view(page, bent["position"][0], bent["position"][1], 15)
+    got = page.evaluate("""(name) => {
+      const vp = window.__cimMap.deck.getViewports()[0];
+      const label = window.__cimMap.state.labels.placed.find((p) => p.layer === 'main_roads' && p.text === name);
+      return label && { glyphs: label.glyphs.map((g) => ({ text: g.text, angle: g.angle, xy: vp.project(g.position) })),
+                        size: label.size };
+    }""", bent["zh"])
+    assert got, f"{bent['zh']} is not placed at its anchor at z15"
+    glyphs = got["glyphs"]
+    assert "".join(g["text"] for g in glyphs) == bent["zh"], "every character placed, in reading order"
+    path_px = page.evaluate("(path) => { const vp = window.__cimMap.deck.getViewports()[0];"
+                            " return path.map((p) => vp.project(p)); }", bent["path"])
+    for g in glyphs:
+        assert _distance_to(path_px, g["xy"]) < 1.5, f"{g['text']} is off the road: {g}"
+    for a, b in zip(glyphs, glyphs[1:], strict=False):
+        assert abs((b["angle"] - a["angle"] + 540) % 360 - 180) <= 30, "no glyph turns sharply from the last"
+        assert math.dist(a["xy"], b["xy"]) > got["size"] * 0.6, "glyphs follow each other, not on top"
+    assert glyphs[-1]["xy"][0] >= glyphs[0]["xy"][0], "read left to right"
+    shot = page.screenshot(path=str(artifacts / "map_labels_z15_along_road.png"))
+    bare = without_labels(page)
+    box = page.locator("#deck-container").bounding_box()
+    drawn, half = rgb(shot), int(got["size"] / 2)
+    for g in glyphs:  # each character is drawn where it is placed
+        x, y = int(box["x"] + g["xy"][0]), int(box["y"] + g["xy"][1])
+        cell = np.s_[y - half:y + half, x - half:x + half]
+        share = changed_share(drawn[cell], bare[cell])
+        assert share > 0.08, (g, share)

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { groupTitle, localText, localTitle, otherLanguage, STRINGS, translate } from '../../cim_service/static/js/i18n.js';
+import {
+  groupTitle, localText, localTitle, localUnit, otherLanguage, STRINGS, translate,
+} from '../../cim_service/static/js/i18n.js';
 
 test('both languages have every interface string', () => {
   assert.deepEqual(Object.keys(STRINGS.zh).sort(), Object.keys(STRINGS.en).sort());
@@ -39,4 +41,14 @@ test('localText prefers the Chinese text except in English', () => {
   assert.equal(localText('缺口', 'gap', 'en'), 'gap');
   assert.equal(localText(null, 'gap', 'zh'), 'gap');
   assert.equal(localText(null, null, 'zh'), '');
+});
+
+test('indicator units read in English on the EN switch, the catalog\'s unit in Chinese', () => {
+  assert.equal(localUnit('个/平方公里', 'zh'), '个/平方公里');
+  assert.equal(localUnit('个/平方公里', 'en'), 'per km²');
+  assert.equal(localUnit('个', 'en'), '');
+  assert.equal(localUnit('起', 'en'), 'events');
+  assert.equal(localUnit('%', 'en'), '%');
+  assert.equal(localUnit('吨', 'en'), '吨', 'an unknown unit is shown as the catalog gives it');
+  assert.equal(localUnit(null, 'en'), '');
 });

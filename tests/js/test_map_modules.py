@@ -28,7 +28,7 @@ from cim_service.webmap.page import build_page_config, render_page
 NODE = Path("/usr/bin/node")
 HERE = Path(__file__).resolve().parent
 #: modules without DOM or deck.gl access (unit-tested in Node)
-PURE = ("basemap.js", "chart.js", "colour.js", "config.js", "format.js", "gcj02.js", "geometry.js", "i18n.js",
+PURE = ("basemap.js", "chart.js", "colour.js", "config.js", "fit.js", "format.js", "gcj02.js", "geometry.js", "i18n.js",
         "indicators.js", "inline.js", "label-place.js", "metrics.js", "state.js")
 #: the specifier of a static import / re-export / dynamic import
 IMPORT = re.compile(r"""(?:\bimport\s*(?:[\w$*{}\s,]+\s*from\s*)?|\bexport\s*[\w$*{}\s,]+\s*from\s*|\bimport\s*\()"""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -163,6 +164,20 @@ def test_map_labels_and_their_font(api, catalog):
     assert roads["placement"] == "line" and roads["labels"]
     assert all(item["toward"] and item["toward"] != item["position"] for item in roads["labels"])
     assert all(item["toward"] is None for item in layers["metro_stations"]["labels"])
+    # each road label carries the road around its anchor: a path through the anchor (at its share `at`)
+    for item in roads["labels"]:
+        path, at = item["path"], item["at"]
+        assert len(path) >= 2 and 0 <= at <= 1, item
+        lengths = [math.dist(a, b) for a, b in zip(path, path[1:], strict=False)]
+        total, goal = sum(lengths), at * sum(lengths)
+        for (a, b), length in zip(zip(path, path[1:], strict=False), lengths, strict=True):
+            if goal <= length:
+                t = goal / length if length else 0
+                on = (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1]))
+                break
+            goal -= length
+        assert math.dist(on, item["position"]) < 2e-4 + 0.01 * total, (item["zh"], on, item["position"])
+    assert all("path" not in item for item in layers["metro_stations"]["labels"])
     font = api.get(doc["font"]["url"].removeprefix("http://testserver"))
     assert font.status_code == 200 and font.headers["content-type"] == "font/woff2"
     assert "immutable" in font.headers["cache-control"]

@@ -1,6 +1,7 @@
 /* Hover tooltips and the click panel: a feature's title and attributes, completed from the features API. */
 import { ROLE, roleLayer } from '#cim/config.js';
 import { featureUrl, getJSON } from '#cim/data.js';
+import { refreshTooltip } from '#cim/deck.js';
 import { $ } from '#cim/dom.js';
 import { cellText, featureTitle, fieldRows, formatValue } from '#cim/format.js';
 import { localTitle } from '#cim/i18n.js';
@@ -18,7 +19,8 @@ export function rootId(info) {
 
 /** Return the tooltip of a hovered feature (a town adds its value of the selected indicator), or null. */
 export function tooltip(app, info) {
-  if (!info || !info.object || !info.layer) return null;
+  app.hover = info && info.object && info.layer ? info : null; // the language switch writes it again
+  if (!app.hover) return null;
   const { state } = app;
   const layerId = rootId(info);
   const props = info.object.properties || {};
@@ -34,7 +36,24 @@ export function tooltip(app, info) {
   return { text, style: { fontSize: '12px' } };
 }
 
+/** Write the tooltip shown now (if any) in the page's language. */
+export function renderTooltip(app) {
+  if (app.hover) refreshTooltip(app.deck, tooltip(app, app.hover), app.hover);
+}
+
 function showClickPanel(app, layerId, props) {
+  app.clickPanel = { layerId, props };
+  renderClickPanel(app);
+  $('town-panel').hidden = true; // one panel at a time, in the same place
+  app.townPanel = null;
+  $('click-panel').hidden = false;
+}
+
+/** Draw the open click panel (the feature last shown) in the page's language: on the language switch too. */
+export function renderClickPanel(app) {
+  const open = app.clickPanel;
+  if (!open) return;
+  const { layerId, props } = open;
   const meta = app.state.layers[layerId];
   $('click-title').textContent = featureTitle(meta, props, app.state.lang);
   const table = $('click-table');
@@ -44,7 +63,6 @@ function showClickPanel(app, layerId, props) {
     tr.insertCell().textContent = k;
     tr.insertCell().textContent = cellText(v);
   }
-  $('click-panel').hidden = false;
 }
 
 /**
@@ -84,5 +102,5 @@ export async function onClick(app, picked) {
 
 /** Close the click panel with its button. */
 export function wireClickPanel(app) {
-  $('click-close').addEventListener('click', () => { $('click-panel').hidden = true; });
+  $('click-close').addEventListener('click', () => { $('click-panel').hidden = true; app.clickPanel = null; });
 }

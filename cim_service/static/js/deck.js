@@ -53,3 +53,13 @@ export function currentView(deck) {
   return vp ? { longitude: vp.longitude, latitude: vp.latitude, zoom: vp.zoom, pitch: vp.pitch, bearing: vp.bearing }
     : null;
 }
+
+/** Show `content` (getTooltip's result for `info`) in the deck's tooltip if one is shown now: the language switch
+ * rewrites the tooltip under a pointer that has not moved (deck.gl asks getTooltip again only on a move). */
+export function refreshTooltip(deck, content, info) {
+  const widgets = deck.widgetManager && deck.widgetManager.getWidgets ? deck.widgetManager.getWidgets() : [];
+  const widget = widgets.find((w) => w && w.id === 'default-tooltip');
+  if (!widget || !widget.isVisible || !info || typeof widget.setTooltip !== 'function') return false;
+  widget.setTooltip(content, info.x, info.y);
+  return true;
+}

@@ -53,3 +53,13 @@ export function groupTitle(groups, group, lang) {
 export function localText(zh, en, lang) {
   return (lang !== 'en' && zh) || en || '';
 }
+
+/** English for the indicator catalog's units (Chinese measure words; a count needs none in English). */
+export const UNITS_EN = { '个': '', '座': '', '台': '', '处': 'sites', '起': 'events', '个/平方公里': 'per km²',
+  '平方公里': 'km²', '公里': 'km', '米': 'm' };
+
+/** Return an indicator's unit in `lang` (the catalog's unit in Chinese; in English its translation if known). */
+export function localUnit(unit, lang) {
+  if (!unit) return '';
+  return lang === 'en' && Object.prototype.hasOwnProperty.call(UNITS_EN, unit) ? UNITS_EN[unit] : unit;
+}

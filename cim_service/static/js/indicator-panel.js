@@ -3,8 +3,8 @@
 import { ROLE, roleLayer } from '#cim/config.js';
 import { $, element } from '#cim/dom.js';
 import { formatValue, statusKey } from '#cim/format.js';
-import { geometryView } from '#cim/geometry.js';
-import { localText } from '#cim/i18n.js';
+import { flyToGeometry } from '#cim/fly.js';
+import { localText, localUnit } from '#cim/i18n.js';
 import { townFeature } from '#cim/indicators.js';
 import { currentIndicator } from '#cim/state.js';
 
@@ -30,7 +30,7 @@ export function renderIndicators(app) {
   const st = element('span');
   statusCell(app, st, ind.status);
   line.append(st);
-  summary.append(element('div', 'big', `${formatValue(ind.value)} ${ind.unit || ''}`), line);
+  summary.append(element('div', 'big', `${formatValue(ind.value)} ${localUnit(ind.unit, state.lang)}`.trim()), line);
   if (ind.gap) summary.append(element('div', 'gap', localText(ind.gap_zh, ind.gap, state.lang)));
   const head = table.createTHead().insertRow();
   for (const key of ['town', 'value', 'target', 'status']) head.appendChild(element('th', '', app.t(key)));
@@ -48,14 +48,15 @@ export function renderIndicators(app) {
   }
 }
 
-/** Select the town `name`: highlight it in the table and on the map, and fly to it. */
+/** Select the town `name`: highlight it in the table and on the map, and fly to it, beside the panels open over
+ * the map (fly.js). */
 export function selectTown(app, name) {
   const { state } = app;
   state.selectedTown = name;
   renderIndicators(app);
   app.render();
   const feature = townFeature(state.base[roleLayer(state.config, ROLE.towns)], name);
-  if (feature) app.flyTo(geometryView(feature.geometry, $('deck-container').clientWidth), 800);
+  if (feature) flyToGeometry(app, feature.geometry, 800);
 }
 
 /** Show the indicator chosen in the select element. */

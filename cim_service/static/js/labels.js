@@ -1,4 +1,4 @@
-/* The map's labels: towns, roads (along the line, upright), metro stations, in Chinese or English (the EN
+/* The map's labels: towns, roads (set along the road glyph by glyph, upright), metro stations, in Chinese or English (the EN
  * switch), placed by priority without overlaps (label-place.js), drawn by one deck.gl TextLayer in the
  * service's own WOFF2 subset of Noto Sans CJK SC (/map/labels names it; the export inlines it as a data: URL).
  * The labels are placed again when the camera has moved (checked after each frame, at most every 150 ms).
@@ -82,12 +82,25 @@ export function labelsAfterFrame(app, view) {
   labels.timer = setTimeout(() => { labels.timer = null; placeNow(app); }, PLACE_EVERY_MS);
 }
 
+/** Return what the TextLayer draws of placed labels: a label at its position, or each glyph of a name set
+ * along its line at its own position and angle. */
+export function drawnGlyphs(placed) {
+  const out = [];
+  for (const p of placed) {
+    if (!p.glyphs) { out.push(p); continue; }
+    for (const g of p.glyphs) out.push({ text: g.text, position: g.position, angle: g.angle, size: p.size,
+      color: p.color, offset: p.offset });
+  }
+  return out;
+}
+
 /** Return the TextLayer props of the placed labels (none before they load). */
 export function labelLayerProps(state) {
   const labels = state.labels;
   if (!labels || !labels.placed.length) return [];
+  if (labels.drawnFrom !== labels.placed) { labels.drawn = drawnGlyphs(labels.placed); labels.drawnFrom = labels.placed; }
   return [{
-    '@@type': 'TextLayer', id: LABELS_ID, data: labels.placed, pickable: false,
+    '@@type': 'TextLayer', id: LABELS_ID, data: labels.drawn, pickable: false,
     fontFamily: labels.font ? `"${labels.font.family}", "Noto Sans CJK SC", sans-serif` : 'sans-serif',
     // a large, sharp SDF atlas with synthetic bold: the thin strokes of CJK stay legible at 12-15 px
     characterSet: 'auto', fontWeight: 'bold',
@@ -97,6 +110,6 @@ export function labelLayerProps(state) {
     getColor: (d) => d.color, getPixelOffset: (d) => d.offset, sizeUnits: 'pixels',
     getTextAnchor: 'middle', getAlignmentBaseline: 'center', billboard: true,
     parameters: { depthTest: false },
-    updateTriggers: { getText: [labels.placed.length, state.lang] },
+    updateTriggers: { getText: [labels.drawn.length, state.lang] },
   }];
 }

@@ -1,8 +1,10 @@
 /* The Chinese / English switch: page texts, panels and labels in the chosen language. */
+import { renderClickPanel, renderTooltip } from '#cim/click-panel.js';
 import { $ } from '#cim/dom.js';
 import { otherLanguage } from '#cim/i18n.js';
 import { renderIndicators } from '#cim/indicator-panel.js';
 import { renderLayerList } from '#cim/layer-panel.js';
+import { renderTownPanel } from '#cim/town-panel.js';
 
 /** Write every text of the page in the state's language and redraw. */
 export function applyLanguage(app) {
@@ -17,6 +19,9 @@ export function applyLanguage(app) {
   $('lang').textContent = app.t('lang');
   renderLayerList(app);
   renderIndicators(app);
+  renderTownPanel(app);
+  renderClickPanel(app);
+  renderTooltip(app);
   if (app.renderPanels) app.renderPanels();
   app.render();
 }

@@ -5,6 +5,7 @@ import { cssColor, legendClasses, swatchColor } from '#cim/colour.js';
 import { ROLE, roleLayer } from '#cim/config.js';
 import { $, element } from '#cim/dom.js';
 import { formatValue } from '#cim/format.js';
+import { localUnit } from '#cim/i18n.js';
 import { townScale } from '#cim/layers.js';
 import { allowed, available, currentIndicator } from '#cim/state.js';
 
@@ -19,7 +20,7 @@ function choropleth(app, ind) {
     span.title = `${app.t(c.side)} ${formatValue(c.range[0])} – ${formatValue(c.range[1])}`;
     bar.appendChild(span);
   }
-  const unit = scale.relative ? app.t('ofTownTarget') : ind.unit || '';
+  const unit = scale.relative ? app.t('ofTownTarget') : localUnit(ind.unit, app.state.lang);
   const ticks = element('div', 'ticks');
   const end = (v, sign) => (v === scale.target ? `${sign}${formatValue(v)}` : formatValue(v)); // a side no town is on
   const [lo, hi] = scale.lower ? ['>', '≤'] : ['<', '≥'];

@@ -2,6 +2,7 @@
  * target, large enough to read across a room; the cards shown are recorded in window.__cimMetrics.kpis. */
 import { $, element } from '#cim/dom.js';
 import { formatValue, statusKey } from '#cim/format.js';
+import { localUnit } from '#cim/i18n.js';
 import { kpiCards } from '#cim/indicators.js';
 
 /** Redraw the KPI cards (the operations screen only). */
@@ -16,7 +17,7 @@ export function renderKpis(app) {
     node.dataset.indicator = card.id;
     node.append(element('div', 'kpi-title', state.lang === 'en' ? card.name_en : card.name_zh));
     const value = element('div', 'kpi-value', formatValue(card.value));
-    value.append(element('span', 'kpi-unit', ` ${card.unit}`));
+    value.append(element('span', 'kpi-unit', ` ${localUnit(card.unit, state.lang)}`));
     const bar = element('div', 'kpi-bar');
     const fill = element('span');
     fill.style.width = `${Math.round(100 * (card.progress || 0))}%`;
