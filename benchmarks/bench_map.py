@@ -3,6 +3,7 @@
     python benchmarks/bench_map.py                       # small demo in `cim_bench_map` on the local cluster
     python benchmarks/bench_map.py --database-url postgresql://...  --runs 7 --json benchmarks/results/map.json
     python benchmarks/bench_map.py --query 'view=3d'         # the 3D view (or 'screen=ops')
+    python benchmarks/bench_map.py --baseline /tmp/main --runs 5 --sizes 1920x1080   # A/B against another checkout
 
 The service runs under uvicorn (one worker, 127.0.0.1) in its own process and is warmed by one unmeasured page
 load. Each measured run opens the map in a fresh browser context (empty HTTP cache: the 4.3 MB deck.gl bundle
@@ -20,7 +21,10 @@ frame times (requestAnimationFrame to requestAnimationFrame while deck.gl redraw
 
 Targets (issue 13; headless Chromium, software WebGL): first meaningful paint at 1920×1080 < 1.5 s in 2D and
 < 2.5 s in 3D, 3D pan frame time p95 < 100 ms, at most 54 tile requests per view. The machine's other load
-changes these figures: state it beside them.
+changes these figures: state it beside them. ``--baseline DIR`` also serves a checkout of another commit (e.g.
+``git archive main | tar -x -C DIR``; its ``.cim`` linked to this one's for the glyphs) from the same database and
+alternates the two services' page loads run by run, so both see the same load: the table then has a row per
+checkout and view, and the ratio of their FMP medians.
 """
 
 from __future__ import annotations
@@ -65,15 +69,16 @@ def prepare_database(url: str | None) -> str:
     return url
 
 
-def start_service(database_url: str) -> tuple[subprocess.Popen, str]:
-    """Run the service with uvicorn on a free loopback port; return the process and its base URL."""
+def start_service(database_url: str, project: Path = PROJECT) -> tuple[subprocess.Popen, str]:
+    """Run the service of the checkout ``project`` with uvicorn on a free loopback port; return the process and
+    its base URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "CIM_DATABASE_URL": database_url, "CIM_LOG_JSON": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "cim_service.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"], env=env, cwd=PROJECT)
+         "--port", str(port), "--log-level", "warning"], env=env, cwd=project)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -177,32 +182,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the raw runs and medians here")
     parser.add_argument("--query", default="", help="the map page's query string, e.g. view=3d or screen=ops")
     parser.add_argument("--sizes", default="1920x1080,1600x900,1366x768", help="viewports, comma-separated")
+    parser.add_argument("--baseline", type=Path, help="a checkout of another commit, measured alternately (A/B)")
     args = parser.parse_args(argv)
+    if args.baseline is not None and not (args.baseline / "cim_service" / "app.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not a checkout of this project")
     url = prepare_database(args.database_url)
-    proc, base = start_service(url)
+    checkouts = {"this": PROJECT} if args.baseline is None else {"baseline": args.baseline.resolve(), "this": PROJECT}
+    services = {name: start_service(url, path) for name, path in checkouts.items()}
     from playwright.sync_api import sync_playwright
 
     report: dict[str, object] = {"target_fmp_ms": 2500 if is_3d(args.query) else 1500, "target_pan_p95_ms": 100,
                                  "target_tile_requests": 54, "cpus": os.cpu_count(), "query": args.query,
+                                 "checkouts": {k: str(v) for k, v in checkouts.items()},
                                  "load_avg": os.getloadavg(), "views": {}}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            measure(browser, base, 1600, 900)  # warm the service (tile cache, pool, shader cache)
+            for _, base in services.values():
+                measure(browser, base, 1600, 900)  # warm the service (tile cache, pool, shader cache)
             for width, height in (tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")):
-                runs = [measure(browser, base, width, height, args.query) for _ in range(args.runs)]
-                report["views"][f"{width}x{height}"] = {"median": summarise(runs), "runs": runs}
+                runs: dict[str, list[dict]] = {name: [] for name in services}
+                for _ in range(args.runs):
+                    for name, (_, base) in services.items():  # alternated: both under the same load
+                        runs[name].append(measure(browser, base, width, height, args.query))
+                for name, measured in runs.items():
+                    key = f"{width}x{height}" if args.baseline is None else f"{name} {width}x{height}"
+                    report["views"][key] = {"median": summarise(measured), "runs": measured}
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    print(f"{'view':>10} {'FMP ms':>8} {'committed':>9} {'1st frame':>9} {'bundle':>7} {'tiles done':>10} {'tiles':>6} "
-          f"{'tile KB':>8} {'z14 tiles':>9} {'pan p95':>8}")
+        for proc, _ in services.values():
+            proc.terminate()
+            proc.wait(timeout=10)
+    print(f"{'view':>19} {'FMP ms':>8} {'committed':>9} {'1st frame':>9} {'bundle':>7} {'tiles done':>10} "
+          f"{'tiles':>6} {'tile KB':>8} {'z14 tiles':>9} {'pan p95':>8}")
     for view, data in report["views"].items():
         m = data["median"]
-        print(f"{view:>10} {m['fmp_ms']:8.0f} {m['fmp_committed_ms']:9.0f} {m['first_render_ms']:9.0f} "
+        print(f"{view:>19} {m['fmp_ms']:8.0f} {m['fmp_committed_ms']:9.0f} {m['first_render_ms']:9.0f} "
               f"{m['bundle_done_ms']:7.0f} {m['tiles_done_ms']:10.0f} {m['tile_requests']:6.0f} {m['tile_kb']:8.1f} "
               f"{m['zoom14_tile_requests']:9.0f} {m['pan_p95_ms']:8.0f}")
+    if args.baseline is not None:
+        for size in args.sizes.split(","):
+            this, base = (report["views"][f"{n} {size}"]["median"] for n in ("this", "baseline"))
+            print(f"{size}: FMP this/baseline {this['fmp_ms'] / base['fmp_ms']:.2f}, "
+                  f"committed this/baseline {this['fmp_committed_ms'] / base['fmp_committed_ms']:.2f}")
     print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

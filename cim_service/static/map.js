@@ -82,6 +82,21 @@ const tileRequestsSent = new Promise((resolve) => { firstFrameDrawn = resolve; }
   .then(() => new Promise((resolve) => setTimeout(resolve, 0))); // deck.gl issues tile requests in a task
 const meaningful = () => baseLoaded(state) && state.indicatorsLoaded && pendingTileLayers(state, metrics).length === 0;
 
+/* The labels are drawn after the first meaningful paint (the district, the towns' choropleth, the visible layers):
+ * their first draw builds the glyph atlas of the CJK characters (an SDF per glyph, on the main thread) and compiles
+ * the text pipeline, work that would otherwise delay that paint. Their data is requested early (the page's early
+ * requests); they are started at the frame after that paint, or when the base layers failed (no such paint comes),
+ * or at the latest LABELS_LATEST_MS after the page's start (a tile request that never ends must not keep the names
+ * off the map). */
+const LABELS_LATEST_MS = 15000;
+let labelsStarted = false;
+function startLabels() {
+  if (labelsStarted) return;
+  labelsStarted = true;
+  loadLabels(app);
+}
+setTimeout(startLabels, Math.max(0, LABELS_LATEST_MS - performance.now()));
+
 deck.setProps({
   pickingRadius: 5,
   getTooltip: (info) => tooltip(app, info),
@@ -92,6 +107,7 @@ deck.setProps({
     updateControls(app, currentView(deck));
     labelsAfterFrame(app, currentView(deck));
     recordFrame(metrics, now, meaningful, (callback) => requestAnimationFrame(callback), () => performance.now());
+    if (metrics.firstMeaningfulPaintMs !== null && !labelsStarted) requestAnimationFrame(startLabels);
   },
   onError: (error) => console.error('deck.gl', error),
 });
@@ -107,7 +123,9 @@ wireControls(app);
 wireTime(app);
 wireLive(app);
 applyLanguage(app);
-loadBase(app, tileRequestsSent).catch((error) => console.error('base layers failed', error.message));
+loadBase(app, tileRequestsSent).catch((error) => {
+  console.error('base layers failed', error.message);
+  startLabels();
+});
 loadIndicators(app);
 loadRasters(app);
-loadLabels(app);

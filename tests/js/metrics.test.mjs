@@ -12,7 +12,7 @@ test('createMetrics publishes every metric the tests and bench_map.py read', () 
   assert.deepEqual(metrics, {
     firstRenderMs: null, firstMeaningfulPaintMs: null, fmpFrameCommittedMs: null,
     tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
-    view: null, drawnLayers: [], extrudedLayers: [], scaleBar: null, at: null, atTileRequests: 0,
+    view: null, drawnLayers: [], extrudedLayers: [], fmpLayers: null, scaleBar: null, at: null, atTileRequests: 0,
     indicatorAtRequests: 0, kpis: [], legend: null, townPanel: null,
   });
 });
@@ -27,8 +27,11 @@ test('the first meaningful paint is the first frame once everything is loaded, c
   assert.equal(metrics.firstMeaningfulPaintMs, null);
   assert.equal(scheduled.length, 0);
   ready = true;
+  metrics.drawnLayers = ['towns', 'roads'];
   recordFrame(metrics, 250, () => ready, nextFrame, () => 400);
   assert.equal(metrics.firstMeaningfulPaintMs, 250);
+  metrics.drawnLayers.push('labels');
+  assert.deepEqual(metrics.fmpLayers, ['towns', 'roads'], 'the layers that paint drew, kept as they were then');
   assert.equal(metrics.fmpFrameCommittedMs, null, 'committed only when the next frame starts');
   scheduled[0]();
   assert.equal(metrics.fmpFrameCommittedMs, 400);

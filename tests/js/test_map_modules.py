@@ -123,7 +123,7 @@ globalThis.window = { CIM_CONFIG: config };
 globalThis.fetch = (url) => { requested.push(url); return new Promise(() => {}); };
 new Function(script)();
 const made = [...baseLayerIds(config).map((id) => itemsUrl(config, id)), config.endpoints.indicators,
-  config.endpoints.rasters];
+  config.endpoints.rasters, config.endpoints.labels];
 console.log(JSON.stringify({ requested, prefetched: Object.keys(window.__cimPrefetch), made }));
 """
 

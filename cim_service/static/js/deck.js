@@ -5,12 +5,41 @@
 export const LAYER_TYPES = ['GeoJsonLayer', 'MVTLayer', 'TileLayer', 'BitmapLayer', 'LineLayer', 'TextLayer'];
 const PROBE = '__probe_';
 
+/**
+ * Return the WebGL context attributes of the map's canvas; `software`: the browser's WebGL is a software renderer.
+ *
+ * The drawing buffer is never preserved (luma.gl's default preserves it, a copy of the whole canvas per frame;
+ * the map is never read back from the canvas). A software renderer (SwiftShader: a machine without a usable
+ * GPU, e.g. a virtual desktop) gets no multisampling: 4x MSAA shades four samples per pixel on the CPU and
+ * resolves them every frame, several times the cost of a frame without it.
+ */
+export function contextAttributes(software) {
+  return software ? { preserveDrawingBuffer: false, antialias: false }
+    : { preserveDrawingBuffer: false };
+}
+
+/** Renderer names of software WebGL (Chromium's SwiftShader, Mesa's llvmpipe and softpipe). */
+const SOFTWARE_RENDERERS = /swiftshader|llvmpipe|softpipe|software/i;
+
+/** Return whether the browser's WebGL 2 renders in software, by the renderer name of a probe context (false when
+ * the browser does not tell it). */
+export function softwareWebGL(doc = document) {
+  const gl = doc.createElement('canvas').getContext('webgl2');
+  if (!gl) return false;
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer = info ? String(gl.getParameter(info.UNMASKED_RENDERER_WEBGL)) : '';
+  const lose = gl.getExtension('WEBGL_lose_context');
+  if (lose) lose.loseContext(); // the probe's context is not kept
+  return SOFTWARE_RENDERERS.test(renderer);
+}
+
 /** Create the deck in `container` with the views of the deck spec; return it and its layer classes. */
 export function createMap(container, deckSpec, initialViewState) {
   const probes = LAYER_TYPES.map((type) => ({ '@@type': type, id: `${PROBE}${type}`, visible: false }));
+  const webgl = contextAttributes(softwareWebGL());
   const deck = window.createDeck({
     container,
-    jsonInput: { initialViewState, views: deckSpec.views, layers: probes },
+    jsonInput: { initialViewState, views: deckSpec.views, layers: probes, deviceProps: { webgl } },
     tooltip: false,
   });
   const classes = {};

@@ -11,6 +11,7 @@
  *   frames                  times of the first 200 frames; renders: frames drawn
  *   view                    the camera of the last frame (longitude, latitude, zoom, pitch, bearing)
  *   drawnLayers             ids of the deck layers of the last render; extrudedLayers: those drawn extruded
+ *   fmpLayers               ids of the deck layers the first meaningful paint drew
  *   scaleBar                the scale bar shown ({metres, px, label}); at: the time slider's day (null: now)
  *   atTileRequests          tile requests carrying at=; indicatorAtRequests: indicators loaded as of a day
  *   kpis                    the operations screen's KPI cards ({id, value, target, status})
@@ -24,7 +25,7 @@ export function createMetrics(target = globalThis) {
   const metrics = {
     firstRenderMs: null, firstMeaningfulPaintMs: null, fmpFrameCommittedMs: null,
     tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
-    view: null, drawnLayers: [], extrudedLayers: [], scaleBar: null, at: null, atTileRequests: 0,
+    view: null, drawnLayers: [], extrudedLayers: [], fmpLayers: null, scaleBar: null, at: null, atTileRequests: 0,
     indicatorAtRequests: 0, kpis: [], legend: null, townPanel: null,
   };
   target.__cimMetrics = metrics;
@@ -42,6 +43,7 @@ export function recordFrame(metrics, now, meaningful, nextFrame, clock) {
   if (metrics.firstRenderMs === null) metrics.firstRenderMs = now;
   if (metrics.firstMeaningfulPaintMs === null && meaningful()) {
     metrics.firstMeaningfulPaintMs = now;
+    metrics.fmpLayers = metrics.drawnLayers.slice();
     nextFrame(() => { metrics.fmpFrameCommittedMs = clock(); });
   }
 }
