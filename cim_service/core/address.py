@@ -139,6 +139,12 @@ _CN_NUMBER = re.compile(
 )
 _BUILDING_WORDS = re.compile(r"(?<=[0-9A-Za-z])(?:号楼|栋|座|#楼|#)")
 _REMARKS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】")
+_WHITESPACE = re.compile(r"\s+")
+_PIPE_NUMBER = re.compile(r"\|(\d+)$")
+#: characters whose absence lets :func:`normalize_text` skip a substitution (the result is the same)
+_REMARK_OPENERS = frozenset("([【")
+_DASHES = frozenset("—－~")
+_CN_NUMERALS = frozenset("零〇一二两三四五六七八九十百千")
 
 
 def _cn_to_arabic(text: str) -> str:
@@ -163,13 +169,19 @@ def normalize_text(s: str) -> str:
     word converted (``八十八弄`` -> ``88弄``, ``三号楼`` -> ``3号楼``) and building words unified
     (``3号楼``/``3栋``/``A座``/``3#`` -> ``3幢``).
     """
-    text = unicodedata.normalize("NFKC", s or "").translate(_TRAD)
-    text = re.sub(r"\s+", "", text)
-    text = re.sub(r"\|(\d+)$", r"\1号", text)  # geocoder style 'road|number'
-    text = text.replace("|", "")
-    text = _REMARKS.sub("", text)
-    text = text.replace("—", "-").replace("－", "-").replace("~", "-")
-    text = _CN_NUMBER.sub(lambda m: _cn_to_arabic(m.group(1)), text)
+    text = s or ""
+    if not unicodedata.is_normalized("NFKC", text):  # most texts are (and the quick check is cheaper)
+        text = unicodedata.normalize("NFKC", text)
+    text = _WHITESPACE.sub("", text.translate(_TRAD))
+    if "|" in text:
+        text = _PIPE_NUMBER.sub(r"\1号", text)  # geocoder style 'road|number'
+        text = text.replace("|", "")
+    if not _REMARK_OPENERS.isdisjoint(text):
+        text = _REMARKS.sub("", text)
+    if not _DASHES.isdisjoint(text):
+        text = text.replace("—", "-").replace("－", "-").replace("~", "-")
+    if not _CN_NUMERALS.isdisjoint(text):
+        text = _CN_NUMBER.sub(lambda m: _cn_to_arabic(m.group(1)), text)
     text = _BUILDING_WORDS.sub("幢", text)
     return text.strip(",，。;；:：、-")
 

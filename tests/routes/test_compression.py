@@ -188,3 +188,24 @@ def test_cors_origins_setting():
         "https://a.example", "http://b.example:8080"]
     with pytest.raises(ValueError, match="CIM_CORS_ORIGINS"):
         Settings(cors_origins="https://a.example/path")
+
+
+@pytest.mark.parametrize("coding", ["br", "gzip"])
+def test_uncached_tiles_are_compressed_at_the_fast_level(settings, features_data, coding):
+    """With the cache off a tile is compressed for one response at the fast level (decoding to the same MVT),
+    while a cached tile keeps the stored level's bytes."""
+    off = settings.model_copy(update={"tile_cache": False})
+    with TestClient(create_app(off)) as client:
+        assert client.app.state.tiles.cache is None
+        status, plain_headers, plain = raw(client, TILE, None)
+        assert status == 200 and len(plain) >= encoding.MIN_BYTES
+        for path in (TILE, TILE + "?f=mvt"):  # the fast path before routing, and the route
+            status, headers, wire = raw(client, path, coding)
+            assert status == 200 and headers["content-encoding"] == coding
+            assert DECODE[coding](wire) == plain
+            assert wire == encoding.compress_fast(plain, coding)
+            assert headers["etag"] == encoding.coded_etag(plain_headers["etag"], coding)
+    with TestClient(create_app(settings)) as client:
+        raw(client, TILE, None)
+        status, headers, wire = raw(client, TILE, coding)
+        assert status == 200 and wire == encoding.compress(plain, coding)
