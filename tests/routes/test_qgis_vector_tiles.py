@@ -107,7 +107,6 @@ def test_qgis_opens_the_tiles_and_converts_the_style(qgis, catalog):
 
 
 def test_qgis_render_shows_the_catalog_colours_in_place(qgis, catalog, engine):
-    out = qgis["out"]
     img = Image.open(qgis["request"]["out_png"]).convert("RGB")
     assert img.size == (SIZE, SIZE)
     # cameras: the catalog's red at the cameras' own pixels (radius 2 px: look in a 3 px box)
