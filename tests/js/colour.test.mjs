@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  choroplethScale, cssColor, DEFAULT_RAMP, FILL_ALPHA, legendClasses, NODATA, scaleColor, SELECTED_ALPHA, sideEnds, sideStep,
+  choroplethScale, cssColor, DEFAULT_RAMP, rampGradient, FILL_ALPHA, legendClasses, NODATA, scaleColor, SELECTED_ALPHA, sideEnds, sideStep,
   swatchColor, townFill, valueRange,
 } from '../../cim_service/static/js/colour.js';
 
@@ -100,4 +100,12 @@ test('swatchColor shows lines and unfilled areas by their line colour, the rest 
   assert.equal(swatchColor({ geometry: 'Point', is_point: true, style: { ...style, fill: [1, 2, 3, 0] } }), 'rgb(1,2,3)');
   assert.equal(swatchColor({}), 'rgb(128,128,128)');
   assert.equal(cssColor([10, 20, 30, 40]), 'rgb(10,20,30)');
+});
+
+test('a raster legend\'s stops make the gradient its tiles are drawn with, lowest value at the left', () => {
+  const legend = { min: 0, max: 200, stops: [{ value: 0, color: '#440154' }, { value: 50, color: '#3b528b' },
+    { value: 200, color: '#fde725' }] };
+  assert.equal(rampGradient(legend), 'linear-gradient(to right, #440154 0%, #3b528b 25%, #fde725 100%)');
+  assert.equal(rampGradient({ stops: [{ value: 1, color: '#000000' }] }), null);
+  assert.equal(rampGradient(null), null);
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  authHeaders, featureUrl, getJSON, itemsUrl, rasterTemplate, searchUrl,
+  authHeaders, featureUrl, getJSON, itemsUrl, rasterLegendUrl, rasterTemplate, searchUrl,
 } from '../../cim_service/static/js/data.js';
 import {
   EMPTY_COLLECTION, inlineBase, inlineLayer, inlineLayerProps, searchInline,
@@ -81,4 +81,10 @@ test('searchInline finds exported points by their attribute text', () => {
   assert.equal(searchInline(inline, '莲花', 1).length, 1);
   assert.deepEqual(searchInline(inline, '七宝'), []);
   assert.deepEqual(searchInline({}, 'x'), []);
+});
+
+test('a raster\'s value legend is found beside its PNG tiles', () => {
+  assert.equal(rasterLegendUrl('/rasters/camera_density/tiles/WebMercatorQuad/{z}/{x}/{y}.png'),
+    '/rasters/camera_density/legend');
+  assert.equal(rasterLegendUrl(null), null);
 });

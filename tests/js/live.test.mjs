@@ -71,6 +71,9 @@ test('live layers are coloured by status with their tiles at the epoch; other la
   assert.deepEqual(dots.getFillColor({ properties: { status: 'alarm' } }), STATUS_COLOURS.alarm);
   assert.deepEqual(dots.getFillColor({ properties: {} }), STATUS_COLOURS.offline);
   assert.equal(dots.updateTriggers.getFillColor, 4);
+  assert.equal(dots.stroked, true, 'a ring round each sensor: its status colour stands out on any town colour');
+  assert.deepEqual(dots.getLineColor, [255, 255, 255, 255]);
+  assert.ok(dots.pointRadiusMinPixels >= 4 && dots.lineWidthMinPixels >= 1);
   assert.equal(secret, props[1]);
   assert.equal(none, null);
   assert.equal(epochUrl('/t?at=2024-12-31', 2), '/t?at=2024-12-31&live=2');

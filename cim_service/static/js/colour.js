@@ -123,3 +123,13 @@ export function swatchColor(meta) {
   const c = lines || (!meta.is_point && !style.fill[3]) ? style.line : style.fill;
   return cssColor(c);
 }
+
+/** Return the CSS gradient of a raster's value legend (/rasters/{name}/legend: stops of value and colour), or
+ * null without stops. */
+export function rampGradient(legend) {
+  const stops = (legend && legend.stops) || [];
+  if (stops.length < 2) return null;
+  const span = stops[stops.length - 1].value - stops[0].value || 1;
+  const parts = stops.map((s) => `${s.color} ${Math.round(((s.value - stops[0].value) / span) * 1000) / 10}%`);
+  return `linear-gradient(to right, ${parts.join(', ')})`;
+}

@@ -32,6 +32,11 @@ export function rasterTemplate(listing, raster) {
   return link ? link.href.replace(/^https?:\/\/[^/]+/, '') : null;
 }
 
+/** Return the value legend URL of a raster's PNG tile template (/rasters/{name}/legend beside its tiles). */
+export function rasterLegendUrl(tiles) {
+  return tiles ? tiles.replace(/\/tiles\/[^/]+\/\{z\}\/\{x\}\/\{y\}\.png$/, '/legend') : null;
+}
+
 /**
  * Return the JSON at `url`, sent with `apiKey`.
  *

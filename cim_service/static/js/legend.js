@@ -1,7 +1,7 @@
 /* The legend: the choropleth's classes broken at the indicator's target (reds short of it, greens at or beyond
  * it, each with the range of values it stands for), and a chip per visible layer. What it shows is recorded in
  * window.__cimMetrics.legend. */
-import { cssColor, legendClasses, swatchColor } from '#cim/colour.js';
+import { cssColor, legendClasses, rampGradient, swatchColor } from '#cim/colour.js';
 import { ROLE, roleLayer } from '#cim/config.js';
 import { $, element } from '#cim/dom.js';
 import { formatValue } from '#cim/format.js';
@@ -58,5 +58,15 @@ export function renderLegend(app) {
     chip.style.background = swatchColor(meta);
     row.append(chip, app.title(meta));
     legend.appendChild(row);
+    const raster = state.config.raster && spec.id === state.config.raster.id ? state.rasterLegend : null;
+    const gradient = rampGradient(raster);
+    if (gradient) { // what the raster's colours stand for: its ramp from the lowest to the highest value
+      chip.style.background = gradient;
+      const ramp = element('div', 'raster-ramp');
+      ramp.style.background = gradient;
+      const ticks = element('div', 'ticks');
+      ticks.append(element('span', '', formatValue(raster.min)), element('span', '', formatValue(raster.max)));
+      legend.append(ramp, ticks);
+    }
   }
 }

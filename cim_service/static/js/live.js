@@ -150,6 +150,9 @@ export function epochUrl(url, epoch) {
   return `${url}${url.includes('?') ? '&' : '?'}live=${epoch}`;
 }
 
+/** The ring drawn round every sensor coloured by its status. */
+export const SENSOR_RING = [255, 255, 255, 255];
+
 /**
  * Return the layer props with the live layers coloured by status and their tiles at their epoch; other props
  * pass unchanged.
@@ -161,6 +164,9 @@ export function liveLayerProps(props, liveIds, epochs) {
     return Object.assign({}, p, {
       data: epochUrl(p.data, epoch),
       getFillColor: (f) => statusColour(f.properties && f.properties.status),
+      // a white ring and a few pixels at least: a red alarm stays visible on a red (short of target) town
+      stroked: true, getLineColor: SENSOR_RING, lineWidthUnits: 'pixels', getLineWidth: 1.5,
+      lineWidthMinPixels: 1.5, pointRadiusMinPixels: Math.max(p.pointRadiusMinPixels || 0, 4),
       updateTriggers: Object.assign({}, p.updateTriggers, { getFillColor: epoch }),
     });
   });

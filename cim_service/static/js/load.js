@@ -1,7 +1,7 @@
 /* What the page loads after start: the base layers' features, the indicators, the raster listing, and the
  * configuration of an API key (the page itself describes the public layers only). */
 import { baseLayerIds } from '#cim/config.js';
-import { getJSON, itemsUrl, rasterTemplate } from '#cim/data.js';
+import { getJSON, itemsUrl, rasterLegendUrl, rasterTemplate } from '#cim/data.js';
 import { $, showStatus } from '#cim/dom.js';
 import { renderIndicators } from '#cim/indicator-panel.js';
 import { defaultIndicatorId, indicatorList } from '#cim/indicators.js';
@@ -45,12 +45,14 @@ export async function loadIndicators(app) {
   app.render();
 }
 
-/** Find the raster layer's PNG tiles in the raster listing (the export has no raster). */
+/** Find the raster layer's PNG tiles in the raster listing, and its value legend (the export has no raster). */
 export async function loadRasters(app) {
   const { state } = app;
   if (state.config.inline) return;
   try {
     state.rasterUrl = rasterTemplate(await getJSON(state.config.endpoints.rasters, state.apiKey), state.config.raster);
+    const legend = rasterLegendUrl(state.rasterUrl);
+    if (legend && legend !== state.rasterUrl) state.rasterLegend = await getJSON(legend, state.apiKey, null);
   } catch (error) {
     console.warn('rasters unavailable', error.message);
   }
