@@ -3,7 +3,7 @@
 The paint's definition (js/metrics.js, benchmarks/bench_map.py) is the first frame after the district, the towns'
 choropleth and every visible tile layer have loaded; these tests check that this frame really drew them, that the
 labels come in the frames after it (their glyph atlas is not on that paint's path), and that the canvas of a
-software renderer is made without multisampling and without a preserved drawing buffer.
+software renderer is made without multisampling.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_first_meaningful_paint_draws_the_view_and_the_labels_follow(big_page, s
     page.screenshot(path=str(artifacts / "map-paint-labels-1920x1080.png"))
 
 
-def test_software_webgl_canvas_has_no_multisampling_nor_preserved_buffer(big_page, service_url):
+def test_software_webgl_canvas_has_no_multisampling(big_page, service_url):
     page = big_page
     open_map(page, f"{service_url}/map")
     renderer = page.evaluate("""() => { const gl = document.createElement('canvas').getContext('webgl2');
@@ -61,4 +61,3 @@ def test_software_webgl_canvas_has_no_multisampling_nor_preserved_buffer(big_pag
     assert "SwiftShader" in renderer, f"the tests' Chromium should render WebGL in software, not with {renderer}"
     attributes = page.evaluate("window.__cimMap.deck.device.gl.getContextAttributes()")
     assert attributes["antialias"] is False, attributes
-    assert attributes["preserveDrawingBuffer"] is False, attributes
