@@ -9,11 +9,12 @@ The service runs under uvicorn (one worker, 127.0.0.1) in its own process and is
 load. Each measured run opens the map in a fresh browser context (empty HTTP cache: the 4.3 MB deck.gl bundle
 is fetched again) and reads ``window.__cimMetrics``: ``firstMeaningfulPaintMs`` is the first deck.gl
 ``onAfterRender`` after the district, the towns, the indicators (choropleth) and every visible tile layer's
-viewport have loaded, on the page's Performance clock (0 = navigation start). ``committed`` is the start of the
-next frame, i.e. when that frame's work was committed: in headless Chromium the WebGL canvas is read back for the
-software compositor, so this includes SwiftShader executing the FMP frame's draws (first draws of a layer type
-compile its pipeline: ~0.3-0.7 s). From the Resource Timing entries
-it also reports when the last tile response ended (what the service and network contribute) and how many tiles
+viewport have loaded, on the page's Performance clock (0 = navigation start); the map's labels are not part
+of it (they are drawn from the frame after it; ``__cimMetrics.fmpLayers`` lists what it drew). ``committed`` is
+the start of the next frame, i.e. when that frame's work was committed: in headless Chromium the WebGL canvas is
+read back for the software compositor, so this includes SwiftShader executing the FMP frame's draws (first draws
+of a layer type compile its pipeline: ~0.3-0.7 s). From the Resource Timing entries it also reports when the
+last tile response ended (what the service and network contribute) and how many tiles
 one view needs.
 A second scenario zooms into a town (zoom 14) and counts the extra tile requests of that view. In the 3D view
 (``--query view=3d`` or ``screen=ops``) a scripted pan then moves the camera east for 60 frames and reports the

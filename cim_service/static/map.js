@@ -88,7 +88,7 @@ const meaningful = () => baseLoaded(state) && state.indicatorsLoaded && pendingT
  * requests); they are started at the frame after that paint, or when the base layers failed (no such paint comes),
  * or at the latest LABELS_LATEST_MS after the page's start (a tile request that never ends must not keep the names
  * off the map). */
-const LABELS_LATEST_MS = 15000;
+const LABELS_LATEST_MS = 60000;
 let labelsStarted = false;
 function startLabels() {
   if (labelsStarted) return;

@@ -8,14 +8,14 @@ const PROBE = '__probe_';
 /**
  * Return the WebGL context attributes of the map's canvas; `software`: the browser's WebGL is a software renderer.
  *
- * The drawing buffer is never preserved (luma.gl's default preserves it, a copy of the whole canvas per frame;
- * the map is never read back from the canvas). A software renderer (SwiftShader: a machine without a usable
- * GPU, e.g. a virtual desktop) gets no multisampling: 4x MSAA shades four samples per pixel on the CPU and
- * resolves them every frame, several times the cost of a frame without it.
+ * A software renderer (SwiftShader: a machine without a usable GPU, e.g. a virtual desktop) gets no
+ * multisampling: 4x MSAA shades four samples per pixel on the CPU and resolves them every frame, several times
+ * the cost of a frame without it (points and labels draw their own smooth edges; polygon and line edges are
+ * stepped). The drawing buffer stays preserved (luma.gl's default): without it a click picks nothing in
+ * headless Chromium.
  */
 export function contextAttributes(software) {
-  return software ? { preserveDrawingBuffer: false, antialias: false }
-    : { preserveDrawingBuffer: false };
+  return software ? { antialias: false } : {};
 }
 
 /** Renderer names of software WebGL (Chromium's SwiftShader, Mesa's llvmpipe and softpipe). */
