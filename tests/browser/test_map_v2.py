@@ -84,10 +84,12 @@ def test_3d_view_extrudes_buildings_over_the_basemap(map_page, service_url, arti
 
     # the buildings are what stands out: hiding them changes a good part of the picture
     before = metrics(page)["renders"]
-    # (the layers over the choropleth come in one bundle: without the buildings it is asked anew)
+    # (the areas and lines over the choropleth come in one bundle: without the buildings it is asked anew; the
+    # points have a bundle of their own)
     others = page.evaluate("""([hidden, basemap]) => window.CIM_CONFIG.deck.layers.filter((l) =>
         l['@@type'] === 'MVTLayer' && window.__cimMap.state.visible[l.id] && !hidden.includes(l.id)
-        && !basemap.includes(l.id)).map((l) => l.id)""", [extruded, basemap])
+        && !basemap.includes(l.id) && !window.__cimMap.state.layers[l.id].is_point).map((l) => l.id)""",
+                           [extruded, basemap])
     page.evaluate("([ids, others]) => { ids.forEach((id) => { window.__cimMap.state.visible[id] = false; });"
                   " others.forEach((id) => { delete window.__cimMetrics.tilesLoaded[id]; });"
                   " window.__cimMap.render(); }", [extruded, others])

@@ -3,8 +3,9 @@ import { test } from 'node:test';
 
 import { DEFAULT_RAMP, NODATA } from '../../cim_service/static/js/colour.js';
 import {
-  BUNDLE_PREFIX, bundled, bundleProps, choroplethAccessor, deckLayerProps, drawnLayerIds, extrudedLayerIds,
-  extrusionProps, layerProps, MARKER_ID, pendingTileLayers, pickedLayerId,
+  BUNDLE_MAX_REQUESTS, BUNDLE_PREFIX, bundled, bundleProps, choroplethAccessor, deckLayerProps, drawnLayerIds,
+  extrudedLayerIds, extrusionProps, layerProps, MARKER_ID, pendingTileLayers, pickedLayerId, SHAPES_ZOOM_OFFSET,
+  visibleOutline,
 } from '../../cim_service/static/js/layers.js';
 import { createState } from '../../cim_service/static/js/state.js';
 import { indicator, pageConfig, townCollection } from './fixtures.mjs';
@@ -180,12 +181,17 @@ test('in the 3D view the visible vector layers come bundled from the multi-layer
   hooks.length = 0;
   const props = deckLayerProps(state, env);
   const ids = props.map((p) => p.id);
-  assert.deepEqual(ids, [`${BUNDLE_PREFIX}under`, 'jiezhen', 'jiezhen__outline', `${BUNDLE_PREFIX}over`, 'qu']);
+  assert.deepEqual(ids, [`${BUNDLE_PREFIX}under`, 'jiezhen', 'jiezhen__outline', `${BUNDLE_PREFIX}points`, 'qu']);
   const [under, , , over] = props;
   assert.deepEqual(under.members, ['water'], 'under the choropleth: the basemap');
   assert.deepEqual(over.members, ['dots'], 'over it: the data (hidden and locked layers left out)');
   assert.equal(over.data, '/tiles/WebMercatorQuad/{z}/{x}/{y}?collections=dots');
   assert.equal(over.binary, false);
+  // every tile of a pitched view is asked at once; areas come one zoom coarser, points at the view's zoom
+  assert.ok(BUNDLE_MAX_REQUESTS >= 24 && under.maxRequests === BUNDLE_MAX_REQUESTS && over.maxRequests === BUNDLE_MAX_REQUESTS);
+  assert.equal(under.zoomOffset, SHAPES_ZOOM_OFFSET);
+  assert.ok(SHAPES_ZOOM_OFFSET < 0);
+  assert.equal(over.zoomOffset, 0, 'point tiles below z14 are thinned: the points keep the view zoom');
   assert.deepEqual(hooks, [['water'], ['dots']], 'the tile hooks record every member');
   assert.deepEqual(drawnLayerIds(props), ['water', 'jiezhen', 'jiezhen__outline', 'dots', 'qu']);
   const made = [];
@@ -196,9 +202,62 @@ test('in the 3D view the visible vector layers come bundled from the multi-layer
   assert.equal(made[0].id, 'b-dots');
   assert.equal(made[0].data.length, 1, 'a member draws the features of its own MVT layer only');
   assert.deepEqual(made[0].parameters, { depthTest: false }, 'points stand above the buildings in 3D');
+  assert.equal(made[0].stroked, false, 'a layer without outlines draws none');
   assert.equal(pickedLayerId(`${BUNDLE_PREFIX}over`, { properties: { layerName: 'dots' } }), 'dots');
   assert.equal(pickedLayerId('dots', { properties: { layerName: 'zz' } }), 'dots');
   assert.deepEqual(extrudedLayerIds([{ extrudedMembers: ['b'] }, { id: 'c', extruded: true }, { id: 'd' }]), ['b', 'c']);
   state.at = '2022-12-31';
   assert.equal(bundled(state), false, 'a day of the time slider asks each layer as of then');
+});
+
+test('in 3D the areas and lines over the choropleth and the points come in two bundles, in the deck order', () => {
+  const config = pageConfig();
+  config.endpoints.tiles = '/tiles/WebMercatorQuad/{z}/{x}/{y}';
+  // buildings (extruded areas) over the choropleth, before the points as in the deck spec
+  config.deck.layers.splice(2, 0, { '@@type': 'MVTLayer', id: 'blocks', visible: true, data: '/collections/blocks/tiles/x',
+    stroked: true, getLineWidth: 1, getLineColor: [150, 150, 150, 200] });
+  config.layers.push({ id: 'blocks', title_zh: '建筑', title_en: 'Blocks', group: '三维', access: 'public',
+    geometry: 'MultiPolygon', is_point: false, height_field: 'height_m', style: { fill: [215, 215, 210, 235] }, fields: [] });
+  const state = loadedState(config);
+  state.view3d = true;
+  const props = deckLayerProps(state, env);
+  assert.deepEqual(props.map((p) => p.id), ['jiezhen', 'jiezhen__outline', `${BUNDLE_PREFIX}over`, `${BUNDLE_PREFIX}points`, 'qu']);
+  const [, , shapes, points] = props;
+  assert.deepEqual(shapes.members, ['blocks']);
+  assert.deepEqual(points.members, ['dots']);
+  assert.deepEqual(shapes.extrudedMembers, ['blocks']);
+  assert.equal(shapes.zoomOffset, SHAPES_ZOOM_OFFSET, 'areas one zoom coarser: a quarter of the tiles');
+  assert.equal(points.zoomOffset, 0);
+  assert.deepEqual(drawnLayerIds(props), ['jiezhen', 'jiezhen__outline', 'blocks', 'dots', 'qu']);
+  const made = [];
+  const classes = { GeoJsonLayer: function GeoJsonLayer(...args) { made.push(Object.assign({}, ...args)); } };
+  bundleProps(state, Object.assign({}, env, { classes }), [spec(state, 'blocks')], 'x')
+    .renderSubLayers({ id: 'b', data: [{ properties: { layerName: 'blocks', height_m: 30 } }] });
+  assert.equal(made[0].extruded, true);
+  assert.equal(made[0].stroked, true, 'visible outlines are kept');
+});
+
+test('an outline is drawn only with a width and a colour that shows', () => {
+  assert.equal(visibleOutline({ stroked: true, getLineWidth: 1, getLineColor: [1, 2, 3, 200] }), true);
+  assert.equal(visibleOutline({ stroked: true, getLineWidth: 1 }), true);
+  assert.equal(visibleOutline({ stroked: true, getLineWidth: 0, getLineColor: [1, 2, 3, 200] }), false);
+  assert.equal(visibleOutline({ stroked: true, getLineWidth: 2, getLineColor: [0, 0, 0, 0] }), false);
+  assert.equal(visibleOutline({ stroked: false, getLineWidth: 2, getLineColor: [1, 2, 3, 255] }), false);
+});
+
+test('a bundle redrawn with nothing changed keeps its props (deck.gl then keeps every tile\'s sub-layers)', () => {
+  const config = pageConfig();
+  config.endpoints.tiles = '/tiles/WebMercatorQuad/{z}/{x}/{y}';
+  const state = loadedState(config);
+  state.view3d = true;
+  const first = deckLayerProps(state, env).find((p) => p.id === `${BUNDLE_PREFIX}points`);
+  const again = deckLayerProps(state, env).find((p) => p.id === `${BUNDLE_PREFIX}points`);
+  assert.equal(again, first, 'the same props object: no new members array, load options or sub-layer data');
+  state.opacity.dots = 0.5;
+  const dimmed = deckLayerProps(state, env).find((p) => p.id === `${BUNDLE_PREFIX}points`);
+  assert.notEqual(dimmed, first, 'a member\'s opacity changes the bundle');
+  state.apiKey = 'k';
+  const keyed = deckLayerProps(state, env).find((p) => p.id === `${BUNDLE_PREFIX}points`);
+  assert.notEqual(keyed, dimmed);
+  assert.deepEqual(keyed.loadOptions.core.fetch.headers, { 'X-API-Key': 'k' });
 });

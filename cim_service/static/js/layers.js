@@ -173,14 +173,31 @@ export function bundled(state) {
   return Boolean(state.view3d && !state.config.inline && !state.at && state.config.endpoints.tiles);
 }
 
+/** Return whether a layer spec draws outlines one can see (a width and a colour that is not transparent). */
+export function visibleOutline(spec) {
+  const colour = spec.getLineColor;
+  const transparent = Array.isArray(colour) && colour.length === 4 && colour[3] === 0;
+  return Boolean(spec.stroked) && (spec.getLineWidth || 0) > 0 && !transparent;
+}
+
 function memberProps(spec, meta, state) {
   const out = {};
   for (const [k, v] of Object.entries(spec)) if (!TILE_LAYER_PROPS.includes(k)) out[k] = v;
   // in 3D the points (sensors, alerts) stand above the buildings: drawn over them, not hidden behind them
   const above = meta && meta.is_point ? { parameters: { depthTest: false } } : {};
+  // outlines of width 0 or transparent (the basemap's areas) would still cost a draw per tile
   return Object.assign(out, extrusionProps(meta, state.view3d), aggregateProps(meta, spec), above,
-    { opacity: state.opacity[spec.id], pointType: 'circle' });
+    { opacity: state.opacity[spec.id], pointType: 'circle', stroked: visibleOutline(spec) });
 }
+
+/** Concurrent tile requests of a bundle: more than the tiles of a pitched 1920×1080 view (24 at z14), so that
+ * every tile of the view is asked at once (a request held back waits for the next frame, seconds in software
+ * WebGL while the first frames compile their pipelines). */
+export const BUNDLE_MAX_REQUESTS = 64;
+/** Zoom offset of a bundle of areas and lines: its tiles are one zoom level coarser than the view's (z13 at
+ * the 3D view's z14.2), a quarter as many tiles, requests and draws, simplified to a pixel of the coarser tile
+ * (about 1.2 m at z13). Point layers keep the view's zoom (below z14 their tiles are thinned to counted cells). */
+export const SHAPES_ZOOM_OFFSET = -1;
 
 /**
  * Return the props of one MVTLayer drawing the catalog layers `specs` from the multi-layer tiles
@@ -189,6 +206,24 @@ function memberProps(spec, meta, state) {
  */
 export function bundleProps(state, env, specs, key) {
   const ids = specs.map((s) => s.id);
+  const inputs = [env, state.config.endpoints.tiles, state.apiKey, state.view3d, ...specs,
+    ...ids.map((id) => state.opacity[id])];
+  const kept = keptBundles.get(state) || new Map();
+  keptBundles.set(state, kept);
+  const last = kept.get(key);
+  if (last && last.inputs.length === inputs.length && last.inputs.every((v, i) => v === inputs[i])) return last.props;
+  const props = makeBundleProps(state, env, specs, key, ids);
+  kept.set(key, { inputs, props });
+  return props;
+}
+
+/** The props last made of each bundle (by state, then bundle key), with what they were made of: the map redraws
+ * on every label placement (every 150 ms while the camera moves), and new props (a new members array, new load
+ * options) would make deck.gl build every tile's sub-layers again, their data split anew, every building
+ * tessellated again. Props that are the same objects change nothing. */
+const keptBundles = new WeakMap();
+
+function makeBundleProps(state, env, specs, key, ids) {
   const metas = layerIndex(state.config);
   const hooks = env.tileHooks(ids);
   return Object.assign({}, hooks, {
@@ -197,7 +232,8 @@ export function bundleProps(state, env, specs, key) {
     data: `${state.config.endpoints.tiles}?collections=${ids.map(encodeURIComponent).join(',')}`,
     binary: false, pickable: true, autoHighlight: false,
     minZoom: Math.min(...specs.map((s) => s.minZoom || 0)), maxZoom: Math.max(...specs.map((s) => s.maxZoom || 16)),
-    maxRequests: Math.max(...specs.map((s) => s.maxRequests || 6)),
+    maxRequests: BUNDLE_MAX_REQUESTS,
+    zoomOffset: specs.some((s) => metas[s.id] && metas[s.id].is_point) ? 0 : SHAPES_ZOOM_OFFSET,
     loaders: env.loaders,
     loadOptions: { core: { worker: false, fetch: { headers: authHeaders(state.apiKey) } } },
     updateTriggers: { getTileData: state.apiKey },
@@ -221,20 +257,25 @@ export function pickedLayerId(rootLayerId, object) {
 }
 
 /** Return the props of every layer to draw, in the deck spec's order, the search marker on top (in the 3D view
- * the vector layers under the choropleth and those over it each come bundled from the multi-layer tiles). */
+ * the vector layers come bundled from the multi-layer tiles: those under the choropleth (the basemap), the areas
+ * and lines over it (buildings, columns, roads), and the points over those, each bundle one request per tile). */
 export function deckLayerProps(state, env) {
   let layers;
   if (bundled(state)) {
     const towns = roleLayer(state.config, ROLE.towns);
-    const groups = { under: [], over: [] };
+    const metas = layerIndex(state.config);
+    const groups = { under: [], over: [], points: [] };
     let side = 'under';
     layers = [];
     for (const spec of state.config.deck.layers) {
       if (spec.id === towns) side = 'over';
       const vector = spec['@@type'] === 'MVTLayer' && state.visible[spec.id] && allowed(state, spec.id);
       if (!vector) { layers.push(...[].concat(layerProps(spec, state, env))); continue; }
-      if (!groups[side].length) layers.push(side); // where the bundle is drawn: at its first member
-      groups[side].push(spec);
+      // over the choropleth the points come in a bundle of their own, at the view's zoom (the deck spec draws
+      // points after areas and lines, so the order is kept)
+      const group = side === 'over' && metas[spec.id] && metas[spec.id].is_point ? 'points' : side;
+      if (!groups[group].length) layers.push(group); // where the bundle is drawn: at its first member
+      groups[group].push(spec);
     }
     layers = layers.map((p) => (typeof p === 'string' ? bundleProps(state, env, groups[p], p) : p));
   } else {
