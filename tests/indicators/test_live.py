@@ -72,15 +72,17 @@ def test_online_rate_counts_reporting_nodes_per_town_now_and_as_of_a_day(ind, ha
     key = _keys(hand, spec, "node_id")
     now = datetime.now(UTC).replace(microsecond=0)
     window = timedelta(seconds=settings.sensor_online_window_s)
-    yesterday = (now.astimezone(SHANGHAI) - timedelta(days=1)).date()
-    late_yesterday = datetime.combine(yesterday, datetime.min.time(), SHANGHAI) + timedelta(hours=23, minutes=30)
+    # a past day two days back: its last half hour is never inside the online window of now, even just after
+    # midnight in Shanghai (one day back failed CI at 00:00 +08:00, when 23:30 the day before was 30 minutes ago)
+    past_day = (now.astimezone(SHANGHAI) - timedelta(days=2)).date()
+    late_past_day = datetime.combine(past_day, datetime.min.time(), SHANGHAI) + timedelta(hours=23, minutes=30)
     _report(hand, [
         Observation(streams[(key["n0"], "battery")], now - timedelta(minutes=5), 80.0),
         Observation(streams[(key["n1"], "signal")], now - timedelta(minutes=50), -80.0),      # any datastream
         Observation(streams[(key["n2"], "battery")], now - window - timedelta(minutes=10), 70.0),  # offline
-        # n3 never reported; in 乙镇: n4 online, n5 offline now but online as of late yesterday
+        # n3 never reported; in 乙镇: n4 online, n5 offline now but online late on that past day
         Observation(streams[(key["n4"], "battery")], now - timedelta(minutes=1), 60.0),
-        Observation(streams[(key["n5"], "battery")], late_yesterday, 50.0),
+        Observation(streams[(key["n5"], "battery")], late_past_day, 50.0),
     ])
     r = ind.results(["iot_nodes_online"])[0]
     assert (r["numerator"], r["denominator"]) == _independent_online(hand, spec.id, now - window, now + window)
@@ -89,8 +91,8 @@ def test_online_rate_counts_reporting_nodes_per_town_now_and_as_of_a_day(ind, ha
     assert r["status"] == "not_met" and r["target"] == 95
     assert town(r, "甲镇")["gap_value"] == 2       # 95 % of 4 nodes: 4 must report, 2 do
 
-    day_end = datetime.combine(yesterday + timedelta(days=1), datetime.min.time(), SHANGHAI)
-    past = ind.results(["iot_nodes_online"], at=yesterday)[0]
+    day_end = datetime.combine(past_day + timedelta(days=1), datetime.min.time(), SHANGHAI)
+    past = ind.results(["iot_nodes_online"], at=past_day)[0]
     assert (past["numerator"], past["denominator"]) == _independent_online(hand, spec.id, day_end - window,
                                                                            day_end) == (1, 6)
     assert town(past, "乙镇")["numerator"] == 1
@@ -105,12 +107,12 @@ def test_online_rate_counts_reporting_nodes_per_town_now_and_as_of_a_day(ind, ha
         conn.execute(sa.text("UPDATE cim_meta.indicator_result SET computed_at = now() - make_interval(secs => :s) "
                              "WHERE key = ANY(:k)"), {"s": settings.live_indicator_period_s + 1,
                                                       "k": [indicator_key("iot_nodes_online"),
-                                                            indicator_key("iot_nodes_online", yesterday)]})
+                                                            indicator_key("iot_nodes_online", past_day)]})
     assert indicator_key("iot_nodes_online") in ind.refresh_live()
     assert ind.results(["iot_nodes_online"])[0]["numerator"] == 4
     # a day computed after it ended is history: it does not age
     with hand.connect() as conn:
-        assert ind.stale_keys(conn, [indicator_key("iot_nodes_online", yesterday)]) == []
+        assert ind.stale_keys(conn, [indicator_key("iot_nodes_online", past_day)]) == []
 
 
 def test_key_flood_sites_with_a_live_sensor(ind, hand, put, sq, catalog, settings):
