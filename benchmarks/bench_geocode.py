@@ -22,8 +22,6 @@ import csv
 import io
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +33,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import named_database  # noqa: E402
+from _common import cpu_seconds, named_database, serve  # noqa: E402
 
 from cim_service.core.catalog import Role, load_catalog  # noqa: E402
 from cim_service.store.db import make_engine  # noqa: E402
@@ -88,42 +86,6 @@ def upload(url: str, rows: int, seed: int) -> tuple[bytes, int]:
             text = f"{text}{rng.randint(1, 30)}号{rng.randint(101, 2404)}室" if text.endswith("弄") else text
         w.writerow([i, text])
     return buf.getvalue().encode("utf-8"), total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(url: str, workdir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "CIM_DATABASE_URL": url, "CIM_ENVIRONMENT": "production", "CIM_LOG_JSON": "false",
-           "CIM_GAP_REFRESH": "off", "CIM_MAX_BODY_BYTES": str(64 * 1024 * 1024)}
-    log = workdir / "serve.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "cim_service.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"],
-        env=env, cwd=workdir, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(log.read_text()[-2000:])
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError("the service did not start: " + log.read_text()[-2000:])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:

@@ -107,6 +107,10 @@ async def _run(request: Request, principal: Principal, spec: LayerSpec, action: 
     except edit.VersionConflict as exc:
         raise PreconditionFailed(f"If-Match does not match the feature's current version {exc.current}",
                                  headers={"ETag": exc.current}) from None
+    # read your own writes: the committed layer version counts in this process at once, not only once its NOTIFY
+    # has come back through the listener (until then a tile asked for right after the answer could be the cached,
+    # older one); versions only move forward, so the notification then changes nothing
+    request.app.state.listener.versions.update(spec.id, result.version)
     await log_access(request.app.state.db, principal, spec, action, [],
                      {"id": result.id, "version": result.version}, request.client.host if request.client else None)
     return result

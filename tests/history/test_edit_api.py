@@ -188,6 +188,36 @@ def test_edit_is_visible_in_a_fresh_tile(env):
     assert kinds()["31011201001321900050"] == "checkpoint"
 
 
+def test_an_edit_is_in_the_next_tile_request(env):
+    """Read your own writes: the tile asked for right after an edit's answer shows it (no wait for the NOTIFY to come
+    back through the listener), for a PATCH, a POST and a DELETE, on the collection and the multi-layer tile."""
+    api, keys = env
+    lon, lat = LON + 0.002, LAT + 0.001
+    x, y = _tile_xy(lon, lat, 16)
+    tiles = [f"/collections/cameras/tiles/WebMercatorQuad/16/{x}/{y}",
+             f"/tiles/WebMercatorQuad/16/{x}/{y}?collections=cameras"]
+
+    def kinds(tile):
+        r = api.get(tile)
+        feats = mapbox_vector_tile.decode(r.content).get("cameras", {}).get("features", []) if r.content else []
+        return {f["properties"]["device_id"]: f["properties"]["camera_type"] for f in feats}
+
+    device = "31011201001321900060"
+    for tile in tiles:
+        kinds(tile)  # the tile before the edit, in the service's cache
+    r = _post(api, keys["editor"], _feature(device, lon=lon, lat=lat, camera_type="bullet"))
+    assert r.status_code == 201, r.text
+    path = r.headers["Location"][r.headers["Location"].index("/collections/"):]
+    assert [kinds(t).get(device) for t in tiles] == ["bullet", "bullet"]
+    for kind in ("ptz", "dome", "checkpoint", "panoramic", "bullet", "ptz"):
+        r = api.patch(path, content=json.dumps({"type": "Feature", "properties": {"camera_type": kind}}),
+                      headers=keys["editor"])
+        assert r.status_code == 204, r.text
+        assert [kinds(t).get(device) for t in tiles] == [kind, kind]
+    assert api.delete(path, headers=keys["editor"]).status_code == 204
+    assert [device in kinds(t) for t in tiles] == [False, False]
+
+
 def test_conformance_lists_part_4(env):
     api, _ = env
     classes = api.get("/conformance").json()["conformsTo"]

@@ -3,6 +3,7 @@ by GDAL's OGCAPI: driver (gdal-bin 3.6, as a subprocess)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 
@@ -191,3 +192,37 @@ def test_gdal_ogcapi_driver_reads_the_coverage(served, cog, tmp_path):
         expected = want.read(1)
     assert (data == expected).mean() > 0.97  # nearest cells on both sides; borders of cells may round apart
     assert data.max() == pytest.approx(expected.max(), abs=2)
+
+
+def _gdalinfo(target: str, cwd, *args: str) -> dict:
+    res = subprocess.run(["/usr/bin/gdalinfo", "-json", *args, target], capture_output=True, text=True, timeout=120,
+                         cwd=cwd)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_gdal_reads_the_nodata_of_the_range_type_where_it_can(served, client, tmp_path):
+    """Issue 12: GDAL's nodata of the coverage. Ours agree everywhere: the range type's nil value is the COG's
+    nodata tag and every served GeoTIFF's. GDAL 3.6's OGCAPI: driver reads only the data type from the range
+    type (``InitWithCoverageAPI``: no ``nilValues``, no ``<NoDataValue>`` in the WMS description it builds), so
+    through it the band has no nodata and the nodata cell counts as the value -1; ``-a_nodata`` with the range
+    type's value (README, analyst section) makes the statistics those of the COG."""
+    nil = client.get(f"/collections/{NAME}/coverage/rangetype").json()["field"][0]["nilValues"][0]["value"]
+    legend = client.get(f"/collections/{NAME}").json()["legend"]
+    coverage = f"{served}/collections/{NAME}/coverage"
+    cog = _gdalinfo(f"/vsicurl/{coverage}", tmp_path, "-stats")["bands"][0]
+    assert cog["noDataValue"] == nil == -1
+    assert cog["minimum"] == legend["min"] == 1  # the nodata cell is left out
+    part = tmp_path / "part.tif"
+    part.write_bytes(client.get(f"/collections/{NAME}/coverage", params={"bbox": "121.26,31.11,121.32,31.16"}).content)
+    assert _gdalinfo(str(part), tmp_path)["bands"][0]["noDataValue"] == nil
+    # the OGCAPI: driver: no nodata (GDAL 3.6.2; when this fails GDAL reads nilValues: drop the README's -a_nodata)
+    ogc = _gdalinfo(f"OGCAPI:{served}/collections/{NAME}", tmp_path, "-oo", "CACHE=NO", "-stats")["bands"][0]
+    assert "noDataValue" not in ogc and ogc["minimum"] == nil
+    fixed = tmp_path / "fixed.tif"
+    res = subprocess.run(["/usr/bin/gdal_translate", "-q", "-oo", "CACHE=NO", "-a_nodata", str(nil),
+                          f"OGCAPI:{served}/collections/{NAME}", str(fixed)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    band = _gdalinfo(str(fixed), tmp_path, "-stats")["bands"][0]
+    assert band["noDataValue"] == nil and band["minimum"] == legend["min"]
