@@ -6,7 +6,7 @@
     python benchmarks/bench_map.py --baseline /tmp/main --runs 5 --sizes 1920x1080   # A/B against another checkout
 
 The service runs under uvicorn (one worker, 127.0.0.1) in its own process and is warmed by one unmeasured page
-load. Each measured run opens the map in a fresh browser context (empty HTTP cache: the 4.3 MB deck.gl bundle
+load. Each measured run opens the map in a fresh browser context (empty HTTP cache: the deck.gl bundle
 is fetched again) and reads ``window.__cimMetrics``: ``firstMeaningfulPaintMs`` is the first deck.gl
 ``onAfterRender`` after the district, the towns, the indicators (choropleth) and every visible tile layer's
 viewport have loaded, on the page's Performance clock (0 = navigation start); the map's labels are not part

@@ -114,7 +114,7 @@ async def map_config(request: Request, principal: Annotated[Principal, Depends(g
 
 @router.get("/static/{name:path}", summary="Map assets: the deck.gl bundle, the map's ES modules and CSS")
 def map_static(name: str, request: Request) -> Response:
-    """Serve the deck.gl bundle from the pydeck wheel, or one of our map assets (modules as text/javascript)."""
+    """Serve the map's deck.gl bundle (built at install), or one of our map assets (modules as text/javascript)."""
     if name == "deck.js":
         etag = f'"{deck_bundle_etag()}"'
         if encoding.matches(request.headers.get("if-none-match", ""), etag):

@@ -1,8 +1,11 @@
-"""Locate the deck.gl bundle shipped in the pydeck wheel and our own map assets (ES modules, CSS).
+"""Locate the map's deck.gl bundle and our own map assets (ES modules, CSS).
 
-The page never loads anything from a CDN: the deck.gl "jupyter-widget" bundle inside the pydeck wheel
-(deck.gl core, layers, geo-layers incl. ``MVTLayer``/``TileLayer``/``H3HexagonLayer``, the JSON converter
-and ``createDeck``) is served from ``/map/static/deck.js`` and inlined by the static export.
+The page never loads anything from a CDN: the deck.gl bundle ``static/build/deck.min.js`` (deck.gl core, the
+layers the map makes, ``MVTLayer``/``TileLayer``, the JSON converter and ``createDeck``/``updateDeck``, 0.9 MB)
+is built at install time by ``./scripts/bootstrap`` from ``tools/deckgl`` (npm, pinned to the pydeck wheel's
+deck.gl and loaders.gl versions; esbuild), served from ``/map/static/deck.js`` and inlined by the static export.
+It replaced the wheel's 4.3 MB "jupyter-widget" bundle (with mapbox-gl, maplibre-gl and the Jupyter runtime),
+whose parsing and compiling sat on the page's first paint.
 
 The map's code is ES modules: the entry ``static/map.js`` and ``static/js/<name>``, which import each other
 as ``#cim/<name>``. The page resolves those specifiers with an import map: to ``/map/static/js/<name>`` on
@@ -23,6 +26,8 @@ from urllib.parse import quote
 REQUIRED_SYMBOLS = ("createDeck", "updateDeck", "MVTLayer", "TileLayer", "BitmapLayer", "GeoJsonLayer", "LineLayer",
                     "TextLayer")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+#: the deck.gl bundle built by ./scripts/bootstrap (tools/deckgl/build.mjs)
+DECK_BUNDLE = STATIC_DIR / "build" / "deck.min.js"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 #: URL prefix of the map's assets
 STATIC_URL = "/map/static/"
@@ -45,17 +50,16 @@ _DATA_URL_SAFE = "!$&'()*+,-./:;=@_~[]{}|^`"
 
 
 class BundleMissingError(RuntimeError):
-    """The pydeck wheel has no usable deck.gl bundle."""
+    """The map's deck.gl bundle is not built or lacks what the map needs."""
 
 
 @lru_cache(maxsize=1)
 def deck_bundle_path() -> Path:
-    """Return the path of the deck.gl bundle inside the installed pydeck wheel, checked for our layers."""
-    import pydeck
-
-    path = Path(pydeck.__file__).resolve().parent / "nbextension" / "static" / "index.js"
+    """Return the path of the map's deck.gl bundle (built by ./scripts/bootstrap), checked for our layers."""
+    path = DECK_BUNDLE
     if not path.is_file():
-        raise BundleMissingError(f"pydeck {pydeck.__version__} ships no deck.gl bundle at {path}")
+        raise BundleMissingError(f"the map's deck.gl bundle {path} is not built: run ./scripts/bootstrap "
+                                 "(npm ci and node build.mjs in tools/deckgl)")
     text = path.read_text(encoding="utf-8")
     missing = [name for name in REQUIRED_SYMBOLS if name not in text]
     if missing:

@@ -37,7 +37,7 @@ def test_export_has_no_external_url(exported):
     html, _ = exported
     assert not re.search(r'<(?:script|link|img)[^>]+(?:src|href)="(?!data:)', html), "an asset is not inlined"
     bundle = deck_bundle_path().read_text(encoding="utf-8")
-    assert bundle in html, "the deck.gl bundle from the wheel must be inlined verbatim"
+    assert bundle in html, "the deck.gl bundle must be inlined verbatim"
     ours = html.replace(bundle, "")
     assert not re.search(r"https?://", ours), re.findall(r".{40}https?://.{40}", ours)[:3]
     assert "CIM_CONFIG" in ours and '"inline":{' in ours

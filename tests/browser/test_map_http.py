@@ -55,7 +55,7 @@ def test_map_tiles_urls_answer(client):
     assert response.status_code in (200, 204)
 
 
-def test_deck_bundle_served_from_the_wheel_with_etag(client):
+def test_deck_bundle_served_with_etag(client):
     response = client.get("/map/static/deck.js")
     assert response.status_code == 200
     assert response.content == deck_bundle_path().read_bytes()

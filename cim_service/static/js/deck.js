@@ -1,5 +1,5 @@
-/* deck.gl access: the deck of the pydeck wheel's bundle (window.createDeck / updateDeck), its layer classes,
- * the loaders.gl MVT loader, and view changes. */
+/* deck.gl access: the deck of the map's deck.gl bundle (tools/deckgl: window.createDeck / updateDeck), its layer
+ * classes, the loaders.gl MVT loader, and view changes. */
 
 /** Layer classes the map makes; the bundle exports createDeck/updateDeck only, so they are taken from probes. */
 export const LAYER_TYPES = ['GeoJsonLayer', 'MVTLayer', 'TileLayer', 'BitmapLayer', 'LineLayer', 'TextLayer'];
