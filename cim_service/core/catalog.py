@@ -130,6 +130,9 @@ class Columns(BaseModel):
 
     field: str = Field(description="The number field the columns' height comes from.")
     metres_per_unit: float = Field(gt=0, le=1000, description="Metres of column per unit of the field.")
+    opacity: float = Field(default=1.0, gt=0, le=1, description=(
+        "Opacity of the columns (times the layer's): columns lighter than the flat cells let the buildings in "
+        "and behind them show through."))
 
 
 class Style(BaseModel):

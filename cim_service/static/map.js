@@ -28,6 +28,7 @@ import { renderLegend } from '#cim/legend.js';
 import { liveProps, renderLive, wireLive } from '#cim/live-panel.js';
 import { loadBase, loadIndicatorAt, loadIndicators, loadRasters, wireApiKey } from '#cim/load.js';
 import { createMetrics, observeTileRequests, recordFrame, tileHooks } from '#cim/metrics.js';
+import { createMotion, motionAfterFrame, motionSettled, SETTLE_MS } from '#cim/motion.js';
 import { renderKpis } from '#cim/ops.js';
 import { wireSearch } from '#cim/search.js';
 import { baseLoaded, createState } from '#cim/state.js';
@@ -41,7 +42,7 @@ const state = createState(config);
 const container = $('deck-container');
 document.body.classList.toggle('screen-ops', config.screen === 'ops');
 const districtView = fitBounds(config.district_bbox, container.clientWidth, container.clientHeight);
-const { deck, classes } = createMap(container, config.deck, state.view3d
+const { deck, classes, software } = createMap(container, config.deck, state.view3d
   ? Object.assign({}, districtView, config.view_3d)
   : districtView);
 
@@ -75,6 +76,20 @@ function render() {
   renderLive(app);
 }
 
+/* Software WebGL: the frames of a moving camera are drawn at a lower resolution, the view at rest at full
+ * resolution again (motion.js); __cimMetrics.pixelRatio says which (1: full). */
+const motion = createMotion(software);
+function drawAt(ratio) {
+  deck.setProps({ useDevicePixels: ratio });
+  metrics.pixelRatio = ratio === true ? 1 : ratio;
+}
+function settle() {
+  const ratio = motionSettled(motion, performance.now());
+  if (ratio === null) { if (motion.reduced) setTimeout(settle, SETTLE_MS / 2); return; }
+  drawAt(ratio);
+  deck.redraw('camera at rest: full resolution');
+}
+
 window.__cimMap = { deck, state, classes, viewState: () => currentView(deck), render };
 
 let firstFrameDrawn;
@@ -106,6 +121,8 @@ deck.setProps({
     firstFrameDrawn();
     updateControls(app, currentView(deck));
     labelsAfterFrame(app, currentView(deck));
+    const ratio = motionAfterFrame(motion, currentView(deck), now, metrics.firstMeaningfulPaintMs !== null);
+    if (ratio !== null) { drawAt(ratio); setTimeout(settle, SETTLE_MS); }
     recordFrame(metrics, now, meaningful, (callback) => requestAnimationFrame(callback), () => performance.now());
     if (metrics.firstMeaningfulPaintMs !== null && !labelsStarted) requestAnimationFrame(startLabels);
   },

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { DEFAULT_RAMP, NODATA } from '../../cim_service/static/js/colour.js';
 import {
   BUNDLE_MAX_REQUESTS, BUNDLE_PREFIX, bundled, bundleProps, choroplethAccessor, deckLayerProps, drawnLayerIds,
-  extrudedLayerIds, extrusionProps, layerProps, MARKER_ID, pendingTileLayers, pickedLayerId, SHAPES_ZOOM_OFFSET,
+  columnsOpacity, extrudedLayerIds, extrusionProps, layerProps, MARKER_ID, pendingTileLayers, pickedLayerId, SHAPES_ZOOM_OFFSET,
   visibleOutline,
 } from '../../cim_service/static/js/layers.js';
 import { createState } from '../../cim_service/static/js/state.js';
@@ -113,6 +113,11 @@ test('a layer with a height field is extruded by that field; the others are flat
   assert.equal(columns.extruded, true);
   assert.equal(columns.getElevation({ properties: { deficit: 30 } }), 60, 'field × metres per unit');
   assert.equal(columns.getElevation({ properties: { deficit: -4 } }), 0);
+  assert.equal(columnsOpacity(gap, true), 1, 'opaque as the flat cells unless the layer says');
+  const light = { id: 'gap', style: { columns: { field: 'deficit', metres_per_unit: 2, opacity: 0.4 } } };
+  assert.equal(columnsOpacity(light, true), 0.4);
+  assert.equal(columnsOpacity(light, false), 1, 'the flat cells of the 2D view keep their opacity');
+  assert.equal(columnsOpacity({ id: 'blocks', height_field: 'h' }, true), 1);
 });
 
 test('hidden and locked tile layers are left out (deck.gl would still fetch their tiles)', () => {

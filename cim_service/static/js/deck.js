@@ -33,10 +33,12 @@ export function softwareWebGL(doc = document) {
   return SOFTWARE_RENDERERS.test(renderer);
 }
 
-/** Create the deck in `container` with the views of the deck spec; return it and its layer classes. */
+/** Create the deck in `container` with the views of the deck spec; return it, its layer classes and whether its
+ * WebGL renders in software. */
 export function createMap(container, deckSpec, initialViewState) {
   const probes = LAYER_TYPES.map((type) => ({ '@@type': type, id: `${PROBE}${type}`, visible: false }));
-  const webgl = contextAttributes(softwareWebGL());
+  const software = softwareWebGL();
+  const webgl = contextAttributes(software);
   const deck = window.createDeck({
     container,
     jsonInput: { initialViewState, views: deckSpec.views, layers: probes, deviceProps: { webgl } },
@@ -45,7 +47,7 @@ export function createMap(container, deckSpec, initialViewState) {
   const classes = {};
   for (const layer of deck.props.layers || []) if (layer) classes[layer.id.replace(PROBE, '')] = layer.constructor;
   deck.setProps({ layers: [] });
-  return { deck, classes };
+  return { deck, classes, software };
 }
 
 /** Return the MVT loaders (the vendored loaders.gl build, parsing on the main thread), if loaded. */

@@ -61,6 +61,13 @@ export function extrusionProps(meta, view3d = false) {
   };
 }
 
+/** Return the opacity factor of a layer's features in the view: its columns' (style.columns.opacity) in the 3D
+ * view, else 1. */
+export function columnsOpacity(meta, view3d = false) {
+  const columns = meta && meta.style && meta.style.columns;
+  return view3d && columns && !meta.height_field && typeof columns.opacity === 'number' ? columns.opacity : 1;
+}
+
 /** Radius (px) of a thinned tile's cell holding `count` points at which the symbols stop growing, and the
  * count that reaches it (a cell is 8 px wide: larger symbols would hide their neighbours). */
 export const AGGREGATE_MAX_PX = 8;
@@ -101,7 +108,8 @@ function mvtProps(spec, state, env) {
  */
 export function layerProps(spec, state, env) {
   const id = spec.id;
-  const common = { visible: state.visible[id] && allowed(state, id), opacity: state.opacity[id] };
+  const common = { visible: state.visible[id] && allowed(state, id),
+    opacity: state.opacity[id] * columnsOpacity(state.layers[id], state.view3d) };
   if (id === roleLayer(state.config, ROLE.towns)) {
     const towns = state.base[id];
     // in the 3D view the choropleth is a wash over the basemap, the buildings standing out of it
@@ -187,7 +195,8 @@ function memberProps(spec, meta, state) {
   const above = meta && meta.is_point ? { parameters: { depthTest: false } } : {};
   // outlines of width 0 or transparent (the basemap's areas) would still cost a draw per tile
   return Object.assign(out, extrusionProps(meta, state.view3d), aggregateProps(meta, spec), above,
-    { opacity: state.opacity[spec.id], pointType: 'circle', stroked: visibleOutline(spec) });
+    { opacity: state.opacity[spec.id] * columnsOpacity(meta, state.view3d), pointType: 'circle',
+      stroked: visibleOutline(spec) });
 }
 
 /** Concurrent tile requests of a bundle: more than the tiles of a pitched 1920×1080 view (24 at z14), so that

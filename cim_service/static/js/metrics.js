@@ -15,7 +15,9 @@
  *   scaleBar                the scale bar shown ({metres, px, label}); at: the time slider's day (null: now)
  *   atTileRequests          tile requests carrying at=; indicatorAtRequests: indicators loaded as of a day
  *   kpis                    the operations screen's KPI cards ({id, value, target, status})
- *   labels                  the map labels (labels.js): {font, fontLoaded, lang, placed, byLayer, texts} */
+ *   labels                  the map labels (labels.js): {font, fontLoaded, lang, placed, byLayer, texts}
+ *   pixelRatio              drawing-buffer pixels per CSS pixel of the frames now drawn: 1, or less while the
+ *                           camera moves in software WebGL (motion.js) */
 
 /** Frames whose times are kept. */
 export const MAX_FRAMES = 200;
@@ -26,7 +28,7 @@ export function createMetrics(target = globalThis) {
     firstRenderMs: null, firstMeaningfulPaintMs: null, fmpFrameCommittedMs: null,
     tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
     view: null, drawnLayers: [], extrudedLayers: [], fmpLayers: null, scaleBar: null, at: null, atTileRequests: 0,
-    indicatorAtRequests: 0, kpis: [], legend: null, townPanel: null,
+    indicatorAtRequests: 0, kpis: [], legend: null, townPanel: null, pixelRatio: 1,
   };
   target.__cimMetrics = metrics;
   return metrics;
