@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { createMotion, MOTION_PIXEL_RATIO, motionAfterFrame, motionSettled, SETTLE_MS } from '../../cim_service/static/js/motion.js';
+import { createMotion, MOTION_PIXEL_RATIO, motionAfterFrame, motionSettled, SETTLE_FRAMES, SETTLE_MS } from '../../cim_service/static/js/motion.js';
 
 const at = (longitude) => ({ longitude, latitude: 31.1, zoom: 14.2, pitch: 55, bearing: -25 });
 
@@ -25,7 +25,16 @@ test('a move that goes on keeps the lowered resolution', () => {
   motionAfterFrame(m, at(2), 100, true);
   motionAfterFrame(m, at(3), 350, true);
   assert.equal(motionSettled(m, 100 + SETTLE_MS), null, 'moved again at 350');
-  assert.equal(motionSettled(m, 350 + SETTLE_MS), true);
+  assert.equal(motionSettled(m, 350 + SETTLE_MS), null, 'frames of 250 ms: two of them');
+  assert.equal(motionSettled(m, 350 + SETTLE_FRAMES * 250), true);
+});
+
+test('a move whose frames take longer than SETTLE_MS is not taken for a rest between two of them', () => {
+  const m = createMotion(true);
+  motionAfterFrame(m, at(1), 0, true);
+  motionAfterFrame(m, at(2), 800, true);
+  assert.equal(motionSettled(m, 800 + SETTLE_MS), null, 'the next frame of the move may still be drawing');
+  assert.equal(motionSettled(m, 800 + SETTLE_FRAMES * 800), true);
 });
 
 test('full resolution before the first meaningful paint, and always with a GPU', () => {

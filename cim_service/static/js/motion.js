@@ -8,12 +8,15 @@
 
 /** Drawing-buffer pixels per CSS pixel while the camera moves (software WebGL). */
 export const MOTION_PIXEL_RATIO = 0.5;
-/** Time (ms) the camera must rest before the map is drawn at full resolution again. */
+/** Time (ms) the camera must rest before the map is drawn at full resolution again, and at least that many of
+ * the last frame's durations: a software frame can take longer than SETTLE_MS, and a move that is still going on
+ * must not be taken for a rest between two of its frames (each switch resizes the drawing buffer, a slow frame). */
 export const SETTLE_MS = 300;
+export const SETTLE_FRAMES = 2;
 
 /** Return the motion tracker of a page; `software`: the browser's WebGL renders in software. */
 export function createMotion(software) {
-  return { software: Boolean(software), last: null, movedAt: null, reduced: false };
+  return { software: Boolean(software), last: null, movedAt: null, reduced: false, frameAt: null, frameMs: 0 };
 }
 
 function moved(a, b) {
@@ -28,6 +31,8 @@ function moved(a, b) {
 export function motionAfterFrame(motion, view, now, ready) {
   const change = moved(motion.last, view);
   motion.last = view ? Object.assign({}, view) : motion.last;
+  motion.frameMs = motion.frameAt === null ? 0 : now - motion.frameAt;
+  motion.frameAt = now;
   if (!motion.software || !ready) return null;
   if (change) {
     motion.movedAt = now;
@@ -37,9 +42,10 @@ export function motionAfterFrame(motion, view, now, ready) {
 }
 
 /** Return the pixel ratio to draw at when the camera may have come to rest at `now` (true: full, the camera has
- * rested SETTLE_MS), or null to keep the reduced one (it moved since: ask again later) or when nothing is reduced. */
+ * rested SETTLE_MS and SETTLE_FRAMES of the last frame's duration), or null to keep the reduced one (it moved since: ask again later) or when nothing is reduced. */
 export function motionSettled(motion, now) {
-  if (!motion.reduced || motion.movedAt === null || now - motion.movedAt < SETTLE_MS) return null;
+  const rest = Math.max(SETTLE_MS, SETTLE_FRAMES * motion.frameMs);
+  if (!motion.reduced || motion.movedAt === null || now - motion.movedAt < rest) return null;
   motion.reduced = false;
   return true;
 }
