@@ -91,13 +91,8 @@ def click_town(page) -> str:
     return page.evaluate("window.__cimMetrics.townPanel.town")
 
 
-OPS_UNDER_PANEL = pytest.mark.xfail(strict=True, reason=(
-    "open defect: with the 3D view's coarser bundles merged, the pitched ops camera still leaves the clicked town "
-    "partly under the town panel (passes on the panel branch alone); strict, so a fix shows up as XPASS"))
-
-
 @pytest.mark.parametrize(("width", "height", "screen"), [
-    (1920, 1080, ""), (1366, 768, ""), pytest.param(1920, 1080, "ops", marks=OPS_UNDER_PANEL)])
+    (1920, 1080, ""), (1366, 768, ""), (1920, 1080, "ops")])
 def test_a_clicked_town_is_flown_to_beside_its_panel(browser, service_url, artifacts, width, height, screen):
     context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
     page = context.new_page()
