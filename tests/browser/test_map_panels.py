@@ -132,7 +132,8 @@ def texts(page) -> dict:
       const q = (s) => [...document.querySelectorAll(s)].map((e) => e.textContent.trim());
       return { title: document.querySelector('#town-panel h3').textContent.trim(),
                indicators: q('#town-list .town-ind-title'), lines: q('#town-list .town-ind-line'),
-               targets: q('#town-list svg.trajectory .target-label'), tracks: q('#town-list .town-track'),
+               targets: q('#town-list svg.trajectory .target-label'), gaps: q('#town-list .gap'),
+               tracks: q('#town-list .town-track'),
                legend: document.getElementById('legend').textContent, summary: q('#indicator-summary div'),
                heads: q('#indicator-towns th'),
                alerts: (document.getElementById('alert-panel') || {}).textContent || '',
@@ -172,6 +173,15 @@ def test_the_open_panels_switch_language_at_once(browser, service_url, artifacts
         assert all("目标" not in line and "未达标" not in line for line in en["lines"]), en["lines"]
         assert all(" · Target " in line for line in en["lines"])
         assert not any(ch in "".join(en["lines"]) for ch in "个座起"), "no Chinese unit left in English"
+        # the gap sentences: the server names each town in English in `gap`, in Chinese in `gap_zh`
+        for ind in indicators:
+            for r in ind["towns"]:
+                if r["name_en"] and r["status"] == "not_met":
+                    assert r["gap"].startswith(r["name_en"]) and r["town"] not in r["gap"], r["gap"]
+                    assert r["gap_zh"].startswith(r["town"]), r["gap_zh"]
+        assert len(en["gaps"]) == len(zh["gaps"])
+        assert all(row["name_en"] in g and row["town"] not in g for g in en["gaps"]), en["gaps"]
+        assert all(row["town"] in g for g in zh["gaps"]), zh["gaps"]
         # the other panels open on the page: legend, the indicator panel, the alert panel
         assert "目标" in zh["legend"] and "Target" in en["legend"] and "目标" not in en["legend"]
         assert en["heads"] == ["Town", "Value", "Target", "Status"] and zh["heads"] == ["街镇", "现状", "目标", "达标"]
