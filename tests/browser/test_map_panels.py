@@ -41,6 +41,19 @@ FLOWN = """() => { const f = window.__cimMetrics.fly, v = window.__cimMap.viewSt
     && Math.abs(v.latitude - f.target.latitude) < 1e-7; }"""
 
 
+#: the smallest computed font size (px) of the text in each part of the town panel and the KPI cards (0: none)
+FONT_SIZES = """() => {
+  const sel = ['#town-panel h3', '#town-list .town-ind-title', '#town-list .town-ind-line', '#town-list .gap',
+    '#town-list .town-track', '.kpi-title', '.kpi-unit', '.kpi-foot'];
+  const out = {};
+  for (const s of sel) {
+    const els = [...document.querySelectorAll(s)].filter((e) => e.getClientRects().length);
+    if (els.length) out[s] = Math.min(...els.map((e) => parseFloat(getComputedStyle(e).fontSize)));
+  }
+  return out;
+}"""
+
+
 def overlap(a: dict, b: dict) -> bool:
     return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
 
@@ -120,6 +133,13 @@ def test_a_clicked_town_is_flown_to_beside_its_panel(browser, service_url, artif
         if not screen:  # from the whole district (the ops screen opens nearer than a town)
             assert got["view"]["zoom"] > before["zoom"], "the map zooms in to the town"
         assert (got["view"]["pitch"] > 40) == (screen == "ops"), "the ops screen keeps its pitched 3D camera"
+        # the ops screen is read across a room: the town panel's and the KPI cards' text at 18 px and more
+        sizes = page.evaluate(FONT_SIZES)
+        small = {k: v for k, v in sizes.items() if v < 18}
+        if screen == "ops":
+            assert sizes["#town-list .town-ind-line"] and not small, sizes
+        else:
+            assert sizes["#town-list .town-ind-line"] < 18, "the ordinary layout keeps its compact panel"
         assert log.errors() == []
     finally:
         context.close()
