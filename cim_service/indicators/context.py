@@ -32,6 +32,8 @@ from cim_service.indicators.catalog import IndicatorCatalog
 METRIC_SRID = 4549
 #: the name used for district-wide rows
 DISTRICT = "闵行区"
+#: its English name (the gap sentences in English)
+DISTRICT_EN = "Minhang District"
 #: vertices per subdivided piece (ST_Subdivide): small pieces make index joins and overlays fast
 SUBDIVIDE = 128
 

@@ -76,8 +76,8 @@ WRITERS: dict[DerivedKind, Callable[[Context, DerivedSpec], Any]] = {
     DerivedKind.suggestions: write_suggestions,
 }
 #: version of the stored result's shape; bumping it recomputes results stored by an earlier release
-#: (2: Chinese gap sentences, ``gap_zh``)
-RESULT_FORMAT = 2
+#: (2: Chinese gap sentences, ``gap_zh``; 3: English gap sentences name towns by their English names)
+RESULT_FORMAT = 3
 
 
 def is_fresh(stored: dict[str, Any] | None, versions: dict[str, int], inputs: Iterable[str],

@@ -7,7 +7,7 @@ from typing import Any
 
 from cim_service.indicators.catalog import GapText, IndicatorSpec
 from cim_service.indicators.compute import Measure
-from cim_service.indicators.context import DISTRICT
+from cim_service.indicators.context import DISTRICT, DISTRICT_EN
 from cim_service.indicators.kinds import Kind
 
 #: keys of a result holding the per-town rows and the key areas (the API's JSON, not layer ids)
@@ -77,8 +77,10 @@ def area_target(spec: IndicatorSpec, town_km2: float | None, district_km2: float
     return round(spec.target * town_km2 / district_km2)
 
 
-def _gap(spec: IndicatorSpec, area: str, num: float, den: float | None, target: float) -> tuple[float, str, str]:
-    """Gap amount (in the natural unit of the kind) and a human sentence, in English and in Chinese."""
+def _gap(spec: IndicatorSpec, area: str, num: float, den: float | None, target: float,
+         area_en: str | None = None) -> tuple[float, str, str]:
+    """Gap amount (in the natural unit of the kind) and a human sentence, in English (naming the area by its
+    English name) and in Chinese."""
     den_f = float(den or 0)
     share = target / 100.0
     if spec.kind is Kind.events:  # fewer is better
@@ -95,23 +97,25 @@ def _gap(spec: IndicatorSpec, area: str, num: float, den: float | None, target: 
     fields = {"area": area, "gap": gap, "den": den_f, "target": target, "pct": 100 * gap / (den_f or 1),
               "noun": spec.noun, "noun_zh": spec.noun_zh, "unit": spec.unit}
     amount = round(gap, 3) if isinstance(gap, float) else gap
-    return amount, text.en.format(**fields), text.zh.format(**fields)
+    return amount, text.en.format(**{**fields, "area": area_en or area}), text.zh.format(**fields)
 
 
 def area_result(spec: IndicatorSpec, area: str, num: float | None, den: float | None,
-                target: float | None, missing: str | None) -> dict[str, Any]:
-    """Value, target, status and gap of one area (district or town)."""
+                target: float | None, missing: str | None, area_en: str | None = None) -> dict[str, Any]:
+    """Value, target, status and gap of one area (district or town); ``gap`` names the area in English
+    (``area_en``, else its name), ``gap_zh`` in Chinese."""
+    name_en = area_en or area
     value = None if missing or num is None else _value(spec, num, den)
     out: dict[str, Any] = {"value": None if value is None else round(value, 4), "target": target,
                            "numerator": num, "denominator": den}
     if value is None or target is None:
-        reason = missing or f"no {spec.noun} to measure in {area}"
+        reason = missing or f"no {spec.noun} to measure in {name_en}"
         out.update(status="no_data", gap=f"no data: {reason}", gap_zh=f"{area}暂无数据", gap_value=None)
     elif (value <= target + TOLERANCE * max(1.0, abs(target)) if spec.lower_is_better
           else value >= target - TOLERANCE * max(1.0, abs(target))):
-        out.update(status="met", gap=f"{area} meets the target", gap_zh=f"{area}已达标", gap_value=0)
+        out.update(status="met", gap=f"{name_en} meets the target", gap_zh=f"{area}已达标", gap_value=0)
     else:
-        gap_value, text, text_zh = _gap(spec, area, float(num or 0), den, target)
+        gap_value, text, text_zh = _gap(spec, area, float(num or 0), den, target, name_en)
         out.update(status="not_met", gap=text, gap_zh=text_zh, gap_value=gap_value)
     return out
 
@@ -126,7 +130,7 @@ def assemble(spec: IndicatorSpec, measure: Measure, *, towns: list[tuple[str, st
         "binding": spec.binding.value, "binding_zh": spec.binding.zh, "baseline": spec.baseline,
         "kind": spec.kind.value, "method": spec.method or METHODS[spec.kind], "town_target_rule": spec.town_target,
         "lower_is_better": spec.lower_is_better,
-        **area_result(spec, DISTRICT, num, den, spec.target, missing),
+        **area_result(spec, DISTRICT, num, den, spec.target, missing, DISTRICT_EN),
     }
     result["target"] = spec.target
     result[TOWNS_KEY] = []
@@ -134,5 +138,5 @@ def assemble(spec: IndicatorSpec, measure: Measure, *, towns: list[tuple[str, st
         t_num, t_den = measure.get(name, (0.0, km2 if spec.kind.per_area else 0.0))
         target = area_target(spec, km2, district_km2)
         result[TOWNS_KEY].append({"town": name, "name_en": name_en, "area_km2": round(km2, 4),
-                                **area_result(spec, name, t_num, t_den, target, missing)})
+                                **area_result(spec, name, t_num, t_den, target, missing, name_en)})
     return result

@@ -41,6 +41,19 @@ FLOWN = """() => { const f = window.__cimMetrics.fly, v = window.__cimMap.viewSt
     && Math.abs(v.latitude - f.target.latitude) < 1e-7; }"""
 
 
+#: the smallest computed font size (px) of the text in each part of the town panel and the KPI cards (0: none)
+FONT_SIZES = """() => {
+  const sel = ['#town-panel h3', '#town-list .town-ind-title', '#town-list .town-ind-line', '#town-list .gap',
+    '#town-list .town-track', '.kpi-title', '.kpi-unit', '.kpi-foot'];
+  const out = {};
+  for (const s of sel) {
+    const els = [...document.querySelectorAll(s)].filter((e) => e.getClientRects().length);
+    if (els.length) out[s] = Math.min(...els.map((e) => parseFloat(getComputedStyle(e).fontSize)));
+  }
+  return out;
+}"""
+
+
 def overlap(a: dict, b: dict) -> bool:
     return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
 
@@ -91,13 +104,8 @@ def click_town(page) -> str:
     return page.evaluate("window.__cimMetrics.townPanel.town")
 
 
-OPS_UNDER_PANEL = pytest.mark.xfail(strict=True, reason=(
-    "open defect: with the 3D view's coarser bundles merged, the pitched ops camera still leaves the clicked town "
-    "partly under the town panel (passes on the panel branch alone); strict, so a fix shows up as XPASS"))
-
-
 @pytest.mark.parametrize(("width", "height", "screen"), [
-    (1920, 1080, ""), (1366, 768, ""), pytest.param(1920, 1080, "ops", marks=OPS_UNDER_PANEL)])
+    (1920, 1080, ""), (1366, 768, ""), (1920, 1080, "ops")])
 def test_a_clicked_town_is_flown_to_beside_its_panel(browser, service_url, artifacts, width, height, screen):
     context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
     page = context.new_page()
@@ -125,6 +133,13 @@ def test_a_clicked_town_is_flown_to_beside_its_panel(browser, service_url, artif
         if not screen:  # from the whole district (the ops screen opens nearer than a town)
             assert got["view"]["zoom"] > before["zoom"], "the map zooms in to the town"
         assert (got["view"]["pitch"] > 40) == (screen == "ops"), "the ops screen keeps its pitched 3D camera"
+        # the ops screen is read across a room: the town panel's and the KPI cards' text at 18 px and more
+        sizes = page.evaluate(FONT_SIZES)
+        small = {k: v for k, v in sizes.items() if v < 18}
+        if screen == "ops":
+            assert sizes["#town-list .town-ind-line"] and not small, sizes
+        else:
+            assert sizes["#town-list .town-ind-line"] < 18, "the ordinary layout keeps its compact panel"
         assert log.errors() == []
     finally:
         context.close()
@@ -137,7 +152,8 @@ def texts(page) -> dict:
       const q = (s) => [...document.querySelectorAll(s)].map((e) => e.textContent.trim());
       return { title: document.querySelector('#town-panel h3').textContent.trim(),
                indicators: q('#town-list .town-ind-title'), lines: q('#town-list .town-ind-line'),
-               targets: q('#town-list svg.trajectory .target-label'), tracks: q('#town-list .town-track'),
+               targets: q('#town-list svg.trajectory .target-label'), gaps: q('#town-list .gap'),
+               tracks: q('#town-list .town-track'),
                legend: document.getElementById('legend').textContent, summary: q('#indicator-summary div'),
                heads: q('#indicator-towns th'),
                alerts: (document.getElementById('alert-panel') || {}).textContent || '',
@@ -177,6 +193,15 @@ def test_the_open_panels_switch_language_at_once(browser, service_url, artifacts
         assert all("目标" not in line and "未达标" not in line for line in en["lines"]), en["lines"]
         assert all(" · Target " in line for line in en["lines"])
         assert not any(ch in "".join(en["lines"]) for ch in "个座起"), "no Chinese unit left in English"
+        # the gap sentences: the server names each town in English in `gap`, in Chinese in `gap_zh`
+        for ind in indicators:
+            for r in ind["towns"]:
+                if r["name_en"] and r["status"] == "not_met":
+                    assert r["gap"].startswith(r["name_en"]) and r["town"] not in r["gap"], r["gap"]
+                    assert r["gap_zh"].startswith(r["town"]), r["gap_zh"]
+        assert len(en["gaps"]) == len(zh["gaps"])
+        assert all(row["name_en"] in g and row["town"] not in g for g in en["gaps"]), en["gaps"]
+        assert all(row["town"] in g for g in zh["gaps"]), zh["gaps"]
         # the other panels open on the page: legend, the indicator panel, the alert panel
         assert "目标" in zh["legend"] and "Target" in en["legend"] and "目标" not in en["legend"]
         assert en["heads"] == ["Town", "Value", "Target", "Status"] and zh["heads"] == ["街镇", "现状", "目标", "达标"]

@@ -183,3 +183,17 @@ def test_gap_sentences_in_english_and_chinese():
     assert res["gap_zh"] == "七宝镇还需新增视频监控设备800个,方可达到每平方公里180个"
     met = area_result(spec, "七宝镇", 2_000.0, 10.0, 180.0, None)
     assert (met["status"], met["gap_zh"]) == ("met", "七宝镇已达标")
+
+
+def test_english_gap_sentences_name_the_town_in_english():
+    from cim_service.indicators.catalog import load_indicators
+    from cim_service.indicators.results import area_result
+
+    spec = {s.id: s for s in load_indicators()}["camera_density"]
+    res = area_result(spec, "七宝镇", 1_000.0, 10.0, 180.0, None, "Qibao Town")
+    assert res["gap"] == "Qibao Town needs 800 more cameras to reach 180/km²"
+    assert res["gap_zh"] == "七宝镇还需新增视频监控设备800个,方可达到每平方公里180个"
+    met = area_result(spec, "七宝镇", 2_000.0, 10.0, 180.0, None, "Qibao Town")
+    assert (met["gap"], met["gap_zh"]) == ("Qibao Town meets the target", "七宝镇已达标")
+    none = area_result(spec, "七宝镇", None, None, 180.0, None, "Qibao Town")
+    assert none["gap"] == "no data: no cameras to measure in Qibao Town" and none["gap_zh"] == "七宝镇暂无数据"

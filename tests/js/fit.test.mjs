@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { area, fitInto, freeRect, geometryPoints, screenBox } from '../../cim_service/static/js/fit.js';
+import { area, fitInto, freeRect, geometryPoints, inside as within, screenBox } from '../../cim_service/static/js/fit.js';
 
 /** A camera of a flat map: `scale` = 2^zoom pixels per unit, or, with `tilt`, y squeezed towards the top
  * (a stand-in for a pitched view: not linear, so fitInto must correct itself). */
@@ -18,6 +18,37 @@ function flatViewport(width, height, tilt = 0) {
         let lo = -1e7, hi = 1e7;
         for (let i = 0; i < 200; i += 1) { const mid = (lo + hi) / 2; if (squeeze(mid) < target) lo = mid; else hi = mid; }
         return [view.longitude + (x - width / 2) / k, view.latitude - (lo + hi) / 2 / k];
+      },
+    };
+  };
+}
+
+/** A pitched, rotated pinhole camera over a flat ground (deck.gl's MapView: the camera 1.5 screen heights from
+ * the point it looks at, `scale` = 2^zoom pixels per unit at the centre): far places are smaller. */
+function pitchedViewport(width, height) {
+  return (view) => {
+    const k = 2 ** view.zoom;
+    const p = ((view.pitch || 0) * Math.PI) / 180;
+    const b = ((view.bearing || 0) * Math.PI) / 180;
+    const dist = 1.5 * height;
+    return {
+      width, height,
+      project: ([lon, lat]) => {
+        const ex = (lon - view.longitude) * k;
+        const ny = (lat - view.latitude) * k;
+        const gx = ex * Math.cos(b) - ny * Math.sin(b);
+        const gy = ex * Math.sin(b) + ny * Math.cos(b);
+        const z = dist + gy * Math.sin(p);
+        return [width / 2 + (gx * dist) / z, height / 2 - (gy * Math.cos(p) * dist) / z];
+      },
+      unproject: ([x, y]) => {
+        const sx = x - width / 2;
+        const sy = height / 2 - y;
+        const gy = (sy * dist) / (dist * Math.cos(p) - sy * Math.sin(p));
+        const gx = (sx * (dist + gy * Math.sin(p))) / dist;
+        const ex = gx * Math.cos(b) + gy * Math.sin(b);
+        const ny = -gx * Math.sin(b) + gy * Math.cos(b);
+        return [view.longitude + ex / k, view.latitude + ny / k];
       },
     };
   };
@@ -63,6 +94,30 @@ test('fitInto puts the place inside the free part, centred, at any projection', 
   const tiny = [[0, 0], [1e-6, 1e-6]];
   const camera = fitInto(flatViewport(1100, 900), { longitude: 0, latitude: 0, zoom: 1 }, tiny, rect, { maxZoom: 16 });
   assert.equal(camera.zoom, 16);
+});
+
+test('fitInto puts the place inside an off-centre free part of a pitched, rotated camera', () => {
+  // the operations screen at 1920x1080: the map 920x1016, the free part low left between the alert column,
+  // the legend and the town panel; the ops camera pitched 55 degrees. Before the fit waited for the zoom to
+  // settle before moving the centre, this camera left the town half under the panel.
+  const viewport = pitchedViewport(920, 1016);
+  const town = [[0, 0], [4, 0], [4, 3], [0, 3], [1, 5]];
+  const rect = { left: 251, top: 315, right: 516, bottom: 958 };
+  for (const start of [{ longitude: 2, latitude: 2, zoom: 6, pitch: 55, bearing: -25 },
+    { longitude: -3, latitude: 8, zoom: 8, pitch: 55, bearing: -25 },
+    { longitude: 2, latitude: 2, zoom: 3, pitch: 55, bearing: 20 },
+    { longitude: 0, latitude: 0, zoom: 5, pitch: 0, bearing: 0 }]) {
+    const camera = fitInto(viewport, start, town, rect);
+    const box = screenBox(town, viewport(camera).project);
+    assert.ok(inside(box, rect), `${JSON.stringify(start)}: ${JSON.stringify(box)}`);
+    assert.ok(within(box, rect));
+    const fillW = (box.right - box.left) / (rect.right - rect.left);
+    const fillH = (box.bottom - box.top) / (rect.bottom - rect.top);
+    assert.ok(Math.abs(Math.max(fillW, fillH) - 0.9) < 0.01, `${JSON.stringify(start)}: ${fillW} ${fillH}`);
+    assert.ok(Math.abs((box.left + box.right) / 2 - 383.5) < 1 && Math.abs((box.top + box.bottom) / 2 - 636.5) < 1);
+    assert.equal(camera.pitch, start.pitch);
+    assert.equal(camera.bearing, start.bearing);
+  }
 });
 
 test('geometryPoints lists every vertex of a (multi)polygon', () => {

@@ -53,4 +53,9 @@ test('townFeature finds a town boundary by an indicator row name', () => {
   assert.equal(townFeature(fc, '七宝镇').geometry.type, 'MultiPolygon');
   assert.equal(townFeature(fc, '马桥镇'), undefined);
   assert.equal(townFeature(undefined, '七宝镇'), undefined);
+  // two towns sharing a stem: each name finds its own boundary, whichever comes first
+  const two = { type: 'FeatureCollection', features: ['莘庄工业区', '莘庄镇'].map((name) => ({ type: 'Feature',
+    properties: { name }, geometry: null })) };
+  assert.equal(townFeature(two, '莘庄镇').properties.name, '莘庄镇');
+  assert.equal(townFeature(two, '莘庄工业区').properties.name, '莘庄工业区');
 });

@@ -47,32 +47,52 @@ export function screenBox(points, project) {
   return box;
 }
 
+/** Return whether `box` lies inside `rect` (within `slack` pixels). */
+export function inside(box, rect, slack = 0.5) {
+  return box.left >= rect.left - slack && box.right <= rect.right + slack && box.top >= rect.top - slack
+    && box.bottom <= rect.bottom + slack;
+}
+
 /**
  * Return the camera that shows `points` ([lon, lat]) filling `fill` of the rectangle `rect` of the map, centred
  * in it, starting from `view` (its pitch and bearing are kept; the zoom is at most `maxZoom`).
  *
  * `viewport(view)` returns {width, height, project([lon, lat]) -> [x, y], unproject([x, y]) -> [lon, lat]} of a
- * camera (deck.gl's WebMercatorViewport in the map). A pitched camera is not linear, so the camera is corrected
- * a few times: each step moves the centre by the points' offset from the rectangle's centre and scales the zoom
- * by how much too large or small they are.
+ * camera (deck.gl's WebMercatorViewport in the map). A pitched camera is not linear: a zoom scales the ground
+ * about the screen's centre, so a place off the centre moves as it grows, and a place moved up the screen
+ * shrinks. Each step therefore first scales the zoom by how much too large or small the points are, then, in
+ * the camera of that zoom, moves the centre by the points' offset from the rectangle's centre; the steps go on
+ * until neither changes. Should they not settle (a place near the horizon), the camera is zoomed out until
+ * the points lie inside the rectangle: the place is never left under what lies over the map.
  */
-export function fitInto(viewport, view, points, rect, { fill = 0.9, maxZoom = 16, steps = 8 } = {}) {
+export function fitInto(viewport, view, points, rect, { fill = 0.9, maxZoom = 16, steps = 60 } = {}) {
   let camera = Object.assign({}, view);
   const cx = (rect.left + rect.right) / 2;
   const cy = (rect.top + rect.bottom) / 2;
-  for (let i = 0; i < steps; i += 1) {
+  const boxOf = (vp) => screenBox(points, (p) => vp.project(p));
+  const recentre = () => {
     const vp = viewport(camera);
-    const box = screenBox(points, (p) => vp.project(p));
-    const w = Math.max(box.right - box.left, 1);
-    const h = Math.max(box.bottom - box.top, 1);
-    const dz = Math.log2(Math.min((fill * (rect.right - rect.left)) / w, (fill * (rect.bottom - rect.top)) / h));
+    const box = boxOf(vp);
     const dx = cx - (box.left + box.right) / 2;
     const dy = cy - (box.top + box.bottom) / 2;
     const [longitude, latitude] = vp.unproject([vp.width / 2 - dx, vp.height / 2 - dy]);
+    camera = Object.assign({}, camera, { longitude, latitude });
+    return Math.abs(dx) < 0.5 && Math.abs(dy) < 0.5;
+  };
+  for (let i = 0; i < steps; i += 1) {
+    const box = boxOf(viewport(camera));
+    const w = Math.max(box.right - box.left, 1);
+    const h = Math.max(box.bottom - box.top, 1);
+    const dz = Math.log2(Math.min((fill * (rect.right - rect.left)) / w, (fill * (rect.bottom - rect.top)) / h));
     const zoom = Math.min(maxZoom, camera.zoom + dz);
-    const done = Math.abs(zoom - camera.zoom) < 0.005 && Math.abs(dx) < 0.5 && Math.abs(dy) < 0.5;
-    camera = Object.assign({}, camera, { longitude, latitude, zoom });
-    if (done) break;
+    const zoomed = Math.abs(zoom - camera.zoom) < 0.002;
+    camera = Object.assign({}, camera, { zoom });
+    const centred = recentre();
+    if (zoomed && centred) break;
+  }
+  for (let i = 0; i < 100 && !inside(boxOf(viewport(camera)), rect); i += 1) {
+    camera = Object.assign({}, camera, { zoom: camera.zoom - 0.02 });
+    recentre();
   }
   return camera;
 }

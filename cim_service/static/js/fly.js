@@ -2,7 +2,7 @@
  * controls and legend over it leave free (fit.js), at any pitch and bearing. The last flight's target and free
  * area are recorded in window.__cimMetrics.fly. */
 import { $ } from '#cim/dom.js';
-import { fitInto, freeRect, geometryPoints } from '#cim/fit.js';
+import { fitInto, freeRect, geometryPoints, screenBox } from '#cim/fit.js';
 
 /** Return the rectangles (map pixels) of what is shown over the map: panels, controls, legend, time bar. */
 export function overlayRects() {
@@ -31,7 +31,8 @@ export function flyToGeometry(app, geometry, duration = 800) {
   const start = { longitude: now.longitude, latitude: now.latitude, zoom: now.zoom, pitch: now.pitch,
     bearing: now.bearing };
   const target = fitInto(viewport, start, points, free);
-  app.metrics.fly = { target, free };
+  const box = screenBox(points, (p) => viewport(target).project(p));
+  app.metrics.fly = { target, free, box, points: points.length };
   app.flyTo(target, duration);
   return target;
 }

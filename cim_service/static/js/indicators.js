@@ -42,7 +42,11 @@ export function defaultIndicatorId(indicators, current) {
 /** Return the feature of a town collection whose name matches the town `name`, or undefined. */
 export function townFeature(collection, name) {
   if (!collection || !collection.features) return undefined;
-  return collection.features.find((f) => lookupTown({ [name]: true }, f.properties && f.properties.name));
+  // the boundary of that very name first: towns sharing a stem (莘庄镇, 莘庄工业区) would otherwise give the first
+  // of them, and the map flew to the other town's boundary
+  const named = (f) => f.properties && f.properties.name;
+  return collection.features.find((f) => named(f) === name)
+    || collection.features.find((f) => lookupTown({ [name]: true }, named(f)));
 }
 
 /** Return the operations screen's KPI cards: each indicator's district value against its target (higher is
