@@ -3,7 +3,8 @@ import { test } from 'node:test';
 
 import {
   alertRow, applyAlertEvent, countAlerts, createRefetcher, createSseParser, epochUrl, eventsUrl, layerEventActions,
-  liveLayerIds, liveLayerProps, shanghaiTime, STATUS_COLOURS, statusColour,
+  liveLayerIds, liveLayerProps, sensorStatus, shanghaiTime, STATUS_COLOURS, statusColour, statusesAfterAlert,
+  statusesOfAlerts,
 } from '../../cim_service/static/js/live.js';
 import { pageConfig } from './fixtures.mjs';
 
@@ -70,7 +71,7 @@ test('live layers are coloured by status with their tiles at the epoch; other la
   assert.equal(dots.data, `${tiles}?live=4`);
   assert.deepEqual(dots.getFillColor({ properties: { status: 'alarm' } }), STATUS_COLOURS.alarm);
   assert.deepEqual(dots.getFillColor({ properties: {} }), STATUS_COLOURS.offline);
-  assert.equal(dots.updateTriggers.getFillColor, 4);
+  assert.deepEqual(dots.updateTriggers.getFillColor, [4, 0]);
   assert.equal(dots.stroked, true, 'a ring round each sensor: its status colour stands out on any town colour');
   assert.deepEqual(dots.getLineColor, [255, 255, 255, 255]);
   assert.ok(dots.pointRadiusMinPixels >= 4 && dots.lineWidthMinPixels >= 1);
@@ -79,6 +80,55 @@ test('live layers are coloured by status with their tiles at the epoch; other la
   assert.equal(epochUrl('/t?at=2024-12-31', 2), '/t?at=2024-12-31&live=2');
   assert.equal(epochUrl('/t', 0), '/t');
   assert.deepEqual(statusColour('nonsense'), STATUS_COLOURS.offline);
+});
+
+test('alert events give each named sensor the status of its most severe active alert, ok once none is left', () => {
+  const warn = { id: 1, layer: 'dots', feature_id: 7, severity: 'warning' };
+  const alarm = { id: 2, layer: 'dots', feature_id: 7, severity: 'alarm' };
+  let statuses = statusesAfterAlert({}, [warn], warn);
+  assert.deepEqual(statuses, { dots: { 7: 'warning' } });
+  statuses = statusesAfterAlert(statuses, [alarm, warn], alarm);
+  assert.equal(statuses.dots[7], 'alarm');
+  statuses = statusesAfterAlert(statuses, [warn], Object.assign({}, alarm, { change: 'cleared' }));
+  assert.equal(statuses.dots[7], 'warning', 'the warning is still active');
+  const before = statuses;
+  statuses = statusesAfterAlert(statuses, [], Object.assign({}, warn, { change: 'cleared' }));
+  assert.equal(statuses.dots[7], 'ok');
+  assert.equal(before.dots[7], 'warning', 'a new object: the old state is kept');
+  assert.equal(statusesAfterAlert(statuses, [], { id: 9, layer: 'dots' }), statuses, 'no feature: unchanged');
+  assert.deepEqual(statusesOfAlerts({}, [alarm, { id: 3, layer: 'dots', feature_id: 8, severity: 'offline' }]),
+    { dots: { 7: 'alarm', 8: 'offline' } });
+  // the live status wins over the tile's, the tile's is kept for the others
+  assert.equal(sensorStatus({ id: 7, properties: { status: 'offline' } }, 'dots', statuses), 'ok');
+  assert.equal(sensorStatus({ id: 8, properties: { status: 'warning' } }, 'dots', statuses), 'warning');
+  assert.equal(sensorStatus({ id: 7, properties: { status: 'alarm' } }, 'other', statuses), 'alarm');
+});
+
+test('a bundle holding a sensor layer restyles that member\'s sub-layers and repaints on a new live state only', () => {
+  const made = [];
+  const subLayer = (id, props) => ({ id, props, clone(extra) { const c = subLayer(id, Object.assign({}, props, extra)); made.push(c); return c; } });
+  const bundle = { '@@type': 'MVTLayer', id: '__tiles_points', members: ['shops', 'dots'], updateTriggers: { getTileData: 'k' },
+    renderSubLayers: (sub) => [subLayer(`${sub.id}-shops`, { pointRadiusMinPixels: 2 }),
+      subLayer(`${sub.id}-dots`, { pointRadiusMinPixels: 2, updateTriggers: { getPointRadius: 1 } })] };
+  const other = { '@@type': 'MVTLayer', id: '__tiles_over', members: ['shops'], renderSubLayers: () => [] };
+  const painted = [];
+  const live = { statuses: { dots: { 5: 'alarm' } }, version: 3, onPaint: (v) => painted.push(v) };
+  const [points, over] = liveLayerProps([bundle, other], ['dots'], {}, live);
+  assert.equal(over, other, 'no sensor member: unchanged');
+  assert.notEqual(points, bundle);
+  assert.equal(points.data, bundle.data, 'the same tiles: no refetch');
+  assert.deepEqual(points.updateTriggers, { getTileData: 'k', renderSubLayers: 3 });
+  const [shops, dots] = points.renderSubLayers({ id: '__tiles_points-1-2-3' });
+  assert.equal(shops.props.getFillColor, undefined, 'other members keep their style');
+  assert.deepEqual(dots.props.getFillColor({ id: 5, properties: { status: 'ok' } }), STATUS_COLOURS.alarm);
+  assert.deepEqual(dots.props.getFillColor({ id: 6, properties: { status: 'ok' } }), STATUS_COLOURS.ok);
+  assert.deepEqual(dots.props.updateTriggers, { getPointRadius: 1, getFillColor: 3 });
+  assert.ok(dots.props.stroked && dots.props.pointRadiusMinPixels >= 4);
+  assert.deepEqual(painted, [3]);
+  assert.equal(liveLayerProps([bundle], ['dots'], {}, live)[0], points, 'the same live state: the same props');
+  const next = liveLayerProps([bundle], ['dots'], {}, Object.assign({}, live, { version: 4 }))[0];
+  assert.notEqual(next, points);
+  assert.equal(next.updateTriggers.renderSubLayers, 4);
 });
 
 test('alert events keep the active list: raised and escalated replace, cleared removes, most severe first', () => {

@@ -7,22 +7,32 @@
  *
  * window.__cimMetrics.live: {connected, connects, events, resets, lastEventMs, alerts: [{id, datastream,
  * severity}], activeAlerts, epochs: {layer: n}, refetchedAt: {layer: ms}, alertShownAt: {alertId: ms},
- * indicatorLoads, statusColours}. */
+ * indicatorLoads, statusColours, statusVersion (changes of the sensors' live statuses the alerts gave),
+ * paintedVersion / paintedAt (the live state the 3D view's bundled sensors were last drawn at, and when)}. */
 import { authHeaders, getJSON } from '#cim/data.js';
 import { $, element } from '#cim/dom.js';
 import {
   alertLayerId, alertRow, alertsUrl, applyAlertEvent, countAlerts, createRefetcher, createSseParser, eventsUrl,
   INDICATOR_REFRESH_MS, layerEventActions, liveLayerIds, liveLayerProps, liveText, sortAlerts, STATUS_COLOURS,
-  STATUSES,
+  STATUSES, statusesAfterAlert, statusesOfAlerts,
 } from '#cim/live.js';
 import { loadIndicators } from '#cim/load.js';
 
 const INDICATOR_DEBOUNCE_MS = 2000;
 
-/** Return the live props of the drawn layers (sensor layers by status, at their tile epoch). */
+/** Return the live props of the drawn layers (sensor layers by status, at their tile epoch; in the 3D view the
+ * sensor members of the bundles by status, repainted on a change of the live state). */
 export function liveProps(app, props) {
   const live = app.live;
-  return live ? liveLayerProps(props, live.ids, live.refetcher.epochs) : props;
+  if (!live) return props;
+  return liveLayerProps(props, live.ids, live.refetcher.epochs, {
+    statuses: live.statuses, version: live.statusVersion,
+    onPaint: (version) => { // the 3D view's bundles: their sensors drawn at this live state
+      const m = app.metrics.live;
+      if (m.paintedVersion !== version) m.paintedAt = performance.now();
+      m.paintedVersion = version;
+    },
+  });
 }
 
 function cssColour(c) {
@@ -108,10 +118,20 @@ export function renderLive(app) {
   m.activeAlerts = live.alerts.length;
 }
 
+/** Take the sensors' live statuses and, when they changed, repaint the map (no tile is fetched for it). */
+function setStatuses(app, statuses) {
+  if (statuses === app.live.statuses) return;
+  app.live.statuses = statuses;
+  app.live.statusVersion += 1;
+  app.metrics.live.statusVersion = app.live.statusVersion;
+  app.render();
+}
+
 async function loadAlerts(app) {
   try {
     const body = await getJSON(alertsUrl(app.state.config), app.state.apiKey, null);
     app.live.alerts = sortAlerts(body.alerts || []);
+    setStatuses(app, statusesOfAlerts(app.live.statuses, app.live.alerts));
   } catch (error) {
     console.warn('alerts unavailable', error.message);
   }
@@ -131,6 +151,7 @@ function onEvent(app, event) {
   m.lastEventMs = performance.now();
   if (event.type === 'alert') {
     live.alerts = applyAlertEvent(live.alerts, event.data);
+    setStatuses(app, statusesAfterAlert(live.statuses, live.alerts, event.data));
     if (live.ids.includes(event.data.layer)) live.refetcher.request(event.data.layer); // its sensors' status
     renderLive(app);
   } else if (event.type === 'layer') {
@@ -188,9 +209,11 @@ export function wireLive(app) {
   app.metrics.live = {
     connected: false, connects: 0, events: 0, resets: 0, lastEventMs: null, alerts: [], activeAlerts: 0,
     epochs: {}, refetchedAt: {}, alertShownAt: {}, indicatorLoads: 0, statusColours: STATUS_COLOURS,
+    statusVersion: 0, paintedVersion: null, paintedAt: null,
   };
   app.live = {
-    ids: liveLayerIds(app.config), alerts: [], connected: false, lastId: null, retryMs: 3000,
+    ids: liveLayerIds(app.config), alerts: [], connected: false, lastId: null, retryMs: 3000, statuses: {},
+    statusVersion: 0,
     refetcher: createRefetcher((id, epoch) => {
       app.metrics.live.epochs[id] = epoch;
       app.metrics.live.refetchedAt[id] = performance.now();

@@ -153,22 +153,94 @@ export function epochUrl(url, epoch) {
 /** The ring drawn round every sensor coloured by its status. */
 export const SENSOR_RING = [255, 255, 255, 255];
 
+/** Severity order of a sensor's statuses from its active alerts (the most severe one colours it). */
+const STATUS_RANK = { alarm: 0, warning: 1, offline: 2 };
+
 /**
- * Return the layer props with the live layers coloured by status and their tiles at their epoch; other props
- * pass unchanged.
+ * Return the live statuses of the sensors (`{layer: {featureId: status}}`, a new object) once `alerts` are the
+ * active alerts after `event` (an alert event): the feature the event names takes the severity of its most
+ * severe active alert, or `ok` when none is left (a cleared alert: a reading came and is within the levels).
  */
-export function liveLayerProps(props, liveIds, epochs) {
+export function statusesAfterAlert(statuses, alerts, event) {
+  if (!event || !event.layer || event.feature_id === undefined || event.feature_id === null) return statuses;
+  const own = alerts.filter((a) => a.layer === event.layer && a.feature_id === event.feature_id && a.severity in STATUS_RANK)
+    .sort((a, b) => STATUS_RANK[a.severity] - STATUS_RANK[b.severity]);
+  const layer = Object.assign({}, statuses[event.layer], { [event.feature_id]: own.length ? own[0].severity : 'ok' });
+  return Object.assign({}, statuses, { [event.layer]: layer });
+}
+
+/** Return the live statuses with those of the features of the active `alerts` (the list read at start or after
+ * a reset) set to their most severe alert. */
+export function statusesOfAlerts(statuses, alerts) {
+  let out = statuses;
+  for (const a of alerts) out = statusesAfterAlert(out, alerts, a);
+  return out;
+}
+
+/** Return the status of sensor `feature` of layer `layerId`: the live one the alert events gave it, else the one
+ * its tile carried (offline for none). */
+export function sensorStatus(feature, layerId, statuses) {
+  const byLayer = statuses && statuses[layerId];
+  const live = byLayer && feature && feature.id !== undefined ? byLayer[feature.id] : undefined;
+  return live || (feature && feature.properties && feature.properties.status);
+}
+
+/** Return the props styling sensors of layer `id` by their live status over `base` (a layer's or sub-layer's
+ * props): fill by status, a white ring, a least radius; `trigger` repaints them when it changes. */
+export function sensorStyle(id, statuses, trigger, base) {
+  return {
+    getFillColor: (f) => statusColour(sensorStatus(f, id, statuses)),
+    // a white ring and a few pixels at least: a red alarm stays visible on a red (short of target) town
+    stroked: true, getLineColor: SENSOR_RING, lineWidthUnits: 'pixels', getLineWidth: 1.5,
+    lineWidthMinPixels: 1.5, pointRadiusMinPixels: Math.max(base.pointRadiusMinPixels || 0, 4),
+    updateTriggers: Object.assign({}, base.updateTriggers, { getFillColor: trigger }),
+  };
+}
+
+/** The live props last made of each bundle (by its props): deck.gl rebuilds a bundle's sub-layers on new props,
+ * so they are made anew only when the live state changed. */
+const liveBundles = new WeakMap();
+
+/**
+ * Return the props of a bundle of layers (3D view: `members` drawn by one MVTLayer from the multi-layer tiles)
+ * whose sensor members are coloured by status: its sub-layers of those members restyled, repainted (a new
+ * `renderSubLayers` update trigger, the tiles kept) when `version` changes. `onPaint(version)` is called as they are.
+ */
+function liveBundleProps(p, liveIds, statuses, version, onPaint) {
+  const ids = p.members.filter((id) => liveIds.includes(id));
+  if (!ids.length || typeof p.renderSubLayers !== 'function') return p;
+  const kept = liveBundles.get(p);
+  if (kept && kept.version === version) return kept.props;
+  const render = p.renderSubLayers;
+  const props = Object.assign({}, p, {
+    updateTriggers: Object.assign({}, p.updateTriggers, { renderSubLayers: version }),
+    renderSubLayers: (sub) => [].concat(render(sub) || []).map((layer) => {
+      const id = layer && ids.find((m) => layer.id === `${sub.id}-${m}`);
+      if (!id) return layer;
+      onPaint(version);
+      return layer.clone(sensorStyle(id, statuses, version, layer.props));
+    }),
+  });
+  liveBundles.set(p, { version, props });
+  return props;
+}
+
+/**
+ * Return the layer props with the live layers coloured by status and their tiles at their epoch, and the bundles
+ * holding live layers (3D view) with those members coloured by status; other props pass unchanged.
+ *
+ * `live.statuses` are the statuses the alert events gave (`statusesAfterAlert`), `live.version` counts their
+ * changes, `live.onPaint(version)` is told when a bundle's sensors are drawn at a version.
+ */
+export function liveLayerProps(props, liveIds, epochs, live = {}) {
+  const statuses = live.statuses || {};
+  const version = live.version || 0;
+  const onPaint = live.onPaint || (() => {});
   return props.map((p) => {
+    if (p && Array.isArray(p.members) && p['@@type'] === 'MVTLayer') return liveBundleProps(p, liveIds, statuses, version, onPaint);
     if (!p || !liveIds.includes(p.id) || p['@@type'] !== 'MVTLayer') return p;
     const epoch = epochs[p.id] || 0;
-    return Object.assign({}, p, {
-      data: epochUrl(p.data, epoch),
-      getFillColor: (f) => statusColour(f.properties && f.properties.status),
-      // a white ring and a few pixels at least: a red alarm stays visible on a red (short of target) town
-      stroked: true, getLineColor: SENSOR_RING, lineWidthUnits: 'pixels', getLineWidth: 1.5,
-      lineWidthMinPixels: 1.5, pointRadiusMinPixels: Math.max(p.pointRadiusMinPixels || 0, 4),
-      updateTriggers: Object.assign({}, p.updateTriggers, { getFillColor: epoch }),
-    });
+    return Object.assign({}, p, { data: epochUrl(p.data, epoch) }, sensorStyle(p.id, statuses, [epoch, version], p));
   });
 }
 
