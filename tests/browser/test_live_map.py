@@ -1,7 +1,8 @@
 """The live map in headless Chromium against a service running the MQTT bridge: a reading published with
 ``mosquitto_pub`` turns a sensor red and puts its alert in the panel within 2 s; a click on the alert flies
-to it; the reading falling back turns it green and empties the panel. The operations screen shows the live feed
-and the active-alerts card. Screenshots in test-artifacts/."""
+to it; the reading falling back turns it green and empties the panel. In the 3D view, where the sensors are drawn
+from the multi-layer tile bundle, the same readings recolour them by a repaint, no tile fetched again. The
+operations screen shows the live feed and the active-alerts card. Screenshots in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -43,6 +44,18 @@ def live_page(browser, live_url: str):
     page = context.new_page()
     log = attach_log(page)
     open_map(page, f"{live_url}/map", timeout_ms=60_000)
+    page.wait_for_function("window.__cimMetrics.live && window.__cimMetrics.live.connected", timeout=20_000)
+    yield page, log
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def live_page_3d(browser, live_url: str):
+    """One page load of the 3D view (/map?view=3d) on the live service for the module: ``(page, log)``."""
+    context = browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
+    page = context.new_page()
+    log = attach_log(page)
+    open_map(page, f"{live_url}/map?view=3d", timeout_ms=60_000)
     page.wait_for_function("window.__cimMetrics.live && window.__cimMetrics.live.connected", timeout=20_000)
     yield page, log
     context.close()
@@ -126,6 +139,67 @@ def test_a_published_alarm_turns_the_sensor_red_and_lists_its_alert_within_2_s(l
     cleared, _ = _sensor_pixels(page, lon, lat)
     page.locator("#map").screenshot(path=str(artifacts / "map-live-cleared.png"))
     assert _is(colours["ok"], cleared) and not _is(colours["alarm"], cleared), cleared.tolist()
+    assert log.errors() == [] and log.foreign_hosts() == set()
+
+
+def _layer_tile_requests(log) -> int:
+    """Tile requests that carried the sensor layer (its own tiles or a bundle naming it)."""
+    return sum(1 for url in log.requests if "/tiles/" in url and LAYER in url)
+
+
+def _wait_repainted(page, version: int, timeout_ms: int) -> None:
+    """Wait until the live state changed after ``version`` and the 3D view's sensors were drawn at it."""
+    page.wait_for_function(f"(() => {{ const m = window.__cimMetrics.live; return m.statusVersion > {version} "
+                           f"&& m.paintedVersion === m.statusVersion; }})()", timeout=timeout_ms)
+
+
+def test_in_the_3d_view_a_published_alarm_repaints_the_bundled_sensor_red_then_green(
+        live_page_3d, live_url, mqtt_url, engine, depth_sensors, artifacts):  # noqa: F811
+    page, log = live_page_3d
+    ds, fid, _ = fresh_sensor(engine, depth_sensors)
+    item = httpx.get(f"{live_url}/collections/{LAYER}/items/{fid}", params={"f": "json"}, timeout=20).json()
+    lon, lat = item["geometry"]["coordinates"]
+    assert item["properties"]["status"] == "offline"  # never reported
+    # only the sensors among the points, pitched over them
+    page.evaluate(f"""(() => {{ const s = window.__cimMap.state;
+        for (const id of Object.keys(s.visible)) if (s.layers[id] && !s.layers[id].live && s.layers[id].is_point)
+          s.visible[id] = false;
+        s.visible['{LAYER}'] = true; window.__cimMap.render();
+        window.updateDeck({{ initialViewState: {{ longitude: {lon}, latitude: {lat}, zoom: 16, pitch: 45,
+          bearing: 0 }} }}, window.__cimMap.deck); }})()""")
+    page.wait_for_function(f"window.__cimMetrics.view && Math.abs(window.__cimMetrics.view.zoom - 16) < 0.01 "
+                           f"&& window.__cimMetrics.tilesLoaded['{LAYER}'] > 0", timeout=20_000)
+    page.wait_for_timeout(500)
+    drawn = page.evaluate("window.__cimMap.deck.props.layers.filter((l) => (l.props.members || []).includes("
+                          f"'{LAYER}')).map((l) => l.id)")
+    assert drawn, "the 3D view draws the sensors from a tile bundle"
+    assert LAYER not in page.evaluate("window.__cimMap.deck.props.layers.map((l) => l.id)")
+    colours = page.evaluate("window.__cimMetrics.live.statusColours")
+    before, _ = _sensor_pixels(page, lon, lat)
+    assert _is(colours["offline"], before), before.tolist()
+    requests = _layer_tile_requests(log)
+
+    version = page.evaluate("window.__cimMetrics.live.statusVersion")
+    publish(mqtt_url, ds, _reading(42.5))
+    page.wait_for_function(
+        f"window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds} && a.severity === 'alarm')",
+        timeout=10_000)
+    _wait_repainted(page, version, timeout_ms=10_000)
+    page.wait_for_timeout(150)  # the frame of the repaint
+    after, _ = _sensor_pixels(page, lon, lat)
+    page.locator("#map").screenshot(path=str(artifacts / "map-3d-live-alarm.png"))
+    assert _is(colours["alarm"], after) and not _is(colours["offline"], after), after.tolist()
+
+    # falling back: the alert clears, the sensor turns green
+    version = page.evaluate("window.__cimMetrics.live.statusVersion")
+    publish(mqtt_url, ds, _reading(1.0))
+    page.wait_for_function(f"!window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds})", timeout=10_000)
+    _wait_repainted(page, version, timeout_ms=10_000)
+    page.wait_for_timeout(150)
+    cleared, _ = _sensor_pixels(page, lon, lat)
+    page.locator("#map").screenshot(path=str(artifacts / "map-3d-live-cleared.png"))
+    assert _is(colours["ok"], cleared) and not _is(colours["alarm"], cleared), cleared.tolist()
+    assert _layer_tile_requests(log) == requests, "the sensors were repainted, not fetched again"
     assert log.errors() == [] and log.foreign_hosts() == set()
 
 

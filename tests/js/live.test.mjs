@@ -102,6 +102,7 @@ test('alert events give each named sensor the status of its most severe active a
   assert.equal(sensorStatus({ id: 7, properties: { status: 'offline' } }, 'dots', statuses), 'ok');
   assert.equal(sensorStatus({ id: 8, properties: { status: 'warning' } }, 'dots', statuses), 'warning');
   assert.equal(sensorStatus({ id: 7, properties: { status: 'alarm' } }, 'other', statuses), 'alarm');
+  assert.equal(sensorStatus({ properties: { id: 7, status: 'offline' } }, 'dots', statuses), 'ok', 'a bundle\'s feature');
 });
 
 test('a bundle holding a sensor layer restyles that member\'s sub-layers and repaints on a new live state only', () => {

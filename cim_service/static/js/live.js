@@ -177,11 +177,20 @@ export function statusesOfAlerts(statuses, alerts) {
   return out;
 }
 
+/** Return the id of a tile feature: the MVT feature id, or its `id` property (the multi-layer tiles' features,
+ * as the bundles decode them). */
+export function featureId(feature) {
+  if (!feature) return undefined;
+  if (feature.id !== undefined && feature.id !== null) return feature.id;
+  return feature.properties ? feature.properties.id : undefined;
+}
+
 /** Return the status of sensor `feature` of layer `layerId`: the live one the alert events gave it, else the one
  * its tile carried (offline for none). */
 export function sensorStatus(feature, layerId, statuses) {
   const byLayer = statuses && statuses[layerId];
-  const live = byLayer && feature && feature.id !== undefined ? byLayer[feature.id] : undefined;
+  const id = featureId(feature);
+  const live = byLayer && id !== undefined ? byLayer[id] : undefined;
   return live || (feature && feature.properties && feature.properties.status);
 }
 
