@@ -102,15 +102,17 @@ test('alert events give each named sensor the status of its most severe active a
   assert.equal(sensorStatus({ id: 7, properties: { status: 'offline' } }, 'dots', statuses), 'ok');
   assert.equal(sensorStatus({ id: 8, properties: { status: 'warning' } }, 'dots', statuses), 'warning');
   assert.equal(sensorStatus({ id: 7, properties: { status: 'alarm' } }, 'other', statuses), 'alarm');
-  assert.equal(sensorStatus({ properties: { id: 7, status: 'offline' } }, 'dots', statuses), 'ok', 'a bundle\'s feature');
+  assert.equal(sensorStatus({ properties: { id: 7, status: 'offline' } }, 'dots', statuses), 'ok',
+    'a bundle\'s feature: its id among its properties');
 });
 
 test('a bundle holding a sensor layer restyles that member\'s sub-layers and repaints on a new live state only', () => {
-  const made = [];
-  const subLayer = (id, props) => ({ id, props, clone(extra) { const c = subLayer(id, Object.assign({}, props, extra)); made.push(c); return c; } });
-  const bundle = { '@@type': 'MVTLayer', id: '__tiles_points', members: ['shops', 'dots'], updateTriggers: { getTileData: 'k' },
+  const subLayer = (id, props) => ({ id, props, clone: (extra) => subLayer(id, Object.assign({}, props, extra)) });
+  const bundle = {
+    '@@type': 'MVTLayer', id: '__tiles_points', members: ['shops', 'dots'], updateTriggers: { getTileData: 'k' },
     renderSubLayers: (sub) => [subLayer(`${sub.id}-shops`, { pointRadiusMinPixels: 2 }),
-      subLayer(`${sub.id}-dots`, { pointRadiusMinPixels: 2, updateTriggers: { getPointRadius: 1 } })] };
+      subLayer(`${sub.id}-dots`, { pointRadiusMinPixels: 2, updateTriggers: { getPointRadius: 1 } })],
+  };
   const other = { '@@type': 'MVTLayer', id: '__tiles_over', members: ['shops'], renderSubLayers: () => [] };
   const painted = [];
   const live = { statuses: { dots: { 5: 'alarm' } }, version: 3, onPaint: (v) => painted.push(v) };

@@ -153,23 +153,20 @@ export function epochUrl(url, epoch) {
 /** The ring drawn round every sensor coloured by its status. */
 export const SENSOR_RING = [255, 255, 255, 255];
 
-/** Severity order of a sensor's statuses from its active alerts (the most severe one colours it). */
-const STATUS_RANK = { alarm: 0, warning: 1, offline: 2 };
-
 /**
- * Return the live statuses of the sensors (`{layer: {featureId: status}}`, a new object) once `alerts` are the
- * active alerts after `event` (an alert event): the feature the event names takes the severity of its most
- * severe active alert, or `ok` when none is left (a cleared alert: a reading came and is within the levels).
+ * Return the live statuses of the sensors (`{layer: {featureId: status}}`, a new object) once the alerts given
+ * are the active alerts after `event` (an alert event): the feature the event names takes the severity of its
+ * most severe active alert, or `ok` when none is left (a cleared alert: a reading came and is within the levels).
  */
 export function statusesAfterAlert(statuses, alerts, event) {
   if (!event || !event.layer || event.feature_id === undefined || event.feature_id === null) return statuses;
-  const own = alerts.filter((a) => a.layer === event.layer && a.feature_id === event.feature_id && a.severity in STATUS_RANK)
-    .sort((a, b) => STATUS_RANK[a.severity] - STATUS_RANK[b.severity]);
+  const own = alerts.filter((a) => a.layer === event.layer && a.feature_id === event.feature_id
+    && a.severity in SEVERITY_RANK).sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity]);
   const layer = Object.assign({}, statuses[event.layer], { [event.feature_id]: own.length ? own[0].severity : 'ok' });
   return Object.assign({}, statuses, { [event.layer]: layer });
 }
 
-/** Return the live statuses with those of the features of the active `alerts` (the list read at start or after
+/** Return the live statuses with those of the features of the active alerts given (the list read at start or after
  * a reset) set to their most severe alert. */
 export function statusesOfAlerts(statuses, alerts) {
   let out = statuses;
@@ -246,7 +243,9 @@ export function liveLayerProps(props, liveIds, epochs, live = {}) {
   const version = live.version || 0;
   const onPaint = live.onPaint || (() => {});
   return props.map((p) => {
-    if (p && Array.isArray(p.members) && p['@@type'] === 'MVTLayer') return liveBundleProps(p, liveIds, statuses, version, onPaint);
+    if (p && Array.isArray(p.members) && p['@@type'] === 'MVTLayer') {
+      return liveBundleProps(p, liveIds, statuses, version, onPaint);
+    }
     if (!p || !liveIds.includes(p.id) || p['@@type'] !== 'MVTLayer') return p;
     const epoch = epochs[p.id] || 0;
     return Object.assign({}, p, { data: epochUrl(p.data, epoch) }, sensorStyle(p.id, statuses, [epoch, version], p));
