@@ -205,7 +205,7 @@ def test_in_the_3d_view_a_published_alarm_repaints_the_bundled_sensor_red_then_g
 
 def test_the_ops_screen_shows_the_live_feed_and_the_active_alerts_card(browser, live_url, mqtt_url, engine,
                                                                       depth_sensors, artifacts):  # noqa: F811
-    ds, _, _ = fresh_sensor(engine, depth_sensors)
+    ds, fid, _ = fresh_sensor(engine, depth_sensors)
     context = browser.new_context(viewport={"width": 1920, "height": 1080}, device_scale_factor=1)
     page = context.new_page()
     log = attach_log(page)
@@ -214,8 +214,16 @@ def test_the_ops_screen_shows_the_live_feed_and_the_active_alerts_card(browser, 
         page.wait_for_function("window.__cimMetrics.live.connected && window.__cimMetrics.kpis.length > 0",
                                timeout=20_000)
         before = page.evaluate("window.__cimMetrics.live.activeAlerts")
+        version = page.evaluate("window.__cimMetrics.live.statusVersion")
         publish(mqtt_url, ds, _reading(20.0))  # a warning
         page.wait_for_function(f"window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds})", timeout=5000)
+        # the screen's 3D bundles repaint their sensors: this one is drawn in the warning colour
+        _wait_repainted(page, version, timeout_ms=10_000)
+        drawn = page.evaluate(f"""window.__cimMap.deck.layerManager.getLayers()
+            .filter((l) => l.id.startsWith('__tiles_') && l.id.endsWith('-{LAYER}'))
+            .map((l) => l.props.getFillColor({{ properties: {{ id: {fid}, status: 'offline' }} }}))""")
+        colours = page.evaluate("window.__cimMetrics.live.statusColours")
+        assert drawn and all(c == colours["warning"] for c in drawn), drawn[:3]
         active = httpx.get(f"{live_url}/alerts", params={"limit": 1000}, timeout=20).json()["numberMatched"]
         page.wait_for_function(f"window.__cimMetrics.live.activeAlerts === {active}", timeout=5000)
         assert active == before + 1
