@@ -98,6 +98,10 @@ test('alert events give each named sensor the status of its most severe active a
   assert.equal(statusesAfterAlert(statuses, [], { id: 9, layer: 'dots' }), statuses, 'no feature: unchanged');
   assert.deepEqual(statusesOfAlerts({}, [alarm, { id: 3, layer: 'dots', feature_id: 8, severity: 'offline' }]),
     { dots: { 7: 'alarm', 8: 'offline' } });
+  // read again after a reset: a feature whose alert cleared meanwhile is ok, an unchanged list changes nothing
+  const reread = statusesOfAlerts({ dots: { 7: 'alarm', 8: 'offline' } }, [alarm]);
+  assert.deepEqual(reread, { dots: { 7: 'alarm', 8: 'ok' } });
+  assert.equal(statusesOfAlerts(reread, [alarm]), reread);
   // the live status wins over the tile's, the tile's is kept for the others
   assert.equal(sensorStatus({ id: 7, properties: { status: 'offline' } }, 'dots', statuses), 'ok');
   assert.equal(sensorStatus({ id: 8, properties: { status: 'warning' } }, 'dots', statuses), 'warning');

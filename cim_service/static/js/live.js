@@ -166,11 +166,21 @@ export function statusesAfterAlert(statuses, alerts, event) {
   return Object.assign({}, statuses, { [event.layer]: layer });
 }
 
-/** Return the live statuses with those of the features of the active alerts given (the list read at start or after
- * a reset) set to their most severe alert. */
+/** Return the live statuses once the active alerts given were read (at start or after a reset): the features of
+ * those alerts at their most severe one, the other features already known `ok` (their alerts cleared meanwhile). */
 export function statusesOfAlerts(statuses, alerts) {
   let out = statuses;
-  for (const a of alerts) out = statusesAfterAlert(out, alerts, a);
+  for (const [layer, byFeature] of Object.entries(statuses)) {
+    for (const [fid, status] of Object.entries(byFeature)) {
+      const active = alerts.some((a) => a.layer === layer && String(a.feature_id) === fid);
+      if (!active && status !== 'ok') out = statusesAfterAlert(out, alerts, { layer, feature_id: fid });
+    }
+  }
+  for (const a of alerts) {
+    const known = out[a.layer] && out[a.layer][a.feature_id];
+    const next = statusesAfterAlert(out, alerts, a);
+    if (next[a.layer][a.feature_id] !== known) out = next;
+  }
   return out;
 }
 
