@@ -59,19 +59,23 @@ def overlap(a: dict, b: dict) -> bool:
 
 
 #: the spot furthest right (the side the panel opens on) where a click meets a town, no other feature and no
-#: overlay: [x, y, name]
+#: overlay (in the 3D view a gap column may stand above the town: a click on it opens that town): [x, y, name]
 TOWN_SPOT = """(overlays) => {
-  const deck = window.__cimMap.deck, towns = window.CIM_CONFIG.roles.town_boundaries;
+  const { deck, state } = window.__cimMap, towns = window.CIM_CONFIG.roles.town_boundaries;
   const { width, height } = deck.getViewports()[0];
   const covered = (x, y) => overlays.some((o) => o.left - 6 <= x && x <= o.right + 6
     && o.top - 6 <= y && y <= o.bottom + 6);
+  const column = (info) => {
+    const id = info.layer.id.startsWith('__tiles_') ? info.object.properties.layerName : info.layer.id;
+    const meta = state.layers[id];
+    return state.view3d && meta && meta.style && meta.style.columns && !meta.height_field;
+  };
   for (let x = width - 20; x > 20; x -= 20) for (let y = 20; y < height - 20; y += 20) {
     if (covered(x, y)) continue;
     const top = deck.pickObject({ x, y, radius: deck.props.pickingRadius }); // nothing above the town (a building)
-    let root = top && top.layer;
-    while (root && root.parent) root = root.parent;
-    if (!root || root.id !== towns) continue;
-    return [x, y, top.object.properties.name];
+    if (!top || !top.layer || !(top.layer.id === towns || column(top))) continue;
+    const town = deck.pickObject({ x, y, radius: 0, layerIds: [towns] });
+    if (town && town.object) return [x, y, town.object.properties.name];
   }
   return null;
 }"""
@@ -194,12 +198,12 @@ def test_the_open_panels_switch_language_at_once(browser, service_url, artifacts
         assert all(" · Target " in line for line in en["lines"])
         assert not any(ch in "".join(en["lines"]) for ch in "个座起"), "no Chinese unit left in English"
         # the gap sentences: the server names each town in English in `gap`, in Chinese in `gap_zh`
-        for ind in indicators:
-            for r in ind["towns"]:
-                if r["name_en"] and r["status"] == "not_met":
-                    assert r["gap"].startswith(r["name_en"]) and r["town"] not in r["gap"], r["gap"]
-                    assert r["gap_zh"].startswith(r["town"]), r["gap_zh"]
-        assert len(en["gaps"]) == len(zh["gaps"])
+        named = [r for ind in indicators for r in ind["towns"] if r["name_en"] and r["status"] == "not_met"]
+        assert named, "the demo has towns short of a target: their gap sentences are checked"
+        for r in named:
+            assert r["gap"].startswith(r["name_en"]) and r["town"] not in r["gap"], r["gap"]
+            assert r["gap_zh"].startswith(r["town"]), r["gap_zh"]
+        assert en["gaps"] and len(en["gaps"]) == len(zh["gaps"]), "the clicked town's panel shows its gaps"
         assert all(row["name_en"] in g and row["town"] not in g for g in en["gaps"]), en["gaps"]
         assert all(row["town"] in g for g in zh["gaps"]), zh["gaps"]
         # the other panels open on the page: legend, the indicator panel, the alert panel

@@ -5,7 +5,7 @@ import { DEFAULT_RAMP, NODATA } from '../../cim_service/static/js/colour.js';
 import {
   BUNDLE_MAX_REQUESTS, BUNDLE_PREFIX, bundled, bundleProps, choroplethAccessor, deckLayerProps, drawnLayerIds,
   columnsOpacity, extrudedLayerIds, extrusionProps, layerProps, MARKER_ID, pendingTileLayers, pickedLayerId, SHAPES_ZOOM_OFFSET,
-  visibleOutline,
+  standsAsColumns, visibleOutline,
 } from '../../cim_service/static/js/layers.js';
 import { createState } from '../../cim_service/static/js/state.js';
 import { indicator, pageConfig, townCollection } from './fixtures.mjs';
@@ -118,6 +118,10 @@ test('a layer with a height field is extruded by that field; the others are flat
   assert.equal(columnsOpacity(light, true), 0.4);
   assert.equal(columnsOpacity(light, false), 1, 'the flat cells of the 2D view keep their opacity');
   assert.equal(columnsOpacity({ id: 'blocks', height_field: 'h' }, true), 1);
+  assert.equal(standsAsColumns(gap, true), true);
+  assert.equal(standsAsColumns(gap, false), false, 'flat cells in 2D: a click on one shows the cell');
+  assert.equal(standsAsColumns({ id: 'blocks', height_field: 'h', style: gap.style }, true), false);
+  assert.equal(standsAsColumns(undefined, true), false);
 });
 
 test('hidden and locked tile layers are left out (deck.gl would still fetch their tiles)', () => {

@@ -6,7 +6,7 @@ import { $ } from '#cim/dom.js';
 import { cellText, featureTitle, fieldRows, formatValue } from '#cim/format.js';
 import { localTitle } from '#cim/i18n.js';
 import { lookupTown, townValues } from '#cim/indicators.js';
-import { pickedLayerId } from '#cim/layers.js';
+import { pickedLayerId, standsAsColumns } from '#cim/layers.js';
 import { aggregated, currentIndicator } from '#cim/state.js';
 
 /** Return the id of the catalog layer of a picked object (tile sub-layers belong to their tile layer; a bundle
@@ -67,13 +67,19 @@ export function renderClickPanel(app) {
 
 /**
  * Return what a click at `info` is on: below the zoom points are drawn from (aggregates), only a town can be
- * clicked (the town under the pointer, never a point); from that zoom on, what deck.gl picked.
+ * clicked (the town under the pointer, never a point); in the 3D view a gap column gives the town under it;
+ * otherwise what deck.gl picked.
  */
 export function clickTarget(app, info) {
   const towns = roleLayer(app.state.config, ROLE.towns);
-  if (!info || !aggregated(app.state, app.view()) || !towns) return info;
+  if (!info || !towns) return info;
   if (info.object && rootId(info) === towns) return info;
-  return app.deck.pickObject({ x: info.x, y: info.y, radius: 0, layerIds: [towns] });
+  const under = () => app.deck.pickObject({ x: info.x, y: info.y, radius: 0, layerIds: [towns] });
+  if (aggregated(app.state, app.view())) return under();
+  // in the 3D view the gap cells stand as columns over the whole district (the ops screen's pitched camera sees
+  // nothing else): a click on a column opens the town it stands in, whose panel gives every gap
+  if (info.object && standsAsColumns(app.state.layers[rootId(info)], app.state.view3d)) return under() || info;
+  return info;
 }
 
 /** On a click: a town opens the town panel (and is selected); any other feature shows its attributes, then all

@@ -61,11 +61,17 @@ export function extrusionProps(meta, view3d = false) {
   };
 }
 
+/** Return whether a layer stands as columns (its style's `columns`: an area per value, extruded by a field) in
+ * the view (only the 3D view raises them; a layer with a height field is extruded by that instead). */
+export function standsAsColumns(meta, view3d = false) {
+  return Boolean(view3d && meta && meta.style && meta.style.columns && !meta.height_field);
+}
+
 /** Return the opacity factor of a layer's features in the view: its columns' (style.columns.opacity) in the 3D
  * view, else 1. */
 export function columnsOpacity(meta, view3d = false) {
-  const columns = meta && meta.style && meta.style.columns;
-  return view3d && columns && !meta.height_field && typeof columns.opacity === 'number' ? columns.opacity : 1;
+  const opacity = standsAsColumns(meta, view3d) ? meta.style.columns.opacity : undefined;
+  return typeof opacity === 'number' ? opacity : 1;
 }
 
 /** Radius (px) of a thinned tile's cell holding `count` points at which the symbols stop growing, and the
