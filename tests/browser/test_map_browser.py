@@ -63,6 +63,22 @@ def frame_after(page, count: int) -> None:
     page.wait_for_function("n => window.__cimMetrics.renders > n", arg=count, timeout=15_000)
 
 
+#: the labels and their font have loaded, and they are placed for what is shown now (no placement pending)
+LABELS_PLACED = """n => { const m = window.__cimMetrics, l = window.__cimMap.state.labels;
+  return m.renders > n && l && !l.timer && m.labels.fontLoaded; }"""
+
+
+def labels_settled(page, count: int) -> None:
+    """Wait for a frame after ``count`` (read before a state change) that draws the labels placed for it.
+
+    The labels arrive after the first meaningful paint, and are placed again 150 ms after a frame that changed what
+    is shown: a picture taken one frame after a change can still hold the labels of before."""
+    page.wait_for_function(LABELS_PLACED, arg=count, timeout=30_000)
+    drawn = renders(page)
+    page.evaluate("window.__cimMap.render()")
+    frame_after(page, drawn)
+
+
 def map_pixels(page, path) -> np.ndarray:
     return rgb(page.locator("#map").screenshot(path=str(path)))
 
@@ -111,11 +127,16 @@ def test_map_draws_the_district_offline(map_page, service_url, engine, artifacts
 def test_toggling_a_layer_changes_the_picture(map_page, service_url, engine, artifacts):
     page, log = map_page
     open_map(page, f"{service_url}/map")
+    labels_settled(page, 0)
+    assert page.evaluate("window.__cimMetrics.labels.byLayer[window.CIM_CONFIG.roles.town_boundaries]"), \
+        "the district view names the towns"
     before = map_pixels(page, artifacts / "toggle-before.png")
     points = visible_town_points(page, engine)
     count = renders(page)
     page.locator("#toggle-towns").uncheck()
-    frame_after(page, count)
+    labels_settled(page, count)
+    assert page.evaluate("window.__cimMetrics.labels.byLayer[window.CIM_CONFIG.roles.town_boundaries]") is None, \
+        "the town names go with the towns"
     after = map_pixels(page, artifacts / "toggle-after.png")
     assert changed_share(before, after) > 0.05
     now_background = [is_background(patch(after, x, y, 0)).all() for _, x, y in points]
@@ -124,7 +145,7 @@ def test_toggling_a_layer_changes_the_picture(map_page, service_url, engine, art
     assert not page.locator("#opacity-cameras").is_visible(), "opacity sits behind the layer's menu"
     page.locator("#menu-cameras").click()
     page.locator("#opacity-cameras").fill("0")
-    frame_after(page, count)
+    labels_settled(page, count)
     faded = map_pixels(page, artifacts / "toggle-cameras-opacity0.png")
     changed = (np.abs(after - faded) > 30).any(axis=-1)
     assert changed.sum() > 1000, "camera dots should disappear at opacity 0"
