@@ -1,11 +1,11 @@
 """Map labels of the catalog's labelled layers (``style.label``) and the web font subset that draws them.
 
 :func:`fetch_anchors` reads where labels go, from the layer tables, bounded: a polygon's label at its interior
-point (``ST_PointOnSurface``), a point's at the point, a line's at anchors spaced along it (every
-:data:`LINE_SPACING_M` metres, at least one at its middle) with a second point a little further on, so the map
-turns the text along the line on screen (and keeps it upright whatever the map's bearing), and the line's path
-either side of the anchor (:data:`PATH_HALF_M`, with ``at``: the anchor's place on it as a share of its length),
-along which the map sets the name glyph by glyph.
+point (``ST_PointOnSurface``), a point's at the point, a line's along the line: the lines of one name are joined
+and each part is given whole (its ``path``, simplified by :data:`PATH_SIMPLIFY_M`), with an anchor at its middle
+(``at``: its share of the path) and a second point a little further on, so a client without the path turns the
+text along the line. The map sets the name along the path glyph by glyph wherever the line runs in view, and
+repeats it along long roads (``static/js/label-place.js``).
 
 :class:`WebFonts` subsets the installed Noto Sans CJK to the characters of those labels as WOFF2 (fontTools),
 named by the digest of the character set and the font, cached under ``<home>/fonts/web``: the deck.gl map
@@ -27,14 +27,10 @@ from typing import Any
 from cim_service.core.catalog import Catalog, LayerSpec
 from cim_service.styles.glyphs import FontFile, find_font
 
-#: metres between two label anchors of a line (Web Mercator metres, ~0.86 of ground metres here)
-LINE_SPACING_M = 2500.0
-#: a line label's path: the line this far (Web Mercator metres) either side of its anchor, simplified by this much
-#: (the map sets the name along it glyph by glyph: ~1.6 km holds a long name from z12 on)
-PATH_HALF_M = 800.0
+#: a line label's path: the whole line (each part of the lines of one name), simplified by this much (Web Mercator
+#: metres); the map places the name along the stretches in view, repeated along long roads
 PATH_SIMPLIFY_M = 2.0
-#: most anchors one line gets, and most label features one layer gives
-MAX_ANCHORS_PER_LINE = 12
+#: most label features one layer gives
 MAX_LABELS_PER_LAYER = 5000
 #: characters always in the web font (digits, Latin, punctuation of English labels)
 BASE_CHARS = "".join(chr(c) for c in range(0x20, 0x7F)) + "·（）()—–"
@@ -56,19 +52,19 @@ def _anchor_sql(spec: LayerSpec) -> str:
     base = (f"SELECT {zh}::text AS zh, {en}::text AS en, geom_3857 AS g FROM {spec.qualified_table} "
             f"WHERE {zh} IS NOT NULL AND {zh}::text <> '' AND geom_3857 IS NOT NULL")
     if label.placement == "line":
-        # each part of a line; anchors at (k + 0.5) / n of its length, n = length / spacing (1 .. MAX)
+        # the lines of one name joined (a road in many features is one road), then each part whole: its middle,
+        # a point a little further on, and its path
         return (
-            "WITH parts AS (SELECT zh, en, (ST_Dump(ST_LineMerge(g))).geom AS g FROM (" + base + ") s), "
-            "sized AS (SELECT zh, en, g, LEAST($1::int, GREATEST(1, floor(ST_Length(g) / $2::float8)::int)) AS n, "
-            "ST_Length(g) AS len FROM parts WHERE ST_Length(g) > 0), "
-            "at AS (SELECT zh, en, g, len, (k + 0.5) / n AS f FROM sized, generate_series(0, n - 1) AS k) "
+            "WITH pieces AS (SELECT zh, en, (ST_Dump(g)).geom AS g FROM (" + base + ") s), "
+            "named AS (SELECT zh, en, ST_LineMerge(ST_Collect(g)) AS g FROM pieces GROUP BY zh, en), "
+            "parts AS (SELECT zh, en, (ST_Dump(g)).geom AS g FROM named), "
+            "sized AS (SELECT zh, en, g, ST_Length(g) AS len FROM parts WHERE ST_Length(g) > 0) "
             "SELECT zh, en, ST_X(a) AS x, ST_Y(a) AS y, ST_X(b) AS bx, ST_Y(b) AS by, "
-            "ST_AsGeoJSON(path, 6) AS path, (f - f0) / NULLIF(f1 - f0, 0) AS path_at FROM ("
-            "SELECT zh, en, f, f0, f1, ST_Transform(ST_LineInterpolatePoint(g, f), 4326) AS a, "
-            "ST_Transform(ST_LineInterpolatePoint(g, LEAST(1.0, f + LEAST(0.02, 200.0 / len))), 4326) AS b, "
-            "ST_Transform(ST_Simplify(ST_LineSubstring(g, f0, f1), $4::float8), 4326) AS path "
-            "FROM (SELECT *, GREATEST(0.0, f - $3::float8 / len) AS f0, LEAST(1.0, f + $3::float8 / len) AS f1 "
-            "FROM at) w) p LIMIT $5")
+            "ST_AsGeoJSON(path, 6) AS path, ST_LineLocatePoint(path, a) AS path_at FROM ("
+            "SELECT zh, en, len, ST_Transform(ST_LineInterpolatePoint(g, 0.5), 4326) AS a, "
+            "ST_Transform(ST_LineInterpolatePoint(g, LEAST(1.0, 0.5 + LEAST(0.02, 200.0 / len))), 4326) AS b, "
+            "ST_Transform(ST_Simplify(g, $1::float8), 4326) AS path FROM sized) p "
+            "ORDER BY len DESC, zh LIMIT $2")
     return ("SELECT zh, en, ST_X(p) AS x, ST_Y(p) AS y, NULL::float8 AS bx, NULL::float8 AS by FROM ("
             "SELECT zh, en, ST_Transform(ST_PointOnSurface(g), 4326) AS p FROM (" + base + ") s) q "
             "WHERE p IS NOT NULL LIMIT $1")
@@ -80,7 +76,7 @@ async def fetch_anchors(session: Any, spec: LayerSpec) -> list[dict[str, Any]]:
     label = spec.style.label
     assert label is not None
     line = label.placement == "line"
-    args: list[Any] = [MAX_ANCHORS_PER_LINE, LINE_SPACING_M, PATH_HALF_M, PATH_SIMPLIFY_M] if line else []
+    args: list[Any] = [PATH_SIMPLIFY_M] if line else []
     rows = await session.fetch(_anchor_sql(spec), *args, MAX_LABELS_PER_LAYER)
     out = []
     for r in rows:

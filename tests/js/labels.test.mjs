@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  glyphWidths, labelText, MAX_BEND, placeAlong, placeLabels, rotatedBox, screenAngle, textSize, upright, viewMoved,
+  glyphWidths, labelText, MAX_BEND, placeAlong, placeLabels, REPEAT_PX, REPEAT_ZOOM, rotatedBox, screenAngle,
+  screenPath, setAt, textSize, upright, viewMoved, visibleRuns,
 } from '../../cim_service/static/js/label-place.js';
 import { drawnGlyphs, withOffsets } from '../../cim_service/static/js/labels.js';
 
@@ -64,8 +65,10 @@ test('line labels turn along the line and a name repeats only from z14', () => {
 test('point layers put their text below the symbol; the view must move to place again', () => {
   const [withOffset] = withOffsets([layer('metro', 70, [])], { metro: { is_point: true, style: { radius: 5 } } });
   assert.deepEqual(withOffset.offset, [0, 5 + 12 * 0.75]);
+  assert.equal(withOffset.symbol, 5 + 2, 'the symbol with its ring, which road names keep off');
   const [town] = withOffsets([layer('towns', 90, [])], { towns: { is_point: false, style: {} } });
   assert.deepEqual(town.offset, [0, 0]);
+  assert.equal(town.symbol, 0);
   const v = { longitude: 121.4, latitude: 31.1, zoom: 12, pitch: 0, bearing: 0 };
   assert.equal(viewMoved(null, v), true);
   assert.equal(viewMoved(v, Object.assign({}, v, { zoom: 12.01 })), false);
@@ -87,6 +90,10 @@ function distanceTo(line, p) {
 }
 
 const round = (v) => Math.round(v * 1000) / 1000;
+
+function overlap(a, b) {
+  return a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+}
 
 test('a name is set along a straight line glyph by glyph, centred on its anchor, read left to right', () => {
   const line = [[0, 100], [200, 100]];
@@ -167,14 +174,99 @@ test('road names with a path are placed glyph by glyph and keep clear of other l
   assert.deepEqual(drawn.map((d) => d.text), ['莘', '松', '路']);
   assert.deepEqual(drawn.map((d) => d.angle), placed.glyphs.map((g) => g.angle));
   assert.equal(drawn[0].size, 12);
-  // a town label of higher priority on the road's glyphs keeps the road's name off that stretch
-  const town = layer('towns', 90, [{ zh: '莘庄镇', position: [90, 150], toward: null }]);
+  // a town label of higher priority on the road's middle: the road's name moves along the road, clear of it
+  const town = layer('towns', 90, [{ zh: '莘庄镇', position: [160, 130], toward: null }]);
   const both = placeLabels([road, town], view, project, 'zh');
-  assert.deepEqual(both.map((p) => p.text), ['莘庄镇'], 'the name would cross the town label');
+  assert.deepEqual(both.map((p) => p.text), ['莘庄镇', '莘松路']);
+  const townBox = rotatedBox(160, 130, ...textSize('莘庄镇', 12), 0);
+  for (const g of both[1].glyphs) {
+    assert.ok(distanceTo(path, g.position) < 1e-6);
+    assert.ok(!overlap(rotatedBox(g.position[0], g.position[1], 12, 15, g.angle), townBox), 'clear of the town');
+  }
+  // no room left on the road in view: the name is left out
+  const blocking = layer('towns', 90, [[70, 150], [160, 130], [250, 110]].map((position, i) => (
+    { zh: `镇${i}镇镇`, position, toward: null })));
+  assert.deepEqual(placeLabels([road, blocking], view, project, 'zh').map((p) => p.layer), ['towns', 'towns', 'towns']);
   // English names are set along the line too
   const en = layer('roads', 50, [{ zh: '莘松路', en: 'Xinsong Rd', position: [120, 150], path, at: 0.5 }]);
   const [english] = placeLabels([en], view, project, 'en');
   assert.equal(english.glyphs.map((g) => g.text).join(''), 'Xinsong Rd');
   assert.deepEqual(drawnGlyphs([{ text: '七宝', position: [1, 2], angle: 0, glyphs: null }]),
     [{ text: '七宝', position: [1, 2], angle: 0, glyphs: null }], 'point labels are drawn as they are');
+});
+
+test('the stretches of a line in view, and a name centred on a point of the line', () => {
+  const path = screenPath([[-100, 50], [100, 50], [100, 400], [300, 400], [300, 100], [500, 100]],
+    [[-100, 50], [100, 50], [100, 400], [300, 400], [300, 100], [500, 100]]);
+  // in the 400×300 view: from x 0 to the corner and down to the bottom edge; up from it to the right edge
+  assert.deepEqual(visibleRuns(path, 400, 300).map((r) => r.map(round)), [[100, 450], [850, 1150]]);
+  assert.deepEqual(visibleRuns(screenPath([[0, -10], [50, -10]], [[0, 0], [1, 0]]), 400, 300), []);
+  const widths = [10, 10, 10];
+  const centred = setAt(path, 150, widths);
+  assert.deepEqual(centred.map((g) => g.screen.map(round)), [[40, 50], [50, 50], [60, 50]]);
+  // a stretch drawn right to left still reads left to right, centred on the same point
+  const back = setAt(screenPath([[200, 80], [0, 80]], [[200, 80], [0, 80]]), 50, widths);
+  assert.deepEqual(back.map((g) => g.screen.map(round)), [[140, 80], [150, 80], [160, 80]]);
+  assert.equal(setAt(path, 10, widths), null, 'off the path\'s start');
+  assert.equal(setAt(path, 200, widths), null, 'across the right-angled bend');
+});
+
+test('a road crossing the view is named though its anchor is off screen, and repeats its name from z14', () => {
+  const wide = { width: 1600, height: 900, zoom: REPEAT_ZOOM };
+  const path = [[-2000, 450], [3600, 470]];
+  const road = layer('roads', 50, [{ zh: '虹梅路', position: [800, 460], toward: null, path, at: 0.5 }],
+    { placement: 'line' });
+  road.labels[0].position = [-1800, 451]; // the anchor far off to the left
+  const names = placeLabels([road], wide, project, 'zh');
+  assert.ok(names.length >= 3 && names.length <= 5, `about every ${REPEAT_PX} px across 1600 px: ${names.length}`);
+  const xs = names.map((p) => p.position[0]).sort((a, b) => a - b);
+  for (let i = 1; i < xs.length; i += 1) assert.ok(Math.abs(xs[i] - xs[i - 1] - REPEAT_PX) < 60, `${xs}`);
+  for (const p of names) assert.ok(p.glyphs.every((g) => g.position[0] > 0 && g.position[0] < 1600));
+  // below z14 the name is placed once, at the middle of the stretch in view
+  const once = placeLabels([road], Object.assign({}, wide, { zoom: REPEAT_ZOOM - 1 }), project, 'zh');
+  assert.equal(once.length, 1);
+  assert.ok(Math.abs(once[0].position[0] - 800) < 30, `${once[0].position}`);
+});
+
+test('in a street grid every road in view is named, the long ones again further on, none overlapping', () => {
+  const wide = { width: 1600, height: 900, zoom: 14 };
+  const roads = [];
+  for (let i = 0; i < 5; i += 1) roads.push({ zh: `东${i}路`, path: [[-50, 100 + 170 * i], [1650, 110 + 170 * i]] });
+  for (let i = 0; i < 8; i += 1) roads.push({ zh: `北${i}街`, path: [[90 + 200 * i, -50], [100 + 200 * i, 950]] });
+  // a short lane between two crossings: room for its name once
+  roads.push({ zh: '小弄', path: [[300, 180], [390, 180]] });
+  const grid = layer('roads', 50, roads.map((r) => Object.assign({ position: r.path[0], toward: null, at: 0.5 }, r)),
+    { placement: 'line' });
+  const placed = placeLabels([grid], wide, project, 'zh');
+  assert.deepEqual([...new Set(placed.map((p) => p.text))].sort(), roads.map((r) => r.zh).sort(), 'every road named');
+  assert.ok(placed.filter((p) => p.text === '东2路').length >= 3, 'the long roads repeat their names');
+  const boxes = placed.map((p) => p.glyphs.map((g) => rotatedBox(g.position[0], g.position[1], 12, 12, g.angle)));
+  for (let i = 0; i < boxes.length; i += 1) {
+    for (let j = i + 1; j < boxes.length; j += 1) {
+      assert.ok(!boxes[i].some((a) => boxes[j].some((b) => overlap(a, b))), `${placed[i].text} / ${placed[j].text}`);
+    }
+  }
+  for (const p of placed) for (const g of p.glyphs) assert.ok(-90 < g.angle && g.angle <= 90, 'upright');
+});
+
+test('road names keep off the symbols of the point layers shown, and lines out of view cost nothing', () => {
+  const path = [[0, 150], [400, 150]];
+  const road = layer('roads', 50, [{ zh: '七莘路', position: [200, 150], toward: null, path, at: 0.5 }],
+    { placement: 'line' });
+  const metro = layer('metro', 70, [{ zh: '站', position: [200, 150], toward: null }],
+    { min_zoom: 20, symbol: 7 }); // its name not shown at this zoom, its symbol is
+  const [name] = placeLabels([road, metro], view, project, 'zh');
+  assert.ok(name.glyphs.every((g) => Math.abs(g.position[0] - 200) > 7 + 6), 'clear of the symbol');
+  const [over] = placeLabels([road, metro], view, project, 'zh', (id) => id !== 'metro');
+  assert.ok(over.glyphs.some((g) => Math.abs(g.position[0] - 200) < 8), 'the symbol switched off: the middle');
+  // a panel over the map's middle: the name moves along the road beside it; a panel over the whole road: none
+  const [beside] = placeLabels([road], Object.assign({ covered: [[150, 100, 260, 200]] }, view), project, 'zh');
+  assert.ok(beside.glyphs.every((g) => g.position[0] < 150 - 6 || g.position[0] > 260 + 6), 'beside the panel');
+  assert.deepEqual(placeLabels([road], Object.assign({ covered: [[0, 140, 400, 160]] }, view), project, 'zh'), []);
+  // a line whose box is outside the view's bounds is not even projected
+  let calls = 0;
+  const counting = (p) => { calls += 1; return p; };
+  const far = layer('roads', 50, [{ zh: '远路', position: [5000, 5000], path: [[5000, 5000], [5400, 5000]], at: 0.5 }]);
+  assert.deepEqual(placeLabels([far], Object.assign({ bounds: [0, 0, 400, 300] }, view), counting, 'zh'), []);
+  assert.equal(calls, 0);
 });

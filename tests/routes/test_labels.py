@@ -180,6 +180,22 @@ def test_map_labels_and_their_font(api, catalog):
                 break
             goal -= length
         assert math.dist(on, item["position"]) < 2e-4 + 0.01 * total, (item["zh"], on, item["position"])
+    # the path is the whole road (the map names it wherever it runs in view): the lines of one name, joined
+    def length(line: list[list[float]]) -> float:
+        return sum(math.dist(a, b) for a, b in zip(line, line[1:], strict=False))
+
+    items = api.get("/collections/main_roads/items", params={"limit": 1000}).json()["features"]
+    road_length: dict[str, float] = {}
+    for f in items:
+        g = f["geometry"]
+        for line in g["coordinates"] if g["type"] == "MultiLineString" else [g["coordinates"]]:
+            road_length[f["properties"]["name"]] = road_length.get(f["properties"]["name"], 0.0) + length(line)
+    label_length: dict[str, float] = {}
+    for item in roads["labels"]:
+        label_length[item["zh"]] = label_length.get(item["zh"], 0.0) + length(item["path"])
+    assert set(label_length) == set(road_length)
+    for name, total in road_length.items():
+        assert abs(label_length[name] - total) < 0.01 * total + 1e-4, (name, label_length[name], total)
     assert all("path" not in item for item in layers["metro_stations"]["labels"])
     font = api.get(doc["font"]["url"].removeprefix("http://testserver"))
     assert font.status_code == 200 and font.headers["content-type"] == "font/woff2"

@@ -2,20 +2,24 @@
  * switch), placed by priority without overlaps (label-place.js), drawn by one deck.gl TextLayer in the
  * service's own WOFF2 subset of Noto Sans CJK SC (/map/labels names it; the export inlines it as a data: URL).
  * The labels are placed again when the camera has moved (checked after each frame, at most every 150 ms).
- * window.__cimMetrics.labels: {font, fontLoaded, lang, placed, byLayer, texts (first 200)}. */
+ * window.__cimMetrics.labels: {font, fontLoaded, lang, placed, byLayer, placeMs (the last placement's time),
+ * texts (first 200)}. */
 import { getJSON } from '#cim/data.js';
+import { overlayRects } from '#cim/fly.js';
 import { placeLabels, viewMoved } from '#cim/label-place.js';
 import { allowed } from '#cim/state.js';
 
 export const LABELS_ID = '__labels';
 const PLACE_EVERY_MS = 150;
 
-/** Return the label layers of /map/labels with each point layer's text offset below its symbol. */
+/** Return the label layers of /map/labels with each point layer's text offset below its symbol and the
+ * symbol's radius with its ring (pixels: the names along the lines keep off it). */
 export function withOffsets(layers, layerMeta) {
   return layers.map((layer) => {
     const meta = layerMeta[layer.id];
-    const below = meta && meta.is_point ? (meta.style.radius || 3) + layer.size * 0.75 : 0;
-    return Object.assign({}, layer, { offset: [0, below] });
+    const radius = meta && meta.is_point ? meta.style.radius || 3 : 0;
+    const below = radius ? radius + layer.size * 0.75 : 0;
+    return Object.assign({}, layer, { offset: [0, below], symbol: radius ? radius + 2 : 0 });
   });
 }
 
@@ -63,13 +67,18 @@ export function placeNow(app) {
   const viewport = deck.getViewports()[0];
   if (!labels || !viewport) return;
   const view = { width: viewport.width, height: viewport.height, zoom: viewport.zoom };
+  if (typeof viewport.getBounds === 'function') view.bounds = viewport.getBounds(); // lines elsewhere are skipped
+  // the panels over the map (legend, time bar, controls, live panel): names along the roads would hide there
+  view.covered = overlayRects().map((r) => [r.left, r.top, r.right, r.bottom]);
+  const started = performance.now();
   labels.placed = placeLabels(labels.layers, view, (p) => viewport.project(p), state.lang, shownFn(state));
+  const placeMs = performance.now() - started;
   labels.view = app.view();
   labels.lang = state.lang;
   labels.shown = shownKey(state);
   const byLayer = {};
   for (const p of labels.placed) byLayer[p.layer] = (byLayer[p.layer] || 0) + 1;
-  Object.assign(metrics.labels, { lang: state.lang, placed: labels.placed.length, byLayer,
+  Object.assign(metrics.labels, { lang: state.lang, placed: labels.placed.length, byLayer, placeMs,
     texts: labels.placed.slice(0, 200).map((p) => p.text) });
   app.render();
 }
