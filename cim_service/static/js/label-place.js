@@ -174,24 +174,31 @@ export function setAt(path, s, widths, maxBend = MAX_BEND) {
 export function visibleRuns(path, w, h) {
   const runs = [];
   const { screen, cum } = path;
+  const clip = [0, 1];
   for (let i = 1; i < screen.length; i += 1) {
     const [a, b] = [screen[i - 1], screen[i]];
-    const [dx, dy] = [b[0] - a[0], b[1] - a[1]];
-    let t0 = 0;
-    let t1 = 1;
-    for (const [p, q] of [[-dx, a[0]], [dx, w - a[0]], [-dy, a[1]], [dy, h - a[1]]]) {
-      if (p === 0) {
-        if (q < 0) t1 = -1;
-      } else if (p < 0) t0 = Math.max(t0, q / p);
-      else t1 = Math.min(t1, q / p);
+    const dx = b[0] - a[0];
+    const dy = b[1] - a[1];
+    clip[0] = 0;
+    clip[1] = 1;
+    if (!(edge(clip, -dx, a[0]) && edge(clip, dx, w - a[0]) && edge(clip, -dy, a[1]) && edge(clip, dy, h - a[1]))) {
+      continue;
     }
-    if (!(t1 > t0)) continue;
     const length = cum[i] - cum[i - 1];
-    const [s0, s1] = [cum[i - 1] + t0 * length, cum[i - 1] + t1 * length];
+    const s0 = cum[i - 1] + clip[0] * length;
+    const s1 = cum[i - 1] + clip[1] * length;
     const last = runs[runs.length - 1];
     if (last && s0 - last[1] < 1e-6) last[1] = s1; else runs.push([s0, s1]);
   }
   return runs;
+}
+
+/** One edge of the Liang-Barsky clipping: narrow the segment's range `clip` [t0, t1]; false when nothing is left. */
+function edge(clip, p, q) {
+  if (p === 0) return q >= 0 && clip[1] > clip[0];
+  const r = q / p;
+  if (p < 0) { if (r > clip[0]) clip[0] = r; } else if (r < clip[1]) clip[1] = r;
+  return clip[1] > clip[0];
 }
 
 function overlaps(a, b) {
@@ -203,17 +210,26 @@ const CELL = 64;
 
 /** Return a grid of boxes [x0, y0, x1, y1]: `free(box)` tells whether a box overlaps none of those added. */
 function boxGrid() {
-  const grid = new Map();
-  const cellsOf = (box) => {
-    const cells = [];
-    for (let gx = Math.floor(box[0] / CELL); gx <= Math.floor(box[2] / CELL); gx += 1) {
-      for (let gy = Math.floor(box[1] / CELL); gy <= Math.floor(box[3] / CELL); gy += 1) cells.push(`${gx},${gy}`);
-    }
-    return cells;
-  };
+  const grid = new Map(); // cell key (a number) -> boxes
+  const key = (gx, gy) => gx * 65536 + gy;
   return {
-    free: (box) => cellsOf(box).every((k) => !(grid.get(k) || []).some((other) => overlaps(box, other))),
-    add: (box) => { for (const k of cellsOf(box)) (grid.get(k) || grid.set(k, []).get(k)).push(box); },
+    free: (box) => {
+      for (let gx = Math.floor(box[0] / CELL); gx <= Math.floor(box[2] / CELL); gx += 1) {
+        for (let gy = Math.floor(box[1] / CELL); gy <= Math.floor(box[3] / CELL); gy += 1) {
+          const boxes = grid.get(key(gx, gy));
+          if (boxes) for (const other of boxes) if (overlaps(box, other)) return false;
+        }
+      }
+      return true;
+    },
+    add: (box) => {
+      for (let gx = Math.floor(box[0] / CELL); gx <= Math.floor(box[2] / CELL); gx += 1) {
+        for (let gy = Math.floor(box[1] / CELL); gy <= Math.floor(box[3] / CELL); gy += 1) {
+          const k = key(gx, gy);
+          (grid.get(k) || grid.set(k, []).get(k)).push(box);
+        }
+      }
+    },
   };
 }
 
@@ -222,7 +238,7 @@ function boxGrid() {
 export const REPEAT_PX = 400;
 export const REPEAT_ZOOM = 14;
 /** Most places tried for one name: for its first placement, and again for its repeats. */
-const MAX_TRIES = 60;
+const MAX_TRIES = 30;
 
 const bboxes = new WeakMap();
 
@@ -381,6 +397,17 @@ function fillSlot(ctx, layer, n, run, s, budget, apart) {
  * of the symbols; place it and return true, else return false. */
 function setName(ctx, layer, n, path, s, apart = 0) {
   const { view, padding } = ctx;
+  // the name's middle and ends are on the path, inside its glyphs' boxes: where one is taken, the name cannot go
+  // (a cheap test first: most places tried in a crowded view fail here)
+  const edge = (n.width - n.widths[0]) / 2;
+  if (s < n.width / 2 || s > path.total - n.width / 2) return false;
+  for (const at of [s, s - edge, s + edge]) {
+    const [x, y] = pointAt(path, at);
+    const dot = [x - 1, y - 1, x + 1, y + 1];
+    if (!(x > 0 && y > 0 && x < view.width && y < view.height) || !ctx.labels.free(dot) || !ctx.symbols.free(dot)) {
+      return false;
+    }
+  }
   const along = setAt(path, s, n.widths);
   if (!along) return false;
   const centre = along[Math.floor(along.length / 2)].screen;
