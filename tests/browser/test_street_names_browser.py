@@ -188,3 +188,28 @@ def test_street_names_at_z14(street_page, artifacts, place):
     hidden = [p["text"] for p in roads for r in m["panels"] for b in p["boxes"]
               if b[0] < r[2] and r[0] < b[2] and b[1] < r[3] and r[1] < b[3]]
     assert hidden == [], hidden
+
+
+def test_english_street_names_at_z14(street_page, artifacts):
+    """On the EN switch the (longer) English names are set along the roads the same way: most roads seen carry
+    their name, none overlapping, read upright."""
+    page = street_page
+    page.click("#lang")
+    page.wait_for_function("window.__cimMetrics.labels.lang === 'en'", timeout=10_000)
+    try:
+        name, lon, lat = PLACES[0]
+        m = measure(page, lon, lat, 14)
+        page.screenshot(path=str(artifacts / f"street_names_{name}_z14_en.png"))
+        english = {f["properties"]["name"]: f["properties"]["name_en"]
+                   for f in page.evaluate("window.__roads.features")}
+        roads = [p for p in m["placed"] if p["layer"] == "main_roads"]
+        named = {p["text"] for p in roads}
+        labelled = [n for n in m["inView"] if english.get(n) in named]
+        print("\nEnglish street names:", json.dumps({"in_view": m["inView"], "labelled": labelled,
+                                                      "road_labels": len(roads)}, ensure_ascii=False))
+        assert named and not any("\u4e00" <= ch <= "\u9fff" for t in named for ch in t), named
+        assert len(labelled) >= 0.6 * len(m["inView"]), (labelled, m["inView"])
+        assert overlapping(m["placed"]) == []
+    finally:
+        page.click("#lang")
+        page.wait_for_function("window.__cimMetrics.labels.lang === 'zh'", timeout=10_000)
