@@ -268,13 +268,12 @@ function pointAt(path, s) {
  * Return the labels to draw in a view: `layers` are the label layers of /map/labels ({id, size, priority,
  * placement, min_zoom, color, labels: [{zh, en, position, toward, path, at}]}, with `offset` and `symbol` from
  * labels.js); `view` is {width, height, zoom, bounds?: [lon0, lat0, lon1, lat1], covered?: [[x0, y0, x1, y1]]
- * (panels over the map, pixels)}; `project([lon, lat])` gives
- * screen pixels; `shown(layerId)` whether a layer is on. Each label placed is {layer, text, position, angle, size,
- * color, offset, priority, glyphs}: a line's name with a path is set along it glyph by glyph (`glyphs` [{text,
- * position, angle}], each glyph's box kept clear of the other labels, of the symbols of the point layers shown
- * (`symbol`: their radius in pixels) and of the `covered` rectangles), any other label at its position (`glyphs`
- * null). `padding` pixels are kept
- * between labels.
+ * (panels over the map, pixels)}; `project([lon, lat])` gives screen pixels; `shown(layerId)` whether a layer is
+ * on. Each label placed is {layer, text, position, angle, size, color, offset, priority, glyphs}: a line's name
+ * with a path is set along it glyph by glyph (`glyphs` [{text, position, angle}], each glyph's box kept clear of
+ * the other labels, of the symbols of the point layers shown (`symbol`: their radius in pixels) and of the
+ * `covered` rectangles), any other label at its position (`glyphs` null). `padding` pixels are kept between
+ * labels.
  *
  * Layers are placed by priority (then in the order given). The names of a line layer are placed where the lines
  * run in view, whatever their anchors: first each name once (the name with the longest stretch in view first, at
@@ -399,9 +398,9 @@ function setName(ctx, layer, n, path, s, apart = 0) {
   const { view, padding } = ctx;
   // the name's middle and ends are on the path, inside its glyphs' boxes: where one is taken, the name cannot go
   // (a cheap test first: most places tried in a crowded view fail here)
-  const edge = (n.width - n.widths[0]) / 2;
+  const reach = (n.width - n.widths[0]) / 2;
   if (s < n.width / 2 || s > path.total - n.width / 2) return false;
-  for (const at of [s, s - edge, s + edge]) {
+  for (const at of [s, s - reach, s + reach]) {
     const [x, y] = pointAt(path, at);
     const dot = [x - 1, y - 1, x + 1, y + 1];
     if (!(x > 0 && y > 0 && x < view.width && y < view.height) || !ctx.labels.free(dot) || !ctx.symbols.free(dot)) {
