@@ -166,6 +166,11 @@ function onEvent(app, event) {
       m.reloads[layer] = live.reloads[layer];
       live.refetcher.request(layer);
     }
+    // the 2D view's tiles carry the status (their binary features have no id to match a live status by): read
+    // them again, at most once a second; the 3D view's bundled sensors are repainted by the live statuses
+    for (const layer of Object.keys(event.data.statuses || {})) {
+      if (live.ids.includes(layer)) live.refetcher.request(layer);
+    }
     setStatuses(app, statusesAfterStatus(live.statuses, event.data));
     if ((event.data.refetch || []).length) app.render();
   } else if (event.type === 'layer') {
