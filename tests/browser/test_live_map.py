@@ -4,7 +4,7 @@ to it; the reading falling back turns it green and empties the panel. In the 3D 
 from the multi-layer tile bundle, the same readings recolour them by a repaint, no tile fetched again. The
 operations screen shows the live feed and the active-alerts card. A first normal reading (no alert) turns a
 never-seen sensor green and a silence past the offline time turns it grey, in 2D and 3D, by the service's status
-events. Screenshots in test-artifacts/."""
+events (a neuron node: the depth sensors' pool is small). Screenshots in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -80,10 +80,10 @@ def _is(colour, pixels, tolerance: int = 40) -> bool:
     return bool((abs(pixels - colour[:3]) <= tolerance).all(axis=-1).any())
 
 
-def _wait_refetched(page, since_ms: float, timeout_ms: int) -> None:
+def _wait_refetched(page, since_ms: float, timeout_ms: int, layer: str = LAYER) -> None:
     page.wait_for_function(
-        f"(() => {{ const m = window.__cimMetrics; const r = m.live.refetchedAt['{LAYER}'];"
-        f" return r > {since_ms} && m.tilesLoaded['{LAYER}'] > r; }})()", timeout=timeout_ms)
+        f"(() => {{ const m = window.__cimMetrics; const r = m.live.refetchedAt['{layer}'];"
+        f" return r > {since_ms} && m.tilesLoaded['{layer}'] > r; }})()", timeout=timeout_ms)
 
 
 def test_a_published_alarm_turns_the_sensor_red_and_lists_its_alert_within_2_s(live_page, live_url, mqtt_url,
@@ -146,9 +146,9 @@ def test_a_published_alarm_turns_the_sensor_red_and_lists_its_alert_within_2_s(l
     assert log.errors() == [] and log.foreign_hosts() == set()
 
 
-def _layer_tile_requests(log) -> int:
+def _layer_tile_requests(log, layer: str = LAYER) -> int:
     """Tile requests that carried the sensor layer (its own tiles or a bundle naming it)."""
-    return sum(1 for url in log.requests if "/tiles/" in url and LAYER in url)
+    return sum(1 for url in log.requests if "/tiles/" in url and layer in url)
 
 
 def _wait_repainted(page, version: int, timeout_ms: int) -> None:
@@ -244,56 +244,76 @@ def test_the_ops_screen_shows_the_live_feed_and_the_active_alerts_card(browser, 
         context.close()
 
 
-def _focus(page, lon: float, lat: float, pitch: int) -> None:
-    """Show only the sensors among the points, over (lon, lat) at zoom 16, their tiles loaded."""
+#: the neuron nodes: a sensor layer (live: battery) of many more features than the depth sensors' pool
+NODES = "iot_nodes"
+
+
+def fresh_node(engine) -> tuple[int, int]:
+    """A neuron node (battery datastream, feature id) that never reported: the last such one (the depth sensors'
+    pool of ``fresh_sensor`` is small and shared)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(
+            f"SELECT d.id, n.id FROM cim.{NODES} n JOIN cim_sta.datastream d "
+            f"ON d.catalog_key = '{NODES}|' || n.feature_key || '|battery' "
+            "WHERE NOT EXISTS (SELECT 1 FROM cim_sta.latest l WHERE l.datastream_id = d.id) "
+            "ORDER BY n.id DESC LIMIT 1")).one_or_none()
+    assert row is not None, "no neuron node without a reading"
+    return int(row[0]), int(row[1])
+
+
+def _focus(page, layer: str, lon: float, lat: float, pitch: int) -> None:
+    """Show only the sensor layers among the points (``layer`` too), over (lon, lat) at zoom 16, tiles loaded."""
     page.evaluate(f"""(() => {{ const s = window.__cimMap.state;
         for (const id of Object.keys(s.visible)) if (s.layers[id] && !s.layers[id].live && s.layers[id].is_point)
           s.visible[id] = false;
-        s.visible['{LAYER}'] = true; window.__cimMap.render();
+        s.visible['{layer}'] = true; window.__cimMap.render();
         window.updateDeck({{ initialViewState: {{ longitude: {lon}, latitude: {lat}, zoom: 16, pitch: {pitch},
           bearing: 0 }} }}, window.__cimMap.deck); }})()""")
     page.wait_for_function(f"window.__cimMetrics.view && Math.abs(window.__cimMetrics.view.zoom - 16) < 0.01 "
-                           f"&& window.__cimMetrics.tilesLoaded['{LAYER}'] > 0", timeout=20_000)
+                           f"&& window.__cimMetrics.tilesLoaded['{layer}'] > 0", timeout=20_000)
     page.wait_for_timeout(500)
 
 
-#: the colours the 3D view's bundled sensor sub-layers give a feature of this id whose tile says offline
-_DRAWN = f"""((fid) => window.__cimMap.deck.layerManager.getLayers()
-    .filter((l) => l.id.startsWith('__tiles_') && l.id.endsWith('-{LAYER}'))
-    .map((l) => l.props.getFillColor({{ properties: {{ id: fid, status: 'offline' }} }})))"""
+def _drawn_3d(layer: str) -> str:
+    """JS: the colours the 3D view's bundled sub-layers of ``layer`` give a feature of an id whose tile says
+    offline."""
+    return f"""((fid) => window.__cimMap.deck.layerManager.getLayers()
+        .filter((l) => l.id.startsWith('__tiles_') && l.id.endsWith('-{layer}'))
+        .map((l) => l.props.getFillColor({{ properties: {{ id: fid, status: 'offline' }} }})))"""
 
 
-def _wait_drawn_3d(page, fid: int, colour, timeout_ms: int) -> None:
+def _wait_drawn_3d(page, layer: str, fid: int, colour, timeout_ms: int) -> None:
     """Wait until the 3D view's bundles draw sensor ``fid`` in ``colour``, at the page's last live state."""
-    page.wait_for_function(f"(() => {{ const c = {_DRAWN}({fid}); const m = window.__cimMetrics.live; "
+    page.wait_for_function(f"(() => {{ const c = {_drawn_3d(layer)}({fid}); const m = window.__cimMetrics.live; "
                            f"return c.length > 0 && c.every((x) => x.join() === '{','.join(map(str, colour))}') "
                            f"&& m.paintedVersion === m.statusVersion; }})()", timeout=timeout_ms)
 
 
 def test_a_first_normal_reading_turns_a_never_seen_sensor_green_and_a_silence_grey_in_2d_and_3d(
-        live_page, live_page_3d, live_url, mqtt_url, engine, depth_sensors, artifacts):  # noqa: F811
-    """No alert is raised by a normal reading: the service's status event colours the sensor. Then the sensor
-    falls silent (its reception set back past the offline time) and the service's offline sweep runs: grey. A
-    reading brings it back: green. The 3D view repaints its bundled sensors, fetching no tile for it."""
+        live_page, live_page_3d, live_url, mqtt_url, engine, artifacts):
+    """No alert is raised by a normal reading: the service's status event colours the sensor (a neuron node: its
+    battery). Then the node falls silent (its reception set back past the offline time) and the service's offline
+    sweep runs: grey. A reading brings it back: green. The 3D view repaints its bundled sensors, fetching no tile
+    for it."""
     (page, log), (page3, log3) = live_page, live_page_3d
-    ds, fid, _ = fresh_sensor(engine, depth_sensors)
-    item = httpx.get(f"{live_url}/collections/{LAYER}/items/{fid}", params={"f": "json"}, timeout=20).json()
+    ds, fid = fresh_node(engine)
+    item = httpx.get(f"{live_url}/collections/{NODES}/items/{fid}", params={"f": "json"}, timeout=20).json()
     lon, lat = item["geometry"]["coordinates"]
     assert item["properties"]["status"] == "offline"  # never reported
-    _focus(page, lon, lat, pitch=0)
-    _focus(page3, lon, lat, pitch=45)
+    _focus(page, NODES, lon, lat, pitch=0)
+    _focus(page3, NODES, lon, lat, pitch=45)
     colours = page.evaluate("window.__cimMetrics.live.statusColours")
     for p in (page, page3):
         before, _ = _sensor_pixels(p, lon, lat)
         assert _is(colours["offline"], before), before.tolist()
-    requests = _layer_tile_requests(log3)
+    requests = _layer_tile_requests(log3, NODES)
     alerts_before = page.evaluate("window.__cimMetrics.live.alerts.length")
 
     since = [p.evaluate("performance.now()") for p in (page, page3)]
-    publish(mqtt_url, ds, _reading(2.0))  # within the levels: no alert
-    _wait_refetched(page, since[0], timeout_ms=10_000)  # 2D: the sensor layer's tiles read again
-    _wait_drawn_3d(page3, fid, colours["ok"], timeout_ms=10_000)  # 3D: the bundled sensors repainted
-    took = [page.evaluate(f"window.__cimMetrics.tilesLoaded['{LAYER}']") - since[0],
+    publish(mqtt_url, ds, _reading(80.0))  # a full battery: no alert
+    _wait_refetched(page, since[0], timeout_ms=10_000, layer=NODES)  # 2D: the sensor layer's tiles read again
+    _wait_drawn_3d(page3, NODES, fid, colours["ok"], timeout_ms=10_000)  # 3D: the bundled sensors repainted
+    took = [page.evaluate(f"window.__cimMetrics.tilesLoaded['{NODES}']") - since[0],
             page3.evaluate("window.__cimMetrics.live.paintedAt") - since[1]]
     print(f"first normal reading drawn: {took[0]:.0f} ms (2D, tiles read again), {took[1]:.0f} ms (3D repaint) "
           "after the publish")
@@ -314,8 +334,8 @@ def test_a_first_normal_reading_turns_a_never_seen_sensor_green_and_a_silence_gr
                              "WHERE datastream_id = :ds"), {"ds": ds})
     with engine.begin() as conn:
         assert alert_store.sweep(conn, datetime.now(UTC)) >= 1
-    _wait_refetched(page, since, timeout_ms=10_000)
-    _wait_drawn_3d(page3, fid, colours["offline"], timeout_ms=10_000)
+    _wait_refetched(page, since, timeout_ms=10_000, layer=NODES)
+    _wait_drawn_3d(page3, NODES, fid, colours["offline"], timeout_ms=10_000)
     page.wait_for_timeout(200)
     for p, name in ((page, "map-live-silent.png"), (page3, "map-3d-live-silent.png")):
         grey, _ = _sensor_pixels(p, lon, lat)
@@ -324,20 +344,20 @@ def test_a_first_normal_reading_turns_a_never_seen_sensor_green_and_a_silence_gr
     assert item_status(live_url, fid) == "offline"
 
     since = page.evaluate("performance.now()")
-    publish(mqtt_url, ds, _reading(2.5))  # back: the offline alert clears
-    _wait_refetched(page, since, timeout_ms=10_000)
-    _wait_drawn_3d(page3, fid, colours["ok"], timeout_ms=10_000)
+    publish(mqtt_url, ds, _reading(81.0))  # back: the offline alert clears
+    _wait_refetched(page, since, timeout_ms=10_000, layer=NODES)
+    _wait_drawn_3d(page3, NODES, fid, colours["ok"], timeout_ms=10_000)
     page.wait_for_timeout(200)
     for p in (page, page3):
         back, _ = _sensor_pixels(p, lon, lat)
         assert _is(colours["ok"], back) and not _is(colours["offline"], back), back.tolist()
     page.wait_for_function(f"!window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds})", timeout=10_000)
-    assert _layer_tile_requests(log3) == requests, "the 3D sensors were repainted, not fetched again"
+    assert _layer_tile_requests(log3, NODES) == requests, "the 3D sensors were repainted, not fetched again"
     assert log.errors() == [] and log.foreign_hosts() == set()
     assert log3.errors() == [] and log3.foreign_hosts() == set()
 
 
-def item_status(url: str, fid: int) -> str:
-    """The status the service's items give sensor ``fid``."""
-    body = httpx.get(f"{url}/collections/{LAYER}/items/{fid}", params={"f": "json"}, timeout=20).json()
+def item_status(url: str, fid: int, layer: str = NODES) -> str:
+    """The status the service's items give sensor ``fid`` of ``layer``."""
+    body = httpx.get(f"{url}/collections/{layer}/items/{fid}", params={"f": "json"}, timeout=20).json()
     return body["properties"]["status"]
