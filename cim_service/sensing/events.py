@@ -338,16 +338,23 @@ class EventHub:
                     continue  # the same status, and no silence long enough to be offline in between
             self._changes.setdefault(layer, {})[int(fid)] = status
             changed = True
-        if changed and (self._flusher is None or self._flusher.done()):
-            self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="cim-events-status")
-
-    async def _flush(self) -> None:
-        """Send the changes kept: one ``status`` event, not sooner than ``status_interval_s`` after the last."""
+        if not changed or (self._flusher is not None and not self._flusher.done()):
+            return  # nothing new, or a status event is due soon
         loop = asyncio.get_running_loop()
         wait = self._last_flush + self.status_interval_s - loop.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._last_flush = loop.time()
+        if wait <= 0:  # now: right after this round's alert events (one write to the socket with them)
+            self._flush_now()
+        else:
+            self._flusher = loop.create_task(self._flush(wait), name="cim-events-status")
+
+    async def _flush(self, wait: float) -> None:
+        """Send the changes kept after ``wait`` seconds (``status_interval_s`` after the last status event)."""
+        await asyncio.sleep(wait)
+        self._flush_now()
+
+    def _flush_now(self) -> None:
+        """Send the changes kept: one ``status`` event per subscriber of their layers."""
+        self._last_flush = asyncio.get_running_loop().time()
         changes, self._changes = self._changes, {}
         statuses = {layer: {str(fid): st for fid, st in byf.items()} for layer, byf in changes.items()
                     if len(byf) <= self.status_max}

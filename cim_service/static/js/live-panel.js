@@ -147,6 +147,17 @@ function reloadIndicators(app) {
   loadIndicators(app);
 }
 
+/** Ask for a refetch of a sensor layer's tiles once the events of this chunk of the stream are taken (an alert
+ * and the status event of the same readings come together: one refetch, not one now and one a second later). */
+function requestRefetch(live, layer) {
+  if (!live.toRefetch.size) queueMicrotask(() => {
+    const layers = [...live.toRefetch];
+    live.toRefetch.clear();
+    for (const id of layers) live.refetcher.request(id);
+  });
+  live.toRefetch.add(layer);
+}
+
 function onEvent(app, event) {
   const live = app.live;
   const m = app.metrics.live;
@@ -155,7 +166,7 @@ function onEvent(app, event) {
   if (event.type === 'alert') {
     live.alerts = applyAlertEvent(live.alerts, event.data);
     setStatuses(app, statusesAfterAlert(live.statuses, live.alerts, event.data));
-    if (live.ids.includes(event.data.layer)) live.refetcher.request(event.data.layer); // its sensors' status
+    if (live.ids.includes(event.data.layer)) requestRefetch(live, event.data.layer); // its sensors' status
     renderLive(app);
   } else if (event.type === 'status') {
     m.statusEvents += 1;
@@ -169,7 +180,7 @@ function onEvent(app, event) {
     // the 2D view's tiles carry the status (their binary features have no id to match a live status by): read
     // them again, at most once a second; the 3D view's bundled sensors are repainted by the live statuses
     for (const layer of Object.keys(event.data.statuses || {})) {
-      if (live.ids.includes(layer)) live.refetcher.request(layer);
+      if (live.ids.includes(layer)) requestRefetch(live, layer);
     }
     setStatuses(app, statusesAfterStatus(live.statuses, event.data));
     if ((event.data.refetch || []).length) app.render();
@@ -233,7 +244,7 @@ export function wireLive(app) {
   };
   app.live = {
     ids: liveLayerIds(app.config), alerts: [], connected: false, lastId: null, retryMs: 3000, statuses: {},
-    statusVersion: 0, reloads: {},
+    statusVersion: 0, reloads: {}, toRefetch: new Set(),
     refetcher: createRefetcher((id, epoch) => {
       app.metrics.live.epochs[id] = epoch;
       app.metrics.live.refetchedAt[id] = performance.now();
