@@ -3,11 +3,13 @@ sensor's first normal reading makes it ``ok``, a level alert raised or cleared c
 it ``offline`` and a reading after that ``ok`` again; a reading that changes nothing sends nothing; a subscriber of
 other things gets none. A storm is bounded: at most one ``status`` event per interval, each naming at most
 ``status_max`` sensors of a layer (a layer with more is named in ``refetch``), the last status of each sensor
-kept. The route takes ``status=true`` and refuses any other value."""
+kept. End to end (a reading published to the bridge): the route takes ``status=true`` (any other value is a 400)
+and tells only the streams that may read the sensor's layer."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +18,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from cim_service.auth import create_api_key
 from cim_service.sensing import alerts
 from cim_service.sensing.events import EventHub, Subscription
 from cim_service.store import alerts as alert_store
@@ -23,6 +26,8 @@ from cim_service.store import observations, sta_entities
 from cim_service.store.db import Database, libpq_url
 from cim_service.store.observations import Observation
 from cim_service.store.versions import VersionListener
+from tests.events.conftest import RESTRICTED_SENSING
+from tests.live.conftest import publish
 
 DEPTH, NODES = "waterlogging_sensors", "iot_nodes"
 LIVE = {DEPTH: "water_depth", NODES: "battery"}
@@ -180,8 +185,24 @@ def test_a_storm_of_readings_is_a_bounded_number_of_status_events(db_url, world)
     asyncio.run(run())
 
 
-def test_the_route_takes_status_true_only(events_url):
+def test_a_published_first_reading_is_a_status_event_for_those_who_may_read_its_layer(open_stream, events_url,
+                                                                                       mqtt_url, engine):
+    """End to end: ``mosquitto_pub`` → bridge → ``/events?status=true``; the neuron nodes' layer is restricted in
+    this service's catalog, so only a stream with a key that may read it hears of its node."""
     bad = httpx.get(f"{events_url}/events", params={"status": "yes"}, timeout=10)
     assert bad.status_code == 400 and "status" in bad.json()["description"]
     head = httpx.head(f"{events_url}/events", params={"status": "true"}, timeout=10)
     assert head.status_code == 200 and head.headers["content-type"].startswith("text/event-stream")
+    with engine.connect() as conn:  # a node that never reported (not one of the depth sensors' small pool)
+        ds, fid = conn.execute(sa.text(
+            f"SELECT d.id, n.id FROM cim.{NODES} n JOIN cim_sta.datastream d "
+            f"ON d.catalog_key = '{NODES}|' || n.feature_key || '|battery' WHERE NOT EXISTS "
+            "(SELECT 1 FROM cim_sta.latest l WHERE l.datastream_id = d.id) ORDER BY n.id DESC OFFSET 1 LIMIT 1")).one()
+    assert RESTRICTED_SENSING == NODES
+    officer = {"X-API-Key": create_api_key(engine, "status-officer", "officer")}
+    anonymous = open_stream({"status": "true"})
+    allowed = open_stream({"status": "true"}, officer)
+    publish(mqtt_url, ds, json.dumps({"result": 80.0, "phenomenonTime": datetime.now(UTC).isoformat()}))
+    event = allowed.next(lambda e: e["event"] == "status" and str(fid) in e["data"]["statuses"].get(NODES, {}))
+    assert event["data"]["statuses"][NODES][str(fid)] == "ok" and event["data"]["refetch"] == []
+    assert not [e for e in anonymous.drain(0.8) if e["event"] == "status" and NODES in e["data"]["statuses"]]
