@@ -175,7 +175,7 @@ function onEvent(app, event) {
       if (!live.ids.includes(layer)) continue;
       live.reloads[layer] = (live.reloads[layer] || 0) + 1;
       m.reloads[layer] = live.reloads[layer];
-      live.refetcher.request(layer);
+      requestRefetch(live, layer);
     }
     // the 2D view's tiles carry the status (their binary features have no id to match a live status by): read
     // them again, at most once a second; the 3D view's bundled sensors are repainted by the live statuses
