@@ -171,6 +171,12 @@ class Settings(BaseSettings):
                                         "stream subscribes to (`datastreams=`).")
     events_retry_ms: int = Field(default=3000, ge=100, le=600_000, description="The `retry:` a stream sends "
                                  "(how long a client waits before reconnecting).")
+    events_status_interval_s: float = Field(default=0.5, ge=0.05, le=60, description="Least time between two "
+                                            "`status` events of a stream (the sensors' live status changes in "
+                                            "between are sent together).")
+    events_status_max: int = Field(default=1000, ge=1, le=100_000, description="Most sensors of one layer a "
+                                   "`status` event names; a layer with more changes in one interval is named in "
+                                   "its `refetch` instead (re-read its tiles).")
 
     @field_validator("mqtt_url")
     @classmethod

@@ -3,8 +3,12 @@
 Subscriptions are the query: ``datastreams=1,2,…`` (observations: the new latest value of each, its phenomenon
 time and status), ``layers=`` (collection ids: a ``layer`` event whenever one's version moves), ``alerts=true``
 (``alert`` events: raised, escalated, deescalated, updated, cleared, with the alert's record as ``/alerts`` gives
-it). At least one is needed; any other parameter is a 400, as is an unknown or unreadable datastream or layer
-(a restricted layer's datastreams and alerts need a key that may read it; without one they do not exist).
+it), ``status=true`` (``status`` events: the live status of the sensing layers' features the caller may read, when
+it changes: ``{"statuses": {layer: {feature id: status}}, "refetch": [layer, …]}``, at most one every
+``CIM_EVENTS_STATUS_INTERVAL_S``; a layer with more than ``CIM_EVENTS_STATUS_MAX`` changes in one is in
+``refetch``: re-read its tiles). At least one is needed; any other parameter is a 400, as is an unknown or
+unreadable datastream or layer (a restricted layer's datastreams and alerts need a key that may read it; without
+one they do not exist).
 
 The stream starts with ``retry:`` and a comment, sends ``id:`` with every event, a heartbeat comment every
 ``CIM_EVENTS_HEARTBEAT_S`` and, when the client reads too slowly (``CIM_EVENTS_QUEUE_SIZE`` events waiting), a
@@ -34,7 +38,8 @@ router = APIRouter(tags=["Events"], responses=error_responses(400, 503))
 MEDIA_TYPE = "text/event-stream"
 #: the query parameter subscribing to alert changes (an API name, not the alert layer's id)
 ALERTS_KEY = "alerts"
-PARAMETERS = ("datastreams", "layers", ALERTS_KEY)
+STATUS_KEY = "status"
+PARAMETERS = ("datastreams", "layers", ALERTS_KEY, STATUS_KEY)
 MAX_LAYERS = 100
 MAX_ID = 2**31 - 1
 #: events written to the socket in one send at most (a burst is one write, not hundreds)
@@ -46,9 +51,12 @@ async def startup(app: FastAPI) -> None:
     """Create the hub on the app's LISTEN connection (before that starts listening)."""
     settings, catalog = app.state.settings, app.state.catalog
     base = settings.public_url.rstrip("/") if settings.public_url else ""
+    live = {s.id: s.sensing.live.property for s in catalog.sensing_layers if s.sensing.live is not None}
     hub = EventHub(app.state.db, app.state.listener, queue_size=settings.events_queue_size,
                    max_subscribers=settings.events_max_subscribers,
-                   render_alert=lambda row: alert_routes.render(row, catalog, base))
+                   render_alert=lambda row: alert_routes.render(row, catalog, base), live=live,
+                   offline_s=settings.sensor_offline_s, status_interval_s=settings.events_status_interval_s,
+                   status_max=settings.events_status_max)
     hub.install()
     app.state.events = hub
 
@@ -92,6 +100,8 @@ class EventsQuery:
         layers: Annotated[str | None, Query(description="Collection ids (comma-separated): their changes.")] = None,
         alerts: Annotated[str | None, Query(description="true: alert changes of the sensing layers the caller "
                                                         "may read.")] = None,
+        status: Annotated[str | None, Query(description="true: live status changes of the sensing features the "
+                                                        "caller may read.")] = None,
     ):
         params = request.query_params
         unknown = [k for k in params if k not in PARAMETERS]
@@ -114,9 +124,14 @@ class EventsQuery:
             raise InvalidParameter(f"parameter 'alerts': {alerts[:20]!r} is not true or false")
         self.alert_layers = [s.id for s in catalog.sensing_layers if can_read_layer(s, principal)] \
             if alerts == "true" else None
-        if not self.datastreams and not self.layers and self.alert_layers is None:
+        if status is not None and status not in ("true", "false"):
+            raise InvalidParameter(f"parameter 'status': {status[:20]!r} is not true or false")
+        self.status_layers = [s.id for s in catalog.sensing_layers
+                              if s.sensing.live is not None and can_read_layer(s, principal)] \
+            if status == "true" else []
+        if not self.datastreams and not self.layers and self.alert_layers is None and status != "true":
             raise InvalidParameter("subscribe to something: parameter 'datastreams' (ids), 'layers' (collection "
-                                   "ids) or 'alerts=true'")
+                                   "ids), 'alerts=true' or 'status=true'")
 
 
 async def _check_datastreams(request: Request, q: EventsQuery) -> None:
@@ -138,11 +153,11 @@ async def _check_datastreams(request: Request, q: EventsQuery) -> None:
         raise InvalidParameter(f"parameter 'datastreams': no datastream {shown}")
 
 
-@router.get("/events", summary="Pushed changes: observations, alerts and layer changes (Server-Sent Events)",
+@router.get("/events", summary="Pushed changes: observations, alerts, sensor statuses, layer changes (SSE)",
             response_class=StreamingResponse,
             responses={200: {"content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
-                             "description": "An endless text/event-stream: `observation`, `alert`, `layer` and "
-                                            "`reset` events, each with an `id:`; heartbeat comments."}})
+                             "description": "An endless text/event-stream: `observation`, `alert`, `layer`, "
+                                            "`status` and `reset` events, each with an `id:`; heartbeat comments."}})
 async def events(request: Request, q: Annotated[EventsQuery, Depends()]) -> StreamingResponse:
     """Open a stream of the subscribed changes (see the module's description)."""
     await _check_datastreams(request, q)
@@ -151,7 +166,7 @@ async def events(request: Request, q: Annotated[EventsQuery, Depends()]) -> Stre
         return StreamingResponse(iter(()), media_type=MEDIA_TYPE, headers=HEADERS)
     settings = request.app.state.settings
     try:
-        sub = hub.subscribe(q.datastreams, q.layers, q.alert_layers)
+        sub = hub.subscribe(q.datastreams, q.layers, q.alert_layers, q.status_layers)
     except TooManySubscribers:
         raise Busy(f"this process streams events to {hub.max_subscribers} clients already; retry later",
                    headers={"Retry-After": "5"}) from None

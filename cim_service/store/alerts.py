@@ -118,6 +118,12 @@ def level_severity_sql(datastream_expr: str) -> str:
             "AND a.cleared_at IS NULL AND a.severity <> 'offline')")
 
 
+def offline_alert_sql(datastream_expr: str) -> str:
+    """A boolean subquery: whether a datastream has an active ``offline`` alert (the sweep raised it)."""
+    return (f"EXISTS (SELECT 1 FROM {ALERT} a WHERE a.datastream_id = {datastream_expr} "
+            "AND a.cleared_at IS NULL AND a.severity = 'offline')")
+
+
 # -- the alert layer's feed ------------------------------------------------------------------------------------
 def feed_sql(spec: LayerSpec, public_layers: Sequence[str]) -> str:
     """The statement writing the alert layer's rows of the alerts ``$1`` (bigint[]) from ``alert``.

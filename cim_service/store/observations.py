@@ -616,3 +616,33 @@ async def fetch_latest_events(session: Session, datastream_ids: Sequence[int]) -
         f"FROM {LATEST} l JOIN {DATASTREAM} d ON d.id = l.datastream_id JOIN {sta_entities.THING} th "
         f"ON th.id = d.thing_id "
         f"WHERE l.datastream_id = ANY($1::int4[])", list(datastream_ids))
+
+
+async def fetch_live_statuses(session: Session, datastream_ids: Sequence[int], live: dict[str, str],
+                              offline_s: float) -> list[dict[str, Any]]:
+    """The live status of the sensing features whose primary datastream is one of ``datastream_ids``.
+
+    ``live`` maps each sensing layer to its live property (the catalog's ``sensing.live.property``); a datastream
+    that is not a feature's primary one (``<layer>|<feature_key>|<property>``) gives no row. ``status`` is the one
+    items and tiles give (:func:`live_status_sql`): ``offline`` when nothing was received for the offline time of
+    the property's alert rule (``offline_s`` without one) or ever, or while the offline sweep's alert is active,
+    else the active level alert's severity, else ``ok``. ``received`` (epoch seconds, NULL: never) and ``silence``
+    (that offline time) come with it.
+    """
+    if not datastream_ids or not live:
+        return []
+    layers, props = list(live), [live[k] for k in live]
+    rule_silence = alerts.offline_s_sql("lp.layer || '/' || lp.prop")
+    return await session.fetch(
+        f"SELECT d.id AS datastream_id, th.layer_id, (th.properties ->> 'feature_id')::bigint AS feature_id, "
+        f"extract(epoch FROM l.received_at)::float8 AS received, s.silence, "
+        f"(CASE WHEN l.received_at IS NULL OR l.received_at < now() - make_interval(secs => s.silence) "
+        f"OR {alerts.offline_alert_sql('d.id')} "
+        f"THEN 'offline' ELSE coalesce({alerts.level_severity_sql('d.id')}, 'ok') END) AS status "
+        f"FROM {DATASTREAM} d JOIN {sta_entities.THING} th ON th.id = d.thing_id "
+        f"JOIN unnest($2::text[], $3::text[]) AS lp(layer, prop) ON lp.layer = th.layer_id "
+        f"LEFT JOIN {LATEST} l ON l.datastream_id = d.id "
+        f"CROSS JOIN LATERAL (SELECT coalesce({rule_silence}, "
+        f"$4::float8) AS silence) AS s "
+        f"WHERE d.id = ANY($1::int4[]) AND d.catalog_key = th.layer_id || '|' || th.feature_key || '|' || lp.prop",
+        list(datastream_ids), layers, props, float(offline_s))

@@ -2,7 +2,9 @@
 ``mosquitto_pub`` turns a sensor red and puts its alert in the panel within 2 s; a click on the alert flies
 to it; the reading falling back turns it green and empties the panel. In the 3D view, where the sensors are drawn
 from the multi-layer tile bundle, the same readings recolour them by a repaint, no tile fetched again. The
-operations screen shows the live feed and the active-alerts card. Screenshots in test-artifacts/."""
+operations screen shows the live feed and the active-alerts card. A first normal reading (no alert) turns a
+never-seen sensor green and a silence past the offline time turns it grey, in 2D and 3D, by the service's status
+events (a neuron node: the depth sensors' pool is small). Screenshots in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from cim_service.core.settings import Settings
+from cim_service.store import alerts as alert_store
 from tests.alerts.conftest import fresh_sensor
 from tests.browser.conftest import attach_log, open_map
 from tests.browser.pixels import patch, rgb
@@ -76,10 +80,10 @@ def _is(colour, pixels, tolerance: int = 40) -> bool:
     return bool((abs(pixels - colour[:3]) <= tolerance).all(axis=-1).any())
 
 
-def _wait_refetched(page, since_ms: float, timeout_ms: int) -> None:
+def _wait_refetched(page, since_ms: float, timeout_ms: int, layer: str = LAYER) -> None:
     page.wait_for_function(
-        f"(() => {{ const m = window.__cimMetrics; const r = m.live.refetchedAt['{LAYER}'];"
-        f" return r > {since_ms} && m.tilesLoaded['{LAYER}'] > r; }})()", timeout=timeout_ms)
+        f"(() => {{ const m = window.__cimMetrics; const r = m.live.refetchedAt['{layer}'];"
+        f" return r > {since_ms} && m.tilesLoaded['{layer}'] > r; }})()", timeout=timeout_ms)
 
 
 def test_a_published_alarm_turns_the_sensor_red_and_lists_its_alert_within_2_s(live_page, live_url, mqtt_url,
@@ -142,9 +146,9 @@ def test_a_published_alarm_turns_the_sensor_red_and_lists_its_alert_within_2_s(l
     assert log.errors() == [] and log.foreign_hosts() == set()
 
 
-def _layer_tile_requests(log) -> int:
+def _layer_tile_requests(log, layer: str = LAYER) -> int:
     """Tile requests that carried the sensor layer (its own tiles or a bundle naming it)."""
-    return sum(1 for url in log.requests if "/tiles/" in url and LAYER in url)
+    return sum(1 for url in log.requests if "/tiles/" in url and layer in url)
 
 
 def _wait_repainted(page, version: int, timeout_ms: int) -> None:
@@ -238,3 +242,122 @@ def test_the_ops_screen_shows_the_live_feed_and_the_active_alerts_card(browser, 
         assert log.errors() == [] and log.foreign_hosts() == set()
     finally:
         context.close()
+
+
+#: the neuron nodes: a sensor layer (live: battery) of many more features than the depth sensors' pool
+NODES = "iot_nodes"
+
+
+def fresh_node(engine) -> tuple[int, int]:
+    """A neuron node (battery datastream, feature id) that never reported: the last such one (the depth sensors'
+    pool of ``fresh_sensor`` is small and shared)."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(
+            f"SELECT d.id, n.id FROM cim.{NODES} n JOIN cim_sta.datastream d "
+            f"ON d.catalog_key = '{NODES}|' || n.feature_key || '|battery' "
+            "WHERE NOT EXISTS (SELECT 1 FROM cim_sta.latest l WHERE l.datastream_id = d.id) "
+            "ORDER BY n.id DESC LIMIT 1")).one_or_none()
+    assert row is not None, "no neuron node without a reading"
+    return int(row[0]), int(row[1])
+
+
+def _focus(page, layer: str, lon: float, lat: float, pitch: int) -> None:
+    """Show only the sensor layers among the points (``layer`` too), over (lon, lat) at zoom 16, tiles loaded."""
+    page.evaluate(f"""(() => {{ const s = window.__cimMap.state;
+        for (const id of Object.keys(s.visible)) if (s.layers[id] && !s.layers[id].live && s.layers[id].is_point)
+          s.visible[id] = false;
+        s.visible['{layer}'] = true; window.__cimMap.render();
+        window.updateDeck({{ initialViewState: {{ longitude: {lon}, latitude: {lat}, zoom: 16, pitch: {pitch},
+          bearing: 0 }} }}, window.__cimMap.deck); }})()""")
+    page.wait_for_function(f"window.__cimMetrics.view && Math.abs(window.__cimMetrics.view.zoom - 16) < 0.01 "
+                           f"&& window.__cimMetrics.tilesLoaded['{layer}'] > 0", timeout=20_000)
+    page.wait_for_timeout(500)
+
+
+def _drawn_3d(layer: str) -> str:
+    """JS: the colours the 3D view's bundled sub-layers of ``layer`` give a feature of an id whose tile says
+    offline."""
+    return f"""((fid) => window.__cimMap.deck.layerManager.getLayers()
+        .filter((l) => l.id.startsWith('__tiles_') && l.id.endsWith('-{layer}'))
+        .map((l) => l.props.getFillColor({{ properties: {{ id: fid, status: 'offline' }} }})))"""
+
+
+def _wait_drawn_3d(page, layer: str, fid: int, colour, timeout_ms: int) -> None:
+    """Wait until the 3D view's bundles draw sensor ``fid`` in ``colour``, at the page's last live state."""
+    page.wait_for_function(f"(() => {{ const c = {_drawn_3d(layer)}({fid}); const m = window.__cimMetrics.live; "
+                           f"return c.length > 0 && c.every((x) => x.join() === '{','.join(map(str, colour))}') "
+                           f"&& m.paintedVersion === m.statusVersion; }})()", timeout=timeout_ms)
+
+
+def test_a_first_normal_reading_turns_a_never_seen_sensor_green_and_a_silence_grey_in_2d_and_3d(
+        live_page, live_page_3d, live_url, mqtt_url, engine, artifacts):
+    """No alert is raised by a normal reading: the service's status event colours the sensor (a neuron node: its
+    battery). Then the node falls silent (its reception set back past the offline time) and the service's offline
+    sweep runs: grey. A reading brings it back: green. The 3D view repaints its bundled sensors, fetching no tile
+    for it."""
+    (page, log), (page3, log3) = live_page, live_page_3d
+    ds, fid = fresh_node(engine)
+    item = httpx.get(f"{live_url}/collections/{NODES}/items/{fid}", params={"f": "json"}, timeout=20).json()
+    lon, lat = item["geometry"]["coordinates"]
+    assert item["properties"]["status"] == "offline"  # never reported
+    _focus(page, NODES, lon, lat, pitch=0)
+    _focus(page3, NODES, lon, lat, pitch=45)
+    colours = page.evaluate("window.__cimMetrics.live.statusColours")
+    for p in (page, page3):
+        before, _ = _sensor_pixels(p, lon, lat)
+        assert _is(colours["offline"], before), before.tolist()
+    requests = _layer_tile_requests(log3, NODES)
+    alerts_before = page.evaluate("window.__cimMetrics.live.alerts.length")
+
+    since = [p.evaluate("performance.now()") for p in (page, page3)]
+    publish(mqtt_url, ds, _reading(80.0))  # a full battery: no alert
+    _wait_refetched(page, since[0], timeout_ms=10_000, layer=NODES)  # 2D: the sensor layer's tiles read again
+    _wait_drawn_3d(page3, NODES, fid, colours["ok"], timeout_ms=10_000)  # 3D: the bundled sensors repainted
+    took = [page.evaluate(f"window.__cimMetrics.tilesLoaded['{NODES}']") - since[0],
+            page3.evaluate("window.__cimMetrics.live.paintedAt") - since[1]]
+    print(f"first normal reading drawn: {took[0]:.0f} ms (2D, tiles read again), {took[1]:.0f} ms (3D repaint) "
+          "after the publish")
+    page.wait_for_timeout(200)  # the frame of the new tiles
+    for p, name in ((page, "map-live-first-reading.png"), (page3, "map-3d-live-first-reading.png")):
+        after, _ = _sensor_pixels(p, lon, lat)
+        p.locator("#map").screenshot(path=str(artifacts / name))
+        assert _is(colours["ok"], after) and not _is(colours["offline"], after), after.tolist()
+    assert item_status(live_url, fid) == "ok"  # the map and the items agree
+    assert page.evaluate("window.__cimMetrics.live.alerts.length") == alerts_before, "a normal reading: no alert"
+    assert page.evaluate("window.__cimMetrics.live.statusEvents") >= 1
+
+    # silence: the reception set back two hours (no trigger fires for it), then the service's offline sweep
+    since = page.evaluate("performance.now()")
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        conn.execute(sa.text("UPDATE cim_sta.latest SET received_at = received_at - interval '2 hours' "
+                             "WHERE datastream_id = :ds"), {"ds": ds})
+    with engine.begin() as conn:
+        assert alert_store.sweep(conn, datetime.now(UTC)) >= 1
+    _wait_refetched(page, since, timeout_ms=10_000, layer=NODES)
+    _wait_drawn_3d(page3, NODES, fid, colours["offline"], timeout_ms=10_000)
+    page.wait_for_timeout(200)
+    for p, name in ((page, "map-live-silent.png"), (page3, "map-3d-live-silent.png")):
+        grey, _ = _sensor_pixels(p, lon, lat)
+        p.locator("#map").screenshot(path=str(artifacts / name))
+        assert _is(colours["offline"], grey) and not _is(colours["ok"], grey), grey.tolist()
+    assert item_status(live_url, fid) == "offline"
+
+    since = page.evaluate("performance.now()")
+    publish(mqtt_url, ds, _reading(81.0))  # back: the offline alert clears
+    _wait_refetched(page, since, timeout_ms=10_000, layer=NODES)
+    _wait_drawn_3d(page3, NODES, fid, colours["ok"], timeout_ms=10_000)
+    page.wait_for_timeout(200)
+    for p in (page, page3):
+        back, _ = _sensor_pixels(p, lon, lat)
+        assert _is(colours["ok"], back) and not _is(colours["offline"], back), back.tolist()
+    page.wait_for_function(f"!window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds})", timeout=10_000)
+    assert _layer_tile_requests(log3, NODES) == requests, "the 3D sensors were repainted, not fetched again"
+    assert log.errors() == [] and log.foreign_hosts() == set()
+    assert log3.errors() == [] and log3.foreign_hosts() == set()
+
+
+def item_status(url: str, fid: int, layer: str = NODES) -> str:
+    """The status the service's items give sensor ``fid`` of ``layer``."""
+    body = httpx.get(f"{url}/collections/{layer}/items/{fid}", params={"f": "json"}, timeout=20).json()
+    return body["properties"]["status"]

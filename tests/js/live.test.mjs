@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import {
   alertRow, applyAlertEvent, countAlerts, createRefetcher, createSseParser, epochUrl, eventsUrl, layerEventActions,
   liveLayerIds, liveLayerProps, sensorStatus, shanghaiTime, STATUS_COLOURS, statusColour, statusesAfterAlert,
-  statusesOfAlerts,
+  statusesAfterStatus, statusesOfAlerts,
 } from '../../cim_service/static/js/live.js';
 import { pageConfig } from './fixtures.mjs';
 
@@ -15,10 +15,40 @@ function liveConfig() {
   return config;
 }
 
-test('the sensor layers are those the configuration marks live, and the stream subscribes to alerts and layers', () => {
+test('the sensor layers are those the configuration marks live, and the stream subscribes to alerts, statuses and layers', () => {
   const config = liveConfig();
   assert.deepEqual(liveLayerIds(config), ['dots']);
-  assert.equal(eventsUrl(config), '/events?alerts=true&layers=qu,jiezhen,dots,secret');
+  assert.equal(eventsUrl(config), '/events?alerts=true&status=true&layers=qu,jiezhen,dots,secret');
+  const none = pageConfig();
+  none.endpoints.events = '/events';
+  assert.equal(eventsUrl(none), '/events?alerts=true&layers=qu,jiezhen,dots,secret', 'no sensor layer: no statuses');
+});
+
+test('status events set the sensors they name; a layer to read again loses its live statuses', () => {
+  const start = { dots: { 7: 'alarm' }, other: { 1: 'ok' } };
+  const first = statusesAfterStatus(start, { statuses: { dots: { 9: 'ok' } }, refetch: [] });
+  assert.deepEqual(first, { dots: { 7: 'alarm', 9: 'ok' }, other: { 1: 'ok' } });
+  assert.deepEqual(start, { dots: { 7: 'alarm' }, other: { 1: 'ok' } }, 'a new object: the old one is kept');
+  assert.equal(sensorStatus({ id: 9, properties: { status: 'offline' } }, 'dots', first), 'ok',
+    'a first normal reading: ok over the tile\'s offline');
+  const offline = statusesAfterStatus(first, { statuses: { dots: { 7: 'offline' } }, refetch: [] });
+  assert.equal(sensorStatus({ id: 7, properties: { status: 'alarm' } }, 'dots', offline), 'offline');
+  assert.equal(statusesAfterStatus(offline, { statuses: { dots: { 7: 'offline' } }, refetch: [] }), offline,
+    'nothing new: the same object (no repaint)');
+  const again = statusesAfterStatus(offline, { statuses: {}, refetch: ['dots'] });
+  assert.deepEqual(again, { other: { 1: 'ok' } });
+  assert.equal(sensorStatus({ id: 7, properties: { status: 'warning' } }, 'dots', again), 'warning',
+    'read again: the tile\'s status');
+});
+
+test('a bundle holding a sensor layer reads its tiles again when that layer is to be reloaded', () => {
+  const bundle = { '@@type': 'MVTLayer', id: '__tiles_points', members: ['shops', 'dots'], data: '/tiles?c=x',
+    renderSubLayers: () => [] };
+  const kept = liveLayerProps([bundle], ['dots'], {}, { version: 1, reloads: {} })[0];
+  assert.equal(kept.data, '/tiles?c=x');
+  const reloaded = liveLayerProps([bundle], ['dots'], {}, { version: 1, reloads: { dots: 2, shops: 5 } })[0];
+  assert.equal(reloaded.data, '/tiles?c=x&live=2');
+  assert.equal(liveLayerProps([bundle], ['dots'], {}, { version: 1, reloads: { dots: 2 } })[0], reloaded);
 });
 
 test('the parser takes events split anywhere, JSON data, ids, retry and comments', () => {

@@ -1,20 +1,23 @@
 /* The live map on the page: subscribes to /events (fetch streaming, so the API key travels as a header; a
  * reconnection after `retry:` sends Last-Event-ID), recolours the sensor layers by status and refetches their
- * tiles at most once a second on alert and layer events, lists the active alerts (severity, site, value, since;
+ * tiles at most once a second on alert and layer events, takes the service's `status` events (a sensor's first
+ * reading, a silence, an alert raised or cleared; at most a few a second; a layer with too many changes at once is
+ * read again: its tiles in 2D, the bundles holding it in 3D), lists the active alerts (severity, site, value, since;
  * a click flies to one), shows the status legend, and on the operations screen the live alert feed and an
  * "active alerts" KPI card. The indicators (the KPI cards of the plan) are fetched again every 60 s and after
  * layer events.
  *
  * window.__cimMetrics.live: {connected, connects, events, resets, lastEventMs, alerts: [{id, datastream,
  * severity}], activeAlerts, epochs: {layer: n}, refetchedAt: {layer: ms}, alertShownAt: {alertId: ms},
- * indicatorLoads, statusColours, statusVersion (changes of the sensors' live statuses the alerts gave),
+ * indicatorLoads, statusColours, statusVersion (changes of the sensors' live statuses the events gave),
+ * statusEvents, statusEventAt (ms of the last status event), reloads: {layer: n} (bundle reloads it asked for),
  * paintedVersion / paintedAt (the live state the 3D view's bundled sensors were last drawn at, and when)}. */
 import { authHeaders, getJSON } from '#cim/data.js';
 import { $, element } from '#cim/dom.js';
 import {
   alertLayerId, alertRow, alertsUrl, applyAlertEvent, countAlerts, createRefetcher, createSseParser, eventsUrl,
   INDICATOR_REFRESH_MS, layerEventActions, liveLayerIds, liveLayerProps, liveText, sortAlerts, STATUS_COLOURS,
-  STATUSES, statusesAfterAlert, statusesOfAlerts,
+  STATUSES, statusesAfterAlert, statusesAfterStatus, statusesOfAlerts,
 } from '#cim/live.js';
 import { loadIndicators } from '#cim/load.js';
 
@@ -26,7 +29,7 @@ export function liveProps(app, props) {
   const live = app.live;
   if (!live) return props;
   return liveLayerProps(props, live.ids, live.refetcher.epochs, {
-    statuses: live.statuses, version: live.statusVersion,
+    statuses: live.statuses, version: live.statusVersion, reloads: live.reloads,
     onPaint: (version) => { // the 3D view's bundles: their sensors drawn at this live state
       const m = app.metrics.live;
       if (m.paintedVersion !== version) m.paintedAt = performance.now();
@@ -144,6 +147,17 @@ function reloadIndicators(app) {
   loadIndicators(app);
 }
 
+/** Ask for a refetch of a sensor layer's tiles once the events of this chunk of the stream are taken (an alert
+ * and the status event of the same readings come together: one refetch, not one now and one a second later). */
+function requestRefetch(live, layer) {
+  if (!live.toRefetch.size) queueMicrotask(() => {
+    const layers = [...live.toRefetch];
+    live.toRefetch.clear();
+    for (const id of layers) live.refetcher.request(id);
+  });
+  live.toRefetch.add(layer);
+}
+
 function onEvent(app, event) {
   const live = app.live;
   const m = app.metrics.live;
@@ -152,8 +166,24 @@ function onEvent(app, event) {
   if (event.type === 'alert') {
     live.alerts = applyAlertEvent(live.alerts, event.data);
     setStatuses(app, statusesAfterAlert(live.statuses, live.alerts, event.data));
-    if (live.ids.includes(event.data.layer)) live.refetcher.request(event.data.layer); // its sensors' status
+    if (live.ids.includes(event.data.layer)) requestRefetch(live, event.data.layer); // its sensors' status
     renderLive(app);
+  } else if (event.type === 'status') {
+    m.statusEvents += 1;
+    m.statusEventAt = performance.now();
+    for (const layer of event.data.refetch || []) { // too many changes at once: read that layer's tiles again
+      if (!live.ids.includes(layer)) continue;
+      live.reloads[layer] = (live.reloads[layer] || 0) + 1;
+      m.reloads[layer] = live.reloads[layer];
+      requestRefetch(live, layer);
+    }
+    // the 2D view's tiles carry the status (their binary features have no id to match a live status by): read
+    // them again, at most once a second; the 3D view's bundled sensors are repainted by the live statuses
+    for (const layer of Object.keys(event.data.statuses || {})) {
+      if (live.ids.includes(layer)) requestRefetch(live, layer);
+    }
+    setStatuses(app, statusesAfterStatus(live.statuses, event.data));
+    if ((event.data.refetch || []).length) app.render();
   } else if (event.type === 'layer') {
     const drawn = app.state.config.deck.layers.map((s) => s.id);
     const act = layerEventActions(event.data, live.ids, drawn);
@@ -209,11 +239,12 @@ export function wireLive(app) {
   app.metrics.live = {
     connected: false, connects: 0, events: 0, resets: 0, lastEventMs: null, alerts: [], activeAlerts: 0,
     epochs: {}, refetchedAt: {}, alertShownAt: {}, indicatorLoads: 0, statusColours: STATUS_COLOURS,
-    statusVersion: 0, paintedVersion: null, paintedAt: null,
+    statusVersion: 0, paintedVersion: null, paintedAt: null, statusEvents: 0, statusEventAt: null,
+    reloads: {},
   };
   app.live = {
     ids: liveLayerIds(app.config), alerts: [], connected: false, lastId: null, retryMs: 3000, statuses: {},
-    statusVersion: 0,
+    statusVersion: 0, reloads: {}, toRefetch: new Set(),
     refetcher: createRefetcher((id, epoch) => {
       app.metrics.live.epochs[id] = epoch;
       app.metrics.live.refetchedAt[id] = performance.now();

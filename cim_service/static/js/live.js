@@ -1,5 +1,5 @@
 /* The live map's logic: the /events stream (its parser, the subscription URL, reconnection), the sensors'
- * status colours, the throttled refetch of live tiles (at most once a second per layer, by a `live=` epoch in the
+ * status colours (the service's `status` events: a first reading, a silence, an alert raised or cleared), the throttled refetch of live tiles (at most once a second per layer, by a `live=` epoch in the
  * tile URL), and the list of active alerts. Pure: no DOM, no deck.gl (live-panel.js draws and wires it).
  *
  * Sensor layers are those the page configuration marks `live` (the catalog's `sensing.live`); the alert layer is
@@ -53,12 +53,14 @@ export function alertLayerId(config) {
   return (config.roles && config.roles[ALERT_ROLE]) || null;
 }
 
-/** Return the /events URL subscribing to the alerts and to the changes of the map's layers (bounded). */
+/** Return the /events URL subscribing to the alerts, to the sensors' live status (when the map has sensor
+ * layers) and to the changes of the map's layers (bounded). */
 export function eventsUrl(config) {
   const base = (config.endpoints && config.endpoints.events) || '/events';
   const ids = (config.layers || []).map((l) => l.id).slice(0, MAX_LAYERS);
   const layers = ids.length ? `&layers=${ids.map(encodeURIComponent).join(',')}` : '';
-  return `${base}?alerts=true${layers}`;
+  const status = liveLayerIds(config).length ? '&status=true' : '';
+  return `${base}?alerts=true${status}${layers}`;
 }
 
 /** Return the /alerts URL of the active alerts. */
@@ -166,6 +168,26 @@ export function statusesAfterAlert(statuses, alerts, event) {
   return Object.assign({}, statuses, { [event.layer]: layer });
 }
 
+/**
+ * Return the live statuses (a new object, or `statuses` when nothing changed) after a `status` event of the
+ * service (`{statuses: {layer: {featureId: status}}, refetch: [layer]}`): the features it names take their status;
+ * the layers in `refetch` (too many changes at once: their tiles are read again) lose their live statuses, so the
+ * tiles' own show.
+ */
+export function statusesAfterStatus(statuses, event) {
+  if (!event) return statuses;
+  let out = statuses;
+  for (const layer of event.refetch || []) {
+    if (out[layer]) { out = Object.assign({}, out); delete out[layer]; }
+  }
+  for (const [layer, byFeature] of Object.entries(event.statuses || {})) {
+    const known = out[layer] || {};
+    if (Object.entries(byFeature).every(([fid, status]) => known[fid] === status)) continue;
+    out = Object.assign({}, out, { [layer]: Object.assign({}, known, byFeature) });
+  }
+  return out;
+}
+
 /** Return the live statuses once the active alerts given were read (at start or after a reset): the features of
  * those alerts at their most severe one, the other features already known `ok` (their alerts cleared meanwhile). */
 export function statusesOfAlerts(statuses, alerts) {
@@ -192,7 +214,7 @@ export function featureId(feature) {
   return feature.properties ? feature.properties.id : undefined;
 }
 
-/** Return the status of sensor `feature` of layer `layerId`: the live one the alert events gave it, else the one
+/** Return the status of sensor `feature` of layer `layerId`: the live one the events gave it, else the one
  * its tile carried (offline for none). */
 export function sensorStatus(feature, layerId, statuses) {
   const byLayer = statuses && statuses[layerId];
@@ -222,13 +244,15 @@ const liveBundles = new WeakMap();
  * whose sensor members are coloured by status: its sub-layers of those members restyled, repainted (a new
  * `renderSubLayers` update trigger, the tiles kept) when `version` changes. `onPaint(version)` is called as they are.
  */
-function liveBundleProps(p, liveIds, statuses, version, onPaint) {
+function liveBundleProps(p, liveIds, statuses, version, onPaint, reloads) {
   const ids = p.members.filter((id) => liveIds.includes(id));
   if (!ids.length || typeof p.renderSubLayers !== 'function') return p;
+  const reload = ids.reduce((n, id) => n + (reloads[id] || 0), 0);
   const kept = liveBundles.get(p);
-  if (kept && kept.version === version) return kept.props;
+  if (kept && kept.version === version && kept.reload === reload) return kept.props;
   const render = p.renderSubLayers;
   const props = Object.assign({}, p, {
+    data: epochUrl(p.data, reload), // read again only when the service asked to (a `status` event's refetch)
     updateTriggers: Object.assign({}, p.updateTriggers, { renderSubLayers: version }),
     renderSubLayers: (sub) => [].concat(render(sub) || []).map((layer) => {
       const id = layer && ids.find((m) => layer.id === `${sub.id}-${m}`);
@@ -237,7 +261,7 @@ function liveBundleProps(p, liveIds, statuses, version, onPaint) {
       return layer.clone(sensorStyle(id, statuses, version, layer.props));
     }),
   });
-  liveBundles.set(p, { version, props });
+  liveBundles.set(p, { version, reload, props });
   return props;
 }
 
@@ -245,16 +269,18 @@ function liveBundleProps(p, liveIds, statuses, version, onPaint) {
  * Return the layer props with the live layers coloured by status and their tiles at their epoch, and the bundles
  * holding live layers (3D view) with those members coloured by status; other props pass unchanged.
  *
- * `live.statuses` are the statuses the alert events gave (`statusesAfterAlert`), `live.version` counts their
- * changes, `live.onPaint(version)` is told when a bundle's sensors are drawn at a version.
+ * `live.statuses` are the statuses the status and alert events gave (`statusesAfterStatus`, `statusesAfterAlert`),
+ * `live.version` counts their changes, `live.onPaint(version)` is told when a bundle's sensors are drawn at a
+ * version, `live.reloads` (`{layer: n}`) counts the times a bundle holding that sensor layer must read its tiles again.
  */
 export function liveLayerProps(props, liveIds, epochs, live = {}) {
   const statuses = live.statuses || {};
   const version = live.version || 0;
   const onPaint = live.onPaint || (() => {});
+  const reloads = live.reloads || {};
   return props.map((p) => {
     if (p && Array.isArray(p.members) && p['@@type'] === 'MVTLayer') {
-      return liveBundleProps(p, liveIds, statuses, version, onPaint);
+      return liveBundleProps(p, liveIds, statuses, version, onPaint, reloads);
     }
     if (!p || !liveIds.includes(p.id) || p['@@type'] !== 'MVTLayer') return p;
     const epoch = epochs[p.id] || 0;
