@@ -1,8 +1,8 @@
 /* The live map on the page: subscribes to /events (fetch streaming, so the API key travels as a header; a
  * reconnection after `retry:` sends Last-Event-ID), recolours the sensor layers by status and refetches their
  * tiles at most once a second on alert and layer events, lists the active alerts (severity, site, value, since;
- * a click flies to one), shows the status legend, and on the operations screen the live alert feed and an
- * "active alerts" KPI card. The indicators (the KPI cards of the plan) are fetched again every 60 s and after
+ * a click flies to one), shows the status legend, and on the operations screen the live alert feed (under the KPI
+ * cards) and an "active alerts" KPI card (the last of them). The indicators (the KPI cards of the plan) are fetched again every 60 s and after
  * layer events.
  *
  * window.__cimMetrics.live: {connected, connects, events, resets, lastEventMs, alerts: [{id, datastream,
@@ -44,13 +44,14 @@ function panel(app) {
   if (node) return node;
   node = element('div', 'panel');
   node.id = 'alert-panel';
-  if (app.config.screen === 'ops') { // over the map's top left: the active-alerts card, then the live feed
+  if (app.config.screen === 'ops') { // beside the map: the active-alerts card ends the KPI grid, the feed under it
     const card = element('div', 'kpi-alerts-card');
     card.id = 'kpi-alerts';
+    $('kpi-list').append(card);
     const column = element('div');
     column.id = 'live-ops';
-    column.append(card, node);
-    $('map').append(column);
+    column.append(node);
+    $('kpi-panel').append(column);
   } else {
     $('map').append(node);
   }
