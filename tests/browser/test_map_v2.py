@@ -10,8 +10,8 @@ import pytest
 
 from cim_service.core.settings import Settings
 from tests.browser.conftest import attach_log, open_map, serve
-from tests.browser.test_map_browser import town_points
 from tests.browser.pixels import changed_share, rgb
+from tests.browser.test_map_browser import town_points
 
 pytestmark = pytest.mark.browser
 
