@@ -272,9 +272,11 @@ OPS_LAYOUT = """() => {
     map: rect(map), cards: cards.map((c) => Object.assign(rect(c), { id: c.dataset.indicator || c.id })),
     feed: rect(document.getElementById('alert-panel')),
     overlays: [...map.children]
-      .filter((el) => !['deck-container', 'status'].includes(el.id) && !el.hidden && el.getBoundingClientRect().width > 0)
+      .filter((el) => !['deck-container', 'status'].includes(el.id) && !el.hidden
+        && el.getBoundingClientRect().width > 0)
       .map((el) => { const r = el.getBoundingClientRect();
-        return { id: el.id, left: r.left - m.left, top: r.top - m.top, right: r.right - m.left, bottom: r.bottom - m.top }; }),
+        return { id: el.id, left: r.left - m.left, top: r.top - m.top, right: r.right - m.left,
+                 bottom: r.bottom - m.top }; }),
     values: Math.min(...cards.map((c) => size(c.querySelector('.kpi-value')))),
     titles: Math.min(...cards.map((c) => size(c.querySelector('.kpi-title')))),
     feet: Math.min(...cards.map((c) => size(c.querySelector('.kpi-foot')))),
