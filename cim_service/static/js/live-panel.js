@@ -109,8 +109,8 @@ export function renderLive(app) {
     const counts = countAlerts(live.alerts);
     card.replaceChildren(element('div', 'kpi-title', liveText(lang, 'activeAlerts')),
       element('div', 'kpi-value', String(live.alerts.length)),
-      element('div', 'kpi-foot', `${liveText(lang, 'alarm')} ${counts.alarm} · ${liveText(lang, 'warning')} `
-        + `${counts.warning} · ${liveText(lang, 'offline')} ${counts.offline}`));
+      element('div', 'kpi-foot', [['alarm', counts.alarm], ['warning', counts.warning], ['offline', counts.offline]]
+        .map(([k, n]) => `${liveText(lang, k)}\u00a0${n}`).join(' · '))); // a line breaks between counts only
     card.classList.toggle('status-not_met', counts.alarm + counts.warning > 0);
     card.classList.toggle('status-met', counts.alarm + counts.warning === 0);
   }
