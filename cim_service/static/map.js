@@ -17,6 +17,7 @@ import { tooltip, onClick, wireClickPanel } from '#cim/click-panel.js';
 import { wireControls, updateControls } from '#cim/controls.js';
 import { createMap, currentView, flyTo, makeLayer, mvtLoaders } from '#cim/deck.js';
 import { $, showStatus } from '#cim/dom.js';
+import { bboxCorners, fitOpening } from '#cim/fly.js';
 import { fitBounds } from '#cim/geometry.js';
 import { localTitle, translate } from '#cim/i18n.js';
 import { wireIndicatorSelect } from '#cim/indicator-panel.js';
@@ -42,9 +43,13 @@ const state = createState(config);
 const container = $('deck-container');
 document.body.classList.toggle('screen-ops', config.screen === 'ops');
 const districtView = fitBounds(config.district_bbox, container.clientWidth, container.clientHeight);
-const { deck, classes, software } = createMap(container, config.deck, state.view3d
-  ? Object.assign({}, districtView, config.view_3d)
-  : districtView);
+const startView = state.view3d ? Object.assign({}, districtView, config.view_3d) : districtView;
+const { deck, classes, software } = createMap(container, config.deck, startView);
+if (config.screen === 'ops') { // the whole district at the ops camera, beside the map's controls and legend
+  metrics.opsFit = fitOpening(deck, container.clientWidth, container.clientHeight, startView,
+    bboxCorners(config.district_bbox));
+  if (metrics.opsFit) deck.setProps({ initialViewState: metrics.opsFit.target });
+}
 
 /** What the page's modules share: configuration, state, metrics, the deck, and the redraw. */
 const app = {

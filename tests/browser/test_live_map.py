@@ -235,8 +235,19 @@ def test_the_ops_screen_shows_the_live_feed_and_the_active_alerts_card(browser, 
         assert card.locator(".kpi-value").inner_text() == str(active)
         assert page.locator("#live-ops #alert-panel .alert-row.severity-warning").count() >= 1
         assert page.locator(".kpi-card").count() == len(page.evaluate("window.__cimMetrics.kpis"))
+        # the feed is read across the room, beside the map (not over the district): its rows at 18 px, one line each
+        row = page.evaluate("""() => { const r = document.querySelector('#live-ops .alert-row.severity-warning');
+            const b = r.getBoundingClientRect(), m = document.getElementById('map').getBoundingClientRect();
+            return { size: parseFloat(getComputedStyle(r).fontSize), height: b.height, left: b.left,
+                     site: parseFloat(getComputedStyle(r.querySelector('.alert-site')).fontSize),
+                     mapRight: m.right, card: document.querySelector('#kpi-list > #kpi-alerts') !== null }; }""")
+        assert row["size"] >= 18 and row["site"] >= 18, row
+        assert row["height"] < 2 * row["size"] * 1.5, f"an alert takes more than one line: {row}"
+        assert row["left"] >= row["mapRight"], f"the feed lies over the map: {row}"
+        assert row["card"], "the active-alerts card is one of the KPI grid's"
         page.wait_for_timeout(300)
         page.screenshot(path=str(artifacts / "map-live-ops-1920x1080.png"))
+        page.screenshot(path=str(artifacts / "ops-1920x1080-live.png"))
         publish(mqtt_url, ds, _reading(0.0))
         page.wait_for_function(f"!window.__cimMetrics.live.alerts.some((a) => a.datastream === {ds})", timeout=5000)
         assert log.errors() == [] and log.foreign_hosts() == set()

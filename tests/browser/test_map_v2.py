@@ -11,6 +11,7 @@ import pytest
 from cim_service.core.settings import Settings
 from tests.browser.conftest import attach_log, open_map, serve
 from tests.browser.pixels import changed_share, rgb
+from tests.browser.test_map_browser import town_points
 
 pytestmark = pytest.mark.browser
 
@@ -238,7 +239,7 @@ def test_ops_screen_kpis_equal_the_indicators(browser, service_url, artifacts):
         for i in range(cards.count()):
             b = cards.nth(i).bounding_box()
             assert b["y"] + b["height"] <= 1080, "a KPI card falls below the screen"
-        # a grid of 4 columns, nothing cut off: no card and not the panel overflows
+        # a grid of 3 columns (the column beside the map), nothing cut off: no card and not the panel overflows
         layout = page.evaluate("""() => {
             const cards = [...document.querySelectorAll('.kpi-card')], panel = document.getElementById('kpi-panel');
             const grid = getComputedStyle(document.getElementById('kpi-list')).gridTemplateColumns;
@@ -248,10 +249,106 @@ def test_ops_screen_kpis_equal_the_indicators(browser, service_url, artifacts):
                        .map((c) => c.dataset.indicator),
                      panel: panel.scrollHeight <= panel.clientHeight && panel.scrollWidth <= panel.clientWidth,
                      title: parseFloat(getComputedStyle(document.querySelector('.kpi-title')).fontSize) }; }""")
-        assert layout["columns"] == 4 and layout["lefts"] == 4, layout
+        assert layout["columns"] == 3 and layout["lefts"] == 3, layout
         assert layout["overflowing"] == [] and layout["panel"], layout
         assert layout["title"] >= 18, layout
         assert 45 <= metrics(page)["view"]["pitch"] <= 60, "the operations screen shows the 3D map"
+        assert log.errors() == [] and log.foreign_hosts() == set()
+    finally:
+        context.close()
+
+
+#: the operations screen's layout: the boxes (page pixels) of the map, the KPI cards (the plan's and the active
+#: alerts'), the live feed and what lies over the map (map pixels), and the font sizes of the cards and the feed
+OPS_LAYOUT = """() => {
+  const rect = (el) => { const r = el.getBoundingClientRect();
+    return { left: r.left, top: r.top, right: r.right, bottom: r.bottom }; };
+  const size = (el) => parseFloat(getComputedStyle(el).fontSize);
+  const all = (s) => [...document.querySelectorAll(s)].filter((e) => e.getClientRects().length);
+  const map = document.getElementById('map'), m = map.getBoundingClientRect();
+  const cards = all('.kpi-card, .kpi-alerts-card');
+  const rows = all('#alert-panel .alert-row, #alert-panel .alert-none');
+  return {
+    map: rect(map), cards: cards.map((c) => Object.assign(rect(c), { id: c.dataset.indicator || c.id })),
+    feed: rect(document.getElementById('alert-panel')),
+    overlays: [...map.children]
+      .filter((el) => !['deck-container', 'status'].includes(el.id) && !el.hidden
+        && el.getBoundingClientRect().width > 0)
+      .map((el) => { const r = el.getBoundingClientRect();
+        return { id: el.id, left: r.left - m.left, top: r.top - m.top, right: r.right - m.left,
+                 bottom: r.bottom - m.top }; }),
+    values: Math.min(...cards.map((c) => size(c.querySelector('.kpi-value')))),
+    titles: Math.min(...cards.map((c) => size(c.querySelector('.kpi-title')))),
+    feet: Math.min(...cards.map((c) => size(c.querySelector('.kpi-foot')))),
+    rows: rows.map(size), rowHeights: rows.map((r) => r.getBoundingClientRect().height),
+    clipped: cards.filter((c) => c.scrollWidth > c.clientWidth || c.scrollHeight > c.clientHeight).map((c) => c.id
+      || c.dataset.indicator),
+  };
+}"""
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+@pytest.mark.parametrize(("width", "height"), [(1920, 1080), (1600, 900), (2560, 1440)])
+def test_ops_screen_gives_the_map_most_of_the_screen(browser, service_url, engine, artifacts, width, height):
+    """The operations screen at a wall's sizes: the 3D map the largest area with the whole district in it, clear
+    of what lies over the map; the KPI cards in the column beside it, none over the map or another, their type
+    (made for 1920×1080, scaled with the screen) readable across a room; the live feed under them."""
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+    page = context.new_page()
+    log = attach_log(page)
+    try:
+        open_map(page, f"{service_url}/map?screen=ops", timeout_ms=60_000)
+        page.wait_for_function("window.__cimMetrics.kpis.length > 0 && document.querySelector('#kpi-alerts .kpi-value')"
+                               " && document.querySelector('#legend .legend-title')", timeout=20_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts / f"ops-{width}x{height}.png"))
+        got = page.evaluate(OPS_LAYOUT)
+        scale = min(width / 1920, height / 1080)  # the screen's type is made for 1920×1080
+
+        # the map is the largest part of the screen
+        mp = got["map"]
+        share = (mp["right"] - mp["left"]) * (mp["bottom"] - mp["top"]) / (width * height)
+        assert share >= 0.55, f"the map takes {share:.0%} of the screen"
+        assert 45 <= metrics(page)["view"]["pitch"] <= 60, "the 3D map at the ops camera"
+
+        # every plan indicator has a card, and the active alerts one; none lies over the map, another card or
+        # beyond the screen, and none cuts off its text
+        cards = got["cards"]
+        assert len(cards) == len(metrics(page)["kpis"]) + 1, [c["id"] for c in cards]
+        for i, c in enumerate(cards):
+            assert not _overlap(c, mp), f"the card {c['id']} lies over the map: {c} {mp}"
+            assert 0 <= c["left"] and c["right"] <= width and 0 <= c["top"] and c["bottom"] <= height, c
+            for d in cards[i + 1:]:
+                assert not _overlap(c, d), f"the cards {c['id']} and {d['id']} overlap"
+        assert got["clipped"] == [], got["clipped"]
+        assert got["values"] >= 36 * scale - 0.5 and got["titles"] >= 18 * scale - 0.5, got
+        assert got["feet"] >= 18 * scale - 0.5, got
+
+        # the live feed: beside the map, under the cards, its lines as large as the cards' titles
+        feed = got["feed"]
+        assert not _overlap(feed, mp), f"the live feed lies over the map: {feed}"
+        assert all(not _overlap(feed, c) for c in cards)
+        assert feed["bottom"] <= height and feed["bottom"] - feed["top"] >= 150 * scale, feed
+        assert got["rows"] and min(got["rows"]) >= 18 * scale - 0.5, got["rows"]
+
+        # the whole district in the map at the ops camera: every town's point on the map, under no overlay
+        width_map, height_map = mp["right"] - mp["left"], mp["bottom"] - mp["top"]
+        for name, lon, lat in town_points(engine):
+            x, y = page.evaluate("([lon, lat]) => window.__cimMap.deck.getViewports()[0].project([lon, lat])",
+                                 [lon, lat])
+            assert 0 < x < width_map and 0 < y < height_map, f"{name} is off the map at {x:.0f},{y:.0f}"
+            for o in got["overlays"]:
+                assert not (o["left"] <= x <= o["right"] and o["top"] <= y <= o["bottom"]), \
+                    f"{name} at {x:.0f},{y:.0f} lies under #{o['id']}"
+        # the district's box fills the free part of the map (the opening camera is fitted, not left near one town)
+        fit = metrics(page)["opsFit"]
+        free, district = fit["free"], fit["box"]
+        fill = max((district["right"] - district["left"]) / (free["right"] - free["left"]),
+                   (district["bottom"] - district["top"]) / (free["bottom"] - free["top"]))
+        assert 0.85 <= fill <= 1.0, (fill, district, free)
         assert log.errors() == [] and log.foreign_hosts() == set()
     finally:
         context.close()

@@ -36,3 +36,22 @@ export function flyToGeometry(app, geometry, duration = 800) {
   app.flyTo(target, duration);
   return target;
 }
+
+/** Return the corners [lon, lat] of a bbox [w, s, e, n]. */
+export function bboxCorners([w, s, e, n]) {
+  return [[w, s], [e, s], [e, n], [w, n]];
+}
+
+/** Return the camera `view` (its pitch and bearing kept) zoomed and moved until `points` fill `fill` of the part
+ * of the map the overlays leave free: the operations screen opens on the whole district at its pitched camera.
+ * The viewport is the deck's own view's (deck.gl's MapView: the same projection as its frames); before the deck
+ * has a view (or with a map of no size) null is returned. Return {target, free, box} (the camera, the free part,
+ * the points' screen box there). */
+export function fitOpening(deck, width, height, view, points, fill = 0.94) {
+  const mapView = [].concat(deck.props.views || [])[0];
+  if (!mapView || typeof mapView.makeViewport !== 'function' || !width || !height || !points.length) return null;
+  const viewport = (v) => mapView.makeViewport({ width, height, viewState: v });
+  const free = freeRect(width, height, overlayRects());
+  const target = fitInto(viewport, view, points, free, { fill });
+  return { target, free, box: screenBox(points, (p) => viewport(target).project(p)) };
+}

@@ -3,8 +3,9 @@
  * tiles at most once a second on alert and layer events, takes the service's `status` events (a sensor's first
  * reading, a silence, an alert raised or cleared; at most a few a second; a layer with too many changes at once is
  * read again: its tiles in 2D, the bundles holding it in 3D), lists the active alerts (severity, site, value, since;
- * a click flies to one), shows the status legend, and on the operations screen the live alert feed and an
- * "active alerts" KPI card. The indicators (the KPI cards of the plan) are fetched again every 60 s and after
+ * a click flies to one), shows the status legend, and on the operations screen the live alert feed (under the KPI
+ * cards) and an "active alerts" KPI card (the last of them). The indicators (the KPI cards of the plan) are fetched
+ * again every 60 s and after
  * layer events.
  *
  * window.__cimMetrics.live: {connected, connects, events, resets, lastEventMs, alerts: [{id, datastream,
@@ -47,13 +48,14 @@ function panel(app) {
   if (node) return node;
   node = element('div', 'panel');
   node.id = 'alert-panel';
-  if (app.config.screen === 'ops') { // over the map's top left: the active-alerts card, then the live feed
+  if (app.config.screen === 'ops') { // beside the map: the active-alerts card ends the KPI grid, the feed under it
     const card = element('div', 'kpi-alerts-card');
     card.id = 'kpi-alerts';
+    $('kpi-list').append(card);
     const column = element('div');
     column.id = 'live-ops';
-    column.append(card, node);
-    $('map').append(column);
+    column.append(node);
+    $('kpi-panel').append(column);
   } else {
     $('map').append(node);
   }
@@ -111,8 +113,8 @@ export function renderLive(app) {
     const counts = countAlerts(live.alerts);
     card.replaceChildren(element('div', 'kpi-title', liveText(lang, 'activeAlerts')),
       element('div', 'kpi-value', String(live.alerts.length)),
-      element('div', 'kpi-foot', `${liveText(lang, 'alarm')} ${counts.alarm} · ${liveText(lang, 'warning')} `
-        + `${counts.warning} · ${liveText(lang, 'offline')} ${counts.offline}`));
+      element('div', 'kpi-foot', [['alarm', counts.alarm], ['warning', counts.warning], ['offline', counts.offline]]
+        .map(([k, n]) => `${liveText(lang, k)}\u00a0${n}`).join(' · '))); // a line breaks between counts only
     card.classList.toggle('status-not_met', counts.alarm + counts.warning > 0);
     card.classList.toggle('status-met', counts.alarm + counts.warning === 0);
   }

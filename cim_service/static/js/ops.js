@@ -10,6 +10,7 @@ export function renderKpis(app) {
   const { state } = app;
   if (state.config.screen !== 'ops') return;
   const list = $('kpi-list');
+  const alerts = $('kpi-alerts'); // the live map's active-alerts card (live-panel.js) stays the last of the grid
   list.replaceChildren();
   const cards = kpiCards(state.indicators);
   for (const card of cards) {
@@ -26,5 +27,6 @@ export function renderKpis(app) {
     node.append(value, bar, foot);
     list.append(node);
   }
+  if (alerts) list.append(alerts);
   app.metrics.kpis = cards.map(({ id, value, target, status }) => ({ id, value, target, status }));
 }
