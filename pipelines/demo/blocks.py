@@ -96,7 +96,9 @@ class Packer:
             if not len(ri):
                 continue
             cx, cy = i0 + ri + wc / 2, j0 + rj + hc / 2  # box centres (cells)
-            order = np.argsort((cx - ci) ** 2 + (cy - cj) ** 2, kind="stable")[:64]
+            d = (cx - ci) ** 2 + (cy - cj) ** 2
+            near = np.argpartition(d, min(64, len(d)) - 1)[:64]  # the 64 nearest, nearest first
+            order = near[np.lexsort((near, d[near]))]
             lon_c = self.lon0 + cx[order] * CELL_M / M_PER_DEG_LON
             lat_c = self.lat0 + cy[order] * CELL_M / M_PER_DEG_LAT
             ok = np.flatnonzero(shapely.contains_xy(within, lon_c, lat_c))
