@@ -27,6 +27,8 @@ CELL_M = 15.0
 ROAD_WIDTH_M = {"expressway": 60.0, "arterial": 40.0, "secondary": 26.0}
 #: how far (cells) a group may move from its point: a first window, then a wider one
 SEARCH_CELLS = (60, 240)
+#: how many of the nearest free boxes are tried for the town (near a town's edge the nearest are across it)
+CANDIDATES = 4096
 
 
 def _plane(geom: shapely.Geometry, lon0: float, lat0: float) -> shapely.Geometry:
@@ -97,14 +99,21 @@ class Packer:
                 continue
             cx, cy = i0 + ri + wc / 2, j0 + rj + hc / 2  # box centres (cells)
             d = (cx - ci) ** 2 + (cy - cj) ** 2
-            near = np.argpartition(d, min(64, len(d)) - 1)[:64]  # the 64 nearest, nearest first
+            near = np.argpartition(d, min(CANDIDATES, len(d)) - 1)[:CANDIDATES]  # the nearest, nearest first
             order = near[np.lexsort((near, d[near]))]
-            lon_c = self.lon0 + cx[order] * CELL_M / M_PER_DEG_LON
-            lat_c = self.lat0 + cy[order] * CELL_M / M_PER_DEG_LAT
-            ok = np.flatnonzero(shapely.contains_xy(within, lon_c, lat_c))
+            ok = order[shapely.contains_xy(within, self._lon(cx[order]), self._lat(cy[order]))]
+            if not len(ok) and len(d) > CANDIDATES:  # all the nearest are across the town's edge: try them all
+                inside = np.flatnonzero(shapely.contains_xy(within, self._lon(cx), self._lat(cy)))
+                ok = inside[np.lexsort((inside, d[inside]))]
             if not len(ok):
                 continue
-            k = order[ok[0]]
+            k = ok[0]
             self.taken[j0 + rj[k]:j0 + rj[k] + hc, i0 + ri[k]:i0 + ri[k] + wc] = True
-            return float(lon_c[ok[0]]), float(lat_c[ok[0]])
+            return float(self._lon(cx[k])), float(self._lat(cy[k]))
         return None
+
+    def _lon(self, i: np.ndarray) -> np.ndarray:
+        return self.lon0 + i * CELL_M / M_PER_DEG_LON
+
+    def _lat(self, j: np.ndarray) -> np.ndarray:
+        return self.lat0 + j * CELL_M / M_PER_DEG_LAT

@@ -15,7 +15,7 @@ surveyed figures:
 A *kind* (:data:`KINDS`) is one sort of building group: its storeys, its footprint, and the pitch of its layout
 (``row_m`` between rows, ``along_m`` between buildings of a row, centre to centre). A form weights the kinds of
 its residential compounds and of its street fronts, and says how large the groups are. Residential rows face
-south (a compound-wide rotation of up to ±17°); the pitches follow Shanghai's sunlight spacing (a gap between
+south (a compound-wide rotation of up to ±9°); the pitches follow Shanghai's sunlight spacing (a gap between
 rows of about the height of the southern row for walk-ups, less than it for towers).
 
 Which town has which form is data (:data:`TOWN_FORM`, rows of town names); towns not listed are mid-rise.
