@@ -17,11 +17,12 @@ import pandas as pd
 import shapely
 
 from cim_service.core.address import address_code, parse_address
+from pipelines.demo.blocks import Packer
 from pipelines.demo.geo import offset, rng_for
 from pipelines.demo.outline import district_outline
 from pipelines.demo.sampling import context, sample_points
 from pipelines.demo.scales import Scale
-from pipelines.demo.urbanform import town_form
+from pipelines.demo.urbanform import STREET_BLOCK, Kind, compound_kind, street_kind, town_form
 
 #: real road names of each town (a selection), used to write door plates
 TOWN_ROADS: dict[str, tuple[str, ...]] = {
@@ -48,53 +49,83 @@ COLUMNS = ["address_code", "full_address", "district", "town", "community", "roa
 
 
 def _door_plates(rng: np.random.Generator, scale: Scale) -> pd.DataFrame:
-    """Generate building addresses: compounds (路+弄+号, residential) and street fronts (路+号)."""
+    """Generate building addresses in groups: compounds (路+弄+号/幢, residential) and street fronts (路+号).
+
+    Each group is laid out by its kind (:mod:`pipelines.demo.urbanform`) and packed into the free land nearest
+    its target (:mod:`pipelines.demo.blocks`): the point drawn for it, or, for the town form's ``join_share`` of
+    groups, the cluster of an earlier group of its town, picked in proportion to the clusters' sizes (so
+    the built-up blocks grow continuous around their first points). A group finding no land
+    nearby stays at its point.
+    """
     n_buildings = max(10, int(scale.addresses * 0.3))
     lon, lat, town = sample_points(rng, n_buildings, road_share=0.15, centre_share=0.3, centre_sd_m=800.0)
     names = np.asarray(context().names, dtype=object)
+    polygons = context().polygons
+    packer = Packer()
+    nuclei: dict[str, list[tuple[float, float]]] = {}  # per town, the cluster point of each group placed
     rows = []
     used: dict[tuple[str, str], int] = {}
-    residential = rng.random(n_buildings) < 0.25
-    per_compound = rng.integers(4, 16, n_buildings)
     i = 0
     while i < n_buildings:
         t = names[town[i]]
+        form = town_form(t)
         road = TOWN_ROADS[t][rng.integers(0, len(TOWN_ROADS[t]))]
         k = used.get((t, road), 0)
-        used[(t, road)] = k + 1
-        if residential[i]:
-            size = int(min(per_compound[i], n_buildings - i))
+        if rng.random() < form.compound_share:
+            size = int(min(rng.integers(form.compound_size[0], form.compound_size[1] + 1), n_buildings - i))
+            used[(t, road)] = k + 1
             lane = 100 + 20 * k + int(rng.integers(0, 20))
             poi = _ESTATE_A[rng.integers(0, len(_ESTATE_A))] + _ESTATE_B[rng.integers(0, len(_ESTATE_B))]
             word = "幢" if rng.random() < 0.2 else "号"  # newer estates number 幢 (with 单元), older ones 号
-            dx, dy = _compound_layout(t, road, lane, size, rng.normal(0, 70, size), rng.normal(0, 70, size))
-            bx, by = offset(np.full(size, lon[i]), np.full(size, lat[i]), dx, dy)
-            inside = shapely.contains_xy(district_outline(), bx, by)
-            bx, by = np.where(inside, bx, lon[i]), np.where(inside, by, lat[i])
-            for j in range(size):
-                rows.append((t, f"{road}{lane}弄{j + 1}{word}", bx[j], by[j], True, poi))
-            i += size
+            kind, angle = compound_kind(t, road, lane), compound_angle(t, road, lane)
+            plates = [f"{road}{lane}弄{j + 1}{word}" for j in range(size)]
         else:
-            rows.append((t, f"{road}{1 + 2 * k}号", lon[i], lat[i], False, None))
-            i += 1
+            size = int(min(rng.integers(form.street_size[0], form.street_size[1] + 1), n_buildings - i,
+                           STREET_BLOCK))
+            block = -(-k // STREET_BLOCK)  # the group starts a block of door numbers (numbers leave gaps)
+            used[(t, road)] = (block + 1) * STREET_BLOCK
+            numbers = [1 + 2 * (block * STREET_BLOCK + j) for j in range(size)]
+            poi = None
+            kind, angle = street_kind(t, road, numbers[0]), street_angle(t, road, numbers[0])
+            plates = [f"{road}{n}号" for n in numbers]
+        dx, dy, w, h = _group_layout(kind, size, angle, rng.normal(0, 1, size), rng.normal(0, 1, size))
+        earlier = nuclei.setdefault(t, [])  # the cluster each earlier group of the town joined
+        join = bool(earlier) and rng.random() < form.join_share
+        target = earlier[rng.integers(0, len(earlier))] if join else (lon[i], lat[i])
+        at = packer.place(*target, w, h, polygons[town[i]])
+        cx, cy = at if at is not None else (lon[i], lat[i])
+        if at is not None:
+            earlier.append(target)
+        bx, by = offset(np.full(size, cx), np.full(size, cy), dx, dy)
+        inside = shapely.contains_xy(district_outline(), bx, by)
+        bx, by = np.where(inside, bx, cx), np.where(inside, by, cy)
+        res = poi is not None
+        rows += [(t, plate, x, y, res, poi) for plate, x, y in zip(plates, bx, by, strict=True)]
+        i += size
     return pd.DataFrame(rows, columns=["town", "plate", "lon", "lat", "residential", "poi"])
 
 
 def compound_angle(town: str, road: str, lane: int) -> float:
-    """Rotation (radians, within ±0.3) of the compound at ``road`` + ``lane``弄 of ``town``: its rows face south."""
-    return (zlib.crc32(f"{town}|{road}|{lane}".encode()) % 1000) / 1000.0 * 0.6 - 0.3
+    """Rotation (radians, within ±0.15) of the compound at ``road`` + ``lane``弄 of ``town``: its rows face south."""
+    return (zlib.crc32(f"{town}|{road}|{lane}".encode()) % 1000) / 1000.0 * 0.3 - 0.15
 
 
-def _compound_layout(town: str, road: str, lane: int, size: int, jx: np.ndarray,
-                     jy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets (metres) of a compound's buildings: rows of slabs (:mod:`pipelines.demo.urbanform`), jittered."""
-    form = town_form(town)
-    per_row = max(1, int(np.ceil(np.sqrt(size * form.row_m / form.along_m))))
+def street_angle(town: str, road: str, number: int) -> float:
+    """Rotation (radians) of the street-front group holding door ``number`` of ``road`` in ``town``."""
+    return compound_angle(town, road, 100_000 + (number - 1) // 2 // STREET_BLOCK)
+
+
+def _group_layout(kind: Kind, size: int, angle: float, jx: np.ndarray,
+                  jy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Offsets (metres) of a group's buildings in rows of its kind, jittered, and the group's box (w, h metres)."""
+    per_row = max(1, int(np.ceil(np.sqrt(size * kind.row_m / kind.along_m))))
+    n_rows = -(-size // per_row)
     k = np.arange(size)
-    x = (k % per_row - (per_row - 1) / 2) * form.along_m + jx * 0.04
-    y = ((size - 1) // per_row / 2 - k // per_row) * form.row_m + jy * 0.02
-    a = compound_angle(town, road, lane)
-    return x * np.cos(a) - y * np.sin(a), x * np.sin(a) + y * np.cos(a)
+    x = (k % per_row - (per_row - 1) / 2) * kind.along_m + jx * 0.04 * kind.along_m
+    y = ((n_rows - 1) / 2 - k // per_row) * kind.row_m + jy * 0.03 * kind.row_m
+    c, s = np.cos(angle), np.sin(angle)
+    w, h = per_row * kind.along_m, n_rows * kind.row_m
+    return x * c - y * s, x * s + y * c, abs(w * c) + abs(h * s), abs(w * s) + abs(h * c)
 
 
 def _rooms(rng: np.random.Generator, buildings: pd.DataFrame, n_rooms: int) -> pd.DataFrame:

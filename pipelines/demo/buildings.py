@@ -1,67 +1,73 @@
-"""The buildings (白模, white models) of the demo: one footprint per building address, as tall as its town.
+"""The buildings (白模, white models) of the demo: one footprint per building address, as its group's kind.
 
-Each building (号/幢) address gets a footprint around its point: residential slabs and towers rotated with
-their compound (the rows that :mod:`pipelines.demo.addresses` lays out), shops and offices, and industrial
-sheds, sized and storeyed by the town's urban form (:mod:`pipelines.demo.urbanform`). Footprints that would
-overlap a neighbour are shrunk (three rounds, then to a small core; two at one point keep one), and a building
-standing in the water or a park is left out (its address keeps no building). Heights are storeys × the storey
-height of the use plus a parapet. Everything is drawn from the seed, so the same scale and seed give the same city.
+Each building (号/幢) address gets a footprint around its point. The addresses come in groups packed side by
+side into the land (:mod:`pipelines.demo.addresses`, :mod:`pipelines.demo.blocks`): residential compounds of
+walk-ups, slabs, towers or village houses, rows of shops, offices and industrial sheds, each group of one kind
+of the town's urban form (:mod:`pipelines.demo.urbanform`), which gives its buildings' uses, storeys and
+footprints and the compound's rotation. Footprints that would overlap a neighbour are shrunk (three rounds,
+then to a small core; two at one point keep one), and a building standing in the water or a park is left out
+(its address keeps no building). Heights are storeys × the storey height of the use plus a parapet. Everything
+is drawn from the seed, so the same scale and seed give the same city.
 """
 
 from __future__ import annotations
-
-import re
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from pipelines.demo.addresses import building_addresses, compound_angle
+from pipelines.demo.addresses import building_addresses, compound_angle, street_angle
 from pipelines.demo.common import pick
 from pipelines.demo.geo import M_PER_DEG_LAT, M_PER_DEG_LON, rng_for
-from pipelines.demo.urbanform import FORMS, STOREY_M, TOWN_FORM
+from pipelines.demo.urbanform import KINDS, STOREY_M, Kind, compound_kind, street_kind
 
-_LANE = re.compile(r"(\d+)弄")
 #: rounds of shrinking overlapping footprints, and the factor of each round
 SHRINK_ROUNDS, SHRINK = 3, 0.75
 
 
-def _angles(b: gpd.GeoDataFrame, rng: np.random.Generator) -> np.ndarray:
-    """Compound rotation for buildings of a 弄, a small random one for street fronts."""
-    angle = rng.uniform(-0.25, 0.25, len(b))
-    lanes = b["lane"].fillna("").astype(str).str.extract(_LANE, expand=False)
-    has = lanes.notna().to_numpy()
+def _lanes_and_numbers(b: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The 弄 (-1 for a street front) and the door number of each building address."""
+    lane = pd.to_numeric(b["lane"], errors="coerce").fillna(-1).astype(int).to_numpy()
+    number = pd.to_numeric(b["number"], errors="coerce").fillna(1).astype(int).to_numpy()
+    return lane, number
+
+
+def _kinds(b: gpd.GeoDataFrame) -> list[Kind]:
+    """The kind of each building's group: its compound's (a 弄) or its street-front block's."""
     town, road = b["town"].to_numpy(), b["road"].fillna("").to_numpy()
-    for k in np.flatnonzero(has):
-        angle[k] = compound_angle(town[k], road[k], int(lanes.iloc[k]))
-    return angle
+    lane, number = _lanes_and_numbers(b)
+    return [compound_kind(t, r, int(ln)) if ln >= 0 else street_kind(t, r, int(n))
+            for t, r, ln, n in zip(town, road, lane, number, strict=True)]
 
 
-def _sizes(rng: np.random.Generator, forms: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Storeys, length and depth (metres) of each building from its form and use."""
-    n = len(use)
+def _angles(b: gpd.GeoDataFrame) -> np.ndarray:
+    """The rotation of each building's group (compounds face south, street fronts follow their block)."""
+    town, road = b["town"].to_numpy(), b["road"].fillna("").to_numpy()
+    lane, number = _lanes_and_numbers(b)
+    return np.array([compound_angle(t, r, int(ln)) if ln >= 0 else street_angle(t, r, int(n))
+                     for t, r, ln, n in zip(town, road, lane, number, strict=True)])
+
+
+def _sizes(rng: np.random.Generator, kinds: list[Kind], residential: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Use, storeys, length and depth (metres) of each building from its group's kind."""
+    n = len(kinds)
+    use = np.empty(n, dtype=object)
     floors = np.ones(n, dtype=np.int64)
     length, depth = np.zeros(n), np.zeros(n)
-    res = np.isin(use, ["residential", "mixed"])
-    industrial = use == "industrial"
-    for name, form in FORMS.items():
-        m = forms == name
-        r, o, i = m & res, m & ~res & ~industrial, m & industrial
-        p = np.asarray(form.res_weights) / sum(form.res_weights)
-        floors[r] = rng.choice(form.res_floors, size=r.sum(), p=p)
-        length[r] = rng.uniform(*form.res_length_m, r.sum())
-        depth[r] = rng.uniform(*form.res_depth_m, r.sum())
-        floors[o] = rng.integers(form.other_floors[0], form.other_floors[1] + 1, o.sum())
-        length[o] = rng.uniform(22.0, 55.0, o.sum())
-        depth[o] = rng.uniform(16.0, 36.0, o.sum())
-        floors[i] = rng.integers(1, 5, i.sum())
-        length[i] = rng.uniform(45.0, 110.0, i.sum())
-        depth[i] = rng.uniform(24.0, 55.0, i.sum())
-    tower = res & (floors >= 24)  # towers are squarer than slabs
-    length[tower] = np.minimum(length[tower], rng.uniform(30.0, 42.0, tower.sum()))
-    depth[tower] = np.maximum(depth[tower], rng.uniform(16.0, 22.0, tower.sum()))
-    return floors, length, depth
+    name = np.array([k.name for k in kinds], dtype=object)
+    for kind in KINDS.values():
+        m = name == kind.name
+        uses = [u for u, _w in kind.uses]
+        use[m] = pick(rng, uses, [w for _u, w in kind.uses], int(m.sum()))
+        floors[m] = rng.integers(kind.floors[0], kind.floors[1] + 1, m.sum())
+        length[m] = rng.uniform(*kind.length_m, m.sum())
+        depth[m] = rng.uniform(*kind.depth_m, m.sum())
+    # an address's residential flag wins over its kind (a home is residential or mixed, never a shed)
+    home = np.isin(use, ["residential", "mixed"])
+    use[residential & ~home] = "mixed"
+    use[~residential & (use == "residential")] = "mixed"
+    return use, floors, length, depth
 
 
 def footprints(lon: np.ndarray, lat: np.ndarray, length: np.ndarray, depth: np.ndarray,
@@ -112,11 +118,8 @@ def buildings(addresses: gpd.GeoDataFrame, seed: int, keep_out: shapely.Geometry
     n = len(b)
     town = b["town"].to_numpy()
     res = b["residential"].to_numpy(dtype=bool)
-    use = np.where(res, pick(rng, ["residential", "mixed"], [0.93, 0.07], n),
-                   pick(rng, ["commercial", "industrial", "public", "mixed"], [0.45, 0.3, 0.15, 0.1], n))
-    forms = np.array([TOWN_FORM.get(t, "midrise") for t in town], dtype=object)
-    floors, length, depth = _sizes(rng, forms, use)
-    angle = _angles(b, rng)
+    use, floors, length, depth = _sizes(rng, _kinds(b), res)
+    angle = _angles(b)
     lon, lat = b.geometry.x.to_numpy(), b.geometry.y.to_numpy()
     polys, length, depth = _resolve_overlaps(lon, lat, length, depth, angle)
     storey = np.array([STOREY_M[u] for u in use])

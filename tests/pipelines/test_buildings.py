@@ -39,6 +39,43 @@ def test_heights_follow_each_towns_form(baseline):
     assert ratio.between(3.0, 8.0).all()
 
 
+DENSE = ["莘庄镇", "七宝镇", "古美街道", "梅陇镇"]
+VILLAGES = ["浦江镇", "马桥镇", "华漕镇"]
+
+
+def _coverage(baseline, town: str) -> float:
+    """Footprint area / built-up area of ``town`` (the built-up layer's cells of the town)."""
+    b, built = baseline["buildings"], baseline["built_up"]
+    footprint = b[b["town"] == town].to_crs(32651).area.sum()
+    return float(footprint / built[built["town"] == town].to_crs(32651).area.sum())
+
+
+def test_each_town_type_has_its_coverage_and_storeys(baseline):
+    """The per-town profile of pipelines.demo.urbanform: dense blocks, Hongqiao's towers, 浦江's low villages."""
+    b = baseline["buildings"]
+    cover = {t: _coverage(baseline, t) for t in DENSE + VILLAGES}
+    for town in DENSE:  # continuous blocks: ~8 % when the buildings were scattered over the town
+        assert cover[town] >= 0.12, (town, cover)
+    assert np.mean([cover[t] for t in DENSE]) > 1.3 * np.mean([cover[t] for t in VILLAGES]), cover
+    # the built-up part of a dense town is its blocks, not the whole town (it was ~90 % with scattered buildings)
+    areas = baseline["towns"].set_index("name").to_crs(32651).area
+    built = baseline["built_up"].to_crs(32651)
+    assert built[baseline["built_up"]["town"] == "莘庄镇"].area.sum() < 0.7 * areas["莘庄镇"]
+
+    homes = b[b["use"] == "residential"]
+    dense = homes[homes["town"].isin(DENSE)]["floors"]
+    assert 6 <= dense.median() <= 18, dense.describe()
+    assert 0.08 <= (dense >= 25).mean() <= 0.35, (dense >= 25).mean()  # a share of 25-33 storey towers
+    assert dense.max() <= 33
+    hongqiao = homes[homes["town"] == "虹桥镇"]["floors"]
+    assert hongqiao.median() >= 18 and hongqiao.quantile(0.75) >= 25, hongqiao.describe()
+    village = homes[homes["town"].isin(VILLAGES)]["floors"]
+    assert village.median() <= 3 and village.quantile(0.8) <= 6, village.describe()  # 村宅, a few walk-ups
+    # the industrial zone is sheds; its storeys are few
+    zone = b[(b["town"] == "莘庄工业区") & ~b["use"].isin(["residential", "mixed"])]
+    assert (zone["use"] == "industrial").mean() > 0.6 and zone["floors"].median() <= 3
+
+
 def test_buildings_are_valid_disjoint_footprints_out_of_the_water(baseline):
     b = baseline["buildings"]
     geoms = np.asarray(b.geometry.array, dtype=object)
