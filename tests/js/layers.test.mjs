@@ -304,4 +304,10 @@ test('members differing only in their features\' colours and radii are drawn by 
   const apart = bundleProps(state, Object.assign({}, env, { classes }), specs, 'm').renderSubLayers({ id: 'b', data: [pin, dot] });
   assert.deepEqual(apart.length, 2);
   assert.deepEqual(made.map((m) => [m.id, m.data.length, m.opacity]), [['b-dots', 1, 1], ['b-pins', 1, 0.5]]);
+  // a live layer (sensors restyled by status, live.js finds its sub-layer by member) is drawn alone too
+  state.opacity.pins = 1;
+  state.layers.pins.live = true;
+  made.length = 0;
+  bundleProps(state, Object.assign({}, env, { classes }), specs, 'm').renderSubLayers({ id: 'b', data: [pin, dot] });
+  assert.deepEqual(made.map((m) => m.id), ['b-dots', 'b-pins']);
 });

@@ -269,7 +269,8 @@ function makeBundleProps(state, env, specs, key, ids) {
  * in these are drawn by one layer per tile. */
 const FEATURE_PROPS = ['getFillColor', 'getLineColor', 'getLineWidth', 'getPointRadius', 'getElevation'];
 
-function layerLevelKey(props) {
+function layerLevelKey(props, meta) {
+  if (meta && meta.live) return null; // the live page restyles its sensors' sub-layers by member: drawn alone
   const rest = Object.entries(props).filter(([k]) => !FEATURE_PROPS.includes(k));
   if (rest.some(([, v]) => typeof v === 'function')) return null; // not comparable: drawn alone
   return JSON.stringify(rest.sort(([a], [b]) => (a < b ? -1 : 1)));
@@ -281,13 +282,14 @@ function layerLevelKey(props) {
  * features' colours, widths, radii and heights (FEATURE_PROPS: e.g. the point layers, or the basemap's areas) are
  * drawn by one layer, its accessors answering by each feature's MVT layer (`layerName`): in software WebGL every
  * draw costs, and the 3D view's point bundle drew five tiny layers a tile (68 of the frame's 116 draws). Their
- * features are drawn in the members' order, as the layers were, so the pixels are the same.
+ * features are drawn in the members' order, as the layers were, so the pixels are the same. A live layer (its
+ * sensors coloured by status, live.js) is drawn alone, its sub-layer named by the member as before.
  */
 export function drawnMembers(specs, metas, state) {
   const groups = [];
   for (const s of specs) {
     const props = memberProps(s, metas[s.id], state);
-    const key = layerLevelKey(props);
+    const key = layerLevelKey(props, metas[s.id]);
     const last = groups[groups.length - 1];
     if (last && key !== null && last.key === key) { last.ids.push(s.id); last.members.push(props); continue; }
     groups.push({ key, ids: [s.id], members: [props] });
