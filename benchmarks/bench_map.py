@@ -233,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         m = data["median"]
         print(f"{view:>19} {m['fmp_ms']:8.0f} {m['fmp_committed_ms']:9.0f} {m['first_render_ms']:9.0f} "
               f"{m['bundle_done_ms']:7.0f} {m['tiles_done_ms']:10.0f} {m['tile_requests']:6.0f} {m['tile_kb']:8.1f} "
-              f"{m['zoom14_tile_requests']:9.0f} {m['pan_p95_ms']:8.0f} {m['pan_median_ms']:8.0f} {m['pan_max_ms']:8.0f} "
-              f"{m['pan_switches']:8.0f}")
+              f"{m['zoom14_tile_requests']:9.0f} {m['pan_p95_ms']:8.0f} {m['pan_median_ms']:8.0f} "
+              f"{m['pan_max_ms']:8.0f} {m['pan_switches']:8.0f}")
     if args.baseline is not None:
         for size in args.sizes.split(","):
             this, base = (report["views"][f"{n} {size}"]["median"] for n in ("this", "baseline"))
