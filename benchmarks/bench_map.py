@@ -19,8 +19,9 @@ one view needs.
 A second scenario zooms into a town (zoom 14) and counts the extra tile requests of that view. In the 3D view
 (``--query view=3d`` or ``screen=ops``) a scripted pan then moves the camera east for 60 frames and reports the
 frame times (requestAnimationFrame to requestAnimationFrame while deck.gl redraws each step): their p95 and
-median, maximum, and how often the drawing buffer's size changed during it (``pan_switches``: 1 when the whole
-pan keeps the reduced resolution of a moving camera, motion.js; the switch back comes after it).
+median, maximum, and how often the page changed the drawing-buffer resolution during it (``pan_switches``,
+counted at ``deck.setProps``: 1 when the whole pan keeps the reduced resolution of a moving camera, motion.js;
+the switch back comes after it).
 
 Targets (issue 13; headless Chromium, software WebGL): first meaningful paint at 1920×1080 < 1.5 s in 2D and
 < 2.5 s in 3D, 3D pan frame time p95 < 100 ms, at most 54 tile requests per view. The machine's other load
@@ -130,14 +131,23 @@ def measure(browser, base: str, width: int, height: int, query: str = "") -> dic
 PAN_FRAMES = 60
 PAN_STEP_DEG = 0.0004
 PAN = """([frames, step]) => new Promise((resolve) => {
-  const deck = window.__cimMap.deck, start = window.__cimMap.viewState(), times = [], widths = [];
+  const deck = window.__cimMap.deck, start = window.__cimMap.viewState(), times = [];
+  // the drawing-buffer resolution changes the page asks for during the pan (motion.js), whatever the checkout
+  const setProps = deck.setProps;
+  let switches = 0, ratio = deck.props.useDevicePixels;
+  deck.setProps = function (props) {
+    if (props && 'useDevicePixels' in props && props.useDevicePixels !== ratio) {
+      switches += 1;
+      ratio = props.useDevicePixels;
+    }
+    return setProps.call(this, props);
+  };
   let i = 0;
   const next = (t) => {
     times.push(t);
-    widths.push(deck.canvas.width);
     if (i >= frames) {
-      resolve({ times: times.slice(1).map((x, k) => x - times[k]),
-                switches: widths.slice(1).filter((w, k) => w !== widths[k]).length });
+      deck.setProps = setProps;
+      resolve({ times: times.slice(1).map((x, k) => x - times[k]), switches });
       return;
     }
     i += 1;
@@ -160,9 +170,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def pan_times(page) -> tuple[list[float], int]:
-    """Pan the 3D view east for PAN_FRAMES frames; return the frame times (ms) and how often the drawing buffer's
-    size changed during the pan. In software WebGL the map draws a moving camera's frames at a lower resolution
-    (``__cimMetrics.pixelRatio``, static/js/motion.js): one change when the whole pan keeps it."""
+    """Pan the 3D view east for PAN_FRAMES frames; return the frame times (ms) and how often the page changed
+    the drawing-buffer resolution during the pan. In software WebGL the map draws a moving camera's frames at a
+    lower resolution (``__cimMetrics.pixelRatio``, static/js/motion.js): one change when the whole pan keeps it."""
     page.wait_for_timeout(500)
     pan = page.evaluate(PAN, [PAN_FRAMES, PAN_STEP_DEG])
     return pan["times"], pan["switches"]
