@@ -126,9 +126,9 @@ deck.setProps({
     const now = performance.now();
     firstFrameDrawn();
     updateControls(app, currentView(deck));
-    labelsAfterFrame(app, currentView(deck), moving(motion));
     const ratio = motionAfterFrame(motion, currentView(deck), now, metrics.firstMeaningfulPaintMs !== null);
     if (ratio !== null) { drawAt(ratio); setTimeout(settle, SETTLE_MS); }
+    labelsAfterFrame(app, currentView(deck), moving(motion)); // after: the first frame of a move places nothing
     recordFrame(metrics, now, meaningful, (callback) => requestAnimationFrame(callback), () => performance.now());
     if (metrics.firstMeaningfulPaintMs !== null && !labelsStarted) requestAnimationFrame(startLabels);
   },
