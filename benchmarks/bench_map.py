@@ -19,7 +19,9 @@ one view needs.
 A second scenario zooms into a town (zoom 14) and counts the extra tile requests of that view. In the 3D view
 (``--query view=3d`` or ``screen=ops``) a scripted pan then moves the camera east for 60 frames and reports the
 frame times (requestAnimationFrame to requestAnimationFrame while deck.gl redraws each step): their p95 and
-median.
+median, maximum, and how often the page changed the drawing-buffer resolution during it (``pan_switches``,
+counted at ``deck.setProps``: 1 when the whole pan keeps the reduced resolution of a moving camera, motion.js;
+the switch back comes after it).
 
 Targets (issue 13; headless Chromium, software WebGL): first meaningful paint at 1920×1080 < 1.5 s in 2D and
 < 2.5 s in 3D, 3D pan frame time p95 < 100 ms, at most 54 tile requests per view. The machine's other load
@@ -113,9 +115,11 @@ def measure(browser, base: str, width: int, height: int, query: str = "") -> dic
             "tile_requests": len(tiles),
             "tile_kb": sum(r["bytes"] for r in tiles) / 1024,
         }
-        pan = pan_times(page) if is_3d(query) else None
+        pan, switches = pan_times(page) if is_3d(query) else (None, None)
         result["pan_p95_ms"] = percentile(pan, 0.95) if pan else None
         result["pan_median_ms"] = statistics.median(pan) if pan else None
+        result["pan_max_ms"] = max(pan) if pan else None
+        result["pan_switches"] = switches
         zoomed = zoom_in(page)
         result["zoom14_tile_requests"] = zoomed
         return result
@@ -128,10 +132,24 @@ PAN_FRAMES = 60
 PAN_STEP_DEG = 0.0004
 PAN = """([frames, step]) => new Promise((resolve) => {
   const deck = window.__cimMap.deck, start = window.__cimMap.viewState(), times = [];
+  // the drawing-buffer resolution changes the page asks for during the pan (motion.js), whatever the checkout
+  const setProps = deck.setProps;
+  let switches = 0, ratio = deck.props.useDevicePixels;
+  deck.setProps = function (props) {
+    if (props && 'useDevicePixels' in props && props.useDevicePixels !== ratio) {
+      switches += 1;
+      ratio = props.useDevicePixels;
+    }
+    return setProps.call(this, props);
+  };
   let i = 0;
   const next = (t) => {
     times.push(t);
-    if (i >= frames) { resolve(times.slice(1).map((x, k) => x - times[k])); return; }
+    if (i >= frames) {
+      deck.setProps = setProps;
+      resolve({ times: times.slice(1).map((x, k) => x - times[k]), switches });
+      return;
+    }
     i += 1;
     window.updateDeck({ initialViewState: Object.assign({}, start, { longitude: start.longitude + i * step }) }, deck);
     requestAnimationFrame(next);
@@ -151,11 +169,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-def pan_times(page) -> list[float]:
-    """Pan the 3D view east for PAN_FRAMES frames; return the frame times (ms). In software WebGL the map draws
-    a moving camera's frames at a lower resolution (``__cimMetrics.pixelRatio``, static/js/motion.js)."""
+def pan_times(page) -> tuple[list[float], int]:
+    """Pan the 3D view east for PAN_FRAMES frames; return the frame times (ms) and how often the page changed
+    the drawing-buffer resolution during the pan. In software WebGL the map draws a moving camera's frames at a
+    lower resolution (``__cimMetrics.pixelRatio``, static/js/motion.js): one change when the whole pan keeps it."""
     page.wait_for_timeout(500)
-    return page.evaluate(PAN, [PAN_FRAMES, PAN_STEP_DEG])
+    pan = page.evaluate(PAN, [PAN_FRAMES, PAN_STEP_DEG])
+    return pan["times"], pan["switches"]
 
 
 def zoom_in(page) -> int:
@@ -218,12 +238,13 @@ def main(argv: list[str] | None = None) -> int:
             proc.terminate()
             proc.wait(timeout=10)
     print(f"{'view':>19} {'FMP ms':>8} {'committed':>9} {'1st frame':>9} {'bundle':>7} {'tiles done':>10} "
-          f"{'tiles':>6} {'tile KB':>8} {'z14 tiles':>9} {'pan p95':>8} {'pan p50':>8}")
+          f"{'tiles':>6} {'tile KB':>8} {'z14 tiles':>9} {'pan p95':>8} {'pan p50':>8} {'pan max':>8} {'switches':>8}")
     for view, data in report["views"].items():
         m = data["median"]
         print(f"{view:>19} {m['fmp_ms']:8.0f} {m['fmp_committed_ms']:9.0f} {m['first_render_ms']:9.0f} "
               f"{m['bundle_done_ms']:7.0f} {m['tiles_done_ms']:10.0f} {m['tile_requests']:6.0f} {m['tile_kb']:8.1f} "
-              f"{m['zoom14_tile_requests']:9.0f} {m['pan_p95_ms']:8.0f} {m['pan_median_ms']:8.0f}")
+              f"{m['zoom14_tile_requests']:9.0f} {m['pan_p95_ms']:8.0f} {m['pan_median_ms']:8.0f} "
+              f"{m['pan_max_ms']:8.0f} {m['pan_switches']:8.0f}")
     if args.baseline is not None:
         for size in args.sizes.split(","):
             this, base = (report["views"][f"{n} {size}"]["median"] for n in ("this", "baseline"))

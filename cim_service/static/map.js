@@ -24,12 +24,12 @@ import { wireIndicatorSelect } from '#cim/indicator-panel.js';
 import { applyLanguage, wireLanguageSwitch } from '#cim/language.js';
 import { deckLayerProps, drawnLayerIds, extrudedLayerIds, pendingTileLayers } from '#cim/layers.js';
 import { renderLayerList } from '#cim/layer-panel.js';
-import { labelLayerProps, labelsAfterFrame, loadLabels } from '#cim/labels.js';
+import { labelLayerProps, labelsAfterFrame, labelsAtRest, loadLabels } from '#cim/labels.js';
 import { renderLegend } from '#cim/legend.js';
 import { liveProps, renderLive, wireLive } from '#cim/live-panel.js';
 import { loadBase, loadIndicatorAt, loadIndicators, loadRasters, wireApiKey } from '#cim/load.js';
 import { createMetrics, observeTileRequests, recordFrame, tileHooks } from '#cim/metrics.js';
-import { createMotion, motionAfterFrame, motionSettled, SETTLE_MS } from '#cim/motion.js';
+import { createMotion, motionAfterFrame, motionSettled, moving, SETTLE_MS } from '#cim/motion.js';
 import { renderKpis } from '#cim/ops.js';
 import { wireSearch } from '#cim/search.js';
 import { baseLoaded, createState } from '#cim/state.js';
@@ -82,17 +82,23 @@ function render() {
 }
 
 /* Software WebGL: the frames of a moving camera are drawn at a lower resolution, the view at rest at full
- * resolution again (motion.js); __cimMetrics.pixelRatio says which (1: full). */
+ * resolution again (motion.js); __cimMetrics.pixelRatio says which (1: full), resolutionSwitches how often it
+ * changed. The rest is judged at the start of a frame (a move that goes on has drawn its frame by then), and the
+ * labels are placed again there, in the same full-resolution frame (while the camera moves they stay put). */
 const motion = createMotion(software);
 function drawAt(ratio) {
   deck.setProps({ useDevicePixels: ratio });
   metrics.pixelRatio = ratio === true ? 1 : ratio;
+  metrics.resolutionSwitches = motion.switches;
 }
 function settle() {
-  const ratio = motionSettled(motion, performance.now());
-  if (ratio === null) { if (motion.reduced) setTimeout(settle, SETTLE_MS / 2); return; }
-  drawAt(ratio);
-  deck.redraw('camera at rest: full resolution');
+  requestAnimationFrame(() => {
+    const ratio = motionSettled(motion, performance.now());
+    if (ratio === null) { if (motion.reduced) setTimeout(settle, SETTLE_MS / 2); return; }
+    drawAt(ratio);
+    labelsAtRest(app, currentView(deck));
+    deck.redraw('camera at rest: full resolution');
+  });
 }
 
 window.__cimMap = { deck, state, classes, viewState: () => currentView(deck), render };
@@ -125,9 +131,9 @@ deck.setProps({
     const now = performance.now();
     firstFrameDrawn();
     updateControls(app, currentView(deck));
-    labelsAfterFrame(app, currentView(deck));
     const ratio = motionAfterFrame(motion, currentView(deck), now, metrics.firstMeaningfulPaintMs !== null);
     if (ratio !== null) { drawAt(ratio); setTimeout(settle, SETTLE_MS); }
+    labelsAfterFrame(app, currentView(deck), moving(motion)); // after: the first frame of a move places nothing
     recordFrame(metrics, now, meaningful, (callback) => requestAnimationFrame(callback), () => performance.now());
     if (metrics.firstMeaningfulPaintMs !== null && !labelsStarted) requestAnimationFrame(startLabels);
   },

@@ -5,7 +5,9 @@ import {
   glyphWidths, labelText, MAX_BEND, placeAlong, placeLabels, REPEAT_PX, REPEAT_ZOOM, rotatedBox, screenAngle,
   screenPath, setAt, textSize, upright, viewMoved, visibleRuns,
 } from '../../cim_service/static/js/label-place.js';
-import { drawnGlyphs, withOffsets } from '../../cim_service/static/js/labels.js';
+import {
+  drawnGlyphs, labelsAfterFrame, labelsAtRest, labelsStale, withOffsets,
+} from '../../cim_service/static/js/labels.js';
 
 const view = { width: 400, height: 300, zoom: 12 };
 const project = ([x, y]) => [x, y]; // the tests' positions are screen pixels already
@@ -193,6 +195,35 @@ test('road names with a path are placed glyph by glyph and keep clear of other l
   assert.equal(english.glyphs.map((g) => g.text).join(''), 'Xinsong Rd');
   assert.deepEqual(drawnGlyphs([{ text: '七宝', position: [1, 2], angle: 0, glyphs: null }]),
     [{ text: '七宝', position: [1, 2], angle: 0, glyphs: null }], 'point labels are drawn as they are');
+});
+
+test('while the camera moves the labels stay put; at rest they are placed again at once', () => {
+  // a map element with nothing over it (placeNow reads the panels over the map from the page)
+  const map = { getBoundingClientRect: () => ({ left: 0, top: 0, right: 400, bottom: 300 }), children: [] };
+  globalThis.document = { getElementById: () => map };
+  const placedAt = { longitude: 121.4, latitude: 31.1, zoom: 12, pitch: 0, bearing: 0 };
+  const town = layer('towns', 90, [{ position: [200, 150], zh: '莘庄镇', en: 'Xinzhuang' }]);
+  let renders = 0;
+  const app = {
+    state: { lang: 'zh', visible: {}, apiKey: '', layers: { towns: { access: 'public' } },
+      labels: { layers: [town], placed: [], view: placedAt, lang: 'zh', shown: '1' } },
+    deck: { getViewports: () => [{ width: 400, height: 300, zoom: 12, project: (p) => p }] },
+    metrics: { labels: {} },
+    view: () => moved,
+    render: () => { renders += 1; },
+  };
+  const moved = Object.assign({}, placedAt, { longitude: 121.45 });
+  assert.equal(labelsStale(app.state, placedAt), false, 'placed for this camera');
+  assert.equal(labelsStale(app.state, moved), true);
+  labelsAfterFrame(app, moved, true);
+  assert.equal(app.state.labels.timer, undefined, 'nothing scheduled while the camera moves');
+  labelsAtRest(app, moved);
+  assert.equal(renders, 1, 'placed and drawn at rest');
+  assert.deepEqual(app.state.labels.placed.map((p) => p.text), ['莘庄镇']);
+  assert.equal(app.state.labels.view, moved);
+  labelsAtRest(app, moved);
+  assert.equal(renders, 1, 'placed for this camera already: nothing to do');
+  delete globalThis.document;
 });
 
 test('the stretches of a line in view, and a name centred on a point of the line', () => {

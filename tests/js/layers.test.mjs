@@ -270,3 +270,44 @@ test('a bundle redrawn with nothing changed keeps its props (deck.gl then keeps 
   assert.notEqual(keyed, dimmed);
   assert.deepEqual(keyed.loadOptions.core.fetch.headers, { 'X-API-Key': 'k' });
 });
+
+test('members differing only in their features\' colours and radii are drawn by one layer a tile, in member order', () => {
+  const config = pageConfig();
+  config.endpoints.tiles = '/tiles/WebMercatorQuad/{z}/{x}/{y}';
+  const dots = config.deck.layers.find((s) => s.id === 'dots');
+  Object.assign(dots, { getFillColor: [220, 50, 50, 200], getPointRadius: 3 });
+  config.deck.layers.splice(3, 0, { '@@type': 'MVTLayer', id: 'pins', visible: true, data: '/collections/pins/tiles/x',
+    getFillColor: [0, 90, 200, 255], getPointRadius: 5 });
+  config.layers.push({ id: 'pins', title_zh: '钉', title_en: 'Pins', group: '感知设施', access: 'public', geometry: 'Point',
+    is_point: true, style: { fill: [0, 90, 200, 255], radius: 5 }, fields: [] });
+  const state = loadedState(config);
+  state.view3d = true;
+  const points = deckLayerProps(state, env).find((p) => p.id === `${BUNDLE_PREFIX}points`);
+  assert.deepEqual(points.members, ['dots', 'pins']);
+  const made = [];
+  const classes = { GeoJsonLayer: function GeoJsonLayer(...args) { made.push(Object.assign({}, ...args)); } };
+  const specs = [spec(state, 'dots'), spec(state, 'pins')];
+  const pin = { properties: { layerName: 'pins', count: 1 } };
+  const dot = { properties: { layerName: 'dots', count: 64 } };
+  const sub = bundleProps(state, Object.assign({}, env, { classes }), specs, 'm').renderSubLayers({ id: 'b', data: [pin, dot] });
+  assert.equal(sub.length, 1, 'one draw for both point layers');
+  assert.equal(made[0].id, 'b-dots+pins');
+  assert.deepEqual(made[0].data, [dot, pin], 'drawn in the deck spec order of the members');
+  assert.deepEqual(made[0].getFillColor(dot), [220, 50, 50, 200]);
+  assert.deepEqual(made[0].getFillColor(pin), [0, 90, 200, 255]);
+  assert.equal(made[0].getPointRadius(pin), 5, 'each member\'s own radius');
+  assert.equal(made[0].getPointRadius(dot), 8, 'and its counted cells grown as before');
+  assert.deepEqual(made[0].parameters, { depthTest: false });
+  // a member whose layer-level props differ (here its opacity) is drawn alone
+  state.opacity.pins = 0.5;
+  made.length = 0;
+  const apart = bundleProps(state, Object.assign({}, env, { classes }), specs, 'm').renderSubLayers({ id: 'b', data: [pin, dot] });
+  assert.deepEqual(apart.length, 2);
+  assert.deepEqual(made.map((m) => [m.id, m.data.length, m.opacity]), [['b-dots', 1, 1], ['b-pins', 1, 0.5]]);
+  // a live layer (sensors restyled by status, live.js finds its sub-layer by member) is drawn alone too
+  state.opacity.pins = 1;
+  state.layers.pins.live = true;
+  made.length = 0;
+  bundleProps(state, Object.assign({}, env, { classes }), specs, 'm').renderSubLayers({ id: 'b', data: [pin, dot] });
+  assert.deepEqual(made.map((m) => m.id), ['b-dots', 'b-pins']);
+});

@@ -13,7 +13,7 @@ test('createMetrics publishes every metric the tests and bench_map.py read', () 
     firstRenderMs: null, firstMeaningfulPaintMs: null, fmpFrameCommittedMs: null,
     tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
     view: null, drawnLayers: [], extrudedLayers: [], fmpLayers: null, scaleBar: null, at: null, atTileRequests: 0,
-    indicatorAtRequests: 0, kpis: [], legend: null, townPanel: null, pixelRatio: 1,
+    indicatorAtRequests: 0, kpis: [], legend: null, townPanel: null, pixelRatio: 1, resolutionSwitches: 0,
   });
 });
 

@@ -1,7 +1,8 @@
 /* The map's labels: towns, roads (set along the road glyph by glyph, upright), metro stations, in Chinese or English (the EN
  * switch), placed by priority without overlaps (label-place.js), drawn by one deck.gl TextLayer in the
  * service's own WOFF2 subset of Noto Sans CJK SC (/map/labels names it; the export inlines it as a data: URL).
- * The labels are placed again when the camera has moved (checked after each frame, at most every 150 ms).
+ * The labels are placed again when the camera has moved (checked after each frame, at most every 150 ms; in
+ * software WebGL not while the camera moves: once it rests, in the frame drawn at full resolution again).
  * window.__cimMetrics.labels: {font, fontLoaded, lang, placed, byLayer, placeMs (the last placement's time),
  * texts (first 200)}. */
 import { getJSON } from '#cim/data.js';
@@ -83,12 +84,28 @@ export function placeNow(app) {
   app.render();
 }
 
-/** After a frame: place the labels again when the camera moved or the language changed (throttled). */
-export function labelsAfterFrame(app, view) {
+/** Return whether the labels are to be placed again for camera `view`: it moved, or the language or the shown
+ * layers changed, since they were placed. */
+export function labelsStale(state, view) {
+  const labels = state.labels;
+  if (!labels || !view) return false;
+  return labels.lang !== state.lang || labels.shown !== shownKey(state) || viewMoved(labels.view, view);
+}
+
+/** After a frame: place the labels again when they are stale (throttled); `moving`: the camera moves and the
+ * placing waits for it to rest (labelsAtRest). */
+export function labelsAfterFrame(app, view, moving = false) {
   const labels = app.state.labels;
-  if (!labels || labels.timer || !view) return;
-  if (labels.lang === app.state.lang && labels.shown === shownKey(app.state) && !viewMoved(labels.view, view)) return;
+  if (!labels || labels.timer || moving || !labelsStale(app.state, view)) return;
   labels.timer = setTimeout(() => { labels.timer = null; placeNow(app); }, PLACE_EVERY_MS);
+}
+
+/** The camera came to rest at `view`: place the labels now if they are stale (the caller's frame draws them). */
+export function labelsAtRest(app, view) {
+  const labels = app.state.labels;
+  if (!labels || !labelsStale(app.state, view)) return;
+  if (labels.timer) { clearTimeout(labels.timer); labels.timer = null; }
+  placeNow(app);
 }
 
 /** Return what the TextLayer draws of placed labels: a label at its position, or each glyph of a name set

@@ -17,7 +17,9 @@
  *   kpis                    the operations screen's KPI cards ({id, value, target, status})
  *   labels                  the map labels (labels.js): {font, fontLoaded, lang, placed, byLayer, texts}
  *   pixelRatio              drawing-buffer pixels per CSS pixel of the frames now drawn: 1, or less while the
- *                           camera moves in software WebGL (motion.js) */
+ *                           camera moves in software WebGL (motion.js)
+ *   resolutionSwitches      how often the drawing-buffer resolution changed (to the reduced one and back: two per
+ *                           gesture) */
 
 /** Frames whose times are kept. */
 export const MAX_FRAMES = 200;
@@ -29,6 +31,7 @@ export function createMetrics(target = globalThis) {
     tileRequests: 0, tileErrors: 0, tilesLoaded: {}, frames: [], renders: 0,
     view: null, drawnLayers: [], extrudedLayers: [], fmpLayers: null, scaleBar: null, at: null, atTileRequests: 0,
     indicatorAtRequests: 0, kpis: [], legend: null, townPanel: null, pixelRatio: 1,
+    resolutionSwitches: 0,
   };
   target.__cimMetrics = metrics;
   return metrics;

@@ -8,15 +8,17 @@
 
 /** Drawing-buffer pixels per CSS pixel while the camera moves (software WebGL). */
 export const MOTION_PIXEL_RATIO = 0.5;
-/** Time (ms) the camera must rest before the map is drawn at full resolution again, and at least that many of
- * the last frame's durations: a software frame can take longer than SETTLE_MS, and a move that is still going on
- * must not be taken for a rest between two of its frames (each switch resizes the drawing buffer, a slow frame). */
+/** Time (ms) the camera must rest before the map is drawn at full resolution again. The rest is judged at the
+ * start of a frame (the page asks motionSettled from a requestAnimationFrame callback): a move that goes on has
+ * drawn its next frame by then, however long its frames take (a software frame can take longer than SETTLE_MS:
+ * judged from a timer between two of them, a slow frame in the middle of a pan, e.g. when a tile arrives, looked
+ * like a rest, and the next frames of the pan were drawn at full resolution, each switch resizing the drawing
+ * buffer). One resolution holds for the whole gesture. */
 export const SETTLE_MS = 300;
-export const SETTLE_FRAMES = 2;
 
 /** Return the motion tracker of a page; `software`: the browser's WebGL renders in software. */
 export function createMotion(software) {
-  return { software: Boolean(software), last: null, movedAt: null, reduced: false, frameAt: null, frameMs: 0 };
+  return { software: Boolean(software), last: null, movedAt: null, reduced: false, switches: 0 };
 }
 
 function moved(a, b) {
@@ -31,21 +33,26 @@ function moved(a, b) {
 export function motionAfterFrame(motion, view, now, ready) {
   const change = moved(motion.last, view);
   motion.last = view ? Object.assign({}, view) : motion.last;
-  motion.frameMs = motion.frameAt === null ? 0 : now - motion.frameAt;
-  motion.frameAt = now;
   if (!motion.software || !ready) return null;
   if (change) {
     motion.movedAt = now;
-    if (!motion.reduced) { motion.reduced = true; return MOTION_PIXEL_RATIO; }
+    if (!motion.reduced) { motion.reduced = true; motion.switches += 1; return MOTION_PIXEL_RATIO; }
   }
   return null;
 }
 
-/** Return the pixel ratio to draw at when the camera may have come to rest at `now` (true: full, the camera has
- * rested SETTLE_MS and SETTLE_FRAMES of the last frame's duration), or null to keep the reduced one (it moved since: ask again later) or when nothing is reduced. */
+/** Return the pixel ratio to draw at when the camera may have come to rest at `now`, the start of a frame (true:
+ * full, the camera has rested SETTLE_MS), or null to keep the reduced one (it moved since: ask again later) or when
+ * nothing is reduced. */
 export function motionSettled(motion, now) {
-  const rest = Math.max(SETTLE_MS, SETTLE_FRAMES * motion.frameMs);
-  if (!motion.reduced || motion.movedAt === null || now - motion.movedAt < rest) return null;
+  if (!motion.reduced || motion.movedAt === null || now - motion.movedAt < SETTLE_MS) return null;
   motion.reduced = false;
+  motion.switches += 1;
   return true;
+}
+
+/** Return whether the map is drawn at the reduced resolution of a moving camera now (what is done at rest, e.g.
+ * placing the labels, waits). */
+export function moving(motion) {
+  return motion.reduced;
 }
