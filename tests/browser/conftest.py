@@ -7,6 +7,7 @@ page makes is recorded, so tests can assert that nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -133,3 +134,19 @@ def open_map(page, url: str, timeout_ms: int = 40_000) -> None:
     page.wait_for_function("window.__cimMetrics && window.__cimMetrics.firstMeaningfulPaintMs !== null",
                            timeout=timeout_ms)
     page.wait_for_timeout(300)
+
+
+@contextmanager
+def labelled_map(browser, service_url: str) -> Iterator[tuple]:
+    """A 1600×900 page on /map once its first labels are placed: ``(page, log)``; it must stay on 127.0.0.1."""
+    context = browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
+    page = context.new_page()
+    log = attach_log(page)
+    try:
+        open_map(page, f"{service_url}/map")
+        page.wait_for_function("(() => { const l = window.__cimMetrics.labels; return l && l.placed > 0; })()",
+                               timeout=30_000)
+        yield page, log
+    finally:
+        context.close()
+    assert log.foreign_hosts() == set(), f"requests left 127.0.0.1: {sorted(log.foreign_hosts())}"

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.browser.conftest import attach_log, open_map
+from tests.browser.conftest import labelled_map
 from tests.browser.pixels import changed_share, rgb
 
 pytestmark = pytest.mark.browser
@@ -16,15 +16,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def labelled_page(browser, service_url):
-    context = browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
-    page = context.new_page()
-    log = attach_log(page)
-    open_map(page, f"{service_url}/map")
-    page.wait_for_function("(() => { const l = window.__cimMetrics.labels; return l && l.placed > 0; })()",
-                           timeout=30_000)
-    yield page, log
-    context.close()
-    assert log.foreign_hosts() == set(), f"requests left 127.0.0.1: {sorted(log.foreign_hosts())}"
+    with labelled_map(browser, service_url) as (page, log):
+        yield page, log
 
 
 def labels(page) -> dict:

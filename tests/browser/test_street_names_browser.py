@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.browser.conftest import attach_log, open_map
+from tests.browser.conftest import labelled_map
 from tests.browser.test_labels_browser import set_view
 
 pytestmark = pytest.mark.browser
@@ -123,16 +123,9 @@ MEASURE = """async (minRun) => {
 
 @pytest.fixture(scope="module")
 def street_page(browser, service_url):
-    context = browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
-    page = context.new_page()
-    log = attach_log(page)
-    open_map(page, f"{service_url}/map")
-    page.wait_for_function("(() => { const l = window.__cimMetrics.labels; return l && l.placed > 0; })()",
-                           timeout=30_000)
-    yield page
-    context.close()
-    assert not log.page_errors, log.page_errors
-    assert log.foreign_hosts() == set(), f"requests left 127.0.0.1: {sorted(log.foreign_hosts())}"
+    with labelled_map(browser, service_url) as (page, log):
+        yield page
+        assert not log.page_errors, log.page_errors
 
 
 def measure(page, longitude: float, latitude: float, zoom: float) -> dict:
